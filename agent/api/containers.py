@@ -1,0 +1,192 @@
+"""ContainerAPI: the local gRPC surface the CLI's container commands use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc import aio
+from pyswarm.agent.containers.errors import ContainerNotRunning
+from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.containers.stats import StatsSampler
+from pyswarm.agent.runtime.container import StreamSession
+from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
+from pyswarm.agent.runtime.container.logs import follow_log, read_log
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.proto import agent_pb2, agent_pb2_grpc, runtime_pb2, types_pb2
+
+Context = aio.ServicerContext[Any, Any]
+
+
+class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
+    def __init__(self, manager: ContainerManager) -> None:
+        self.manager = manager
+        self.stats = StatsSampler(manager)
+
+    async def Create(
+        self, request: agent_pb2.CreateContainerRequest, context: Context
+    ) -> types_pb2.Container:
+        return await self.manager.create(request)
+
+    async def Start(self, request: agent_pb2.ContainerRef, context: Context) -> types_pb2.Container:
+        return await self.manager.start(request.id)
+
+    async def Stop(
+        self, request: agent_pb2.StopContainerRequest, context: Context
+    ) -> types_pb2.Container:
+        return await self.manager.stop(request.id, request.timeout_seconds)
+
+    async def Restart(
+        self, request: agent_pb2.StopContainerRequest, context: Context
+    ) -> types_pb2.Container:
+        return await self.manager.restart(request.id, request.timeout_seconds)
+
+    async def Kill(
+        self, request: agent_pb2.KillContainerRequest, context: Context
+    ) -> types_pb2.Container:
+        return await self.manager.kill(request.id, request.signal)
+
+    async def Remove(
+        self, request: agent_pb2.RemoveContainerRequest, context: Context
+    ) -> types_pb2.Container:
+        return await self.manager.remove(request.id, force=request.force)
+
+    async def Rename(
+        self, request: agent_pb2.RenameContainerRequest, context: Context
+    ) -> types_pb2.Container:
+        return await self.manager.rename(request.id, request.new_name)
+
+    async def List(
+        self, request: agent_pb2.ListContainersRequest, context: Context
+    ) -> agent_pb2.ListContainersResponse:
+        return agent_pb2.ListContainersResponse(containers=self.manager.list(all=request.all))
+
+    async def Inspect(
+        self, request: agent_pb2.ContainerRef, context: Context
+    ) -> types_pb2.Container:
+        return self.manager.inspect(request.id)
+
+    async def Wait(
+        self, request: agent_pb2.ContainerRef, context: Context
+    ) -> agent_pb2.WaitContainerResponse:
+        return agent_pb2.WaitContainerResponse(exit_code=await self.manager.wait(request.id))
+
+    async def Logs(
+        self, request: agent_pb2.LogsRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.LogEntry]:
+        container = self.manager.inspect(request.id)
+        path = self.manager.records.log_path(container.id)
+        tail = request.tail if request.tail >= 0 else None
+        if not request.follow:
+            lines = await asyncio.to_thread(read_log, path, tail=tail)
+            for line in lines:
+                yield _entry(line)
+            return
+
+        def stopped() -> bool:
+            try:
+                return self.manager.inspect(container.id).state != types_pb2.Container.RUNNING
+            except Exception:
+                return True
+
+        if tail is not None:
+            lines = await asyncio.to_thread(read_log, path, tail=tail)
+            for line in lines:
+                yield _entry(line)
+            skip = await asyncio.to_thread(lambda: len(read_log(path, tail=None)))
+        else:
+            skip = 0
+        async for line in follow_log(path, stop=stopped):
+            if skip:
+                skip -= 1
+                continue
+            yield _entry(line)
+
+    async def Attach(
+        self, request_iterator: AsyncIterator[agent_pb2.AttachInput], context: Context
+    ) -> AsyncIterator[agent_pb2.StreamOutput]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.id:
+            raise InvalidArgument("attach needs a container id", field="container")
+        container = self.manager.inspect(first.id)
+        if container.state != types_pb2.Container.RUNNING:
+            raise ContainerNotRunning("You cannot attach to a stopped container, start it first")
+        session = await self.manager.supervisor.attach(container.id)
+        async for out in _pump(session, first, request_iterator):
+            yield out
+
+    async def Exec(
+        self, request_iterator: AsyncIterator[agent_pb2.ExecInput], context: Context
+    ) -> AsyncIterator[agent_pb2.StreamOutput]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.spec.container:
+            raise InvalidArgument("exec needs a container id", field="container")
+        spec = first.spec
+        if not spec.cmd:
+            raise InvalidArgument("exec needs a command", field="command")
+        container = self.manager.inspect(spec.container)
+        if container.state != types_pb2.Container.RUNNING:
+            raise ContainerNotRunning(f"Container {container.id} is not running")
+        env = list(container.spec.env) + list(spec.env)
+        process = runtime_pb2.ExecProcess(
+            args=list(spec.cmd),
+            env=env,
+            cwd=spec.dir or container.spec.dir or "/",
+            user=spec.user or container.spec.user,
+            tty=spec.tty,
+            open_stdin=spec.open_stdin,
+            capabilities=list(DEFAULT_CAPABILITIES),
+        )
+        session = await self.manager.supervisor.exec(container.id, process)
+        async for out in _pump(session, first, request_iterator):
+            yield out
+
+    async def Stats(
+        self, request: agent_pb2.StatsRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.StatsResponse]:
+        async for response in self.stats.stream(list(request.ids), stream=request.stream):
+            yield response
+
+
+def _entry(line: Any) -> agent_pb2.LogEntry:
+    ts = Timestamp()
+    ts.FromNanoseconds(line.time_ns)
+    return agent_pb2.LogEntry(time=ts, stream=line.stream, data=line.data)
+
+
+async def _pump(
+    session: StreamSession,
+    first: agent_pb2.AttachInput | agent_pb2.ExecInput,
+    inputs: AsyncIterator[Any],
+) -> AsyncIterator[agent_pb2.StreamOutput]:
+    """Copy client input into the session and session output back, until exit."""
+
+    async def feed(message: Any) -> None:
+        if message.stdin:
+            await session.send_stdin(message.stdin)
+        if message.HasField("resize"):
+            await session.resize(message.resize.rows, message.resize.cols)
+        if message.close_stdin:
+            await session.close_stdin()
+
+    async def forward_input() -> None:
+        await feed(first)
+        async for message in inputs:
+            await feed(message)
+
+    feeder = asyncio.create_task(forward_input())
+    try:
+        async for frame in session.frames():
+            if frame.stdout or frame.stderr:
+                yield agent_pb2.StreamOutput(stdout=frame.stdout, stderr=frame.stderr)
+            if frame.exited:
+                yield agent_pb2.StreamOutput(exited=True, exit_code=frame.exit_code)
+                break
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(BaseException):
+            await feeder
+        await session.close()

@@ -1,0 +1,129 @@
+"""ImageAPI: the local gRPC surface the CLI's image commands use.
+
+Archives stream in as chunks; they are spooled to a file inside the store (same
+filesystem) and handed to the store, which treats them as untrusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from grpc import aio
+from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.runtime.images import ImageStore
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.proto import agent_pb2, agent_pb2_grpc, types_pb2
+
+Context = aio.ServicerContext[Any, Any]
+CHUNK = 1 << 20
+
+
+class ImageService(agent_pb2_grpc.ImageAPIServicer):
+    def __init__(self, store: ImageStore, containers: ContainerManager) -> None:
+        self.store = store
+        self.containers = containers
+
+    async def _spool(self, chunks: AsyncIterator[agent_pb2.ArchiveChunk]) -> tuple[Path, str]:
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=self.store.tmp_dir)
+        reference = ""
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    reference = reference or chunk.reference
+                    if chunk.data:
+                        await asyncio.to_thread(out.write, chunk.data)
+        except BaseException:
+            os.unlink(name)
+            raise
+        return Path(name), reference
+
+    async def Import(
+        self, request_iterator: AsyncIterator[agent_pb2.ArchiveChunk], context: Context
+    ) -> types_pb2.Image:
+        path, reference = await self._spool(request_iterator)
+        try:
+            if not reference:
+                raise InvalidArgument("image import needs a NAME[:TAG]", field="reference")
+            return await asyncio.to_thread(self.store.import_rootfs, path, reference)
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def Load(
+        self, request_iterator: AsyncIterator[agent_pb2.ArchiveChunk], context: Context
+    ) -> agent_pb2.LoadImagesResponse:
+        path, _ = await self._spool(request_iterator)
+        try:
+            images = await asyncio.to_thread(self.store.load, path)
+            return agent_pb2.LoadImagesResponse(images=images)
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def Save(
+        self, request: agent_pb2.ImageSaveRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.ArchiveChunk]:
+        fd, name = tempfile.mkstemp(prefix="save-", suffix=".tar", dir=self.store.tmp_dir)
+        os.close(fd)
+        path = Path(name)
+        try:
+            await asyncio.to_thread(self.store.save, list(request.references), path)
+            with open(path, "rb") as f:
+                while data := await asyncio.to_thread(f.read, CHUNK):
+                    yield agent_pb2.ArchiveChunk(data=data)
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    async def List(
+        self, request: agent_pb2.ImageRef, context: Context
+    ) -> agent_pb2.ListImagesResponse:
+        images = await asyncio.to_thread(self.store.list)
+        if request.reference:
+            wanted = request.reference
+            images = [
+                image
+                for image in images
+                if any(tag == wanted or tag.split(":")[0] == wanted for tag in image.repo_tags)
+            ]
+        return agent_pb2.ListImagesResponse(images=images)
+
+    async def Inspect(self, request: agent_pb2.ImageRef, context: Context) -> types_pb2.Image:
+        return await asyncio.to_thread(self.store.resolve, request.reference)
+
+    async def Tag(self, request: agent_pb2.TagImageRequest, context: Context) -> types_pb2.Image:
+        return await asyncio.to_thread(self.store.tag, request.source, request.target)
+
+    async def Remove(
+        self, request: agent_pb2.RemoveImageRequest, context: Context
+    ) -> agent_pb2.RemoveImageResponse:
+        untagged, deleted = await asyncio.to_thread(
+            self.store.remove,
+            request.reference,
+            force=request.force,
+            in_use=self.containers.images_in_use(),
+        )
+        return agent_pb2.RemoveImageResponse(untagged=untagged, deleted=deleted)
+
+    async def Prune(
+        self, request: agent_pb2.PruneImagesRequest, context: Context
+    ) -> agent_pb2.PruneImagesResponse:
+        deleted, reclaimed = await asyncio.to_thread(
+            self.store.prune, all=request.all, in_use=self.containers.images_in_use()
+        )
+        return agent_pb2.PruneImagesResponse(deleted=deleted, space_reclaimed=reclaimed)
+
+    async def DiskUsage(
+        self, request: agent_pb2.DiskUsageRequest, context: Context
+    ) -> agent_pb2.DiskUsageResponse:
+        usage = await asyncio.to_thread(self.store.disk_usage, self.containers.images_in_use())
+        count, running, size, reclaimable = await asyncio.to_thread(self.containers.disk_usage)
+        usage.containers_count = count
+        usage.containers_running = running
+        usage.containers_size = size
+        usage.containers_reclaimable = reclaimable
+        return usage

@@ -1,0 +1,44 @@
+"""The agent's settings: where its state lives and which host resources it owns.
+
+Several agents may share one machine (the lab runs one per network namespace), so
+everything an agent creates on the host is named from here and nothing is global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/pyswarm")
+DEFAULT_SOCKET = Path("/run/pyswarm/agent.sock")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    state_dir: Path = DEFAULT_STATE_DIR
+    socket: Path = DEFAULT_SOCKET
+    bridge: str = "pyswarm0"
+    subnet: str = "10.209.0.0/16"
+    cgroup_parent: str = "pyswarm"
+    netns_dir: Path = Path("/run/pyswarm/netns")
+    iptables_chain: str = "PYSWARM"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
+    def containers_dir(self) -> Path:
+        return self.state_dir / "containers"
+
+    @property
+    def network_dir(self) -> Path:
+        return self.state_dir / "network"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.state_dir / "supervisor"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.state_dir / "supervisor.sock"

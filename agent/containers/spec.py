@@ -1,0 +1,173 @@
+"""From what the user asked for to what the runtime runs.
+
+`build_container` validates a create request and merges it with the image's config
+the way docker does (entrypoint, cmd, env, workdir, user); `runtime_spec` turns a
+stored Container into the supervisor's RuntimeSpec with host paths filled in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pyswarm.agent.containers.errors import BadSpec
+from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MIN_MEMORY = 6 * 1024 * 1024
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$")
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift")
+_NOUNS = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "liskov", "perlman")
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+
+
+def validate_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise BadSpec(
+            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+            field="name",
+        )
+
+
+def _merge_env(base: list[str], override: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in [*base, *override]:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise BadSpec(f'invalid environment variable "{item}"', field="env")
+        merged[key] = f"{key}={value}" if sep else f"{key}={os.environ.get(key, '')}"
+    return list(merged.values())
+
+
+def _validate_limits(limits: types_pb2.Resources) -> None:
+    if limits.memory_bytes < 0 or 0 < limits.memory_bytes < MIN_MEMORY:
+        raise BadSpec("Minimum memory limit allowed is 6MB", field="memory")
+    cpus = os.cpu_count() or 1
+    if limits.nano_cpus < 0 or limits.nano_cpus > cpus * 1_000_000_000:
+        raise BadSpec(
+            f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available",
+            field="cpus",
+        )
+    if limits.pids < 0:
+        raise BadSpec("pids limit must be positive", field="pids-limit")
+
+
+def _validate_mounts(mounts: list[types_pb2.Mount]) -> None:
+    for mount in mounts:
+        if not mount.target.startswith("/") or ".." in Path(mount.target).parts:
+            raise BadSpec(
+                f"invalid mount target {mount.target!r}: it must be an absolute path",
+                field="volume",
+            )
+        if mount.type == types_pb2.Mount.BIND and not mount.source.startswith("/"):
+            raise BadSpec(
+                f"invalid mount source {mount.source!r}: it must be an absolute path",
+                field="volume",
+            )
+
+
+def _validate_ports(ports: list[types_pb2.PortConfig]) -> None:
+    for port in ports:
+        if not 0 < port.target_port <= 65535:
+            raise BadSpec(f"invalid container port {port.target_port}", field="publish")
+        if not 0 <= port.published_port <= 65535:
+            raise BadSpec(f"invalid host port {port.published_port}", field="publish")
+
+
+def build_container(
+    request: agent_pb2.CreateContainerRequest, image: types_pb2.Image
+) -> types_pb2.Container:
+    """A new CREATED container for `request`, merged with the image's config."""
+    name = request.name or random_name()
+    validate_name(name)
+    _validate_limits(request.limits)
+    _validate_mounts(list(request.spec.mounts))
+    _validate_ports(list(request.ports))
+    if request.network_mode == types_pb2.Container.HOST and request.ports:
+        raise BadSpec("published ports are discarded when using host network mode", field="publish")
+    if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
+        raise BadSpec(f"invalid hostname {request.spec.hostname!r}", field="hostname")
+
+    config = image.config
+    if request.entrypoint_set:
+        command = list(request.spec.command)
+        args = list(request.spec.args)
+    else:
+        command = list(config.entrypoint)
+        args = list(request.spec.args) or list(config.cmd)
+    if not command and not args:
+        raise BadSpec("no command specified", field="command")
+
+    container_id = secrets.token_hex(32)
+    spec = types_pb2.ContainerSpec()
+    spec.CopyFrom(request.spec)
+    spec.image = request.image
+    del spec.command[:]
+    spec.command.extend(command)
+    del spec.args[:]
+    spec.args.extend(args)
+    env = _merge_env(list(config.env), list(request.spec.env))
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    del spec.env[:]
+    spec.env.extend(env)
+    spec.dir = request.spec.dir or config.working_dir or "/"
+    spec.user = request.spec.user or config.user
+    spec.hostname = request.spec.hostname or container_id[:12]
+
+    created = Timestamp()
+    created.GetCurrentTime()
+    return types_pb2.Container(
+        id=container_id,
+        name=name,
+        image=request.image,
+        image_id=image.id,
+        spec=spec,
+        limits=request.limits,
+        ports=request.ports,
+        network_mode=request.network_mode,
+        state=types_pb2.Container.CREATED,
+        created_at=created,
+        auto_remove=request.auto_remove,
+        user_namespace=request.user_namespace,
+    )
+
+
+def write_etc_files(container: types_pb2.Container, directory: Path) -> list[runtime_pb2.BindMount]:
+    """hosts, hostname and resolv.conf for the container, bind-mounted as docker does."""
+    hostname = container.spec.hostname
+    hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    if container.ip_address:
+        hosts.append(f"{container.ip_address}\t{hostname}")
+    elif container.network_mode != types_pb2.Container.HOST:
+        hosts.append(f"127.0.1.1\t{hostname}")
+    # The host's resolvers, less loopback ones that mean nothing inside another netns.
+    resolv = []
+    try:
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            if line.startswith("nameserver") and " 127." in line:
+                continue
+            resolv.append(line)
+    except OSError:
+        pass
+    files = {
+        "hosts": "\n".join(hosts) + "\n",
+        "hostname": hostname + "\n",
+        "resolv.conf": "\n".join(resolv) + "\n",
+    }
+    mounts = []
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text)
+        mounts.append(runtime_pb2.BindMount(source=str(path), target=f"/etc/{name}"))
+    if container.network_mode == types_pb2.Container.HOST:
+        # Host networking shares the host's name resolution, as docker does.
+        return [m for m in mounts if m.target != "/etc/hostname"]
+    return mounts

@@ -1,0 +1,92 @@
+"""`pyswarm agent`: the per-host daemon.
+
+It opens the image store, makes sure the host bridge and the supervisor exist,
+adopts the containers that kept running while it was away, and serves the local
+gRPC API on a unix socket until SIGTERM/SIGINT. Stopping the agent never stops
+containers: they belong to the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from grpc import aio
+from pyswarm.agent.api.containers import ContainerService
+from pyswarm.agent.api.images import ImageService
+from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.runtime.cgroups import CgroupManager
+from pyswarm.agent.runtime.container import SupervisorClient
+from pyswarm.agent.runtime.images import ImageStore
+from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.common.rpc_errors import ErrorInterceptor
+from pyswarm.proto import agent_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def make_network(config: AgentConfig) -> BridgeNetwork:
+    return BridgeNetwork(
+        config.network_dir,
+        bridge=config.bridge,
+        subnet=config.subnet,
+        netns_dir=config.netns_dir,
+        chain=config.iptables_chain,
+    )
+
+
+async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> None:
+    """Run the agent until a stop signal arrives."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    images = ImageStore(config.images_dir)
+    network = make_network(config)
+    await asyncio.to_thread(network.ensure)
+    cgroups = CgroupManager(config.cgroup_parent)
+    supervisor = SupervisorClient(config.supervisor_socket)
+    await supervisor.ensure_started(
+        config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
+    )
+    manager = ContainerManager(config, images, network, cgroups, supervisor)
+    await manager.adopt()
+
+    server = aio.server(interceptors=[ErrorInterceptor()])
+    agent_pb2_grpc.add_ContainerAPIServicer_to_server(ContainerService(manager), server)
+    agent_pb2_grpc.add_ImageAPIServicer_to_server(ImageService(images, manager), server)
+    config.socket.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        config.socket.unlink()
+    server.add_insecure_port(f"unix:{config.socket}")
+    await server.start()
+    os.chmod(config.socket, 0o660)
+    log.info("agent serving on %s (state in %s)", config.socket, config.state_dir)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("agent stopping; containers keep running")
+        await server.stop(grace=2)
+        await manager.close()
+        with contextlib.suppress(FileNotFoundError):
+            config.socket.unlink()
+
+
+async def teardown(config: AgentConfig) -> None:
+    """Remove everything an agent made on this host: containers, network, cgroups."""
+    supervisor = SupervisorClient(config.supervisor_socket)
+    with contextlib.suppress(Exception):
+        await supervisor.shutdown(kill_containers=True)
+    cgroups = CgroupManager(config.cgroup_parent)
+    for cid in cgroups.container_ids():
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(cgroups.remove, cid)
+    await asyncio.to_thread(make_network(config).teardown)

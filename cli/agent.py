@@ -1,0 +1,46 @@
+"""`pyswarm agent`: run the per-host daemon in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR
+
+
+def agent(
+    state_dir: Annotated[Path, typer.Option(help="Where images and containers live")] = (
+        DEFAULT_STATE_DIR
+    ),
+    socket: Annotated[Path, typer.Option(help="The local API's unix socket")] = DEFAULT_SOCKET,
+    bridge: Annotated[str, typer.Option(help="This host's container bridge")] = "pyswarm0",
+    subnet: Annotated[str, typer.Option(help="Container addresses")] = "10.209.0.0/16",
+    cgroup_parent: Annotated[str, typer.Option(help="Parent cgroup of containers")] = "pyswarm",
+    netns_dir: Annotated[Path, typer.Option(help="Where network namespaces are pinned")] = Path(
+        "/run/pyswarm/netns"
+    ),
+    iptables_chain: Annotated[str, typer.Option(help="Prefix of our iptables chains")] = (
+        "PYSWARM"
+    ),
+    teardown: Annotated[
+        bool, typer.Option("--teardown", help="Kill every container and remove what we made")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Run the agent daemon in the foreground (containers outlive it)."""
+    import asyncio
+    import logging
+
+    from pyswarm.agent.config import AgentConfig
+    from pyswarm.agent.daemon import serve
+    from pyswarm.agent.daemon import teardown as teardown_host
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = AgentConfig(
+        state_dir=state_dir, socket=socket, bridge=bridge, subnet=subnet,
+        cgroup_parent=cgroup_parent, netns_dir=netns_dir, iptables_chain=iptables_chain,
+    )  # fmt: skip
+    asyncio.run(teardown_host(config) if teardown else serve(config))

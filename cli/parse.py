@@ -1,0 +1,88 @@
+"""Parsers for docker's flag syntaxes. Each raises CliInputError naming the flag."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.proto import types_pb2
+
+
+class CliInputError(InvalidArgument):
+    """Bad command-line input; the message names the flag at fault."""
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    """docker's RAMInBytes: 512m, 1g, 100k, 1024 (binary units)."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise CliInputError(
+            f'invalid argument "{text}" for "{flag}" flag: invalid size: {text!r}', field=flag
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_cpus(text: str) -> int:
+    """--cpus 1.5 -> nano CPUs."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliInputError(
+            f'invalid argument "{text}" for "--cpus" flag: failed to parse {text} as a'
+            " rational number",
+            field="--cpus",
+        ) from None
+    if value < 0:
+        raise CliInputError(f'invalid argument "{text}" for "--cpus" flag', field="--cpus")
+    return int(value * 1e9)
+
+
+def parse_volume(text: str) -> types_pb2.Mount:
+    """-v HOST:CONTAINER[:ro|rw]; only absolute host paths (bind mounts)."""
+    parts = text.split(":")
+    mode = ""
+    if len(parts) == 3:
+        mode = parts.pop()
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise CliInputError(f"invalid volume specification: '{text}'", field="--volume")
+    source, target = parts
+    if mode not in ("", "ro", "rw"):
+        raise CliInputError(
+            f"invalid volume specification: '{text}': invalid mode: {mode}", field="--volume"
+        )
+    if not source.startswith("/"):
+        raise CliInputError(
+            f"invalid volume specification: '{text}': the host path must be absolute"
+            " (named volumes are not supported)",
+            field="--volume",
+        )
+    if not target.startswith("/"):
+        raise CliInputError(
+            f"invalid volume specification: '{text}': invalid mount config: the container"
+            " path must be absolute",
+            field="--volume",
+        )
+    return types_pb2.Mount(
+        type=types_pb2.Mount.BIND, source=os.path.normpath(source), target=target,
+        read_only=mode == "ro",
+    )  # fmt: skip
+
+
+def parse_env(items: list[str]) -> list[str]:
+    """-e KEY=VALUE, or -e KEY to pass the caller's value through (as docker)."""
+    env = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or any(c.isspace() for c in key):
+            raise CliInputError(f"invalid environment variable: {item}", field="--env")
+        if not sep:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        env.append(f"{key}={value}")
+    return env

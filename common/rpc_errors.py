@@ -1,0 +1,116 @@
+"""The one place where pyswarm errors become gRPC statuses, and back.
+
+Servers install `ErrorInterceptor`, so servicers just raise PyswarmError subclasses;
+clients call `describe` on an AioRpcError to get the one-line message and the exit
+code a CLI should use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+from pyswarm.common.errors import ErrorKind, PyswarmError
+
+log = logging.getLogger(__name__)
+
+EXIT_CODE_KEY = "pyswarm-exit-code"
+FIELD_KEY = "pyswarm-field"
+
+_CODES = {
+    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+
+async def _abort(context: aio.ServicerContext[Any, Any], err: Exception) -> None:
+    if isinstance(err, PyswarmError):
+        metadata = []
+        exit_code = getattr(err, "exit_code", None)
+        if isinstance(exit_code, int):
+            metadata.append((EXIT_CODE_KEY, str(exit_code)))
+        if err.field:
+            metadata.append((FIELD_KEY, err.field))
+        if metadata:
+            context.set_trailing_metadata(tuple(metadata))
+        await context.abort(_CODES[err.kind], err.message)
+    log.exception("unexpected error in RPC")
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {err}")
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await behavior(request, context)
+        except (PyswarmError, OSError, ValueError) as err:
+            await _abort(context, err)
+
+    return wrapper
+
+
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        try:
+            async for item in behavior(request, context):
+                yield item
+        except (PyswarmError, OSError, ValueError) as err:
+            await _abort(context, err)
+
+    return wrapper
+
+
+class ErrorInterceptor(aio.ServerInterceptor):
+    """Turns PyswarmError raised by any servicer into the matching status code."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_stream(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def describe(err: grpc.RpcError) -> tuple[str, int | None]:
+    """The one-line message of a failed call and the exit code the server asked for."""
+    code = err.code() if hasattr(err, "code") else None
+    details = err.details() if hasattr(err, "details") else ""
+    exit_code: int | None = None
+    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == EXIT_CODE_KEY and str(value).isdigit():
+            exit_code = int(value)
+    if code == grpc.StatusCode.UNAVAILABLE and not details.strip():
+        details = "the server is unavailable"
+    return (details or str(code)).splitlines()[0] if details else str(code), exit_code
