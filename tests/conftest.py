@@ -4,8 +4,11 @@ missing privilege is a failure, not a skip."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.agent_process import AgentProcess
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -17,3 +20,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """A running agent with its own bridge, cgroups and state, and a busybox image."""
+    process = AgentProcess(tmp_path_factory.mktemp("agent"))
+    try:
+        process.start()
+        process.cli("image", "busybox", "busybox:latest")
+        yield process
+    finally:
+        process.close()
