@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 

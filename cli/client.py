@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import grpc
+
     from pyswarm.proto import agent_pb2_grpc
 
 DEFAULT_SOCKET = "/run/pyswarm/agent.sock"

@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+
 from pyswarm.cli import client
 from pyswarm.cli.errors import expect_failure_code
 from pyswarm.cli.output import (

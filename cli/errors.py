@@ -30,6 +30,7 @@ def describe(err: BaseException) -> tuple[str, int]:
         return f"Error: {err}", _failure_code
     try:
         import grpc
+
         from pyswarm.common.rpc_errors import describe as describe_rpc
     except ImportError:  # pragma: no cover - grpc is a dependency
         grpc = None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import typer
+
 from pyswarm.cli import client
 from pyswarm.cli.output import Format, ago, human_size, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError

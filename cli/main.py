@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+
 from pyswarm.cli import client, container, image, system
 from pyswarm.cli.agent import agent
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from pyswarm.cli import client
 from pyswarm.cli.output import Format, human_size, print_json_lines, print_table
 from pyswarm.proto import agent_pb2

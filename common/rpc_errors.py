@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 from grpc import aio
+
 from pyswarm.common.errors import ErrorKind, PyswarmError
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
+
 from pyswarm.agent.containers.errors import ContainerNotRunning
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.stats import StatsSampler

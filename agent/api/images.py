@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grpc import aio
+
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.common.errors import InvalidArgument

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.containers.errors import (
     BadSpec,

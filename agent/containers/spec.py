@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from pyswarm.proto import agent_pb2, types_pb2
 
 if TYPE_CHECKING:
