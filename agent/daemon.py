@@ -15,6 +15,7 @@ import os
 import signal
 
 from grpc import aio
+
 from pyswarm.agent.api.containers import ContainerService
 from pyswarm.agent.api.images import ImageService
 from pyswarm.agent.config import AgentConfig
