@@ -8,6 +8,7 @@ import each other as `pyswarm.proto.x_pb2`. `--check` compares instead of writin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +22,10 @@ def generate(out_dir: Path) -> None:
     import grpc_tools
     from grpc_tools import protoc
 
+    # protoc finds the mypy plugins on PATH: make it the one beside this interpreter.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     include = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "src"
