@@ -1,0 +1,120 @@
+"""Write an image archive that both `docker load` and OCI tools read.
+
+Layout: oci-layout, index.json (one manifest entry per tag, naming it the way
+containerd and docker 25+ do), manifest.json (docker's Config/RepoTags/Layers)
+and blobs/sha256/<hex> holding configs, manifests and layers as stored. Headers
+are fixed (root owner, mtime 0) so the same images give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyswarm.agent.runtime.images import oci
+from pyswarm.agent.runtime.images.reference import parse_tagged
+from pyswarm.proto import types_pb2
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """One image to write: the tags to name it by and its layer blobs bottom-up."""
+
+    image: types_pb2.Image
+    tags: list[str]
+    layer_blobs: list[str]
+
+
+def write_archive(
+    out_path: Path, images: list[SavedImage], blob_file: Callable[[str], Path]
+) -> None:
+    """Write `images` to a new tar at `out_path`; `blob_file(digest)` locates each blob."""
+    index_entries: list[dict[str, Any]] = []
+    docker_entries: list[dict[str, Any]] = []
+    blobs: dict[str, None] = {}
+    for saved in images:
+        image = saved.image
+        manifest_file = blob_file(image.manifest_digest)
+        manifest_bytes = manifest_file.read_bytes()
+        media_type = _manifest_media_type(manifest_bytes)
+        descriptor: dict[str, Any] = {
+            "mediaType": media_type,
+            "digest": image.manifest_digest,
+            "size": len(manifest_bytes),
+        }
+        for tag in saved.tags or [""]:
+            entry = dict(descriptor)
+            if tag:
+                entry["annotations"] = {
+                    "io.containerd.image.name": _full_name(tag),
+                    "org.opencontainers.image.ref.name": tag.rsplit(":", 1)[1],
+                }
+            index_entries.append(entry)
+        docker_entries.append(
+            {
+                "Config": _blob_name(image.id),
+                "RepoTags": saved.tags or None,
+                "Layers": [_blob_name(blob) for blob in saved.layer_blobs],
+            }
+        )
+        blobs.update(dict.fromkeys([image.id, image.manifest_digest, *saved.layer_blobs]))
+
+    index = {"schemaVersion": 2, "mediaType": oci.INDEX_MEDIA_TYPE, "manifests": index_entries}
+    try:
+        with tarfile.open(out_path, "w", format=tarfile.PAX_FORMAT) as tar:
+            for directory in ("blobs", "blobs/sha256"):
+                tar.addfile(_info(directory, 0, tarfile.DIRTYPE, 0o755))
+            for digest in blobs:
+                path = blob_file(digest)
+                with open(path, "rb") as f:
+                    tar.addfile(_info(_blob_name(digest), path.stat().st_size), f)
+            _add_bytes(tar, "oci-layout", {"imageLayoutVersion": "1.0.0"})
+            _add_bytes(tar, "index.json", index)
+            _add_bytes(tar, "manifest.json", docker_entries)
+    except BaseException:
+        out_path.unlink(missing_ok=True)
+        raise
+
+
+def _blob_name(digest: str) -> str:
+    return "blobs/sha256/" + digest.removeprefix("sha256:")
+
+
+def _full_name(tag: str) -> str:
+    """docker.io/library/busybox:latest for busybox:latest, as containerd names images."""
+    name = parse_tagged(tag).name
+    first = name.split("/", 1)[0]
+    if "/" in name and ("." in first or ":" in first or first == "localhost"):
+        return tag
+    prefix = "docker.io/" if "/" in name else "docker.io/library/"
+    return prefix + tag
+
+
+def _manifest_media_type(data: bytes) -> str:
+    try:
+        value = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        value = None
+    return value if isinstance(value, str) and value else oci.MANIFEST_MEDIA_TYPE
+
+
+def _info(
+    name: str, size: int, kind: bytes = tarfile.REGTYPE, mode: int = 0o644
+) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.type = kind
+    info.mode = mode
+    info.mtime = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, document: Any) -> None:
+    data = json.dumps(document, separators=(",", ":")).encode()
+    tar.addfile(_info(name, len(data)), io.BytesIO(data))
