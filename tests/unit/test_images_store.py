@@ -56,16 +56,17 @@ def load(store: ImageStore, tmp_path: Path, *images: ArchiveImage, oci: bool = F
 def rewrite(archive: Path, change: dict[str, bytes | None]) -> None:
     """Replace (or with None drop) members of a tar archive."""
     with tarfile.open(archive) as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers() if m.isreg()]  # type: ignore[union-attr]
+        members = [(m, tar.extractfile(m) if m.isreg() else None) for m in tar.getmembers()]
+        contents = [(m, f.read() if f is not None else b"") for m, f in members]
     with tarfile.open(archive, "w") as tar:
-        for member, data in members:
+        for member, data in contents:
             if member.name in change:
                 replacement = change[member.name]
                 if replacement is None:
                     continue
                 data = replacement
                 member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
+            tar.addfile(member, io.BytesIO(data) if member.isreg() else None)
 
 
 def test_busybox_rootfs_imports_as_a_one_layer_image(store: ImageStore, tmp_path: Path) -> None:
@@ -327,3 +328,26 @@ def test_concurrent_loads_store_each_layer_once(store: ImageStore, tmp_path: Pat
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_links_inside_an_archive_are_followed_a_bounded_number_of_times(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    image = ArchiveImage([BASE, BASE], tags=["twice:1"])
+    archive = tmp_path / "legacy.tar"
+    docker_archive(archive, [image], legacy=True)
+    layer_name = f"{image.id[7:]}.json"
+    with tarfile.open(archive, "a") as tar:
+        for name, target in (
+            ("loop-a", "loop-b"),
+            ("loop-b", "loop-a"),
+            ("again.tar", "x/../" + layer_name),
+        ):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tar.addfile(link)
+    entries = [{"Config": "again.tar", "RepoTags": ["twice:1"], "Layers": ["loop-a"]}]
+    rewrite(archive, {"manifest.json": json.dumps(entries).encode()})
+    with pytest.raises(InvalidArchive, match="too many links"):
+        store.load(archive)
+    assert store.list() == []

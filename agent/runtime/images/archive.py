@@ -9,6 +9,8 @@ its config's diff id. Member names are only looked up, never used as file paths.
 
 from __future__ import annotations
 
+import contextlib
+import posixpath
 import re
 import tarfile
 from pathlib import Path
@@ -21,6 +23,7 @@ from pyswarm.agent.runtime.images.reference import parse_tagged
 from pyswarm.agent.runtime.images.staging import StagedImage, StagedLayer, Staging
 from pyswarm.agent.runtime.images.unpack import member_parts
 
+_MAX_LINK_HOPS = 8
 _MAX_JSON = 16 << 20  # manifests, indexes and configs are small; refuse huge ones
 _BLOB_NAME = re.compile(r"blobs/sha256/([a-f0-9]{64})")
 _LEGACY_CONFIG = re.compile(r"([a-f0-9]{64})\.json")
@@ -63,12 +66,21 @@ class _ArchiveReader:
             self.members["/".join(parts)] = info
 
     def _open(self, name: str, what: str) -> IO[bytes]:
-        parts = member_parts(name, what)
-        info = self.members.get("/".join(parts))
-        try:
-            stream = self.tar.extractfile(info) if info is not None else None
-        except (KeyError, tarfile.TarError):
-            stream = None
+        """The regular member `name` names, following in-archive links a bounded number of
+        times (old `docker save` links repeated layer.tar files; a link loop must not hang)."""
+        key = "/".join(member_parts(name, what))
+        for _ in range(_MAX_LINK_HOPS):
+            info = self.members.get(key)
+            if info is None or not (info.issym() or info.islnk()):
+                break
+            base = posixpath.dirname(key) if info.issym() else ""
+            key = posixpath.normpath(posixpath.join(base, info.linkname)).lstrip("/")
+        else:
+            raise InvalidArchive(f"{what}: too many links resolving {name!r}")
+        stream = None
+        if info is not None and info.isreg():
+            with contextlib.suppress(KeyError, tarfile.TarError):
+                stream = self.tar.extractfile(info)
         if stream is None:
             raise InvalidArchive(f"{what}: archive has no file {name!r}")
         return stream
