@@ -29,7 +29,7 @@ _STATES = {0: "created", 1: "running", 2: "exited", 3: "dead"}
 
 
 def _seconds(ts: Any) -> float:
-    return float(ts.seconds) + ts.nanos / 1e9
+    return float(ts.seconds) + float(ts.nanos) / 1e9
 
 
 def _ports_text(container: types_pb2.Container) -> str:

@@ -28,15 +28,13 @@ def describe(err: BaseException) -> tuple[str, int]:
         return f"Error: {err.message}", _failure_code
     if isinstance(err, AgentUnavailable):
         return f"Error: {err}", _failure_code
-    try:
-        import grpc
+    import grpc
 
-        from pyswarm.common.rpc_errors import describe as describe_rpc
-    except ImportError:  # pragma: no cover - grpc is a dependency
-        grpc = None
-    if grpc is not None and isinstance(err, grpc.RpcError):
+    from pyswarm.common.rpc_errors import describe as describe_rpc
+
+    if isinstance(err, grpc.RpcError):
         message, exit_code = describe_rpc(err)
-        if err.code() == grpc.StatusCode.UNAVAILABLE:
+        if getattr(err, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE:
             return f"Error: cannot reach the pyswarm agent: {message}", _failure_code
         return f"Error response from daemon: {message}", exit_code or _failure_code
     if isinstance(err, OSError):

@@ -16,7 +16,7 @@ import sys
 import termios
 import threading
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pyswarm.proto import agent_pb2
@@ -48,7 +48,7 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
 
 
 def run_stream(
-    call: Callable[[Iterator[Any]], Iterator[agent_pb2.StreamOutput]],
+    call: Callable[[Iterator[Any]], Iterable[agent_pb2.StreamOutput]],
     first: Any,
     make_input: Callable[..., Any],
     *,

@@ -67,15 +67,15 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., A
     return wrapper
 
 
-class ErrorInterceptor(aio.ServerInterceptor):
+class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Turns PyswarmError raised by any servicer into the matching status code."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
+    ) -> Any:
+        handler: Any = await continuation(handler_call_details)
         if handler is None:
             return handler
         if handler.unary_unary:
@@ -105,13 +105,15 @@ class ErrorInterceptor(aio.ServerInterceptor):
 
 def describe(err: grpc.RpcError) -> tuple[str, int | None]:
     """The one-line message of a failed call and the exit code the server asked for."""
-    code = err.code() if hasattr(err, "code") else None
-    details = err.details() if hasattr(err, "details") else ""
+    call: Any = err
+    code = call.code() if hasattr(call, "code") else None
+    details = str(call.details() or "") if hasattr(call, "details") else ""
     exit_code: int | None = None
-    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
-    for key, value in trailing or ():
+    trailing: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
+    for item in trailing or ():
+        key, value = item[0], item[1]
         if key == EXIT_CODE_KEY and str(value).isdigit():
             exit_code = int(value)
-    if code == grpc.StatusCode.UNAVAILABLE and not details.strip():
-        details = "the server is unavailable"
-    return (details or str(code)).splitlines()[0] if details else str(code), exit_code
+    if not details.strip():
+        details = "the server is unavailable" if code == grpc.StatusCode.UNAVAILABLE else str(code)
+    return details.splitlines()[0], exit_code
