@@ -483,3 +483,34 @@ class StreamFrame(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamFrame: _TypeAlias = StreamFrame  # noqa: Y015
+
+@_typing.final
+class ContainerRecord(_message.Message):
+    """What the supervisor keeps on disk per container (under its --root), so the exit
+    status survives agent restarts and exec can join the container's cgroups.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    CGROUP_DIRS_FIELD_NUMBER: _builtins.int
+    LOG_PATH_FIELD_NUMBER: _builtins.int
+    log_path: _builtins.str
+    @_builtins.property
+    def state(self) -> Global___ProcessState: ...
+    @_builtins.property
+    def cgroup_dirs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        state: Global___ProcessState | None = ...,
+        cgroup_dirs: _abc.Iterable[_builtins.str] | None = ...,
+        log_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cgroup_dirs", b"cgroup_dirs", "log_path", b"log_path", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerRecord: _TypeAlias = ContainerRecord  # noqa: Y015
