@@ -17,6 +17,7 @@ class ErrorKind(Enum):
     NOT_FOUND = "not found"
     ALREADY_EXISTS = "already exists"
     FAILED_PRECONDITION = "failed precondition"
+    PERMISSION_DENIED = "permission denied"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
@@ -52,3 +53,9 @@ class FailedPrecondition(PyswarmError):
 
 class Unavailable(PyswarmError):
     kind = ErrorKind.UNAVAILABLE
+
+
+class PermissionDenied(PyswarmError):
+    """The caller is known but not allowed: a wrong join token, a worker calling a manager API."""
+
+    kind = ErrorKind.PERMISSION_DENIED
