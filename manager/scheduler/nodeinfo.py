@@ -41,7 +41,7 @@ class TaskUsage:
     service_id: str
     nano_cpus: int
     memory_bytes: int
-    ports: tuple[HostPort, ...]
+    ports: tuple[HostPort, ...]  # host-mode ports it publishes
 
     @classmethod
     def of(cls, task: types_pb2.Task) -> TaskUsage:
@@ -71,7 +71,9 @@ class NodeInfo:
         self.service_counts: dict[str, int] = {}
         self.reserved_nano_cpus = 0
         self.reserved_memory = 0
-        self.ports: set[HostPort] = set()
+        # Host ports in use -> how many tasks hold them (more than one only if the
+        # store already held a conflict; removing one task must not free the port).
+        self.ports: dict[HostPort, int] = {}
 
     @property
     def total_tasks(self) -> int:
@@ -93,7 +95,8 @@ class NodeInfo:
         self.service_counts[usage.service_id] = self.service_counts.get(usage.service_id, 0) + 1
         self.reserved_nano_cpus += usage.nano_cpus
         self.reserved_memory += usage.memory_bytes
-        self.ports.update(usage.ports)
+        for port in usage.ports:
+            self.ports[port] = self.ports.get(port, 0) + 1
 
     def remove(self, task_id: str) -> bool:
         """Stop counting `task_id`; False when it was not counted here."""
@@ -107,7 +110,12 @@ class NodeInfo:
             del self.service_counts[usage.service_id]
         self.reserved_nano_cpus -= usage.nano_cpus
         self.reserved_memory -= usage.memory_bytes
-        self.ports.difference_update(usage.ports)
+        for port in usage.ports:
+            holders = self.ports[port] - 1
+            if holders:
+                self.ports[port] = holders
+            else:
+                del self.ports[port]
         return True
 
 

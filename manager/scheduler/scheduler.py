@@ -34,7 +34,11 @@ _Entry = tuple[int, int, str, NodeInfo]
 
 
 def _group_key(task: types_pb2.Task) -> GroupKey:
-    ports = b"".join(port.SerializeToString(deterministic=True) for port in task.ports)
+    ports = (
+        b"".join(port.SerializeToString(deterministic=True) for port in task.ports)
+        if task.ports
+        else b""
+    )
     return (task.service_id, task.spec.SerializeToString(deterministic=True), ports)
 
 

@@ -123,6 +123,19 @@ def test_host_port_filter() -> None:
     assert ports.explain(1) == "host-mode port already in use on 1 node"
 
 
+def test_a_port_held_twice_stays_taken_until_both_holders_leave() -> None:
+    ports = HostPortFilter()
+    ports.set_task(task(host_port=8080))
+    node = info()
+    taken = ((8080, types_pb2.PortConfig.TCP),)
+    node.add("a", TaskUsage("svc", 0, 0, taken))
+    node.add("b", TaskUsage("svc", 0, 0, taken))  # a conflict the store already held
+    node.remove("a")
+    assert not ports.check(node)
+    node.remove("b")
+    assert ports.check(node)
+
+
 def test_ingress_ports_take_no_host_port() -> None:
     ingress = task()
     ingress.ports.add(target_port=80, published_port=8080)
