@@ -24,10 +24,6 @@ class SchedulingResult:
     assignments: dict[str, str] = field(default_factory=dict)  # task id -> node id
     unassigned: dict[str, str] = field(default_factory=dict)  # task id -> explanation
 
-    def merge(self, other: SchedulingResult) -> None:
-        self.assignments.update(other.assignments)
-        self.unassigned.update(other.unassigned)
-
 
 def assigned_task(
     task: types_pb2.Task, node_id: str, timestamp: timestamp_pb2.Timestamp | None = None

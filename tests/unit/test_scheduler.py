@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 from pyswarm.manager.scheduler import (
     NodeSet,
     Scheduler,
+    TaskUsage,
     assigned_task,
+    default_filters,
     new_task,
     unassigned_task,
 )
+from pyswarm.manager.scheduler.filters import explain_rejections
 from pyswarm.manager.simulator import ServiceShape, simulated_node, simulated_service
 from pyswarm.manager.simulator.cluster import GIB
 from pyswarm.proto import types_pb2
@@ -223,9 +227,6 @@ def reference_schedule(
     nodes: NodeSet, tasks: list[types_pb2.Task]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The obvious O(nodes) scan per task that the heap must agree with."""
-    from pyswarm.manager.scheduler import TaskUsage, default_filters
-    from pyswarm.manager.scheduler.filters import explain_rejections
-
     assignments: dict[str, str] = {}
     unassigned: dict[str, str] = {}
     filters = default_filters()
@@ -249,8 +250,6 @@ def reference_schedule(
 
 
 def test_heap_spread_agrees_with_a_full_scan() -> None:
-    import random
-
     rng = random.Random(4)
     nodes = [
         simulated_node(
