@@ -1,0 +1,285 @@
+"""What a freshly forked child does to become a container (or an exec'd process).
+
+This runs in the supervisor's child between fork and execve, so it must never
+return: every failure is reported on the init channel as docker's exit code plus a
+one-line message, then the child _exits with that code. The checklist, in order, is
+`run_container`; `run_exec` is its shorter sibling that joins an existing container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from pyswarm.agent.runtime import syscalls as sc
+from pyswarm.agent.runtime.container import rootfs, terminal
+from pyswarm.agent.runtime.container.capabilities import capability_mask, last_capability
+from pyswarm.agent.runtime.container.errors import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EXIT_RUNTIME_FAILURE,
+)
+from pyswarm.agent.runtime.container.users import UserLookupError, resolve_user
+from pyswarm.proto import runtime_pb2
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Namespaces exec joins, in an order that works: mnt last but one, so the earlier
+# /proc/<pid>/ns files are opened before anything changes.
+EXEC_NAMESPACES = (
+    ("ipc", sc.CLONE_NEWIPC),
+    ("uts", sc.CLONE_NEWUTS),
+    ("net", sc.CLONE_NEWNET),
+    ("cgroup", sc.CLONE_NEWCGROUP),
+    ("mnt", sc.CLONE_NEWNS),
+)
+
+MSG_ERROR = b"E"
+MSG_TTY = b"T"
+
+
+class InitFailure(Exception):
+    """A step failed; `code` is docker's exit code for it."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ChildStdio:
+    """The child's ends of its stdio pipes; stdin -1 = /dev/null. Unused with a tty."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    tty: bool
+
+
+def report_failure(channel: socket.socket, code: int, message: str) -> NoReturn:
+    try:
+        channel.send(MSG_ERROR + struct.pack(">I", code) + message.encode()[:4000])
+    finally:
+        os._exit(code)
+
+
+@contextlib.contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Turn any failure inside into InitFailure(125, "<what>: <reason>")."""
+    try:
+        yield
+    except InitFailure:
+        raise
+    except OSError as err:
+        raise InitFailure(EXIT_RUNTIME_FAILURE, f"{what}: {err.strerror or err}") from err
+    except Exception as err:
+        raise InitFailure(EXIT_RUNTIME_FAILURE, f"{what}: {err}") from err
+
+
+def reset_signals() -> None:
+    """Undo what the supervisor's Python set up: exec keeps ignored signals ignored."""
+    signal.set_wakeup_fd(-1)
+    for number in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def join_cgroups(cgroup_dirs: Sequence[str]) -> None:
+    for directory in cgroup_dirs:
+        with _step(f"join cgroup {directory}"):
+            # "0" means the writing process, whatever its pid is in this namespace.
+            fd = os.open(os.path.join(directory, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+
+
+def setup_pipes(stdio: ChildStdio) -> None:
+    with _step("set up stdio"):
+        stdin = stdio.stdin if stdio.stdin >= 0 else os.open("/dev/null", os.O_RDONLY)
+        os.dup2(stdin, 0)
+        os.dup2(stdio.stdout, 1)
+        os.dup2(stdio.stderr, 2)
+
+
+def setup_tty(ptmx: str, channel: socket.socket) -> None:
+    """A pty from `ptmx`'s devpts becomes the controlling tty and stdio; the master
+    goes to the supervisor over the init channel."""
+    with _step("allocate a tty"):
+        master, slave = terminal.open_pty(ptmx)
+        terminal.make_controlling(slave)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        socket.send_fds(channel, [MSG_TTY], [master])
+        os.close(master)
+        if slave > 2:
+            os.close(slave)
+
+
+def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: socket.socket) -> None:
+    """The container init checklist (the child is pid 1 of a new pid namespace)."""
+    reset_signals()
+    join_cgroups(spec.cgroup_dirs)
+    with _step("setsid"):
+        os.setsid()
+    if not stdio.tty:
+        setup_pipes(stdio)
+    if spec.netns_path:
+        with _step(f"join network namespace {spec.netns_path}"):
+            fd = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            sc.setns(fd, sc.CLONE_NEWNET)
+            os.close(fd)
+    with _step("unshare mount, uts, ipc and cgroup namespaces"):
+        sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
+    root = spec.rootfs.merged_dir
+    with _step("make / private"):
+        rootfs.make_private()
+    with _step("mount the overlay rootfs"):
+        rootfs.mount_overlay(spec.rootfs)
+    with _step("bind mounts"):
+        rootfs.bind_mounts(root, list(spec.mounts))
+    with _step("mount /proc and /sys"):
+        rootfs.mount_proc_and_sys(root)
+    with _step("mount /dev"):
+        ptmx = rootfs.mount_dev(root)
+    if stdio.tty:
+        setup_tty(ptmx, channel)
+    with _step("pivot_root"):
+        rootfs.pivot_into(root)
+    if spec.rootfs.read_only:
+        with _step("make the rootfs read-only"):
+            rootfs.finish_read_only_root()
+    if spec.hostname:
+        with _step("sethostname"):
+            sc.sethostname(spec.hostname)
+    become_process(spec.args, spec.env, spec.cwd, spec.user, spec.capabilities, channel)
+
+
+def run_exec(
+    container_pid: int,
+    cgroup_dirs: Sequence[str],
+    process: runtime_pb2.ExecProcess,
+    stdio: ChildStdio,
+    channel: socket.socket,
+) -> None:
+    """Join a running container (already in its pid namespace for children)."""
+    reset_signals()
+    with _step("open the container's namespaces"):
+        fds = [
+            (os.open(f"/proc/{container_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
+            for name, flag in EXEC_NAMESPACES
+        ]
+    join_cgroups(cgroup_dirs)
+    for fd, flag in fds:
+        with _step("join the container's namespaces"):
+            sc.setns(fd, flag)
+            os.close(fd)
+    with _step("setsid"):
+        os.setsid()
+    if stdio.tty:
+        setup_tty("/dev/pts/ptmx", channel)
+    else:
+        setup_pipes(stdio)
+    become_process(
+        process.args, process.env, process.cwd, process.user, process.capabilities, channel
+    )
+
+
+def _lookup(program: str, path_value: str) -> str:
+    if "/" in program:
+        return program
+    not_executable = ""
+    for directory in path_value.split(":"):
+        candidate = os.path.join(directory or ".", program)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            not_executable = not_executable or candidate
+    if not_executable:
+        raise InitFailure(EXIT_NOT_EXECUTABLE, f'exec: "{program}": permission denied')
+    raise InitFailure(EXIT_NOT_FOUND, f'exec: "{program}": executable file not found in $PATH')
+
+
+def _with_defaults(env: Sequence[str], home: str) -> list[str]:
+    result = list(env)
+    names = {item.partition("=")[0] for item in result}
+    if "PATH" not in names:
+        result.insert(0, f"PATH={DEFAULT_PATH}")
+    if "HOME" not in names:
+        result.append(f"HOME={home}")
+    return result
+
+
+def _drop_capabilities(keep: int) -> None:
+    for number in range(last_capability() + 1):
+        if not keep >> number & 1:
+            sc.prctl(sc.PR_CAPBSET_DROP, number)
+
+
+def become_process(
+    args: Sequence[str],
+    env: Sequence[str],
+    cwd: str,
+    user: str,
+    capabilities: Sequence[str],
+    channel: socket.socket,
+) -> NoReturn:
+    """User, cwd, capabilities, no_new_privs, close fds, execve: the last steps."""
+    if not args:
+        raise InitFailure(EXIT_RUNTIME_FAILURE, "no command specified")
+    try:
+        who = resolve_user(user)
+    except UserLookupError as err:
+        raise InitFailure(EXIT_RUNTIME_FAILURE, str(err)) from err
+    environment = _with_defaults(env, who.home)
+    path_value = next((e[5:] for e in reversed(environment) if e.startswith("PATH=")), DEFAULT_PATH)
+    with _step(f"working directory {cwd or '/'}"):
+        os.makedirs(cwd or "/", exist_ok=True)
+        os.chdir(cwd or "/")
+    keep = capability_mask(capabilities)
+    with _step("drop capabilities"):
+        _drop_capabilities(keep)
+    with _step(f"set user {user or 'root'}"):
+        os.setgroups(list(who.groups))
+        os.setgid(who.gid)
+        os.setuid(who.uid)
+    with _step("set capabilities"):
+        if who.uid == 0:
+            sc.capset(keep, keep, 0)
+        try:
+            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+        except OSError as err:
+            if err.errno != errno.EINVAL:
+                raise
+    with _step("no_new_privs"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    program = _lookup(args[0], path_value)
+    keep_fd = channel.fileno()
+    # The init channel is CLOEXEC: a successful execve closes it, which tells the
+    # supervisor the program runs. Everything else goes now.
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, 1 << 20)
+    try:
+        os.execve(program, list(args), _env_dict(environment))
+    except OSError as err:
+        code = EXIT_NOT_FOUND if err.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+        if err.errno not in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.EISDIR):
+            code = EXIT_RUNTIME_FAILURE
+        reason = (err.strerror or str(err)).lower()
+        raise InitFailure(code, f'exec: "{args[0]}": {reason}') from err
+
+
+def _env_dict(environment: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in environment:
+        key, _, value = item.partition("=")
+        if key:
+            result[key] = value
+    return result

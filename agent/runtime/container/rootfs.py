@@ -1,0 +1,172 @@
+"""The container's filesystem, built inside its new mount namespace.
+
+In order: make every mount private, overlayfs on merged_dir, bind mounts, /proc,
+/dev (tmpfs with the host's safe device nodes, a new devpts, /dev/shm, links),
+read-only /sys, then pivot_root and detach the old root. Runs in the container
+init child only; every failure raises OSError (or RootfsError) for init to report.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pyswarm.agent.runtime import syscalls as sc
+from pyswarm.proto import runtime_pb2
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+}
+_MAX_SYMLINKS = 255
+_NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+
+class RootfsError(Exception):
+    """A mount target is unusable; the message names it."""
+
+
+def secure_join(root: str, path: str) -> str:
+    """`path` inside `root`, resolving symlinks as if `root` were "/".
+
+    No symlink and no ".." can lead outside root: absolute links restart at root and
+    ".." stops there. Missing components are kept as they are.
+    """
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+        except FileNotFoundError:
+            is_link = False
+        if not is_link:
+            resolved.append(part)
+            continue
+        links += 1
+        if links > _MAX_SYMLINKS:
+            raise RootfsError(f"too many levels of symbolic links in {path}")
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p] + parts
+    return os.path.join(root, *resolved)
+
+
+def _create_target(target: str, as_directory: bool) -> None:
+    if as_directory:
+        os.makedirs(target, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if not os.path.lexists(target):
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+def _remount_read_only(target: str) -> None:
+    # Keep nosuid/nodev/noexec: the kernel refuses dropping locked flags.
+    kept = os.statvfs(target).f_flag & _NOSUID_NODEV_NOEXEC
+    sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | kept)
+
+
+def mount_overlay(rootfs: runtime_pb2.OverlayRootfs) -> None:
+    os.makedirs(rootfs.merged_dir, exist_ok=True)
+    lower = ":".join(rootfs.lower_dirs)
+    if rootfs.upper_dir:
+        os.makedirs(rootfs.upper_dir, exist_ok=True)
+        os.makedirs(rootfs.work_dir, exist_ok=True)
+        options = f"lowerdir={lower},upperdir={rootfs.upper_dir},workdir={rootfs.work_dir}"
+        sc.mount("overlay", rootfs.merged_dir, "overlay", 0, options)
+    elif len(rootfs.lower_dirs) > 1:
+        sc.mount("overlay", rootfs.merged_dir, "overlay", 0, f"lowerdir={lower}")
+    else:
+        sc.mount(rootfs.lower_dirs[0], rootfs.merged_dir, None, sc.MS_BIND | sc.MS_REC)
+
+
+def bind_mounts(root: str, mounts: list[runtime_pb2.BindMount]) -> None:
+    for mount in mounts:
+        if not mount.target.startswith("/"):
+            raise RootfsError(f"mount target {mount.target!r} is not an absolute path")
+        try:
+            source_is_dir = os.path.isdir(mount.source)
+            os.stat(mount.source)
+        except OSError as err:
+            raise RootfsError(f"bind source {mount.source}: {err.strerror}") from err
+        target = secure_join(root, mount.target)
+        _create_target(target, source_is_dir)
+        sc.mount(mount.source, target, None, sc.MS_BIND | sc.MS_REC)
+        if mount.read_only:
+            _remount_read_only(target)
+
+
+def mount_proc_and_sys(root: str) -> None:
+    proc = secure_join(root, "/proc")
+    os.makedirs(proc, exist_ok=True)
+    sc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
+    sys_dir = secure_join(root, "/sys")
+    os.makedirs(sys_dir, exist_ok=True)
+    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+
+
+def mount_dev(root: str) -> str:
+    """A minimal /dev; returns the path of its ptmx (for a tty from this devpts)."""
+    dev = secure_join(root, "/dev")
+    os.makedirs(dev, exist_ok=True)
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    for name in DEVICES:
+        node = os.path.join(dev, name)
+        _create_target(node, as_directory=False)
+        sc.mount(f"/dev/{name}", node, None, sc.MS_BIND)
+    pts = os.path.join(dev, "pts")
+    os.mkdir(pts)
+    sc.mount(
+        "devpts",
+        pts,
+        "devpts",
+        sc.MS_NOSUID | sc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
+    shm = os.path.join(dev, "shm")
+    os.mkdir(shm)
+    sc.mount("shm", shm, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    for name, link in DEV_LINKS.items():
+        os.symlink(link, os.path.join(dev, name))
+    return os.path.join(pts, "ptmx")
+
+
+def pivot_into(root: str) -> None:
+    """Make `root` the filesystem root and detach the old one (runc's trick: pivot
+    onto itself, then unmount the old root stacked underneath)."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new_root = os.open(root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        sc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        # The old root's propagation must not leak the unmount to the host.
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+    finally:
+        os.close(old_root)
+        os.close(new_root)
+
+
+def make_private() -> None:
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+
+
+def finish_read_only_root() -> None:
+    """After pivot_root: a read-only rootfs (docker --read-only)."""
+    sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
