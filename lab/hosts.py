@@ -1,0 +1,95 @@
+"""The lab's hosts: network namespaces on one machine, joined by one bridge.
+
+Each host is a named network namespace (as `ip netns add` makes them) with a veth
+into the lab bridge and an address on the lab subnet; nothing else is shared
+between them but the kernel. Addresses on that subnet exist only inside namespaces
+the lab made, so the lab's traffic never leaves the machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from dataclasses import dataclass
+
+from pyswarm.lab.errors import LabError
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise LabError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str          # node-1
+    netns: str         # <lab>-node-1
+    address: str       # 10.231.0.11
+    prefixlen: int
+
+    def exec_args(self, *command: str) -> list[str]:
+        """argv running `command` inside this host's network namespace."""
+        return ["ip", "netns", "exec", self.netns, *command]
+
+
+class LabNetwork:
+    """Creates and removes the bridge and the host namespaces of one lab."""
+
+    def __init__(self, lab: str, subnet: str) -> None:
+        if len(lab) > 10:
+            raise LabError(f"lab name {lab!r} is too long (10 characters at most)")
+        self.lab = lab
+        self.network = ipaddress.ip_network(subnet)
+        self.bridge = f"{lab}br"
+        self.gateway = str(self.network.network_address + 1)
+
+    def host(self, index: int) -> LabHost:
+        address = self.network.network_address + 10 + index
+        if address not in self.network:
+            raise LabError(f"the lab subnet {self.network} has no room for node {index}")
+        return LabHost(
+            name=f"node-{index}",
+            netns=f"{self.lab}-node-{index}",
+            address=str(address),
+            prefixlen=self.network.prefixlen,
+        )
+
+    def create_bridge(self) -> None:
+        if _ip("link", "show", self.bridge, check=False).returncode != 0:
+            _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("addr", "replace", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+
+    def create_host(self, index: int) -> LabHost:
+        host = self.host(index)
+        self.remove_host(index)
+        _ip("netns", "add", host.netns)
+        outside, inside = f"{self.lab}v{index}", f"{self.lab}p{index}"
+        _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        _ip("link", "set", outside, "master", self.bridge, "up")
+        _ip("link", "set", inside, "netns", host.netns)
+        inns = ["-n", host.netns]
+        _ip(*inns, "link", "set", inside, "name", "eth0")
+        _ip(*inns, "addr", "add", f"{host.address}/{host.prefixlen}", "dev", "eth0")
+        _ip(*inns, "link", "set", "eth0", "up")
+        _ip(*inns, "link", "set", "lo", "up")
+        _ip(*inns, "route", "add", "default", "via", self.gateway)
+        return host
+
+    def remove_host(self, index: int) -> None:
+        host = self.host(index)
+        _ip("link", "del", f"{self.lab}v{index}", check=False)
+        _ip("netns", "del", host.netns, check=False)
+
+    def existing_hosts(self) -> list[str]:
+        out = _ip("netns", "list", check=False).stdout
+        prefix = f"{self.lab}-node-"
+        return sorted(line.split()[0] for line in out.splitlines() if line.startswith(prefix))
+
+    def destroy(self) -> None:
+        for netns in self.existing_hosts():
+            index = int(netns.rsplit("-", 1)[1])
+            self.remove_host(index)
+        _ip("link", "del", self.bridge, check=False)

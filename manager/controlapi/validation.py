@@ -1,0 +1,102 @@
+"""Validation of what the CLI sends the manager. Each failure is InvalidArgument
+naming the field at fault, in the words `docker service create` uses."""
+
+from __future__ import annotations
+
+import re
+
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.proto import types_pb2
+
+_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62})$")
+_LABEL_KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$")
+MIN_MEMORY = 4 * 1024 * 1024
+MAX_REPLICAS = 100_000
+
+
+def validate_name(name: str, what: str = "service") -> None:
+    if not name:
+        raise InvalidArgument(f"{what} name must not be empty", field="name")
+    if not _NAME.match(name):
+        raise InvalidArgument(
+            f"invalid {what} name {name!r}: it must be valid as a DNS name component"
+            " (letters, digits, '_', '.', '-'; at most 63 characters)",
+            field="name",
+        )
+
+
+def validate_labels(labels: dict[str, str], field: str) -> None:
+    for key in labels:
+        if not _LABEL_KEY.match(key):
+            raise InvalidArgument(f"invalid label key {key!r}", field=field)
+
+
+def validate_resources(resources: types_pb2.Resources, field: str) -> None:
+    if resources.nano_cpus < 0:
+        raise InvalidArgument(f"{field}: cpus must not be negative", field=field)
+    if resources.memory_bytes < 0 or 0 < resources.memory_bytes < MIN_MEMORY:
+        raise InvalidArgument(f"{field}: memory must be at least 4MiB", field=field)
+    if resources.pids < 0:
+        raise InvalidArgument(f"{field}: pids must not be negative", field=field)
+
+
+def validate_ports(ports: list[types_pb2.PortConfig]) -> None:
+    seen: set[tuple[int, int]] = set()
+    for port in ports:
+        if not 0 < port.target_port <= 65535:
+            raise InvalidArgument(
+                f"invalid target port {port.target_port}: must be 1-65535",
+                field="endpoint.ports.target_port",
+            )
+        if not 0 <= port.published_port <= 65535:
+            raise InvalidArgument(
+                f"invalid published port {port.published_port}: must be 0-65535",
+                field="endpoint.ports.published_port",
+            )
+        key = (port.published_port, port.protocol)
+        if port.published_port and key in seen:
+            raise InvalidArgument(
+                f"duplicate published port {port.published_port}",
+                field="endpoint.ports.published_port",
+            )
+        seen.add(key)
+
+
+def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
+    """Raise InvalidArgument for the first field of `spec` that is wrong."""
+    validate_name(spec.annotations.name)
+    validate_labels(dict(spec.annotations.labels), "labels")
+    container = spec.task.container
+    if not container.image.strip():
+        raise InvalidArgument("image must not be empty", field="task.container.image")
+    for item in container.env:
+        if "=" not in item or item.startswith("="):
+            raise InvalidArgument(
+                f"invalid environment variable {item!r}: expected KEY=VALUE",
+                field="task.container.env",
+            )
+    for mount in container.mounts:
+        if not mount.target.startswith("/"):
+            raise InvalidArgument(
+                f"invalid mount target {mount.target!r}: must be an absolute path",
+                field="task.container.mounts",
+            )
+    validate_resources(spec.task.resources.limits, "task.resources.limits")
+    validate_resources(spec.task.resources.reservations, "task.resources.reservations")
+    limits, reservations = spec.task.resources.limits, spec.task.resources.reservations
+    if limits.memory_bytes and reservations.memory_bytes > limits.memory_bytes:
+        raise InvalidArgument(
+            "memory reservation must not exceed the memory limit",
+            field="task.resources.reservations",
+        )
+    mode = spec.WhichOneof("mode")
+    if mode is None:
+        raise InvalidArgument("a service needs a mode: replicated or global", field="mode")
+    if mode == "replicated" and spec.replicated.replicas > MAX_REPLICAS:
+        raise InvalidArgument(
+            f"replicas must be at most {MAX_REPLICAS}", field="mode.replicated.replicas"
+        )
+    validate_ports(list(spec.endpoint.ports))
+    from pyswarm.manager.scheduler.constraints import parse_constraints
+
+    parse_constraints(list(spec.task.placement.constraints))
