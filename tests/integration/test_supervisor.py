@@ -1,0 +1,283 @@
+"""The supervisor for real: containers start, exit, log, and outlive their clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pyswarm.agent.runtime.container import StartError, SupervisorClient
+from pyswarm.agent.runtime.container.logs import read_log
+from pyswarm.proto import runtime_pb2
+from tests.integration.conftest import SupervisorHarness
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.root
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+async def run_to_exit(sv: SupervisorHarness, spec: runtime_pb2.RuntimeSpec) -> int:
+    await sv.client.create(spec)
+    return (await sv.client.wait(spec.id)).exit_code
+
+
+def log_text(spec: runtime_pb2.RuntimeSpec, stream: str = "stdout") -> str:
+    return "".join(
+        line.data.decode() for line in read_log(Path(spec.log_path)) if line.stream == stream
+    )
+
+
+def test_true_exits_zero(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("/bin/true")
+    state = run(supervisor.client.create(spec))
+    assert state.pid > 0
+    final = run(supervisor.client.wait(spec.id))
+    assert (final.running, final.exit_code, final.error) == (False, 0, "")
+    assert final.finished_at >= final.started_at > 0
+
+
+def test_exit_code_is_kept(supervisor: SupervisorHarness) -> None:
+    assert run(run_to_exit(supervisor, supervisor.spec("sh", "-c", "exit 3"))) == 3
+
+
+def test_missing_binary_is_127(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("no-such-program")
+    with pytest.raises(StartError) as caught:
+        run(supervisor.client.create(spec))
+    assert caught.value.exit_code == 127
+    assert "executable file not found" in str(caught.value)
+    state = run(supervisor.client.wait(spec.id))
+    assert (state.running, state.exit_code) == (False, 127)
+    assert "executable file not found" in state.error
+
+
+def test_not_executable_is_126(supervisor: SupervisorHarness) -> None:
+    # /etc/passwd exists but has no execute bit.
+    with pytest.raises(StartError) as caught:
+        run(supervisor.client.create(supervisor.spec("/etc/passwd")))
+    assert caught.value.exit_code == 126
+
+
+def test_runtime_failure_is_125(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("/bin/true", user="no-such-user")
+    with pytest.raises(StartError) as caught:
+        run(supervisor.client.create(spec))
+    assert caught.value.exit_code == 125
+    assert "no-such-user" in str(caught.value)
+
+
+def test_output_is_logged_in_json_file_format(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sh", "-c", "echo out1; echo err1 >&2; printf partial")
+    assert run(run_to_exit(supervisor, spec)) == 0
+    raw = [json.loads(line) for line in Path(spec.log_path).read_text().splitlines()]
+    assert any(r["log"] == "out1\n" and r["stream"] == "stdout" for r in raw)
+    assert any(r["log"] == "err1\n" and r["stream"] == "stderr" for r in raw)
+    assert any(r["log"] == "partial" and r["stream"] == "stdout" for r in raw)
+    for entry in raw:
+        assert set(entry) == {"log", "stream", "time"}
+        assert entry["time"].endswith("Z") and len(entry["time"].split(".")[1]) == 10
+    assert log_text(spec) == "out1\npartial"
+    assert log_text(spec, "stderr") == "err1\n"
+
+
+def test_sigkill_gives_137(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sleep", "60")
+
+    async def scenario() -> int:
+        await supervisor.client.create(spec)
+        await supervisor.client.signal(spec.id, signal.SIGKILL)
+        return (await supervisor.client.wait(spec.id)).exit_code
+
+    assert run(scenario()) == 128 + signal.SIGKILL
+
+
+def test_sigterm_to_a_handling_process_gives_143(supervisor: SupervisorHarness) -> None:
+    # As in docker, pid 1 gets no default action: the program must handle TERM. A
+    # child that does not is killed by it; the shell reports that as 143.
+    spec = supervisor.spec("sh", "-c", "sleep 60 & pid=$!; trap 'kill $pid' TERM; wait $pid")
+
+    async def scenario() -> int:
+        await supervisor.client.create(spec)
+        await supervisor.client.signal(spec.id, signal.SIGTERM)
+        return (await supervisor.client.wait(spec.id)).exit_code
+
+    assert run(scenario()) == 143
+
+
+def test_container_survives_client_and_new_client_sees_it(
+    supervisor: SupervisorHarness,
+) -> None:
+    running = supervisor.spec("sleep", "600")
+    quick = supervisor.spec("sh", "-c", "read line; exit 7", open_stdin=True)
+
+    async def start() -> None:
+        await supervisor.client.create(running)
+        await supervisor.client.create(quick)
+
+    run(start())
+    # A brand-new client (as after an agent restart) sees both.
+    fresh = SupervisorClient(supervisor.socket_path)
+    states = {s.id: s for s in run(fresh.list())}
+    assert states[running.id].running
+    os.kill(states[running.id].pid, 0)  # really alive
+    # The second exits while nobody is connected (its stdin is closed by attach).
+
+    async def finish_quick() -> None:
+        session = await fresh.attach(quick.id)
+        await session.send_stdin(b"go\n")
+        await session.close()
+
+    run(finish_quick())
+    wait_for(
+        lambda: (
+            not {s.id: s for s in run(SupervisorClient(supervisor.socket_path).list())}[
+                quick.id
+            ].running
+        ),
+        what="the container to exit",
+    )
+    later = SupervisorClient(supervisor.socket_path)
+    final = run(later.wait(quick.id))
+    assert (final.running, final.exit_code) == (False, 7)
+    assert {s.id: s for s in run(later.list())}[running.id].running
+
+
+def test_forget_drops_the_record(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("/bin/true")
+    assert run(run_to_exit(supervisor, spec)) == 0
+    run(supervisor.client.forget(spec.id))
+    assert spec.id not in {s.id for s in run(supervisor.client.list())}
+    assert not list((supervisor.root / "containers").glob(f"{spec.id}*"))
+
+
+async def collect(session: Any) -> tuple[bytes, bytes, int, list[int]]:
+    """(stdout, stderr, exit code, pids from pid frames) of a whole stream."""
+    out, err, pids = b"", b"", []
+    code = -1
+    async for frame in session.frames():
+        out += frame.stdout
+        err += frame.stderr
+        if frame.pid:
+            pids.append(frame.pid)
+        if frame.exited:
+            code = frame.exit_code
+    await session.close()
+    return out, err, code, pids
+
+
+def test_attach_with_stdin_echoes(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("cat", open_stdin=True)
+
+    async def scenario() -> tuple[bytes, bytes, int, list[int]]:
+        await supervisor.client.create(spec)
+        session = await supervisor.client.attach(spec.id)
+        await session.send_stdin(b"hello cat\n")
+        await session.close_stdin()
+        return await collect(session)
+
+    out, _err, code, _pids = run(scenario())
+    assert (out, code) == (b"hello cat\n", 0)
+    assert log_text(spec) == "hello cat\n"
+
+
+def test_tty_mode(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sh", "-c", "tty; stty size", tty=True)
+
+    async def scenario() -> int:
+        await supervisor.client.create(spec)
+        return (await supervisor.client.wait(spec.id)).exit_code
+
+    assert run(scenario()) == 0
+    lines = log_text(spec).splitlines()
+    assert lines[0] == "/dev/pts/0"
+
+
+def test_tty_attach_resize_and_input(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sh", "-c", "read line; stty size; echo got $line", tty=True)
+
+    async def scenario() -> bytes:
+        await supervisor.client.create(spec)
+        session = await supervisor.client.attach(spec.id)
+        await session.resize(33, 99)
+        await session.send_stdin(b"word\r")
+        out, _err, code, _pids = await collect(session)
+        assert code == 0
+        return out
+
+    out = run(scenario())
+    assert b"33 99" in out
+    assert b"got word" in out
+
+
+def test_exec_echo(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sleep", "600")
+
+    async def scenario() -> tuple[bytes, bytes, int, list[int]]:
+        await supervisor.client.create(spec)
+        process = runtime_pb2.ExecProcess(args=["echo", "hi"], cwd="/")
+        return await collect(await supervisor.client.exec(spec.id, process))
+
+    out, err, code, pids = run(scenario())
+    assert (out, err, code) == (b"hi\n", b"", 0)
+    assert len(pids) == 1
+
+
+def test_exec_joins_the_container(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sleep", "600", hostname="inside")
+
+    async def scenario() -> bytes:
+        await supervisor.client.create(spec)
+        script = "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/cgroup"
+        process = runtime_pb2.ExecProcess(args=["sh", "-c", script], cwd="/tmp", user="nobody")
+        out, _err, code, _pids = await collect(await supervisor.client.exec(spec.id, process))
+        assert code == 0
+        return out
+
+    lines = run(scenario()).decode().splitlines()
+    assert lines[0] == "inside"
+    assert lines[1].strip() == "sleep 600"
+    # The cgroup namespace root is the container's cgroup.
+    assert any(line.endswith(":/") and "memory" in line for line in lines[2:])
+
+
+def test_exec_missing_binary_is_127(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sleep", "600")
+
+    async def scenario() -> tuple[bytes, bytes, int, list[int]]:
+        await supervisor.client.create(spec)
+        process = runtime_pb2.ExecProcess(args=["nope"], cwd="/")
+        return await collect(await supervisor.client.exec(spec.id, process))
+
+    _out, err, code, pids = run(scenario())
+    assert code == 127
+    assert b"executable file not found" in err
+    assert pids == []
+
+
+def test_exec_with_tty_and_stdin(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sleep", "600")
+
+    async def scenario() -> bytes:
+        await supervisor.client.create(spec)
+        process = runtime_pb2.ExecProcess(
+            args=["sh", "-c", "tty; read x; echo x=$x"], tty=True, open_stdin=True
+        )
+        session = await supervisor.client.exec(spec.id, process)
+        await session.send_stdin(b"42\r")
+        out, _err, code, _pids = await collect(session)
+        assert code == 0
+        return out
+
+    out = run(scenario())
+    assert b"/dev/pts/" in out
+    assert b"x=42" in out
