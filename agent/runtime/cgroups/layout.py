@@ -17,6 +17,10 @@ V1_REQUIRED = ("memory", "cpu", "cpuacct", "pids")
 V1_OPTIONAL = ("freezer",)
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 
+# v1 mount options that are not controllers.
+_V1_FLAGS = frozenset(
+    {"rw", "ro", "none", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"}
+)
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
@@ -58,9 +62,7 @@ def parse_mounts(mountinfo: str) -> list[CgroupMount]:
         controllers: frozenset[str] = frozenset()
         if tail[0] == "cgroup":
             options = tail[2].split(",")
-            controllers = frozenset(
-                o for o in options if o not in ("rw", "ro") and "=" not in o and o != "none"
-            )
+            controllers = frozenset(o for o in options if o not in _V1_FLAGS and "=" not in o)
         mounts.append(
             CgroupMount(
                 mount_point=_unescape(fields[4]),
