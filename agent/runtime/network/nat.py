@@ -1,0 +1,164 @@
+"""The iptables chains one BridgeNetwork owns: outbound NAT, forwarding, published ports.
+
+Layout, for a chain prefix P (all ours, nothing else is touched but the four jumps):
+
+- nat P-PRE   from PREROUTING (-m addrtype --dst-type LOCAL): DNAT of published ports
+- nat P-OUT   from OUTPUT (same match): the same DNAT for connections made on the host,
+              so `curl 127.0.0.1:PORT` works without a userland proxy
+- nat P-POST  from POSTROUTING: MASQUERADE of the subnet leaving by another interface,
+              and of 127.0.0.0/8 sources going out the bridge (the loopback case above;
+              with route_localnet on the bridge, the three together make it work)
+- filter P-FWD from FORWARD (first): accept traffic into and out of the bridge
+
+Published-port chains are rewritten whole and atomically with `iptables-restore
+--noflush` from the caller's full list, so a rewrite is idempotent and never leaves a
+port half-published. The `iptables` binaries are run with -w (wait for the xtables lock).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument, NetworkError
+from pyswarm.proto import types_pb2
+
+# iptables chain names hold at most 28 characters; the longest suffix is "-POST".
+MAX_PREFIX_LEN = 28 - len("-POST")
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """One published port: host side (host_ip, published_port) to (ip_address, target_port)."""
+
+    ip_address: str
+    port: types_pb2.PortConfig
+
+
+def _protocol(port: types_pb2.PortConfig) -> str:
+    return "udp" if port.protocol == types_pb2.PortConfig.UDP else "tcp"
+
+
+def _run(args: Sequence[str], *, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), input=stdin, capture_output=True, text=True, check=False)
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "no output"
+
+
+class NatRules:
+    """The chains of one BridgeNetwork; every method is idempotent."""
+
+    def __init__(self, prefix: str, bridge: str, subnet: str) -> None:
+        if not prefix or len(prefix) > MAX_PREFIX_LEN or not prefix.replace("-", "").isalnum():
+            raise InvalidNetworkArgument(
+                f'chain prefix "{prefix}" must be 1-{MAX_PREFIX_LEN} letters, digits or "-"',
+                field="chain",
+            )
+        self.bridge = bridge
+        self.subnet = subnet
+        self.pre = f"{prefix}-PRE"
+        self.out = f"{prefix}-OUT"
+        self.post = f"{prefix}-POST"
+        self.fwd = f"{prefix}-FWD"
+
+    # -- the jumps and static chains
+
+    def _jumps(self) -> list[tuple[str, str, list[str]]]:
+        """(table, builtin chain, rule) for every jump into our chains."""
+        local = ["-m", "addrtype", "--dst-type", "LOCAL"]
+        return [
+            ("nat", "PREROUTING", [*local, "-j", self.pre]),
+            ("nat", "OUTPUT", [*local, "-j", self.out]),
+            ("nat", "POSTROUTING", ["-j", self.post]),
+            ("filter", "FORWARD", ["-j", self.fwd]),
+        ]
+
+    def _iptables(self, table: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return _run(["iptables", "-w", "-t", table, *args])
+
+    def _must(self, table: str, *args: str) -> None:
+        done = self._iptables(table, *args)
+        if done.returncode != 0:
+            raise NetworkError(f"iptables -t {table} {' '.join(args)}: {_first_line(done.stderr)}")
+
+    def ensure(self) -> None:
+        """Create the chains, fill the static ones, and add the jumps that are missing.
+
+        The published-port chains keep their rules; `sync_ports` rewrites them.
+        """
+        for table, chain in (
+            ("nat", self.pre),
+            ("nat", self.out),
+            ("nat", self.post),
+            ("filter", self.fwd),
+        ):
+            if self._iptables(table, "-n", "-L", chain).returncode != 0:
+                self._must(table, "-N", chain)
+        masquerade = [
+            f"-A {self.post} -s {self.subnet} ! -o {self.bridge} -j MASQUERADE",
+            f"-A {self.post} -s 127.0.0.0/8 -o {self.bridge} -j MASQUERADE",
+        ]
+        forward = [
+            f"-A {self.fwd} -i {self.bridge} -j ACCEPT",
+            f"-A {self.fwd} -o {self.bridge} -j ACCEPT",
+        ]
+        self._restore({"nat": ([self.post], masquerade), "filter": ([self.fwd], forward)})
+        for table, builtin, rule in self._jumps():
+            if self._iptables(table, "-C", builtin, *rule).returncode != 0:
+                position = ["-I", builtin, "1"] if table == "filter" else ["-A", builtin]
+                self._must(table, *position, *rule)
+
+    def sync_ports(self, rules: Sequence[PortRule]) -> None:
+        """Make the DNAT chains hold exactly `rules` (one atomic rewrite)."""
+        lines: list[str] = []
+        for chain in (self.pre, self.out):
+            for rule in rules:
+                lines.append(f"-A {chain} {self._dnat(rule)}")
+        self._restore({"nat": ([self.pre, self.out], lines)})
+
+    def _dnat(self, rule: PortRule) -> str:
+        port = rule.port
+        proto = _protocol(port)
+        dest = f"-d {port.host_ip}/32 " if port.host_ip else ""
+        return (
+            f"{dest}-p {proto} -m {proto} --dport {port.published_port} "
+            f"-j DNAT --to-destination {rule.ip_address}:{port.target_port}"
+        )
+
+    def _restore(self, tables: dict[str, tuple[list[str], list[str]]]) -> None:
+        """Flush the named chains and write their rules, per table, in one transaction."""
+        text: list[str] = []
+        for table, (chains, rules) in tables.items():
+            text.append(f"*{table}")
+            text.extend(f":{chain} - [0:0]" for chain in chains)
+            text.extend(rules)
+            text.append("COMMIT")
+        done = _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join(text) + "\n")
+        if done.returncode != 0:
+            raise NetworkError(f"iptables-restore: {_first_line(done.stderr)}")
+
+    def teardown(self) -> None:
+        """Remove the jumps and our chains; what is already gone is skipped."""
+        for table, builtin, rule in self._jumps():
+            while self._iptables(table, "-C", builtin, *rule).returncode == 0:
+                self._must(table, "-D", builtin, *rule)
+        for table, chain in (
+            ("nat", self.pre),
+            ("nat", self.out),
+            ("nat", self.post),
+            ("filter", self.fwd),
+        ):
+            if self._iptables(table, "-n", "-L", chain).returncode == 0:
+                self._must(table, "-F", chain)
+                self._must(table, "-X", chain)
+
+    def chain_rules(self, table: str, chain: str) -> list[str]:
+        """The rules of one chain as `iptables -S` prints them (empty if it does not exist)."""
+        done = self._iptables(table, "-S", chain)
+        if done.returncode != 0:
+            return []
+        return [line for line in done.stdout.splitlines() if line.startswith("-A ")]
