@@ -1,0 +1,376 @@
+"""A typed, narrow client for the part of etcd's v3 API the store uses.
+
+aetcd is untyped; this module is the only one that touches it, so `Any` stops here.
+It speaks bytes and revisions: ranges (optionally at a past revision), transactions
+of compares and put/delete/get ops (with the response header's revision, which is
+every put's new mod_revision), watches with progress requests, and leases. Every
+failure to reach etcd becomes `StoreUnavailable`; any other etcd refusal `StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aetcd
+import grpc
+from aetcd import exceptions as aetcd_exceptions
+from aetcd import rpc
+from aetcd.utils import prefix_range_end
+
+from pyswarm.manager.store.errors import StoreError, StoreUnavailable
+
+__all__ = [
+    "Compare",
+    "DeleteOp",
+    "EtcdClient",
+    "GetOp",
+    "KeyValue",
+    "PutOp",
+    "RangeResult",
+    "TxnResult",
+    "Watch",
+    "WatchBatch",
+    "WatchCompacted",
+    "WatchEvent",
+]
+
+_UNAVAILABLE_CODES = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    """Keys in one range, all read at `revision`."""
+
+    revision: int
+    kvs: list[KeyValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """`target(key) op value`; target "create" or "mod" revision, or "version"."""
+
+    key: bytes
+    target: Literal["create", "mod", "version"]
+    op: Literal["==", "!=", ">", "<"]
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutOp:
+    key: bytes
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOp:
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GetOp:
+    key: bytes
+
+
+TxnOp = PutOp | DeleteOp | GetOp
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """`revision` is the store revision after the txn (the mod_revision of its puts).
+    `gets` holds, per GetOp of the branch that ran, the key's value or None."""
+
+    succeeded: bool
+    revision: int
+    gets: list[KeyValue | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """A put or a delete; for a delete `kv.value` is empty and `kv.mod_revision` is
+    the revision of the deletion."""
+
+    type: Literal["put", "delete"]
+    kv: KeyValue
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """Every event up to and including `revision` has been delivered once this batch
+    is applied (events of one revision are never split across batches)."""
+
+    revision: int
+    events: list[WatchEvent]
+
+
+class WatchCompacted(StoreError):
+    """The watch asked for history etcd has compacted away; re-list and resume."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"watch history compacted up to revision {compact_revision}")
+        self.compact_revision = compact_revision
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Map aetcd and gRPC failures of `what` to the store's errors."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as err:
+        if err.code() in _UNAVAILABLE_CODES:
+            raise StoreUnavailable(f"{what}: {err.details() or err.code().name}") from err
+        raise StoreError(f"etcd refused {what}: {err.details()}") from err
+    except (aetcd_exceptions.ConnectionFailedError, aetcd_exceptions.ConnectionTimeoutError) as e:
+        raise StoreUnavailable(f"{what}: {e}") from e
+    except aetcd_exceptions.ClientError as err:
+        raise StoreError(f"etcd refused {what}: {err}") from err
+    except TimeoutError as err:
+        raise StoreUnavailable(f"{what}: timed out") from err
+
+
+def _key_value(kv: Any) -> KeyValue:
+    return KeyValue(
+        key=bytes(kv.key),
+        value=bytes(kv.value),
+        create_revision=int(kv.create_revision),
+        mod_revision=int(kv.mod_revision),
+        lease=int(kv.lease),
+    )
+
+
+def _event_type(event: Any) -> Literal["put", "delete"]:
+    return "delete" if event.type == rpc.Event.DELETE else "put"
+
+
+_TARGETS = {"create": "CREATE", "mod": "MOD", "version": "VERSION"}
+_RESULTS = {"==": "EQUAL", "!=": "NOT_EQUAL", ">": "GREATER", "<": "LESS"}
+
+
+def _compare_message(compare: Compare) -> Any:
+    message = rpc.Compare(
+        key=compare.key,
+        target=getattr(rpc.Compare, _TARGETS[compare.target]),
+        result=getattr(rpc.Compare, _RESULTS[compare.op]),
+    )
+    field_name = {"create": "create_revision", "mod": "mod_revision", "version": "version"}
+    setattr(message, field_name[compare.target], compare.value)
+    return message
+
+
+def _request_op(op: TxnOp) -> Any:
+    if isinstance(op, PutOp):
+        return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key, value=op.value, lease=op.lease))
+    if isinstance(op, DeleteOp):
+        return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key))
+    return rpc.RequestOp(request_range=rpc.RangeRequest(key=op.key))
+
+
+class EtcdClient:
+    """One gRPC channel to etcd at `endpoint` ("host:port"); `timeout` bounds each call.
+
+    Use as an async context manager, or call `connect()` and `close()`.
+    """
+
+    def __init__(self, endpoint: str = "127.0.0.1:2379", *, timeout: float = 5.0) -> None:
+        host, _, port = endpoint.removeprefix("http://").rpartition(":")
+        if not host or not port.isdigit():
+            raise StoreError(f"invalid etcd endpoint {endpoint!r}: expected host:port")
+        self.endpoint = f"{host}:{port}"
+        self.timeout = timeout
+        self._client: Any = aetcd.Client(host=host, port=int(port), timeout=timeout)
+
+    async def connect(self) -> None:
+        """Open the channel (this does not wait for etcd to answer)."""
+        with translate_errors("connect"):
+            await self._client.connect()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.close()
+
+    async def __aenter__(self) -> EtcdClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _kv(self) -> Any:
+        await self.connect()
+        return self._client.kvstub
+
+    async def range(self, key: bytes, *, prefix: bool = False, revision: int = 0) -> RangeResult:
+        """The key (or every key under the prefix), read at `revision` (0: now)."""
+        request = rpc.RangeRequest(key=key, revision=revision)
+        if prefix:
+            request.range_end = prefix_range_end(key)
+        with translate_errors("read"):
+            kv = await self._kv()
+            response = await kv.Range(request, timeout=self.timeout, metadata=self._meta())
+        return RangeResult(
+            revision=int(response.header.revision), kvs=[_key_value(kv) for kv in response.kvs]
+        )
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        success: Sequence[TxnOp],
+        failure: Sequence[TxnOp] = (),
+    ) -> TxnResult:
+        """Run one transaction: if every compare holds, `success` runs, else `failure`."""
+        request = rpc.TxnRequest(
+            compare=[_compare_message(c) for c in compares],
+            success=[_request_op(op) for op in success],
+            failure=[_request_op(op) for op in failure],
+        )
+        with translate_errors("transaction"):
+            kv = await self._kv()
+            response = await kv.Txn(request, timeout=self.timeout, metadata=self._meta())
+        gets: list[KeyValue | None] = []
+        for item in response.responses:
+            if item.WhichOneof("response") == "response_range":
+                kvs = item.response_range.kvs
+                gets.append(_key_value(kvs[0]) if len(kvs) else None)
+        return TxnResult(
+            succeeded=bool(response.succeeded), revision=int(response.header.revision), gets=gets
+        )
+
+    async def delete(self, key: bytes, *, prefix: bool = False) -> tuple[int, int]:
+        """Delete the key (or prefix) unconditionally: (how many were deleted, revision)."""
+        request = rpc.DeleteRangeRequest(key=key)
+        if prefix:
+            request.range_end = prefix_range_end(key)
+        with translate_errors("delete"):
+            kv = await self._kv()
+            response = await kv.DeleteRange(request, timeout=self.timeout, metadata=self._meta())
+        return int(response.deleted), int(response.header.revision)
+
+    async def grant_lease(self, ttl: int) -> int:
+        """A new lease of `ttl` seconds; its id."""
+        with translate_errors("lease grant"):
+            lease = await self._client.lease(ttl)
+        return int(lease.id)
+
+    async def keep_alive(self, lease_id: int) -> int:
+        """Refresh the lease once; the TTL it now has (0 or less: it has expired)."""
+        with translate_errors("lease keep-alive"):
+            reply = await self._client.refresh_lease(lease_id)
+        return int(reply.TTL) if reply is not None else 0
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        """End the lease now; its keys are deleted. A lease already gone is fine."""
+        try:
+            with translate_errors("lease revoke"):
+                await self._client.revoke_lease(lease_id)
+        except StoreError as err:
+            if "lease not found" not in str(err):
+                raise
+
+    def watch(
+        self, key: bytes, *, prefix: bool = False, start_revision: int = 0
+    ) -> contextlib.AbstractAsyncContextManager[Watch]:
+        """Watch the key (or prefix) from `start_revision` (0: from now on)."""
+        return _open_watch(self, key, prefix_range_end(key) if prefix else b"", start_revision)
+
+    async def _watch_stub(self) -> Any:
+        await self.connect()
+        return rpc.WatchStub(self._client.channel)
+
+    def _meta(self) -> Any:
+        return self._client.metadata
+
+
+class Watch:
+    """One watch stream; iterate it for `WatchBatch`es. Raises StoreUnavailable when
+    the stream breaks and WatchCompacted when the asked-for history is gone."""
+
+    def __init__(self, call: Any, requests: asyncio.Queue[Any]) -> None:
+        self._call = call
+        self._requests = requests
+        self._responses: AsyncIterator[Any] = call.__aiter__()
+
+    def request_progress(self) -> None:
+        """Ask etcd for a progress batch (no events, the current revision) once every
+        event before it has been sent: how a reader learns it is up to date."""
+        self._requests.put_nowait(rpc.WatchRequest(progress_request=rpc.WatchProgressRequest()))
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> WatchBatch:
+        while True:
+            with translate_errors("watch"):
+                try:
+                    response = await self._responses.__anext__()
+                except StopAsyncIteration:
+                    raise StoreUnavailable("watch: stream ended") from None
+            if response.compact_revision:
+                raise WatchCompacted(int(response.compact_revision))
+            if response.canceled:
+                raise StoreUnavailable(f"watch canceled: {response.cancel_reason or 'by etcd'}")
+            if response.created:
+                continue
+            if not response.events:
+                return WatchBatch(revision=int(response.header.revision), events=[])
+            events = [
+                WatchEvent(
+                    "delete" if event.type == rpc.Event.DELETE else "put", _key_value(event.kv)
+                )
+                for event in response.events
+            ]
+            return WatchBatch(revision=max(e.kv.mod_revision for e in events), events=events)
+
+    async def _wait_created(self) -> None:
+        with translate_errors("watch"):
+            first = await self._responses.__anext__()
+        if first.compact_revision:
+            raise WatchCompacted(int(first.compact_revision))
+        if first.canceled or not first.created:
+            raise StoreUnavailable(f"watch not created: {first.cancel_reason or 'no reason'}")
+
+    def _cancel(self) -> None:
+        self._requests.put_nowait(None)
+        self._call.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _open_watch(
+    client: EtcdClient, key: bytes, range_end: bytes, start_revision: int
+) -> AsyncIterator[Watch]:
+    requests: asyncio.Queue[Any] = asyncio.Queue()
+    create = rpc.WatchCreateRequest(key=key, start_revision=start_revision, progress_notify=True)
+    if range_end:
+        create.range_end = range_end
+    requests.put_nowait(rpc.WatchRequest(create_request=create))
+
+    async def outgoing() -> AsyncIterator[Any]:
+        while (request := await requests.get()) is not None:
+            yield request
+
+    with translate_errors("watch"):
+        stub = await client._watch_stub()
+        call = stub.Watch(outgoing(), metadata=client._meta())
+    watch = Watch(call, requests)
+    try:
+        await watch._wait_created()
+        yield watch
+    finally:
+        watch._cancel()

@@ -1,0 +1,100 @@
+"""What the store keeps and where: object kinds and the etcd key layout.
+
+Every stored object is a protobuf message with an `id` and a `meta` (its
+`meta.version` is the etcd mod_revision it was read at). It lives at
+`/pyswarm/v1/<kind>/<id>`. A `Kind` ties the kind's name to its message class, so
+`store.get(TASKS, id)` is typed as a Task.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Protocol, TypeVar
+
+from google.protobuf.message import Message
+
+from pyswarm.manager.store.errors import InvalidBatch
+from pyswarm.proto import types_pb2
+
+__all__ = [
+    "KINDS",
+    "NODES",
+    "PREFIX",
+    "SERVICES",
+    "TASKS",
+    "Kind",
+    "StoredMessage",
+    "key_for",
+    "parse_key",
+]
+
+PREFIX = b"/pyswarm/v1/"
+
+
+class StoredMessage(Protocol):
+    """What every stored message has: an id, a Meta, and protobuf's (de)serialisation."""
+
+    id: str
+
+    @property
+    def meta(self) -> types_pb2.Meta: ...
+
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
+
+
+M = TypeVar("M", bound=Message)
+M_co = TypeVar("M_co", bound=Message, covariant=True)
+
+
+class Kind(Generic[M_co]):
+    """A kind of stored object: its name (the key segment) and its message class."""
+
+    def __init__(self, name: str, message_type: type[M_co]) -> None:
+        if not name or "/" in name:
+            raise ValueError(f"invalid kind name {name!r}")
+        descriptor = message_type.DESCRIPTOR
+        if "id" not in descriptor.fields_by_name or "meta" not in descriptor.fields_by_name:
+            raise ValueError(f"{descriptor.full_name} has no id and meta: it cannot be stored")
+        self.name = name
+        self.message_type = message_type
+        self.prefix = PREFIX + name.encode() + b"/"
+
+    def key(self, object_id: str) -> bytes:
+        """The etcd key of the object with this id."""
+        if not object_id or "/" in object_id:
+            raise InvalidBatch(f"invalid {self.name} id {object_id!r}", field="id")
+        return self.prefix + object_id.encode()
+
+    def decode(self, value: bytes, version: int) -> M_co:
+        """The message stored as `value`, with meta.version set to `version`."""
+        message = self.message_type.FromString(value)
+        stored: StoredMessage = message  # type: ignore[assignment]
+        stored.meta.version = version
+        return message
+
+    def __repr__(self) -> str:
+        return f"Kind({self.name!r}, {self.message_type.__name__})"
+
+
+NODES = Kind("nodes", types_pb2.Node)
+SERVICES = Kind("services", types_pb2.Service)
+TASKS = Kind("tasks", types_pb2.Task)
+
+#: The kinds the manager stores, by name; the cache decodes every kind listed here.
+KINDS: dict[str, Kind[Message]] = {kind.name: kind for kind in (NODES, SERVICES, TASKS)}
+
+
+def key_for(kind: Kind[M], message: M) -> bytes:
+    """The key of `message` (by its id)."""
+    stored: StoredMessage = message  # type: ignore[assignment]
+    return kind.key(stored.id)
+
+
+def parse_key(key: bytes) -> tuple[str, str] | None:
+    """(kind name, id) of a key under PREFIX, or None for any other key (e.g. the
+    leader key, which has no id segment)."""
+    if not key.startswith(PREFIX):
+        return None
+    kind, sep, object_id = key[len(PREFIX) :].decode(errors="replace").partition("/")
+    if not sep or not object_id or "/" in object_id:
+        return None
+    return kind, object_id
