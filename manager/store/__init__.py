@@ -1,0 +1,55 @@
+"""The manager's store: etcd as the only source of truth (DESIGN.md section 3).
+
+- `EmbeddedEtcd`: the etcd child process of `pyswarm init` (and of tests and the lab).
+- `EtcdClient`: the one channel to etcd (typed; the only user of aetcd).
+- `Store`: objects at /pyswarm/v1/<kind>/<id>, writes guarded by mod_revision,
+  `batch` for bulk work, `update_with_retry` for control loops.
+- `Cache`: list + watch view of every object, with change events for control loops.
+- `Election`: leader election on an etcd lease.
+"""
+
+from pyswarm.manager.store.cache import Cache, StoreEvent, Subscription
+from pyswarm.manager.store.election import DEFAULT_LEASE_TTL, LEADER_KEY, Election, current_leader
+from pyswarm.manager.store.errors import (
+    Conflict,
+    InvalidBatch,
+    ObjectExists,
+    ObjectNotFound,
+    StoreError,
+    StoreUnavailable,
+)
+from pyswarm.manager.store.etcd_client import EtcdClient
+from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
+from pyswarm.manager.store.kinds import KINDS, NODES, SERVICES, TASKS, Kind
+from pyswarm.manager.store.ops import Create, Delete, Op, Update
+from pyswarm.manager.store.store import DEFAULT_MAX_TXN_OPS, Store
+
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "DEFAULT_MAX_TXN_OPS",
+    "KINDS",
+    "LEADER_KEY",
+    "NODES",
+    "SERVICES",
+    "TASKS",
+    "Cache",
+    "Conflict",
+    "Create",
+    "Delete",
+    "Election",
+    "EmbeddedEtcd",
+    "EtcdClient",
+    "InvalidBatch",
+    "Kind",
+    "ObjectExists",
+    "ObjectNotFound",
+    "Op",
+    "Store",
+    "StoreError",
+    "StoreEvent",
+    "StoreUnavailable",
+    "Subscription",
+    "Update",
+    "current_leader",
+    "find_free_port",
+]

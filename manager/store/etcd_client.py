@@ -46,6 +46,13 @@ _UNAVAILABLE_CODES = {
 }
 
 
+# A watch response or a txn's probes can exceed gRPC's default 4 MiB.
+_CHANNEL_OPTIONS = {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 16 * 1024 * 1024,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     key: bytes
@@ -195,7 +202,9 @@ class EtcdClient:
             raise StoreError(f"invalid etcd endpoint {endpoint!r}: expected host:port")
         self.endpoint = f"{host}:{port}"
         self.timeout = timeout
-        self._client: Any = aetcd.Client(host=host, port=int(port), timeout=timeout)
+        self._client: Any = aetcd.Client(
+            host=host, port=int(port), timeout=timeout, options=_CHANNEL_OPTIONS
+        )
 
     async def connect(self) -> None:
         """Open the channel (this does not wait for etcd to answer)."""
@@ -228,6 +237,29 @@ class EtcdClient:
         return RangeResult(
             revision=int(response.header.revision), kvs=[_key_value(kv) for kv in response.kvs]
         )
+
+    async def range_paged(self, prefix: bytes, *, page_size: int = 2000) -> RangeResult:
+        """Every key under the prefix, all at one revision, fetched in pages so that a
+        large keyspace never needs one huge response."""
+        end = prefix_range_end(prefix)
+        first = rpc.RangeRequest(key=prefix, range_end=end, limit=page_size)
+        kvs: list[KeyValue] = []
+        revision = 0
+        request = first
+        while True:
+            with translate_errors("read"):
+                kv = await self._kv()
+                response = await kv.Range(request, timeout=self.timeout, metadata=self._meta())
+            if not revision:
+                revision = int(response.header.revision)
+            kvs.extend(_key_value(item) for item in response.kvs)
+            if not response.more or not response.kvs:
+                return RangeResult(revision=revision, kvs=kvs)
+            # The next page starts just after the last key, pinned to the first page's
+            # revision so the whole listing is one consistent snapshot.
+            request = rpc.RangeRequest(
+                key=kvs[-1].key + b"\0", range_end=end, limit=page_size, revision=revision
+            )
 
     async def txn(
         self,

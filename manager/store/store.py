@@ -75,7 +75,7 @@ class Store:
 
     async def list_at(self, kind: Kind[M]) -> tuple[builtins.list[M], int]:
         """Every object of the kind and the revision they were read at."""
-        result = await self.client.range(kind.prefix, prefix=True)
+        result = await self.client.range_paged(kind.prefix)
         return [kind.decode(kv.value, kv.mod_revision) for kv in result.kvs], result.revision
 
     # -- single writes -------------------------------------------------------------

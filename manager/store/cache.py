@@ -1,0 +1,275 @@
+"""The manager's in-memory view of the store, fed by list + watch (an informer).
+
+`Cache.run()` lists every object under /pyswarm/v1/ at one revision, then watches the
+prefix from the next revision and applies puts and deletes in order. Each change is
+delivered as a `StoreEvent` to every `Subscription` that asked for its kind, so
+control loops can keep a dirty set and never poll etcd. When the watch breaks (etcd
+restarted, history compacted) the cache lists again and emits the difference
+between what it held and what is true, so subscribers converge too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from pyswarm.manager.store._lifecycle import run_until_stopped, sleep_or_stop
+from pyswarm.manager.store.errors import StoreError, StoreUnavailable
+from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue, Watch, WatchBatch
+from pyswarm.manager.store.kinds import KINDS, PREFIX, Kind, M, parse_key
+
+__all__ = ["Cache", "StoreEvent", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEvent:
+    """One object changed at `revision`: `message` is its new state (the cache's own
+    copy: read it, do not modify it), or None when it was deleted."""
+
+    kind: str
+    id: str
+    message: Message | None
+    revision: int
+
+
+class Subscription:
+    """A queue of StoreEvents for some kinds (all when `kinds` is None). Iterate it,
+    or `await get()` one event and `drain()` the rest. Unbounded: a slow reader
+    costs memory, never a lost event."""
+
+    def __init__(self, cache: Cache, kinds: frozenset[str] | None) -> None:
+        self._cache = cache
+        self.kinds = kinds
+        self._queue: asyncio.Queue[StoreEvent] = asyncio.Queue()
+
+    def wants(self, kind: str) -> bool:
+        return self.kinds is None or kind in self.kinds
+
+    def _put(self, event: StoreEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def get(self) -> StoreEvent:
+        """The next event, waiting for one."""
+        return await self._queue.get()
+
+    def drain(self) -> builtins.list[StoreEvent]:
+        """Every event queued now, without waiting."""
+        events = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._cache._subscriptions.discard(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> StoreEvent:
+        return await self.get()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(slots=True)
+class _Entry:
+    mod_revision: int
+    message: Message
+
+
+class Cache:
+    """The latest state of every object of `kinds`, and the revision it reflects."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        kinds: Iterable[Kind[Message]] = KINDS.values(),
+        *,
+        retry_delay: float = 0.1,
+        max_retry_delay: float = 2.0,
+    ) -> None:
+        self.client = client
+        self._kinds = {kind.name: kind for kind in kinds}
+        self._objects: dict[str, dict[str, _Entry]] = {name: {} for name in self._kinds}
+        self._subscriptions: set[Subscription] = set()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._revision = 0
+        self._watch: Watch | None = None
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
+        self._stopping = asyncio.Event()
+        #: Set once the first listing is loaded: reads before it see an empty cache.
+        self.synced = asyncio.Event()
+        #: How many times the cache has listed (1 + the watch breaks it recovered from).
+        self.lists = 0
+
+    # -- reads ---------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        """Every change up to this etcd revision is in the cache."""
+        return self._revision
+
+    @property
+    def watching(self) -> bool:
+        """Whether a watch is open now (False while etcd is unreachable)."""
+        return self._watch is not None
+
+    def get(self, kind: Kind[M], object_id: str) -> M | None:
+        """A copy of the object (meta.version set), or None."""
+        entry = self._objects[kind.name].get(object_id)
+        return _copy(entry.message) if entry is not None else None  # type: ignore[return-value]
+
+    def list(self, kind: Kind[M]) -> builtins.list[M]:
+        """Copies of every object of the kind, ordered by id."""
+        objects = self._objects[kind.name]
+        return [_copy(objects[i].message) for i in sorted(objects)]  # type: ignore[misc]
+
+    def count(self, kind: Kind[Message]) -> int:
+        return len(self._objects[kind.name])
+
+    def subscribe(self, kinds: Iterable[Kind[Message]] | None = None) -> Subscription:
+        """Events for these kinds (all kinds when None) from now on."""
+        names = frozenset(kind.name for kind in kinds) if kinds is not None else None
+        subscription = Subscription(self, names)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def wait_for_revision(self, revision: int, timeout: float | None = None) -> None:
+        """Return once the cache reflects `revision` (e.g. the revision a write
+        returned: read-your-writes). StoreUnavailable after `timeout` seconds."""
+        if self._revision >= revision:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((revision, future))
+        if self._watch is not None:
+            # The revision may belong to a key outside the prefix: ask etcd to say
+            # how far the watch has come even when no event of ours follows.
+            self._watch.request_progress()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(future)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"cache did not reach revision {revision} in {timeout}s (at {self._revision})"
+            ) from None
+        finally:
+            if not future.done():
+                future.cancel()
+            self._waiters = [(r, f) for r, f in self._waiters if not f.done()]
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """List and watch until stop(); a broken watch is re-listed after a backoff."""
+        self._stopping.clear()
+        await run_until_stopped(self._loop(), self._stopping)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _loop(self) -> None:
+        delay = self._retry_delay
+        while True:
+            watched = False
+            try:
+                await self._list_and_watch()
+            except StoreError as err:
+                watched = self._watch is not None
+                log.warning("store cache: %s; listing again", err)
+            finally:
+                self._watch = None
+            # A watch that ran a while broke once: retry soon. Failures in a row back off.
+            delay = self._retry_delay if watched else min(delay * 2, self._max_retry_delay)
+            await sleep_or_stop(delay, self._stopping)
+
+    async def _list_and_watch(self) -> None:
+        listing = await self.client.range_paged(PREFIX)
+        self._replace(listing.kvs, listing.revision)
+        async with self.client.watch(
+            PREFIX, prefix=True, start_revision=listing.revision + 1
+        ) as watch:
+            self._watch = watch
+            if self._waiters:
+                watch.request_progress()
+            async for batch in watch:
+                self._apply(batch)
+
+    # -- applying changes ----------------------------------------------------------
+
+    def _replace(self, kvs: builtins.list[KeyValue], revision: int) -> None:
+        seen: dict[str, set[str]] = {name: set() for name in self._kinds}
+        for kv in kvs:
+            parsed = self._parse(kv.key)
+            if parsed is not None:
+                kind, object_id = parsed
+                seen[kind].add(object_id)
+                self._put(kind, object_id, kv, revision)
+        for kind, objects in self._objects.items():
+            for object_id in [i for i in objects if i not in seen[kind]]:
+                self._delete(kind, object_id, revision)
+        self.lists += 1
+        self._advance(revision)
+        self.synced.set()
+
+    def _apply(self, batch: WatchBatch) -> None:
+        for event in batch.events:
+            parsed = self._parse(event.kv.key)
+            if parsed is None:
+                continue
+            kind, object_id = parsed
+            if event.type == "put":
+                self._put(kind, object_id, event.kv, event.kv.mod_revision)
+            else:
+                self._delete(kind, object_id, event.kv.mod_revision)
+        self._advance(batch.revision)
+
+    def _parse(self, key: bytes) -> tuple[str, str] | None:
+        parsed = parse_key(key)
+        return parsed if parsed is not None and parsed[0] in self._kinds else None
+
+    def _put(self, kind: str, object_id: str, kv: KeyValue, revision: int) -> None:
+        objects = self._objects[kind]
+        entry = objects.get(object_id)
+        if entry is not None and entry.mod_revision >= kv.mod_revision:
+            return  # already known (a re-list of an unchanged object)
+        try:
+            message = self._kinds[kind].decode(kv.value, kv.mod_revision)
+        except Exception as err:  # a corrupt value must not stop the whole cache
+            log.error("store cache: cannot decode %s: %s", kv.key.decode(errors="replace"), err)
+            return
+        objects[object_id] = _Entry(kv.mod_revision, message)
+        self._publish(StoreEvent(kind, object_id, message, revision))
+
+    def _delete(self, kind: str, object_id: str, revision: int) -> None:
+        if self._objects[kind].pop(object_id, None) is not None:
+            self._publish(StoreEvent(kind, object_id, None, revision))
+
+    def _publish(self, event: StoreEvent) -> None:
+        for subscription in self._subscriptions:
+            if subscription.wants(event.kind):
+                subscription._put(event)
+
+    def _advance(self, revision: int) -> None:
+        self._revision = max(self._revision, revision)
+        for wanted, future in self._waiters:
+            if wanted <= self._revision and not future.done():
+                future.set_result(None)
+
+
+def _copy(message: Message) -> Message:
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
