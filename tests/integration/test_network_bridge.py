@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import random
 import socket
 import subprocess
@@ -161,8 +162,15 @@ def _ping(sandbox: Sandbox, address: str) -> bool:
 @contextlib.contextmanager
 def peer_server(sandbox: Sandbox, port: int = 80) -> Iterator[None]:
     """Run PEER_SERVER inside the sandbox until the block ends."""
+    with peer_server_in(sandbox.netns_path, port):
+        yield
+
+
+@contextlib.contextmanager
+def peer_server_in(netns_path: str, port: int) -> Iterator[None]:
+    """Run PEER_SERVER inside the network namespace at `netns_path` until the block ends."""
     proc = subprocess.Popen(
-        ["nsenter", f"--net={sandbox.netns_path}", sys.executable, "-c", PEER_SERVER, str(port)],
+        ["nsenter", f"--net={netns_path}", sys.executable, "-c", PEER_SERVER, str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -254,6 +262,77 @@ def test_published_port_reaches_the_container_from_loopback_and_from_a_sandbox(
         # From another sandbox via the gateway: no SNAT, the server sees the client itself.
         assert _ask_from(client, client.gateway, port.published_port) == client.ip_address
     assert net.net.published("web") == [port]
+
+
+def test_container_reaches_its_own_published_port(net: Net) -> None:
+    box = net.net.create_sandbox("selfie", "bridge")
+    [port] = net.net.publish("selfie", box.ip_address, [parse_publish("0:80")])
+    assert (
+        Path(f"/sys/class/net/{veth_name('selfie', net.bridge)}/brport/hairpin_mode")
+        .read_text()
+        .strip()
+        == "1"
+    )
+    with peer_server(box):
+        # Hairpin: masqueraded, so the reply returns through the host and is un-DNATed.
+        assert _ask_from(box, box.gateway, port.published_port) == box.gateway
+
+
+@dataclass
+class Outside:
+    """A namespace standing for the world beyond the host, linked by a plain veth pair."""
+
+    netns_path: str
+    host_address: str
+    address: str
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Iterator[Outside]:
+    from pyroute2 import IPRoute
+
+    from pyswarm.agent.runtime.network import netns
+
+    path = tmp_path / "outside-netns"
+    host_end = f"pso{uuid.uuid4().hex[:8]}"
+    hosts = list(ipaddress.IPv4Network(_free_subnet()).hosts())
+    made = Outside(str(path), str(hosts[0]), str(hosts[1]))
+
+    def host_side() -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with IPRoute(groups=0) as ipr:
+                ipr.link(
+                    "add", ifname=host_end, kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd}
+                )
+                index = ipr.link_lookup(ifname=host_end)[0]
+                ipr.addr("add", index=index, address=made.host_address, prefixlen=24)
+                ipr.link("set", index=index, state="up")
+        finally:
+            os.close(fd)
+
+    def inside() -> None:
+        with IPRoute(groups=0) as ipr:
+            index = ipr.link_lookup(ifname="eth0")[0]
+            ipr.addr("add", index=index, address=made.address, prefixlen=24)
+            ipr.link("set", index=index, state="up")
+
+    netns.create_netns(path)
+    try:
+        netns.run_in_netns(None, host_side)
+        netns.run_in_netns(path, inside)
+        yield made
+    finally:
+        links.delete_link(host_end)
+        netns.remove_netns(path)
+        assert host_end not in _links()
+
+
+def test_outbound_traffic_is_masqueraded(net: Net, outside: Outside) -> None:
+    box = net.net.create_sandbox("traveller", "bridge")
+    with peer_server_in(outside.netns_path, 7000):
+        # The outside has no route to the bridge subnet: only a masqueraded source answers.
+        assert _ask_from(box, outside.address, 7000) == outside.host_address
 
 
 def test_loopback_only_port_is_published_on_127_0_0_1(net: Net) -> None:

@@ -111,10 +111,9 @@ class BridgeNetwork:
             # DNAT of a published port reached via the gateway (docker sets this as well).
             if (Path("/proc/sys") / _BRIDGE_NF).exists():
                 links.write_sysctl(_BRIDGE_NF, "1")
-            self._nat.ensure()
             with self._lock:
                 state = self._load()
-                self._nat.sync_ports(self._rules(state))
+                self._nat.ensure(self._rules(state))
                 self._rehold(state)
             self._ensured = True
 

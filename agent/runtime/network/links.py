@@ -120,6 +120,8 @@ def create_veth(host_ifname: str, bridge: str, netns: Path, mac: str) -> None:
             os.close(fd)
         index = _index(ipr, host_ifname)
         ipr.link("set", index=index, master=bridge_index)
+        # Hairpin: let a container reach itself through a published port on the host.
+        ipr.brport("set", index=index, mode=1)
         ipr.link("set", index=index, state="up")
 
     _netlink(None, f"create veth {host_ifname}", create)

@@ -7,11 +7,12 @@ Layout, for a chain prefix P (all ours, nothing else is touched but the four jum
               so `curl 127.0.0.1:PORT` works without a userland proxy
 - nat P-POST  from POSTROUTING: MASQUERADE of the subnet leaving by another interface,
               and of 127.0.0.0/8 sources going out the bridge (the loopback case above;
-              with route_localnet on the bridge, the three together make it work)
+              with route_localnet on the bridge, the three together make it work), and
+              of a container reaching its own published port (hairpin)
 - filter P-FWD from FORWARD (first): accept traffic into and out of the bridge
 
-Published-port chains are rewritten whole and atomically with `iptables-restore
---noflush` from the caller's full list, so a rewrite is idempotent and never leaves a
+The nat chains are rewritten whole and atomically with `iptables-restore --noflush`
+from the caller's full list of published ports, so a rewrite is idempotent and never leaves a
 port half-published. The `iptables` binaries are run with -w (wait for the xtables lock).
 """
 
@@ -77,6 +78,9 @@ class NatRules:
             ("filter", "FORWARD", ["-j", self.fwd]),
         ]
 
+    def _chains(self) -> list[tuple[str, str]]:
+        return [("nat", self.pre), ("nat", self.out), ("nat", self.post), ("filter", self.fwd)]
+
     def _iptables(self, table: str, *args: str) -> subprocess.CompletedProcess[str]:
         return _run(["iptables", "-w", "-t", table, *args])
 
@@ -85,40 +89,39 @@ class NatRules:
         if done.returncode != 0:
             raise NetworkError(f"iptables -t {table} {' '.join(args)}: {_first_line(done.stderr)}")
 
-    def ensure(self) -> None:
-        """Create the chains, fill the static ones, and add the jumps that are missing.
-
-        The published-port chains keep their rules; `sync_ports` rewrites them.
-        """
-        for table, chain in (
-            ("nat", self.pre),
-            ("nat", self.out),
-            ("nat", self.post),
-            ("filter", self.fwd),
-        ):
+    def ensure(self, rules: Sequence[PortRule]) -> None:
+        """Create the chains, fill them (published ports: `rules`), add the missing jumps."""
+        for table, chain in self._chains():
             if self._iptables(table, "-n", "-L", chain).returncode != 0:
                 self._must(table, "-N", chain)
-        masquerade = [
-            f"-A {self.post} -s {self.subnet} ! -o {self.bridge} -j MASQUERADE",
-            f"-A {self.post} -s 127.0.0.0/8 -o {self.bridge} -j MASQUERADE",
-        ]
         forward = [
             f"-A {self.fwd} -i {self.bridge} -j ACCEPT",
             f"-A {self.fwd} -o {self.bridge} -j ACCEPT",
         ]
-        self._restore({"nat": ([self.post], masquerade), "filter": ([self.fwd], forward)})
+        self._restore({"filter": ([self.fwd], forward)})
+        self.sync_ports(rules)
         for table, builtin, rule in self._jumps():
             if self._iptables(table, "-C", builtin, *rule).returncode != 0:
                 position = ["-I", builtin, "1"] if table == "filter" else ["-A", builtin]
                 self._must(table, *position, *rule)
 
     def sync_ports(self, rules: Sequence[PortRule]) -> None:
-        """Make the DNAT chains hold exactly `rules` (one atomic rewrite)."""
-        lines: list[str] = []
-        for chain in (self.pre, self.out):
-            for rule in rules:
-                lines.append(f"-A {chain} {self._dnat(rule)}")
-        self._restore({"nat": ([self.pre, self.out], lines)})
+        """Make the nat chains hold exactly the DNAT of `rules` (one atomic rewrite)."""
+        lines = [
+            f"-A {self.post} -s {self.subnet} ! -o {self.bridge} -j MASQUERADE",
+            f"-A {self.post} -s 127.0.0.0/8 -o {self.bridge} -j MASQUERADE",
+        ]
+        for rule in rules:
+            lines.append(f"-A {self.pre} {self._dnat(rule)}")
+            lines.append(f"-A {self.out} {self._dnat(rule)}")
+            # A container reaching its own published port: the reply must come back
+            # through the host to be un-DNATed, so hide the source (hairpin, as docker).
+            proto = _protocol(rule.port)
+            lines.append(
+                f"-A {self.post} -s {rule.ip_address}/32 -d {rule.ip_address}/32 -p {proto} "
+                f"-m {proto} --dport {rule.port.target_port} -j MASQUERADE"
+            )
+        self._restore({"nat": ([self.pre, self.out, self.post], lines)})
 
     def _dnat(self, rule: PortRule) -> str:
         port = rule.port
@@ -146,12 +149,7 @@ class NatRules:
         for table, builtin, rule in self._jumps():
             while self._iptables(table, "-C", builtin, *rule).returncode == 0:
                 self._must(table, "-D", builtin, *rule)
-        for table, chain in (
-            ("nat", self.pre),
-            ("nat", self.out),
-            ("nat", self.post),
-            ("filter", self.fwd),
-        ):
+        for table, chain in self._chains():
             if self._iptables(table, "-n", "-L", chain).returncode == 0:
                 self._must(table, "-F", chain)
                 self._must(table, "-X", chain)
