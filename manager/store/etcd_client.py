@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import aetcd
 import grpc
@@ -215,7 +215,7 @@ class EtcdClient:
         with contextlib.suppress(Exception):
             await self._client.close()
 
-    async def __aenter__(self) -> EtcdClient:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
