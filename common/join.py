@@ -69,7 +69,7 @@ async def fetch_pinned_root_ca(
     # Deliberately unverified: the digest check below is the verification.
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["h2"])  # gRPC servers insist on HTTP/2
+    context.set_alpn_protocols(["h2"])  # offer what a gRPC client offers
     try:
         _, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context), timeout
