@@ -149,15 +149,16 @@ class Cache:
 
     async def wait_for_revision(self, revision: int, timeout: float | None = None) -> None:
         """Return once the cache reflects `revision` (e.g. the revision a write
-        returned: read-your-writes). StoreUnavailable after `timeout` seconds."""
+        returned: read-your-writes). StoreUnavailable after `timeout` seconds.
+
+        The revision must be one made under /pyswarm/v1/ (every Store write and the
+        leader key are): the cache learns of revisions through its watch's events.
+        (etcd 3.4 answers an explicit progress request before it has sent every
+        earlier event, so the cache does not use one.)"""
         if self._revision >= revision:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, future))
-        if self._watch is not None:
-            # The revision may belong to a key outside the prefix: ask etcd to say
-            # how far the watch has come even when no event of ours follows.
-            self._watch.request_progress()
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(future)
@@ -202,8 +203,6 @@ class Cache:
             PREFIX, prefix=True, start_revision=listing.revision + 1
         ) as watch:
             self._watch = watch
-            if self._waiters:
-                watch.request_progress()
             async for batch in watch:
                 self._apply(batch)
 
