@@ -246,6 +246,8 @@ def test_none_sandbox_has_only_loopback(net: Net) -> None:
     assert len(inside) == 1 and " lo:" in inside[0] and "UP" in inside[0]
     assert _ping(box, "127.0.0.1")
     assert net.net.sandbox("lonely") == box
+    assert net.net.publish("lonely", box.ip_address, [parse_publish("8080:80")]) == []
+    assert net.net.nat.chain_rules("nat", f"{net.chain}-PRE") == []
 
 
 def test_published_port_reaches_the_container_from_loopback_and_from_a_sandbox(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import socket
@@ -178,7 +179,10 @@ class BridgeNetwork:
         if mode == "bridge" and not self._ensured:
             self.ensure()
         with self._id_lock(container_id):
-            self._remove_kernel_parts(container_id, path)
+            with self._lock:
+                leftover = container_id in self._load().sandboxes
+            if leftover or path.exists():
+                self._remove_kernel_parts(container_id, path)
             with self._lock:
                 state = self._load()
                 state.sandboxes.pop(container_id, None)
@@ -190,21 +194,35 @@ class BridgeNetwork:
                 state.sandboxes[container_id] = record
                 self._save(state)
             try:
-                netns.create_netns(path)
-                if mode == "bridge":
-                    host_end = veth_name(container_id, self.bridge)
-                    links.create_veth(host_end, self.bridge, path, record.mac_address)
-                    links.configure_sandbox(
-                        path, record.ip_address, self._pool.prefixlen, self._pool.gateway
-                    )
-                else:
-                    links.loopback_up(path)
+                netns.run_in_thread(lambda: self._build(container_id, path, record))
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._remove_kernel_parts(container_id, path)
                     self._forget(container_id)
                 raise
             return self._sandbox_of(path, record)
+
+    def _build(self, container_id: str, path: Path, record: SandboxRecord) -> None:
+        """The kernel side of a sandbox, in one dedicated thread that ends inside the netns.
+
+        A netlink socket opened before entering the namespace stays in the host's, one
+        opened after is inside: two sockets, one thread, no fork.
+        """
+        with links.open_netlink() as host:
+            netns.enter_new_netns(path)
+            with links.open_netlink() as inside:
+                if record.mode != "bridge":
+                    links.loopback_up(inside)
+                    return
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    host_end = veth_name(container_id, self.bridge)
+                    links.create_veth(host, host_end, self.bridge, fd, record.mac_address)
+                finally:
+                    os.close(fd)
+                links.configure_sandbox(
+                    inside, record.ip_address, self._pool.prefixlen, self._pool.gateway
+                )
 
     def _sandbox_of(self, path: Path, record: SandboxRecord) -> Sandbox:
         bridged = record.mode == "bridge"
@@ -263,10 +281,14 @@ class BridgeNetwork:
 
         A published_port of 0 picks a free port. Replaces what this container published
         before. All ports or none: on PortInUse (a port published here already, or bound
-        by another process) or any other error, nothing changes.
+        by another process) or any other error, nothing changes. A container without an
+        address (mode "none") publishes nothing and gets [] back, as docker discards them.
         """
         for config in ports_:
             ports.validate(config)
+        if not ip_address:
+            self.unpublish(container_id)
+            return []
         with self._lock:
             state = self._load()
             taken = [

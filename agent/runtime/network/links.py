@@ -8,10 +8,11 @@ multi-threaded agent must not do, so it is never used here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,17 +27,29 @@ T = TypeVar("T")
 SANDBOX_IFNAME = "eth0"
 
 
+def open_netlink() -> Any:
+    """A netlink (rtnl) socket in the calling thread's namespace; use it in this thread only."""
+    return IPRoute(groups=0)
+
+
+@contextlib.contextmanager
+def netlink_errors(what: str) -> Iterator[None]:
+    """Turn pyroute2's NetlinkError into a one-line NetworkError naming `what`."""
+    try:
+        yield
+    except NetlinkError as err:
+        raise NetworkError(f"{what}: {os.strerror(err.code)}") from err
+
+
 def _netlink(netns: Path | None, what: str, fn: Callable[[Any], T]) -> T:
     """Run `fn(ipr)` with a netlink socket inside `netns` (None: the host's)."""
 
     def call() -> T:
-        with IPRoute(groups=0) as ipr:
+        with open_netlink() as ipr:
             return fn(ipr)
 
-    try:
+    with netlink_errors(what):
         return run_in_netns(netns, call)
-    except NetlinkError as err:
-        raise NetworkError(f"{what}: {os.strerror(err.code)}") from err
 
 
 def _index(ipr: Any, ifname: str) -> int | None:
@@ -45,7 +58,11 @@ def _index(ipr: Any, ifname: str) -> int | None:
 
 
 def link_exists(ifname: str) -> bool:
-    """True if a link named `ifname` exists in the host's namespace."""
+    """True if a link named `ifname` exists in the host's namespace.
+
+    Netlink, not /sys/class/net: sysfs shows the namespace it was mounted in, which need
+    not be this process's (an agent started in a lab namespace by nsenter).
+    """
     return _netlink(None, f"look up link {ifname}", lambda ipr: _index(ipr, ifname) is not None)
 
 
@@ -101,66 +118,42 @@ def mac_for(ip_address: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in octets)
 
 
-def create_veth(host_ifname: str, bridge: str, netns: Path, mac: str) -> None:
-    """Create a veth pair: `host_ifname` enslaved to `bridge` and up, its peer as eth0 in `netns`.
+def create_veth(host: Any, host_ifname: str, bridge: str, netns_fd: int, mac: str) -> None:
+    """Create a veth pair: `host_ifname` enslaved to `bridge` and up, its peer eth0 in the netns.
 
-    The peer is created directly inside the namespace, so no temporary name is ever
-    visible on the host.
+    `host` is a netlink socket in the host's namespace; `netns_fd` an open fd of the
+    sandbox's namespace. The peer is created directly inside it, so no temporary name
+    is ever visible on the host.
     """
-
-    def create(ipr: Any) -> None:
-        bridge_index = _index(ipr, bridge)
+    with netlink_errors(f"create veth {host_ifname}"):
+        bridge_index = _index(host, bridge)
         if bridge_index is None:
             raise NetworkError(f"bridge {bridge} does not exist")
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            peer = {"ifname": SANDBOX_IFNAME, "address": mac, "net_ns_fd": fd}
-            ipr.link("add", ifname=host_ifname, kind="veth", peer=peer)
-        finally:
-            os.close(fd)
-        index = _index(ipr, host_ifname)
-        ipr.link("set", index=index, master=bridge_index)
+        peer = {"ifname": SANDBOX_IFNAME, "address": mac, "net_ns_fd": netns_fd}
+        host.link("add", ifname=host_ifname, kind="veth", peer=peer)
+        index = _index(host, host_ifname)
+        host.link("set", index=index, master=bridge_index)
         # Hairpin: let a container reach itself through a published port on the host.
-        ipr.brport("set", index=index, mode=1)
-        ipr.link("set", index=index, state="up")
-
-    _netlink(None, f"create veth {host_ifname}", create)
+        host.brport("set", index=index, mode=1)
+        host.link("set", index=index, state="up")
 
 
-def configure_sandbox(netns: Path, ip_address: str, prefixlen: int, gateway: str) -> None:
-    """Inside `netns`: lo up, eth0 addressed and up, default route via `gateway`."""
-
-    def configure(ipr: Any) -> None:
-        ipr.link("set", index=_index(ipr, "lo"), state="up")
-        index = _index(ipr, SANDBOX_IFNAME)
+def configure_sandbox(inside: Any, ip_address: str, prefixlen: int, gateway: str) -> None:
+    """With a netlink socket `inside` the sandbox: lo up, eth0 addressed and up, default route."""
+    with netlink_errors(f"configure {SANDBOX_IFNAME} for {ip_address}"):
+        loopback_up(inside)
+        index = _index(inside, SANDBOX_IFNAME)
         if index is None:
-            raise NetworkError(f"{SANDBOX_IFNAME} missing in {netns}")
-        ipr.addr("add", index=index, address=ip_address, prefixlen=prefixlen)
-        ipr.link("set", index=index, state="up")
-        ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
-
-    _netlink(netns, f"configure {SANDBOX_IFNAME} in {netns.name}", configure)
+            raise NetworkError(f"{SANDBOX_IFNAME} missing in the sandbox for {ip_address}")
+        inside.addr("add", index=index, address=ip_address, prefixlen=prefixlen)
+        inside.link("set", index=index, state="up")
+        inside.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
 
 
-def loopback_up(netns: Path) -> None:
-    """Bring lo up inside `netns` (all a "none" sandbox gets)."""
-    _netlink(
-        netns,
-        f"bring up lo in {netns.name}",
-        lambda ipr: ipr.link("set", index=_index(ipr, "lo"), state="up"),
-    )
-
-
-def sandbox_mac(netns: Path) -> str:
-    """The MAC address of eth0 inside `netns`, or "" if it has none."""
-
-    def read(ipr: Any) -> str:
-        index = _index(ipr, SANDBOX_IFNAME)
-        if index is None:
-            return ""
-        return str(ipr.get_links(index)[0].get_attr("IFLA_ADDRESS"))
-
-    return _netlink(netns, f"read {SANDBOX_IFNAME} in {netns.name}", read)
+def loopback_up(inside: Any) -> None:
+    """With a netlink socket inside a sandbox: bring lo up (all a "none" sandbox gets)."""
+    with netlink_errors("bring up lo"):
+        inside.link("set", index=_index(inside, "lo"), state="up")
 
 
 def write_sysctl(key: str, value: str) -> None:

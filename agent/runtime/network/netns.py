@@ -73,29 +73,25 @@ def is_mounted(path: Path) -> bool:
         return False
 
 
+def enter_new_netns(path: Path) -> None:
+    """Move the calling thread into a new network namespace pinned at `path`.
+
+    Call it only from a dedicated thread that ends soon after (see run_in_thread): the
+    thread stays inside. `path` must not exist yet; on failure nothing is left behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        syscalls.mount(_OWN_NETNS, str(path), None, syscalls.MS_BIND)
+    except BaseException:
+        remove_netns(path)
+        raise
+
+
 def create_netns(path: Path) -> None:
     """Create a new network namespace pinned at `path` (which must not exist yet)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def make() -> None:
-        original = os.open(_OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
-            try:
-                syscalls.unshare(syscalls.CLONE_NEWNET)
-                try:
-                    syscalls.mount(_OWN_NETNS, str(path), None, syscalls.MS_BIND)
-                finally:
-                    # Not strictly needed as the thread ends, but keeps the thread honest.
-                    syscalls.setns(original, syscalls.CLONE_NEWNET)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                raise
-        finally:
-            os.close(original)
-
-    run_in_thread(make, name="pyswarm-netns-create")
+    run_in_thread(lambda: enter_new_netns(path), name="pyswarm-netns-create")
 
 
 def remove_netns(path: Path) -> None:

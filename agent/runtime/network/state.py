@@ -1,8 +1,11 @@
 """The network's durable state: which sandbox has which address, which ports are published.
 
-One small JSON file, replaced atomically (write a temporary file, fsync, rename), so a
-crash leaves either the old or the new state. The file is the truth for addresses and
-published ports across agent restarts; callers serialise access with their own lock.
+One small JSON file, replaced atomically (write a temporary file, rename), so a crash
+of the agent leaves either the old or the new state. There is no fsync: what the file
+describes (namespaces, veths, DNAT rules) does not outlive a power loss either, and
+an fsync under the lock would serialise every container start on the disk. The file is
+the truth for addresses and published ports across agent restarts; callers serialise
+access with their own lock.
 """
 
 from __future__ import annotations
@@ -111,8 +114,6 @@ def save_state(path: Path, state: NetworkState) -> None:
     try:
         with open(tmp, "w") as out:
             json.dump(raw, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
