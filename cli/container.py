@@ -13,8 +13,8 @@ from pyswarm.cli.errors import expect_failure_code
 from pyswarm.cli.output import (
     Format,
     ago,
+    binary_size,
     human_duration,
-    human_size,
     print_json,
     print_json_lines,
     print_table,
@@ -165,6 +165,9 @@ def run(
         entrypoint=entrypoint, read_only=read_only, userns=userns,
     )  # fmt: skip
     request.start = True
+    # Attached, the client removes the container once it has all output and the exit
+    # code (as docker's client did); detached, the agent removes it when it exits.
+    request.auto_remove = rm and detach
     stub = client.containers()
     container = stub.Create(request)
     if detach:
@@ -178,6 +181,8 @@ def run(
             stream.buffer.write(entry.data)
             stream.flush()
         code = stub.Wait(agent_pb2.ContainerRef(id=container.id)).exit_code
+    if rm:
+        stub.Remove(agent_pb2.RemoveContainerRequest(id=container.id, force=True))
     raise typer.Exit(code)
 
 
@@ -428,7 +433,7 @@ def stats(
         for s in response.stats:
             limit = s.memory_limit_bytes
             mem_pct = f"{100.0 * s.memory_usage_bytes / limit:.2f}%" if limit else "0.00%"
-            usage = f"{human_size(s.memory_usage_bytes)} / {human_size(limit) if limit else '-'}"
+            usage = f"{binary_size(s.memory_usage_bytes)} / {binary_size(limit) if limit else '-'}"
             row = [s.id[:12], s.name, f"{s.cpu_percent:.2f}%", usage, mem_pct, str(s.pids)]
             rows.append(row)
             keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "PIDs"]

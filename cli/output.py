@@ -26,6 +26,17 @@ def human_size(size: float) -> str:
     return f"{value:.3g}{units[unit]}"
 
 
+def binary_size(size: float) -> str:
+    """docker's BytesSize (as `docker stats` shows memory): binary units."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    value = float(size)
+    unit = 0
+    while value >= 1024 and unit < len(units) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.4g}{units[unit]}"
+
+
 def human_duration(seconds: float) -> str:
     """docker's HumanDuration: "Less than a second", "5 seconds", "About a minute"..."""
     s = int(seconds)
