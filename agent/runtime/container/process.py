@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pyswarm.agent.runtime.container.supervisor import ClientConnection
 
 # A client that falls this far behind is dropped rather than grow our memory.
+MAX_REPLAY = 64 * 1024
 MAX_CLIENT_BACKLOG = 8 * 1024 * 1024
 READ_SIZE = 65536
 
@@ -95,6 +96,10 @@ class Proc:
         self.stdin_closed = False
         self.exit_code: int | None = None
         self.on_exit: Callable[[Proc], None] | None = None
+        # An interactive container's first output (a shell's prompt) comes before anyone
+        # can attach: keep a little of it for the first client, as `docker run -it` shows.
+        self.replay: list[bytes] | None = None
+        self.replay_size = 0
 
     def add_pipes(self, stdin: int, stdout: int, stderr: int) -> None:
         if stdin >= 0:
@@ -117,16 +122,32 @@ class Proc:
             reader.send(b"\x04")
 
     # output -------------------------------------------------------------------------
+    def keep_output_until_attached(self) -> None:
+        self.replay = []
+
+    def attach(self, client: ClientConnection) -> None:
+        """Add an attached client; the first one gets the output kept so far."""
+        if self.replay:
+            for frame in self.replay:
+                client.send(frame)
+        self.replay = None
+        self.clients.append(client)
+
     def output(self, stream: str, data: bytes) -> None:
         if self.log is not None:
             self.log.write(stream, data)
-        if not self.clients:
+        if not self.clients and self.replay is None:
             return
         frame = framing.encode(
             runtime_pb2.StreamFrame(stdout=data)
             if stream == "stdout"
             else runtime_pb2.StreamFrame(stderr=data)
         )
+        if self.replay is not None:
+            if self.replay_size + len(frame) <= MAX_REPLAY:
+                self.replay.append(frame)
+                self.replay_size += len(frame)
+            return
         for client in list(self.clients):
             if len(client.outbuf) > MAX_CLIENT_BACKLOG:
                 client.close()

@@ -271,6 +271,8 @@ class Supervisor:
         self.records.save(record, durable=False)
         proc = Proc(self.loop, spec.id, spawned.pid, log_path=spec.log_path)
         proc.on_exit = self._container_exited
+        if spec.open_stdin:
+            proc.keep_output_until_attached()
         if not spec.tty:
             proc.add_pipes(spawned.stdin, spawned.stdout, spawned.stderr)
         container.proc = proc
@@ -357,7 +359,7 @@ class Supervisor:
             client.flush()
             return
         client.proc = container.proc
-        container.proc.clients.append(client)
+        container.proc.attach(client)
 
     def op_exec(
         self, client: ClientConnection, container: Container, request: runtime_pb2.SupervisorRequest
