@@ -24,9 +24,9 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @dataclass(frozen=True)
 class LabHost:
-    name: str          # node-1
-    netns: str         # <lab>-node-1
-    address: str       # 10.231.0.11
+    name: str  # node-1
+    netns: str  # <lab>-node-1
+    address: str  # 10.231.0.11
     prefixlen: int
 
     def exec_args(self, *command: str) -> list[str]:
