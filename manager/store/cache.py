@@ -20,7 +20,8 @@ from google.protobuf.message import Message
 
 from pyswarm.manager.store._lifecycle import run_until_stopped, sleep_or_stop
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
-from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue, Watch, WatchBatch
+from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue
+from pyswarm.manager.store.etcd_watch import Watch, WatchBatch, open_watch
 from pyswarm.manager.store.kinds import KINDS, PREFIX, Kind, M, parse_key
 
 __all__ = ["Cache", "StoreEvent", "Subscription"]
@@ -199,8 +200,8 @@ class Cache:
     async def _list_and_watch(self) -> None:
         listing = await self.client.range_paged(PREFIX)
         self._replace(listing.kvs, listing.revision)
-        async with self.client.watch(
-            PREFIX, prefix=True, start_revision=listing.revision + 1
+        async with open_watch(
+            self.client, PREFIX, prefix=True, start_revision=listing.revision + 1
         ) as watch:
             self._watch = watch
             async for batch in watch:

@@ -19,6 +19,7 @@ import time
 from pyswarm.manager.store._lifecycle import run_until_stopped, sleep_or_stop
 from pyswarm.manager.store.errors import StoreError
 from pyswarm.manager.store.etcd_client import Compare, EtcdClient, GetOp, PutOp
+from pyswarm.manager.store.etcd_watch import open_watch
 from pyswarm.manager.store.kinds import PREFIX
 
 __all__ = ["DEFAULT_LEASE_TTL", "LEADER_KEY", "Election", "current_leader"]
@@ -165,7 +166,7 @@ class Election:
 
     async def _wait_vacant(self, revision: int) -> None:
         """Return once the key is deleted after `revision` (or is already gone)."""
-        async with self.client.watch(self.key, start_revision=revision + 1) as watch:
+        async with open_watch(self.client, self.key, start_revision=revision + 1) as watch:
             if not (await self.client.range(self.key)).kvs:
                 return
             async for batch in watch:

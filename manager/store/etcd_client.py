@@ -3,15 +3,14 @@
 aetcd is untyped; this module is the only one that touches it, so `Any` stops here.
 It speaks bytes and revisions: ranges (optionally at a past revision), transactions
 of compares and put/delete/get ops (with the response header's revision, which is
-every put's new mod_revision), watches with progress requests, and leases. Every
+every put's new mod_revision) and leases; etcd_watch.py adds watches. Every
 failure to reach etcd becomes `StoreUnavailable`; any other etcd refusal `StoreError`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
@@ -32,10 +31,8 @@ __all__ = [
     "PutOp",
     "RangeResult",
     "TxnResult",
-    "Watch",
-    "WatchBatch",
-    "WatchCompacted",
-    "WatchEvent",
+    "key_value",
+    "translate_errors",
 ]
 
 _UNAVAILABLE_CODES = {
@@ -110,32 +107,6 @@ class TxnResult:
     gets: list[KeyValue | None] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """A put or a delete; for a delete `kv.value` is empty and `kv.mod_revision` is
-    the revision of the deletion."""
-
-    type: Literal["put", "delete"]
-    kv: KeyValue
-
-
-@dataclass(frozen=True, slots=True)
-class WatchBatch:
-    """Every event up to and including `revision` has been delivered once this batch
-    is applied (events of one revision are never split across batches)."""
-
-    revision: int
-    events: list[WatchEvent]
-
-
-class WatchCompacted(StoreError):
-    """The watch asked for history etcd has compacted away; re-list and resume."""
-
-    def __init__(self, compact_revision: int) -> None:
-        super().__init__(f"watch history compacted up to revision {compact_revision}")
-        self.compact_revision = compact_revision
-
-
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
     """Map aetcd and gRPC failures of `what` to the store's errors."""
@@ -153,7 +124,8 @@ def translate_errors(what: str) -> Iterator[None]:
         raise StoreUnavailable(f"{what}: timed out") from err
 
 
-def _key_value(kv: Any) -> KeyValue:
+def key_value(kv: Any) -> KeyValue:
+    """A KeyValue from etcd's mvccpb.KeyValue."""
     return KeyValue(
         key=bytes(kv.key),
         value=bytes(kv.value),
@@ -161,10 +133,6 @@ def _key_value(kv: Any) -> KeyValue:
         mod_revision=int(kv.mod_revision),
         lease=int(kv.lease),
     )
-
-
-def _event_type(event: Any) -> Literal["put", "delete"]:
-    return "delete" if event.type == rpc.Event.DELETE else "put"
 
 
 _TARGETS = {"create": "CREATE", "mod": "MOD", "version": "VERSION"}
@@ -233,9 +201,9 @@ class EtcdClient:
             request.range_end = prefix_range_end(key)
         with translate_errors("read"):
             kv = await self._kv()
-            response = await kv.Range(request, timeout=self.timeout, metadata=self._meta())
+            response = await kv.Range(request, timeout=self.timeout, metadata=self.metadata())
         return RangeResult(
-            revision=int(response.header.revision), kvs=[_key_value(kv) for kv in response.kvs]
+            revision=int(response.header.revision), kvs=[key_value(kv) for kv in response.kvs]
         )
 
     async def range_paged(self, prefix: bytes, *, page_size: int = 2000) -> RangeResult:
@@ -249,10 +217,10 @@ class EtcdClient:
         while True:
             with translate_errors("read"):
                 kv = await self._kv()
-                response = await kv.Range(request, timeout=self.timeout, metadata=self._meta())
+                response = await kv.Range(request, timeout=self.timeout, metadata=self.metadata())
             if not revision:
                 revision = int(response.header.revision)
-            kvs.extend(_key_value(item) for item in response.kvs)
+            kvs.extend(key_value(item) for item in response.kvs)
             if not response.more or not response.kvs:
                 return RangeResult(revision=revision, kvs=kvs)
             # The next page starts just after the last key, pinned to the first page's
@@ -275,12 +243,12 @@ class EtcdClient:
         )
         with translate_errors("transaction"):
             kv = await self._kv()
-            response = await kv.Txn(request, timeout=self.timeout, metadata=self._meta())
+            response = await kv.Txn(request, timeout=self.timeout, metadata=self.metadata())
         gets: list[KeyValue | None] = []
         for item in response.responses:
             if item.WhichOneof("response") == "response_range":
                 kvs = item.response_range.kvs
-                gets.append(_key_value(kvs[0]) if len(kvs) else None)
+                gets.append(key_value(kvs[0]) if len(kvs) else None)
         return TxnResult(
             succeeded=bool(response.succeeded), revision=int(response.header.revision), gets=gets
         )
@@ -292,7 +260,7 @@ class EtcdClient:
             request.range_end = prefix_range_end(key)
         with translate_errors("delete"):
             kv = await self._kv()
-            response = await kv.DeleteRange(request, timeout=self.timeout, metadata=self._meta())
+            response = await kv.DeleteRange(request, timeout=self.timeout, metadata=self.metadata())
         return int(response.deleted), int(response.header.revision)
 
     async def grant_lease(self, ttl: int) -> int:
@@ -316,91 +284,10 @@ class EtcdClient:
             if "lease not found" not in str(err):
                 raise
 
-    def watch(
-        self, key: bytes, *, prefix: bool = False, start_revision: int = 0
-    ) -> contextlib.AbstractAsyncContextManager[Watch]:
-        """Watch the key (or prefix) from `start_revision` (0: from now on)."""
-        return _open_watch(self, key, prefix_range_end(key) if prefix else b"", start_revision)
-
-    async def _watch_stub(self) -> Any:
+    async def watch_stub(self) -> Any:
+        """The raw gRPC Watch stub on this client's channel (for etcd_watch)."""
         await self.connect()
         return rpc.WatchStub(self._client.channel)
 
-    def _meta(self) -> Any:
+    def metadata(self) -> Any:
         return self._client.metadata
-
-
-class Watch:
-    """One watch stream; iterate it for `WatchBatch`es. Raises StoreUnavailable when
-    the stream breaks and WatchCompacted when the asked-for history is gone."""
-
-    def __init__(self, call: Any, requests: asyncio.Queue[Any]) -> None:
-        # No progress requests go through `requests`: etcd 3.4 may answer one with a
-        # revision whose events it has not sent yet. Periodic progress notifications
-        # (asked for at creation) are only sent to caught-up watchers, so they are safe.
-        self._call = call
-        self._requests = requests
-        self._responses: AsyncIterator[Any] = call.__aiter__()
-
-    def __aiter__(self) -> Watch:
-        return self
-
-    async def __anext__(self) -> WatchBatch:
-        while True:
-            with translate_errors("watch"):
-                try:
-                    response = await self._responses.__anext__()
-                except StopAsyncIteration:
-                    raise StoreUnavailable("watch: stream ended") from None
-            if response.compact_revision:
-                raise WatchCompacted(int(response.compact_revision))
-            if response.canceled:
-                raise StoreUnavailable(f"watch canceled: {response.cancel_reason or 'by etcd'}")
-            if response.created:
-                continue
-            if not response.events:
-                return WatchBatch(revision=int(response.header.revision), events=[])
-            events = [
-                WatchEvent(
-                    "delete" if event.type == rpc.Event.DELETE else "put", _key_value(event.kv)
-                )
-                for event in response.events
-            ]
-            return WatchBatch(revision=max(e.kv.mod_revision for e in events), events=events)
-
-    async def _wait_created(self) -> None:
-        with translate_errors("watch"):
-            first = await self._responses.__anext__()
-        if first.compact_revision:
-            raise WatchCompacted(int(first.compact_revision))
-        if first.canceled or not first.created:
-            raise StoreUnavailable(f"watch not created: {first.cancel_reason or 'no reason'}")
-
-    def _cancel(self) -> None:
-        self._requests.put_nowait(None)
-        self._call.cancel()
-
-
-@contextlib.asynccontextmanager
-async def _open_watch(
-    client: EtcdClient, key: bytes, range_end: bytes, start_revision: int
-) -> AsyncIterator[Watch]:
-    requests: asyncio.Queue[Any] = asyncio.Queue()
-    create = rpc.WatchCreateRequest(key=key, start_revision=start_revision, progress_notify=True)
-    if range_end:
-        create.range_end = range_end
-    requests.put_nowait(rpc.WatchRequest(create_request=create))
-
-    async def outgoing() -> AsyncIterator[Any]:
-        while (request := await requests.get()) is not None:
-            yield request
-
-    with translate_errors("watch"):
-        stub = await client._watch_stub()
-        call = stub.Watch(outgoing(), metadata=client._meta())
-    watch = Watch(call, requests)
-    try:
-        await watch._wait_created()
-        yield watch
-    finally:
-        watch._cancel()

@@ -1,0 +1,126 @@
+"""Watches on etcd: a stream of batches of events, in revision order.
+
+`open_watch` creates one watch on its own gRPC stream and yields a `Watch` to
+iterate. A batch never splits the events of one revision, so after applying a
+batch a reader has seen every change up to its revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aetcd import rpc
+from aetcd.utils import prefix_range_end
+
+from pyswarm.manager.store.errors import StoreError, StoreUnavailable
+from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue, key_value, translate_errors
+
+__all__ = ["Watch", "WatchBatch", "WatchCompacted", "WatchEvent", "open_watch"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """A put or a delete; for a delete `kv.value` is empty and `kv.mod_revision` is
+    the revision of the deletion."""
+
+    type: Literal["put", "delete"]
+    kv: KeyValue
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """Every event up to and including `revision` has been delivered once this batch
+    is applied (events of one revision are never split across batches)."""
+
+    revision: int
+    events: list[WatchEvent]
+
+
+class WatchCompacted(StoreError):
+    """The watch asked for history etcd has compacted away; re-list and resume."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"watch history compacted up to revision {compact_revision}")
+        self.compact_revision = compact_revision
+
+
+def _event_type(event: Any) -> Literal["put", "delete"]:
+    return "delete" if event.type == rpc.Event.DELETE else "put"
+
+
+class Watch:
+    """One watch stream; iterate it for `WatchBatch`es. Raises StoreUnavailable when
+    the stream breaks and WatchCompacted when the asked-for history is gone."""
+
+    def __init__(self, call: Any, requests: asyncio.Queue[Any]) -> None:
+        # No progress requests go through `requests`: etcd 3.4 may answer one with a
+        # revision whose events it has not sent yet. Periodic progress notifications
+        # (asked for at creation) are only sent to caught-up watchers, so they are safe.
+        self._call = call
+        self._requests = requests
+        self._responses: AsyncIterator[Any] = call.__aiter__()
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> WatchBatch:
+        while True:
+            with translate_errors("watch"):
+                try:
+                    response = await self._responses.__anext__()
+                except StopAsyncIteration:
+                    raise StoreUnavailable("watch: stream ended") from None
+            if response.compact_revision:
+                raise WatchCompacted(int(response.compact_revision))
+            if response.canceled:
+                raise StoreUnavailable(f"watch canceled: {response.cancel_reason or 'by etcd'}")
+            if response.created:
+                continue
+            if not response.events:
+                return WatchBatch(revision=int(response.header.revision), events=[])
+            events = [WatchEvent(_event_type(e), key_value(e.kv)) for e in response.events]
+            return WatchBatch(revision=max(e.kv.mod_revision for e in events), events=events)
+
+    async def _wait_created(self) -> None:
+        with translate_errors("watch"):
+            first = await self._responses.__anext__()
+        if first.compact_revision:
+            raise WatchCompacted(int(first.compact_revision))
+        if first.canceled or not first.created:
+            raise StoreUnavailable(f"watch not created: {first.cancel_reason or 'no reason'}")
+
+    def _cancel(self) -> None:
+        self._requests.put_nowait(None)
+        self._call.cancel()
+
+
+@contextlib.asynccontextmanager
+async def open_watch(
+    client: EtcdClient, key: bytes, *, prefix: bool = False, start_revision: int = 0
+) -> AsyncIterator[Watch]:
+    """Watch the key (or every key under it, with `prefix`) from `start_revision`
+    (0: from now on); the watch is cancelled when the block exits."""
+    range_end = prefix_range_end(key) if prefix else b""
+    requests: asyncio.Queue[Any] = asyncio.Queue()
+    create = rpc.WatchCreateRequest(key=key, start_revision=start_revision, progress_notify=True)
+    if range_end:
+        create.range_end = range_end
+    requests.put_nowait(rpc.WatchRequest(create_request=create))
+
+    async def outgoing() -> AsyncIterator[Any]:
+        while (request := await requests.get()) is not None:
+            yield request
+
+    with translate_errors("watch"):
+        stub = await client.watch_stub()
+        call = stub.Watch(outgoing(), metadata=client.metadata())
+    watch = Watch(call, requests)
+    try:
+        await watch._wait_created()
+        yield watch
+    finally:
+        watch._cancel()
