@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.waiting import wait_for
 
@@ -78,12 +79,13 @@ class AgentProcess:
 
     def cli(
         self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+    ) -> subprocess.CompletedProcess[Any]:
+        """Run the CLI against this agent; text output unless `input` bytes are given."""
+        result: subprocess.CompletedProcess[Any] = subprocess.run(
             [sys.executable, "-m", "pyswarm.cli.main", *args],
             capture_output=True,
             text=input is None,
-            input=input,  # type: ignore[arg-type]
+            input=input,
             env=self.env(),
             timeout=timeout,
             check=False,
