@@ -1236,3 +1236,141 @@ class Image(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Image: _TypeAlias = Image  # noqa: Y015
+
+@_typing.final
+class Cluster(_message.Message):
+    """---------------------------------------------------------------- cluster (manager-only)
+
+    Cluster: the one cluster-wide record, written by the first manager's bootstrap
+    transaction. It holds the root CA (certificate and key, so that every manager can
+    sign), the join tokens, and the cluster-wide allocations.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class NodeSubnetsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ManagersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    ROOT_CA_CERT_FIELD_NUMBER: _builtins.int
+    ROOT_CA_KEY_FIELD_NUMBER: _builtins.int
+    WORKER_JOIN_TOKEN_FIELD_NUMBER: _builtins.int
+    MANAGER_JOIN_TOKEN_FIELD_NUMBER: _builtins.int
+    NODE_SUBNET_POOL_FIELD_NUMBER: _builtins.int
+    NODE_SUBNETS_FIELD_NUMBER: _builtins.int
+    MANAGERS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    root_ca_cert: _builtins.bytes
+    """PEM"""
+    root_ca_key: _builtins.bytes
+    """PEM; never leaves the managers and etcd"""
+    worker_join_token: _builtins.str
+    manager_join_token: _builtins.str
+    node_subnet_pool: _builtins.str
+    """e.g. 10.210.0.0/16, one /24 per node"""
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    @_builtins.property
+    def node_subnets(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """subnet -> node id"""
+
+    @_builtins.property
+    def managers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """manager id -> advertised main address"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        root_ca_cert: _builtins.bytes = ...,
+        root_ca_key: _builtins.bytes = ...,
+        worker_join_token: _builtins.str = ...,
+        manager_join_token: _builtins.str = ...,
+        node_subnet_pool: _builtins.str = ...,
+        node_subnets: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        managers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Cluster: _TypeAlias = Cluster  # noqa: Y015
+
+@_typing.final
+class NodeLiveness(_message.Message):
+    """NodeLiveness: present while a node heartbeats. Stored bound to an etcd lease of
+    three heartbeat periods that every heartbeat refreshes, so it vanishes when the node
+    goes quiet, whichever manager it was talking to.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the node id"""
+    session_id: _builtins.str
+    lease_id: _builtins.int
+    manager_id: _builtins.str
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        session_id: _builtins.str = ...,
+        lease_id: _builtins.int = ...,
+        manager_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "lease_id", b"lease_id", "manager_id", b"manager_id", "meta", b"meta", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeLiveness: _TypeAlias = NodeLiveness  # noqa: Y015

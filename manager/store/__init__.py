@@ -20,15 +20,17 @@ from pyswarm.manager.store.errors import (
 )
 from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
-from pyswarm.manager.store.kinds import KINDS, NODES, SERVICES, TASKS, Kind
+from pyswarm.manager.store.kinds import CLUSTERS, KINDS, LIVENESS, NODES, SERVICES, TASKS, Kind
 from pyswarm.manager.store.ops import Create, Delete, Op, Update
 from pyswarm.manager.store.store import DEFAULT_MAX_TXN_OPS, Store
 
 __all__ = [
+    "CLUSTERS",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_TXN_OPS",
     "KINDS",
     "LEADER_KEY",
+    "LIVENESS",
     "NODES",
     "SERVICES",
     "TASKS",

@@ -16,7 +16,9 @@ from pyswarm.manager.store.errors import InvalidBatch
 from pyswarm.proto import types_pb2
 
 __all__ = [
+    "CLUSTERS",
     "KINDS",
+    "LIVENESS",
     "NODES",
     "PREFIX",
     "SERVICES",
@@ -78,9 +80,14 @@ class Kind(Generic[M_co]):
 NODES = Kind("nodes", types_pb2.Node)
 SERVICES = Kind("services", types_pb2.Service)
 TASKS = Kind("tasks", types_pb2.Task)
+CLUSTERS = Kind("clusters", types_pb2.Cluster)
+#: Written bound to an etcd lease (see the dispatcher), so expiry deletes it.
+LIVENESS = Kind("liveness", types_pb2.NodeLiveness)
 
 #: The kinds the manager stores, by name; the cache decodes every kind listed here.
-KINDS: dict[str, Kind[Message]] = {kind.name: kind for kind in (NODES, SERVICES, TASKS)}
+KINDS: dict[str, Kind[Message]] = {
+    kind.name: kind for kind in (NODES, SERVICES, TASKS, CLUSTERS, LIVENESS)
+}
 
 
 def key_for(kind: Kind[M], message: M) -> bytes:
