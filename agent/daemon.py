@@ -90,4 +90,6 @@ async def teardown(config: AgentConfig) -> None:
     for cid in cgroups.container_ids():
         with contextlib.suppress(Exception):
             await asyncio.to_thread(cgroups.remove, cid)
+    with contextlib.suppress(Exception):
+        await asyncio.to_thread(cgroups.remove_parent)
     await asyncio.to_thread(make_network(config).teardown)

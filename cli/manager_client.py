@@ -1,0 +1,34 @@
+"""A mutual-TLS connection to the manager's Control API for the current context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyswarm.cli.context import current
+from pyswarm.cli.parse import CliInputError
+
+if TYPE_CHECKING:
+    from pyswarm.proto import control_pb2_grpc
+
+
+def control() -> control_pb2_grpc.ControlStub:
+    import grpc
+
+    from pyswarm.common.node_identity import NodeIdentity
+    from pyswarm.common.tls import MANAGER_CHANNEL_OPTIONS, identity_channel_credentials
+    from pyswarm.proto import control_pb2_grpc
+
+    context = current()
+    cert_dir = Path(context.cert_dir)
+    if not context.cert_dir or not NodeIdentity.exists(cert_dir):
+        raise CliInputError(
+            f"no client certificate in {cert_dir or '(none)'}: run the CLI on a manager"
+            " host, or set PYSWARM_CERT_DIR",
+            field="--cert-dir",
+        )
+    identity = NodeIdentity.load(cert_dir)
+    channel = grpc.secure_channel(
+        context.manager, identity_channel_credentials(identity), options=MANAGER_CHANNEL_OPTIONS
+    )
+    return control_pb2_grpc.ControlStub(channel)

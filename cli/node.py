@@ -1,0 +1,129 @@
+"""`pyswarm node ...`: the cluster's nodes, through the manager."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pyswarm.cli.manager_client import control
+from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
+from pyswarm.cli.parse import CliInputError
+from pyswarm.proto import control_pb2, types_pb2
+
+app = typer.Typer(help="Manage the cluster's nodes.", no_args_is_help=True)
+
+_AVAILABILITY = {
+    "active": types_pb2.NodeSpec.ACTIVE,
+    "pause": types_pb2.NodeSpec.PAUSE,
+    "drain": types_pb2.NodeSpec.DRAIN,
+}
+_STATUS = {v: k.capitalize() for k, v in types_pb2.NodeStatus.State.items()}
+
+
+def _node_row(node: types_pb2.Node, leader_id: str) -> list[str]:
+    availability = types_pb2.NodeSpec.Availability.Name(node.spec.availability).capitalize()
+    manager = ""
+    if node.role == types_pb2.NodeSpec.MANAGER:
+        manager = "Leader" if node.id == leader_id else "Reachable"
+    return [
+        node.id[:25], node.description.hostname, _STATUS.get(node.status.state, "Unknown"),
+        availability, manager, node.status.addr,
+    ]  # fmt: skip
+
+
+@app.command("ls")
+def ls(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """List nodes."""
+    stub = control()
+    nodes = stub.ListNodes(control_pb2.ListNodesRequest()).nodes
+    leader = stub.GetCluster(control_pb2.GetClusterRequest()).leader_id
+    if quiet:
+        for node in nodes:
+            print(node.id)
+        return
+    rows = [_node_row(n, leader) for n in sorted(nodes, key=lambda n: n.description.hostname)]
+    headers = ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS"]
+    if format == Format.json:
+        keys = ["ID", "Hostname", "Status", "Availability", "ManagerStatus", "Address"]
+        print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    print_table(headers, rows)
+
+
+@app.command("inspect")
+def inspect(nodes: Annotated[list[str], typer.Argument()]) -> None:
+    """Show nodes in detail (JSON)."""
+    from google.protobuf.json_format import MessageToDict
+
+    stub = control()
+    print_json([MessageToDict(stub.GetNode(control_pb2.GetNodeRequest(node_id=n))) for n in nodes])
+
+
+@app.command("update")
+def update(
+    node: str,
+    availability: Annotated[str, typer.Option("--availability")] = "",
+    label_add: Annotated[list[str] | None, typer.Option("--label-add")] = None,
+    label_rm: Annotated[list[str] | None, typer.Option("--label-rm")] = None,
+    role: Annotated[str, typer.Option("--role")] = "",
+) -> None:
+    """Change a node's availability, labels or role."""
+    stub = control()
+    current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
+    spec = types_pb2.NodeSpec()
+    spec.CopyFrom(current.spec)
+    if availability:
+        if availability not in _AVAILABILITY:
+            raise CliInputError(
+                f"invalid availability {availability!r}: active, pause or drain",
+                field="--availability",
+            )
+        spec.availability = _AVAILABILITY[availability]
+    for label in label_add or []:
+        key, _, value = label.partition("=")
+        if not key:
+            raise CliInputError(f"invalid label {label!r}", field="--label-add")
+        spec.annotations.labels[key] = value
+    for key in label_rm or []:
+        if key not in spec.annotations.labels:
+            raise CliInputError(f"key {key} doesn't exist in node's labels", field="--label-rm")
+        del spec.annotations.labels[key]
+    if role:
+        roles = {"worker": types_pb2.NodeSpec.WORKER, "manager": types_pb2.NodeSpec.MANAGER}
+        if role not in roles:
+            raise CliInputError(f"invalid role {role!r}: worker or manager", field="--role")
+        spec.desired_role = roles[role]
+    stub.UpdateNode(
+        control_pb2.UpdateNodeRequest(node_id=current.id, version=current.meta.version, spec=spec)
+    )
+    print(node)
+
+
+@app.command("promote")
+def promote(nodes: Annotated[list[str], typer.Argument()]) -> None:
+    """Make nodes managers."""
+    for node in nodes:
+        update(node, role="manager")
+
+
+@app.command("demote")
+def demote(nodes: Annotated[list[str], typer.Argument()]) -> None:
+    """Make managers workers."""
+    for node in nodes:
+        update(node, role="worker")
+
+
+@app.command("rm")
+def rm(
+    nodes: Annotated[list[str], typer.Argument()],
+    force: Annotated[bool, typer.Option("-f", "--force")] = False,
+) -> None:
+    """Remove nodes from the cluster."""
+    stub = control()
+    for node in nodes:
+        stub.RemoveNode(control_pb2.RemoveNodeRequest(node_id=node, force=force))
+        print(node)

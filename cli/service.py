@@ -1,0 +1,292 @@
+"""`pyswarm service ...`: services across the cluster, through the manager."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from pyswarm.cli.errors import expect_failure_code
+from pyswarm.cli.manager_client import control
+from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
+from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.service_spec import build_service_spec
+from pyswarm.proto import control_pb2, types_pb2
+
+app = typer.Typer(help="Manage services across the cluster.", no_args_is_help=True)
+PASSTHROUGH = {"allow_interspersed_args": False}
+CONVERGE_TIMEOUT = 300.0
+
+_STATE_NAMES = {v: k.lower() for k, v in types_pb2.TaskState.items()}
+
+
+def _mode(service: types_pb2.Service) -> str:
+    return "global" if service.spec.WhichOneof("mode") == "global" else "replicated"
+
+
+def _ports(service: types_pb2.Service) -> str:
+    parts = []
+    for p in service.spec.endpoint.ports:
+        proto = "udp" if p.protocol == types_pb2.PortConfig.UDP else "tcp"
+        parts.append(f"*:{p.published_port}->{p.target_port}/{proto}")
+    return ", ".join(parts)
+
+
+@app.command("create", context_settings=PASSTHROUGH)
+def create(
+    image: Annotated[str, typer.Argument()],
+    command: Annotated[list[str] | None, typer.Argument()] = None,
+    name: Annotated[str, typer.Option("--name")] = "",
+    replicas: Annotated[int | None, typer.Option("--replicas")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="replicated or global")] = "replicated",
+    publish: Annotated[list[str] | None, typer.Option("-p", "--publish")] = None,
+    env: Annotated[list[str] | None, typer.Option("-e", "--env")] = None,
+    constraint: Annotated[list[str] | None, typer.Option("--constraint")] = None,
+    reserve_cpu: Annotated[str, typer.Option("--reserve-cpu")] = "",
+    reserve_memory: Annotated[str, typer.Option("--reserve-memory")] = "",
+    limit_cpu: Annotated[str, typer.Option("--limit-cpu")] = "",
+    limit_memory: Annotated[str, typer.Option("--limit-memory")] = "",
+    max_replicas: Annotated[int, typer.Option("--replicas-max-per-node", "--max-replicas")] = 0,
+    restart_condition: Annotated[str, typer.Option("--restart-condition")] = "any",
+    hostname: Annotated[str, typer.Option("--hostname")] = "",
+    workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
+    user: Annotated[str, typer.Option("-u", "--user")] = "",
+    label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
+    detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
+) -> None:
+    """Create a service."""
+    spec = build_service_spec(
+        name=name, image=image, args=command or [], replicas=replicas, mode=mode,
+        publish=publish or [], env=env or [], constraint=constraint or [],
+        reserve_cpu=reserve_cpu, reserve_memory=reserve_memory, limit_cpu=limit_cpu,
+        limit_memory=limit_memory, max_replicas=max_replicas,
+        restart_condition=restart_condition, hostname=hostname, workdir=workdir, user=user,
+        labels=label or [],
+    )  # fmt: skip
+    stub = control()
+    service = stub.CreateService(control_pb2.CreateServiceRequest(spec=spec))
+    print(service.id)
+    if not detach:
+        _converge(stub, [service.id])
+
+
+def _running_and_desired(stub: Any, service_id: str) -> tuple[int, int]:
+    response = stub.ListServices(control_pb2.ListServicesRequest())
+    for service, status in zip(response.services, response.statuses, strict=True):
+        if service.id == service_id:
+            return status.running_tasks, status.desired_tasks
+    raise CliInputError(f"service {service_id} not found", field="service")
+
+
+def _converge(stub: Any, service_ids: list[str]) -> None:
+    """Show progress until every service runs its desired tasks (docker's verify)."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    with console.status("") as status:
+        while True:
+            counts = [_running_and_desired(stub, sid) for sid in service_ids]
+            running = sum(c[0] for c in counts)
+            desired = sum(c[1] for c in counts)
+            status.update(f"overall progress: {running} out of {desired} tasks")
+            if running == desired:
+                break
+            if time.monotonic() > deadline:
+                console.print(f"overall progress: {running} out of {desired} tasks")
+                raise CliInputError("the service did not converge in time", field="service")
+            time.sleep(0.1)  # progress display refresh, not synchronisation
+    console.print(f"overall progress: {running} out of {desired} tasks")
+    console.print("verify: Service converged")
+
+
+@app.command("ls")
+def ls(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """List services."""
+    response = control().ListServices(control_pb2.ListServicesRequest())
+    pairs = list(zip(response.services, response.statuses, strict=True))
+    if quiet:
+        for service, _ in pairs:
+            print(service.id[:12])
+        return
+    rows = [
+        [s.id[:12], s.spec.annotations.name, _mode(s),
+         f"{st.running_tasks}/{st.desired_tasks}", s.spec.task.container.image, _ports(s)]
+        for s, st in pairs
+    ]  # fmt: skip
+    if format == Format.json:
+        keys = ["ID", "Name", "Mode", "Replicas", "Image", "Ports"]
+        print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    print_table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows)
+
+
+def _task_rows(stub: Any, service: types_pb2.Service) -> list[dict[str, str]]:
+    tasks = stub.ListTasks(control_pb2.ListTasksRequest(service_id=service.id)).tasks
+    nodes = {n.id: n for n in stub.ListNodes(control_pb2.ListNodesRequest()).nodes}
+    name = service.spec.annotations.name
+    tasks = sorted(
+        tasks,
+        key=lambda t: (t.slot or 0, t.node_id if not t.slot else "", -t.meta.created_at.seconds),
+    )
+    rows = []
+    previous_slot: tuple[int, str] | None = None
+    for task in tasks:
+        slot_key = (task.slot, "" if task.slot else task.node_id)
+        label = f"{name}.{task.slot}" if task.slot else f"{name}.{task.node_id[:12]}"
+        if slot_key == previous_slot:
+            label = r" \_ " + label
+        previous_slot = slot_key
+        node = nodes.get(task.node_id)
+        state = _STATE_NAMES.get(task.status.state, "?")
+        since = ago(task.status.timestamp.seconds) if task.status.timestamp.seconds else ""
+        rows.append({
+            "ID": task.id[:12], "Name": label, "Image": task.spec.container.image,
+            "Node": node.description.hostname if node else task.node_id[:12],
+            "DesiredState": _STATE_NAMES.get(task.desired_state, "?").capitalize(),
+            "CurrentState": f"{state.capitalize()} {since}".strip(),
+            "Error": task.status.err,
+        })  # fmt: skip
+    return rows
+
+
+@app.command("ps")
+def ps(
+    services: Annotated[list[str], typer.Argument()],
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """List the tasks of services, newest per slot first, with their history."""
+    stub = control()
+    rows: list[dict[str, str]] = []
+    for ref in services:
+        service = stub.GetService(control_pb2.GetServiceRequest(service_id=ref))
+        rows.extend(_task_rows(stub, service))
+    if format == Format.json:
+        print_json_lines(rows)
+        return
+    keys = ["ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error"]
+    print_table(
+        ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"],
+        [[row[k] for k in keys] for row in rows],
+    )
+
+
+@app.command("inspect")
+def inspect(
+    services: Annotated[list[str], typer.Argument()],
+    pretty: Annotated[bool, typer.Option("--pretty")] = False,
+) -> None:
+    """Show services in detail."""
+    from google.protobuf.json_format import MessageToDict
+
+    stub = control()
+    found = [stub.GetService(control_pb2.GetServiceRequest(service_id=r)) for r in services]
+    if not pretty:
+        print_json([MessageToDict(s) for s in found])
+        return
+    for s in found:
+        c = s.spec.task.container
+        print(f"ID:\t\t{s.id}\nName:\t\t{s.spec.annotations.name}")
+        if _mode(s) == "global":
+            print("Service Mode:\tGlobal")
+        else:
+            print(f"Service Mode:\tReplicated\n Replicas:\t{s.spec.replicated.replicas}")
+        print(f"Placement:\n Constraints:\t{list(s.spec.task.placement.constraints)}")
+        print(f"ContainerSpec:\n Image:\t\t{c.image}")
+        if c.args:
+            print(f" Args:\t\t{' '.join(c.args)}")
+        if c.env:
+            print(f" Env:\t\t{' '.join(c.env)}")
+        if s.spec.endpoint.ports:
+            print("Ports:")
+            for p in s.spec.endpoint.ports:
+                print(f" PublishedPort = {p.published_port}\n  TargetPort = {p.target_port}")
+        print()
+
+
+@app.command("scale")
+def scale(
+    pairs: Annotated[list[str], typer.Argument(help="SERVICE=REPLICAS ...")],
+    detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
+) -> None:
+    """Scale replicated services: `pyswarm service scale api=5 web=2`."""
+    expect_failure_code(1)
+    requests = []
+    for pair in pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not name or not count.isdigit():
+            raise CliInputError(
+                f"invalid scale specifier '{pair}': expected SERVICE=REPLICAS", field="scale"
+            )
+        requests.append((name, int(count)))
+    stub = control()
+    scaled = []
+    for name, count in requests:
+        service = stub.ScaleService(
+            control_pb2.ScaleServiceRequest(service_id=name, replicas=count)
+        )
+        print(f"{name} scaled to {count}")
+        scaled.append(service.id)
+    if not detach:
+        _converge(stub, scaled)
+
+
+@app.command("update")
+def update(
+    service: str,
+    replicas: Annotated[int | None, typer.Option("--replicas")] = None,
+    image: Annotated[str, typer.Option("--image")] = "",
+    env_add: Annotated[list[str] | None, typer.Option("--env-add")] = None,
+    rollback: Annotated[bool, typer.Option("--rollback")] = False,
+    detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
+) -> None:
+    """Update a service's spec (a new version; the old one is kept for rollback)."""
+    stub = control()
+    current = stub.GetService(control_pb2.GetServiceRequest(service_id=service))
+    spec = types_pb2.ServiceSpec()
+    spec.CopyFrom(current.spec)
+    if replicas is not None:
+        if _mode(current) == "global":
+            raise CliInputError(
+                "replicas can only be used with replicated mode", field="--replicas"
+            )
+        spec.replicated.replicas = replicas
+    if image:
+        spec.task.container.image = image
+    spec.task.container.env.extend(env_add or [])
+    updated = stub.UpdateService(
+        control_pb2.UpdateServiceRequest(
+            service_id=current.id, version=current.meta.version, spec=spec, rollback=rollback
+        )
+    )
+    print(updated.spec.annotations.name)
+    if not detach:
+        _converge(stub, [updated.id])
+
+
+@app.command("rollback")
+def rollback_(service: str) -> None:
+    """Go back to the service's previous spec."""
+    update(service, rollback=True)
+
+
+@app.command("rm")
+def rm(services: Annotated[list[str], typer.Argument()]) -> None:
+    """Remove services (their tasks are shut down)."""
+    from pyswarm.cli.errors import report
+
+    stub = control()
+    failed = False
+    for ref in services:
+        try:
+            stub.RemoveService(control_pb2.RemoveServiceRequest(service_id=ref))
+            print(ref)
+        except Exception as err:
+            report(err)
+            failed = True
+    if failed:
+        raise typer.Exit(1)

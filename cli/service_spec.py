@@ -1,0 +1,102 @@
+"""`service create` flags -> ServiceSpec, with docker's syntaxes and errors."""
+
+from __future__ import annotations
+
+from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env
+from pyswarm.proto import types_pb2
+
+_PROTOCOLS = {"tcp": types_pb2.PortConfig.TCP, "udp": types_pb2.PortConfig.UDP}
+_MODES = {"ingress": types_pb2.PortConfig.INGRESS, "host": types_pb2.PortConfig.HOST}
+_CONDITIONS = {
+    "any": types_pb2.RestartPolicy.ANY,
+    "none": types_pb2.RestartPolicy.NONE,
+    "on-failure": types_pb2.RestartPolicy.ON_FAILURE,
+}
+
+
+def _port_number(text: str, spec: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise CliInputError(f'invalid port "{text}" in "{spec}"', field="--publish")
+    return int(text)
+
+
+def parse_service_port(spec: str) -> types_pb2.PortConfig:
+    """`8080:80`, `80`, `8080:80/udp`, or `published=8080,target=80,protocol=udp,mode=host`."""
+    port = types_pb2.PortConfig()
+    if "=" in spec:
+        fields = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+        unknown = set(fields) - {"published", "target", "protocol", "mode"}
+        if unknown:
+            raise CliInputError(
+                f'invalid field "{sorted(unknown)[0]}" in "{spec}"', field="--publish"
+            )
+        if "target" not in fields:
+            raise CliInputError(f'missing target port in "{spec}"', field="--publish")
+        port.target_port = _port_number(fields["target"], spec)
+        port.published_port = _port_number(fields.get("published", "0"), spec)
+        protocol, mode = fields.get("protocol", "tcp"), fields.get("mode", "ingress")
+    else:
+        body, _, protocol = spec.partition("/")
+        protocol = protocol or "tcp"
+        mode = "ingress"
+        published, sep, target = body.rpartition(":")
+        port.target_port = _port_number(target, spec)
+        port.published_port = _port_number(published, spec) if sep else 0
+    if protocol not in _PROTOCOLS:
+        raise CliInputError(f'invalid protocol "{protocol}" in "{spec}"', field="--publish")
+    if mode not in _MODES:
+        raise CliInputError(f'invalid publish mode "{mode}" in "{spec}"', field="--publish")
+    if port.target_port == 0:
+        raise CliInputError(f'invalid target port in "{spec}"', field="--publish")
+    port.protocol = _PROTOCOLS[protocol]
+    port.publish_mode = _MODES[mode]
+    return port
+
+
+def build_service_spec(
+    *, name: str, image: str, args: list[str], replicas: int | None, mode: str,
+    publish: list[str], env: list[str], constraint: list[str], reserve_cpu: str,
+    reserve_memory: str, limit_cpu: str, limit_memory: str, max_replicas: int,
+    restart_condition: str, hostname: str, workdir: str, user: str, labels: list[str],
+) -> types_pb2.ServiceSpec:  # fmt: skip
+    if mode not in ("replicated", "global"):
+        raise CliInputError(f"invalid mode {mode!r}: replicated or global", field="--mode")
+    if mode == "global" and replicas is not None:
+        raise CliInputError("replicas can only be used with replicated mode", field="--replicas")
+    if replicas is not None and replicas < 0:
+        raise CliInputError("invalid replicas value: must not be negative", field="--replicas")
+    if restart_condition not in _CONDITIONS:
+        raise CliInputError(
+            f"invalid restart condition {restart_condition!r}: any, none or on-failure",
+            field="--restart-condition",
+        )
+    spec = types_pb2.ServiceSpec()
+    spec.annotations.name = name
+    for label in labels:
+        key, _, value = label.partition("=")
+        spec.annotations.labels[key] = value
+    container = spec.task.container
+    container.image = image
+    container.args.extend(args)
+    container.env.extend(parse_env(env))
+    container.hostname = hostname
+    container.dir = workdir
+    container.user = user
+    resources = spec.task.resources
+    if reserve_cpu:
+        resources.reservations.nano_cpus = parse_cpus(reserve_cpu)
+    if reserve_memory:
+        resources.reservations.memory_bytes = parse_bytes(reserve_memory, "--reserve-memory")
+    if limit_cpu:
+        resources.limits.nano_cpus = parse_cpus(limit_cpu)
+    if limit_memory:
+        resources.limits.memory_bytes = parse_bytes(limit_memory, "--limit-memory")
+    spec.task.placement.constraints.extend(constraint)
+    spec.task.placement.max_replicas = max_replicas
+    spec.task.restart.condition = _CONDITIONS[restart_condition]
+    if mode == "global":
+        getattr(spec, "global").SetInParent()  # `global` is a Python keyword
+    else:
+        spec.replicated.replicas = 1 if replicas is None else replicas
+    spec.endpoint.ports.extend(parse_service_port(p) for p in publish)
+    return spec
