@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pyswarm.agent.runtime.container import StartError, SupervisorClient
-from pyswarm.agent.runtime.container.logs import read_log
+from pyswarm.agent.runtime.container.logs import follow_log, read_log
 from pyswarm.proto import runtime_pb2
 from tests.integration.conftest import SupervisorHarness
 from tests.waiting import wait_for
@@ -104,10 +106,13 @@ def test_sigkill_gives_137(supervisor: SupervisorHarness) -> None:
 def test_sigterm_to_a_handling_process_gives_143(supervisor: SupervisorHarness) -> None:
     # As in docker, pid 1 gets no default action: the program must handle TERM. A
     # child that does not is killed by it; the shell reports that as 143.
-    spec = supervisor.spec("sh", "-c", "sleep 60 & pid=$!; trap 'kill $pid' TERM; wait $pid")
+    script = "sleep 60 & pid=$!; trap 'kill $pid' TERM; echo ready; wait $pid"
+    spec = supervisor.spec("sh", "-c", script)
+    run(supervisor.client.create(spec))
+    # Signal only once the trap is in place (before it, pid 1 ignores TERM).
+    wait_for(lambda: log_text(spec) == "ready\n", what="the trap to be set")
 
     async def scenario() -> int:
-        await supervisor.client.create(spec)
         await supervisor.client.signal(spec.id, signal.SIGTERM)
         return (await supervisor.client.wait(spec.id)).exit_code
 
@@ -281,3 +286,64 @@ def test_exec_with_tty_and_stdin(supervisor: SupervisorHarness) -> None:
     out = run(scenario())
     assert b"/dev/pts/" in out
     assert b"x=42" in out
+
+
+def test_supervisor_never_imports_grpc() -> None:
+    probe = (
+        "import sys, threading\n"
+        "import pyswarm.agent.runtime.container.supervisor\n"
+        "assert 'grpc' not in sys.modules, 'grpc imported'\n"
+        "assert threading.active_count() == 1\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_restarted_supervisor_reports_lost_containers(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sleep", "600")
+    done = supervisor.spec("sh", "-c", "exit 5")
+
+    async def start() -> None:
+        await supervisor.client.create(spec)
+        await supervisor.client.create(done)
+        await supervisor.client.wait(done.id)
+
+    run(start())
+    process = supervisor.client._process
+    assert process is not None
+    process.kill()  # as kill -9
+    process.wait()
+    # A new supervisor on the same root learns what the old one recorded.
+    run(supervisor.client.ensure_started(supervisor.root))
+    states = {s.id: s for s in run(supervisor.client.list())}
+    assert (states[done.id].running, states[done.id].exit_code) == (False, 5)
+    lost = states[spec.id]
+    assert (lost.running, lost.exit_code, lost.error) == (False, 255, "lost: supervisor restarted")
+    # The orphan is still in its cgroup; the fixture's cgroup removal kills it.
+    assert supervisor.cgroups.pids(spec.id)
+
+
+def test_follow_log_streams_until_stopped(supervisor: SupervisorHarness) -> None:
+    spec = supervisor.spec("sh", "-c", "echo one; read x; echo two", open_stdin=True)
+
+    async def scenario() -> list[bytes]:
+        await supervisor.client.create(spec)
+        session = await supervisor.client.attach(spec.id)
+        exited = asyncio.Event()
+
+        async def watch_exit() -> None:
+            await supervisor.client.wait(spec.id)
+            exited.set()
+
+        watcher = asyncio.create_task(watch_exit())
+        seen: list[bytes] = []
+        async for line in follow_log(Path(spec.log_path), stop=exited.is_set, interval=0.01):
+            seen.append(line.data)
+            if line.data == b"one\n":
+                await session.send_stdin(b"go\n")
+        await watcher
+        await session.close()
+        return seen
+
+    assert run(scenario()) == [b"one\n", b"two\n"]
+    assert read_log(Path(spec.log_path), tail=1)[0].data == b"two\n"
