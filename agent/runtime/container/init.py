@@ -126,6 +126,9 @@ def setup_tty(ptmx: str, channel: socket.socket) -> None:
 def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: socket.socket) -> None:
     """The container init checklist (the child is pid 1 of a new pid namespace)."""
     reset_signals()
+    if spec.uid_map or spec.gid_map:
+        # Refuse rather than silently run as real root.
+        raise InitFailure(EXIT_RUNTIME_FAILURE, "user namespaces (uid_map) are not supported yet")
     join_cgroups(spec.cgroup_dirs)
     with _step("setsid"):
         os.setsid()
