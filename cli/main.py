@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from pyswarm.cli import client, container, image, system
+from pyswarm.cli import client, container, context, image, lab, node, service, system
 from pyswarm.cli.agent import agent
+from pyswarm.cli.cluster import init, join_token
 
 app = typer.Typer(
     help="pyswarm: containers on one host, services across many.",
@@ -22,16 +23,26 @@ app = typer.Typer(
 def root(
     socket: Annotated[
         str | None,
-        typer.Option("--socket", "-H", help="Agent socket (or $PYSWARM_AGENT_SOCKET)"),
+        typer.Option("--socket", help="Agent socket (or $PYSWARM_AGENT_SOCKET)"),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", "-H", help="Manager host:port (or $PYSWARM_HOST, or the context)"),
     ] = None,
 ) -> None:
     client.set_socket(socket.removeprefix("unix://") if socket else None)
+    context.set_host(host)
 
 
 app.add_typer(container.app, name="container")
 app.add_typer(image.app, name="image")
 app.add_typer(system.app, name="system")
+app.add_typer(service.app, name="service")
+app.add_typer(node.app, name="node")
+app.add_typer(lab.app, name="lab")
 app.command("agent")(agent)
+app.command("init")(init)
+app.command("join-token")(join_token)
 
 # docker's short forms
 for _name, _fn in container.COMMANDS.items():

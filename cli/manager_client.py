@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyswarm.cli.context import current
+from pyswarm.cli.context import Context, current
 from pyswarm.cli.parse import CliInputError
 
 if TYPE_CHECKING:
@@ -13,13 +13,17 @@ if TYPE_CHECKING:
 
 
 def control() -> control_pb2_grpc.ControlStub:
+    """The Control API of the manager the CLI targets (flag, env, context)."""
+    return control_for(current())
+
+
+def control_for(context: Context) -> control_pb2_grpc.ControlStub:
     import grpc
 
     from pyswarm.common.node_identity import NodeIdentity
     from pyswarm.common.tls import MANAGER_CHANNEL_OPTIONS, identity_channel_credentials
     from pyswarm.proto import control_pb2_grpc
 
-    context = current()
     cert_dir = Path(context.cert_dir)
     if not context.cert_dir or not NodeIdentity.exists(cert_dir):
         raise CliInputError(

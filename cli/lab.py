@@ -1,0 +1,91 @@
+"""`pyswarm lab up|down|status|exec`: a multi-host cluster on one machine."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="A multi-host lab on this machine.", no_args_is_help=True)
+
+NameOption = Annotated[str, typer.Option("--name", help="Lab name (<= 10 chars)")]
+
+
+def _say(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+@app.command("up")
+def up(
+    nodes: Annotated[int, typer.Option("--nodes", "-n", help="How many hosts")] = 3,
+    name: NameOption = "pslab",
+    subnet: Annotated[str, typer.Option(help="The lab's host subnet")] = "10.231.0.0/24",
+    heartbeat_period: Annotated[str, typer.Option(help="Agent heartbeat")] = "1s",
+    image: Annotated[bool, typer.Option(help="Give every host the busybox image")] = True,
+) -> None:
+    """Create N hosts (network namespaces on one bridge), etcd and a manager on the first,
+    and an agent on each; make the lab the current context."""
+    from pyswarm.cli.context import Context, save_context
+    from pyswarm.lab.launcher import Lab
+
+    lab = Lab(name, subnet)
+    try:
+        state = lab.up(nodes, heartbeat=heartbeat_period, progress=_say)
+    except BaseException:
+        _say("bringing the lab up failed; removing what was made")
+        lab.down(progress=_say)
+        raise
+    from pathlib import Path
+
+    cert_dir = Lab.client_cert_dir(Path(state.manager_state_dir))
+    save_context(Context(f"lab-{name}", state.manager_addr, str(cert_dir)))
+    if image:
+        for node in state.nodes:
+            lab.import_busybox(node)
+    _say(f"up: {nodes} hosts, manager at {state.manager_addr}; context lab-{name} is current")
+    for node in state.nodes:
+        print(f"{node.name}\t{node.address}\tagent socket {node.agent_socket}")
+
+
+@app.command("down")
+def down(name: NameOption = "pslab") -> None:
+    """Remove everything the lab made: processes, containers, hosts, bridge, state."""
+    from pyswarm.cli.context import remove_context
+    from pyswarm.lab.launcher import Lab
+
+    Lab(name).down(progress=_say)
+    remove_context(f"lab-{name}")
+    _say("down")
+
+
+@app.command("status")
+def status(name: NameOption = "pslab") -> None:
+    """The lab's hosts and whether their processes run."""
+    from pyswarm.cli.output import print_table
+    from pyswarm.lab.launcher import _alive
+    from pyswarm.lab.state import LabState
+
+    state = LabState.load(name)
+    if state is None:
+        print(f"lab {name} is not up")
+        raise typer.Exit(1)
+    rows = [[n.name, n.address, "running" if _alive(n.agent_pid) else "stopped", n.netns]
+            for n in state.nodes]  # fmt: skip
+    print(f"manager {state.manager_addr}: {'running' if _alive(state.manager_pid) else 'stopped'}")
+    print_table(["NODE", "ADDRESS", "AGENT", "NETNS"], rows)
+
+
+@app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    node: Annotated[str, typer.Argument(help="node-1, or its address")],
+    command: Annotated[list[str], typer.Argument(help="-- CMD ARGS...")],
+    name: NameOption = "pslab",
+) -> None:
+    """Run a command on one of the lab's hosts (inside its network namespace)."""
+    from pyswarm.lab.launcher import Lab
+
+    host = Lab(name).host(node)
+    argv = host.exec_args(*command)
+    os.execvp(argv[0], argv)

@@ -1,0 +1,227 @@
+"""Bring a lab up and down: hosts, then the manager on node-1, then one agent per host.
+
+Every process runs inside its host's network namespace (`ip netns exec`), in its own
+session so `lab down` can end it with everything it started, and writes its log
+under the lab's directory. Nothing here is shared between hosts but the bridge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyswarm.lab.errors import LabError
+from pyswarm.lab.hosts import LabHost, LabNetwork
+from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState, NodeRecord
+
+MANAGER_PORT = 4242
+JOIN_PORT = 4243
+METRICS_PORT = 9323
+AGENT_METRICS_PORT = 9324
+STARTUP_TIMEOUT = 60.0
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = STARTUP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling a process we started; the condition decides
+
+
+def _spawn(host: LabHost, argv: list[str], log: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            host.exec_args(*argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return process.pid
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def _stop_group(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the process group `pid` leads, then SIGKILL what is left."""
+    if pid <= 0:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _alive(pid):
+            return
+
+
+def pyswarm_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pyswarm.cli.main", *args]
+
+
+class Lab:
+    def __init__(self, name: str = "pslab", subnet: str = "10.231.0.0/24") -> None:
+        self.name = name
+        self.network = LabNetwork(name, subnet)
+        self.root = LAB_ROOT / name
+        self.run_dir = RUN_ROOT / name
+
+    def up(self, nodes: int, *, heartbeat: str = "1s", progress: Callable[[str], None]) -> LabState:
+        if nodes < 1:
+            raise LabError("a lab needs at least one node")
+        if LabState.load(self.name) is not None:
+            raise LabError(f"lab {self.name!r} is already up: run `pyswarm lab down` first")
+        state = LabState(name=self.name, subnet=str(self.network.network))
+        state.save()
+        progress(f"creating {nodes} hosts on bridge {self.network.bridge}")
+        self.network.create_bridge()
+        hosts = [self.network.create_host(i) for i in range(1, nodes + 1)]
+        first = hosts[0]
+        manager_dir = self.root / "node-1" / "manager"
+        state.manager_state_dir = str(manager_dir)
+        state.manager_addr = f"{first.address}:{MANAGER_PORT}"
+        progress(f"starting etcd and the manager on {first.name} ({first.address})")
+        state.manager_pid = _spawn(
+            first,
+            pyswarm_argv(
+                "init", "--state-dir", str(manager_dir), "--advertise-addr", first.address,
+                "--listen-addr", f"{first.address}:{MANAGER_PORT}",
+                "--join-addr", f"{first.address}:{JOIN_PORT}",
+                "--metrics-addr", f"{first.address}:{METRICS_PORT}",
+                "--heartbeat-period", heartbeat, "--no-context",
+            ),
+            self.root / "manager.log",
+        )  # fmt: skip
+        state.save()
+        endpoint = manager_dir / "manager.json"
+        _wait(lambda: endpoint.exists() or not _alive(state.manager_pid), "the manager")
+        if not _alive(state.manager_pid):
+            raise LabError(f"the manager exited: see {self.root / 'manager.log'}")
+        token = self.worker_token(manager_dir)
+        for host in hosts:
+            progress(f"joining {host.name} ({host.address})")
+            state.nodes.append(self._start_agent(host, token, first.address))
+            state.save()
+        _wait(lambda: self.ready_nodes(state) >= nodes, f"{nodes} nodes to be ready")
+        return state
+
+    def _start_agent(self, host: LabHost, token: str, manager_host: str) -> NodeRecord:
+        state_dir = self.root / host.name / "agent"
+        run = self.run_dir / host.name
+        run.mkdir(parents=True, exist_ok=True)
+        flags = [
+            "--state-dir", str(state_dir), "--socket", str(run / "agent.sock"),
+            "--cgroup-parent", f"pyswarm-lab-{self.name}/{host.name}",
+            "--netns-dir", str(run / "netns"),
+        ]  # fmt: skip
+        pid = _spawn(
+            host,
+            pyswarm_argv(
+                "join", "--token", token, "--advertise-addr", host.address,
+                "--metrics-addr", f"{host.address}:{AGENT_METRICS_PORT}", *flags,
+                f"{manager_host}:{JOIN_PORT}",
+            ),
+            self.root / f"{host.name}.log",
+        )  # fmt: skip
+        return NodeRecord(
+            name=host.name, netns=host.netns, address=host.address, state_dir=str(state_dir),
+            agent_socket=str(run / "agent.sock"), agent_pid=pid, agent_flags=flags,
+        )  # fmt: skip
+
+    @staticmethod
+    def client_cert_dir(manager_dir: Path) -> Path:
+        info = json.loads((manager_dir / "manager.json").read_text())
+        return Path(info.get("client_cert_dir", str(manager_dir / "client")))
+
+    def worker_token(self, manager_dir: Path) -> str:
+        from pyswarm.cli.context import Context, set_host
+        from pyswarm.cli.manager_client import control_for
+        from pyswarm.proto import control_pb2
+
+        set_host(None)
+        info = json.loads((manager_dir / "manager.json").read_text())
+        address = f"{info['advertise_addr'].split(':')[0]}:{MANAGER_PORT}"
+        stub = control_for(Context("lab", address, str(self.client_cert_dir(manager_dir))))
+        return str(stub.GetJoinTokens(control_pb2.GetJoinTokensRequest()).worker)
+
+    def ready_nodes(self, state: LabState) -> int:
+        from pyswarm.cli.context import Context
+        from pyswarm.cli.manager_client import control_for
+        from pyswarm.proto import control_pb2, types_pb2
+
+        try:
+            stub = control_for(
+                Context(
+                    "lab",
+                    state.manager_addr,
+                    str(self.client_cert_dir(Path(state.manager_state_dir))),
+                )
+            )
+            nodes = stub.ListNodes(control_pb2.ListNodesRequest(), timeout=5).nodes
+        except Exception:
+            return 0
+        return sum(1 for n in nodes if n.status.state == types_pb2.NodeStatus.READY)
+
+    def down(self, progress: Callable[[str], None]) -> None:
+        state = LabState.load(self.name)
+        if state is not None:
+            for node in state.nodes:
+                progress(f"stopping the agent on {node.name}")
+                _stop_group(node.agent_pid)
+                host = LabHost(node.name, node.netns, node.address, 0)
+                subprocess.run(
+                    host.exec_args(*pyswarm_argv("agent", *node.agent_flags, "--teardown")),
+                    capture_output=True,
+                    check=False,
+                    timeout=120,
+                )
+            progress("stopping the manager and etcd")
+            _stop_group(state.manager_pid)
+        progress("removing hosts and bridge")
+        self.network.destroy()
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def import_busybox(self, node: NodeRecord) -> None:
+        """Give a host's agent the busybox image (no registry needed)."""
+        result = subprocess.run(
+            pyswarm_argv("--socket", node.agent_socket, "image", "busybox", "busybox:latest"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LabError(f"busybox image on {node.name}: {result.stderr.strip()}")
+
+    def host(self, node: str) -> LabHost:
+        state = LabState.load(self.name)
+        if state is None:
+            raise LabError(f"lab {self.name!r} is not up")
+        for record in state.nodes:
+            if node in (record.name, record.address, record.netns):
+                return LabHost(record.name, record.netns, record.address, 0)
+        raise LabError(f"no node {node!r} in lab {self.name!r}")

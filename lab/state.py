@@ -1,0 +1,51 @@
+"""What a lab made, recorded so `lab down` can remove all of it and nothing else."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+LAB_ROOT = Path("/var/lib/pyswarm-lab")
+RUN_ROOT = Path("/run/pyswarm-lab")
+
+
+@dataclass
+class NodeRecord:
+    name: str
+    netns: str
+    address: str
+    state_dir: str
+    agent_socket: str
+    agent_pid: int = 0
+    agent_flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LabState:
+    name: str
+    subnet: str
+    manager_addr: str = ""
+    manager_pid: int = 0
+    manager_state_dir: str = ""
+    nodes: list[NodeRecord] = field(default_factory=list)
+
+    @staticmethod
+    def path(name: str) -> Path:
+        return LAB_ROOT / name / "lab.json"
+
+    def save(self) -> None:
+        path = self.path(self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, name: str) -> LabState | None:
+        try:
+            data = json.loads(cls.path(name).read_text())
+        except (OSError, ValueError):
+            return None
+        nodes = [NodeRecord(**n) for n in data.pop("nodes", [])]
+        return cls(**data, nodes=nodes)
