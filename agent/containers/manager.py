@@ -133,9 +133,14 @@ class ContainerManager:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def create(self, request: agent_pb2.CreateContainerRequest) -> Container:
+    async def create(
+        self, request: agent_pb2.CreateContainerRequest, *, task_id: str = ""
+    ) -> Container:
+        """Create (and with `request.start`, start) a container; `task_id` marks the
+        container of a cluster task, recorded with it so a restarted agent finds it."""
         image = await asyncio.to_thread(self.images.resolve, request.image)
         container = build_container(request, image)
+        container.task_id = task_id
         self.records.check_name_free(container.name)
         self.records.save(container)
         if request.start:
@@ -274,6 +279,14 @@ class ContainerManager:
             except Exception as err:
                 log.warning("releasing %s: %s failed: %s", cid[:12], step.__name__, err)
 
+    def _holds_resources(self, cid: str) -> bool:
+        """Whether a stopped container still has a sandbox or cgroups (a crash between
+        its exit and their release); cheap checks, so removal skips the usual no-op."""
+        try:
+            return self.network.sandbox(cid) is not None or self.cgroups.exists(cid)
+        except Exception:
+            return True
+
     async def wait(self, ref: str) -> int:
         container = self.records.get(ref)
         if container.state == Container.RUNNING:
@@ -320,7 +333,8 @@ class ContainerManager:
                 )
             await self.stop(container.id, 0)
         async with self._locks[container.id]:
-            await self._release(container.id)
+            if self._holds_resources(container.id):
+                await self._release(container.id)
             with contextlib.suppress(Exception):
                 await self.supervisor.forget(container.id)
             await asyncio.to_thread(self.records.delete, container.id)
