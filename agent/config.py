@@ -22,6 +22,8 @@ class AgentConfig:
     cgroup_parent: str = "pyswarm"
     netns_dir: Path = Path("/run/pyswarm/netns")
     iptables_chain: str = "PYSWARM"
+    metrics_addr: str = ""  # host:port of /metrics; "" = off
+    session_max_backoff: float = 5.0  # seconds between reconnects to managers, at most
 
     @property
     def images_dir(self) -> Path:

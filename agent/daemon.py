@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -18,8 +19,11 @@ from grpc import aio
 
 from pyswarm.agent.api.containers import ContainerService
 from pyswarm.agent.api.images import ImageService
+from pyswarm.agent.cluster.mode import ClusterMode
+from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.images import ImageStore
@@ -41,8 +45,29 @@ def make_network(config: AgentConfig) -> BridgeNetwork:
 
 
 async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> None:
-    """Run the agent until a stop signal arrives."""
+    """Run the agent until a stop signal arrives.
+
+    In cluster mode (the state dir holds a membership from `pyswarm join`) the node's
+    subnet is settled with the managers first, and the session and the task executor
+    run beside the local API.
+    """
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    cluster = ClusterMode.load(config)
+    if cluster is not None:
+        prepared = asyncio.ensure_future(cluster.prepare())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({prepared, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not prepared.done():
+            cluster.stop()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await prepared
+            return
+        config = prepared.result()
     images = ImageStore(config.images_dir)
     network = make_network(config)
     await asyncio.to_thread(network.ensure)
@@ -65,14 +90,19 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     os.chmod(config.socket, 0o660)
     log.info("agent serving on %s (state in %s)", config.socket, config.state_dir)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    metrics = MetricsServer(config.metrics_addr, manager) if config.metrics_addr else None
     if ready is not None:
         ready.set()
     try:
-        await stop.wait()
+        async with asyncio.TaskGroup() as group:
+            if cluster is not None:
+                group.create_task(cluster.run(manager), name="cluster")
+            if metrics is not None:
+                group.create_task(metrics.run(), name="metrics")
+            await stop.wait()
+            for part in (cluster, metrics):
+                if part is not None:
+                    part.stop()
     finally:
         log.info("agent stopping; containers keep running")
         await server.stop(grace=2)
@@ -83,6 +113,9 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
 
 async def teardown(config: AgentConfig) -> None:
     """Remove everything an agent made on this host: containers, network, cgroups."""
+    if ClusterState.exists(config.state_dir):
+        subnet = ClusterState.load(config.state_dir).subnet
+        config = dataclasses.replace(config, subnet=subnet or config.subnet)
     supervisor = SupervisorClient(config.supervisor_socket)
     with contextlib.suppress(Exception):
         await supervisor.shutdown(kill_containers=True)

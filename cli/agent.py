@@ -24,6 +24,9 @@ def agent(
     iptables_chain: Annotated[str, typer.Option(help="Prefix of our iptables chains")] = (
         "PYSWARM"
     ),
+    metrics_addr: Annotated[
+        str, typer.Option(help="Serve Prometheus /metrics on HOST:PORT (off if empty)")
+    ] = "",
     teardown: Annotated[
         bool, typer.Option("--teardown", help="Kill every container and remove what we made")
     ] = False,
@@ -43,5 +46,6 @@ def agent(
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, subnet=subnet,
         cgroup_parent=cgroup_parent, netns_dir=netns_dir, iptables_chain=iptables_chain,
+        metrics_addr=metrics_addr,
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))

@@ -10,6 +10,7 @@ import typer
 from pyswarm.cli import client, container, context, image, lab, node, service, system
 from pyswarm.cli.agent import agent
 from pyswarm.cli.cluster import init, join_token
+from pyswarm.cli.join import join
 
 app = typer.Typer(
     help="pyswarm: containers on one host, services across many.",
@@ -41,6 +42,7 @@ app.add_typer(service.app, name="service")
 app.add_typer(node.app, name="node")
 app.add_typer(lab.app, name="lab")
 app.command("agent")(agent)
+app.command("join")(join)
 app.command("init")(init)
 app.command("join-token")(join_token)
 

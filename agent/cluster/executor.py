@@ -1,0 +1,335 @@
+"""The task executor: runs the tasks the manager assigned as local containers.
+
+Level-triggered, as SwarmKit's agent: the executor holds the assigned task set, and one
+worker per task compares what the task should be (desired state) with what is (its last
+status and its container) and advances it ONE state at a time, then looks again:
+
+    ACCEPTED -> PREPARING -> (image resolved, container created) STARTING
+             -> (container started) RUNNING -> COMPLETE (exit 0) | FAILED (exit != 0)
+
+A missing image is REJECTED; a start failure FAILED with the runtime's error and exit
+code; desired SHUTDOWN stops the container (the spec's grace) and reports SHUTDOWN; a
+task removed from the assignments (or desired REMOVE) has its container stopped and
+removed. States only move forward: a report older than the task's known state is never
+made. After an agent restart the manager's complete assignment carries each task's last
+known status; the worker then finds the task's container by its task id and reports what
+it sees (a running container RUNNING with its pid, an exited one with its real exit code)
+without restarting anything. Containers of tasks the manager no longer assigns are
+removed once the first complete assignment has arrived.
+
+Status reports are coalesced per task (the latest wins: states only move forward) and
+collected by the session with `take_reports`; `report_all` queues every known status
+again for a new session, which may be talking to a manager that missed some.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
+from pyswarm.agent.containers.errors import ContainerStartFailed, NoSuchContainer
+from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.common.errors import PyswarmError
+from pyswarm.proto import dispatcher_pb2, types_pb2
+
+log = logging.getLogger(__name__)
+
+State = types_pb2.TaskState
+Container = types_pb2.Container
+RETRY_DELAY_S = 1.0
+
+
+class _Next(enum.Enum):
+    AGAIN = "again"  # advanced one state: look again at once
+    IDLE = "idle"  # nothing to do until the assignment changes
+    WATCH = "watch"  # wait for the assignment to change or the container to exit
+    DONE = "done"  # task and container gone: the worker ends
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class TaskExecutor:
+    """Runs assigned tasks through `containers`; see the module docstring.
+
+    `assign` is called by the session (COMPLETE, then INCREMENTAL assignments); `run`
+    owns the per-task workers until `stop`. Stopping leaves containers running.
+    """
+
+    def __init__(self, containers: ContainerManager) -> None:
+        self._containers = containers
+        self._tasks: dict[str, types_pb2.Task] = {}
+        self._status: dict[str, types_pb2.TaskStatus] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._watching: dict[str, str] = {}  # task id -> container id observed this run
+        self._outbox: dict[str, types_pb2.TaskStatus] = {}
+        self._stopping = asyncio.Event()
+        self._running = False
+        self.reports_pending = asyncio.Event()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        self._running = True
+        for task_id in list(self._changed):
+            self._spawn(task_id)
+        try:
+            await self._stopping.wait()
+        finally:
+            self._running = False
+            workers = list(self._workers.values())
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # ------------------------------------------------------------ the session's side
+
+    def assign(self, assignments: dispatcher_pb2.Assignments) -> None:
+        """Apply a COMPLETE set (replaces everything) or an INCREMENTAL change."""
+        if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
+            wanted = {task.id for task in assignments.updated}
+            for task_id in list(self._tasks):
+                if task_id not in wanted:
+                    self._forget(task_id)
+            # Containers of tasks this node no longer runs (e.g. removed while it was away).
+            for container in self._containers.list(all=True):
+                if container.task_id and container.task_id not in wanted:
+                    self._wake(container.task_id)
+        for task in assignments.updated:
+            self._update(task)
+        for task_id in assignments.removed:
+            self._forget(task_id)
+
+    def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
+        """The status changes not yet sent, oldest task first; clears the queue."""
+        updates = [
+            dispatcher_pb2.TaskStatusUpdate(task_id=task_id, status=status)
+            for task_id, status in self._outbox.items()
+        ]
+        self._outbox.clear()
+        self.reports_pending.clear()
+        return updates
+
+    def report_all(self) -> None:
+        """Queue again the last status of every assigned task this agent has moved."""
+        for task_id in self._tasks:
+            status = self._status.get(task_id)
+            if status is not None and status.state >= State.ACCEPTED:
+                self._outbox[task_id] = status
+        if self._outbox:
+            self.reports_pending.set()
+
+    def tasks(self) -> dict[str, types_pb2.Task]:
+        return dict(self._tasks)
+
+    def status(self, task_id: str) -> types_pb2.TaskStatus | None:
+        return self._status.get(task_id)
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _update(self, task: types_pb2.Task) -> None:
+        copy = types_pb2.Task()
+        copy.CopyFrom(task)
+        self._tasks[task.id] = copy
+        known = self._status.get(task.id)
+        if known is None or task.status.state > known.state:
+            # The manager's record is the starting point after a restart.
+            self._status[task.id] = copy.status
+        self._wake(task.id)
+
+    def _forget(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)
+        self._outbox.pop(task_id, None)
+        self._wake(task_id)
+
+    def _wake(self, task_id: str) -> None:
+        self._changed.setdefault(task_id, asyncio.Event()).set()
+        if self._running and task_id not in self._workers:
+            self._spawn(task_id)
+
+    def _spawn(self, task_id: str) -> None:
+        self._workers[task_id] = asyncio.create_task(self._drive(task_id), name=f"task-{task_id}")
+
+    def _report(
+        self,
+        task_id: str,
+        state: types_pb2.TaskState.ValueType,
+        message: str,
+        *,
+        err: str = "",
+        container: Container | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        current = self._status.get(task_id)
+        if current is not None and state < current.state:
+            return  # never backwards
+        status = types_pb2.TaskStatus(timestamp=_now(), state=state, message=message, err=err)
+        if container is not None:
+            status.container.container_id = container.id
+            status.container.pid = container.pid
+            status.container.exit_code = container.exit_code
+        if exit_code is not None:
+            status.container.exit_code = exit_code
+        self._status[task_id] = status
+        if task_id in self._tasks:
+            self._outbox[task_id] = status
+            self.reports_pending.set()
+        log.info("task %s: %s %s", task_id, State.Name(state), err or message)
+
+    def _container_of(self, task_id: str) -> Container | None:
+        for container in self._containers.list(all=True):
+            if container.task_id == task_id:
+                return container
+        return None
+
+    # ------------------------------------------------------------ the worker
+
+    async def _drive(self, task_id: str) -> None:
+        changed = self._changed.setdefault(task_id, asyncio.Event())
+        try:
+            while True:
+                changed.clear()
+                container_id = ""
+                try:
+                    step = await self._step(task_id)
+                except Exception:
+                    log.exception("task %s: reconcile failed; retrying", task_id)
+                    step = _Next.IDLE
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), RETRY_DELAY_S)
+                    changed.set()
+                if step is _Next.DONE:
+                    return
+                if step is _Next.AGAIN:
+                    continue
+                if step is _Next.WATCH:
+                    container_id = self._watching.get(task_id, "")
+                await self._wait(changed, container_id)
+        finally:
+            self._workers.pop(task_id, None)
+            self._watching.pop(task_id, None)
+            if task_id not in self._tasks:
+                self._status.pop(task_id, None)
+                if not changed.is_set():
+                    self._changed.pop(task_id, None)
+                elif self._running:  # woken while ending: look again
+                    self._spawn(task_id)
+
+    async def _wait(self, changed: asyncio.Event, container_id: str) -> None:
+        waits: list[asyncio.Task[object]] = [asyncio.create_task(changed.wait())]
+        if container_id:
+            waits.append(asyncio.create_task(self._exit_of(container_id)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _exit_of(self, container_id: str) -> int:
+        with contextlib.suppress(NoSuchContainer):
+            return await self._containers.wait(container_id)
+        return -1
+
+    async def _step(self, task_id: str) -> _Next:
+        task = self._tasks.get(task_id)
+        container = self._container_of(task_id)
+        status = self._status.get(task_id)
+        state = status.state if status is not None else State.NEW
+
+        if task is None or task.desired_state >= State.REMOVE:
+            if container is not None:
+                grace = stop_grace_seconds(task) if task is not None else 0
+                await self._containers.stop(container.id, grace)
+                await self._containers.remove(container.id, force=True)
+                if task is not None and state < State.COMPLETE:
+                    self._report(task_id, State.SHUTDOWN, "shutdown", container=container)
+            return _Next.DONE if task is None else _Next.IDLE
+
+        if task.desired_state >= State.SHUTDOWN:
+            if state >= State.COMPLETE:
+                return _Next.IDLE
+            if container is not None:
+                container = await self._containers.stop(container.id, stop_grace_seconds(task))
+            self._report(task_id, State.SHUTDOWN, "shutdown", container=container)
+            return _Next.IDLE
+
+        if state >= State.COMPLETE:
+            return _Next.IDLE  # terminal: a new task replaces it (the manager's restart loop)
+        if container is None:
+            return await self._prepare(task, state)
+        if container.state == Container.CREATED:
+            return await self._start(task, container, state)
+        if container.state == Container.RUNNING:
+            if state < State.RUNNING or self._watching.get(task_id) != container.id:
+                self._report(task_id, State.RUNNING, "started", container=container)
+            self._watching[task_id] = container.id
+            return _Next.WATCH
+        self._report_exit(task, container)
+        return _Next.IDLE
+
+    async def _prepare(self, task: types_pb2.Task, state: int) -> _Next:
+        if state >= State.RUNNING:
+            self._report(task.id, State.FAILED, "started", err="task: the container is gone")
+            return _Next.IDLE
+        if state < State.ACCEPTED:
+            self._report(task.id, State.ACCEPTED, "accepted")
+            return _Next.AGAIN
+        if state < State.PREPARING:
+            self._report(task.id, State.PREPARING, "preparing")
+            return _Next.AGAIN
+        try:
+            await asyncio.to_thread(self._containers.images.resolve, task.spec.container.image)
+        except PyswarmError as err:
+            self._report(task.id, State.REJECTED, "preparing", err=err.message)
+            return _Next.IDLE
+        try:
+            await self._containers.create(create_request(task), task_id=task.id)
+        except PyswarmError as err:
+            self._report(task.id, State.REJECTED, "preparing", err=err.message)
+            return _Next.IDLE
+        log.info("task %s: created container %s", task.id, container_name(task))
+        self._report(task.id, State.STARTING, "starting")
+        return _Next.AGAIN
+
+    async def _start(self, task: types_pb2.Task, container: Container, state: int) -> _Next:
+        if state < State.STARTING:
+            self._report(task.id, State.STARTING, "starting")
+            return _Next.AGAIN
+        try:
+            started = await self._containers.start(container.id)
+        except ContainerStartFailed as err:
+            self._report(
+                task.id, State.FAILED, "starting", err=err.message, exit_code=err.exit_code
+            )
+            return _Next.IDLE
+        except PyswarmError as err:
+            self._report(task.id, State.FAILED, "starting", err=err.message)
+            return _Next.IDLE
+        self._report(task.id, State.RUNNING, "started", container=started)
+        self._watching[task.id] = started.id
+        return _Next.WATCH
+
+    def _report_exit(self, task: types_pb2.Task, container: Container) -> None:
+        code = container.exit_code
+        if code == 0:
+            self._report(task.id, State.COMPLETE, "finished", container=container)
+            return
+        err = f"task: non-zero exit ({code})"
+        if not container.HasField("started_at") and container.error:
+            err = container.error
+        self._report(task.id, State.FAILED, "started", err=err, container=container)

@@ -1,0 +1,66 @@
+"""Cluster mode of one agent: the session and the executor, run beside the local API.
+
+The daemon asks `ClusterMode.prepare` before it builds anything: when the state dir
+holds a cluster membership (`pyswarm join` wrote it) the node's container subnet is
+settled first (the saved one, else the manager's allocation from a first Register), so
+that the bridge is made with it before any task runs. `run` then keeps the executor
+and the session going until `stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from pyswarm.agent.cluster.executor import TaskExecutor
+from pyswarm.agent.cluster.session import AgentSession
+from pyswarm.agent.cluster.state import ClusterState
+from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.containers.manager import ContainerManager
+
+log = logging.getLogger(__name__)
+
+
+class ClusterMode:
+    def __init__(self, config: AgentConfig, state: ClusterState) -> None:
+        self.config = config
+        self.state = state
+        self.session = AgentSession(state, state.identity(), max_backoff=config.session_max_backoff)
+        self.executor: TaskExecutor | None = None
+        self._stopped = False
+
+    @classmethod
+    def load(cls, config: AgentConfig) -> ClusterMode | None:
+        """The cluster mode of the agent with `config`, None if it has not joined."""
+        if not ClusterState.exists(config.state_dir):
+            return None
+        return cls(config, ClusterState.load(config.state_dir))
+
+    async def prepare(self) -> AgentConfig:
+        """`config` with the node's cluster subnet (registering first if none is saved)."""
+        subnet = await self.session.ensure_subnet(fallback=self.config.subnet)
+        if subnet != self.config.subnet:
+            log.info(
+                "using the cluster-allocated subnet %s for containers (not %s)",
+                subnet,
+                self.config.subnet,
+            )
+        metrics = self.config.metrics_addr or self.state.metrics_addr
+        return dataclasses.replace(self.config, subnet=subnet, metrics_addr=metrics)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.session.stop()
+        if self.executor is not None:
+            self.executor.stop()
+
+    async def run(self, containers: ContainerManager) -> None:
+        self.executor = TaskExecutor(containers)
+        self.session.executor = self.executor
+        if self._stopped:
+            return
+        log.info("cluster mode: node %s, managers %s", self.state.node_id, self.state.managers)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.executor.run(), name="executor")
+            group.create_task(self.session.run(), name="session")

@@ -1,0 +1,80 @@
+"""From an assigned task to the local container that runs it.
+
+A task's container is named "<service-name>.<slot>.<task-id>" as in Docker Swarm (a
+global task, which has no slot, uses the node id instead), carries the task id on its
+record and docker's com.docker.swarm.* labels, and gets the task's environment,
+command, limits and published ports.
+
+The service name is read, in order, from the task's label
+"com.docker.swarm.service.name", its annotations name (the manager names tasks
+"<service>.<slot-or-node-id>"; the tail is dropped, and a bare "web" works too) or,
+failing both, the service id.
+"""
+
+from __future__ import annotations
+
+from pyswarm.proto import agent_pb2, types_pb2
+
+SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
+TASK_ID_LABEL = "com.docker.swarm.task.id"
+TASK_NAME_LABEL = "com.docker.swarm.task.name"
+NODE_ID_LABEL = "com.docker.swarm.node.id"
+DEFAULT_GRACE_S = 10
+
+
+def service_name(task: types_pb2.Task) -> str:
+    labelled = task.annotations.labels.get(SERVICE_NAME_LABEL, "")
+    if labelled:
+        return labelled
+    name = task.annotations.name
+    if name:
+        head, dot, tail = name.rpartition(".")
+        return head if dot and head and tail in (str(task.slot), task.node_id) else name
+    return task.service_id or "task"
+
+
+def container_name(task: types_pb2.Task) -> str:
+    """docker's task container name, "<service>.<slot>.<task-id>"."""
+    middle = str(task.slot) if task.slot else (task.node_id or "0")
+    return f"{service_name(task)}.{middle}.{task.id}"
+
+
+def stop_grace_seconds(task: types_pb2.Task) -> int:
+    """The spec's stop grace period in whole seconds (rounded up), 10 s if unset."""
+    spec = task.spec.container
+    if not spec.HasField("stop_grace_period"):
+        return DEFAULT_GRACE_S
+    nanos = spec.stop_grace_period.ToNanoseconds()
+    return max(0, -(-nanos // 1_000_000_000))
+
+
+def create_request(task: types_pb2.Task) -> agent_pb2.CreateContainerRequest:
+    """The CreateContainerRequest for `task` (not started: the executor starts it)."""
+    spec = types_pb2.ContainerSpec()
+    spec.CopyFrom(task.spec.container)
+    name = container_name(task)
+    spec.labels[SERVICE_NAME_LABEL] = service_name(task)
+    spec.labels[SERVICE_ID_LABEL] = task.service_id
+    spec.labels[TASK_ID_LABEL] = task.id
+    spec.labels[TASK_NAME_LABEL] = name.rsplit(".", 1)[0]
+    if task.node_id:
+        spec.labels[NODE_ID_LABEL] = task.node_id
+    ports = [_published(port) for port in task.ports if port.published_port]
+    return agent_pb2.CreateContainerRequest(
+        name=name,
+        image=spec.image,
+        spec=spec,
+        limits=task.spec.resources.limits,
+        ports=ports,
+        entrypoint_set=bool(spec.command),
+        start=False,
+    )
+
+
+def _published(port: types_pb2.PortConfig) -> types_pb2.PortConfig:
+    # No routing mesh: ingress and host mode alike publish on this node's addresses.
+    copy = types_pb2.PortConfig()
+    copy.CopyFrom(port)
+    copy.host_ip = ""
+    return copy

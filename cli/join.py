@@ -1,0 +1,109 @@
+"""`pyswarm join`: join a cluster as a worker and run this node's agent in the foreground.
+
+`pyswarm join --token TOKEN MANAGER:PORT` dials the manager's JOIN port (as `docker
+swarm join` dials 2377), pins the cluster CA by the token's digest, gets the node's
+certificate and writes `<state-dir>/cluster/` (identity + cluster.json, whose manager
+address is the main port: join port - 1, see pyswarm.agent.cluster.state). Then it runs
+the agent daemon in cluster mode, exactly as `pyswarm agent` with the same flags would
+afterwards. A wrong token or a manager of another cluster: a one-line error, exit 1,
+nothing written. A node that has already joined this cluster just starts its agent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR, AgentConfig
+
+DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
+
+
+def join(
+    manager: Annotated[str, typer.Argument(metavar="MANAGER:PORT", help="A manager's join port")],
+    token: Annotated[str, typer.Option(help="The worker or manager join token")],
+    advertise_addr: Annotated[
+        str, typer.Option(help="The address other nodes and managers reach this node at")
+    ] = "",
+    metrics_addr: Annotated[
+        str, typer.Option(help="Serve Prometheus /metrics on HOST:PORT (empty: off)")
+    ] = DEFAULT_METRICS_ADDR,
+    hostname: Annotated[str, typer.Option(help="The node's name (default: the hostname)")] = "",
+    state_dir: Annotated[Path, typer.Option(help="Where images and containers live")] = (
+        DEFAULT_STATE_DIR
+    ),
+    socket: Annotated[Path, typer.Option(help="The local API's unix socket")] = DEFAULT_SOCKET,
+    bridge: Annotated[str, typer.Option(help="This host's container bridge")] = "pyswarm0",
+    cgroup_parent: Annotated[str, typer.Option(help="Parent cgroup of containers")] = "pyswarm",
+    netns_dir: Annotated[Path, typer.Option(help="Where network namespaces are pinned")] = Path(
+        "/run/pyswarm/netns"
+    ),
+    iptables_chain: Annotated[str, typer.Option(help="Prefix of our iptables chains")] = (
+        "PYSWARM"
+    ),
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Join a cluster and run this node's agent in the foreground."""
+    import asyncio
+    import logging
+
+    from pyswarm.agent.daemon import serve
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = AgentConfig(
+        state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
+        netns_dir=netns_dir, iptables_chain=iptables_chain,
+    )  # fmt: skip
+    asyncio.run(_join(config, manager, token, advertise_addr, metrics_addr, hostname))
+    asyncio.run(serve(config))
+
+
+async def _join(
+    config: AgentConfig,
+    manager: str,
+    token: str,
+    advertise_addr: str,
+    metrics_addr: str,
+    hostname: str,
+) -> None:
+    """Join unless this node already belongs to the token's cluster; write cluster.json."""
+    import logging
+
+    from pyswarm.agent.cluster.state import ClusterState, cluster_dir, main_address_for_join
+    from pyswarm.common.errors import FailedPrecondition
+    from pyswarm.common.join import join_cluster, split_address
+    from pyswarm.common.join_token import ca_fingerprint, parse_join_token
+    from pyswarm.common.node_identity import role_name
+
+    parsed = parse_join_token(token)
+    split_address(manager)
+    if metrics_addr:
+        split_address(metrics_addr)
+    if ClusterState.exists(config.state_dir):
+        state = ClusterState.load(config.state_dir)
+        identity = state.identity()
+        if ca_fingerprint(identity.ca_pem) != parsed.ca_digest:
+            raise FailedPrecondition(
+                f"this node is already part of another cluster (node {identity.node_id});"
+                f" remove {cluster_dir(config.state_dir)} to leave it"
+            )
+        logging.getLogger(__name__).info(
+            "already joined as node %s; starting the agent", identity.node_id
+        )
+        return
+    directory = cluster_dir(config.state_dir)
+    identity = await join_cluster(manager, token, directory)
+    ClusterState(
+        directory,
+        managers=[main_address_for_join(manager)],
+        node_id=identity.node_id,
+        advertise_addr=advertise_addr,
+        metrics_addr=metrics_addr,
+        hostname=hostname,
+    ).save()
+    role = role_name(identity.role)
+    print(f"This node joined the cluster as a {role} (node {identity.node_id}).", flush=True)
