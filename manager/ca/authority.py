@@ -126,6 +126,18 @@ class ClusterCA:
         ca.save(ca_dir)
         return ca
 
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = utc_now) -> ClusterCA:
+        """The CA from its PEM certificate and key (as the managers keep them in etcd)."""
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the CA key is not an ECDSA key")
+        return cls(x509.load_pem_x509_certificate(cert_pem), key, clock=clock)
+
+    def key_pem(self) -> bytes:
+        """The CA's private key (PEM), for a store only managers can read."""
+        return private_key_pem(self._key)
+
     def save(self, ca_dir: Path) -> None:
         """Write ca.key (0600) and ca.crt into `ca_dir` (0700)."""
         ensure_private_dir(ca_dir)

@@ -1,0 +1,24 @@
+"""The Control API (the CLI's): one servicer made of a part per resource.
+
+`ControlService` implements control.proto; install `ErrorInterceptor` on its server so
+the errors raised here become status codes (INVALID_ARGUMENT naming the field,
+NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED, UNAVAILABLE).
+"""
+
+from __future__ import annotations
+
+from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
+from pyswarm.manager.controlapi.tasks import TasksAPI
+from pyswarm.manager.store import Cache, Store
+from pyswarm.proto import control_pb2_grpc
+
+
+class ControlService(TasksAPI, ClusterAPI, control_pb2_grpc.ControlServicer):
+    def __init__(
+        self, *, store: Store, cache: Cache, cluster_id: str, leader: LeaderProvider
+    ) -> None:
+        super().__init__(store=store, cache=cache, cluster_id=cluster_id)
+        self.leader = leader
+
+
+__all__ = ["ControlService"]

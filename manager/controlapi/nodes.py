@@ -1,0 +1,80 @@
+"""Control: nodes. Inspect, list, update (availability, labels, desired role), remove.
+
+A node that is still READY is only removed with force (its agent would otherwise keep
+running tasks nobody tracks); removing it releases its subnet and its liveness record,
+and node health replaces its tasks elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from pyswarm.common.errors import FailedPrecondition, InvalidArgument
+from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
+from pyswarm.manager.controlapi.validation import validate_labels
+from pyswarm.manager.dispatcher.registration import release_subnet
+from pyswarm.manager.store import LIVENESS, NODES, Conflict, ObjectNotFound
+from pyswarm.proto import control_pb2, types_pb2
+
+Node = types_pb2.Node
+
+
+def _names(node: Node) -> tuple[str, ...]:
+    return tuple(n for n in (node.description.hostname, node.spec.annotations.name) if n)
+
+
+class NodesAPI(ControlBase):
+    def find_node(self, reference: str) -> Node:
+        return resolve(
+            self.readable().list(NODES), reference, what="node", ident=lambda n: n.id, names=_names
+        )
+
+    async def GetNode(self, request: control_pb2.GetNodeRequest, context: Context) -> Node:
+        self.authorize(context)
+        return self.find_node(request.node_id)
+
+    async def ListNodes(
+        self, request: control_pb2.ListNodesRequest, context: Context
+    ) -> control_pb2.ListNodesResponse:
+        self.authorize(context)
+        return control_pb2.ListNodesResponse(nodes=self.readable().list(NODES))
+
+    async def UpdateNode(self, request: control_pb2.UpdateNodeRequest, context: Context) -> Node:
+        self.authorize(context)
+        found = self.find_node(request.node_id)
+        spec = request.spec
+        validate_labels(dict(spec.annotations.labels), "spec.annotations.labels")
+        if spec.availability not in types_pb2.NodeSpec.Availability.values():
+            raise InvalidArgument("unknown availability", field="spec.availability")
+        if spec.desired_role not in types_pb2.NodeSpec.Role.values():
+            raise InvalidArgument("unknown role", field="spec.desired_role")
+        if request.version and request.version != found.meta.version:
+            raise Conflict(NODES.name, found.id)
+
+        def apply(node: Node) -> bool:
+            if request.version and node.meta.version != request.version:
+                raise Conflict(NODES.name, node.id)
+            if node.spec == spec:
+                return False
+            node.spec.CopyFrom(spec)
+            return True
+
+        node = await self.store.update_with_retry(NODES, found.id, apply)
+        await self.written(node.meta.version)
+        return node
+
+    async def RemoveNode(
+        self, request: control_pb2.RemoveNodeRequest, context: Context
+    ) -> control_pb2.RemoveNodeResponse:
+        self.authorize(context)
+        node = self.find_node(request.node_id)
+        if node.status.state == types_pb2.NodeStatus.READY and not request.force:
+            raise FailedPrecondition(
+                f"node {node.id} is not down and can't be removed (use --force to remove it)"
+            )
+        revision = await self.store.delete(NODES, node.id)
+        with contextlib.suppress(ObjectNotFound):
+            await self.store.delete(LIVENESS, node.id)
+        await release_subnet(self.store, self.cluster_id, node.id)
+        await self.written(revision)
+        return control_pb2.RemoveNodeResponse()

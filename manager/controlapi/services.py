@@ -1,0 +1,135 @@
+"""Control: services. Create, inspect, list (with running/desired counts), update with
+optimistic concurrency, scale atomically, remove.
+
+A stale UpdateService (its version is not the service's meta.version) changes nothing
+and answers FAILED_PRECONDITION "update out of sequence ... retry". ScaleService
+re-reads and retries on its own (update_with_retry), so two concurrent scales are both
+applied in some order, never lost. Names are unique (ALREADY_EXISTS).
+"""
+
+from __future__ import annotations
+
+from pyswarm.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from pyswarm.manager.ca import new_id
+from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
+from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
+from pyswarm.manager.store import SERVICES, TASKS, Conflict
+from pyswarm.proto import control_pb2, types_pb2
+
+Service = types_pb2.Service
+
+
+def service_status(service: Service, tasks: list[types_pb2.Task]) -> control_pb2.ServiceStatus:
+    """Running tasks (running and wanted) and desired tasks of one service."""
+    wanted = [task for task in tasks if task.desired_state <= types_pb2.RUNNING]
+    running = sum(1 for task in wanted if task.status.state == types_pb2.RUNNING)
+    if service.spec.WhichOneof("mode") == "replicated":
+        desired = service.spec.replicated.replicas
+    else:
+        desired = len(wanted)
+    return control_pb2.ServiceStatus(running_tasks=running, desired_tasks=desired)
+
+
+class ServicesAPI(ControlBase):
+    def find_service(self, reference: str) -> Service:
+        return resolve(
+            self.readable().list(SERVICES),
+            reference,
+            what="service",
+            ident=lambda s: s.id,
+            names=lambda s: (s.spec.annotations.name,),
+        )
+
+    async def CreateService(
+        self, request: control_pb2.CreateServiceRequest, context: Context
+    ) -> Service:
+        self.authorize(context)
+        validate_service_spec(request.spec)
+        name = request.spec.annotations.name
+        # A fresh read, not the cache: two creates in quick succession must both see it.
+        if any(s.spec.annotations.name == name for s in await self.store.list(SERVICES)):
+            raise AlreadyExists(f"a service named {name!r} already exists", field="name")
+        service = Service(id=new_id())
+        service.spec.CopyFrom(request.spec)
+        await self.store.create(SERVICES, service)
+        await self.written(service.meta.version)
+        return service
+
+    async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> Service:
+        self.authorize(context)
+        return self.find_service(request.service_id)
+
+    async def ListServices(
+        self, request: control_pb2.ListServicesRequest, context: Context
+    ) -> control_pb2.ListServicesResponse:
+        self.authorize(context)
+        cache = self.readable()
+        by_service: dict[str, list[types_pb2.Task]] = {}
+        for task in cache.list(TASKS):
+            by_service.setdefault(task.service_id, []).append(task)
+        services = cache.list(SERVICES)
+        return control_pb2.ListServicesResponse(
+            services=services,
+            statuses=[service_status(s, by_service.get(s.id, [])) for s in services],
+        )
+
+    async def UpdateService(
+        self, request: control_pb2.UpdateServiceRequest, context: Context
+    ) -> Service:
+        self.authorize(context)
+        current = self.find_service(request.service_id)
+        if request.rollback:
+            if not current.HasField("previous_spec"):
+                raise FailedPrecondition(
+                    f"service {current.spec.annotations.name} has no previous spec to roll back to"
+                )
+            spec = current.previous_spec
+        else:
+            spec = request.spec
+        validate_service_spec(spec)
+        if spec.WhichOneof("mode") != current.spec.WhichOneof("mode"):
+            raise InvalidArgument("a service's mode cannot change", field="mode")
+        if spec.annotations.name != current.spec.annotations.name:
+            raise InvalidArgument("a service cannot be renamed", field="name")
+        if request.version and request.version != current.meta.version:
+            raise Conflict(SERVICES.name, current.id)
+        if not request.version and not request.rollback:
+            raise InvalidArgument("the version read is required", field="version")
+        updated = Service()
+        updated.CopyFrom(current)
+        updated.previous_spec.CopyFrom(current.spec)
+        updated.spec.CopyFrom(spec)
+        await self.store.update(SERVICES, updated)
+        await self.written(updated.meta.version)
+        return updated
+
+    async def ScaleService(
+        self, request: control_pb2.ScaleServiceRequest, context: Context
+    ) -> Service:
+        self.authorize(context)
+        found = self.find_service(request.service_id)
+        if found.spec.WhichOneof("mode") != "replicated":
+            raise FailedPrecondition(
+                f"service {found.spec.annotations.name} is global: it cannot be scaled"
+            )
+        if request.replicas > MAX_REPLICAS:
+            raise InvalidArgument(f"replicas must be at most {MAX_REPLICAS}", field="replicas")
+
+        def scale(service: Service) -> bool:
+            if service.spec.replicated.replicas == request.replicas:
+                return False
+            service.spec.replicated.replicas = request.replicas
+            return True
+
+        service = await self.store.update_with_retry(SERVICES, found.id, scale)
+        await self.written(service.meta.version)
+        return service
+
+    async def RemoveService(
+        self, request: control_pb2.RemoveServiceRequest, context: Context
+    ) -> control_pb2.RemoveServiceResponse:
+        self.authorize(context)
+        service = self.find_service(request.service_id)
+        # Its tasks are the reaper's: desired REMOVE, deleted once their agents confirm.
+        await self.written(await self.store.delete(SERVICES, service.id))
+        return control_pb2.RemoveServiceResponse()

@@ -1,0 +1,175 @@
+"""The Dispatcher gRPC service: agents register, then hold one session stream each.
+
+Register: the caller is the node named by its mTLS certificate (any role of this
+cluster); its Node record is created or refreshed READY, a subnet allocated, and a
+liveness record opened (see liveness.py). Session: the first AgentMessage names the
+session Register gave; the manager answers with the COMPLETE assignment set, then
+INCREMENTAL changes as the cache sees them (debounced into one message per burst),
+a HeartbeatAck per heartbeat (which refreshes liveness), and applies status reports
+(status.py). A session whose liveness is gone or was taken by a newer registration
+ends with FAILED_PRECONDITION: the agent registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from grpc import aio
+
+from pyswarm.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from pyswarm.common.node_identity import MANAGER, WORKER
+from pyswarm.common.tls import PeerIdentity, require_role
+from pyswarm.manager.ca import new_id
+from pyswarm.manager.dispatcher.assignments import AssignmentTracker
+from pyswarm.manager.dispatcher.liveness import Liveness
+from pyswarm.manager.dispatcher.registration import (
+    describe_node,
+    ensure_subnet,
+    upsert_node,
+)
+from pyswarm.manager.dispatcher.status import StatusWriter
+from pyswarm.manager.store import LIVENESS, TASKS, Cache, Store, StoreError
+from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
+
+log = logging.getLogger(__name__)
+
+Context = aio.ServicerContext[Any, Any]
+ManagersProvider = Callable[[], Awaitable[list[str]]]
+#: Task events within this window go to the agent as one INCREMENTAL message.
+ASSIGNMENT_DEBOUNCE = 0.02
+
+
+class SessionInvalid(FailedPrecondition):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"session invalid: {reason}; register again")
+
+
+def _peer_host(context: Context) -> str:
+    peer = context.peer() or ""  # "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555"
+    _, _, rest = peer.partition(":")
+    host, _, _ = rest.rpartition(":")
+    return host.strip("[]")
+
+
+class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        cache: Cache,
+        cluster_id: str,
+        manager_id: str,
+        heartbeat_period: float,
+        heartbeat_deadline: float,
+        managers: ManagersProvider,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._cluster_id = cluster_id
+        self._period_ms = int(heartbeat_period * 1000)
+        self._managers = managers
+        self._liveness = Liveness(store, manager_id, heartbeat_deadline)
+        self._status = StatusWriter(store, cache)
+
+    def _caller(self, context: Context) -> PeerIdentity:
+        peer = require_role(context, WORKER, MANAGER)
+        if peer.cluster_id != self._cluster_id:
+            raise PermissionDenied("the node's certificate is from another cluster")
+        return peer
+
+    async def Register(
+        self, request: dispatcher_pb2.RegisterRequest, context: Context
+    ) -> dispatcher_pb2.RegisterResponse:
+        peer = self._caller(context)
+        subnet = await ensure_subnet(self._store, self._cluster_id, peer.node_id)
+        session_id = new_id()
+        revision = await self._liveness.open(peer.node_id, session_id)
+        fill = types_pb2.Node()
+        describe_node(fill, request, peer.role, _peer_host(context), subnet)
+        await upsert_node(self._store, peer.node_id, fill, peer.role)
+        # Sessions may reach the liveness check through this manager's cache at once.
+        await self._cache.wait_for_revision(revision, timeout=10.0)
+        log.info("node %s registered (session %s)", peer.node_id, session_id)
+        return dispatcher_pb2.RegisterResponse(
+            node_id=peer.node_id,
+            session_id=session_id,
+            heartbeat_period_ms=self._period_ms,
+            subnet=subnet,
+            managers=await self._managers(),
+        )
+
+    def _check_session(self, node_id: str, session_id: str) -> types_pb2.NodeLiveness:
+        record = self._cache.get(LIVENESS, node_id)
+        if record is None:
+            raise SessionInvalid("the node's heartbeat deadline passed")
+        if record.session_id != session_id:
+            raise SessionInvalid("the node registered again since")
+        return record
+
+    async def Session(
+        self,
+        request_iterator: AsyncIterator[dispatcher_pb2.AgentMessage],
+        context: Context,
+    ) -> AsyncIterator[dispatcher_pb2.ManagerMessage]:
+        node_id = self._caller(context).node_id
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        if not first.session_id:
+            raise InvalidArgument(
+                "the first session message needs the session id", field="session_id"
+            )
+        session_id = first.session_id
+        self._check_session(node_id, session_id)
+        outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue()
+
+        async def handle(message: dispatcher_pb2.AgentMessage) -> None:
+            which = message.WhichOneof("payload")
+            if which == "heartbeat":
+                record = self._check_session(node_id, session_id)
+                with contextlib.suppress(StoreError):  # etcd away: the lease may run out
+                    if not await self._liveness.refresh(record):
+                        raise SessionInvalid("the node's heartbeat deadline passed")
+                ack = dispatcher_pb2.HeartbeatAck(
+                    period_ms=self._period_ms, managers=await self._managers()
+                )
+                outgoing.put_nowait(dispatcher_pb2.ManagerMessage(heartbeat_ack=ack))
+            elif which == "statuses":
+                await self._status.apply(node_id, message.statuses.updates)
+
+        async def read() -> None:
+            await handle(first)
+            async for message in request_iterator:
+                await handle(message)
+
+        tracker = AssignmentTracker(node_id)
+        with self._cache.subscribe([TASKS]) as subscription:
+            complete = tracker.complete(self._cache)
+            yield dispatcher_pb2.ManagerMessage(assignments=complete)
+            reader = asyncio.ensure_future(read())
+            events = asyncio.ensure_future(subscription.get())
+            acks = asyncio.ensure_future(outgoing.get())
+            try:
+                while True:
+                    await asyncio.wait({reader, events, acks}, return_when=asyncio.FIRST_COMPLETED)
+                    if acks.done():
+                        yield acks.result()
+                        acks = asyncio.ensure_future(outgoing.get())
+                    if events.done():
+                        batch = [events.result()]
+                        await asyncio.sleep(ASSIGNMENT_DEBOUNCE)
+                        batch += subscription.drain()
+                        events = asyncio.ensure_future(subscription.get())
+                        change = tracker.incremental(batch)
+                        if change is not None:
+                            yield dispatcher_pb2.ManagerMessage(assignments=change)
+                    if reader.done():
+                        reader.result()  # the agent's error, or its end of stream
+                        return
+            finally:
+                for pending in (reader, events, acks):
+                    pending.cancel()
