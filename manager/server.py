@@ -238,10 +238,11 @@ async def _run(
                 config, store, cache, ca, identity, cluster.id, manager_id, election
             )
             address = f"{advertise}:{listen_port}"
-            await _retry_unavailable(
+            revision = await _retry_unavailable(
                 "register manager", lambda: _add_manager(store, cluster.id, manager_id, address)
             )
             await cache.synced.wait()
+            await cache.wait_for_revision(revision)
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
             running: list[Part | Cache | Election | MetricsServer] = [
                 servers,
@@ -280,14 +281,16 @@ async def _run(
                 part.stop()
 
 
-async def _add_manager(store: Store, cluster_id: str, manager_id: str, address: str) -> None:
+async def _add_manager(store: Store, cluster_id: str, manager_id: str, address: str) -> int:
+    """Record this manager's address in the cluster; the record's revision."""
+
     def add(cluster: types_pb2.Cluster) -> bool:
         if cluster.managers.get(manager_id) == address:
             return False
         cluster.managers[manager_id] = address
         return True
 
-    await store.update_with_retry(CLUSTERS, cluster_id, add)
+    return (await store.update_with_retry(CLUSTERS, cluster_id, add)).meta.version
 
 
 def control_loops(context: LoopContext) -> list[ReconcileLoop]:

@@ -1,0 +1,252 @@
+"""A real manager (serve()) on loopback with a real etcd, a Control client with the
+CLI's certificate, and fake agents that are real Dispatcher clients.
+
+A `FakeAgent` joins through the join port with the worker token (so its certificate
+comes from the cluster CA), registers, holds a session, heartbeats, and "runs" what
+it is assigned: it reports RUNNING for tasks it should run and SHUTDOWN for tasks it
+should stop, through the forward-only states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pyswarm.common.join import join_cluster
+from pyswarm.common.node_identity import NodeIdentity
+from pyswarm.common.tls import identity_channel_credentials, manager_channel
+from pyswarm.manager.config import ManagerConfig
+from pyswarm.manager.server import EndpointInfo, read_endpoint, serve
+from pyswarm.manager.store import EmbeddedEtcd, find_free_port
+from pyswarm.proto import (
+    control_pb2,
+    control_pb2_grpc,
+    dispatcher_pb2,
+    dispatcher_pb2_grpc,
+    types_pb2,
+)
+
+T = TypeVar("T")
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
+) -> T:
+    """Await `condition()` until it is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = await condition()
+            if value:
+                return value
+            last = value
+        except Exception as err:  # not checkable yet (e.g. the manager restarting)
+            last = err
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: last {last!r}")
+        await asyncio.sleep(0.02)  # polling interval; the condition is what synchronises
+
+
+def manager_config(state_dir: Path, etcd: EmbeddedEtcd, **overrides: object) -> ManagerConfig:
+    values: dict[str, object] = {
+        "state_dir": state_dir,
+        "listen_addr": "127.0.0.1:0",
+        "join_addr": "127.0.0.1:0",
+        "advertise_addr": "127.0.0.1",
+        "etcd_endpoints": [etcd.endpoint],
+        "heartbeat_period": 0.2,
+        "metrics_addr": "127.0.0.1:0",
+        "lease_ttl": 2,
+        "restart_delay": 0.0,
+        "reconcile_debounce": 0.01,
+        "reconcile_max_delay": 0.2,
+    }
+    values.update(overrides)
+    return ManagerConfig(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class RunningManager:
+    config: ManagerConfig
+    endpoint: EndpointInfo
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+    client_identity: NodeIdentity
+    channel: object = None
+
+    @contextlib.asynccontextmanager
+    async def control(self) -> AsyncIterator[control_pb2_grpc.ControlStub]:
+        credentials = identity_channel_credentials(self.client_identity)
+        async with manager_channel(self.endpoint.address, credentials) as channel:
+            yield control_pb2_grpc.ControlStub(channel)
+
+    async def worker_token(self) -> str:
+        async with self.control() as control:
+            tokens = await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
+        return tokens.worker
+
+
+@contextlib.asynccontextmanager
+async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager]:
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+    try:
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        assert ready.is_set(), "the manager did not become ready"
+        yield RunningManager(
+            config,
+            read_endpoint(config.state_dir),
+            task,
+            stop,
+            NodeIdentity.load(config.client_dir),
+        )
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 30)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@dataclass
+class FakeAgent:
+    """A node: joins, registers, heartbeats, and runs what it is told (in name only)."""
+
+    name: str
+    cert_dir: Path
+    heartbeat_period: float = 0.2
+    node_id: str = ""
+    tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)
+    completes: int = 0
+    _runner: asyncio.Task[None] | None = None
+
+    async def join(self, manager: RunningManager) -> None:
+        token = await manager.worker_token()
+        identity = await join_cluster(manager.endpoint.join_address, token, self.cert_dir)
+        self.node_id = identity.node_id
+        self._identity = identity
+        self._address = manager.endpoint.address
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop heartbeating and close the session, as a crashed agent would."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(BaseException):
+                await self._runner
+            self._runner = None
+
+    def running(self) -> set[str]:
+        return {
+            task_id
+            for task_id, state in self.states.items()
+            if state == types_pb2.RUNNING and task_id in self.tasks
+        }
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(0.1)  # register again, as an agent does
+
+    async def _session(self) -> None:
+        credentials = identity_channel_credentials(self._identity)
+        async with manager_channel(self._address, credentials) as channel:
+            stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+            request = dispatcher_pb2.RegisterRequest(
+                addr="127.0.0.1", metrics_addr=f"0.0.0.0:{9000 + len(self.name)}"
+            )
+            request.description.hostname = self.name
+            request.description.resources.nano_cpus = 4_000_000_000
+            request.description.resources.memory_bytes = 8 << 30
+            registered = await stub.Register(request, timeout=10)
+            outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = asyncio.Queue()
+            session_id = registered.session_id
+            outgoing.put_nowait(
+                dispatcher_pb2.AgentMessage(
+                    session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
+                )
+            )
+
+            async def messages() -> AsyncIterator[dispatcher_pb2.AgentMessage]:
+                while True:
+                    yield await outgoing.get()
+
+            async def heartbeat() -> None:
+                while True:
+                    await asyncio.sleep(self.heartbeat_period)
+                    outgoing.put_nowait(
+                        dispatcher_pb2.AgentMessage(
+                            session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
+                        )
+                    )
+
+            beater = asyncio.create_task(heartbeat())
+            try:
+                async for message in stub.Session(messages()):
+                    if message.WhichOneof("payload") != "assignments":
+                        continue
+                    self._assigned(message.assignments, outgoing, session_id)
+            finally:
+                beater.cancel()
+
+    def _assigned(
+        self,
+        assignments: dispatcher_pb2.Assignments,
+        outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage],
+        session_id: str,
+    ) -> None:
+        if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
+            self.completes += 1
+            self.tasks = {}
+        for task_id in assignments.removed:
+            self.tasks.pop(task_id, None)
+        batch = dispatcher_pb2.TaskStatusBatch()
+        for task in assignments.updated:
+            self.tasks[task.id] = task
+            current = self.states.get(task.id, task.status.state)
+            if task.desired_state <= types_pb2.RUNNING and current < types_pb2.RUNNING:
+                new_state = types_pb2.RUNNING
+            elif task.desired_state > types_pb2.RUNNING and current <= types_pb2.RUNNING:
+                new_state = types_pb2.SHUTDOWN
+            else:
+                continue
+            self.states[task.id] = new_state
+            update = batch.updates.add(task_id=task.id)
+            update.status.state = new_state
+            update.status.message = "fake agent"
+            update.status.timestamp.GetCurrentTime()
+        if batch.updates:
+            outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
+
+
+def new_etcd(state_dir: Path) -> EmbeddedEtcd:
+    return EmbeddedEtcd(
+        state_dir, client_port=find_free_port(), peer_port=find_free_port(), name="test"
+    )
+
+
+def replicated_spec(name: str, replicas: int) -> types_pb2.ServiceSpec:
+    spec = types_pb2.ServiceSpec()
+    spec.annotations.name = name
+    spec.task.container.image = "busybox:latest"
+    spec.task.container.command.extend(["httpd", "-f"])
+    spec.replicated.replicas = replicas
+    return spec
