@@ -81,7 +81,7 @@ class RunningManager:
     channel: object = None
 
     @contextlib.asynccontextmanager
-    async def control(self) -> AsyncIterator[control_pb2_grpc.ControlStub]:
+    async def control(self) -> AsyncIterator[control_pb2_grpc.ControlAsyncStub]:
         credentials = identity_channel_credentials(self.client_identity)
         async with manager_channel(self.endpoint.address, credentials) as channel:
             yield control_pb2_grpc.ControlStub(channel)
