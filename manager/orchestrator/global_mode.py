@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
+from pyswarm.manager.orchestrator.replicated import split_outdated
 from pyswarm.manager.scheduler import InvalidConstraint, plan_global
 from pyswarm.manager.store import NODES, SERVICES, TASKS, Create, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
@@ -56,7 +57,9 @@ class GlobalOrchestrator(ReconcileLoop):
             if service is None or not is_global(service):
                 continue
             try:
-                plan = plan_global(service, nodes, self.tasks.of_service(service_id))
+                current, outdated = split_outdated(service, self.tasks.of_service(service_id))
+                plan = plan_global(service, nodes, current)
+                plan.shut_down.extend(outdated)
             except InvalidConstraint:
                 continue  # validated at create; an old spec stays as it is
             ops.extend(Create(TASKS, task) for task in plan.create)

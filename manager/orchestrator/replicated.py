@@ -4,7 +4,9 @@ Keys are service ids, made dirty by a change to the service or to any of its tas
 For each, `plan_replicas` says which slots lack a runnable task (a new PENDING task
 is created) and which slots are too many (their tasks' desired state becomes
 SHUTDOWN); all of a pass's writes go out in batches, so scaling 0 -> 1000 is a
-handful of transactions. Removed services are the reaper's.
+handful of transactions. Runnable tasks whose spec the service no longer has (after
+UpdateService) are shut down and replaced in their slots. Removed services are the
+reaper's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,27 @@ from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_
 from pyswarm.manager.scheduler import plan_replicas
 from pyswarm.manager.store import SERVICES, TASKS, Create, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
+
+
+def split_outdated(
+    service: types_pb2.Service, tasks: list[types_pb2.Task]
+) -> tuple[list[types_pb2.Task], list[types_pb2.Task]]:
+    """(tasks as they are, runnable tasks whose spec the service no longer has). The
+    outdated are shut down and their slots refilled from the new spec (all at once:
+    no rolling update parallelism yet)."""
+    wanted = service.spec.task.SerializeToString(deterministic=True)
+    ports = list(service.spec.endpoint.ports)
+    current: list[types_pb2.Task] = []
+    outdated: list[types_pb2.Task] = []
+    for task in tasks:
+        stale = (
+            task.spec.SerializeToString(deterministic=True) != wanted or list(task.ports) != ports
+        )
+        if stale and task.desired_state <= types_pb2.RUNNING:
+            outdated.append(task)
+        else:
+            current.append(task)
+    return current, outdated
 
 
 class ReplicatedOrchestrator(ReconcileLoop):
@@ -43,7 +66,9 @@ class ReplicatedOrchestrator(ReconcileLoop):
             service = self.cache.get(SERVICES, service_id)
             if service is None or service.spec.WhichOneof("mode") != "replicated":
                 continue
-            plan = plan_replicas(service, self.tasks.of_service(service_id))
+            current, outdated = split_outdated(service, self.tasks.of_service(service_id))
+            plan = plan_replicas(service, current)
+            plan.shut_down.extend(outdated)
             ops.extend(Create(TASKS, task) for task in plan.create)
             for task in plan.shut_down:
                 stopped = copy_task(task)

@@ -211,3 +211,73 @@ def test_removing_a_service_removes_its_tasks_from_the_agents(
             await eventually(all_gone, what="tasks deleted and forgotten by the agents")
 
     run_cluster(tmp_path, etcd, scenario)
+
+
+def test_failed_tasks_restart_per_policy_and_updates_replace_tasks(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        async with manager.control() as control:
+            await eventually(lambda: _ready_nodes(manager, 2), what="two READY nodes")
+            spec = replicated_spec("job", 2)
+            spec.task.restart.condition = types_pb2.RestartPolicy.ON_FAILURE
+            spec.task.restart.max_attempts = 1
+            spec.task.restart.delay.FromMilliseconds(0)
+            service = await control.CreateService(
+                control_pb2.CreateServiceRequest(spec=spec), timeout=10
+            )
+            await eventually(lambda: converged(manager, fleet, "job", 2), what="2/2 running")
+            agent = next(a for a in fleet if a.running())
+            failed = sorted(agent.running())[0]
+            slot = agent.tasks[failed].slot
+            agent.fail(failed)
+            await eventually(lambda: converged(manager, fleet, "job", 2), what="replaced")
+
+            async def slot_tasks() -> list[types_pb2.Task]:
+                listing = await control.ListTasks(
+                    control_pb2.ListTasksRequest(service_id="job"), timeout=10
+                )
+                return [t for t in listing.tasks if t.slot == slot]
+
+            tasks = await slot_tasks()
+            assert len(tasks) == 2
+            old = next(t for t in tasks if t.id == failed)
+            assert old.status.state == types_pb2.FAILED
+            assert old.desired_state == types_pb2.SHUTDOWN
+            # max_attempts=1: the replacement failing is not restarted again.
+            replacement = next(t for t in tasks if t.id != failed)
+            owner = next(a for a in fleet if replacement.id in a.running())
+            owner.fail(replacement.id)
+
+            async def one_running() -> bool:
+                return await service_counts(manager, "job") == (1, 2)
+
+            await eventually(one_running, what="1/2 after the attempts ran out")
+            assert len(await slot_tasks()) == 2
+
+            # UpdateService with a new image replaces the running tasks.
+            current = await control.GetService(
+                control_pb2.GetServiceRequest(service_id=service.id), timeout=10
+            )
+            new_spec = types_pb2.ServiceSpec()
+            new_spec.CopyFrom(current.spec)
+            new_spec.task.container.image = "busybox:1.36"
+            await control.UpdateService(
+                control_pb2.UpdateServiceRequest(
+                    service_id=service.id, version=current.meta.version, spec=new_spec
+                ),
+                timeout=10,
+            )
+
+            async def updated() -> bool:
+                images = {
+                    task.spec.container.image
+                    for agent in fleet
+                    for task_id, task in agent.tasks.items()
+                    if task_id in agent.running()
+                }
+                return images == {"busybox:1.36"} and await converged(manager, fleet, "job", 2)
+
+            await eventually(updated, what="tasks running the new image")
+
+    run_cluster(tmp_path, etcd, scenario, agents=2)

@@ -130,6 +130,8 @@ class FakeAgent:
     tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
     completes: int = 0
+    _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
+    _session_id: str = ""
     _runner: asyncio.Task[None] | None = None
 
     async def join(self, manager: RunningManager) -> None:
@@ -149,6 +151,18 @@ class FakeAgent:
             with contextlib.suppress(BaseException):
                 await self._runner
             self._runner = None
+
+    def fail(self, task_id: str) -> None:
+        """Report a running task FAILED, as if its container exited non-zero."""
+        self.states[task_id] = types_pb2.FAILED
+        batch = dispatcher_pb2.TaskStatusBatch()
+        update = batch.updates.add(task_id=task_id)
+        update.status.state = types_pb2.FAILED
+        update.status.err = "exit status 1"
+        update.status.timestamp.GetCurrentTime()
+        self._outgoing.put_nowait(
+            dispatcher_pb2.AgentMessage(session_id=self._session_id, statuses=batch)
+        )
 
     def running(self) -> set[str]:
         return {
@@ -198,6 +212,7 @@ class FakeAgent:
                         )
                     )
 
+            self._outgoing, self._session_id = outgoing, session_id
             beater = asyncio.create_task(heartbeat())
             try:
                 async for message in stub.Session(messages()):
