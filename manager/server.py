@@ -55,6 +55,7 @@ from pyswarm.manager.store import (
     EmbeddedEtcd,
     Store,
     StoreUnavailable,
+    current_leader,
     find_free_port,
 )
 from pyswarm.proto import (
@@ -235,7 +236,7 @@ async def _run(
             manager_id = identity.node_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
             servers, listen_port, join_port = _servers(
-                config, store, cache, ca, identity, cluster.id, manager_id, election
+                config, store, cache, ca, identity, cluster.id, manager_id
             )
             address = f"{advertise}:{listen_port}"
             revision = await _retry_unavailable(
@@ -313,7 +314,6 @@ def _servers(
     identity: NodeIdentity,
     cluster_id: str,
     manager_id: str,
-    election: Election,
 ) -> tuple[GrpcServers, int, int]:
     async def tokens() -> control_pb2.JoinTokens:
         record = cache.get(CLUSTERS, cluster_id) or await store.get(CLUSTERS, cluster_id)
@@ -325,7 +325,7 @@ def _servers(
 
     node_ca = NodeCAService(ca, tokens)
     control = ControlService(
-        store=store, cache=cache, cluster_id=cluster_id, leader=lambda: election.leader_id
+        store=store, cache=cache, cluster_id=cluster_id, leader=lambda: current_leader(store.client)
     )
     dispatcher = DispatcherService(
         store=store,

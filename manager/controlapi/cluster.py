@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pyswarm.common.join_token import ca_digest_text
 from pyswarm.common.node_identity import MANAGER
@@ -11,7 +11,8 @@ from pyswarm.manager.controlapi.base import Context, ControlBase
 from pyswarm.manager.store import CLUSTERS, ObjectNotFound
 from pyswarm.proto import control_pb2, types_pb2
 
-LeaderProvider = Callable[[], str | None]
+#: The leader's member id now (read from etcd), or None.
+LeaderProvider = Callable[[], Awaitable[str | None]]
 
 
 def join_tokens(cluster: types_pb2.Cluster) -> control_pb2.JoinTokens:
@@ -60,5 +61,5 @@ class ClusterAPI(ControlBase):
             cluster_id=cluster.id,
             ca_digest=ca_digest_text(cluster.root_ca_cert),
             manager_addresses=sorted(cluster.managers.values()),
-            leader_id=self.leader() or "",
+            leader_id=await self.leader() or "",
         )
