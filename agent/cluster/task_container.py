@@ -13,10 +13,10 @@ failing both, the service id.
 
 from __future__ import annotations
 
+from pyswarm.agent.containers.spec import SERVICE_ID_LABEL
 from pyswarm.proto import agent_pb2, types_pb2
 
 SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
-SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 TASK_ID_LABEL = "com.docker.swarm.task.id"
 TASK_NAME_LABEL = "com.docker.swarm.task.name"
 NODE_ID_LABEL = "com.docker.swarm.node.id"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal as signals
@@ -28,7 +29,12 @@ from pyswarm.agent.containers.errors import (
     ContainerStartFailed,
 )
 from pyswarm.agent.containers.records import ContainerRecords
-from pyswarm.agent.containers.spec import build_container, validate_name, write_etc_files
+from pyswarm.agent.containers.spec import (
+    build_container,
+    port_group,
+    validate_name,
+    write_etc_files,
+)
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
@@ -173,7 +179,13 @@ class ContainerManager:
                 container.mac_address = sandbox.mac_address
                 if container.ports:
                     published = await asyncio.to_thread(
-                        self.network.publish, cid, sandbox.ip_address, list(container.ports)
+                        functools.partial(
+                            self.network.publish,
+                            cid,
+                            sandbox.ip_address,
+                            list(container.ports),
+                            group=port_group(container),
+                        )
                     )
                     del container.ports[:]
                     container.ports.extend(published)

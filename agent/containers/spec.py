@@ -17,6 +17,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
+# A cluster task's container carries its service's id under docker's label; replicas of
+# one service on a host share their ingress-published ports (see BridgeNetwork.publish).
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MIN_MEMORY = 6 * 1024 * 1024
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -139,6 +142,13 @@ def build_container(
         auto_remove=request.auto_remove,
         user_namespace=request.user_namespace,
     )
+
+
+def port_group(container: types_pb2.Container) -> str:
+    """The group whose members may publish the same host ports: the service, for
+    ingress-mode ports of a cluster task; none for a plain container."""
+    ingress = any(p.publish_mode == types_pb2.PortConfig.INGRESS for p in container.ports)
+    return container.spec.labels.get(SERVICE_ID_LABEL, "") if ingress else ""
 
 
 def write_etc_files(container: types_pb2.Container, directory: Path) -> list[runtime_pb2.BindMount]:

@@ -275,7 +275,12 @@ class BridgeNetwork:
     # -- published ports
 
     def publish(
-        self, container_id: str, ip_address: str, ports_: Sequence[types_pb2.PortConfig]
+        self,
+        container_id: str,
+        ip_address: str,
+        ports_: Sequence[types_pb2.PortConfig],
+        *,
+        group: str = "",
     ) -> list[types_pb2.PortConfig]:
         """Forward host ports to the container at `ip_address`; returns them with host ports set.
 
@@ -291,24 +296,32 @@ class BridgeNetwork:
             return []
         with self._lock:
             state = self._load()
-            taken = [
-                ports.HostPort.of(p)
-                for cid, pub in state.published.items()
-                if cid != container_id
-                for p in pub.ports
-            ]
+            taken: list[ports.HostPort] = []
+            shared: set[ports.HostPort] = set()
+            for cid, pub in state.published.items():
+                if cid == container_id:
+                    continue
+                mates = bool(group) and pub.group == group
+                for p in pub.ports:
+                    if mates:
+                        shared.add(ports.HostPort.of(p))
+                    else:
+                        taken.append(ports.HostPort.of(p))
             held: dict[ports.HostPort, socket.socket] = {}
             resolved: list[types_pb2.PortConfig] = []
             previous = state.published.get(container_id)
             try:
                 for config in ports_:
-                    port = self._claim(container_id, config, taken, held)
+                    if config.published_port and ports.HostPort.of(config) in shared:
+                        port = ports.HostPort.of(config)  # a group mate holds it already
+                    else:
+                        port = self._claim(container_id, config, taken, held)
                     taken.append(port)
                     out = types_pb2.PortConfig()
                     out.CopyFrom(config)
                     out.published_port = port.port
                     resolved.append(out)
-                state.published[container_id] = Published(ip_address, resolved)
+                state.published[container_id] = Published(ip_address, resolved, group)
                 self._nat.sync_ports(self._rules(state))
                 self._save(state)
             except BaseException:
@@ -375,11 +388,14 @@ class BridgeNetwork:
 
     @staticmethod
     def _rules(state: NetworkState) -> list[PortRule]:
-        return [
+        """Every DNAT rule, those sharing a host port next to each other (NatRules
+        balances each such run)."""
+        rules = [
             PortRule(pub.ip_address, port)
             for _, pub in sorted(state.published.items())
             for port in pub.ports
         ]
+        return sorted(rules, key=lambda r: (r.port.protocol, r.port.host_ip, r.port.published_port))
 
     def _load(self) -> NetworkState:
         return load_state(self._state_path)

@@ -41,6 +41,10 @@ def _protocol(port: types_pb2.PortConfig) -> str:
     return "udp" if port.protocol == types_pb2.PortConfig.UDP else "tcp"
 
 
+def _host_key(rule: PortRule) -> tuple[int, str, int]:
+    return (rule.port.protocol, rule.port.host_ip, rule.port.published_port)
+
+
 def _run(args: Sequence[str], *, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), input=stdin, capture_output=True, text=True, check=False)
 
@@ -111,9 +115,15 @@ class NatRules:
             f"-A {self.post} -s {self.subnet} ! -o {self.bridge} -j MASQUERADE",
             f"-A {self.post} -s 127.0.0.0/8 -o {self.bridge} -j MASQUERADE",
         ]
-        for rule in rules:
-            lines.append(f"-A {self.pre} {self._dnat(rule)}")
-            lines.append(f"-A {self.out} {self._dnat(rule)}")
+        for index, rule in enumerate(rules):
+            # Rules sharing a host port (a service's replicas here) split its connections:
+            # the i-th of n remaining takes 1/(n-i) of what reaches it, the last takes all.
+            key = _host_key(rule)
+            remaining = sum(1 for r in rules[index:] if _host_key(r) == key)
+            share = f"-m statistic --mode random --probability {1 / remaining:.5f} "
+            balance = share if remaining > 1 else ""
+            lines.append(f"-A {self.pre} {balance}{self._dnat(rule)}")
+            lines.append(f"-A {self.out} {balance}{self._dnat(rule)}")
             # A container reaching its own published port: the reply must come back
             # through the host to be un-DNATed, so hide the source (hairpin, as docker).
             proto = _protocol(rule.port)

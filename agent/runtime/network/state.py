@@ -38,6 +38,9 @@ class Published:
 
     ip_address: str
     ports: list[types_pb2.PortConfig] = field(default_factory=list)
+    # Containers of one group (a service's replicas on this host) may publish the same
+    # host port; connections to it are balanced across them.
+    group: str = ""
 
 
 @dataclass
@@ -89,6 +92,7 @@ def load_state(path: Path) -> NetworkState:
         cid: Published(
             ip_address=str(rec["ip_address"]),
             ports=[_port_from_json(p) for p in rec.get("ports", [])],
+            group=str(rec.get("group", "")),
         )
         for cid, rec in raw.get("published", {}).items()
     }
@@ -104,7 +108,11 @@ def save_state(path: Path, state: NetworkState) -> None:
             for cid, r in sorted(state.sandboxes.items())
         },
         "published": {
-            cid: {"ip_address": pub.ip_address, "ports": [_port_to_json(p) for p in pub.ports]}
+            cid: {
+                "ip_address": pub.ip_address,
+                "ports": [_port_to_json(p) for p in pub.ports],
+                "group": pub.group,
+            }
             for cid, pub in sorted(state.published.items())
             if pub.ports
         },
