@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,17 +34,15 @@ def up(
     lab = Lab(name, subnet)
     try:
         state = lab.up(nodes, heartbeat=heartbeat_period, progress=_say)
+        if image:
+            for node in state.nodes:
+                lab.import_busybox(node)
     except BaseException:
         _say("bringing the lab up failed; removing what was made")
         lab.down(progress=_say)
         raise
-    from pathlib import Path
-
     cert_dir = Lab.client_cert_dir(Path(state.manager_state_dir))
     save_context(Context(f"lab-{name}", state.manager_addr, str(cert_dir)))
-    if image:
-        for node in state.nodes:
-            lab.import_busybox(node)
     _say(f"up: {nodes} hosts, manager at {state.manager_addr}; context lab-{name} is current")
     for node in state.nodes:
         print(f"{node.name}\t{node.address}\tagent socket {node.agent_socket}")

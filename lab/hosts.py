@@ -30,8 +30,12 @@ class LabHost:
     prefixlen: int
 
     def exec_args(self, *command: str) -> list[str]:
-        """argv running `command` inside this host's network namespace."""
-        return ["ip", "netns", "exec", self.netns, *command]
+        """argv running `command` inside this host's network namespace.
+
+        nsenter, not `ip netns exec`: the latter remounts /sys for the namespace, which
+        hides the cgroup hierarchies mounted below it from the agent.
+        """
+        return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *command]
 
 
 class LabNetwork:

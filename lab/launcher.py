@@ -7,6 +7,7 @@ under the lab's directory. Nothing here is shared between hosts but the bridge.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,6 +91,15 @@ class Lab:
         self.root = LAB_ROOT / name
         self.run_dir = RUN_ROOT / name
 
+    def _manager_argv(self, host: LabHost, manager_dir: Path, heartbeat: str) -> list[str]:
+        return pyswarm_argv(
+            "init", "--state-dir", str(manager_dir), "--advertise-addr", host.address,
+            "--listen-addr", f"{host.address}:{MANAGER_PORT}",
+            "--join-addr", f"{host.address}:{JOIN_PORT}",
+            "--metrics-addr", f"{host.address}:{METRICS_PORT}",
+            "--heartbeat-period", heartbeat, "--no-context",
+        )  # fmt: skip
+
     def up(self, nodes: int, *, heartbeat: str = "1s", progress: Callable[[str], None]) -> LabState:
         if nodes < 1:
             raise LabError("a lab needs at least one node")
@@ -105,17 +115,10 @@ class Lab:
         state.manager_state_dir = str(manager_dir)
         state.manager_addr = f"{first.address}:{MANAGER_PORT}"
         progress(f"starting etcd and the manager on {first.name} ({first.address})")
+        state.heartbeat = heartbeat
         state.manager_pid = _spawn(
-            first,
-            pyswarm_argv(
-                "init", "--state-dir", str(manager_dir), "--advertise-addr", first.address,
-                "--listen-addr", f"{first.address}:{MANAGER_PORT}",
-                "--join-addr", f"{first.address}:{JOIN_PORT}",
-                "--metrics-addr", f"{first.address}:{METRICS_PORT}",
-                "--heartbeat-period", heartbeat, "--no-context",
-            ),
-            self.root / "manager.log",
-        )  # fmt: skip
+            first, self._manager_argv(first, manager_dir, heartbeat), self.root / "manager.log"
+        )
         state.save()
         endpoint = manager_dir / "manager.json"
         _wait(lambda: endpoint.exists() or not _alive(state.manager_pid), "the manager")
@@ -142,7 +145,8 @@ class Lab:
             host,
             pyswarm_argv(
                 "join", "--token", token, "--advertise-addr", host.address,
-                "--metrics-addr", f"{host.address}:{AGENT_METRICS_PORT}", *flags,
+                "--metrics-addr", f"{host.address}:{AGENT_METRICS_PORT}",
+                "--hostname", host.name, *flags,
                 f"{manager_host}:{JOIN_PORT}",
             ),
             self.root / f"{host.name}.log",
@@ -205,6 +209,61 @@ class Lab:
         self.network.destroy()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- failure drills: stop and start one process of a running lab
+
+    def _state(self) -> LabState:
+        state = LabState.load(self.name)
+        if state is None:
+            raise LabError(f"lab {self.name!r} is not up")
+        return state
+
+    def _node(self, state: LabState, node: str) -> NodeRecord:
+        for record in state.nodes:
+            if node in (record.name, record.address, record.netns):
+                return record
+        raise LabError(f"no node {node!r} in lab {self.name!r}")
+
+    def stop_agent(self, node: str, sig: int = signal.SIGKILL) -> None:
+        """Stop a node's agent (its containers keep running: they belong to the
+        supervisor, which is in a session of its own)."""
+        state = self._state()
+        record = self._node(state, node)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.agent_pid, sig)
+        _wait(lambda: not _alive(record.agent_pid), f"the agent on {record.name} to stop")
+
+    def start_agent(self, node: str) -> None:
+        """Start a node's agent again; its saved cluster state makes it rejoin as itself."""
+        state = self._state()
+        record = self._node(state, node)
+        host = LabHost(record.name, record.netns, record.address, 0)
+        record.agent_pid = _spawn(
+            host,
+            pyswarm_argv(
+                "agent", *record.agent_flags,
+                "--metrics-addr", f"{record.address}:{AGENT_METRICS_PORT}",
+            ),
+            self.root / f"{record.name}.log",
+        )  # fmt: skip
+        state.save()
+
+    def stop_manager(self, sig: int = signal.SIGTERM) -> None:
+        state = self._state()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(state.manager_pid, sig)
+        _wait(lambda: not _alive(state.manager_pid), "the manager to stop")
+
+    def start_manager(self) -> None:
+        state = self._state()
+        first = self.network.host(1)
+        manager_dir = Path(state.manager_state_dir)
+        state.manager_pid = _spawn(
+            first,
+            self._manager_argv(first, manager_dir, state.heartbeat),
+            self.root / "manager.log",
+        )
+        state.save()
 
     def import_busybox(self, node: NodeRecord) -> None:
         """Give a host's agent the busybox image (no registry needed)."""

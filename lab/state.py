@@ -28,6 +28,7 @@ class LabState:
     manager_addr: str = ""
     manager_pid: int = 0
     manager_state_dir: str = ""
+    heartbeat: str = "1s"
     nodes: list[NodeRecord] = field(default_factory=list)
 
     @staticmethod
