@@ -1,45 +1,35 @@
 #!/usr/bin/env bash
-# The main job on one host: start the agent, make a busybox image, run busybox httpd
-# as a container with a published port, fetch a page through it, show `container ps`.
-# Idempotent: a second run replaces the demo container.
+# The main job: a 3-host lab on this machine (network namespaces on one bridge, etcd and
+# a manager on the first host, an agent on each), a demo web service with 3 replicas,
+# scaled to 5, its tasks shown, and a page fetched from a replica. Idempotent: an
+# existing demo lab is taken down and built again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-state=/var/lib/pyswarm
-socket=/run/pyswarm/agent.sock
-mkdir -p /run/pyswarm "$state"
-if ! pyswarm ps >/dev/null 2>&1; then
-    echo "demo: starting the agent (log: $state/agent.log)"
-    setsid pyswarm agent --state-dir "$state" --socket "$socket" >>"$state/agent.log" 2>&1 < /dev/null &
-    for _ in $(seq 1 100); do
-        pyswarm ps >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    pyswarm ps >/dev/null
+if [[ -e /var/lib/pyswarm-lab/pslab/lab.json ]]; then
+    echo "demo: taking the previous lab down"
+    pyswarm lab down
 fi
 
-if ! pyswarm image inspect busybox:latest >/dev/null 2>&1; then
-    echo "demo: making the busybox image from the host's busybox-static"
-    pyswarm image busybox busybox:latest
-fi
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-pyswarm rm -f demo-web >/dev/null 2>&1 || true
-echo "demo: pyswarm run -d --name demo-web -p 8080:80 busybox httpd -f -p 80 -h /var/www"
-pyswarm run -d --name demo-web -p 8080:80 busybox httpd -f -p 80 -h /var/www
+step pyswarm lab up --nodes 3
+step pyswarm node ls
+step pyswarm service create --name web --replicas 3 -p 8080:80 busybox httpd -f -p 80 -h /var/www
+step pyswarm service scale web=5
+step pyswarm service ps web
+step pyswarm service ls
 
-echo "demo: fetching http://127.0.0.1:8080/ through the published port"
-for _ in $(seq 1 50); do
-    if page=$(python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8080/", timeout=2).read().decode().strip())' 2>/dev/null); then
-        break
-    fi
-    sleep 0.1
-done
-echo "demo: the page says: ${page:?the page could not be fetched}"
-
+address=$(pyswarm node ls --format json | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; print(sorted(rows, key=lambda r: r["Hostname"])[1]["Address"])')
 echo
-pyswarm container ps
-echo
-echo "Try: pyswarm logs demo-web | pyswarm exec -it demo-web sh | pyswarm images | pyswarm system df"
-echo "Clean up: pyswarm rm -f demo-web; pyswarm agent --teardown  (then stop the agent)"
+echo "demo: fetching http://$address:8080/ (a replica on node-2, through its published port)"
+python3 -c "import urllib.request as u; print('demo: the page says:', u.urlopen('http://$address:8080/', timeout=5).read().decode().strip())"
+
+cat <<'TXT'
+
+Try:  pyswarm service scale web=50     pyswarm node update --availability drain node-2
+      pyswarm lab exec node-1 -- ip addr   pyswarm lab status
+Done: pyswarm lab down
+TXT
