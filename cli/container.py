@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from pyswarm.cli import client
-from pyswarm.cli.errors import expect_failure_code
+from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
     Format,
     ago,
@@ -273,29 +273,13 @@ def ps(
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
 
 
-def _each(refs: list[str], action: Any) -> None:
-    """Apply action to each ref, docker-style: print the ref, report failures, exit 1."""
-    from pyswarm.cli.errors import report
-
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-            print(ref)
-        except Exception as err:
-            report(err)
-            failed = True
-    if failed:
-        raise typer.Exit(1)
-
-
 def stop(
     containers: Annotated[list[str], typer.Argument()],
     time_: Annotated[int, typer.Option("-t", "--time", help="Seconds before SIGKILL")] = -1,
 ) -> None:
     """Stop containers: SIGTERM, a grace period, then SIGKILL."""
     stub = client.containers()
-    _each(
+    apply_each(
         containers, lambda r: stub.Stop(agent_pb2.StopContainerRequest(id=r, timeout_seconds=time_))
     )
 
@@ -305,7 +289,7 @@ def start(
 ) -> None:
     """Start stopped containers."""
     stub = client.containers()
-    _each(containers, lambda r: stub.Start(agent_pb2.ContainerRef(id=r)))
+    apply_each(containers, lambda r: stub.Start(agent_pb2.ContainerRef(id=r)))
 
 
 def restart(
@@ -314,7 +298,7 @@ def restart(
 ) -> None:
     """Restart containers."""
     stub = client.containers()
-    _each(
+    apply_each(
         containers,
         lambda r: stub.Restart(agent_pb2.StopContainerRequest(id=r, timeout_seconds=time_)),
     )
@@ -326,7 +310,7 @@ def kill(
 ) -> None:
     """Send a signal to containers."""
     stub = client.containers()
-    _each(containers, lambda r: stub.Kill(agent_pb2.KillContainerRequest(id=r, signal=signal)))
+    apply_each(containers, lambda r: stub.Kill(agent_pb2.KillContainerRequest(id=r, signal=signal)))
 
 
 def rm(
@@ -335,7 +319,9 @@ def rm(
 ) -> None:
     """Remove containers."""
     stub = client.containers()
-    _each(containers, lambda r: stub.Remove(agent_pb2.RemoveContainerRequest(id=r, force=force)))
+    apply_each(
+        containers, lambda r: stub.Remove(agent_pb2.RemoveContainerRequest(id=r, force=force))
+    )
 
 
 def rename(old: str, new: str) -> None:

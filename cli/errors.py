@@ -8,6 +8,7 @@ refuses, exec 126; other commands exit 1.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from pyswarm.common.errors import PyswarmError
 
@@ -46,3 +47,20 @@ def report(err: BaseException) -> int:
     message, code = describe(err)
     print(message, file=sys.stderr)
     return code
+
+
+def apply_each(refs: list[str], action: Callable[[str], object]) -> None:
+    """docker's way with several targets: act on each, print each that worked, report
+    each that failed on its own line, and exit 1 if any did."""
+    import typer
+
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            print(ref)
+        except Exception as err:
+            report(err)
+            failed = True
+    if failed:
+        raise typer.Exit(1)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pyswarm.cli.errors import expect_failure_code
+from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.manager_client import control
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
@@ -217,12 +217,12 @@ def scale(
     expect_failure_code(1)
     requests = []
     for pair in pairs:
-        name, sep, count = pair.partition("=")
-        if not sep or not name or not count.isdigit():
+        name, sep, number = pair.partition("=")
+        if not sep or not name or not number.isdigit():
             raise CliInputError(
                 f"invalid scale specifier '{pair}': expected SERVICE=REPLICAS", field="scale"
             )
-        requests.append((name, int(count)))
+        requests.append((name, int(number)))
     stub = control()
     scaled = []
     for name, count in requests:
@@ -277,16 +277,8 @@ def rollback_(service: str) -> None:
 @app.command("rm")
 def rm(services: Annotated[list[str], typer.Argument()]) -> None:
     """Remove services (their tasks are shut down)."""
-    from pyswarm.cli.errors import report
-
     stub = control()
-    failed = False
-    for ref in services:
-        try:
-            stub.RemoveService(control_pb2.RemoveServiceRequest(service_id=ref))
-            print(ref)
-        except Exception as err:
-            report(err)
-            failed = True
-    if failed:
-        raise typer.Exit(1)
+    apply_each(
+        services,
+        lambda ref: stub.RemoveService(control_pb2.RemoveServiceRequest(service_id=ref)),
+    )

@@ -7,11 +7,11 @@ relabelled). `plan_global` decides; the writes go out in batches.
 
 from __future__ import annotations
 
-from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
+from pyswarm.manager.orchestrator.index import TaskIndex
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.orchestrator.replicated import split_outdated
+from pyswarm.manager.orchestrator.replicated import plan_ops, split_outdated
 from pyswarm.manager.scheduler import InvalidConstraint, plan_global
-from pyswarm.manager.store import NODES, SERVICES, TASKS, Create, Op, StoreEvent, Update
+from pyswarm.manager.store import NODES, SERVICES, TASKS, Op, StoreEvent
 from pyswarm.proto import types_pb2
 
 
@@ -62,9 +62,5 @@ class GlobalOrchestrator(ReconcileLoop):
                 plan.shut_down.extend(outdated)
             except InvalidConstraint:
                 continue  # validated at create; an old spec stays as it is
-            ops.extend(Create(TASKS, task) for task in plan.create)
-            for task in plan.shut_down:
-                stopped = copy_task(task)
-                stopped.desired_state = types_pb2.SHUTDOWN
-                ops.append(Update(TASKS, stopped))
+            ops.extend(plan_ops(plan))
         await write_ops(self.context, ops)

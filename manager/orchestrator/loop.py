@@ -17,12 +17,13 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from google.protobuf.message import Message
 
+from pyswarm.common.lifecycle import run_until_stopped
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.metrics import ManagerMetrics
 from pyswarm.manager.store import (
@@ -39,22 +40,6 @@ from pyswarm.manager.store import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-async def run_until_stopped(work: Awaitable[None], stopping: asyncio.Event) -> None:
-    """Run `work` until it returns or `stopping` is set; its errors propagate."""
-    work_task = asyncio.ensure_future(work)
-    stop_task = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait({work_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (work_task, stop_task):
-            task.cancel()
-        for task in (work_task, stop_task):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if not work_task.cancelled() and work_task.exception() is not None:
-        raise work_task.exception()  # type: ignore[misc]
 
 
 class Part(ABC):

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.scheduler import plan_replicas
+from pyswarm.manager.scheduler import Plan, plan_replicas
 from pyswarm.manager.store import SERVICES, TASKS, Create, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
+
+
+def plan_ops(plan: Plan) -> list[Op]:
+    """The store writes that carry out a plan: new tasks, and SHUTDOWN for the rest."""
+    ops: list[Op] = [Create(TASKS, task) for task in plan.create]
+    for task in plan.shut_down:
+        stopped = copy_task(task)
+        stopped.desired_state = types_pb2.SHUTDOWN
+        ops.append(Update(TASKS, stopped))
+    return ops
 
 
 def split_outdated(
@@ -69,9 +79,5 @@ class ReplicatedOrchestrator(ReconcileLoop):
             current, outdated = split_outdated(service, self.tasks.of_service(service_id))
             plan = plan_replicas(service, current)
             plan.shut_down.extend(outdated)
-            ops.extend(Create(TASKS, task) for task in plan.create)
-            for task in plan.shut_down:
-                stopped = copy_task(task)
-                stopped.desired_state = types_pb2.SHUTDOWN
-                ops.append(Update(TASKS, stopped))
+            ops.extend(plan_ops(plan))
         await write_ops(self.context, ops)

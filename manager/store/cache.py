@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from pyswarm.manager.store._lifecycle import run_until_stopped, sleep_or_stop
+from pyswarm.common.lifecycle import run_until_stopped, sleep_or_stop
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue
 from pyswarm.manager.store.etcd_watch import Watch, WatchBatch, open_watch

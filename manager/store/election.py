@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 
-from pyswarm.manager.store._lifecycle import run_until_stopped, sleep_or_stop
+from pyswarm.common.lifecycle import run_until_stopped, sleep_or_stop
 from pyswarm.manager.store.errors import StoreError
 from pyswarm.manager.store.etcd_client import Compare, EtcdClient, GetOp, PutOp
 from pyswarm.manager.store.etcd_watch import open_watch

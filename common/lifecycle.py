@@ -1,4 +1,5 @@
-"""run()/stop() for the store's long-running parts (STYLE.md point 2)."""
+"""run()/stop() helpers for long-running parts (STYLE.md point 2): the store's cache and
+election, and the manager's control loops."""
 
 from __future__ import annotations
 
