@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
+from pyswarm.manager.store import EmbeddedEtcd
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -25,7 +26,7 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only-by-convention image lower dir: busybox with its applet links,
     /etc/passwd (root, nobody), /etc/group and /tmp. Tests must not write to it."""
     if not BUSYBOX.exists():
-        pytest.skip("busybox-static is not installed")
+        pytest.fail("busybox-static is not installed (scripts/setup.sh installs it)")
     root = tmp_path_factory.mktemp("busybox-rootfs")
     (root / "bin").mkdir()
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
@@ -118,3 +119,16 @@ def supervisor(tmp_path: Path, busybox_rootfs: Path) -> Iterator[SupervisorHarne
             harness.cgroups.remove(cid)
         harness.cgroups.remove_parent()
         shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
+    """A real etcd (the Debian etcd-server binary) on free loopback ports."""
+    from tests.integration.test_manager_harness import new_etcd
+
+    member = new_etcd(tmp_path / "etcd")
+    try:
+        member.start()
+        yield member
+    finally:
+        member.stop()

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 from pyswarm.common.join import join_cluster
 from pyswarm.common.node_identity import MANAGER, WORKER
@@ -31,22 +28,9 @@ from tests.integration.test_manager_harness import (
     RunningManager,
     eventually,
     manager_config,
-    new_etcd,
     replicated_spec,
     running_manager,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    member = new_etcd(tmp_path / "etcd")
-    try:
-        member.start()
-        yield member
-    finally:
-        member.stop()
 
 
 async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:

@@ -4,12 +4,9 @@ agents that are real Dispatcher clients with certificates from the cluster CA.""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
@@ -18,23 +15,9 @@ from tests.integration.test_manager_harness import (
     RunningManager,
     eventually,
     manager_config,
-    new_etcd,
     replicated_spec,
     running_manager,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    member = new_etcd(tmp_path / "etcd")
-    try:
-        member.start()
-        yield member
-    finally:
-        member.stop()
-
 
 Scenario = Callable[[RunningManager, list[FakeAgent]], Awaitable[None]]
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
-
-import pytest
 
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2
@@ -17,22 +14,9 @@ from tests.integration.test_manager_harness import (
     RunningManager,
     eventually,
     manager_config,
-    new_etcd,
     replicated_spec,
     running_manager,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    member = new_etcd(tmp_path / "etcd")
-    try:
-        member.start()
-        yield member
-    finally:
-        member.stop()
 
 
 async def leader_of(manager: RunningManager) -> str:

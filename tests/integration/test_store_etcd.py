@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,10 +18,6 @@ from pyswarm.manager.store.etcd_client import PutOp
 
 ETCD_BINARY = "etcd"
 T = TypeVar("T")
-
-pytestmark = pytest.mark.skipif(
-    shutil.which(ETCD_BINARY) is None, reason="the etcd binary (etcd-server) is not installed"
-)
 
 
 def new_etcd(state_dir: Path) -> EmbeddedEtcd:
