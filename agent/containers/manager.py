@@ -36,7 +36,7 @@ from pyswarm.agent.containers.spec import (
     write_etc_files,
 )
 from pyswarm.agent.runtime.cgroups import CgroupManager
-from pyswarm.agent.runtime.container import StartError, SupervisorClient
+from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.network import BridgeNetwork
@@ -216,6 +216,16 @@ class ContainerManager:
                 log_path=str(self.records.log_path(cid)),
                 capabilities=list(DEFAULT_CAPABILITIES),
             )
+            if container.user_namespace:
+                spec.uid_map.extend(userns.default_id_map())
+                spec.gid_map.extend(userns.default_id_map())
+                await asyncio.to_thread(
+                    userns.prepare_writable_layer,
+                    spec.rootfs.upper_dir,
+                    spec.rootfs.work_dir,
+                    spec.uid_map,
+                    spec.gid_map,
+                )
             await asyncio.to_thread(self._prepare_bind_sources, container.spec.mounts)
             state = await self.supervisor.create(spec)
         except StartError as err:

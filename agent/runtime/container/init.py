@@ -30,12 +30,14 @@ from pyswarm.agent.runtime.container.users import UserLookupError, resolve_user
 from pyswarm.proto import runtime_pb2
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Namespaces exec joins, in an order that works: mnt last but one, so the earlier
-# /proc/<pid>/ns files are opened before anything changes.
+# Namespaces exec joins, in an order that works: all /proc/<pid>/ns files are opened
+# before anything changes; net (the host made it) before the container's user
+# namespace, whose root cannot join it; mnt last.
 EXEC_NAMESPACES = (
+    ("net", sc.CLONE_NEWNET),
+    ("user", sc.CLONE_NEWUSER),
     ("ipc", sc.CLONE_NEWIPC),
     ("uts", sc.CLONE_NEWUTS),
-    ("net", sc.CLONE_NEWNET),
     ("cgroup", sc.CLONE_NEWCGROUP),
     ("mnt", sc.CLONE_NEWNS),
 )
@@ -71,7 +73,7 @@ def report_failure(channel: socket.socket, code: int, message: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def _step(what: str) -> Iterator[None]:
+def step(what: str) -> Iterator[None]:
     """Turn any failure inside into InitFailure(125, "<what>: <reason>")."""
     try:
         yield
@@ -92,7 +94,7 @@ def reset_signals() -> None:
 
 def join_cgroups(cgroup_dirs: Sequence[str]) -> None:
     for directory in cgroup_dirs:
-        with _step(f"join cgroup {directory}"):
+        with step(f"join cgroup {directory}"):
             # "0" means the writing process, whatever its pid is in this namespace.
             fd = os.open(os.path.join(directory, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -102,7 +104,7 @@ def join_cgroups(cgroup_dirs: Sequence[str]) -> None:
 
 
 def setup_pipes(stdio: ChildStdio) -> None:
-    with _step("set up stdio"):
+    with step("set up stdio"):
         stdin = stdio.stdin if stdio.stdin >= 0 else os.open("/dev/null", os.O_RDONLY)
         os.dup2(stdin, 0)
         os.dup2(stdio.stdout, 1)
@@ -112,7 +114,7 @@ def setup_pipes(stdio: ChildStdio) -> None:
 def setup_tty(ptmx: str, channel: socket.socket) -> None:
     """A pty from `ptmx`'s devpts becomes the controlling tty and stdio; the master
     goes to the supervisor over the init channel."""
-    with _step("allocate a tty"):
+    with step("allocate a tty"):
         master, slave = terminal.open_pty(ptmx)
         terminal.make_controlling(slave)
         for fd in (0, 1, 2):
@@ -126,41 +128,38 @@ def setup_tty(ptmx: str, channel: socket.socket) -> None:
 def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: socket.socket) -> None:
     """The container init checklist (the child is pid 1 of a new pid namespace)."""
     reset_signals()
-    if spec.uid_map or spec.gid_map:
-        # Refuse rather than silently run as real root.
-        raise InitFailure(EXIT_RUNTIME_FAILURE, "user namespaces (uid_map) are not supported yet")
     join_cgroups(spec.cgroup_dirs)
-    with _step("setsid"):
+    with step("setsid"):
         os.setsid()
     if not stdio.tty:
         setup_pipes(stdio)
     if spec.netns_path:
-        with _step(f"join network namespace {spec.netns_path}"):
+        with step(f"join network namespace {spec.netns_path}"):
             fd = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
             sc.setns(fd, sc.CLONE_NEWNET)
             os.close(fd)
-    with _step("unshare mount, uts, ipc and cgroup namespaces"):
+    with step("unshare mount, uts, ipc and cgroup namespaces"):
         sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
     root = spec.rootfs.merged_dir
-    with _step("make / private"):
+    with step("make / private"):
         rootfs.make_private()
-    with _step("mount the overlay rootfs"):
+    with step("mount the overlay rootfs"):
         rootfs.mount_overlay(spec.rootfs)
-    with _step("bind mounts"):
+    with step("bind mounts"):
         rootfs.bind_mounts(root, list(spec.mounts))
-    with _step("mount /proc and /sys"):
+    with step("mount /proc and /sys"):
         rootfs.mount_proc_and_sys(root)
-    with _step("mount /dev"):
+    with step("mount /dev"):
         ptmx = rootfs.mount_dev(root)
     if stdio.tty:
         setup_tty(ptmx, channel)
-    with _step("pivot_root"):
+    with step("pivot_root"):
         rootfs.pivot_into(root)
     if spec.rootfs.read_only:
-        with _step("make the rootfs read-only"):
+        with step("make the rootfs read-only"):
             rootfs.finish_read_only_root()
     if spec.hostname:
-        with _step("sethostname"):
+        with step("sethostname"):
             sc.sethostname(spec.hostname)
     become_process(spec.args, spec.env, spec.cwd, spec.user, spec.capabilities, channel)
 
@@ -174,17 +173,27 @@ def run_exec(
 ) -> None:
     """Join a running container (already in its pid namespace for children)."""
     reset_signals()
-    with _step("open the container's namespaces"):
+    with step("open the container's namespaces"):
         fds = [
             (os.open(f"/proc/{container_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
             for name, flag in EXEC_NAMESPACES
         ]
+        # setns refuses our own user namespace: join only a container's.
+        own_user = os.stat("/proc/self/ns/user").st_ino
+        in_userns = any(f == sc.CLONE_NEWUSER and os.fstat(fd).st_ino != own_user for fd, f in fds)
     join_cgroups(cgroup_dirs)
     for fd, flag in fds:
-        with _step("join the container's namespaces"):
-            sc.setns(fd, flag)
+        with step("join the container's namespaces"):
+            if flag != sc.CLONE_NEWUSER or in_userns:
+                sc.setns(fd, flag)
             os.close(fd)
-    with _step("setsid"):
+    if in_userns:
+        with step("become the container's root"):
+            # Host uid 0 is not root in there: become it, so that switching to a
+            # non-root user drops capabilities as it should.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+    with step("setsid"):
         os.setsid()
     if stdio.tty:
         setup_tty("/dev/pts/ptmx", channel)
@@ -243,17 +252,17 @@ def become_process(
         raise InitFailure(EXIT_RUNTIME_FAILURE, str(err)) from err
     environment = _with_defaults(env, who.home)
     path_value = next((e[5:] for e in reversed(environment) if e.startswith("PATH=")), DEFAULT_PATH)
-    with _step(f"working directory {cwd or '/'}"):
+    with step(f"working directory {cwd or '/'}"):
         os.makedirs(cwd or "/", exist_ok=True)
         os.chdir(cwd or "/")
     keep = capability_mask(capabilities)
-    with _step("drop capabilities"):
+    with step("drop capabilities"):
         _drop_capabilities(keep)
-    with _step(f"set user {user or 'root'}"):
+    with step(f"set user {user or 'root'}"):
         os.setgroups(list(who.groups))
         os.setgid(who.gid)
         os.setuid(who.uid)
-    with _step("set capabilities"):
+    with step("set capabilities"):
         if who.uid == 0:
             sc.capset(keep, keep, 0)
         try:
@@ -261,7 +270,7 @@ def become_process(
         except OSError as err:
             if err.errno != errno.EINVAL:
                 raise
-    with _step("no_new_privs"):
+    with step("no_new_privs"):
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     program = _lookup(args[0], path_value)
     keep_fd = channel.fileno()

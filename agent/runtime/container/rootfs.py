@@ -111,9 +111,17 @@ def bind_mounts(root: str, mounts: list[runtime_pb2.BindMount]) -> None:
 
 
 def mount_proc_and_sys(root: str) -> None:
+    mount_proc(root)
+    mount_sys(root)
+
+
+def mount_proc(root: str) -> None:
     proc = secure_join(root, "/proc")
     os.makedirs(proc, exist_ok=True)
     sc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
+
+
+def mount_sys(root: str) -> None:
     sys_dir = secure_join(root, "/sys")
     os.makedirs(sys_dir, exist_ok=True)
     sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)

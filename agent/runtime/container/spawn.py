@@ -22,6 +22,7 @@ from pyswarm.agent.runtime.container.init import (
     run_container,
     run_exec,
 )
+from pyswarm.agent.runtime.container.userns import run_container_in_userns
 from pyswarm.proto import runtime_pb2
 
 
@@ -42,6 +43,15 @@ class Spawner:
         self._own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
     def spawn_container(self, spec: runtime_pb2.RuntimeSpec) -> Spawned:
+        if spec.uid_map or spec.gid_map:
+            # The child makes the user namespace, then the pid namespace (userns.py).
+            return self._fork(
+                None,
+                lambda stdio, ch: run_container_in_userns(spec, stdio, ch),
+                spec.tty,
+                spec.open_stdin,
+            )
+
         def enter() -> None:
             sc.unshare(sc.CLONE_NEWPID)
 
@@ -68,7 +78,7 @@ class Spawner:
 
     def _fork(
         self,
-        enter_pid_ns: Callable[[], None],
+        enter_pid_ns: Callable[[], None] | None,
         child: Callable[[ChildStdio, socket.socket], None],
         tty: bool,
         open_stdin: bool,
@@ -80,14 +90,16 @@ class Spawner:
                 pipes.append(os.pipe() if open_stdin else (-1, -1))
                 pipes.append(os.pipe())
                 pipes.append(os.pipe())
-            enter_pid_ns()
+            if enter_pid_ns is not None:
+                enter_pid_ns()
             try:
                 pid = os.fork()
                 if pid == 0:
                     self._child(parent_end, child_end, pipes, tty, child)
             finally:
                 # Only the parent gets here (the child never returns): go home.
-                sc.setns(self._own_pid_ns, sc.CLONE_NEWPID)
+                if enter_pid_ns is not None:
+                    sc.setns(self._own_pid_ns, sc.CLONE_NEWPID)
         except BaseException:
             parent_end.close()
             child_end.close()

@@ -15,7 +15,6 @@ import os
 import resource
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Iterable
@@ -24,11 +23,11 @@ from pathlib import Path
 from pyswarm.agent.runtime import syscalls as sc
 from pyswarm.agent.runtime.container import framing
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
-from pyswarm.agent.runtime.container.init import MSG_ERROR, MSG_TTY
+from pyswarm.agent.runtime.container.init_channel import InitChannel
 from pyswarm.agent.runtime.container.loop import Handler, Loop
 from pyswarm.agent.runtime.container.process import Proc
 from pyswarm.agent.runtime.container.records import RecordStore
-from pyswarm.agent.runtime.container.spawn import Spawned, Spawner
+from pyswarm.agent.runtime.container.spawn import Spawner
 from pyswarm.proto import runtime_pb2
 
 # Exit code reported for a container whose supervisor restarted under it: we can no
@@ -108,52 +107,6 @@ class ClientConnection(Handler):
 
     def fail(self, message: str, code: int = 0) -> None:
         self.respond(runtime_pb2.SupervisorResponse(error=message, error_code=code))
-
-
-class InitChannel(Handler):
-    """The supervisor's end of a child's init socket: tty master, error, or EOF
-    (the program was exec'd)."""
-
-    def __init__(self, supervisor: Supervisor, spawned: Spawned, proc: Proc) -> None:
-        self.supervisor = supervisor
-        self.sock = spawned.channel
-        self.proc = proc
-        self.error: tuple[int, str] | None = None
-        self.sock.setblocking(False)
-        super().__init__(supervisor.loop, self.sock.fileno())
-        supervisor.init_channels[proc.pid] = self
-
-    def on_closed(self) -> None:
-        self.supervisor.init_channels.pop(self.proc.pid, None)
-
-    def _close_fd(self) -> None:
-        self.sock.close()
-
-    def on_readable(self) -> None:
-        self.read_all(drain=False)
-
-    def read_all(self, *, drain: bool) -> None:
-        while not self.closed:
-            try:
-                data, fds, _flags, _addr = socket.recv_fds(self.sock, 8192, 1)
-            except BlockingIOError:
-                return
-            except OSError:
-                data, fds = b"", []
-            if not data:
-                self.close()
-                self.supervisor.init_finished(self.proc, self.error)
-                return
-            if data[:1] == MSG_TTY and fds:
-                self.proc.add_tty_master(fds[0])
-            elif data[:1] == MSG_ERROR and len(data) >= 5:
-                (code,) = struct.unpack(">I", data[1:5])
-                self.error = (code, data[5:].decode(errors="replace"))
-            else:
-                for fd in fds:
-                    os.close(fd)
-            if not drain:
-                return
 
 
 class Listener(Handler):
@@ -278,7 +231,21 @@ class Supervisor:
         container.proc = proc
         container.create_client = client
         self.by_pid[spawned.pid] = proc
-        InitChannel(self, spawned, proc)
+        InitChannel(self, spawned, proc, spec.uid_map, spec.gid_map)
+
+    def handover(self, proc: Proc, pid: int) -> None:
+        """A userns container's intermediate forked its pid 1 (our child once the
+        intermediate exits: we are subreaper): track that pid from now on."""
+        self.by_pid.pop(proc.pid, None)
+        channel = self.init_channels.pop(proc.pid, None)
+        proc.pid = pid
+        self.by_pid[pid] = proc
+        if channel is not None:
+            self.init_channels[pid] = channel
+        container = self.containers.get(proc.container_id)
+        if container is not None and container.proc is proc:
+            container.record.state.pid = pid
+            self.records.save(container.record, durable=False)
 
     def init_finished(self, proc: Proc, error: tuple[int, str] | None) -> None:
         """The child exec'd (error None) or reported why it could not."""
@@ -403,13 +370,18 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            proc = self.by_pid.pop(pid, None)
+            proc = self.by_pid.get(pid)
             if proc is None:
                 continue  # an orphan we adopted as subreaper
             channel = self.init_channels.get(pid)
             if channel is not None:
-                # A start failure's message may still be unread: take it first.
+                # A start failure's message (or a pid 1 handover) may be unread.
                 channel.read_all(drain=True)
+                if proc.pid != pid:
+                    continue  # a userns intermediate: its pid 1 is tracked now
+                if channel.awaiting_handover:
+                    channel.abandon()
+            del self.by_pid[pid]
             code = os.waitstatus_to_exitcode(status)
             proc.reaped(code if code >= 0 else 128 - code)
 
