@@ -128,6 +128,7 @@ class RuntimeSpec(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     UID_MAP_FIELD_NUMBER: _builtins.int
     GID_MAP_FIELD_NUMBER: _builtins.int
+    PRIVATE_NETWORK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cwd: _builtins.str
     user: _builtins.str
@@ -138,6 +139,8 @@ class RuntimeSpec(_message.Message):
     tty: _builtins.bool
     open_stdin: _builtins.bool
     log_path: _builtins.str
+    private_network: _builtins.bool
+    """netns_path "": a new network namespace with only lo"""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; args[0] looked up in the container's PATH"""
@@ -181,10 +184,11 @@ class RuntimeSpec(_message.Message):
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         uid_map: _abc.Iterable[Global___IdMap] | None = ...,
         gid_map: _abc.Iterable[Global___IdMap] | None = ...,
+        private_network: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rootfs", b"rootfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_path", b"log_path", "mounts", b"mounts", "netns_path", b"netns_path", "open_stdin", b"open_stdin", "rootfs", b"rootfs", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_path", b"log_path", "mounts", b"mounts", "netns_path", b"netns_path", "open_stdin", b"open_stdin", "private_network", b"private_network", "rootfs", b"rootfs", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -261,11 +261,16 @@ class TaskExecutor:
             return _Next.DONE if task is None else _Next.IDLE
 
         if task.desired_state >= State.SHUTDOWN:
-            if state >= State.COMPLETE:
+            # A terminal state can still have a live container: the manager marks the
+            # tasks of a node that went down ORPHANED, and when the node comes back its
+            # containers must stop all the same.
+            running = container is not None and container.state == Container.RUNNING
+            if state >= State.COMPLETE and not running:
                 return _Next.IDLE
             if container is not None:
                 container = await self._containers.stop(container.id, stop_grace_seconds(task))
-            self._report(task_id, State.SHUTDOWN, "shutdown", container=container)
+            if state < State.COMPLETE:
+                self._report(task_id, State.SHUTDOWN, "shutdown", container=container)
             return _Next.IDLE
 
         if state >= State.COMPLETE:

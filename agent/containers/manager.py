@@ -171,9 +171,8 @@ class ContainerManager:
         layers = await asyncio.to_thread(self.images.layer_dirs, image)
         try:
             netns_path = ""
-            if container.network_mode != Container.HOST:
-                mode = "none" if container.network_mode == Container.NONE else "bridge"
-                sandbox = await asyncio.to_thread(self.network.create_sandbox, cid, mode)
+            if container.network_mode == Container.BRIDGE:
+                sandbox = await asyncio.to_thread(self.network.create_sandbox, cid, "bridge")
                 netns_path = sandbox.netns_path
                 container.ip_address = sandbox.ip_address
                 container.mac_address = sandbox.mac_address
@@ -210,6 +209,7 @@ class ContainerManager:
                 ]
                 + write_etc_files(container, directory),
                 netns_path=netns_path,
+                private_network=container.network_mode == Container.NONE,
                 cgroup_dirs=cgroup_dirs,
                 tty=container.spec.tty,
                 open_stdin=container.spec.open_stdin,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import signal
 import socket
@@ -28,6 +29,10 @@ from pyswarm.agent.runtime.container.errors import (
 )
 from pyswarm.agent.runtime.container.users import UserLookupError, resolve_user
 from pyswarm.proto import runtime_pb2
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Namespaces exec joins, in an order that works: all /proc/<pid>/ns files are opened
@@ -125,6 +130,28 @@ def setup_tty(ptmx: str, channel: socket.socket) -> None:
             os.close(slave)
 
 
+def enter_network(spec: runtime_pb2.RuntimeSpec) -> None:
+    """Join the sandbox the agent made, or make a private one with only lo (as runc
+    does for network "none": cheaper than a pinned namespace the agent must remove)."""
+    if spec.netns_path:
+        with step(f"join network namespace {spec.netns_path}"):
+            fd = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            sc.setns(fd, sc.CLONE_NEWNET)
+            os.close(fd)
+    elif spec.private_network:
+        with step("make a private network namespace"):
+            sc.unshare(sc.CLONE_NEWNET)
+            loopback_up()
+
+
+def loopback_up() -> None:
+    """Bring lo up with the classic interface ioctls (no netlink library needed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
 def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: socket.socket) -> None:
     """The container init checklist (the child is pid 1 of a new pid namespace)."""
     reset_signals()
@@ -133,11 +160,7 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
         os.setsid()
     if not stdio.tty:
         setup_pipes(stdio)
-    if spec.netns_path:
-        with step(f"join network namespace {spec.netns_path}"):
-            fd = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            sc.setns(fd, sc.CLONE_NEWNET)
-            os.close(fd)
+    enter_network(spec)
     with step("unshare mount, uts, ipc and cgroup namespaces"):
         sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
     root = spec.rootfs.merged_dir

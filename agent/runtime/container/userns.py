@@ -33,6 +33,7 @@ from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init import (
     ChildStdio,
     become_process,
+    enter_network,
     join_cgroups,
     reset_signals,
     setup_pipes,
@@ -164,11 +165,7 @@ def run_container_in_userns(
     join_cgroups(spec.cgroup_dirs)
     if not stdio.tty:
         setup_pipes(stdio)
-    if spec.netns_path:
-        with step(f"join network namespace {spec.netns_path}"):
-            fd = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            sc.setns(fd, sc.CLONE_NEWNET)
-            os.close(fd)
+    enter_network(spec)
     with step("unshare the host-side mount namespace"):
         sc.unshare(sc.CLONE_NEWNS)
     with step("prepare the rootfs"):
