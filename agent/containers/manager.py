@@ -16,7 +16,7 @@ import logging
 import os
 import signal as signals
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -148,7 +148,8 @@ class ContainerManager:
         container = build_container(request, image)
         container.task_id = task_id
         self.records.check_name_free(container.name)
-        self.records.save(container)
+        # Durable at once only when it stays CREATED; a start saves it again anyway.
+        self.records.save(container, durable=not request.start)
         if request.start:
             return await self.start(container.id)
         return container
@@ -295,7 +296,12 @@ class ContainerManager:
 
     async def _release(self, cid: str) -> None:
         """Give back what a running container held; safe to call more than once."""
-        for step in (self.network.unpublish, self.network.remove_sandbox, self.cgroups.remove):
+        steps: list[Callable[[str], None]] = [self.cgroups.remove]
+        container = self.records.find(cid)
+        if container is None or container.network_mode == Container.BRIDGE:
+            # Only bridge containers have a sandbox and ports the agent made.
+            steps = [self.network.unpublish, self.network.remove_sandbox, *steps]
+        for step in steps:
             try:
                 await asyncio.to_thread(step, cid)
             except Exception as err:

@@ -64,14 +64,19 @@ class ContainerRecords:
             if container.name == name and container.id != exclude:
                 raise NameInUse(name, container.id)
 
-    def save(self, container: types_pb2.Container) -> None:
+    def find(self, container_id: str) -> types_pb2.Container | None:
+        return self._by_id.get(container_id)
+
+    def save(self, container: types_pb2.Container, *, durable: bool = True) -> None:
+        """Write the record (atomically; with `durable`, also through to the disk)."""
         directory = self.dir(container.id)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (RECORD + ".tmp")
         with open(tmp, "wb") as f:
             f.write(container.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         tmp.replace(directory / RECORD)
         self._by_id[container.id] = container
 
