@@ -234,3 +234,10 @@ def test_bad_input_one_line_errors(lab: LabCluster, service: list[str]) -> None:
     after = lab.services()
     del after["everywhere"]
     assert after == services  # the refused requests changed nothing
+
+
+def test_global_service_runs_one_task_per_node(lab: LabCluster, service: list[str]) -> None:
+    create(lab, service, "everywhere", "--mode", "global")
+    converged(lab, "everywhere", {"node-1": 1, "node-2": 1, "node-3": 1})
+    assert lab.services()["everywhere"]["Mode"] == "global"
+    assert lab.services()["everywhere"]["Replicas"] == "3/3"
