@@ -396,7 +396,9 @@ class Supervisor:
             state.exit_code = proc.exit_code if proc.exit_code is not None else EXIT_LOST
             state.finished_at = time.time()
             state.oom_killed = _oom_killed(container.record.cgroup_dirs)
-            self.records.save(container.record, durable=True)
+            # Not fsynced: the record must outlive the agent's and this process's deaths,
+            # which the page cache covers; a machine crash takes the container with it.
+            self.records.save(container.record, durable=False)
         response = runtime_pb2.SupervisorResponse(states=[state])
         for waiter in container.waiters:
             waiter.respond(response)
