@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+FOLLOW_MIN_INTERVAL_S = 0.005
 FOLLOW_INTERVAL_S = 0.1
 
 
@@ -93,6 +94,9 @@ async def follow_log(
     `stop()` is true and the file holds nothing more."""
     offset = 0
     pending = b""
+    # Poll fast right after activity and back off to `interval` when idle, so the end of
+    # a short container is seen within milliseconds and an idle follower costs little.
+    delay = FOLLOW_MIN_INTERVAL_S
     while True:
         stopping = stop()  # checked before reading, so the last read sees everything
         chunk = await asyncio.to_thread(_read_from, path, offset)
@@ -103,7 +107,10 @@ async def follow_log(
             line = parse_line(raw)
             if line is not None:
                 yield line
-        if not chunk:
+        if chunk:
+            delay = FOLLOW_MIN_INTERVAL_S
+        else:
             if stopping:
                 return
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, interval)
