@@ -1,26 +1,45 @@
-"""The `pyswarm` command: one typer sub-app per noun, plus docker's short forms."""
+"""The `pyswarm` command: one typer sub-app per noun, plus docker's short forms.
+
+Typer builds every command it knows on each start, which costs more than the work of
+most commands; so `main` builds only the part the command line names (the whole tree
+for `--help` or an unknown word), and imports that part's module alone.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
-from pyswarm.cli import client, container, context, image, lab, node, service, system
-from pyswarm.cli.agent import agent
-from pyswarm.cli.cluster import init, join_token
-from pyswarm.cli.join import join
+from pyswarm.cli import client, context
 
-app = typer.Typer(
-    help="pyswarm: containers on one host, services across many.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+GROUPS = {
+    "container": "pyswarm.cli.container",
+    "image": "pyswarm.cli.image",
+    "system": "pyswarm.cli.system",
+    "service": "pyswarm.cli.service",
+    "node": "pyswarm.cli.node",
+    "lab": "pyswarm.cli.lab",
+}
+COMMANDS = {
+    "agent": ("pyswarm.cli.agent", "agent"),
+    "join": ("pyswarm.cli.join", "join"),
+    "init": ("pyswarm.cli.cluster", "init"),
+    "join-token": ("pyswarm.cli.cluster", "join_token"),
+    "images": ("pyswarm.cli.image", "ls"),
+    "rmi": ("pyswarm.cli.image", "rm"),
+}
+# docker's short forms of the container commands (run and ps shown in --help)
+SHORT_FORMS = (
+    "run", "ps", "stop", "start", "restart", "kill", "rm", "rename", "logs", "exec",
+    "attach", "port", "inspect", "stats",
+)  # fmt: skip
+ROOT_OPTIONS_WITH_VALUE = {"--socket", "--host", "-H"}
 
 
-@app.callback()
 def root(
     socket: Annotated[
         str | None,
@@ -35,33 +54,56 @@ def root(
     context.set_host(host)
 
 
-app.add_typer(container.app, name="container")
-app.add_typer(image.app, name="image")
-app.add_typer(system.app, name="system")
-app.add_typer(service.app, name="service")
-app.add_typer(node.app, name="node")
-app.add_typer(lab.app, name="lab")
-app.command("agent")(agent)
-app.command("join")(join)
-app.command("init")(init)
-app.command("join-token")(join_token)
+def _attr(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
 
-# docker's short forms
-for _name, _fn in container.COMMANDS.items():
-    app.command(
-        _name,
-        hidden=_name not in ("run", "ps"),
-        context_settings=container.PASSTHROUGH if _name in container.NEEDS_PASSTHROUGH else None,
-    )(_fn)
-app.command("images")(image.ls)
-app.command("rmi")(image.rm)
+
+def build_app(word: str | None = None) -> typer.Typer:
+    """The command tree for a command line whose first word is `word` (None: all)."""
+    app = typer.Typer(
+        help="pyswarm: containers on one host, services across many.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    app.callback()(root)
+    everything = word not in GROUPS and word not in COMMANDS and word not in SHORT_FORMS
+    for name, module in GROUPS.items():
+        if everything or word == name:
+            app.add_typer(_attr(module, "app"), name=name)
+    for name, (module, attribute) in COMMANDS.items():
+        if everything or word == name:
+            app.command(name)(_attr(module, attribute))
+    if everything or word in SHORT_FORMS:
+        container = importlib.import_module("pyswarm.cli.container")
+        for name in SHORT_FORMS:
+            if everything or word == name:
+                command: Callable[..., Any] = container.COMMANDS[name]
+                settings = container.PASSTHROUGH if name in container.NEEDS_PASSTHROUGH else None
+                app.command(name, hidden=name not in ("run", "ps"), context_settings=settings)(
+                    command
+                )
+    return app
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The first word that is not a root option (or its value)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ROOT_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main() -> None:
     from pyswarm.cli.errors import report
 
     try:
-        app()
+        build_app(command_word(sys.argv[1:]))()
     except SystemExit:
         raise
     except KeyboardInterrupt:
