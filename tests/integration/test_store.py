@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -273,8 +274,17 @@ def test_unreachable_etcd_is_unavailable_then_recovers(tmp_path: Path) -> None:
                 with pytest.raises(StoreUnavailable):
                     await store.get(SERVICES, "before")
                 member.start()
-                # The same client reconnects on its own once etcd is back.
-                await store.create(SERVICES, service("after"))
+                # The same client reconnects on its own once etcd is back (after gRPC's
+                # reconnect backoff: poll with a deadline until the write goes through).
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        await store.create(SERVICES, service("after"))
+                        break
+                    except StoreUnavailable:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.05)
                 assert await ids(client) == ["after", "before"]
 
         asyncio.run(scenario())
