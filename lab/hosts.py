@@ -8,9 +8,11 @@ the lab made, so the lab's traffic never leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyswarm.lab.errors import LabError
 
@@ -97,3 +99,27 @@ class LabNetwork:
             index = int(netns.rsplit("-", 1)[1])
             self.remove_host(index)
         _ip("link", "del", self.bridge, check=False)
+        _release_netns_dir()
+
+
+def _release_netns_dir() -> None:
+    """`ip netns add` makes /run/netns a mount point on first use; once no namespace is
+    left there, undo that too, so the machine is as the lab found it."""
+    netns_dir = Path("/run/netns")
+    try:
+        if any(netns_dir.iterdir()):
+            return
+    except FileNotFoundError:
+        return
+    for _ in range(4):  # `ip` may have stacked a bind mount on a shared one
+        if not _is_mount_point(netns_dir):
+            break
+        subprocess.run(["umount", str(netns_dir)], capture_output=True, check=False)
+    with contextlib.suppress(OSError):
+        netns_dir.rmdir()
+
+
+def _is_mount_point(path: Path) -> bool:
+    # os.path.ismount misses a bind mount of a directory onto itself (same device).
+    with open("/proc/self/mountinfo") as mounts:
+        return any(line.split()[4] == str(path) for line in mounts)
