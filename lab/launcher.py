@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pyswarm.lab.errors import LabError
@@ -80,6 +81,15 @@ def _stop_group(pid: int, timeout: float = 15.0) -> None:
             return
 
 
+def _agent_answers(node: NodeRecord) -> bool:
+    result = subprocess.run(
+        pyswarm_argv("--socket", node.agent_socket, "ps", "-q"),
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
 def pyswarm_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pyswarm.cli.main", *args]
 
@@ -130,6 +140,9 @@ class Lab:
             state.nodes.append(self._start_agent(host, token, first.address))
             state.save()
         _wait(lambda: self.ready_nodes(state) >= nodes, f"{nodes} nodes to be ready")
+        for node in state.nodes:
+            # An agent registers with the manager before it serves its local API.
+            _wait(partial(_agent_answers, node), f"the agent of {node.name} to answer")
         return state
 
     def _start_agent(self, host: LabHost, token: str, manager_host: str) -> NodeRecord:
