@@ -103,6 +103,38 @@ class ImageStore:
         with self._lock:
             return diff_id in self._meta.layers
 
+    # ---- for the registry client ---------------------------------------------------
+
+    def stage(self) -> Staging:
+        """A staging area for content arriving from elsewhere (a registry pull)."""
+        return Staging(self.tmp_dir, self._has_layer)
+
+    def has_layer_blob(self, blob: str, diff_id: str) -> bool:
+        """True when blob `blob` is stored and its layer `diff_id` is unpacked."""
+        with self._lock:
+            return blob in self._meta.blobs and diff_id in self._meta.layers
+
+    def commit(
+        self, staging: Staging, staged: builtins.list[StagedImage]
+    ) -> builtins.list[types_pb2.Image]:
+        """Move staged images into the store (blobs the store already has may be absent)."""
+        return self._commit(staging, staged)
+
+    def blob_path(self, digest: str) -> Path:
+        """The stored file of blob `digest` (configs, manifests, layer blobs)."""
+        with self._lock:
+            if digest not in self._meta.blobs:
+                raise ImageError(f"blob {digest} is missing from the store")
+            return self._blob_path(digest)
+
+    def layer_blobs(self, image_id: str) -> builtins.list[str]:
+        """The layer blob digests of image `image_id`'s manifest, bottom-up."""
+        with self._lock:
+            record = self._meta.images.get(image_id)
+            if record is None:
+                raise ImageNotFound(image_id)
+            return list(record.layer_blobs)
+
     def _commit(
         self, staging: Staging, staged: builtins.list[StagedImage]
     ) -> builtins.list[types_pb2.Image]:
@@ -142,6 +174,8 @@ class ImageStore:
     def _place_blob(self, staging: Staging, digest: str) -> None:
         if digest in self._meta.blobs:
             return
+        if digest not in staging.blobs:  # pruned since the pull saw it in the store
+            raise ImageError(f"blob {digest} was removed while being used: pull again")
         path, size = staging.blobs[digest]
         os.rename(path, self._blob_path(digest))
         self._meta.blobs[digest] = size
@@ -151,6 +185,7 @@ class ImageStore:
         if record is None:
             image = _copy(item.image)
             del image.repo_tags[:]
+            del image.repo_digests[:]
             image.manifest_digest = item.manifest_digest
             image.size = sum(self._meta.layers[d].size for d in set(image.layers))
             if not image.HasField("created_at"):
@@ -159,6 +194,9 @@ class ImageStore:
             self._meta.images[image.id] = record
         for tag in item.image.repo_tags:
             self._move_tag(tag, record)
+        for repo_digest in item.image.repo_digests:
+            if repo_digest not in record.image.repo_digests:
+                record.image.repo_digests.append(repo_digest)
 
     def _move_tag(self, tag: str, record: ImageRecord) -> None:
         """Point `tag` at `record`; the image that had it keeps its other tags."""

@@ -1,0 +1,42 @@
+"""The registry client: pull images into the store and push them out (OCI distribution API).
+
+Public surface: `pull`, `push`, `RegistryClient`, `resolve_name`, `Progress` and the
+errors rooted at `RegistryError`. Only loopback and listed insecure registries are
+spoken to in plain http.
+"""
+
+from pyswarm.agent.runtime.images.registry.client import Manifest, RegistryClient
+from pyswarm.agent.runtime.images.registry.errors import (
+    BlobUnknown,
+    DigestMismatch,
+    InsecureRegistry,
+    ManifestUnknown,
+    PlatformNotFound,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnavailable,
+)
+from pyswarm.agent.runtime.images.registry.names import RemoteName, resolve_name
+from pyswarm.agent.runtime.images.registry.progress import Progress
+from pyswarm.agent.runtime.images.registry.pull import PullResult, pull
+from pyswarm.agent.runtime.images.registry.push import PushResult, push
+
+__all__ = [
+    "BlobUnknown",
+    "DigestMismatch",
+    "InsecureRegistry",
+    "Manifest",
+    "ManifestUnknown",
+    "PlatformNotFound",
+    "Progress",
+    "PullResult",
+    "PushResult",
+    "RegistryAuthError",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryUnavailable",
+    "RemoteName",
+    "pull",
+    "push",
+    "resolve_name",
+]

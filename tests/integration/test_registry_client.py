@@ -1,0 +1,229 @@
+"""The registry client against a real Distribution registry and a tiny static one.
+
+Pushes and pulls go through real HTTP on 127.0.0.1; stores are real ImageStores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyswarm.agent.runtime.images import ImageStore, InvalidArchive, oci
+from pyswarm.agent.runtime.images.busybox import write_busybox_rootfs
+from pyswarm.agent.runtime.images.registry import (
+    ManifestUnknown,
+    PlatformNotFound,
+    Progress,
+    RegistryAuthError,
+    RegistryClient,
+    pull,
+    push,
+)
+from pyswarm.agent.runtime.images.testing import (
+    ArchiveImage,
+    digest,
+    directory,
+    file,
+    layer_tar,
+    oci_archive,
+)
+from pyswarm.common.credentials import Credentials
+from pyswarm.common.errors import NotFound
+from tests import static_registry
+from tests.registry_process import RegistryProcess
+from tests.static_registry import StaticRegistry
+
+BASE = layer_tar([directory("etc"), file("etc/os-release", b"base\n")], compress=True)
+MIDDLE = layer_tar([directory("app"), file("app/run.sh", b"#!/bin/sh\n" * 50)], compress=True)
+TOP = layer_tar([file("app/config", os.urandom(50_000))], compress=True)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
+    try:
+        process.start()
+        yield process
+    finally:
+        process.close()
+
+
+def _load(store: ImageStore, path: Path, images: list[ArchiveImage]) -> None:
+    oci_archive(path, images)
+    store.load(path)
+
+
+def test_push_then_pull_busybox(registry: RegistryProcess, tmp_path: Path) -> None:
+    source = ImageStore(tmp_path / "a")
+    name = f"{registry.host}/test/busybox:1"
+    write_busybox_rootfs(tmp_path / "rootfs.tar")
+    image = source.import_rootfs(tmp_path / "rootfs.tar", name)
+    events: list[Progress] = []
+    pushed = push(source, name, report=events.append, chunk_size=256 << 10)  # chunked PATCHes
+    assert pushed.digest == image.manifest_digest
+    assert [e.status for e in events][-1] == "Pushed"
+    events.clear()
+    again = push(source, name, report=events.append)
+    assert [e.status for e in events] == ["Layer already exists"]
+    assert again.digest == pushed.digest
+
+    target = ImageStore(tmp_path / "b")
+    result = pull(target, name, report=events.append)
+    assert result.image.id == image.id
+    assert result.updated
+    assert list(result.image.repo_digests) == [f"{registry.host}/test/busybox@{pushed.digest}"]
+    assert target.resolve(name).id == image.id
+    assert (target.layer_dirs(result.image)[0] / "bin" / "busybox").exists()
+
+    events.clear()
+    client = RegistryClient(registry.host)
+    second = pull(target, name, report=events.append, client=client)
+    assert not second.updated
+    assert [e.status for e in events] == ["Already exists"]
+    config_size = target.blob_path(image.id).stat().st_size
+    manifest_size = target.blob_path(image.manifest_digest).stat().st_size
+    assert client.transport.received == config_size + manifest_size  # no layer bytes
+
+
+def test_pull_moves_only_the_missing_layer(registry: RegistryProcess, tmp_path: Path) -> None:
+    source = ImageStore(tmp_path / "a")
+    two = ArchiveImage([BASE, MIDDLE], [f"{registry.host}/test/two:1"])
+    three = ArchiveImage([BASE, MIDDLE, TOP], [f"{registry.host}/test/three:1"])
+    _load(source, tmp_path / "images.tar", [two, three])
+    push(source, two.tags[0])
+    push(source, three.tags[0])
+
+    target = ImageStore(tmp_path / "b")
+    pull(target, two.tags[0])
+    client = RegistryClient(registry.host)
+    events: list[Progress] = []
+    result = pull(target, three.tags[0], report=events.append, client=client)
+    assert result.image.id == three.id
+    statuses = [e.status for e in events if e.status in ("Already exists", "Pull complete")]
+    assert statuses == ["Already exists", "Already exists", "Pull complete"]
+    overhead = sum(
+        target.blob_path(d).stat().st_size for d in (three.id, result.image.manifest_digest)
+    )
+    assert client.transport.received - overhead == len(TOP)
+
+
+def test_unknown_repository_or_tag_is_not_found(registry: RegistryProcess, tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    for name in (f"{registry.host}/test/nothing:1", f"{registry.host}/test/busybox:nope"):
+        with pytest.raises(ManifestUnknown) as caught:
+            pull(store, name)
+        assert isinstance(caught.value, NotFound)
+        assert "\n" not in str(caught.value) and name in str(caught.value)
+    assert store.list() == []
+
+
+def test_cross_repository_mount_and_monolithic_upload(registry: RegistryProcess) -> None:
+    client = RegistryClient(registry.host)
+    blob = os.urandom(3000)
+    blob_digest = digest(blob)
+    assert not client.has_blob("test/src", blob_digest)
+    import io
+
+    client.upload_blob("test/src", blob_digest, io.BytesIO(blob), len(blob))
+    assert client.has_blob("test/src", blob_digest)
+    assert not client.has_blob("test/dst", blob_digest)
+    assert client.mount_blob("test/dst", blob_digest, "test/src")
+    assert client.has_blob("test/dst", blob_digest)
+    assert not client.mount_blob("test/dst", digest(b"absent"), "test/src")
+
+
+def _serve_image(server: StaticRegistry, image: ArchiveImage, layers: list[bytes]) -> str:
+    config = image.config()
+    manifest = oci.build_manifest(
+        digest(config),
+        len(config),
+        [oci.Descriptor(oci.LAYER_MEDIA_TYPES["gzip"], digest(x), len(x), {}) for x in layers],
+    )
+    server.add_blob("test/img", digest(config), config)
+    server.add_manifest("test/img", "1", oci.MANIFEST_MEDIA_TYPE, manifest)
+    return digest(manifest)
+
+
+def test_corrupted_blob_is_rejected_and_nothing_stored(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    image = ArchiveImage([BASE])
+    with StaticRegistry() as server:
+        _serve_image(server, image, [BASE])
+        server.add_blob("test/img", digest(BASE), BASE[:-10] + b"x" * 10)
+        with pytest.raises(InvalidArchive, match="does not match"):
+            pull(store, f"{server.host}/test/img:1")
+    assert store.list() == []
+    assert list(store.blob_dir.iterdir()) == []
+    assert list(store.layer_root.iterdir()) == []
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_index_without_this_platform_is_a_named_error(tmp_path: Path) -> None:
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci.INDEX_MEDIA_TYPE,
+            "manifests": [
+                {
+                    "mediaType": oci.MANIFEST_MEDIA_TYPE,
+                    "digest": digest(b"m"),
+                    "size": 1,
+                    "platform": {"architecture": "s390x", "os": "zos"},
+                }
+            ],
+        }
+    ).encode()
+    with StaticRegistry() as server:
+        server.add_manifest("test/img", "1", oci.INDEX_MEDIA_TYPE, index)
+        with pytest.raises(PlatformNotFound, match="no matching manifest for linux/"):
+            pull(ImageStore(tmp_path), f"{server.host}/test/img:1")
+
+
+def test_index_selects_this_platform(tmp_path: Path) -> None:
+    image = ArchiveImage([BASE])
+    arch, os_name = oci.host_platform()
+    with StaticRegistry() as server:
+        manifest_digest = _serve_image(server, image, [BASE])
+        server.add_blob("test/img", digest(BASE), BASE)
+        manifest = server.content["/v2/test/img/manifests/1"]
+        server.add_manifest("test/img", manifest_digest, *manifest)
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.INDEX_MEDIA_TYPE,
+                "manifests": [
+                    {
+                        "mediaType": oci.MANIFEST_MEDIA_TYPE,
+                        "digest": manifest_digest,
+                        "size": len(manifest[1]),
+                        "platform": {"architecture": arch, "os": os_name},
+                    }
+                ],
+            }
+        ).encode()
+        server.add_manifest("test/img", "multi", oci.INDEX_MEDIA_TYPE, index)
+        result = pull(ImageStore(tmp_path), f"{server.host}/test/img:multi")
+    assert result.image.id == image.id
+    assert result.digest == digest(index)
+
+
+@pytest.mark.parametrize("scheme", ["basic", "bearer"])
+def test_auth_challenges(scheme: str, tmp_path: Path) -> None:
+    image = ArchiveImage([BASE])
+    good = Credentials(static_registry.USER, static_registry.SECRET)
+    with StaticRegistry(auth=scheme) as server:
+        _serve_image(server, image, [BASE])
+        server.add_blob("test/img", digest(BASE), BASE)
+        name = f"{server.host}/test/img:1"
+        with pytest.raises(RegistryAuthError):
+            pull(ImageStore(tmp_path / "anon"), name)
+        with pytest.raises(RegistryAuthError):
+            pull(ImageStore(tmp_path / "bad"), name, credentials=Credentials("user", "wrong"))
+        result = pull(ImageStore(tmp_path / "ok"), name, credentials=good)
+        if scheme == "bearer":
+            assert "scope=repository%3Atest%2Fimg%3Apull" in server.token_requests[-1]
+    assert result.image.id == image.id
