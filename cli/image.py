@@ -9,7 +9,7 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
-from pyswarm.cli import client
+from pyswarm.cli import client, registry
 from pyswarm.cli.output import Format, ago, human_size, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
 from pyswarm.proto import agent_pb2, types_pb2
@@ -212,3 +212,7 @@ def busybox(
         with open(tar, "rb") as source:
             image = client.images().Import(_chunks(source, reference))
     print(image.id)
+
+
+app.command("pull")(registry.pull)
+app.command("push")(registry.push)

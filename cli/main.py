@@ -31,6 +31,10 @@ COMMANDS = {
     "join-token": ("pyswarm.cli.cluster", "join_token"),
     "images": ("pyswarm.cli.image", "ls"),
     "rmi": ("pyswarm.cli.image", "rm"),
+    "pull": ("pyswarm.cli.registry", "pull"),
+    "push": ("pyswarm.cli.registry", "push"),
+    "login": ("pyswarm.cli.registry", "login"),
+    "logout": ("pyswarm.cli.registry", "logout"),
 }
 # docker's short forms of the container commands (run and ps shown in --help)
 SHORT_FORMS = (

@@ -83,3 +83,14 @@ def forget(registry: str, path: Path | None = None) -> bool:
         return False
     _write(path, document)
     return True
+
+
+def registry_of(reference: str) -> str:
+    """The registry host[:port] a reference names, as docker decides: docker.io by default.
+
+    A first path component holding "." or ":" or equal to "localhost" is a host.
+    """
+    first, sep, _ = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return "docker.io" if first == "index.docker.io" else first
+    return "docker.io"

@@ -610,6 +610,103 @@ class ImageSaveRequest(_message.Message):
 Global___ImageSaveRequest: _TypeAlias = ImageSaveRequest  # noqa: Y015
 
 @_typing.final
+class PullRequest(_message.Message):
+    """Pull and push: the CLI sends the credentials it holds for the image's registry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    reference: _builtins.str
+    """[registry/]name[:tag][@digest]"""
+    username: _builtins.str
+    password: _builtins.str
+    def __init__(
+        self,
+        *,
+        reference: _builtins.str = ...,
+        username: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "reference", b"reference", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullRequest: _TypeAlias = PullRequest  # noqa: Y015
+
+@_typing.final
+class PushRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    reference: _builtins.str
+    """registry/name[:tag] of an image in the store"""
+    username: _builtins.str
+    password: _builtins.str
+    def __init__(
+        self,
+        *,
+        reference: _builtins.str = ...,
+        username: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "reference", b"reference", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushRequest: _TypeAlias = PushRequest  # noqa: Y015
+
+@_typing.final
+class PullProgress(_message.Message):
+    """One event of a pull or push. Layer events carry `id` (12 hex); the last event
+    has no id and carries the result: the digest, and for a pull whether the tag
+    moved to a new image, for a push the manifest's size.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    UPDATED_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    status: _builtins.str
+    """"Already exists", "Downloading", "Pull complete", ..."""
+    current: _builtins.int
+    total: _builtins.int
+    digest: _builtins.str
+    updated: _builtins.bool
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        current: _builtins.int = ...,
+        total: _builtins.int = ...,
+        digest: _builtins.str = ...,
+        updated: _builtins.bool = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "digest", b"digest", "id", b"id", "size", b"size", "status", b"status", "total", b"total", "updated", b"updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullProgress: _TypeAlias = PullProgress  # noqa: Y015
+
+@_typing.final
 class LoadImagesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -711,6 +711,16 @@ class ImageAPIStub:
                 request_serializer=pyswarm_dot_proto_dot_agent__pb2.DiskUsageRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_agent__pb2.DiskUsageResponse.FromString,
                 _registered_method=True)
+        self.Pull = channel.unary_stream(
+                '/pyswarm.v1.ImageAPI/Pull',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.PullRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.PullProgress.FromString,
+                _registered_method=True)
+        self.Push = channel.unary_stream(
+                '/pyswarm.v1.ImageAPI/Push',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.PushRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.PullProgress.FromString,
+                _registered_method=True)
 
 
 class ImageAPIServicer:
@@ -770,6 +780,18 @@ class ImageAPIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pull(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Push(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageAPIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -817,6 +839,16 @@ def add_ImageAPIServicer_to_server(servicer, server):
                     servicer.DiskUsage,
                     request_deserializer=pyswarm_dot_proto_dot_agent__pb2.DiskUsageRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_agent__pb2.DiskUsageResponse.SerializeToString,
+            ),
+            'Pull': grpc.unary_stream_rpc_method_handler(
+                    servicer.Pull,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.PullRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.PullProgress.SerializeToString,
+            ),
+            'Push': grpc.unary_stream_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.PushRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.PullProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1062,6 +1094,60 @@ class ImageAPI:
             '/pyswarm.v1.ImageAPI/DiskUsage',
             pyswarm_dot_proto_dot_agent__pb2.DiskUsageRequest.SerializeToString,
             pyswarm_dot_proto_dot_agent__pb2.DiskUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pull(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.ImageAPI/Pull',
+            pyswarm_dot_proto_dot_agent__pb2.PullRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.PullProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.ImageAPI/Push',
+            pyswarm_dot_proto_dot_agent__pb2.PushRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.PullProgress.FromString,
             options,
             channel_credentials,
             insecure,

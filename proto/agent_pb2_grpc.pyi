@@ -182,6 +182,8 @@ class ImageAPIStub:
     Remove: _grpc.UnaryUnaryMultiCallable[_agent_pb2.RemoveImageRequest, _agent_pb2.RemoveImageResponse]
     Prune: _grpc.UnaryUnaryMultiCallable[_agent_pb2.PruneImagesRequest, _agent_pb2.PruneImagesResponse]
     DiskUsage: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DiskUsageRequest, _agent_pb2.DiskUsageResponse]
+    Pull: _grpc.UnaryStreamMultiCallable[_agent_pb2.PullRequest, _agent_pb2.PullProgress]
+    Push: _grpc.UnaryStreamMultiCallable[_agent_pb2.PushRequest, _agent_pb2.PullProgress]
 
 @_typing.type_check_only
 class ImageAPIAsyncStub(ImageAPIStub):
@@ -195,6 +197,8 @@ class ImageAPIAsyncStub(ImageAPIStub):
     Remove: _aio.UnaryUnaryMultiCallable[_agent_pb2.RemoveImageRequest, _agent_pb2.RemoveImageResponse]  # type: ignore[assignment]
     Prune: _aio.UnaryUnaryMultiCallable[_agent_pb2.PruneImagesRequest, _agent_pb2.PruneImagesResponse]  # type: ignore[assignment]
     DiskUsage: _aio.UnaryUnaryMultiCallable[_agent_pb2.DiskUsageRequest, _agent_pb2.DiskUsageResponse]  # type: ignore[assignment]
+    Pull: _aio.UnaryStreamMultiCallable[_agent_pb2.PullRequest, _agent_pb2.PullProgress]  # type: ignore[assignment]
+    Push: _aio.UnaryStreamMultiCallable[_agent_pb2.PushRequest, _agent_pb2.PullProgress]  # type: ignore[assignment]
 
 class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -259,5 +263,19 @@ class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.DiskUsageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.DiskUsageResponse, _abc.Awaitable[_agent_pb2.DiskUsageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Pull(
+        self,
+        request: _agent_pb2.PullRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.PullProgress], _abc.AsyncIterator[_agent_pb2.PullProgress]]: ...
+
+    @_abc_1.abstractmethod
+    def Push(
+        self,
+        request: _agent_pb2.PushRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.PullProgress], _abc.AsyncIterator[_agent_pb2.PullProgress]]: ...
 
 def add_ImageAPIServicer_to_server(servicer: ImageAPIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,9 @@ from grpc import aio
 
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.runtime.images import ImageStore
+from pyswarm.agent.runtime.images.registry import Progress, pull, push
+from pyswarm.agent.runtime.images.registry.progress import Report
+from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, types_pb2
 
@@ -26,9 +29,16 @@ CHUNK = 1 << 20
 
 
 class ImageService(agent_pb2_grpc.ImageAPIServicer):
-    def __init__(self, store: ImageStore, containers: ContainerManager) -> None:
+    def __init__(
+        self,
+        store: ImageStore,
+        containers: ContainerManager,
+        *,
+        insecure_registries: Collection[str] = (),
+    ) -> None:
         self.store = store
         self.containers = containers
+        self.insecure_registries = tuple(insecure_registries)
 
     async def _spool(self, chunks: AsyncIterator[agent_pb2.ArchiveChunk]) -> tuple[Path, str]:
         fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=self.store.tmp_dir)
@@ -128,3 +138,59 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
         usage.containers_size = size
         usage.containers_reclaimable = reclaimable
         return usage
+
+    async def Pull(
+        self, request: agent_pb2.PullRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.PullProgress]:
+        def work(report: Report) -> agent_pb2.PullProgress:
+            result = pull(
+                self.store,
+                request.reference,
+                credentials=_credentials(request.username, request.password),
+                insecure=self.insecure_registries,
+                report=report,
+            )
+            return agent_pb2.PullProgress(digest=result.digest, updated=result.updated)
+
+        async for event in _progress_stream(work):
+            yield event
+
+    async def Push(
+        self, request: agent_pb2.PushRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.PullProgress]:
+        def work(report: Report) -> agent_pb2.PullProgress:
+            result = push(
+                self.store,
+                request.reference,
+                credentials=_credentials(request.username, request.password),
+                insecure=self.insecure_registries,
+                report=report,
+            )
+            return agent_pb2.PullProgress(digest=result.digest, size=result.size, status=result.tag)
+
+        async for event in _progress_stream(work):
+            yield event
+
+
+def _credentials(username: str, password: str) -> Credentials | None:
+    return Credentials(username, password) if username else None
+
+
+async def _progress_stream(
+    work: Callable[[Report], agent_pb2.PullProgress],
+) -> AsyncIterator[agent_pb2.PullProgress]:
+    """Run `work` in a thread; yield its progress events as they come, then its result."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[agent_pb2.PullProgress | None] = asyncio.Queue()
+
+    def report(event: Progress) -> None:
+        message = agent_pb2.PullProgress(
+            id=event.id, status=event.status, current=event.current, total=event.total
+        )
+        loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    task = asyncio.ensure_future(asyncio.to_thread(work, report))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    while (event := await queue.get()) is not None:
+        yield event
+    yield await task
