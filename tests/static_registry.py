@@ -24,6 +24,7 @@ class StaticRegistry:
         self.content: dict[str, tuple[str, bytes]] = {}
         self.auth = auth
         self.token_requests: list[str] = []
+        self.truncate: dict[str, int] = {}  # path -> bytes sent before the connection drops
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -66,7 +67,10 @@ class StaticRegistry:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(body)
+                    cut = registry.truncate.get(self.path)
+                    self.wfile.write(body if cut is None else body[:cut])
+                    if cut is not None:
+                        self.close_connection = True
 
             def do_GET(self) -> None:
                 if self.path.startswith("/token"):

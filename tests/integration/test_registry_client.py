@@ -20,6 +20,7 @@ from pyswarm.agent.runtime.images.registry import (
     Progress,
     RegistryAuthError,
     RegistryClient,
+    RegistryUnavailable,
     pull,
     push,
 )
@@ -159,6 +160,21 @@ def test_corrupted_blob_is_rejected_and_nothing_stored(tmp_path: Path) -> None:
     assert store.list() == []
     assert list(store.blob_dir.iterdir()) == []
     assert list(store.layer_root.iterdir()) == []
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_truncated_download_fails_cleanly(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    image = ArchiveImage([BASE, TOP])
+    with StaticRegistry() as server:
+        _serve_image(server, image, [BASE, TOP])
+        server.add_blob("test/img", digest(BASE), BASE)
+        server.add_blob("test/img", digest(TOP), TOP)
+        server.truncate[f"/v2/test/img/blobs/{digest(TOP)}"] = len(TOP) // 2
+        with pytest.raises(RegistryUnavailable, match="broke off"):
+            pull(store, f"{server.host}/test/img:1")
+    assert store.list() == []
+    assert list(store.blob_dir.iterdir()) == []
     assert list(store.tmp_dir.iterdir()) == []
 
 

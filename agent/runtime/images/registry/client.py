@@ -16,7 +16,7 @@ import json
 import urllib.parse
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, NoReturn
 
 from pyswarm.agent.runtime.images import oci
 from pyswarm.agent.runtime.images.registry.errors import (
@@ -24,6 +24,7 @@ from pyswarm.agent.runtime.images.registry.errors import (
     DigestMismatch,
     ManifestUnknown,
     RegistryError,
+    RegistryUnavailable,
 )
 from pyswarm.agent.runtime.images.registry.transport import Transport
 from pyswarm.common.credentials import Credentials
@@ -49,14 +50,29 @@ class Manifest:
 class CountingReader:
     """A blob body that counts what it hands out into the transport's `received`."""
 
-    def __init__(self, response: http.client.HTTPResponse, transport: Transport) -> None:
+    def __init__(self, response: http.client.HTTPResponse, transport: Transport, what: str) -> None:
         self._response = response
         self._transport = transport
+        self._what = what
+        length = response.getheader("Content-Length", "")
+        self._length = int(length) if length.isdigit() else -1
+        self._count = 0
 
     def read(self, size: int = -1, /) -> bytes:
-        data = self._response.read(size)
+        try:
+            data = self._response.read(size)
+        except (http.client.HTTPException, OSError) as exc:
+            self._broke_off(repr(exc))
+        self._count += len(data)
         self._transport.received += len(data)
+        if not data and size != 0 and 0 <= self._count < self._length:
+            self._broke_off(f"{self._count} of {self._length} bytes")
         return data
+
+    def _broke_off(self, why: str) -> NoReturn:
+        raise RegistryUnavailable(
+            f"download of {self._what} from {self._transport.host} broke off: {why}"
+        )
 
 
 def _scope(repository: str, push: bool = False) -> str:
@@ -116,7 +132,7 @@ class RegistryClient:
             response.read()
             raise BlobUnknown(f"{self.host}/{repository}", digest)
         self._expect(response, 200, f"GET blob {digest}")
-        return CountingReader(response, self.transport)
+        return CountingReader(response, self.transport, f"blob {digest}")
 
     def has_blob(self, repository: str, digest: str, *, push: bool = False) -> bool:
         """HEAD the blob: True when the registry has it in `repository`."""
