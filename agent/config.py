@@ -24,6 +24,7 @@ class AgentConfig:
     iptables_chain: str = "PYSWARM"
     metrics_addr: str = ""  # host:port of /metrics; "" = off
     session_max_backoff: float = 5.0  # seconds between reconnects to managers, at most
+    insecure_registries: tuple[str, ...] = ()  # hosts pulled from over plain http
 
     @property
     def images_dir(self) -> Path:

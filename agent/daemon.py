@@ -81,7 +81,10 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
 
     server = aio.server(interceptors=[ErrorInterceptor()])
     agent_pb2_grpc.add_ContainerAPIServicer_to_server(ContainerService(manager), server)
-    agent_pb2_grpc.add_ImageAPIServicer_to_server(ImageService(images, manager), server)
+    agent_pb2_grpc.add_ImageAPIServicer_to_server(
+        ImageService(images, manager, insecure_registries=config.insecure_registries),
+        server,
+    )
     config.socket.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         config.socket.unlink()

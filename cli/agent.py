@@ -31,6 +31,10 @@ def agent(
         bool, typer.Option("--teardown", help="Kill every container and remove what we made")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
+    ] = None,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -46,6 +50,6 @@ def agent(
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, subnet=subnet,
         cgroup_parent=cgroup_parent, netns_dir=netns_dir, iptables_chain=iptables_chain,
-        metrics_addr=metrics_addr,
+        metrics_addr=metrics_addr, insecure_registries=tuple(insecure_registry or ()),
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))
