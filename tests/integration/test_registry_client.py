@@ -243,3 +243,24 @@ def test_auth_challenges(scheme: str, tmp_path: Path) -> None:
         if scheme == "bearer":
             assert "scope=repository%3Atest%2Fimg%3Apull" in server.token_requests[-1]
     assert result.image.id == image.id
+
+
+def test_real_registry_with_htpasswd_auth(tmp_path: Path) -> None:
+    good = Credentials("alice", "wonderland")
+    process = RegistryProcess(tmp_path / "registry", users={good.username: good.password})
+    process.root.mkdir()
+    try:
+        process.start()
+        source = ImageStore(tmp_path / "a")
+        image = ArchiveImage([BASE], [f"{process.host}/private/img:1"])
+        _load(source, tmp_path / "img.tar", [image])
+        with pytest.raises(RegistryAuthError):
+            push(source, image.tags[0])
+        push(source, image.tags[0], credentials=good)
+        with pytest.raises(RegistryAuthError):
+            pull(ImageStore(tmp_path / "b"), image.tags[0], credentials=Credentials("alice", "x"))
+        assert pull(ImageStore(tmp_path / "c"), image.tags[0], credentials=good).image.id == (
+            image.id
+        )
+    finally:
+        process.close()
