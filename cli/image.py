@@ -216,3 +216,4 @@ def busybox(
 
 app.command("pull")(registry.pull)
 app.command("push")(registry.push)
+app.command("search")(registry.search)

@@ -35,6 +35,7 @@ COMMANDS = {
     "push": ("pyswarm.cli.registry", "push"),
     "login": ("pyswarm.cli.registry", "login"),
     "logout": ("pyswarm.cli.registry", "logout"),
+    "search": ("pyswarm.cli.registry", "search"),
 }
 # docker's short forms of the container commands (run and ps shown in --help)
 SHORT_FORMS = (

@@ -1,4 +1,4 @@
-"""`pyswarm pull`, `push`, `login` and `logout`: images to and from registries.
+"""`pyswarm pull`, `push`, `login`, `logout` and `search`: images to and from registries.
 
 The agent does the transfer; the CLI sends the credentials `login` stored for the
 image's registry and renders the agent's per-layer progress: a rich progress bar
@@ -90,7 +90,7 @@ def login(
         bool, typer.Option("--password-stdin", help="Read the password from stdin")
     ] = False,
 ) -> None:
-    """Store credentials for a registry (mode 0600); pulls and pushes send them."""
+    """Check credentials against a registry and store them (mode 0600) for pulls and pushes."""
     if not username:
         username = typer.prompt("Username")
     if password_stdin:
@@ -99,9 +99,11 @@ def login(
         password = typer.prompt("Password", hide_input=True)
     if not username or not password:
         raise CliInputError("login needs a username and a password", field="password")
+    request = agent_pb2.LoginRequest(registry=registry, username=username, password=password)
+    status = client.images().Login(request).status
     credentials.store(registry, credentials.Credentials(username, password))
     print(f"Credentials saved to {credentials.auth_file()}")
-    print("Login Succeeded")
+    print(status)
 
 
 def logout(
@@ -112,3 +114,15 @@ def logout(
         print(f"Removing login credentials for {registry}")
     else:
         print(f"Not logged in to {registry}")
+
+
+def search(
+    term: Annotated[str, typer.Argument(help="REGISTRY/TERM: repositories whose name holds TERM")],
+    limit: Annotated[int, typer.Option(help="At most this many results")] = 25,
+) -> None:
+    """Search a registry's catalog for repositories."""
+    username, password = _login_for(term)
+    request = agent_pb2.SearchRequest(term=term, username=username, password=password, limit=limit)
+    print("NAME")
+    for name in client.images().Search(request).names:
+        print(name)

@@ -721,6 +721,16 @@ class ImageAPIStub:
                 request_serializer=pyswarm_dot_proto_dot_agent__pb2.PushRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_agent__pb2.PullProgress.FromString,
                 _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/pyswarm.v1.ImageAPI/Login',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.LoginRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/pyswarm.v1.ImageAPI/Search',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.SearchRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class ImageAPIServicer:
@@ -792,6 +802,18 @@ class ImageAPIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Login(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Search(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageAPIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -849,6 +871,16 @@ def add_ImageAPIServicer_to_server(servicer, server):
                     servicer.Push,
                     request_deserializer=pyswarm_dot_proto_dot_agent__pb2.PushRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_agent__pb2.PullProgress.SerializeToString,
+            ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.LoginRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.LoginResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.SearchRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1148,6 +1180,60 @@ class ImageAPI:
             '/pyswarm.v1.ImageAPI/Push',
             pyswarm_dot_proto_dot_agent__pb2.PushRequest.SerializeToString,
             pyswarm_dot_proto_dot_agent__pb2.PullProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.ImageAPI/Login',
+            pyswarm_dot_proto_dot_agent__pb2.LoginRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.ImageAPI/Search',
+            pyswarm_dot_proto_dot_agent__pb2.SearchRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -184,6 +184,8 @@ class ImageAPIStub:
     DiskUsage: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DiskUsageRequest, _agent_pb2.DiskUsageResponse]
     Pull: _grpc.UnaryStreamMultiCallable[_agent_pb2.PullRequest, _agent_pb2.PullProgress]
     Push: _grpc.UnaryStreamMultiCallable[_agent_pb2.PushRequest, _agent_pb2.PullProgress]
+    Login: _grpc.UnaryUnaryMultiCallable[_agent_pb2.LoginRequest, _agent_pb2.LoginResponse]
+    Search: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SearchRequest, _agent_pb2.SearchResponse]
 
 @_typing.type_check_only
 class ImageAPIAsyncStub(ImageAPIStub):
@@ -199,6 +201,8 @@ class ImageAPIAsyncStub(ImageAPIStub):
     DiskUsage: _aio.UnaryUnaryMultiCallable[_agent_pb2.DiskUsageRequest, _agent_pb2.DiskUsageResponse]  # type: ignore[assignment]
     Pull: _aio.UnaryStreamMultiCallable[_agent_pb2.PullRequest, _agent_pb2.PullProgress]  # type: ignore[assignment]
     Push: _aio.UnaryStreamMultiCallable[_agent_pb2.PushRequest, _agent_pb2.PullProgress]  # type: ignore[assignment]
+    Login: _aio.UnaryUnaryMultiCallable[_agent_pb2.LoginRequest, _agent_pb2.LoginResponse]  # type: ignore[assignment]
+    Search: _aio.UnaryUnaryMultiCallable[_agent_pb2.SearchRequest, _agent_pb2.SearchResponse]  # type: ignore[assignment]
 
 class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -277,5 +281,19 @@ class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.PushRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_agent_pb2.PullProgress], _abc.AsyncIterator[_agent_pb2.PullProgress]]: ...
+
+    @_abc_1.abstractmethod
+    def Login(
+        self,
+        request: _agent_pb2.LoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.LoginResponse, _abc.Awaitable[_agent_pb2.LoginResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Search(
+        self,
+        request: _agent_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.SearchResponse, _abc.Awaitable[_agent_pb2.SearchResponse]]: ...
 
 def add_ImageAPIServicer_to_server(servicer: ImageAPIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

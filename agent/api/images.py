@@ -18,9 +18,9 @@ from grpc import aio
 
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.registry import Progress, pull, push
+from pyswarm.agent.runtime.images.registry import Progress, RegistryClient, pull, push
 from pyswarm.agent.runtime.images.registry.progress import Report
-from pyswarm.common.credentials import Credentials
+from pyswarm.common.credentials import Credentials, registry_of
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, types_pb2
 
@@ -170,6 +170,36 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
 
         async for event in _progress_stream(work):
             yield event
+
+    async def Login(
+        self, request: agent_pb2.LoginRequest, context: Context
+    ) -> agent_pb2.LoginResponse:
+        client = RegistryClient(
+            request.registry,
+            credentials=_credentials(request.username, request.password),
+            insecure=self.insecure_registries,
+        )
+        await asyncio.to_thread(client.ping)
+        return agent_pb2.LoginResponse(status="Login Succeeded")
+
+    async def Search(
+        self, request: agent_pb2.SearchRequest, context: Context
+    ) -> agent_pb2.SearchResponse:
+        host = registry_of(request.term)
+        if host == "docker.io":
+            raise InvalidArgument(
+                "search needs a registry: HOST[:PORT]/TERM (Docker Hub has no catalog)",
+                field="term",
+            )
+        term = request.term.split("/", 1)[1] if "/" in request.term else ""
+        client = RegistryClient(
+            host,
+            credentials=_credentials(request.username, request.password),
+            insecure=self.insecure_registries,
+        )
+        names = await asyncio.to_thread(client.catalog)
+        found = [f"{host}/{name}" for name in names if term in name]
+        return agent_pb2.SearchResponse(names=found[: request.limit or 25])
 
 
 def _credentials(username: str, password: str) -> Credentials | None:

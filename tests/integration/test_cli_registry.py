@@ -59,12 +59,45 @@ def test_pull_unknown_is_one_line_not_found(agent: AgentProcess, registry: Regis
     assert "not found" in result.stderr and "test/absent:1" in result.stderr
 
 
-def test_login_logout(agent: AgentProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYSWARM_CONFIG", str(tmp_path))
-    out = agent.cli("login", "-u", "me", "--password-stdin", "127.0.0.1:5999", input=b"pw\n").stdout
-    assert b"Login Succeeded" in out
-    auth = tmp_path / "auth.json"
-    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
-    assert json.loads(auth.read_text())["127.0.0.1:5999"] == {"username": "me", "password": "pw"}
-    assert "Removing login credentials" in agent.cli("logout", "127.0.0.1:5999").stdout
-    assert "Not logged in" in agent.cli("logout", "127.0.0.1:5999").stdout
+def test_search_lists_matching_repositories(agent: AgentProcess, registry: RegistryProcess) -> None:
+    name = f"{registry.host}/search/findme:1"
+    agent.cli("image", "tag", "busybox", name)
+    agent.cli("push", name)
+    lines = agent.cli("search", f"{registry.host}/findm").stdout.splitlines()
+    assert lines == ["NAME", f"{registry.host}/search/findme"]
+    agent.cli("rmi", name)
+
+
+def test_login_checks_then_stores_and_logout_forgets(
+    agent: AgentProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYSWARM_CONFIG", str(tmp_path / "cfg"))
+    private = RegistryProcess(tmp_path / "registry", users={"me": "pw"})
+    private.root.mkdir()
+    try:
+        private.start()
+        host = private.host
+        refused = agent.cli(
+            "login", "-u", "me", "--password-stdin", host, input=b"bad\n", check=False
+        )
+        assert refused.returncode == 1 and b"unauthorized" in refused.stderr
+        assert not (tmp_path / "cfg" / "auth.json").exists()
+        out = agent.cli("login", "-u", "me", "--password-stdin", host, input=b"pw\n").stdout
+        assert b"Login Succeeded" in out
+        auth = tmp_path / "cfg" / "auth.json"
+        assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+        assert json.loads(auth.read_text())[host] == {"username": "me", "password": "pw"}
+
+        name = f"{host}/private/busybox:1"  # push and pull use the stored credentials
+        agent.cli("image", "tag", "busybox", name)
+        agent.cli("push", name)
+        agent.cli("rmi", name)
+        assert "Status: Downloaded newer image" in agent.cli("pull", name).stdout
+        agent.cli("rmi", name)
+
+        assert "Removing login credentials" in agent.cli("logout", host).stdout
+        assert "Not logged in" in agent.cli("logout", host).stdout
+        denied = agent.cli("pull", name, check=False)
+        assert denied.returncode == 1 and "unauthorized" in denied.stderr
+    finally:
+        private.close()

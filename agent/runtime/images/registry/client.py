@@ -101,6 +101,30 @@ class RegistryClient:
 
     # ---- reading -------------------------------------------------------------------
 
+    def ping(self) -> None:
+        """GET /v2/ with the credentials: raises RegistryAuthError when they are refused."""
+        response = self.transport.request("GET", "/v2/", scope="")
+        response.read()
+        self._expect(response, 200, "GET /v2/")
+
+    def catalog(self, limit: int = 0) -> list[str]:
+        """Every repository the registry lists (following its Link pages), or `limit` of them."""
+        names: list[str] = []
+        url = "/v2/_catalog?n=100"
+        while url:
+            response = self.transport.request("GET", url, scope="registry:catalog:*")
+            self._expect(response, 200, "GET /v2/_catalog")
+            data = self.transport.read_all(response, MAX_MANIFEST)
+            try:
+                page = json.loads(data).get("repositories") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"registry {self.host}: catalog is not JSON") from None
+            names.extend(str(name) for name in page)
+            if limit and len(names) >= limit:
+                return names[:limit]
+            url = _next_link(response.getheader("Link", ""))
+        return names
+
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         """The manifest or index `reference` (a tag or digest) names in `repository`."""
         response = self.transport.request(
@@ -242,6 +266,14 @@ class RegistryClient:
             return
         text = _error_text(response.read(4096)) if response.status != 204 else ""
         raise RegistryError(f"{what} on {self.host}: {response.status} {text}".rstrip())
+
+
+def _next_link(header: str) -> str:
+    """The target of a `Link: <url>; rel="next"` header, or ""."""
+    for part in header.split(","):
+        if 'rel="next"' in part and "<" in part and ">" in part:
+            return part[part.index("<") + 1 : part.index(">")]
+    return ""
 
 
 def _with_query(url: str, **params: str) -> str:
