@@ -144,6 +144,7 @@ def _task_rows(stub: Any, service: types_pb2.Service) -> list[dict[str, str]]:
         node = nodes.get(task.node_id)
         state = _STATE_NAMES.get(task.status.state, "?")
         since = ago(task.status.timestamp.seconds) if task.status.timestamp.seconds else ""
+        since = since[:1].lower() + since[1:]  # "Running less than a second ago", as docker
         rows.append({
             "ID": task.id[:12], "Name": label, "Image": task.spec.container.image,
             "Node": node.description.hostname if node else task.node_id[:12],
