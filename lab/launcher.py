@@ -222,6 +222,9 @@ class Lab:
         self.network.destroy()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        for parent in (LAB_ROOT, RUN_ROOT):  # the last lab down leaves no empty parents
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
     # -- failure drills: stop and start one process of a running lab
 
