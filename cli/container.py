@@ -33,12 +33,9 @@ def _seconds(ts: Any) -> float:
 
 
 def _ports_text(container: types_pb2.Container) -> str:
-    parts = []
-    for port in container.ports:
-        proto = "udp" if port.protocol == types_pb2.PortConfig.UDP else "tcp"
-        host = port.host_ip or "0.0.0.0"
-        parts.append(f"{host}:{port.published_port}->{port.target_port}/{proto}")
-    return ", ".join(parts)
+    from pyswarm.agent.runtime.network.publish_spec import format_port
+
+    return ", ".join(format_port(port) for port in container.ports)
 
 
 def _status_text(container: types_pb2.Container) -> str:

@@ -93,13 +93,14 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
             except Exception:
                 return True
 
+        skip = 0
         if tail is not None:
-            lines = await asyncio.to_thread(read_log, path, tail=tail)
-            for line in lines:
+            # One read serves both the tail and the count the follower skips, so a line
+            # written in between is neither lost nor shown twice.
+            lines = await asyncio.to_thread(read_log, path, tail=None)
+            for line in lines[max(0, len(lines) - tail) :]:
                 yield _entry(line)
-            skip = await asyncio.to_thread(lambda: len(read_log(path, tail=None)))
-        else:
-            skip = 0
+            skip = len(lines)
         async for line in follow_log(path, stop=stopped):
             if skip:
                 skip -= 1

@@ -67,6 +67,8 @@ def test_stdout_and_stderr_are_kept_apart_in_logs(agent: AgentProcess) -> None:
     counted = agent.cli("run", "--name", "counter", "busybox", "sh", "-c", "echo a; echo b; echo c")
     assert counted.stdout == "a\nb\nc\n"
     assert agent.cli("logs", "--tail", "2", "counter").stdout == "b\nc\n"
+    assert agent.cli("logs", "-f", "--tail", "1", "counter").stdout == "c\n"
+    assert agent.cli("logs", "-f", "--tail", "0", "counter").stdout == ""
     agent.cli("rm", "counter")
 
 

@@ -22,7 +22,7 @@ from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.server import EndpointInfo, read_endpoint, serve
-from pyswarm.manager.store import EmbeddedEtcd, find_free_port
+from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import (
     control_pb2,
     control_pb2_grpc,
@@ -250,12 +250,6 @@ class FakeAgent:
             update.status.timestamp.GetCurrentTime()
         if batch.updates:
             outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
-
-
-def new_etcd(state_dir: Path) -> EmbeddedEtcd:
-    return EmbeddedEtcd(
-        state_dir, client_port=find_free_port(), peer_port=find_free_port(), name="test"
-    )
 
 
 def replicated_spec(name: str, replicas: int) -> types_pb2.ServiceSpec:
