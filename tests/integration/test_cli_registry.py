@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import stat
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pyswarm.agent.runtime.images import oci
+from pyswarm.agent.runtime.images.digest import sha256_bytes
+from pyswarm.agent.runtime.images.registry import Manifest, RegistryClient
 from tests.agent_process import AgentProcess
 from tests.registry_process import RegistryProcess
 
@@ -50,6 +56,51 @@ def test_push_remove_pull_run(agent: AgentProcess, registry: RegistryProcess) ->
     assert not [line for line in again if "Pull complete" in line]
     assert f"Status: Image is up to date for {name}" in again
     agent.cli("image", "tag", name, "busybox:latest")
+
+
+def test_pull_reuses_a_layer_the_store_holds_compressed_otherwise(
+    agent: AgentProcess, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """busybox's layer pushed in another compression (and with another Cmd) is not fetched."""
+    agent.cli("image", "save", "-o", str(tmp_path / "busybox.tar"), "busybox:latest")
+    with tarfile.open(tmp_path / "busybox.tar") as tar:
+        entry = json.loads(_member(tar, "manifest.json"))[0]
+        config = json.loads(_member(tar, entry["Config"]))
+        [stored_layer] = [_member(tar, name) for name in entry["Layers"]]
+    gzipped = stored_layer[:2] == b"\x1f\x8b"
+    layer = gzip.decompress(stored_layer) if gzipped else gzip.compress(stored_layer, mtime=0)
+    config["config"]["Cmd"] = ["echo", "variant"]
+    config_bytes = json.dumps(config).encode()
+    media_type = oci.LAYER_MEDIA_TYPES["" if gzipped else "gzip"]
+    descriptor = oci.Descriptor(media_type, sha256_bytes(layer), len(layer), {})
+    manifest = oci.build_manifest(sha256_bytes(config_bytes), len(config_bytes), [descriptor])
+    client = RegistryClient(registry.host)
+    for blob in (layer, config_bytes):
+        client.upload_blob("test/variant", sha256_bytes(blob), io.BytesIO(blob), len(blob))
+    document = Manifest(oci.MANIFEST_MEDIA_TYPE, manifest, sha256_bytes(manifest))
+    client.put_manifest("test/variant", "1", document)
+
+    name = f"{registry.host}/test/variant:1"
+    copy = f"{registry.host}/test/variant-copy:1"
+    try:
+        pulled = agent.cli("pull", name).stdout.splitlines()
+        assert [line for line in pulled if line.endswith(": Already exists")]
+        assert not [line for line in pulled if ": Downloading" in line or "Pull complete" in line]
+        assert f"Status: Downloaded newer image for {name}" in pulled
+        assert agent.cli("run", "--rm", name).stdout == "variant\n"
+        agent.cli("image", "save", "-o", str(tmp_path / "variant.tar"), name)
+        with tarfile.open(tmp_path / "variant.tar") as tar:
+            assert "blobs/sha256/" + sha256_bytes(stored_layer)[7:] in tar.getnames()
+        agent.cli("image", "tag", name, copy)
+        assert ": Mounted from test/variant" in agent.cli("push", copy).stdout
+    finally:
+        agent.cli("rmi", name, copy, check=False)
+
+
+def _member(tar: tarfile.TarFile, name: str) -> bytes:
+    member = tar.extractfile(name)
+    assert member is not None
+    return member.read()
 
 
 def test_pull_unknown_is_one_line_not_found(agent: AgentProcess, registry: RegistryProcess) -> None:

@@ -5,9 +5,12 @@ Pushes and pulls go through real HTTP on 127.0.0.1; stores are real ImageStores.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from pyswarm.agent.runtime.images import ImageStore, InvalidArchive, oci
 from pyswarm.agent.runtime.images.busybox import write_busybox_rootfs
 from pyswarm.agent.runtime.images.registry import (
+    Manifest,
     ManifestUnknown,
     PlatformNotFound,
     Progress,
@@ -24,6 +28,7 @@ from pyswarm.agent.runtime.images.registry import (
     pull,
     push,
 )
+from pyswarm.agent.runtime.images.registry.download import MAX_RESUMES
 from pyswarm.agent.runtime.images.testing import (
     ArchiveImage,
     digest,
@@ -34,9 +39,11 @@ from pyswarm.agent.runtime.images.testing import (
 )
 from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import NotFound
+from pyswarm.proto import types_pb2
+from pyswarm.proto.types_pb2 import Image
 from tests import static_registry
 from tests.registry_process import RegistryProcess
-from tests.static_registry import StaticRegistry
+from tests.static_registry import Request, StaticRegistry, serve_image
 
 BASE = layer_tar([directory("etc"), file("etc/os-release", b"base\n")], compress=True)
 MIDDLE = layer_tar([directory("app"), file("app/run.sh", b"#!/bin/sh\n" * 50)], compress=True)
@@ -112,6 +119,77 @@ def test_pull_moves_only_the_missing_layer(registry: RegistryProcess, tmp_path: 
     assert client.transport.received - overhead == len(TOP)
 
 
+def _push_gzip_variant(host: str, busybox: Image, plain_layer: bytes) -> tuple[bytes, bytes]:
+    """Push test/gz:1, an image of busybox's layer gzip-compressed; (config, manifest)."""
+    gz = gzip.compress(plain_layer, mtime=0)
+    config = oci.build_config(
+        types_pb2.ImageConfig(cmd=["echo", "gz"], env=[oci.DEFAULT_PATH]),
+        list(busybox.layers),
+        datetime(2024, 1, 2, tzinfo=UTC),
+        "test",
+    )
+    layer = oci.Descriptor(oci.LAYER_MEDIA_TYPES["gzip"], digest(gz), len(gz), {})
+    manifest = oci.build_manifest(digest(config), len(config), [layer])
+    client = RegistryClient(host)
+    for blob in (gz, config):
+        client.upload_blob("test/gz", digest(blob), io.BytesIO(blob), len(blob))
+    document = Manifest(oci.MANIFEST_MEDIA_TYPE, manifest, digest(manifest))
+    client.put_manifest("test/gz", "1", document)
+    return config, manifest
+
+
+def test_pull_reuses_a_layer_another_blob_brought(
+    registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """A layer unpacked from `image import` (plain tar) is not fetched again as gzip."""
+    store = ImageStore(tmp_path / "store")
+    write_busybox_rootfs(tmp_path / "rootfs.tar")
+    busybox = store.import_rootfs(tmp_path / "rootfs.tar", "busybox:latest")
+    [plain] = store.layer_blobs(busybox.id)
+    plain_layer = store.blob_path(plain).read_bytes()
+    assert plain_layer[:2] != b"\x1f\x8b"
+    config, manifest = _push_gzip_variant(registry.host, busybox, plain_layer)
+
+    name = f"{registry.host}/test/gz:1"
+    events: list[Progress] = []
+    puller = RegistryClient(registry.host)
+    result = pull(store, name, report=events.append, client=puller)
+    assert result.image.id == digest(config) != busybox.id
+    assert result.image.manifest_digest == result.digest == digest(manifest)
+    assert [e.status for e in events] == ["Already exists"]
+    assert puller.transport.received == len(config) + len(manifest)  # no layer bytes
+    assert store.layer_dirs(result.image) == store.layer_dirs(busybox)
+    assert store.local_layer_blobs(result.image.id) == [plain]
+
+    store.remove("busybox:latest", force=False, in_use=set())  # the plain blob stays
+    store.save([name], tmp_path / "saved.tar")
+    loaded_store = ImageStore(tmp_path / "loaded")
+    [loaded] = loaded_store.load(tmp_path / "saved.tar")
+    assert loaded.id == result.image.id and list(loaded.repo_tags) == [name]
+    assert loaded_store.layer_blobs(loaded.id) == [plain]
+    assert (loaded_store.layer_dirs(loaded)[0] / "bin" / "busybox").exists()
+
+    same = f"{registry.host}/test/same:1"  # the manifest's own blob mounts from test/gz
+    store.tag(name, same)
+    assert push(store, same).digest == digest(manifest)
+
+    other = RegistryProcess(tmp_path / "other")
+    other.root.mkdir()
+    try:
+        other.start()
+        copy = f"{other.host}/test/copy:1"  # lacks the gzip blob: the plain one goes up
+        store.tag(name, copy)
+        pushed = push(store, copy)
+        assert pushed.digest != digest(manifest)
+        target = ImageStore(tmp_path / "target")
+        back = pull(target, copy)
+        assert back.image.id == result.image.id and back.digest == pushed.digest
+        assert target.layer_blobs(back.image.id) == [plain]
+        assert (target.layer_dirs(back.image)[0] / "bin" / "busybox").exists()
+    finally:
+        other.close()
+
+
 def test_unknown_repository_or_tag_is_not_found(registry: RegistryProcess, tmp_path: Path) -> None:
     store = ImageStore(tmp_path)
     for name in (f"{registry.host}/test/nothing:1", f"{registry.host}/test/busybox:nope"):
@@ -127,8 +205,6 @@ def test_cross_repository_mount_and_monolithic_upload(registry: RegistryProcess)
     blob = os.urandom(3000)
     blob_digest = digest(blob)
     assert not client.has_blob("test/src", blob_digest)
-    import io
-
     client.upload_blob("test/src", blob_digest, io.BytesIO(blob), len(blob))
     assert client.has_blob("test/src", blob_digest)
     assert not client.has_blob("test/dst", blob_digest)
@@ -137,23 +213,11 @@ def test_cross_repository_mount_and_monolithic_upload(registry: RegistryProcess)
     assert not client.mount_blob("test/dst", digest(b"absent"), "test/src")
 
 
-def _serve_image(server: StaticRegistry, image: ArchiveImage, layers: list[bytes]) -> str:
-    config = image.config()
-    manifest = oci.build_manifest(
-        digest(config),
-        len(config),
-        [oci.Descriptor(oci.LAYER_MEDIA_TYPES["gzip"], digest(x), len(x), {}) for x in layers],
-    )
-    server.add_blob("test/img", digest(config), config)
-    server.add_manifest("test/img", "1", oci.MANIFEST_MEDIA_TYPE, manifest)
-    return digest(manifest)
-
-
 def test_corrupted_blob_is_rejected_and_nothing_stored(tmp_path: Path) -> None:
     store = ImageStore(tmp_path)
     image = ArchiveImage([BASE])
     with StaticRegistry() as server:
-        _serve_image(server, image, [BASE])
+        serve_image(server, image, [BASE])
         server.add_blob("test/img", digest(BASE), BASE[:-10] + b"x" * 10)
         with pytest.raises(InvalidArchive, match="does not match"):
             pull(store, f"{server.host}/test/img:1")
@@ -167,14 +231,64 @@ def test_truncated_download_fails_cleanly(tmp_path: Path) -> None:
     store = ImageStore(tmp_path)
     image = ArchiveImage([BASE, TOP])
     with StaticRegistry() as server:
-        _serve_image(server, image, [BASE, TOP])
+        serve_image(server, image, [BASE, TOP])
         server.add_blob("test/img", digest(BASE), BASE)
         server.add_blob("test/img", digest(TOP), TOP)
-        server.truncate[f"/v2/test/img/blobs/{digest(TOP)}"] = len(TOP) // 2
-        with pytest.raises(RegistryUnavailable, match="broke off"):
+        path = f"/v2/test/img/blobs/{digest(TOP)}"
+        server.truncate[path] = len(TOP) // 2  # every answer, resumed or not, breaks there
+        with pytest.raises(RegistryUnavailable, match="broke off") as caught:
             pull(store, f"{server.host}/test/img:1")
+        tries = [r for r in server.requests if r.path == path]
+    assert f"blob {digest(TOP)}" in str(caught.value) and "\n" not in str(caught.value)
+    assert len(tries) == 1 + MAX_RESUMES
+    assert [r.headers.get("Range") for r in tries[1:]] == [f"bytes={len(TOP) // 2}-"] * MAX_RESUMES
     assert store.list() == []
     assert list(store.blob_dir.iterdir()) == []
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_broken_download_resumes(ranges: bool, tmp_path: Path) -> None:
+    """A download cut once goes on from where it broke (206), or starts over (200)."""
+    store = ImageStore(tmp_path)
+    image = ArchiveImage([BASE, TOP])
+    cut = len(TOP) // 3
+    with StaticRegistry() as server:
+        server.ranges = ranges
+        serve_image(server, image, [BASE, TOP])
+        server.add_blob("test/img", digest(BASE), BASE)
+        server.add_blob("test/img", digest(TOP), TOP)
+        path = f"/v2/test/img/blobs/{digest(TOP)}"
+        server.break_once[path] = cut
+        client = RegistryClient(server.host)
+        result = pull(store, f"{server.host}/test/img:1", client=client)
+        tries = [r for r in server.requests if r.path == path]
+    assert result.image.id == image.id
+    assert [r.headers.get("Range") for r in tries] == [None, f"bytes={cut}-"]
+    top_dir = store.layer_dirs(result.image)[0]
+    assert (top_dir / "app" / "config").stat().st_size == 50_000
+    overhead = sum(store.blob_path(d).stat().st_size for d in (image.id, result.digest))
+    layer_bytes = client.transport.received - overhead
+    assert layer_bytes == len(BASE) + len(TOP) + (0 if ranges else cut)
+
+
+def test_resumed_download_is_verified_over_the_whole_blob(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    image = ArchiveImage([TOP])
+    cut = len(TOP) // 2
+    with StaticRegistry() as server:
+        serve_image(server, image, [TOP])
+        server.add_blob("test/img", digest(TOP), TOP)
+        server.break_once[f"/v2/test/img/blobs/{digest(TOP)}"] = cut
+
+        def resume_with_other_bytes(request: Request) -> None:
+            if "Range" in request.headers:
+                server.add_blob("test/img", digest(TOP), TOP[:cut] + bytes(len(TOP) - cut))
+
+        server.on_request = resume_with_other_bytes
+        with pytest.raises(InvalidArchive, match=f"does not match {digest(TOP)}"):
+            pull(store, f"{server.host}/test/img:1")
+    assert store.list() == [] and list(store.blob_dir.iterdir()) == []
     assert list(store.tmp_dir.iterdir()) == []
 
 
@@ -203,7 +317,7 @@ def test_index_selects_this_platform(tmp_path: Path) -> None:
     image = ArchiveImage([BASE])
     arch, os_name = oci.host_platform()
     with StaticRegistry() as server:
-        manifest_digest = _serve_image(server, image, [BASE])
+        manifest_digest = serve_image(server, image, [BASE])
         server.add_blob("test/img", digest(BASE), BASE)
         manifest = server.content["/v2/test/img/manifests/1"]
         server.add_manifest("test/img", manifest_digest, *manifest)
@@ -232,7 +346,7 @@ def test_auth_challenges(scheme: str, tmp_path: Path) -> None:
     image = ArchiveImage([BASE])
     good = Credentials(static_registry.USER, static_registry.SECRET)
     with StaticRegistry(auth=scheme) as server:
-        _serve_image(server, image, [BASE])
+        serve_image(server, image, [BASE])
         server.add_blob("test/img", digest(BASE), BASE)
         name = f"{server.host}/test/img:1"
         with pytest.raises(RegistryAuthError):

@@ -1,5 +1,9 @@
 """The store's index: images, unpacked layers and blobs, persisted as one JSON file.
 
+Which stored blob carries each unpacked layer is read off the image records
+(`local_blobs` beside the image's diff ids): every unpacked layer belongs to some
+image, so that index can never name a layer or blob the store has dropped.
+
 One file keeps every change atomic (a tag moving between images, an image and
 its layers appearing together): it is written to a temp file, fsynced and renamed
 over the old one. Images are kept as `Image` protos (proto JSON on disk).
@@ -24,14 +28,24 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ImageRecord:
-    """An image and the layer blobs its manifest lists (bottom-up)."""
+    """An image, the layer blobs its manifest lists and the stored blobs that carry them.
+
+    `local_blobs[i]` is `layer_blobs[i]` when that blob is stored; when a pull found
+    layer i already unpacked it is another stored blob with the same diff id (the
+    same tar compressed differently), and the manifest's blob was never fetched.
+    """
 
     image: types_pb2.Image
-    layer_blobs: list[str]
+    layer_blobs: list[str]  # bottom-up, as the manifest names them
+    local_blobs: list[str] = field(default_factory=list)  # empty: the same as layer_blobs
+
+    def __post_init__(self) -> None:
+        if not self.local_blobs:
+            self.local_blobs = list(self.layer_blobs)
 
     def blobs(self) -> set[str]:
-        """Every blob this image keeps alive: config, manifest and layers."""
-        return {self.image.id, self.image.manifest_digest, *self.layer_blobs}
+        """Every blob this image keeps alive: config, manifest and its stored layer blobs."""
+        return {self.image.id, self.image.manifest_digest, *self.local_blobs}
 
 
 @dataclass
@@ -62,7 +76,9 @@ class Metadata:
         meta = cls()
         for image_id, entry in document["images"].items():
             image = json_format.ParseDict(entry["image"], types_pb2.Image())
-            meta.images[image_id] = ImageRecord(image, list(entry["layer_blobs"]))
+            layer_blobs = list(entry["layer_blobs"])
+            local_blobs = list(entry.get("local_blobs") or layer_blobs)
+            meta.images[image_id] = ImageRecord(image, layer_blobs, local_blobs)
         for diff_id, entry in document["layers"].items():
             meta.layers[diff_id] = LayerRecord(entry["dir"], int(entry["size"]))
         meta.blobs = {digest: int(size) for digest, size in document["blobs"].items()}
@@ -78,6 +94,7 @@ class Metadata:
                         record.image, preserving_proto_field_name=True
                     ),
                     "layer_blobs": record.layer_blobs,
+                    "local_blobs": record.local_blobs,
                 }
                 for image_id, record in self.images.items()
             },
@@ -96,6 +113,14 @@ class Metadata:
             if tag in record.image.repo_tags:
                 return record
         return None
+
+    def layer_carrier(self, diff_id: str) -> str:
+        """A stored blob whose content is layer `diff_id`, or "" (the blob-to-layer index)."""
+        for record in self.images.values():
+            for layer, blob in zip(record.image.layers, record.local_blobs, strict=False):
+                if layer == diff_id and blob in self.blobs:
+                    return blob
+        return ""
 
     def layer_users(self) -> dict[str, int]:
         """How many images use each diff id."""

@@ -17,9 +17,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from pyswarm.agent.runtime.images.digest import CHUNK, copy_hashed, open_uncompressed
+from pyswarm.agent.runtime.images.digest import CHUNK, Readable, copy_hashed, open_uncompressed
 from pyswarm.agent.runtime.images.errors import InvalidArchive
 from pyswarm.agent.runtime.images.unpack import unpack_layer
 from pyswarm.proto import types_pb2
@@ -65,7 +64,7 @@ class Staging:
     def _scratch(self, kind: str) -> Path:
         return self.dir / f"{kind}{next(self._counter)}"
 
-    def add_blob(self, source: IO[bytes], what: str, expected: str = "") -> str:
+    def add_blob(self, source: Readable, what: str, expected: str = "") -> str:
         """Copy a blob in, hashing it; refuse it when `expected` is given and differs."""
         path = self._scratch("blob")
         digest, size = copy_hashed(source, path)

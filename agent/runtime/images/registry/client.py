@@ -2,7 +2,8 @@
 
 Manifests are fetched with every manifest and index media type accepted and
 checked against the digest that named them; blobs stream through a reader that
-counts and is verified by the caller's staging (a mismatch stores nothing).
+counts, resumes a broken download with a Range request (download.py) and is
+verified by the caller's staging (a mismatch stores nothing).
 Uploads are monolithic (POST then PUT ?digest=) or chunked (POST, PATCH with
 Content-Range per chunk, PUT ?digest=); cross-repository mounts try POST
 ?mount=&from= first and fall back to an upload when the registry declines.
@@ -13,18 +14,19 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import time
 import urllib.parse
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import IO, NoReturn
+from typing import IO
 
 from pyswarm.agent.runtime.images import oci
+from pyswarm.agent.runtime.images.registry.download import BlobReader
 from pyswarm.agent.runtime.images.registry.errors import (
     BlobUnknown,
     DigestMismatch,
     ManifestUnknown,
     RegistryError,
-    RegistryUnavailable,
 )
 from pyswarm.agent.runtime.images.registry.transport import Transport
 from pyswarm.common.credentials import Credentials
@@ -47,34 +49,6 @@ class Manifest:
     digest: str
 
 
-class CountingReader:
-    """A blob body that counts what it hands out into the transport's `received`."""
-
-    def __init__(self, response: http.client.HTTPResponse, transport: Transport, what: str) -> None:
-        self._response = response
-        self._transport = transport
-        self._what = what
-        length = response.getheader("Content-Length", "")
-        self._length = int(length) if length.isdigit() else -1
-        self._count = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        try:
-            data = self._response.read(size)
-        except (http.client.HTTPException, OSError) as exc:
-            self._broke_off(repr(exc))
-        self._count += len(data)
-        self._transport.received += len(data)
-        if not data and size != 0 and 0 <= self._count < self._length:
-            self._broke_off(f"{self._count} of {self._length} bytes")
-        return data
-
-    def _broke_off(self, why: str) -> NoReturn:
-        raise RegistryUnavailable(
-            f"download of {self._what} from {self._transport.host} broke off: {why}"
-        )
-
-
 def _scope(repository: str, push: bool = False) -> str:
     return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
@@ -93,10 +67,11 @@ class RegistryClient:
         credentials: Credentials | None = None,
         insecure: Collection[str] = (),
         timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.transport = Transport(
-            host, credentials=credentials, insecure=insecure, timeout=timeout
+            host, credentials=credentials, insecure=insecure, timeout=timeout, clock=clock
         )
 
     # ---- reading -------------------------------------------------------------------
@@ -147,16 +122,24 @@ class RegistryClient:
             media_type = _embedded_media_type(data) or media_type
         return Manifest(media_type, data, digest)
 
-    def open_blob(self, repository: str, digest: str) -> CountingReader:
-        """A reader of blob `digest`; the caller verifies the bytes against `digest`."""
-        response = self.transport.request(
-            "GET", f"/v2/{_quote(repository)}/blobs/{digest}", scope=_scope(repository)
-        )
-        if response.status == 404:
-            response.read()
-            raise BlobUnknown(f"{self.host}/{repository}", digest)
-        self._expect(response, 200, f"GET blob {digest}")
-        return CountingReader(response, self.transport, f"blob {digest}")
+    def open_blob(self, repository: str, digest: str, size: int = -1) -> BlobReader:
+        """A reader of blob `digest` (`size` bytes, if known) that resumes a broken download.
+
+        The caller verifies the bytes against `digest`.
+        """
+        path = f"/v2/{_quote(repository)}/blobs/{digest}"
+
+        def open_at(offset: int) -> http.client.HTTPResponse:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            response = self.transport.request(
+                "GET", path, scope=_scope(repository), headers=headers
+            )
+            if response.status == 404:
+                response.read()
+                raise BlobUnknown(f"{self.host}/{repository}", digest)
+            return response
+
+        return BlobReader(open_at, self.transport, f"blob {digest}", size)
 
     def has_blob(self, repository: str, digest: str, *, push: bool = False) -> bool:
         """HEAD the blob: True when the registry has it in `repository`."""

@@ -1,8 +1,11 @@
 """Pull an image from a registry into the store, moving only the layers it lacks.
 
 The manifest (through an index, for this host's platform) and the config come
-first; each layer whose blob and unpacked diff id the store already holds is
-reported "Already exists" and not fetched. The others stream into a staging
+first; each layer whose diff id the store already holds unpacked is reported
+"Already exists" and not fetched, whichever blob brought it there: the same
+blob, or the same tar compressed differently (an `image import`, a `load`, a
+pull from elsewhere). The store then records its own blob beside the manifest's
+(see local_manifest.py), which save and push use. The others stream into a staging
 area, are verified against their digests and diff ids and unpacked by the safe
 unpacker; only when all of that succeeds does the store commit the image, with
 its tag and its repository digest. A failure leaves the store as it was.
@@ -61,7 +64,7 @@ def pull(
     name = str(remote.reference)
     with store.stage() as staging:
         config_digest = staging.add_blob(
-            client.open_blob(remote.repository, config.digest),  # type: ignore[arg-type]
+            client.open_blob(remote.repository, config.digest, config.size),
             f"config of {name}",
             config.digest,
         )
@@ -74,15 +77,15 @@ def pull(
         staged_layers = []
         for layer, diff_id in zip(layers, image.layers, strict=True):
             layer_id = short_id(layer.digest)
-            if store.has_layer_blob(layer.digest, diff_id):
+            if store.has_layer(diff_id):
                 emit(Progress(layer_id, "Already exists", layer.size, layer.size))
             else:
                 emit(Progress(layer_id, "Pulling fs layer", 0, layer.size))
                 source = ProgressReader(
-                    client.open_blob(remote.repository, layer.digest),
+                    client.open_blob(remote.repository, layer.digest, layer.size),
                     byte_reporter(emit, layer_id, "Downloading", layer.size),
                 )
-                blob = staging.add_blob(source, f"layer {layer.digest}", layer.digest)  # type: ignore[arg-type]
+                blob = staging.add_blob(source, f"layer {layer.digest}", layer.digest)
                 emit(Progress(layer_id, "Extracting", layer.size, layer.size))
                 staging.layer(blob, f"layer {layer.digest}", diff_id)
                 emit(Progress(layer_id, "Pull complete", layer.size, layer.size))

@@ -4,6 +4,12 @@ Each layer blob is checked with HEAD first ("Layer already exists"); a blob the
 image was pulled with from another repository of the same registry is mounted
 from there; the rest are uploaded (chunked when larger than `chunk_size`). The
 config follows, then the manifest under the tag, which publishes the image.
+
+A layer the store keeps in another blob than the manifest's (a pull that found
+its diff id already unpacked, see local_manifest.py) is pushed as the manifest
+says when the registry has that blob; otherwise the stored blob goes up and the
+manifest pushed is rewritten to name it (same config, so the same image id, but
+another manifest digest, which the result reports).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from pyswarm.agent.runtime.images.digest import sha256_bytes
+from pyswarm.agent.runtime.images.local_manifest import local_manifest
 from pyswarm.agent.runtime.images.registry.client import Manifest, RegistryClient
 from pyswarm.agent.runtime.images.registry.client import _embedded_media_type as media_type_of
 from pyswarm.agent.runtime.images.registry.names import resolve_name
@@ -50,31 +58,64 @@ def push(
     emit: Report = report or (lambda _: None)
     repo = remote.repository
     sources = _mount_sources(image.repo_digests, remote.host, repo)
-    for blob in store.layer_blobs(image.id):
-        layer_id = short_id(blob)
-        path = store.blob_path(blob)
-        size = path.stat().st_size
-        if client.has_blob(repo, blob, push=True):
-            emit(Progress(layer_id, "Layer already exists", size, size))
-            continue
-        mounted = next((s for s in sources if client.mount_blob(repo, blob, s)), "")
-        if mounted:
-            emit(Progress(layer_id, f"Mounted from {mounted}", size, size))
-            continue
-        emit(Progress(layer_id, "Preparing", 0, size))
-        with open(path, "rb") as f:
-            source = ProgressReader(f, byte_reporter(emit, layer_id, "Pushing", size))
-            client.upload_blob(repo, blob, source, size, chunk_size)  # type: ignore[arg-type]
-        emit(Progress(layer_id, "Pushed", size, size))
+    layer_blobs = store.layer_blobs(image.id)
+    sent: list[str] = []  # the blob each layer is pushed as
+    for blob, local in zip(layer_blobs, store.local_layer_blobs(image.id), strict=True):
+        if blob != local and _reachable(client, repo, blob, sources, emit):
+            sent.append(blob)  # the registry has the manifest's own blob: keep it
+        else:
+            _push_blob(client, store, repo, local, sources, emit, chunk_size)
+            sent.append(local)
     config_path = store.blob_path(image.id)
     if not client.has_blob(repo, image.id, push=True):
         with open(config_path, "rb") as f:
             client.upload_blob(repo, image.id, f, config_path.stat().st_size)
-    data = store.blob_path(image.manifest_digest).read_bytes()
-    manifest = Manifest(media_type_of(data), data, image.manifest_digest)
+    stored = store.blob_path(image.manifest_digest).read_bytes()
+    data = local_manifest(stored, layer_blobs, sent, store.blob_path)
+    manifest = Manifest(media_type_of(data), data, sha256_bytes(data))
     tag = remote.reference.tag or "latest"
     client.put_manifest(repo, tag, manifest)
     return PushResult(manifest.digest, len(data), tag)
+
+
+def _reachable(
+    client: RegistryClient, repo: str, blob: str, sources: list[str], emit: Report
+) -> bool:
+    """True when `repo` has `blob` (a blob this store lacks) or can mount it from `sources`."""
+    if client.has_blob(repo, blob, push=True):
+        emit(Progress(short_id(blob), "Layer already exists", 0, 0))
+        return True
+    mounted = next((s for s in sources if client.mount_blob(repo, blob, s)), "")
+    if mounted:
+        emit(Progress(short_id(blob), f"Mounted from {mounted}", 0, 0))
+    return bool(mounted)
+
+
+def _push_blob(
+    client: RegistryClient,
+    store: ImageStore,
+    repo: str,
+    blob: str,
+    sources: list[str],
+    emit: Report,
+    chunk_size: int,
+) -> None:
+    """Make sure `repo` has stored blob `blob`: already there, mounted or uploaded."""
+    layer_id = short_id(blob)
+    path = store.blob_path(blob)
+    size = path.stat().st_size
+    if client.has_blob(repo, blob, push=True):
+        emit(Progress(layer_id, "Layer already exists", size, size))
+        return
+    mounted = next((s for s in sources if client.mount_blob(repo, blob, s)), "")
+    if mounted:
+        emit(Progress(layer_id, f"Mounted from {mounted}", size, size))
+        return
+    emit(Progress(layer_id, "Preparing", 0, size))
+    with open(path, "rb") as f:
+        source = ProgressReader(f, byte_reporter(emit, layer_id, "Pushing", size))
+        client.upload_blob(repo, blob, source, size, chunk_size)  # type: ignore[arg-type]
+    emit(Progress(layer_id, "Pushed", size, size))
 
 
 def _mount_sources(repo_digests: Collection[str], host: str, repository: str) -> list[str]:

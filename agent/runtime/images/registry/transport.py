@@ -7,18 +7,30 @@ WWW-Authenticate challenge is met once: Basic sends the stored credentials, Bear
 fetches a token from the realm (with the credentials, if any) for the challenged
 scope and caches it. `received` and `sent` count body bytes, so callers (and
 tests) can see what moved.
+
+Bearer tokens live as long as the token service says (`expires_in` from
+`issued_at`, 60 s when it says nothing): a cached token is reused for its scope
+until shortly before that, then fetched anew before the request goes out. A 401
+to a request sent with a cached token (revoked, or the clocks disagree) fetches a
+new token and sends the request once more. A stream body is only sent again when
+it can seek back to where it started; otherwise the request fails rather than
+sending what is left of a half-read stream. Time comes from the injected `clock`
+(wall-clock seconds, as `issued_at` is).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import re
+import time
 import urllib.parse
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from datetime import datetime
+from typing import IO, Any
 
 from pyswarm.agent.runtime.images.registry.errors import (
     InsecureRegistry,
@@ -31,6 +43,8 @@ CHUNK = 1 << 20
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 _MAX_REDIRECTS = 5
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
+_DEFAULT_LIFETIME = 60.0  # the token spec's lifetime when `expires_in` is absent
+_REFRESH_MARGIN = 10.0  # refresh this long before expiry (at most half the lifetime)
 
 Body = bytes | IO[bytes] | None
 
@@ -58,6 +72,28 @@ def parse_challenge(header: str) -> Challenge:
     return Challenge(scheme.lower(), dict(_PARAM.findall(rest)))
 
 
+@dataclass(frozen=True)
+class Token:
+    """A bearer token, the challenge it answers and when to fetch a new one."""
+
+    value: str
+    challenge: Challenge
+    refresh_at: float  # clock seconds
+
+
+def token_refresh_at(document: dict[str, Any], now: float) -> float:
+    """When a token the service sent at `now` should be replaced (before it expires)."""
+    lifetime = document.get("expires_in")
+    if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime < 0:
+        lifetime = _DEFAULT_LIFETIME
+    issued = now
+    issued_at = document.get("issued_at")
+    if isinstance(issued_at, str):
+        with contextlib.suppress(ValueError):  # unreadable: count from when it arrived
+            issued = min(now, datetime.fromisoformat(issued_at).timestamp())
+    return issued + lifetime - min(_REFRESH_MARGIN, lifetime / 2)
+
+
 class Transport:
     """Requests to the registry at `host` (host[:port]) with authentication handled."""
 
@@ -68,13 +104,15 @@ class Transport:
         credentials: Credentials | None = None,
         insecure: Collection[str] = (),
         timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.credentials = credentials
         self._insecure = set(insecure)
         self.scheme = "http" if self._plain_allowed(host) else "https"
         self.timeout = timeout
-        self._tokens: dict[str, str] = {}  # scope -> bearer token
+        self.clock = clock
+        self._tokens: dict[str, Token] = {}  # scope -> bearer token
         self._basic = False
         self.received = 0
         self.sent = 0
@@ -101,12 +139,14 @@ class Transport:
         """Send one request; answer a 401 challenge once and follow redirects.
 
         The caller reads (or closes) the returned response. A stream `body` is sent
-        once, so it is only retried when no challenge is expected (a token in hand).
+        again after a challenge only if it can seek back to where it started.
         """
         url = url if "://" in url else self.url(url)
+        start = _start_of(body)
         for _ in range(_MAX_REDIRECTS):
             response = self._send(method, url, scope, headers or {}, body, length)
             if response.status == 401 and self._answer(response, scope):
+                self._rewind(body, start, method)
                 response = self._send(method, url, scope, headers or {}, body, length)
             if response.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
                 location = response.getheader("Location", "")
@@ -163,10 +203,23 @@ class Transport:
         except OSError as exc:
             raise RegistryUnavailable(f"cannot reach registry {parts.netloc}: {exc}") from None
 
+    def _rewind(self, body: Body, start: int | None, method: str) -> None:
+        if body is None or isinstance(body, bytes):
+            return
+        if start is None:
+            raise RegistryAuthError(
+                f"registry {self.host} refused the token during {method}: the body was a stream"
+                " that cannot be sent again, try again",
+                field="auth",
+            )
+        body.seek(start)
+
     def _authorization(self, scope: str) -> str:
         token = self._tokens.get(scope)
-        if token:
-            return f"Bearer {token}"
+        if token is not None and self.clock() >= token.refresh_at:
+            token = self._tokens[scope] = self._fetch_token(token.challenge, scope)
+        if token is not None:
+            return f"Bearer {token.value}"
         if self._basic and self.credentials:
             pair = f"{self.credentials.username}:{self.credentials.password}".encode()
             return "Basic " + base64.b64encode(pair).decode()
@@ -181,12 +234,12 @@ class Transport:
                 return False
             self._basic = True
             return True
-        if challenge.scheme == "bearer" and scope not in self._tokens:
+        if challenge.scheme == "bearer":  # none yet, or the cached one was refused
             self._tokens[scope] = self._fetch_token(challenge, scope)
             return True
         return False
 
-    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
+    def _fetch_token(self, challenge: Challenge, scope: str) -> Token:
         realm = challenge.params.get("realm", "")
         if not realm:
             raise RegistryAuthError(f"registry {self.host}: bearer challenge without a realm")
@@ -224,7 +277,7 @@ class Transport:
             token = None
         if not isinstance(token, str) or not token:
             raise RegistryAuthError(f"token service {parts.netloc} sent no token", field="auth")
-        return token
+        return Token(token, challenge, token_refresh_at(document, self.clock()))
 
     # ---- bodies --------------------------------------------------------------------
 
@@ -241,3 +294,13 @@ class Transport:
         if len(data) > limit:
             raise RegistryUnavailable(f"registry {self.host}: answer larger than {limit} bytes")
         return data
+
+
+def _start_of(body: Body) -> int | None:
+    """Where a seekable stream body starts (to send it again), else None."""
+    if body is None or isinstance(body, bytes):
+        return None
+    try:
+        return body.tell() if body.seekable() else None
+    except (AttributeError, OSError):
+        return None
