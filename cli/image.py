@@ -9,6 +9,7 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
+from pyswarm.cli import build as _build
 from pyswarm.cli import client, registry
 from pyswarm.cli.output import Format, ago, human_size, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
@@ -138,11 +139,57 @@ def ls(
     print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
 
 
+# Config fields the Image message does not carry, read from the config blob as stored.
+_RAW_CONFIG_KEYS = ("Healthcheck", "Volumes", "StopSignal", "Shell", "OnBuild")
+
+
 @app.command("inspect")
 def inspect(images: Annotated[list[str], typer.Argument()]) -> None:
     """Show images in detail (JSON)."""
+    import json
+
     stub = client.images()
-    print_json([image_dict(stub.Inspect(agent_pb2.ImageRef(reference=r))) for r in images])
+    result = []
+    for ref in images:
+        image = stub.Inspect(agent_pb2.ImageRef(reference=ref))
+        info = image_dict(image)
+        raw = json.loads(stub.RawConfig(agent_pb2.ImageRef(reference=image.id)).config)
+        runtime = raw.get("config") or {}
+        info["Config"].update({k: runtime[k] for k in _RAW_CONFIG_KEYS if k in runtime})
+        info["Author"] = raw.get("author", "")
+        result.append(info)
+    print_json(result)
+
+
+@app.command("history")
+def history(
+    image: Annotated[str, typer.Argument()],
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs")] = False,
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Show the history of an image."""
+    entries = client.images().History(agent_pb2.ImageRef(reference=image)).entries
+
+    def short(image_id: str) -> str:
+        return image_id if no_trunc or image_id == "<missing>" else image_id[7:19]
+
+    if quiet:
+        for entry in entries:
+            print(short(entry.id))
+        return
+    rows = []
+    for entry in entries:
+        created_by = " ".join(entry.created_by.split()) if not no_trunc else entry.created_by
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        created = ago(entry.created.seconds) if entry.created.seconds else "N/A"
+        rows.append([short(entry.id), created, created_by, human_size(entry.size), entry.comment])
+    if format == Format.json:
+        keys = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
+        print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    print_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows)
 
 
 @app.command("tag")
@@ -214,6 +261,7 @@ def busybox(
     print(image.id)
 
 
+app.command("build")(_build.build)
 app.command("pull")(registry.pull)
 app.command("push")(registry.push)
 app.command("search")(registry.search)

@@ -31,6 +31,8 @@ COMMANDS = {
     "join-token": ("pyswarm.cli.cluster", "join_token"),
     "images": ("pyswarm.cli.image", "ls"),
     "rmi": ("pyswarm.cli.image", "rm"),
+    "build": ("pyswarm.cli.build", "build"),
+    "history": ("pyswarm.cli.image", "history"),
     "pull": ("pyswarm.cli.registry", "pull"),
     "push": ("pyswarm.cli.registry", "push"),
     "login": ("pyswarm.cli.registry", "login"),

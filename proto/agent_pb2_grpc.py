@@ -731,6 +731,21 @@ class ImageAPIStub:
                 request_serializer=pyswarm_dot_proto_dot_agent__pb2.SearchRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_agent__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.Build = channel.stream_stream(
+                '/pyswarm.v1.ImageAPI/Build',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.BuildChunk.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.BuildProgress.FromString,
+                _registered_method=True)
+        self.History = channel.unary_unary(
+                '/pyswarm.v1.ImageAPI/History',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.ImageRef.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.ImageHistoryResponse.FromString,
+                _registered_method=True)
+        self.RawConfig = channel.unary_unary(
+                '/pyswarm.v1.ImageAPI/RawConfig',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.ImageRef.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.ImageRawConfig.FromString,
+                _registered_method=True)
 
 
 class ImageAPIServicer:
@@ -814,6 +829,26 @@ class ImageAPIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Build(self, request_iterator, context):
+        """Build: the first message carries the options, the rest the context tar in chunks;
+        progress comes back as docker's classic builder output, the image id last.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def History(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RawConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageAPIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -881,6 +916,21 @@ def add_ImageAPIServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=pyswarm_dot_proto_dot_agent__pb2.SearchRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_agent__pb2.SearchResponse.SerializeToString,
+            ),
+            'Build': grpc.stream_stream_rpc_method_handler(
+                    servicer.Build,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.BuildChunk.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.BuildProgress.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.ImageRef.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.ImageHistoryResponse.SerializeToString,
+            ),
+            'RawConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawConfig,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.ImageRef.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.ImageRawConfig.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1234,6 +1284,87 @@ class ImageAPI:
             '/pyswarm.v1.ImageAPI/Search',
             pyswarm_dot_proto_dot_agent__pb2.SearchRequest.SerializeToString,
             pyswarm_dot_proto_dot_agent__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Build(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pyswarm.v1.ImageAPI/Build',
+            pyswarm_dot_proto_dot_agent__pb2.BuildChunk.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.BuildProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.ImageAPI/History',
+            pyswarm_dot_proto_dot_agent__pb2.ImageRef.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.ImageHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.ImageAPI/RawConfig',
+            pyswarm_dot_proto_dot_agent__pb2.ImageRef.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.ImageRawConfig.FromString,
             options,
             channel_credentials,
             insecure,

@@ -186,6 +186,12 @@ class ImageAPIStub:
     Push: _grpc.UnaryStreamMultiCallable[_agent_pb2.PushRequest, _agent_pb2.PullProgress]
     Login: _grpc.UnaryUnaryMultiCallable[_agent_pb2.LoginRequest, _agent_pb2.LoginResponse]
     Search: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SearchRequest, _agent_pb2.SearchResponse]
+    Build: _grpc.StreamStreamMultiCallable[_agent_pb2.BuildChunk, _agent_pb2.BuildProgress]
+    """Build: the first message carries the options, the rest the context tar in chunks;
+    progress comes back as docker's classic builder output, the image id last.
+    """
+    History: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ImageRef, _agent_pb2.ImageHistoryResponse]
+    RawConfig: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ImageRef, _agent_pb2.ImageRawConfig]
 
 @_typing.type_check_only
 class ImageAPIAsyncStub(ImageAPIStub):
@@ -203,6 +209,12 @@ class ImageAPIAsyncStub(ImageAPIStub):
     Push: _aio.UnaryStreamMultiCallable[_agent_pb2.PushRequest, _agent_pb2.PullProgress]  # type: ignore[assignment]
     Login: _aio.UnaryUnaryMultiCallable[_agent_pb2.LoginRequest, _agent_pb2.LoginResponse]  # type: ignore[assignment]
     Search: _aio.UnaryUnaryMultiCallable[_agent_pb2.SearchRequest, _agent_pb2.SearchResponse]  # type: ignore[assignment]
+    Build: _aio.StreamStreamMultiCallable[_agent_pb2.BuildChunk, _agent_pb2.BuildProgress]  # type: ignore[assignment]
+    """Build: the first message carries the options, the rest the context tar in chunks;
+    progress comes back as docker's classic builder output, the image id last.
+    """
+    History: _aio.UnaryUnaryMultiCallable[_agent_pb2.ImageRef, _agent_pb2.ImageHistoryResponse]  # type: ignore[assignment]
+    RawConfig: _aio.UnaryUnaryMultiCallable[_agent_pb2.ImageRef, _agent_pb2.ImageRawConfig]  # type: ignore[assignment]
 
 class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -295,5 +307,29 @@ class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.SearchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.SearchResponse, _abc.Awaitable[_agent_pb2.SearchResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Build(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agent_pb2.BuildChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.BuildProgress], _abc.AsyncIterator[_agent_pb2.BuildProgress]]:
+        """Build: the first message carries the options, the rest the context tar in chunks;
+        progress comes back as docker's classic builder output, the image id last.
+        """
+
+    @_abc_1.abstractmethod
+    def History(
+        self,
+        request: _agent_pb2.ImageRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ImageHistoryResponse, _abc.Awaitable[_agent_pb2.ImageHistoryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RawConfig(
+        self,
+        request: _agent_pb2.ImageRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ImageRawConfig, _abc.Awaitable[_agent_pb2.ImageRawConfig]]: ...
 
 def add_ImageAPIServicer_to_server(servicer: ImageAPIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -16,9 +16,11 @@ from typing import Any
 
 from grpc import aio
 
+from pyswarm.agent.api.build import BuildService
+from pyswarm.agent.cluster.image_pull import counted_pull
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.registry import Progress, RegistryClient, pull, push
+from pyswarm.agent.runtime.images.registry import Progress, RegistryClient, push
 from pyswarm.agent.runtime.images.registry.progress import Report
 from pyswarm.common.credentials import Credentials, registry_of
 from pyswarm.common.errors import InvalidArgument
@@ -39,6 +41,7 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
         self.store = store
         self.containers = containers
         self.insecure_registries = tuple(insecure_registries)
+        self.builds = BuildService(store, containers)
 
     async def _spool(self, chunks: AsyncIterator[agent_pb2.ArchiveChunk]) -> tuple[Path, str]:
         fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=self.store.tmp_dir)
@@ -94,6 +97,8 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
         self, request: agent_pb2.ImageRef, context: Context
     ) -> agent_pb2.ListImagesResponse:
         images = await asyncio.to_thread(self.store.list)
+        hidden = self.builds.hidden(images)
+        images = [image for image in images if image.id not in hidden]
         if request.reference:
             wanted = request.reference
             images = [
@@ -123,8 +128,11 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
     async def Prune(
         self, request: agent_pb2.PruneImagesRequest, context: Context
     ) -> agent_pb2.PruneImagesResponse:
+        in_use = self.containers.images_in_use()
+        images = await asyncio.to_thread(self.store.list)
+        in_use |= self.builds.protected(images, in_use, all=request.all)
         deleted, reclaimed = await asyncio.to_thread(
-            self.store.prune, all=request.all, in_use=self.containers.images_in_use()
+            self.store.prune, all=request.all, in_use=in_use
         )
         return agent_pb2.PruneImagesResponse(deleted=deleted, space_reclaimed=reclaimed)
 
@@ -143,7 +151,7 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
         self, request: agent_pb2.PullRequest, context: Context
     ) -> AsyncIterator[agent_pb2.PullProgress]:
         def work(report: Report) -> agent_pb2.PullProgress:
-            result = pull(
+            result = counted_pull(
                 self.store,
                 request.reference,
                 credentials=_credentials(request.username, request.password),
@@ -200,6 +208,22 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
         names = await asyncio.to_thread(client.catalog)
         found = [f"{host}/{name}" for name in names if term in name]
         return agent_pb2.SearchResponse(names=found[: request.limit or 25])
+
+    async def Build(
+        self, request_iterator: AsyncIterator[agent_pb2.BuildChunk], context: Context
+    ) -> AsyncIterator[agent_pb2.BuildProgress]:
+        async for event in self.builds.build(request_iterator):
+            yield event
+
+    async def History(
+        self, request: agent_pb2.ImageRef, context: Context
+    ) -> agent_pb2.ImageHistoryResponse:
+        return await asyncio.to_thread(self.builds.history, request.reference)
+
+    async def RawConfig(
+        self, request: agent_pb2.ImageRef, context: Context
+    ) -> agent_pb2.ImageRawConfig:
+        return await asyncio.to_thread(self.builds.raw_config, request.reference)
 
 
 def _credentials(username: str, password: str) -> Credentials | None:
