@@ -3,7 +3,10 @@
 Everything is read at scrape time by one custom collector (nothing is sampled in the
 background): containers by state from the container records, and for each running
 container its CPU seconds and memory bytes from its cgroup, labelled with the container
-name, the task id and the service name (empty for a plain local container).
+name, the task id and the service name (empty for a plain local container). Image
+pulls (the Pull RPC and pulls on assignment alike) are counted where they happen
+(cluster/image_pull.py) and exported here: pyswarm_agent_image_pull_bytes_total and
+pyswarm_agent_image_pull_layers_total{result="fetched|present"}.
 
 Served by a minimal asyncio HTTP/1.1 handler in the agent's event loop, so there is no
 extra thread and `stop` is immediate; the collector is quick (a few file reads per
@@ -22,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pyswarm.agent.cluster.image_pull import PULL_COUNTS, PullCounters
 from pyswarm.agent.cluster.task_container import SERVICE_NAME_LABEL
 from pyswarm.common.join import split_address
 from pyswarm.proto import types_pb2
@@ -80,6 +84,29 @@ class ContainerCollector(Collector):
         yield memory
 
 
+class PullCollector(Collector):
+    """Bytes received and layers fetched or found present by this agent's image pulls."""
+
+    def __init__(self, counters: PullCounters = PULL_COUNTS) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        received, layers = self._counters.snapshot()
+        pulled = CounterMetricFamily(
+            "pyswarm_agent_image_pull_bytes", "Bytes downloaded from registries by image pulls"
+        )
+        pulled.add_metric([], received)
+        by_result = CounterMetricFamily(
+            "pyswarm_agent_image_pull_layers",
+            "Image layers pulls needed: fetched from a registry, or already present",
+            labels=["result"],
+        )
+        for result, count in sorted(layers.items()):
+            by_result.add_metric([result], count)
+        yield pulled
+        yield by_result
+
+
 class MetricsServer:
     """GET /metrics on `address` ("host:port"), a long-running part (`run`/`stop`)."""
 
@@ -87,6 +114,7 @@ class MetricsServer:
         self.address = address
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ContainerCollector(containers))
+        self.registry.register(PullCollector())
         self._stopping = asyncio.Event()
         self.port = 0  # the bound port, once running (useful with port 0)
         self.listening = asyncio.Event()

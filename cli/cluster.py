@@ -36,6 +36,10 @@ def init(
     metrics_addr: Annotated[str, typer.Option(help="/metrics and /sd ('' = off)")] = (
         "0.0.0.0:9323"
     ),
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(help="Registry HOST[:PORT] to resolve digests from over plain http"),
+    ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", hidden=True)] = False,
 ) -> None:
     """Start a manager (and its embedded etcd) in the foreground, as a new cluster or an
@@ -55,6 +59,7 @@ def init(
         etcd_endpoints=[e for e in etcd.split(",") if e],
         heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
         metrics_addr=metrics_addr,
+        insecure_registries=tuple(insecure_registry or ()),
     )
 
     async def run() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.manager_client import control
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
-from pyswarm.cli.service_spec import build_service_spec
+from pyswarm.cli.service_spec import build_service_spec, registry_auth_for
 from pyswarm.proto import control_pb2, types_pb2
 
 app = typer.Typer(help="Manage services across the cluster.", no_args_is_help=True)
@@ -53,6 +54,12 @@ def create(
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
+    no_resolve_image: Annotated[
+        bool, typer.Option("--no-resolve-image", help="Do not pin the image to a digest")
+    ] = False,
+    with_registry_auth: Annotated[
+        bool, typer.Option("--with-registry-auth", help="Send registry credentials to agents")
+    ] = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
 ) -> None:
     """Create a service."""
@@ -64,11 +71,35 @@ def create(
         restart_condition=restart_condition, hostname=hostname, workdir=workdir, user=user,
         labels=label or [],
     )  # fmt: skip
+    auth = _send_auth(spec, image, no_resolve_image, with_registry_auth)
     stub = control()
-    service = stub.CreateService(control_pb2.CreateServiceRequest(spec=spec))
+    service = stub.CreateService(
+        control_pb2.CreateServiceRequest(
+            spec=spec, no_resolve_image=no_resolve_image, registry_auth=auth
+        )
+    )
+    _print_warnings(service)
     print(service.id)
     if not detach:
         _converge(stub, [service.id])
+
+
+def _send_auth(
+    spec: types_pb2.ServiceSpec, image: str, no_resolve: bool, with_registry_auth: bool
+) -> types_pb2.RegistryAuth:
+    """The credentials the manager resolves `image` with (none when it will not), kept
+    in `spec` for the agents too with --with-registry-auth."""
+    if not with_registry_auth and no_resolve:
+        return types_pb2.RegistryAuth()
+    auth = registry_auth_for(image)
+    if with_registry_auth:
+        spec.task.container.registry_auth.CopyFrom(auth)
+    return auth
+
+
+def _print_warnings(service: types_pb2.Service) -> None:
+    for warning in service.warnings:
+        print(warning, file=sys.stderr)
 
 
 def _running_and_desired(stub: Any, service_id: str) -> tuple[int, int]:
@@ -243,6 +274,12 @@ def update(
     image: Annotated[str, typer.Option("--image")] = "",
     env_add: Annotated[list[str] | None, typer.Option("--env-add")] = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
+    no_resolve_image: Annotated[
+        bool, typer.Option("--no-resolve-image", help="Do not pin the image to a digest")
+    ] = False,
+    with_registry_auth: Annotated[
+        bool, typer.Option("--with-registry-auth", help="Send registry credentials to agents")
+    ] = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
 ) -> None:
     """Update a service's spec (a new version; the old one is kept for rollback)."""
@@ -259,11 +296,15 @@ def update(
     if image:
         spec.task.container.image = image
     spec.task.container.env.extend(env_add or [])
+    no_resolve = no_resolve_image or spec.task.container.image == current.spec.task.container.image
+    auth = _send_auth(spec, spec.task.container.image, no_resolve, with_registry_auth)
     updated = stub.UpdateService(
         control_pb2.UpdateServiceRequest(
-            service_id=current.id, version=current.meta.version, spec=spec, rollback=rollback
+            service_id=current.id, version=current.meta.version, spec=spec, rollback=rollback,
+            no_resolve_image=no_resolve_image, registry_auth=auth,
         )
-    )
+    )  # fmt: skip
+    _print_warnings(updated)
     print(updated.spec.annotations.name)
     if not detach:
         _converge(stub, [updated.id])

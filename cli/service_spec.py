@@ -1,4 +1,5 @@
-"""`service create` flags -> ServiceSpec, with docker's syntaxes and errors."""
+"""`service create` flags -> ServiceSpec, with docker's syntaxes and errors; the
+registry credentials `service create|update` send along."""
 
 from __future__ import annotations
 
@@ -100,3 +101,16 @@ def build_service_spec(
         spec.replicated.replicas = 1 if replicas is None else replicas
     spec.endpoint.ports.extend(parse_service_port(p) for p in publish)
     return spec
+
+
+def registry_auth_for(image: str) -> types_pb2.RegistryAuth:
+    """What `pyswarm login` stored for `image`'s registry (empty when nothing is)."""
+    from pyswarm.common.credentials import lookup, registry_of
+
+    registry = registry_of(image)
+    found = lookup(registry)
+    if found is None:
+        return types_pb2.RegistryAuth()
+    return types_pb2.RegistryAuth(
+        registry=registry, username=found.username, password=found.password
+    )

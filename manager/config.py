@@ -57,6 +57,8 @@ class ManagerConfig:
     - `task_history`: ended tasks kept per slot.
     - `lease_ttl`: the leader election's lease, seconds (the leader's death hands over
       within it).
+    - `insecure_registries`: registry HOST[:PORT]s the manager may ask over plain http
+      when it pins a service's image to a digest (loopback registries always may).
     """
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -76,6 +78,7 @@ class ManagerConfig:
     #: Restart backoff and scheduler debounce are product constants; tests shorten them.
     reconcile_debounce: float = 0.05
     reconcile_max_delay: float = 1.0
+    insecure_registries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)

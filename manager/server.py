@@ -325,7 +325,11 @@ def _servers(
 
     node_ca = NodeCAService(ca, tokens)
     control = ControlService(
-        store=store, cache=cache, cluster_id=cluster_id, leader=lambda: current_leader(store.client)
+        store=store,
+        cache=cache,
+        cluster_id=cluster_id,
+        leader=lambda: current_leader(store.client),
+        insecure_registries=config.insecure_registries,
     )
     dispatcher = DispatcherService(
         store=store,

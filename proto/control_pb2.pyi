@@ -144,16 +144,26 @@ class CreateServiceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPEC_FIELD_NUMBER: _builtins.int
+    NO_RESOLVE_IMAGE_FIELD_NUMBER: _builtins.int
+    REGISTRY_AUTH_FIELD_NUMBER: _builtins.int
+    no_resolve_image: _builtins.bool
+    """keep the image as given (no digest)"""
     @_builtins.property
     def spec(self) -> _types_pb2.ServiceSpec: ...
+    @_builtins.property
+    def registry_auth(self) -> _types_pb2.RegistryAuth:
+        """to resolve the digest; not stored"""
+
     def __init__(
         self,
         *,
         spec: _types_pb2.ServiceSpec | None = ...,
+        no_resolve_image: _builtins.bool = ...,
+        registry_auth: _types_pb2.RegistryAuth | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registry_auth", b"registry_auth", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["no_resolve_image", b"no_resolve_image", "registry_auth", b"registry_auth", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -249,13 +259,21 @@ class UpdateServiceRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     ROLLBACK_FIELD_NUMBER: _builtins.int
+    NO_RESOLVE_IMAGE_FIELD_NUMBER: _builtins.int
+    REGISTRY_AUTH_FIELD_NUMBER: _builtins.int
     service_id: _builtins.str
     version: _builtins.int
     """must match meta.version (no lost update)"""
     rollback: _builtins.bool
     """restore previous_spec"""
+    no_resolve_image: _builtins.bool
+    """as in CreateServiceRequest"""
     @_builtins.property
     def spec(self) -> _types_pb2.ServiceSpec: ...
+    @_builtins.property
+    def registry_auth(self) -> _types_pb2.RegistryAuth:
+        """as in CreateServiceRequest"""
+
     def __init__(
         self,
         *,
@@ -263,10 +281,12 @@ class UpdateServiceRequest(_message.Message):
         version: _builtins.int = ...,
         spec: _types_pb2.ServiceSpec | None = ...,
         rollback: _builtins.bool = ...,
+        no_resolve_image: _builtins.bool = ...,
+        registry_auth: _types_pb2.RegistryAuth | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registry_auth", b"registry_auth", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rollback", b"rollback", "service_id", b"service_id", "spec", b"spec", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["no_resolve_image", b"no_resolve_image", "registry_auth", b"registry_auth", "rollback", b"rollback", "service_id", b"service_id", "spec", b"spec", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

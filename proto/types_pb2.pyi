@@ -468,6 +468,7 @@ class ContainerSpec(_message.Message):
     TTY_FIELD_NUMBER: _builtins.int
     OPEN_STDIN_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
+    REGISTRY_AUTH_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     hostname: _builtins.str
     dir: _builtins.str
@@ -491,6 +492,13 @@ class ContainerSpec(_message.Message):
     def mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Mount]: ...
     @_builtins.property
     def stop_grace_period(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def registry_auth(self) -> Global___RegistryAuth:
+        """`service create|update --with-registry-auth`: what agents pull this image with.
+        Stored with the service and sent to agents with its tasks; every Control answer
+        clears `password`, and agents never copy it into a container record.
+        """
+
     def __init__(
         self,
         *,
@@ -507,14 +515,42 @@ class ContainerSpec(_message.Message):
         tty: _builtins.bool = ...,
         open_stdin: _builtins.bool = ...,
         read_only: _builtins.bool = ...,
+        registry_auth: Global___RegistryAuth | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["stop_grace_period", b"stop_grace_period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "dir", b"dir", "env", b"env", "hostname", b"hostname", "image", b"image", "labels", b"labels", "mounts", b"mounts", "open_stdin", b"open_stdin", "read_only", b"read_only", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "dir", b"dir", "env", b"env", "hostname", b"hostname", "image", b"image", "labels", b"labels", "mounts", b"mounts", "open_stdin", b"open_stdin", "read_only", b"read_only", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerSpec: _TypeAlias = ContainerSpec  # noqa: Y015
+
+@_typing.final
+class RegistryAuth(_message.Message):
+    """Credentials for one registry (host[:port], "docker.io" for Docker Hub)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRY_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    registry: _builtins.str
+    username: _builtins.str
+    password: _builtins.str
+    def __init__(
+        self,
+        *,
+        registry: _builtins.str = ...,
+        username: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "registry", b"registry", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegistryAuth: _TypeAlias = RegistryAuth  # noqa: Y015
 
 @_typing.final
 class RestartPolicy(_message.Message):
@@ -843,6 +879,7 @@ class Service(_message.Message):
     META_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     PREVIOUS_SPEC_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     @_builtins.property
     def meta(self) -> Global___Meta: ...
@@ -850,6 +887,12 @@ class Service(_message.Message):
     def spec(self) -> Global___ServiceSpec: ...
     @_builtins.property
     def previous_spec(self) -> Global___ServiceSpec: ...
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """In CreateService/UpdateService answers only (never stored): what the user should
+        know, e.g. that the image's digest could not be recorded.
+        """
+
     def __init__(
         self,
         *,
@@ -857,10 +900,11 @@ class Service(_message.Message):
         meta: Global___Meta | None = ...,
         spec: Global___ServiceSpec | None = ...,
         previous_spec: Global___ServiceSpec | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,15 +7,18 @@ status and its container) and advances it ONE state at a time, then looks again:
     ACCEPTED -> PREPARING -> (image resolved, container created) STARTING
              -> (container started) RUNNING -> COMPLETE (exit 0) | FAILED (exit != 0)
 
-A missing image is REJECTED; a start failure FAILED with the runtime's error and exit
-code; desired SHUTDOWN stops the container (the spec's grace) and reports SHUTDOWN; a
-task removed from the assignments (or desired REMOVE) has its container stopped and
-removed. States only move forward: a report older than the task's known state is never
-made. After an agent restart the manager's complete assignment carries each task's last
-known status; the worker then finds the task's container by its task id and reports what
-it sees (a running container RUNNING with its pid, an exited one with its real exit code)
-without restarting anything. Containers of tasks the manager no longer assigns are
-removed once the first complete assignment has arrived.
+In PREPARING an image the store lacks is pulled from its registry (with the task's
+registry credentials, if the service was made --with-registry-auth), the task's status
+message showing the pull's progress; tasks needing the same image share one pull. An
+image that cannot be pulled is REJECTED; a start failure FAILED with the runtime's error
+and exit code; desired SHUTDOWN stops the container (the spec's grace) and reports
+SHUTDOWN; a task removed from the assignments (or desired REMOVE) has its container
+stopped and removed. States only move forward: a report older than the task's known
+state is never made. After an agent restart the manager's complete assignment carries
+each task's last known status; the worker then finds the task's container by its task id
+and reports what it sees (a running container RUNNING with its pid, an exited one with
+its real exit code) without restarting anything. Containers of tasks the manager no
+longer assigns are removed once the first complete assignment has arrived.
 
 Status reports are coalesced per task (the latest wins: states only move forward) and
 collected by the session with `take_reports`; `report_all` queues every known status
@@ -28,12 +31,15 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Collection
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from pyswarm.agent.cluster.image_pull import SharedPulls, find_local
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
 from pyswarm.agent.containers.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import PyswarmError
 from pyswarm.proto import dispatcher_pb2, types_pb2
 
@@ -64,8 +70,12 @@ class TaskExecutor:
     owns the per-task workers until `stop`. Stopping leaves containers running.
     """
 
-    def __init__(self, containers: ContainerManager) -> None:
+    def __init__(
+        self, containers: ContainerManager, *, insecure_registries: Collection[str] = ()
+    ) -> None:
         self._containers = containers
+        self._insecure_registries = tuple(insecure_registries)
+        self._pulls: SharedPulls | None = None
         self._tasks: dict[str, types_pb2.Task] = {}
         self._status: dict[str, types_pb2.TaskStatus] = {}
         self._changed: dict[str, asyncio.Event] = {}
@@ -173,6 +183,7 @@ class TaskExecutor:
         err: str = "",
         container: Container | None = None,
         exit_code: int | None = None,
+        level: int = logging.INFO,
     ) -> None:
         current = self._status.get(task_id)
         if current is not None and state < current.state:
@@ -188,7 +199,7 @@ class TaskExecutor:
         if task_id in self._tasks:
             self._outbox[task_id] = status
             self.reports_pending.set()
-        log.info("task %s: %s %s", task_id, State.Name(state), err or message)
+        log.log(level, "task %s: %s %s", task_id, State.Name(state), err or message)
 
     def _container_of(self, task_id: str) -> Container | None:
         for container in self._containers.list(all=True):
@@ -297,19 +308,65 @@ class TaskExecutor:
         if state < State.PREPARING:
             self._report(task.id, State.PREPARING, "preparing")
             return _Next.AGAIN
+        image = await self._local_image(task)
+        if image is None:
+            return _Next.AGAIN
+        if not image:
+            return _Next.IDLE  # rejected
         try:
-            await asyncio.to_thread(self._containers.images.resolve, task.spec.container.image)
-        except PyswarmError as err:
-            self._report(task.id, State.REJECTED, "preparing", err=err.message)
-            return _Next.IDLE
-        try:
-            await self._containers.create(create_request(task), task_id=task.id)
+            await self._containers.create(create_request(task, image), task_id=task.id)
         except PyswarmError as err:
             self._report(task.id, State.REJECTED, "preparing", err=err.message)
             return _Next.IDLE
         log.info("task %s: created container %s", task.id, container_name(task))
         self._report(task.id, State.STARTING, "starting")
         return _Next.AGAIN
+
+    async def _local_image(self, task: types_pb2.Task) -> str | None:
+        """What the store holds the task's image as, pulling it first if it is missing.
+
+        "" when the task was REJECTED (no such image, the pull failed); None when the
+        assignment changed during the pull (look again; the pull goes on for whoever
+        needs it next).
+        """
+        reference = task.spec.container.image
+        store = self._containers.images
+        try:
+            found = await asyncio.to_thread(find_local, store, reference)
+            if found:
+                return found
+            if self._pulls is None:
+                self._pulls = SharedPulls(store, insecure=self._insecure_registries)
+            auth = task.spec.container.registry_auth
+            credentials = Credentials(auth.username, auth.password) if auth.username else None
+            self._report(task.id, State.PREPARING, f"pulling {reference}")
+
+            def progress(line: str) -> None:
+                self._report(task.id, State.PREPARING, line, level=logging.DEBUG)
+
+            pulling = asyncio.ensure_future(self._pulls.pull(reference, credentials, progress))
+            changed = asyncio.ensure_future(self._changed[task.id].wait())
+            try:
+                await asyncio.wait({pulling, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                if not pulling.done():
+                    pulling.cancel()
+            if pulling.cancelled():
+                return None
+            pulling.result()
+            found = await asyncio.to_thread(find_local, store, reference)
+        except Exception as err:  # the registry's or the store's: the task cannot run
+            why = err.message if isinstance(err, PyswarmError) else str(err)
+            self._reject(task, f"No such image: {reference}: {why}")
+            return ""
+        if not found:
+            self._reject(task, f"No such image: {reference}")
+            return ""
+        return found
+
+    def _reject(self, task: types_pb2.Task, err: str) -> None:
+        self._report(task.id, State.REJECTED, "preparing", err=err)
 
     async def _start(self, task: types_pb2.Task, container: Container, state: int) -> _Next:
         if state < State.STARTING:

@@ -56,7 +56,9 @@ class ClusterMode:
             self.executor.stop()
 
     async def run(self, containers: ContainerManager) -> None:
-        self.executor = TaskExecutor(containers)
+        self.executor = TaskExecutor(
+            containers, insecure_registries=self.config.insecure_registries
+        )
         self.session.executor = self.executor
         if self._stopped:
             return

@@ -49,10 +49,15 @@ def stop_grace_seconds(task: types_pb2.Task) -> int:
     return max(0, -(-nanos // 1_000_000_000))
 
 
-def create_request(task: types_pb2.Task) -> agent_pb2.CreateContainerRequest:
-    """The CreateContainerRequest for `task` (not started: the executor starts it)."""
+def create_request(task: types_pb2.Task, image: str = "") -> agent_pb2.CreateContainerRequest:
+    """The CreateContainerRequest for `task` (not started: the executor starts it), from
+    `image` if given (what the store found the task's image as), else the task's image.
+
+    The registry credentials stay out: the container record is shown by `inspect`.
+    """
     spec = types_pb2.ContainerSpec()
     spec.CopyFrom(task.spec.container)
+    spec.ClearField("registry_auth")
     name = container_name(task)
     spec.labels[SERVICE_NAME_LABEL] = service_name(task)
     spec.labels[SERVICE_ID_LABEL] = task.service_id
@@ -63,7 +68,7 @@ def create_request(task: types_pb2.Task) -> agent_pb2.CreateContainerRequest:
     ports = [_published(port) for port in task.ports if port.published_port]
     return agent_pb2.CreateContainerRequest(
         name=name,
-        image=spec.image,
+        image=image or spec.image,
         spec=spec,
         limits=task.spec.resources.limits,
         ports=ports,

@@ -7,6 +7,8 @@ NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED, UNAVAILABLE).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
 from pyswarm.manager.controlapi.tasks import TasksAPI
 from pyswarm.manager.store import Cache, Store
@@ -15,10 +17,17 @@ from pyswarm.proto import control_pb2_grpc
 
 class ControlService(TasksAPI, ClusterAPI, control_pb2_grpc.ControlServicer):
     def __init__(
-        self, *, store: Store, cache: Cache, cluster_id: str, leader: LeaderProvider
+        self,
+        *,
+        store: Store,
+        cache: Cache,
+        cluster_id: str,
+        leader: LeaderProvider,
+        insecure_registries: Collection[str] = (),
     ) -> None:
         super().__init__(store=store, cache=cache, cluster_id=cluster_id)
         self.leader = leader
+        self.insecure_registries = tuple(insecure_registries)
 
 
 __all__ = ["ControlService"]

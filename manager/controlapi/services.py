@@ -5,6 +5,10 @@ A stale UpdateService (its version is not the service's meta.version) changes no
 and answers FAILED_PRECONDITION "update out of sequence ... retry". ScaleService
 re-reads and retries on its own (update_with_retry), so two concurrent scales are both
 applied in some order, never lost. Names are unique (ALREADY_EXISTS).
+
+Images are pinned to their registry's digest on create and when an update changes
+them (unless the request says `no_resolve_image`); registry passwords never leave
+the manager in an answer (images.py).
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from __future__ import annotations
 from pyswarm.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from pyswarm.manager.ca import new_id
 from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
+from pyswarm.manager.controlapi.images import (
+    keep_registry_auth,
+    pin_image,
+    redact_service,
+)
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
 from pyswarm.manager.store import SERVICES, TASKS, Conflict
 from pyswarm.proto import control_pb2, types_pb2
@@ -31,6 +40,9 @@ def service_status(service: Service, tasks: list[types_pb2.Task]) -> control_pb2
 
 
 class ServicesAPI(ControlBase):
+    #: Registries the manager may resolve digests from over plain http (besides loopback).
+    insecure_registries: tuple[str, ...] = ()
+
     def find_service(self, reference: str) -> Service:
         return resolve(
             self.readable().list(SERVICES),
@@ -45,19 +57,26 @@ class ServicesAPI(ControlBase):
     ) -> Service:
         self.authorize(context)
         validate_service_spec(request.spec)
+        service = Service(id=new_id())
+        service.spec.CopyFrom(request.spec)
+        warnings: list[str] = []
+        if not request.no_resolve_image:
+            warnings = await pin_image(
+                service.spec, request.registry_auth, self.insecure_registries
+            )
         name = request.spec.annotations.name
         # A fresh read, not the cache: two creates in quick succession must both see it.
         if any(s.spec.annotations.name == name for s in await self.store.list(SERVICES)):
             raise AlreadyExists(f"a service named {name!r} already exists", field="name")
-        service = Service(id=new_id())
-        service.spec.CopyFrom(request.spec)
         await self.store.create(SERVICES, service)
         await self.written(service.meta.version)
-        return service
+        answer = redact_service(service)
+        answer.warnings.extend(warnings)
+        return answer
 
     async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> Service:
         self.authorize(context)
-        return self.find_service(request.service_id)
+        return redact_service(self.find_service(request.service_id))
 
     async def ListServices(
         self, request: control_pb2.ListServicesRequest, context: Context
@@ -69,7 +88,7 @@ class ServicesAPI(ControlBase):
             by_service.setdefault(task.service_id, []).append(task)
         services = cache.list(SERVICES)
         return control_pb2.ListServicesResponse(
-            services=services,
+            services=[redact_service(s) for s in services],
             statuses=[service_status(s, by_service.get(s.id, [])) for s in services],
         )
 
@@ -85,7 +104,9 @@ class ServicesAPI(ControlBase):
                 )
             spec = current.previous_spec
         else:
-            spec = request.spec
+            spec = types_pb2.ServiceSpec()
+            spec.CopyFrom(request.spec)
+            keep_registry_auth(spec, current.spec)
         validate_service_spec(spec)
         if spec.WhichOneof("mode") != current.spec.WhichOneof("mode"):
             raise InvalidArgument("a service's mode cannot change", field="mode")
@@ -95,13 +116,19 @@ class ServicesAPI(ControlBase):
             raise Conflict(SERVICES.name, current.id)
         if not request.version and not request.rollback:
             raise InvalidArgument("the version read is required", field="version")
+        warnings: list[str] = []
+        image_changed = spec.task.container.image != current.spec.task.container.image
+        if image_changed and not request.rollback and not request.no_resolve_image:
+            warnings = await pin_image(spec, request.registry_auth, self.insecure_registries)
         updated = Service()
         updated.CopyFrom(current)
         updated.previous_spec.CopyFrom(current.spec)
         updated.spec.CopyFrom(spec)
         await self.store.update(SERVICES, updated)
         await self.written(updated.meta.version)
-        return updated
+        answer = redact_service(updated)
+        answer.warnings.extend(warnings)
+        return answer
 
     async def ScaleService(
         self, request: control_pb2.ScaleServiceRequest, context: Context
@@ -123,7 +150,7 @@ class ServicesAPI(ControlBase):
 
         service = await self.store.update_with_retry(SERVICES, found.id, scale)
         await self.written(service.meta.version)
-        return service
+        return redact_service(service)
 
     async def RemoveService(
         self, request: control_pb2.RemoveServiceRequest, context: Context

@@ -1,8 +1,10 @@
-"""Control: tasks, filtered by service and node (each by id, prefix or name)."""
+"""Control: tasks, filtered by service and node (each by id, prefix or name); their
+registry passwords are cleared in the answer."""
 
 from __future__ import annotations
 
 from pyswarm.manager.controlapi.base import Context
+from pyswarm.manager.controlapi.images import redact_task
 from pyswarm.manager.controlapi.nodes import NodesAPI
 from pyswarm.manager.controlapi.services import ServicesAPI
 from pyswarm.manager.store import TASKS
@@ -24,4 +26,4 @@ class TasksAPI(ServicesAPI, NodesAPI):
             and (not request.running_only or task.desired_state <= types_pb2.RUNNING)
         ]
         tasks.sort(key=lambda t: (t.service_id, t.slot, t.node_id, -t.meta.created_at.seconds))
-        return control_pb2.ListTasksResponse(tasks=tasks)
+        return control_pb2.ListTasksResponse(tasks=[redact_task(t) for t in tasks])

@@ -2,7 +2,9 @@
 
 Public surface: `pull`, `push`, `RegistryClient`, `resolve_name`, `Progress` and the
 errors rooted at `RegistryError`. Only loopback and listed insecure registries are
-spoken to in plain http.
+spoken to in plain http. Broken blob downloads resume with Range requests
+(download.py); bearer tokens are refreshed before they expire (transport.py); a
+pull reuses layers the store already holds in any compression (pull.py).
 """
 
 from pyswarm.agent.runtime.images.registry.client import Manifest, RegistryClient
