@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -27,3 +29,37 @@ def wait_for(
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last_error}")
         time.sleep(delay)  # polling interval, not synchronisation: the loop checks the condition
         delay = min(delay * 2, 0.1)
+
+
+@overload
+async def eventually(
+    condition: Callable[[], Awaitable[T | None]], *, timeout: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def eventually(
+    condition: Callable[[], T | None], *, timeout: float = ..., what: str = ...
+) -> T: ...
+
+
+async def eventually(
+    condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition"
+) -> Any:
+    """`wait_for` for a test on an event loop: `condition` may be sync or async, and the
+    loop keeps running while it waits."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+            last = value
+        except Exception as err:  # not checkable yet (e.g. the manager restarting)
+            last = err
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: last {last!r}")
+        await asyncio.sleep(0.01)  # polling interval; the condition is what synchronises

@@ -26,11 +26,11 @@ from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
 from tests.integration.test_manager_harness import (
     FakeAgent,
     RunningManager,
-    eventually,
     manager_config,
     replicated_spec,
     running_manager,
 )
+from tests.waiting import eventually
 
 
 async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -32,25 +31,6 @@ from pyswarm.proto import (
 )
 
 T = TypeVar("T")
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
-) -> T:
-    """Await `condition()` until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = await condition()
-            if value:
-                return value
-            last = value
-        except Exception as err:  # not checkable yet (e.g. the manager restarting)
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: last {last!r}")
-        await asyncio.sleep(0.02)  # polling interval; the condition is what synchronises
 
 
 def manager_config(state_dir: Path, etcd: EmbeddedEtcd, **overrides: object) -> ManagerConfig:

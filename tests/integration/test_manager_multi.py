@@ -12,11 +12,11 @@ from pyswarm.proto import control_pb2
 from tests.integration.test_manager_harness import (
     FakeAgent,
     RunningManager,
-    eventually,
     manager_config,
     replicated_spec,
     running_manager,
 )
+from tests.waiting import eventually
 
 
 async def leader_of(manager: RunningManager) -> str:

@@ -23,7 +23,8 @@ from pyswarm.manager.store import (
 )
 from pyswarm.manager.store.etcd_client import PutOp
 from pyswarm.proto import types_pb2
-from tests.integration.test_store_etcd import eventually, running_etcd, within
+from tests.integration.test_store_etcd import running_etcd, within
+from tests.waiting import eventually
 
 
 @pytest.fixture

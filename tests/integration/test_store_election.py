@@ -15,7 +15,8 @@ from pyswarm.manager.store import (
     EtcdClient,
     current_leader,
 )
-from tests.integration.test_store_etcd import eventually, running_etcd, within
+from tests.integration.test_store_etcd import running_etcd, within
+from tests.waiting import eventually
 
 TTL = 2  # etcd's minimum lease TTL with its default heartbeat; handover waits at most this
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,20 +41,6 @@ def running_etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
     with running_etcd(tmp_path) as member:
         yield member
-
-
-async def eventually(
-    condition: Callable[[], T | None], *, timeout: float = 15.0, what: str = "condition"
-) -> T:
-    """Await until `condition()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)  # polling interval: the loop re-checks the condition
 
 
 async def within(awaitable: Awaitable[T], timeout: float = 15.0) -> T:
