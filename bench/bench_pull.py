@@ -27,7 +27,7 @@ from bench.workdir import scratch
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.images.registry import RegistryClient, pull, push
 from pyswarm.agent.runtime.images.testing import ArchiveImage, file, layer_tar, oci_archive
-from tests.registry_process import RegistryProcess
+from pyswarm.lab.registry import RegistryServer, free_loopback_address
 
 
 def _layers(count: int, size: int) -> list[bytes]:
@@ -52,8 +52,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="scratch parent (default: system temp)")
     args = parser.parse_args()
     with scratch(args.dir) as root:
-        registry = RegistryProcess(root / "registry")
-        registry.root.mkdir()
+        registry = RegistryServer(root / "registry", free_loopback_address())
         registry.start()
         try:
             run(root, registry, args.layers, int(args.layer_mib * (1 << 20)), args.rounds)
@@ -61,10 +60,10 @@ def main() -> None:
             registry.close()
 
 
-def run(root: Path, registry: RegistryProcess, count: int, size: int, rounds: int) -> None:
+def run(root: Path, registry: RegistryServer, count: int, size: int, rounds: int) -> None:
     layers = _layers(count, size)
-    base = ArchiveImage(layers[:-1], [f"{registry.host}/bench/base:1"])
-    full = ArchiveImage(layers, [f"{registry.host}/bench/full:1"])
+    base = ArchiveImage(layers[:-1], [f"{registry.address}/bench/base:1"])
+    full = ArchiveImage(layers, [f"{registry.address}/bench/full:1"])
     source = ImageStore(root / "source")
     oci_archive(root / "images.tar", [base, full])
     source.load(root / "images.tar")
@@ -79,11 +78,11 @@ def run(root: Path, registry: RegistryProcess, count: int, size: int, rounds: in
     incremental: list[tuple[float, int]] = []
     for round_no in range(rounds):
         anchor.append(
-            _timed_pull(ImageStore(root / f"anchor{round_no}"), full.tags[0], registry.host)
+            _timed_pull(ImageStore(root / f"anchor{round_no}"), full.tags[0], registry.address)
         )
         store = ImageStore(root / f"incr{round_no}")
         pull(store, base.tags[0])
-        incremental.append(_timed_pull(store, full.tags[0], registry.host))
+        incremental.append(_timed_pull(store, full.tags[0], registry.address))
     print(f"# {datetime.now(UTC):%Y-%m-%d}, {machine.describe()}")
     print(f"{count} layers of {size / (1 << 20):.1f} MiB random data (gzip), {rounds} rounds")
     print(f"new layer blob {new_layer} bytes; manifest + config {config_and_manifest} bytes")

@@ -44,6 +44,10 @@ def join(
         "PYSWARM"
     ),
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
+    ] = None,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
@@ -57,6 +61,7 @@ def join(
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
         netns_dir=netns_dir, iptables_chain=iptables_chain,
+        insecure_registries=tuple(insecure_registry or ()),
     )  # fmt: skip
     asyncio.run(_join(config, manager, token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))

@@ -25,6 +25,9 @@ def up(
     subnet: Annotated[str, typer.Option(help="The lab's host subnet")] = "10.231.0.0/24",
     heartbeat_period: Annotated[str, typer.Option(help="Agent heartbeat")] = "1s",
     image: Annotated[bool, typer.Option(help="Give every host the busybox image")] = True,
+    registry: Annotated[
+        bool, typer.Option(help="Run an image registry every lab host reaches (plain http)")
+    ] = False,
 ) -> None:
     """Create N hosts (network namespaces on one bridge), etcd and a manager on the first,
     and an agent on each; make the lab the current context."""
@@ -33,7 +36,7 @@ def up(
 
     lab = Lab(name, subnet)
     try:
-        state = lab.up(nodes, heartbeat=heartbeat_period, progress=_say)
+        state = lab.up(nodes, heartbeat=heartbeat_period, registry=registry, progress=_say)
         if image:
             for node in state.nodes:
                 lab.import_busybox(node)
@@ -46,6 +49,8 @@ def up(
     _say(f"up: {nodes} hosts, manager at {state.manager_addr}; context lab-{name} is current")
     for node in state.nodes:
         print(f"{node.name}\t{node.address}\tagent socket {node.agent_socket}")
+    if state.registry_addr:
+        print(f"registry\t{state.registry_addr}\tpush to {state.registry_addr}/NAME:TAG")
 
 
 @app.command("down")
@@ -73,6 +78,9 @@ def status(name: NameOption = "pslab") -> None:
     rows = [[n.name, n.address, "running" if _alive(n.agent_pid) else "stopped", n.netns]
             for n in state.nodes]  # fmt: skip
     print(f"manager {state.manager_addr}: {'running' if _alive(state.manager_pid) else 'stopped'}")
+    if state.registry_addr:
+        running = "running" if _alive(state.registry_pid) else "stopped"
+        print(f"registry {state.registry_addr}: {running}")
     print_table(["NODE", "ADDRESS", "AGENT", "NETNS"], rows)
 
 

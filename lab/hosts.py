@@ -68,11 +68,25 @@ class LabNetwork:
         _ip("addr", "replace", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
 
+    def registry_host(self) -> LabHost:
+        """The host that runs the lab's registry: the subnet's second address."""
+        return LabHost(
+            name="registry",
+            netns=f"{self.lab}-registry",
+            address=str(self.network.network_address + 2),
+            prefixlen=self.network.prefixlen,
+        )
+
     def create_host(self, index: int) -> LabHost:
-        host = self.host(index)
         self.remove_host(index)
+        return self._create(self.host(index), f"{self.lab}v{index}", f"{self.lab}p{index}")
+
+    def create_registry_host(self) -> LabHost:
+        self.remove_registry_host()
+        return self._create(self.registry_host(), f"{self.lab}vr", f"{self.lab}pr")
+
+    def _create(self, host: LabHost, outside: str, inside: str) -> LabHost:
         _ip("netns", "add", host.netns)
-        outside, inside = f"{self.lab}v{index}", f"{self.lab}p{index}"
         _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
         _ip("link", "set", outside, "master", self.bridge, "up")
         _ip("link", "set", inside, "netns", host.netns)
@@ -89,6 +103,10 @@ class LabNetwork:
         _ip("link", "del", f"{self.lab}v{index}", check=False)
         _ip("netns", "del", host.netns, check=False)
 
+    def remove_registry_host(self) -> None:
+        _ip("link", "del", f"{self.lab}vr", check=False)
+        _ip("netns", "del", self.registry_host().netns, check=False)
+
     def existing_hosts(self) -> list[str]:
         out = _ip("netns", "list", check=False).stdout
         prefix = f"{self.lab}-node-"
@@ -98,6 +116,7 @@ class LabNetwork:
         for netns in self.existing_hosts():
             index = int(netns.rsplit("-", 1)[1])
             self.remove_host(index)
+        self.remove_registry_host()
         _ip("link", "del", self.bridge, check=False)
         _release_netns_dir()
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from pyswarm.lab.errors import LabError
 from pyswarm.lab.hosts import LabHost, LabNetwork
+from pyswarm.lab.registry import DEFAULT_PORT as REGISTRY_PORT
+from pyswarm.lab.registry import RegistryServer
 from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState, NodeRecord
 
 MANAGER_PORT = 4242
@@ -90,6 +92,10 @@ def _agent_answers(node: NodeRecord) -> bool:
     return result.returncode == 0
 
 
+def _insecure(state: LabState) -> list[str]:
+    return ["--insecure-registry", state.registry_addr] if state.registry_addr else []
+
+
 def pyswarm_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pyswarm.cli.main", *args]
 
@@ -101,16 +107,40 @@ class Lab:
         self.root = LAB_ROOT / name
         self.run_dir = RUN_ROOT / name
 
-    def _manager_argv(self, host: LabHost, manager_dir: Path, heartbeat: str) -> list[str]:
+    def _manager_argv(self, host: LabHost, manager_dir: Path, state: LabState) -> list[str]:
         return pyswarm_argv(
             "init", "--state-dir", str(manager_dir), "--advertise-addr", host.address,
             "--listen-addr", f"{host.address}:{MANAGER_PORT}",
             "--join-addr", f"{host.address}:{JOIN_PORT}",
             "--metrics-addr", f"{host.address}:{METRICS_PORT}",
-            "--heartbeat-period", heartbeat, "--no-context",
+            "--heartbeat-period", state.heartbeat, "--no-context", *_insecure(state),
         )  # fmt: skip
 
-    def up(self, nodes: int, *, heartbeat: str = "1s", progress: Callable[[str], None]) -> LabState:
+    def _start_registry(self, state: LabState) -> None:
+        """The lab's registry in a host of its own; every lab host reaches it over plain
+        http (agents and the manager get it as an insecure registry)."""
+        host = self.network.create_registry_host()
+        server = RegistryServer(self.root / "registry", f"{host.address}:{REGISTRY_PORT}")
+
+        def launch(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+            with open(log, "ab") as out:
+                return subprocess.Popen(
+                    host.exec_args(*argv), stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+
+        state.registry_pid = server.start(launch).pid
+        state.registry_addr = server.address
+        state.save()
+
+    def up(
+        self,
+        nodes: int,
+        *,
+        heartbeat: str = "1s",
+        registry: bool = False,
+        progress: Callable[[str], None],
+    ) -> LabState:
         if nodes < 1:
             raise LabError("a lab needs at least one node")
         if LabState.load(self.name) is not None:
@@ -119,6 +149,9 @@ class Lab:
         state.save()
         progress(f"creating {nodes} hosts on bridge {self.network.bridge}")
         self.network.create_bridge()
+        if registry:
+            progress(f"starting the lab registry on port {REGISTRY_PORT}")
+            self._start_registry(state)
         hosts = [self.network.create_host(i) for i in range(1, nodes + 1)]
         first = hosts[0]
         manager_dir = self.root / "node-1" / "manager"
@@ -127,7 +160,7 @@ class Lab:
         progress(f"starting etcd and the manager on {first.name} ({first.address})")
         state.heartbeat = heartbeat
         state.manager_pid = _spawn(
-            first, self._manager_argv(first, manager_dir, heartbeat), self.root / "manager.log"
+            first, self._manager_argv(first, manager_dir, state), self.root / "manager.log"
         )
         state.save()
         endpoint = manager_dir / "manager.json"
@@ -137,7 +170,7 @@ class Lab:
         token = self.worker_token(manager_dir)
         for host in hosts:
             progress(f"joining {host.name} ({host.address})")
-            state.nodes.append(self._start_agent(host, token, first.address))
+            state.nodes.append(self._start_agent(host, token, first.address, state))
             state.save()
         _wait(lambda: self.ready_nodes(state) >= nodes, f"{nodes} nodes to be ready")
         for node in state.nodes:
@@ -145,14 +178,16 @@ class Lab:
             _wait(partial(_agent_answers, node), f"the agent of {node.name} to answer")
         return state
 
-    def _start_agent(self, host: LabHost, token: str, manager_host: str) -> NodeRecord:
+    def _start_agent(
+        self, host: LabHost, token: str, manager_host: str, state: LabState
+    ) -> NodeRecord:
         state_dir = self.root / host.name / "agent"
         run = self.run_dir / host.name
         run.mkdir(parents=True, exist_ok=True)
         flags = [
             "--state-dir", str(state_dir), "--socket", str(run / "agent.sock"),
             "--cgroup-parent", f"pyswarm-lab-{self.name}/{host.name}",
-            "--netns-dir", str(run / "netns"),
+            "--netns-dir", str(run / "netns"), *_insecure(state),
         ]  # fmt: skip
         pid = _spawn(
             host,
@@ -218,6 +253,9 @@ class Lab:
                 )
             progress("stopping the manager and etcd")
             _stop_group(state.manager_pid)
+            if state.registry_pid:
+                progress("stopping the registry")
+                _stop_group(state.registry_pid)
         progress("removing hosts and bridge")
         self.network.destroy()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -276,7 +314,7 @@ class Lab:
         manager_dir = Path(state.manager_state_dir)
         state.manager_pid = _spawn(
             first,
-            self._manager_argv(first, manager_dir, state.heartbeat),
+            self._manager_argv(first, manager_dir, state),
             self.root / "manager.log",
         )
         state.save()

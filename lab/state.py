@@ -29,6 +29,8 @@ class LabState:
     manager_pid: int = 0
     manager_state_dir: str = ""
     heartbeat: str = "1s"
+    registry_addr: str = ""  # HOST:PORT of the lab's registry, when it has one
+    registry_pid: int = 0
     nodes: list[NodeRecord] = field(default_factory=list)
 
     @staticmethod

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyswarm.lab.launcher import Lab
+from pyswarm.lab.launcher import AGENT_METRICS_PORT, Lab
 from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState, NodeRecord
 
 NODES = ("node-1", "node-2", "node-3")
@@ -73,7 +73,7 @@ class LabCluster:
     # -- lifetime
 
     def start(self) -> None:
-        state = self.lab.up(len(NODES), heartbeat="1s", progress=self.log.append)
+        state = self.lab.up(len(NODES), heartbeat="1s", registry=True, progress=self.log.append)
         for node in state.nodes:
             self.lab.import_busybox(node)
 
@@ -202,6 +202,24 @@ class LabCluster:
         """Each node runs exactly the containers of the service's running tasks there."""
         running = self.running(service)
         return all(set(self.containers(n, service)) == running[n] for n in NODES)
+
+    @property
+    def registry(self) -> str:
+        """HOST:PORT of the lab's registry."""
+        return self.state().registry_addr
+
+    def agent_metrics(self, node: str) -> dict[str, float]:
+        """A node agent's Prometheus samples: 'name{labels}' -> value."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        address = self.node(node).address
+        with opener.open(f"http://{address}:{AGENT_METRICS_PORT}/metrics", timeout=5) as reply:
+            text: str = reply.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                samples[key] = float(value)
+        return samples
 
     def fetch(self, node: str, port: int) -> str:
         """GET / from a node's address (the lab's own; never through a proxy)."""

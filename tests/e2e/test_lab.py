@@ -1,7 +1,8 @@
 """End-to-end: a real 3-host lab (network namespaces, etcd, a manager, three agents,
 busybox containers), driven through the `pyswarm` CLI.
 
-The tests share one lab and each works on a service of its own, removed at its end.
+The tests share one lab (tests/e2e/conftest.py) and each works on a service of its own,
+removed at its end.
 They cover what the cluster core promises: replicas spread 2/2/2 and scaled down and
 up, an agent killed and its tasks rescheduled, a drained node emptied, a manager
 restarted with nothing lost, an agent restarted with its containers kept, and bad
@@ -11,7 +12,6 @@ input refused with one clear line.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -25,26 +25,6 @@ HTTPD = ["busybox", "httpd", "-f", "-p", "80", "-h", "/var/www"]
 CONVERGE = 60.0  # deadline for the cluster to act (not a speed requirement)
 NODE_DOWN = 30.0  # 3 missed 1 s heartbeats, with room for a loaded CI machine
 STOPPED = 60.0  # busybox httpd as pid 1 ignores SIGTERM: stopping takes the 10 s grace
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
-    cluster = LabCluster(tmp_path_factory.mktemp("pyswarm-config"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.close()
-        assert cluster.leftovers() == [], "lab down left parts of the lab behind"
-
-
-@pytest.fixture
-def service(lab: LabCluster) -> Iterator[list[str]]:
-    """Names of services the test creates; removed when it ends, passed or failed."""
-    names: list[str] = []
-    yield names
-    if names:
-        lab.run("service", "rm", *names)
 
 
 def create(lab: LabCluster, names: list[str], name: str, *flags: str) -> None:
