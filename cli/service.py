@@ -132,10 +132,20 @@ def _converge(stub: Any, service_ids: list[str]) -> None:
     console.print("verify: Service converged")
 
 
+NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Show images with their digest")]
+
+
+def shown_image(image: str, no_trunc: bool) -> str:
+    """`name:tag` of a pinned `name:tag@sha256:...`, as docker's ls and ps show it."""
+    name, at, _ = image.partition("@")
+    return image if no_trunc or not at or not name else name
+
+
 @app.command("ls")
 def ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
+    no_trunc: NoTrunc = False,
 ) -> None:
     """List services."""
     response = control().ListServices(control_pb2.ListServicesRequest())
@@ -146,7 +156,8 @@ def ls(
         return
     rows = [
         [s.id[:12], s.spec.annotations.name, _mode(s),
-         f"{st.running_tasks}/{st.desired_tasks}", s.spec.task.container.image, _ports(s)]
+         f"{st.running_tasks}/{st.desired_tasks}",
+         shown_image(s.spec.task.container.image, no_trunc), _ports(s)]
         for s, st in pairs
     ]  # fmt: skip
     if format == Format.json:
@@ -156,7 +167,7 @@ def ls(
     print_table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows)
 
 
-def _task_rows(stub: Any, service: types_pb2.Service) -> list[dict[str, str]]:
+def _task_rows(stub: Any, service: types_pb2.Service, no_trunc: bool) -> list[dict[str, str]]:
     tasks = stub.ListTasks(control_pb2.ListTasksRequest(service_id=service.id)).tasks
     nodes = {n.id: n for n in stub.ListNodes(control_pb2.ListNodesRequest()).nodes}
     name = service.spec.annotations.name
@@ -177,7 +188,8 @@ def _task_rows(stub: Any, service: types_pb2.Service) -> list[dict[str, str]]:
         since = ago(task.status.timestamp.seconds) if task.status.timestamp.seconds else ""
         since = since[:1].lower() + since[1:]  # "Running less than a second ago", as docker
         rows.append({
-            "ID": task.id[:12], "Name": label, "Image": task.spec.container.image,
+            "ID": task.id[:12], "Name": label,
+            "Image": shown_image(task.spec.container.image, no_trunc),
             "Node": node.description.hostname if node else task.node_id[:12],
             "DesiredState": _STATE_NAMES.get(task.desired_state, "?").capitalize(),
             "CurrentState": f"{state.capitalize()} {since}".strip(),
@@ -190,13 +202,14 @@ def _task_rows(stub: Any, service: types_pb2.Service) -> list[dict[str, str]]:
 def ps(
     services: Annotated[list[str], typer.Argument()],
     format: Annotated[Format, typer.Option("--format")] = Format.table,
+    no_trunc: NoTrunc = False,
 ) -> None:
     """List the tasks of services, newest per slot first, with their history."""
     stub = control()
     rows: list[dict[str, str]] = []
     for ref in services:
         service = stub.GetService(control_pb2.GetServiceRequest(service_id=ref))
-        rows.extend(_task_rows(stub, service))
+        rows.extend(_task_rows(stub, service, no_trunc))
     if format == Format.json:
         print_json_lines(rows)
         return

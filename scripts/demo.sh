@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: a 3-host lab on this machine (network namespaces on one bridge, etcd and
-# a manager on the first host, an agent on each), a demo web service with 3 replicas,
-# scaled to 5, its tasks shown, and a page fetched from a replica. Idempotent: an
-# existing demo lab is taken down and built again.
+# a manager on the first host, an agent on each, and a registry), the demo web image
+# built from demo/web/Dockerfile on node-1 and pushed to the lab's registry, a service of
+# it with 3 replicas (each host pulls only the layers it lacks), scaled to 5, its tasks
+# shown, and a page fetched from a replica. Idempotent: an existing demo lab is taken
+# down and built again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,9 +17,15 @@ fi
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-step pyswarm lab up --nodes 3
+step pyswarm lab up --nodes 3 --registry
 step pyswarm node ls
-step pyswarm service create --name web --replicas 3 -p 8080:80 busybox httpd -f -p 80 -h /var/www
+
+registry=$(python3 -c 'import json; print(json.load(open("/var/lib/pyswarm-lab/pslab/lab.json"))["registry_addr"])')
+node1="/run/pyswarm-lab/pslab/node-1/agent.sock"
+image="$registry/demo/web:1"
+step pyswarm --socket "$node1" image build -t "$image" demo/web
+step pyswarm --socket "$node1" push "$image"
+step pyswarm service create --name web --replicas 3 -p 8080:80 "$image"
 step pyswarm service scale web=5
 step pyswarm service ps web
 step pyswarm service ls
@@ -30,6 +38,7 @@ python3 -c "import urllib.request as u; print('demo: the page says:', u.urlopen(
 cat <<'TXT'
 
 Try:  pyswarm service scale web=50     pyswarm node update --availability drain node-2
+      pyswarm service inspect --pretty web   (the image pinned to its digest)
       pyswarm lab exec node-1 -- ip addr   pyswarm lab status
 Done: pyswarm lab down
 TXT

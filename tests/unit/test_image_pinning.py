@@ -136,3 +136,12 @@ def test_the_pull_summary_counts_layers_and_bytes() -> None:
     assert summary.line() == "pulling 127.0.0.1:5000/web:1: 1/2 layers, 1.2MB/3.4MB"
     summary.add(Progress("bbb", "Pull complete", 2_400_000, 2_400_000))
     assert summary.line() == "pulling 127.0.0.1:5000/web:1: 2/2 layers, 3.4MB/3.4MB"
+
+
+def test_ls_and_ps_show_a_pinned_image_without_its_digest_unless_no_trunc() -> None:
+    from pyswarm.cli.service import shown_image
+
+    pinned = "127.0.0.1:5000/web:1@sha256:" + "a" * 64
+    assert shown_image(pinned, no_trunc=False) == "127.0.0.1:5000/web:1"
+    assert shown_image(pinned, no_trunc=True) == pinned
+    assert shown_image("busybox", no_trunc=False) == "busybox"
