@@ -34,6 +34,14 @@ def _ports(service: types_pb2.Service) -> str:
     return ", ".join(parts)
 
 
+NoResolveImage = Annotated[
+    bool, typer.Option("--no-resolve-image", help="Do not pin the image to a digest")
+]
+WithRegistryAuth = Annotated[
+    bool, typer.Option("--with-registry-auth", help="Send registry credentials to agents")
+]
+
+
 @app.command("create", context_settings=PASSTHROUGH)
 def create(
     image: Annotated[str, typer.Argument()],
@@ -54,12 +62,8 @@ def create(
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
-    no_resolve_image: Annotated[
-        bool, typer.Option("--no-resolve-image", help="Do not pin the image to a digest")
-    ] = False,
-    with_registry_auth: Annotated[
-        bool, typer.Option("--with-registry-auth", help="Send registry credentials to agents")
-    ] = False,
+    no_resolve_image: NoResolveImage = False,
+    with_registry_auth: WithRegistryAuth = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
 ) -> None:
     """Create a service."""
@@ -287,12 +291,8 @@ def update(
     image: Annotated[str, typer.Option("--image")] = "",
     env_add: Annotated[list[str] | None, typer.Option("--env-add")] = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
-    no_resolve_image: Annotated[
-        bool, typer.Option("--no-resolve-image", help="Do not pin the image to a digest")
-    ] = False,
-    with_registry_auth: Annotated[
-        bool, typer.Option("--with-registry-auth", help="Send registry credentials to agents")
-    ] = False,
+    no_resolve_image: NoResolveImage = False,
+    with_registry_auth: WithRegistryAuth = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
 ) -> None:
     """Update a service's spec (a new version; the old one is kept for rollback)."""

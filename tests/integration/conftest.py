@@ -17,6 +17,7 @@ import pytest
 
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.manager.store import EmbeddedEtcd
+from tests.registry_process import RegistryProcess
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -128,3 +129,14 @@ def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
 
     with running_etcd(tmp_path) as member:
         yield member
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A real docker-registry on loopback, one per test module, no auth."""
+    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
+    try:
+        process.start()
+        yield process
+    finally:
+        process.close()

@@ -7,7 +7,6 @@ import io
 import json
 import stat
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from tests.agent_process import AgentProcess
 from tests.registry_process import RegistryProcess
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
-    try:
-        process.start()
-        yield process
-    finally:
-        process.close()
 
 
 def test_push_remove_pull_run(agent: AgentProcess, registry: RegistryProcess) -> None:

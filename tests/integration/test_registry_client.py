@@ -9,7 +9,6 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,16 +47,6 @@ from tests.static_registry import Request, StaticRegistry, serve_image
 BASE = layer_tar([directory("etc"), file("etc/os-release", b"base\n")], compress=True)
 MIDDLE = layer_tar([directory("app"), file("app/run.sh", b"#!/bin/sh\n" * 50)], compress=True)
 TOP = layer_tar([file("app/config", os.urandom(50_000))], compress=True)
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
-    try:
-        process.start()
-        yield process
-    finally:
-        process.close()
 
 
 def _load(store: ImageStore, path: Path, images: list[ArchiveImage]) -> None:

@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pyswarm.agent.cluster.image_pull import PULL_COUNTS, SharedPulls, find_local
 from pyswarm.agent.runtime.images import ImageStore, oci
@@ -34,16 +31,6 @@ LAYERS = [
     layer_tar([directory("etc"), file("etc/os-release", b"shared\n")], compress=True),
     layer_tar([file("data", os.urandom(400_000))], compress=True),
 ]
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
-    try:
-        process.start()
-        yield process
-    finally:
-        process.close()
 
 
 def test_two_tasks_needing_one_image_share_one_pull(
