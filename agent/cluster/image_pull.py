@@ -10,7 +10,7 @@ needs the same image while it is being pulled waits for that pull instead of
 downloading again, and every waiting task sees its progress.
 
 `PullSummary` folds the per-layer progress events into one line for a task's status
-message: "pulling REF: 1/3 layers, 1.2MB/3.4MB" (of the layers announced so far).
+message: "pulling REF: 1/3 layers, 1.2MB/3.4MB" (`pull` announces every layer first).
 """
 
 from __future__ import annotations

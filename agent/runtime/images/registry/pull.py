@@ -75,12 +75,16 @@ def pull(
             )
         manifest_digest = staging.add_bytes(manifest.data, f"manifest of {name}", manifest.digest)
         staged_layers = []
-        for layer, diff_id in zip(layers, image.layers, strict=True):
+        present = [store.has_layer(diff_id) for diff_id in image.layers]
+        for layer, have in zip(layers, present, strict=True):  # every layer up front, as docker
             layer_id = short_id(layer.digest)
-            if store.has_layer(diff_id):
+            if have:
                 emit(Progress(layer_id, "Already exists", layer.size, layer.size))
             else:
                 emit(Progress(layer_id, "Pulling fs layer", 0, layer.size))
+        for layer, diff_id, have in zip(layers, image.layers, present, strict=True):
+            layer_id = short_id(layer.digest)
+            if not have:
                 source = ProgressReader(
                     client.open_blob(remote.repository, layer.digest, layer.size),
                     byte_reporter(emit, layer_id, "Downloading", layer.size),
