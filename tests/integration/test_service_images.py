@@ -84,7 +84,7 @@ class Swarm:
         return str(self.inspect(service)["spec"]["task"]["container"]["image"])
 
     def tasks(self, service: str) -> list[dict[str, str]]:
-        out = self.cli("service", "ps", service, "--format", "json").stdout
+        out = self.cli("service", "ps", service, "--no-trunc", "--format", "json").stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def wait_task(self, service: str, state: str, timeout: float = 60) -> dict[str, str]:
