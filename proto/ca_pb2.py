@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pyswarm.proto import types_pb2 as pyswarm_dot_proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16pyswarm/proto/ca.proto\x12\npyswarm.v1\x1a\x19pyswarm/proto/types.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"9\n\x1bIssueNodeCertificateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\x0c\"\x85\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x04 \x01(\x0c\x32\xde\x01\n\x06NodeCA\x12i\n\x14GetRootCACertificate\x12\'.pyswarm.v1.GetRootCACertificateRequest\x1a(.pyswarm.v1.GetRootCACertificateResponse\x12i\n\x14IssueNodeCertificate\x12\'.pyswarm.v1.IssueNodeCertificateRequest\x1a(.pyswarm.v1.IssueNodeCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16pyswarm/proto/ca.proto\x12\npyswarm.v1\x1a\x19pyswarm/proto/types.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"9\n\x1bIssueNodeCertificateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\x0c\"\x85\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x04 \x01(\x0c\"9\n\x0bRemovedNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x04meta\x18\x02 \x01(\x0b\x32\x10.pyswarm.v1.Meta2\xde\x01\n\x06NodeCA\x12i\n\x14GetRootCACertificate\x12\'.pyswarm.v1.GetRootCACertificateRequest\x1a(.pyswarm.v1.GetRootCACertificateResponse\x12i\n\x14IssueNodeCertificate\x12\'.pyswarm.v1.IssueNodeCertificateRequest\x1a(.pyswarm.v1.IssueNodeCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUENODECERTIFICATEREQUEST']._serialized_end=206
   _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_start=209
   _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_end=342
-  _globals['_NODECA']._serialized_start=345
-  _globals['_NODECA']._serialized_end=567
+  _globals['_REMOVEDNODE']._serialized_start=344
+  _globals['_REMOVEDNODE']._serialized_end=401
+  _globals['_NODECA']._serialized_start=404
+  _globals['_NODECA']._serialized_end=626
 # @@protoc_insertion_point(module_scope)

@@ -4,7 +4,9 @@ isort:skip_file
 NodeCA: the cluster certificate authority. A joining node learns the root CA
 certificate (and checks it against the digest inside its join token), then trades
 the token and a certificate signing request for a node certificate. A node that
-already holds a valid certificate renews through the same call, keeping its id.
+already holds a valid certificate renews through the same call, keeping its id; the
+renewed certificate carries the node's desired role (so `node promote`/`demote`
+take effect at the node's next renewal).
 """
 
 from google.protobuf import descriptor as _descriptor
@@ -109,3 +111,33 @@ class IssueNodeCertificateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IssueNodeCertificateResponse: _TypeAlias = IssueNodeCertificateResponse  # noqa: Y015
+
+@_typing.final
+class RemovedNode(_message.Message):
+    """A node removed from the cluster (`node rm`): its certificates, unexpired as they
+    may be, are refused by every manager. Stored at /pyswarm/v1/removed_nodes/<id>.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the removed node's id (its certificates' CN)"""
+    @_builtins.property
+    def meta(self) -> _types_pb2.Meta:
+        """meta.created_at is when it was removed"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: _types_pb2.Meta | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemovedNode: _TypeAlias = RemovedNode  # noqa: Y015

@@ -4,7 +4,9 @@ isort:skip_file
 NodeCA: the cluster certificate authority. A joining node learns the root CA
 certificate (and checks it against the digest inside its join token), then trades
 the token and a certificate signing request for a node certificate. A node that
-already holds a valid certificate renews through the same call, keeping its id.
+already holds a valid certificate renews through the same call, keeping its id; the
+renewed certificate carries the node's desired role (so `node promote`/`demote`
+take effect at the node's next renewal).
 """
 
 from collections import abc as _abc

@@ -11,8 +11,20 @@ from pyswarm.manager.ca.errors import (
     InvalidCertificateRequest,
     InvalidJoinToken,
     JoinTokenRefused,
+    NodeRemoved,
 )
-from pyswarm.manager.ca.service import NodeCAService, TokensProvider
+from pyswarm.manager.ca.revocation import (
+    RevocationInterceptor,
+    is_removed,
+    removed_now,
+    revoke_node,
+)
+from pyswarm.manager.ca.service import (
+    DesiredRoleProvider,
+    NodeCAService,
+    TokensProvider,
+    desired_roles,
+)
 from pyswarm.manager.ca.tokens import (
     generate_join_tokens,
     rotate_join_token,
@@ -24,13 +36,20 @@ __all__ = [
     "CAError",
     "CANotFound",
     "ClusterCA",
+    "DesiredRoleProvider",
     "InvalidCertificateRequest",
     "InvalidJoinToken",
     "JoinTokenRefused",
     "NodeCAService",
+    "NodeRemoved",
+    "RevocationInterceptor",
     "TokensProvider",
+    "desired_roles",
     "generate_join_tokens",
+    "is_removed",
     "new_id",
+    "removed_now",
+    "revoke_node",
     "rotate_join_token",
     "token_for_role",
     "verify_join_token",

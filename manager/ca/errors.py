@@ -11,6 +11,7 @@ __all__ = [
     "InvalidCertificateRequest",
     "InvalidJoinToken",
     "JoinTokenRefused",
+    "NodeRemoved",
 ]
 
 
@@ -31,3 +32,12 @@ class InvalidCertificateRequest(InvalidArgument, CAError):
 
 class CANotFound(FailedPrecondition, CAError):
     """No cluster CA in the state directory (the manager was never initialised)."""
+
+
+class NodeRemoved(PermissionDenied, CAError):
+    """A certificate of a node removed from the cluster (`node rm`): refused however
+    long it has left to run."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"node {node_id} was removed from the cluster")
+        self.node_id = node_id

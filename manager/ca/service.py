@@ -4,6 +4,11 @@ Served on the manager's join port (server-only TLS: the caller has no certificat
 and on its main port (mutual TLS: a node renewing). A join token decides the role; a
 caller that already holds a valid certificate keeps its node id, and may renew without
 a token. Anything else is refused before a certificate is signed.
+
+A renewal gets the role the cluster wants the node to have (its Node's desired role,
+which `node promote` / `node demote` set), not the role of the certificate it
+presents: this is how a role change takes effect, and the only way a node's role
+changes. A caller that is no node (a manager's own or a CLI identity) keeps its role.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from typing import Any
 
 from grpc import aio
 
-from pyswarm.common.node_identity import role_name
+from pyswarm.common.node_identity import Role, role_name
 from pyswarm.common.tls import peer_identity
 from pyswarm.manager.ca.authority import ClusterCA, new_id
 from pyswarm.manager.ca.errors import JoinTokenRefused
 from pyswarm.manager.ca.tokens import verify_join_token
+from pyswarm.manager.store import NODES, Cache
 from pyswarm.proto import ca_pb2, ca_pb2_grpc, control_pb2
 
 log = logging.getLogger(__name__)
@@ -27,15 +33,38 @@ Context = aio.ServicerContext[Any, Any]
 # The cluster's current tokens; the manager reads them from its store on each call,
 # so a rotation takes effect at once.
 TokensProvider = Callable[[], Awaitable[control_pb2.JoinTokens]]
+# The desired role of the node with this id, None when no such node is known.
+DesiredRoleProvider = Callable[[str], Role | None]
+
+
+def keep_role(node_id: str) -> Role | None:
+    """No node records (a CA without a store): every renewal keeps its role."""
+    return None
+
+
+def desired_roles(cache: Cache) -> DesiredRoleProvider:
+    """Desired roles from the Node records in the manager's cache."""
+
+    def desired(node_id: str) -> Role | None:
+        node = cache.get(NODES, node_id)
+        return node.spec.desired_role if node is not None else None
+
+    return desired
 
 
 class NodeCAService(ca_pb2_grpc.NodeCAServicer):
     """Issues node certificates for valid join tokens. Install `ErrorInterceptor` on the
     server so that refusals become PERMISSION_DENIED / INVALID_ARGUMENT."""
 
-    def __init__(self, ca: ClusterCA, tokens: TokensProvider) -> None:
+    def __init__(
+        self,
+        ca: ClusterCA,
+        tokens: TokensProvider,
+        desired_role: DesiredRoleProvider = keep_role,
+    ) -> None:
         self._ca = ca
         self._tokens = tokens
+        self._desired_role = desired_role
 
     async def GetRootCACertificate(
         self, request: ca_pb2.GetRootCACertificateRequest, context: Context
@@ -51,7 +80,16 @@ class NodeCAService(ca_pb2_grpc.NodeCAServicer):
         if request.token:
             role = verify_join_token(request.token, await self._tokens())
         elif peer is not None:
-            role = peer.role  # renewal: the certificate vouches for the caller
+            # Renewal: the certificate vouches for the caller, the store for its role.
+            desired = self._desired_role(peer.node_id)
+            role = desired if desired is not None else peer.role
+            if role != peer.role:
+                log.info(
+                    "node %s changes role: %s -> %s",
+                    peer.node_id,
+                    role_name(peer.role),
+                    role_name(role),
+                )
         else:
             raise JoinTokenRefused("a join token is required to join this cluster")
         node_id = peer.node_id if peer is not None else new_id()

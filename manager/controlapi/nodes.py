@@ -2,7 +2,13 @@
 
 A node that is still READY is only removed with force (its agent would otherwise keep
 running tasks nobody tracks); removing it releases its subnet and its liveness record,
-and node health replaces its tasks elsewhere.
+and node health replaces its tasks elsewhere. Removing it also revokes it: the node id
+is recorded as removed (ca/revocation.py) before anything else, so from then on every
+manager refuses its certificates, unexpired as they are.
+
+Changing the desired role (`node promote` / `node demote`) reaches the node through its
+dispatcher session; its agent then renews its certificate and NodeCA issues one of the
+new role.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 
 from pyswarm.common.errors import FailedPrecondition, InvalidArgument
+from pyswarm.manager.ca.revocation import revoke_node
 from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
 from pyswarm.manager.controlapi.validation import validate_labels
 from pyswarm.manager.dispatcher.registration import release_subnet
@@ -72,6 +79,7 @@ class NodesAPI(ControlBase):
             raise FailedPrecondition(
                 f"node {node.id} is not down and can't be removed (use --force to remove it)"
             )
+        await revoke_node(self.store, node.id)
         revision = await self.store.delete(NODES, node.id)
         with contextlib.suppress(ObjectNotFound):
             await self.store.delete(LIVENESS, node.id)

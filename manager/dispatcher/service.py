@@ -5,9 +5,10 @@ cluster); its Node record is created or refreshed READY, a subnet allocated, and
 liveness record opened (see liveness.py). Session: the first AgentMessage names the
 session Register gave; the manager answers with the COMPLETE assignment set, then
 INCREMENTAL changes as the cache sees them (debounced into one message per burst),
-a HeartbeatAck per heartbeat (which refreshes liveness), and applies status reports
-(status.py). A session whose liveness is gone or was taken by a newer registration
-ends with FAILED_PRECONDITION: the agent registers again.
+a HeartbeatAck per heartbeat (which refreshes liveness and carries the node's
+desired role, so the agent renews its certificate after a promote or demote), and
+applies status reports (status.py). A session whose liveness is gone or was taken by
+a newer registration ends with FAILED_PRECONDITION: the agent registers again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from grpc import aio
 from pyswarm.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from pyswarm.common.node_identity import MANAGER, WORKER
 from pyswarm.common.tls import PeerIdentity, require_role
-from pyswarm.manager.ca import new_id
+from pyswarm.manager.ca import NodeRemoved, new_id, removed_now
 from pyswarm.manager.dispatcher.assignments import AssignmentTracker
 from pyswarm.manager.dispatcher.liveness import Liveness
 from pyswarm.manager.dispatcher.registration import (
@@ -32,7 +33,15 @@ from pyswarm.manager.dispatcher.registration import (
     upsert_node,
 )
 from pyswarm.manager.dispatcher.status import StatusWriter
-from pyswarm.manager.store import LIVENESS, TASKS, Cache, Store, StoreError
+from pyswarm.manager.store import (
+    LIVENESS,
+    NODES,
+    TASKS,
+    Cache,
+    ObjectNotFound,
+    Store,
+    StoreError,
+)
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
 
 log = logging.getLogger(__name__)
@@ -91,6 +100,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
         fill = types_pb2.Node()
         describe_node(fill, request, peer.role, _peer_host(context), subnet)
         await upsert_node(self._store, peer.node_id, fill, peer.role)
+        await self._undo_if_removed(peer.node_id)
         # Sessions may reach the liveness check through this manager's cache at once.
         await self._cache.wait_for_revision(revision, timeout=10.0)
         log.info("node %s registered (session %s)", peer.node_id, session_id)
@@ -101,6 +111,24 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             subnet=subnet,
             managers=await self._managers(),
         )
+
+    async def _undo_if_removed(self, node_id: str) -> None:
+        """A Register let in just before `node rm` may have written the node after the
+        removal deleted it: the removal record is written first, so reading it after
+        our write tells, and the node is deleted again and refused."""
+        if not await removed_now(self._store, node_id):
+            return
+        for kind in (NODES, LIVENESS):
+            with contextlib.suppress(ObjectNotFound):
+                await self._store.delete(kind, node_id)
+        raise NodeRemoved(node_id)
+
+    def _notify_role(self, node_id: str, ack: dispatcher_pb2.HeartbeatAck) -> None:
+        """Tell the node its desired role: when that differs from its certificate's,
+        the agent renews it (`node promote` / `node demote` take effect)."""
+        node = self._cache.get(NODES, node_id)
+        if node is not None:
+            ack.role.desired_role = node.spec.desired_role
 
     def _check_session(self, node_id: str, session_id: str) -> types_pb2.NodeLiveness:
         record = self._cache.get(LIVENESS, node_id)
@@ -137,6 +165,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                 ack = dispatcher_pb2.HeartbeatAck(
                     period_ms=self._period_ms, managers=await self._managers()
                 )
+                self._notify_role(node_id, ack)
                 outgoing.put_nowait(dispatcher_pb2.ManagerMessage(heartbeat_ack=ack))
             elif which == "statuses":
                 await self._status.apply(node_id, message.statuses.updates)

@@ -6,6 +6,8 @@
   `batch` for bulk work, `update_with_retry` for control loops.
 - `Cache`: list + watch view of every object, with change events for control loops.
 - `Election`: leader election on an etcd lease.
+- names.py: unique names (services) kept by a name index written in the same
+  transaction as the object.
 """
 
 from pyswarm.manager.store.cache import Cache, StoreEvent, Subscription
@@ -13,6 +15,7 @@ from pyswarm.manager.store.election import DEFAULT_LEASE_TTL, LEADER_KEY, Electi
 from pyswarm.manager.store.errors import (
     Conflict,
     InvalidBatch,
+    NameConflict,
     ObjectExists,
     ObjectNotFound,
     StoreError,
@@ -20,7 +23,17 @@ from pyswarm.manager.store.errors import (
 )
 from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
-from pyswarm.manager.store.kinds import CLUSTERS, KINDS, LIVENESS, NODES, SERVICES, TASKS, Kind
+from pyswarm.manager.store.kinds import (
+    CLUSTERS,
+    KINDS,
+    LIVENESS,
+    NODES,
+    REMOVED_NODES,
+    SERVICES,
+    TASKS,
+    Kind,
+)
+from pyswarm.manager.store.names import backfill_all, name_owner, service_name
 from pyswarm.manager.store.ops import Create, Delete, Op, Update
 from pyswarm.manager.store.store import DEFAULT_MAX_TXN_OPS, Store
 
@@ -32,6 +45,7 @@ __all__ = [
     "LEADER_KEY",
     "LIVENESS",
     "NODES",
+    "REMOVED_NODES",
     "SERVICES",
     "TASKS",
     "Cache",
@@ -43,6 +57,7 @@ __all__ = [
     "EtcdClient",
     "InvalidBatch",
     "Kind",
+    "NameConflict",
     "ObjectExists",
     "ObjectNotFound",
     "Op",
@@ -52,6 +67,9 @@ __all__ = [
     "StoreUnavailable",
     "Subscription",
     "Update",
+    "backfill_all",
     "current_leader",
     "find_free_port",
+    "name_owner",
+    "service_name",
 ]

@@ -4,7 +4,9 @@
 prefix from the next revision and applies puts and deletes in order. Each change is
 delivered as a `StoreEvent` to every `Subscription` that asked for its kind, so
 control loops can keep a dirty set and never poll etcd. When the watch breaks (etcd
-restarted, history compacted) the cache lists again and emits the difference
+restarted, the member it was on went away) the cache watches again from the revision
+after the last it applied, on whichever member the client fails over to, so no event
+is lost; when that history is compacted away it lists again and emits the difference
 between what it held and what is true, so subscribers converge too.
 """
 
@@ -21,7 +23,7 @@ from google.protobuf.message import Message
 from pyswarm.common.lifecycle import run_until_stopped, sleep_or_stop
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue
-from pyswarm.manager.store.etcd_watch import Watch, WatchBatch, open_watch
+from pyswarm.manager.store.etcd_watch import Watch, WatchBatch, WatchCompacted, open_watch
 from pyswarm.manager.store.kinds import KINDS, PREFIX, Kind, M, parse_key
 
 __all__ = ["Cache", "StoreEvent", "Subscription"]
@@ -113,8 +115,10 @@ class Cache:
         self._stopping = asyncio.Event()
         #: Set once the first listing is loaded: reads before it see an empty cache.
         self.synced = asyncio.Event()
-        #: How many times the cache has listed (1 + the watch breaks it recovered from).
+        #: How many times the cache has listed (once per run, and after compactions).
         self.lists = 0
+        #: How many times a broken watch was resumed from the last applied revision.
+        self.resumes = 0
 
     # -- reads ---------------------------------------------------------------------
 
@@ -184,13 +188,22 @@ class Cache:
 
     async def _loop(self) -> None:
         delay = self._retry_delay
+        resume = False
         while True:
             watched = False
             try:
-                await self._list_and_watch()
+                if resume:
+                    self.resumes += 1
+                    await self._watch_from(self._revision + 1)
+                else:
+                    await self._list_and_watch()
+            except WatchCompacted as err:
+                resume = False
+                log.warning("store cache: %s; listing again", err)
             except StoreError as err:
                 watched = self._watch is not None
-                log.warning("store cache: %s; listing again", err)
+                resume = self.synced.is_set()
+                log.warning("store cache: %s; watching again", err)
             finally:
                 self._watch = None
             # A watch that ran a while broke once: retry soon. Failures in a row back off.
@@ -200,9 +213,10 @@ class Cache:
     async def _list_and_watch(self) -> None:
         listing = await self.client.range_paged(PREFIX)
         self._replace(listing.kvs, listing.revision)
-        async with open_watch(
-            self.client, PREFIX, prefix=True, start_revision=listing.revision + 1
-        ) as watch:
+        await self._watch_from(listing.revision + 1)
+
+    async def _watch_from(self, revision: int) -> None:
+        async with open_watch(self.client, PREFIX, prefix=True, start_revision=revision) as watch:
             self._watch = watch
             async for batch in watch:
                 self._apply(batch)

@@ -18,6 +18,7 @@ from pyswarm.common.errors import (
 __all__ = [
     "Conflict",
     "InvalidBatch",
+    "NameConflict",
     "ObjectExists",
     "ObjectNotFound",
     "StoreError",
@@ -38,6 +39,9 @@ class StoreError(PyswarmError):
 class StoreUnavailable(Unavailable, StoreError):
     """etcd could not be reached or did not answer in time; nothing is known to have
     changed and the caller should retry."""
+
+    #: The etcd member could not be reached at all (another member may serve).
+    member_down: bool = False
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"cluster store unavailable: {reason}")
@@ -75,3 +79,18 @@ class ObjectExists(AlreadyExists, StoreError):
 
 class InvalidBatch(InvalidArgument, StoreError):
     """A batch that etcd could not apply as asked (an object named twice, an empty id)."""
+
+
+class NameConflict(AlreadyExists, StoreError):
+    """A create asked for a name another object of its kind already holds."""
+
+    def __init__(self, kind: str, name: str, owner_id: str) -> None:
+        singular = kind.removesuffix("s")
+        super().__init__(
+            f"name conflicts with an existing object: {singular} {name!r} is taken"
+            f" by {singular} {owner_id}",
+            field="name",
+        )
+        self.object_kind = kind
+        self.name = name
+        self.owner_id = owner_id

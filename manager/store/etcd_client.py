@@ -5,14 +5,22 @@ It speaks bytes and revisions: ranges (optionally at a past revision), transacti
 of compares and put/delete/get ops (with the response header's revision, which is
 every put's new mod_revision) and leases; etcd_watch.py adds watches. Every
 failure to reach etcd becomes `StoreUnavailable`; any other etcd refusal `StoreError`.
+
+Given several endpoints (members of one etcd cluster), the client talks to one at a
+time and fails over to the next when that one cannot be reached (connection refused,
+UNAVAILABLE, e.g. "no leader"): the call is retried once on each other member before
+StoreUnavailable is raised. Retrying a write is safe because every store write is a
+guarded transaction or an idempotent delete; leases are cluster-wide, so a lease
+granted through one member is kept alive through another.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import aetcd
 import grpc
@@ -32,8 +40,15 @@ __all__ = [
     "RangeResult",
     "TxnResult",
     "key_value",
+    "parse_endpoints",
     "translate_errors",
 ]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Codes that say "this member cannot serve now": worth trying another member.
+_MEMBER_DOWN_CODES = {grpc.StatusCode.UNAVAILABLE}
 
 _UNAVAILABLE_CODES = {
     grpc.StatusCode.UNAVAILABLE,
@@ -114,10 +129,16 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except grpc.aio.AioRpcError as err:
         if err.code() in _UNAVAILABLE_CODES:
-            raise StoreUnavailable(f"{what}: {err.details() or err.code().name}") from err
+            unavailable = StoreUnavailable(f"{what}: {err.details() or err.code().name}")
+            unavailable.member_down = err.code() in _MEMBER_DOWN_CODES
+            raise unavailable from err
         raise StoreError(f"etcd refused {what}: {err.details()}") from err
-    except (aetcd_exceptions.ConnectionFailedError, aetcd_exceptions.ConnectionTimeoutError) as e:
-        raise StoreUnavailable(f"{what}: {e}") from e
+    except aetcd_exceptions.ConnectionFailedError as err:
+        unavailable = StoreUnavailable(f"{what}: {err}")
+        unavailable.member_down = True
+        raise unavailable from err
+    except aetcd_exceptions.ConnectionTimeoutError as err:
+        raise StoreUnavailable(f"{what}: {err}") from err
     except aetcd_exceptions.ClientError as err:
         raise StoreError(f"etcd refused {what}: {err}") from err
     except TimeoutError as err:
@@ -158,21 +179,77 @@ def _request_op(op: TxnOp) -> Any:
     return rpc.RequestOp(request_range=rpc.RangeRequest(key=op.key))
 
 
+def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
+    """`host:port` of each endpoint ("http://" allowed; a string may hold several,
+    comma-separated). StoreError names the first malformed one."""
+    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
+    parsed: list[str] = []
+    for item in (i.strip() for i in items):
+        host, _, port = item.removeprefix("http://").rpartition(":")
+        if not host or not port.isdigit():
+            raise StoreError(f"invalid etcd endpoint {item!r}: expected host:port")
+        parsed.append(f"{host}:{port}")
+    if not parsed:
+        raise StoreError("no etcd endpoint given")
+    return parsed
+
+
 class EtcdClient:
-    """One gRPC channel to etcd at `endpoint` ("host:port"); `timeout` bounds each call.
+    """A gRPC channel to one etcd member at a time, of `endpoints` ("host:port", or
+    several as a list or comma-separated); `timeout` bounds each call.
 
     Use as an async context manager, or call `connect()` and `close()`.
     """
 
-    def __init__(self, endpoint: str = "127.0.0.1:2379", *, timeout: float = 5.0) -> None:
-        host, _, port = endpoint.removeprefix("http://").rpartition(":")
-        if not host or not port.isdigit():
-            raise StoreError(f"invalid etcd endpoint {endpoint!r}: expected host:port")
-        self.endpoint = f"{host}:{port}"
+    def __init__(
+        self, endpoint: str | Sequence[str] = "127.0.0.1:2379", *, timeout: float = 5.0
+    ) -> None:
+        self.endpoints = parse_endpoints(endpoint)
         self.timeout = timeout
-        self._client: Any = aetcd.Client(
-            host=host, port=int(port), timeout=timeout, options=_CHANNEL_OPTIONS
-        )
+        self._current = 0
+        # One aetcd client (one channel) per member, made when first used and kept:
+        # a channel reconnects by itself once its member is back.
+        self._clients: dict[str, Any] = {}
+
+    @property
+    def endpoint(self) -> str:
+        """The member this client talks to now."""
+        return self.endpoints[self._current]
+
+    @property
+    def _client(self) -> Any:
+        """The aetcd client of the current member."""
+        endpoint = self.endpoint
+        client = self._clients.get(endpoint)
+        if client is None:
+            host, _, port = endpoint.rpartition(":")
+            client = aetcd.Client(
+                host=host, port=int(port), timeout=self.timeout, options=_CHANNEL_OPTIONS
+            )
+            self._clients[endpoint] = client
+        return client
+
+    def member_down(self, endpoint: str) -> None:
+        """Move on to the next member if `endpoint` is still the current one (so that
+        several calls failing at once on one member move on only once)."""
+        if len(self.endpoints) < 2 or endpoint != self.endpoint:
+            return
+        self._current = (self._current + 1) % len(self.endpoints)
+        log.warning("etcd member %s unreachable; failing over to %s", endpoint, self.endpoint)
+
+    async def failover(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run `attempt` (which uses the current member), moving on to the next member
+        and retrying while members are down, each member once."""
+        for tried in range(len(self.endpoints)):
+            endpoint = self.endpoint
+            try:
+                with translate_errors(what):
+                    return await attempt()
+            except StoreUnavailable as err:
+                if not err.member_down or tried == len(self.endpoints) - 1:
+                    raise
+                self.member_down(endpoint)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def connect(self) -> None:
         """Open the channel (this does not wait for etcd to answer)."""
@@ -180,8 +257,10 @@ class EtcdClient:
             await self._client.connect()
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._client.close()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.close()
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -199,9 +278,12 @@ class EtcdClient:
         request = rpc.RangeRequest(key=key, revision=revision)
         if prefix:
             request.range_end = prefix_range_end(key)
-        with translate_errors("read"):
+
+        async def attempt() -> Any:
             kv = await self._kv()
-            response = await kv.Range(request, timeout=self.timeout, metadata=self.metadata())
+            return await kv.Range(request, timeout=self.timeout, metadata=self.metadata())
+
+        response = await self.failover("read", attempt)
         return RangeResult(
             revision=int(response.header.revision), kvs=[key_value(kv) for kv in response.kvs]
         )
@@ -214,10 +296,13 @@ class EtcdClient:
         kvs: list[KeyValue] = []
         revision = 0
         request = first
+
+        async def attempt() -> Any:
+            kv = await self._kv()
+            return await kv.Range(request, timeout=self.timeout, metadata=self.metadata())
+
         while True:
-            with translate_errors("read"):
-                kv = await self._kv()
-                response = await kv.Range(request, timeout=self.timeout, metadata=self.metadata())
+            response = await self.failover("read", attempt)
             if not revision:
                 revision = int(response.header.revision)
             kvs.extend(key_value(item) for item in response.kvs)
@@ -241,9 +326,12 @@ class EtcdClient:
             success=[_request_op(op) for op in success],
             failure=[_request_op(op) for op in failure],
         )
-        with translate_errors("transaction"):
+
+        async def attempt() -> Any:
             kv = await self._kv()
-            response = await kv.Txn(request, timeout=self.timeout, metadata=self.metadata())
+            return await kv.Txn(request, timeout=self.timeout, metadata=self.metadata())
+
+        response = await self.failover("transaction", attempt)
         gets: list[KeyValue | None] = []
         for item in response.responses:
             if item.WhichOneof("response") == "response_range":
@@ -258,36 +346,40 @@ class EtcdClient:
         request = rpc.DeleteRangeRequest(key=key)
         if prefix:
             request.range_end = prefix_range_end(key)
-        with translate_errors("delete"):
+
+        async def attempt() -> Any:
             kv = await self._kv()
-            response = await kv.DeleteRange(request, timeout=self.timeout, metadata=self.metadata())
+            return await kv.DeleteRange(request, timeout=self.timeout, metadata=self.metadata())
+
+        response = await self.failover("delete", attempt)
         return int(response.deleted), int(response.header.revision)
 
     async def grant_lease(self, ttl: int) -> int:
         """A new lease of `ttl` seconds; its id."""
-        with translate_errors("lease grant"):
-            lease = await self._client.lease(ttl)
+        lease = await self.failover("lease grant", lambda: self._client.lease(ttl))
         return int(lease.id)
 
     async def keep_alive(self, lease_id: int) -> int:
         """Refresh the lease once; the TTL it now has (0 or less: it has expired)."""
-        with translate_errors("lease keep-alive"):
-            reply = await self._client.refresh_lease(lease_id)
+        reply = await self.failover(
+            "lease keep-alive", lambda: self._client.refresh_lease(lease_id)
+        )
         return int(reply.TTL) if reply is not None else 0
 
     async def revoke_lease(self, lease_id: int) -> None:
         """End the lease now; its keys are deleted. A lease already gone is fine."""
         try:
-            with translate_errors("lease revoke"):
-                await self._client.revoke_lease(lease_id)
+            await self.failover("lease revoke", lambda: self._client.revoke_lease(lease_id))
         except StoreError as err:
             if "lease not found" not in str(err):
                 raise
 
-    async def watch_stub(self) -> Any:
-        """The raw gRPC Watch stub on this client's channel (for etcd_watch)."""
+    async def watch_stub(self) -> tuple[Any, str]:
+        """The raw gRPC Watch stub on the current member's channel, and that member
+        (for etcd_watch, which reports it through `member_down` when it breaks)."""
+        endpoint = self.endpoint
         await self.connect()
-        return rpc.WatchStub(self._client.channel)
+        return rpc.WatchStub(self._client.channel), endpoint
 
     def metadata(self) -> Any:
         return self._client.metadata

@@ -49,6 +49,7 @@ class EmbeddedEtcd:
         name: str = "pyswarm",
         binary: str = "etcd",
         max_txn_ops: int = 128,
+        initial_cluster: str = "",
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host = host
@@ -57,6 +58,8 @@ class EmbeddedEtcd:
         self.name = name
         self.binary = binary
         self.max_txn_ops = max_txn_ops
+        #: `name=peer_url,...` of every member of a new multi-member cluster ("": alone).
+        self.initial_cluster = initial_cluster
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -98,7 +101,7 @@ class EmbeddedEtcd:
             f"--advertise-client-urls={self.client_url}",
             f"--listen-peer-urls={self.peer_url}",
             f"--initial-advertise-peer-urls={self.peer_url}",
-            f"--initial-cluster={self.name}={self.peer_url}",
+            f"--initial-cluster={self.initial_cluster or f'{self.name}={self.peer_url}'}",
             "--initial-cluster-state=new",
             f"--max-txn-ops={self.max_txn_ops}",
             # Keep an hour of history for watchers that reconnect; older revisions go.
@@ -116,6 +119,16 @@ class EmbeddedEtcd:
         StoreUnavailable when it is still not healthy after `timeout` seconds (the
         process is stopped then).
         """
+        self.spawn()
+        try:
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def spawn(self) -> None:
+        """Spawn etcd without waiting for it to be healthy (a member of a new
+        multi-member cluster is not, until a quorum of members runs)."""
         if self.running():
             return
         if shutil.which(self.binary) is None:
@@ -129,13 +142,10 @@ class EmbeddedEtcd:
             stderr=self._log,
             close_fds=True,
         )
-        try:
-            self._wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Return once etcd reports healthy; StoreError if it exits, StoreUnavailable
+        after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         delay = 0.02
         reason = "no answer yet"

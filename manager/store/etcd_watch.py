@@ -3,6 +3,10 @@
 `open_watch` creates one watch on its own gRPC stream and yields a `Watch` to
 iterate. A batch never splits the events of one revision, so after applying a
 batch a reader has seen every change up to its revision.
+
+A watch lives on one etcd member. When that member goes away the stream breaks
+(StoreUnavailable) and the client is told to fail over, so the reader's next
+`open_watch` from its last revision + 1 continues on another member, losing nothing.
 """
 
 from __future__ import annotations
@@ -56,12 +60,16 @@ class Watch:
     """One watch stream; iterate it for `WatchBatch`es. Raises StoreUnavailable when
     the stream breaks and WatchCompacted when the asked-for history is gone."""
 
-    def __init__(self, call: Any, requests: asyncio.Queue[Any]) -> None:
+    def __init__(
+        self, call: Any, requests: asyncio.Queue[Any], client: EtcdClient, endpoint: str
+    ) -> None:
         # No progress requests go through `requests`: etcd 3.4 may answer one with a
         # revision whose events it has not sent yet. Periodic progress notifications
         # (asked for at creation) are only sent to caught-up watchers, so they are safe.
         self._call = call
         self._requests = requests
+        self._client = client
+        self.endpoint = endpoint
         self._responses: AsyncIterator[Any] = call.__aiter__()
 
     def __aiter__(self) -> Watch:
@@ -69,11 +77,16 @@ class Watch:
 
     async def __anext__(self) -> WatchBatch:
         while True:
-            with translate_errors("watch"):
-                try:
-                    response = await self._responses.__anext__()
-                except StopAsyncIteration:
-                    raise StoreUnavailable("watch: stream ended") from None
+            try:
+                with translate_errors("watch"):
+                    try:
+                        response = await self._responses.__anext__()
+                    except StopAsyncIteration:
+                        raise StoreUnavailable("watch: stream ended") from None
+            except StoreUnavailable as err:
+                if err.member_down:
+                    self._client.member_down(self.endpoint)
+                raise
             if response.compact_revision:
                 raise WatchCompacted(int(response.compact_revision))
             if response.canceled:
@@ -87,7 +100,10 @@ class Watch:
 
     async def _wait_created(self) -> None:
         with translate_errors("watch"):
-            first = await self._responses.__anext__()
+            try:
+                first = await self._responses.__anext__()
+            except StopAsyncIteration:
+                raise StoreUnavailable("watch: stream ended") from None
         if first.compact_revision:
             raise WatchCompacted(int(first.compact_revision))
         if first.canceled or not first.created:
@@ -105,22 +121,33 @@ async def open_watch(
     """Watch the key (or every key under it, with `prefix`) from `start_revision`
     (0: from now on); the watch is cancelled when the block exits."""
     range_end = prefix_range_end(key) if prefix else b""
-    requests: asyncio.Queue[Any] = asyncio.Queue()
-    create = rpc.WatchCreateRequest(key=key, start_revision=start_revision, progress_notify=True)
+    create_request = rpc.WatchCreateRequest(
+        key=key, start_revision=start_revision, progress_notify=True
+    )
     if range_end:
-        create.range_end = range_end
-    requests.put_nowait(rpc.WatchRequest(create_request=create))
+        create_request.range_end = range_end
 
-    async def outgoing() -> AsyncIterator[Any]:
-        while (request := await requests.get()) is not None:
-            yield request
+    async def create() -> Watch:
+        stub, endpoint = await client.watch_stub()
+        requests: asyncio.Queue[Any] = asyncio.Queue()
+        requests.put_nowait(rpc.WatchRequest(create_request=create_request))
 
-    with translate_errors("watch"):
-        stub = await client.watch_stub()
-        call = stub.Watch(outgoing(), metadata=client.metadata())
-    watch = Watch(call, requests)
+        async def outgoing() -> AsyncIterator[Any]:
+            while (request := await requests.get()) is not None:
+                yield request
+
+        watch = Watch(
+            stub.Watch(outgoing(), metadata=client.metadata()), requests, client, endpoint
+        )
+        try:
+            await watch._wait_created()
+        except BaseException:
+            watch._cancel()
+            raise
+        return watch
+
+    watch = await client.failover("watch", create)
     try:
-        await watch._wait_created()
         yield watch
     finally:
         watch._cancel()

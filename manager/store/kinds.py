@@ -13,23 +13,29 @@ from typing import Generic, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from pyswarm.manager.store.errors import InvalidBatch
-from pyswarm.proto import types_pb2
+from pyswarm.proto import ca_pb2, types_pb2
 
 __all__ = [
     "CLUSTERS",
     "KINDS",
     "LIVENESS",
+    "NAMES_PREFIX",
     "NODES",
     "PREFIX",
+    "REMOVED_NODES",
     "SERVICES",
     "TASKS",
     "Kind",
     "StoredMessage",
     "key_for",
+    "name_key",
     "parse_key",
 ]
 
 PREFIX = b"/pyswarm/v1/"
+#: Name index: `/pyswarm/names/<kind>/<name>` holds the id of the object with that
+#: name, for kinds whose names are unique (services). Outside PREFIX: not an object.
+NAMES_PREFIX = b"/pyswarm/names/"
 
 
 class StoredMessage(Protocol):
@@ -83,10 +89,12 @@ TASKS = Kind("tasks", types_pb2.Task)
 CLUSTERS = Kind("clusters", types_pb2.Cluster)
 #: Written bound to an etcd lease (see the dispatcher), so expiry deletes it.
 LIVENESS = Kind("liveness", types_pb2.NodeLiveness)
+#: Nodes removed from the cluster, whose certificates every manager refuses (ca/).
+REMOVED_NODES = Kind("removed_nodes", ca_pb2.RemovedNode)
 
 #: The kinds the manager stores, by name; the cache decodes every kind listed here.
 KINDS: dict[str, Kind[Message]] = {
-    kind.name: kind for kind in (NODES, SERVICES, TASKS, CLUSTERS, LIVENESS)
+    kind.name: kind for kind in (NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES)
 }
 
 
@@ -94,6 +102,13 @@ def key_for(kind: Kind[M], message: M) -> bytes:
     """The key of `message` (by its id)."""
     stored: StoredMessage = message  # type: ignore[assignment]
     return kind.key(stored.id)
+
+
+def name_key(kind: Kind[Message], name: str) -> bytes:
+    """The name index key of `name` among objects of `kind`."""
+    if not name:
+        raise InvalidBatch(f"a {kind.name} name cannot be empty", field="name")
+    return NAMES_PREFIX + kind.name.encode() + b"/" + name.encode()
 
 
 def parse_key(key: bytes) -> tuple[str, str] | None:

@@ -80,10 +80,11 @@ class Store:
 
     # -- single writes -------------------------------------------------------------
 
-    async def create(self, kind: Kind[M], message: M) -> M:
-        """Store a new object; ObjectExists when the id is taken. Returns `message`
-        with its timestamps and new version set."""
-        await self._run_chunk([plan(Create(kind, message), self._clock)], applied=0)
+    async def create(self, kind: Kind[M], message: M, *, name: str = "") -> M:
+        """Store a new object; ObjectExists when the id is taken. With `name`, the
+        name is reserved in the same transaction (NameConflict when it is taken).
+        Returns `message` with its timestamps and new version set."""
+        await self._run_chunk([plan(Create(kind, message, name), self._clock)], applied=0)
         return message
 
     async def update(self, kind: Kind[M], message: M) -> M:
@@ -92,17 +93,22 @@ class Store:
         await self._run_chunk([plan(Update(kind, message), self._clock)], applied=0)
         return message
 
-    async def delete(self, kind: Kind[Message], object_id: str, version: int | None = None) -> int:
+    async def delete(
+        self, kind: Kind[Message], object_id: str, version: int | None = None, *, name: str = ""
+    ) -> int:
         """Remove the object, returning the revision of the deletion. With `version`,
         only if it is still at that version (else Conflict). ObjectNotFound when
-        there is no such object."""
+        there is no such object. With `name` (which needs `version`), the object's
+        name is released in the same transaction."""
+        if name and version is None:
+            raise InvalidBatch("releasing a name needs the object's version", field="version")
         if version is None:
             deleted, revision = await self.client.delete(kind.key(object_id))
             if not deleted:
                 raise ObjectNotFound(kind.name, object_id)
             return revision
         return await self._run_chunk(
-            [plan(Delete(kind, object_id, version), self._clock)], applied=0
+            [plan(Delete(kind, object_id, version, name), self._clock)], applied=0
         )
 
     async def update_with_retry(
@@ -155,17 +161,18 @@ class Store:
 
     async def _run_chunk(self, steps: Sequence[Step], *, applied: int) -> int:
         """Run the steps as one transaction; raise the first failing step's error."""
-        compares = [step.compare for step in steps if step.compare is not None]
         result = await self.client.txn(
-            compares,
-            success=[step.write for step in steps],
-            failure=[step.probe() for step in steps],
+            [compare for step in steps for compare in step.compares],
+            success=[write for step in steps for write in step.writes],
+            failure=[probe for step in steps for probe in step.probes()],
         )
         if result.succeeded:
             for step in steps:
                 step.commit(result.revision)
             return result.revision
-        for step, current in zip(steps, result.gets, strict=True):
+        gets = iter(result.gets)
+        for step in steps:
+            current = [next(gets) for _ in step.probes()]
             error = step.failure(current)
             if error is not None:
                 error.applied_ops = applied
@@ -182,8 +189,9 @@ class Store:
 def _check_unique(steps: Sequence[Step]) -> None:
     seen: set[bytes] = set()
     for step in steps:
-        if step.key in seen:
-            raise InvalidBatch(
-                f"{step.key.decode(errors='replace')} appears twice in one batch", field="ops"
-            )
-        seen.add(step.key)
+        for key in (step.key,) if step.name_key is None else (step.key, step.name_key):
+            if key in seen:
+                raise InvalidBatch(
+                    f"{key.decode(errors='replace')} appears twice in one batch", field="ops"
+                )
+            seen.add(key)

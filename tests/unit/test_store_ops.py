@@ -19,6 +19,7 @@ from pyswarm.manager.store import (
     EtcdClient,
     InvalidBatch,
     Kind,
+    NameConflict,
     ObjectExists,
     ObjectNotFound,
     Op,
@@ -27,8 +28,8 @@ from pyswarm.manager.store import (
     StoreUnavailable,
     Update,
 )
-from pyswarm.manager.store.etcd_client import KeyValue, PutOp, translate_errors
-from pyswarm.manager.store.kinds import parse_key
+from pyswarm.manager.store.etcd_client import KeyValue, PutOp, parse_endpoints, translate_errors
+from pyswarm.manager.store.kinds import name_key, parse_key
 from pyswarm.manager.store.ops import plan
 from pyswarm.proto import types_pb2
 
@@ -58,9 +59,10 @@ def test_only_messages_with_id_and_meta_are_kinds() -> None:
 def test_a_create_stages_timestamps_without_touching_the_caller() -> None:
     message = types_pb2.Service(id="s1")
     step = plan(Create(SERVICES, message), clock=lambda: 1000.5)
-    assert step.compare is not None and step.compare.target == "create"
-    assert isinstance(step.write, PutOp)
-    stored = types_pb2.Service.FromString(step.write.value)
+    assert [c.target for c in step.compares] == ["create"]
+    (write,) = step.writes
+    assert isinstance(write, PutOp)
+    stored = types_pb2.Service.FromString(write.value)
     assert stored.meta.created_at.seconds == 1000 and stored.meta.version == 0
     assert not message.meta.HasField("created_at")  # only after the write commits
     step.commit(7)
@@ -72,29 +74,53 @@ def test_an_update_compares_the_version_it_was_read_at() -> None:
     message.meta.version = 5
     message.meta.created_at.seconds = 10
     step = plan(Update(SERVICES, message), clock=lambda: 2000.0)
-    assert step.compare is not None
-    assert (step.compare.target, step.compare.op, step.compare.value) == ("mod", "==", 5)
-    assert isinstance(step.write, PutOp)
-    stored = types_pb2.Service.FromString(step.write.value)
+    (compare,) = step.compares
+    assert (compare.target, compare.op, compare.value) == ("mod", "==", 5)
+    (write,) = step.writes
+    assert isinstance(write, PutOp)
+    stored = types_pb2.Service.FromString(write.value)
     assert stored.meta.created_at.seconds == 10  # kept
     assert stored.meta.updated_at.seconds == 2000
-    assert step.failure(kv(5)) is None
-    assert isinstance(step.failure(kv(6)), Conflict)
-    assert isinstance(step.failure(None), ObjectNotFound)
+    assert step.failure([kv(5)]) is None
+    assert isinstance(step.failure([kv(6)]), Conflict)
+    assert isinstance(step.failure([None]), ObjectNotFound)
     with pytest.raises(InvalidBatch, match="no version"):
         plan(Update(SERVICES, types_pb2.Service(id="s2")))
 
 
 def test_failures_are_attributed_per_op() -> None:
     create = plan(Create(TASKS, types_pb2.Task(id="t1")))
-    assert create.failure(None) is None
-    assert isinstance(create.failure(kv(3)), ObjectExists)
+    assert create.failure([None]) is None
+    assert isinstance(create.failure([kv(3)]), ObjectExists)
     guarded = plan(Delete(TASKS, "t1", version=3))
-    assert guarded.failure(kv(3)) is None
-    assert isinstance(guarded.failure(kv(4)), Conflict)
+    assert guarded.failure([kv(3)]) is None
+    assert isinstance(guarded.failure([kv(4)]), Conflict)
     unconditional = plan(Delete(TASKS, "t1"))
-    assert unconditional.compare is None
-    assert unconditional.failure(None) is None
+    assert unconditional.compares == []
+    assert unconditional.failure([None]) is None
+
+
+def test_a_named_create_reserves_its_name_and_a_named_delete_releases_it() -> None:
+    message = types_pb2.Service(id="s1")
+    create = plan(Create(SERVICES, message, name="web"))
+    web_key = b"/pyswarm/names/services/web"
+    assert [(c.key, c.target, c.value) for c in create.compares] == [
+        (b"/pyswarm/v1/services/s1", "create", 0),
+        (web_key, "create", 0),
+    ]
+    assert [op.key for op in create.probes()] == [b"/pyswarm/v1/services/s1", web_key]
+    index = create.writes[1]
+    assert isinstance(index, PutOp) and (index.key, index.value) == (web_key, b"s1")
+    assert create.failure([None, None]) is None
+    taken = KeyValue(web_key, b"other", 1, 1)
+    conflict = create.failure([None, taken])
+    assert isinstance(conflict, NameConflict) and conflict.owner_id == "other"
+    assert "name conflicts with an existing object" in str(conflict)
+    delete = plan(Delete(SERVICES, "s1", version=4, name="web"))
+    assert [op.key for op in delete.writes] == [b"/pyswarm/v1/services/s1", web_key]
+    assert len(plan(Create(SERVICES, message)).compares) == 1  # no name: nothing reserved
+    with pytest.raises(InvalidBatch, match="name"):
+        name_key(SERVICES, "")
 
 
 def test_errors_speak_the_callers_terms() -> None:
@@ -145,3 +171,18 @@ def test_a_batch_naming_an_object_twice_is_refused_before_any_write() -> None:
         asyncio.run(store.batch(ops))
     with pytest.raises(ValueError):
         Store(NoEtcd("127.0.0.1:1"), max_txn_ops=0)
+
+
+def test_several_etcd_endpoints_are_one_client() -> None:
+    assert parse_endpoints("http://10.0.0.1:2379, 10.0.0.2:2379") == [
+        "10.0.0.1:2379",
+        "10.0.0.2:2379",
+    ]
+    client = EtcdClient(["127.0.0.1:1", "127.0.0.1:2"])
+    assert client.endpoint == "127.0.0.1:1"
+    client.member_down("127.0.0.1:2")  # not the current one: nothing moves
+    assert client.endpoint == "127.0.0.1:1"
+    client.member_down("127.0.0.1:1")
+    assert client.endpoint == "127.0.0.1:2"
+    with pytest.raises(StoreError, match="invalid etcd endpoint 'nohost'"):
+        EtcdClient("127.0.0.1:2379,nohost")
