@@ -62,6 +62,21 @@ def validate_ports(ports: list[types_pb2.PortConfig]) -> None:
         seen.add(key)
 
 
+def validate_update_config(config: types_pb2.UpdateConfig, field: str) -> None:
+    """`update` or `rollback`: docker's ranges; a rollback cannot itself roll back."""
+    if not 0.0 <= config.max_failure_ratio <= 1.0:
+        raise InvalidArgument(
+            f"{field}.max_failure_ratio must be between 0 and 1", field=f"{field}.max_failure_ratio"
+        )
+    for name in ("delay", "monitor"):
+        if config.HasField(name) and getattr(config, name).ToNanoseconds() < 0:
+            raise InvalidArgument(f"{field}.{name} must not be negative", field=f"{field}.{name}")
+    if field == "rollback" and config.failure_action == types_pb2.UpdateConfig.ROLLBACK:
+        raise InvalidArgument(
+            "rollback.failure_action must be pause or continue", field="rollback.failure_action"
+        )
+
+
 def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
     """Raise InvalidArgument for the first field of `spec` that is wrong."""
     validate_name(spec.annotations.name)
@@ -97,6 +112,8 @@ def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
             f"replicas must be at most {MAX_REPLICAS}", field="mode.replicated.replicas"
         )
     validate_ports(list(spec.endpoint.ports))
+    validate_update_config(spec.update, "update")
+    validate_update_config(spec.rollback, "rollback")
     from pyswarm.manager.scheduler.constraints import parse_constraints
 
     parse_constraints(list(spec.task.placement.constraints))

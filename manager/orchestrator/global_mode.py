@@ -2,7 +2,8 @@
 
 Keys are global service ids; a change to the service or its tasks dirties it, and a
 change to any node dirties every global service (a node joined, left, was drained or
-relabelled). `plan_global` decides; the writes go out in batches.
+relabelled). `plan_global` decides; the writes go out in batches. Outdated tasks stay
+until the rolling updater (updater.py) replaces them, node by node.
 """
 
 from __future__ import annotations
@@ -57,9 +58,8 @@ class GlobalOrchestrator(ReconcileLoop):
             if service is None or not is_global(service):
                 continue
             try:
-                current, outdated = split_outdated(service, self.tasks.of_service(service_id))
+                current, _ = split_outdated(service, self.tasks.of_service(service_id))
                 plan = plan_global(service, nodes, current)
-                plan.shut_down.extend(outdated)
             except InvalidConstraint:
                 continue  # validated at create; an old spec stays as it is
             ops.extend(plan_ops(plan))
