@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Annotated, Any
 
 import typer
@@ -12,12 +11,34 @@ from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.manager_client import control
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
-from pyswarm.cli.service_spec import build_service_spec, registry_auth_for
+from pyswarm.cli.service_spec import (
+    apply_update_flags,
+    build_service_spec,
+    docker_update_defaults,
+    registry_auth_for,
+)
+from pyswarm.cli.service_update import (
+    RollbackDelay,
+    RollbackFailureAction,
+    RollbackMaxFailureRatio,
+    RollbackMonitor,
+    RollbackOrder,
+    RollbackParallelism,
+    UpdateDelay,
+    UpdateFailureAction,
+    UpdateMaxFailureRatio,
+    UpdateMonitor,
+    UpdateOrder,
+    UpdateParallelism,
+    converge,
+    pacing_flags,
+    print_update_config,
+    print_update_status,
+)
 from pyswarm.proto import control_pb2, types_pb2
 
 app = typer.Typer(help="Manage services across the cluster.", no_args_is_help=True)
 PASSTHROUGH = {"allow_interspersed_args": False}
-CONVERGE_TIMEOUT = 300.0
 
 _STATE_NAMES = {v: k.lower() for k, v in types_pb2.TaskState.items()}
 
@@ -65,8 +86,26 @@ def create(
     no_resolve_image: NoResolveImage = False,
     with_registry_auth: WithRegistryAuth = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
+    update_parallelism: UpdateParallelism = None,
+    update_delay: UpdateDelay = None,
+    update_failure_action: UpdateFailureAction = None,
+    update_monitor: UpdateMonitor = None,
+    update_max_failure_ratio: UpdateMaxFailureRatio = None,
+    update_order: UpdateOrder = None,
+    rollback_parallelism: RollbackParallelism = None,
+    rollback_delay: RollbackDelay = None,
+    rollback_failure_action: RollbackFailureAction = None,
+    rollback_monitor: RollbackMonitor = None,
+    rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
+    rollback_order: RollbackOrder = None,
 ) -> None:
     """Create a service."""
+    pacing = pacing_flags(
+        (update_parallelism, update_delay, update_failure_action, update_monitor,
+         update_max_failure_ratio, update_order),
+        (rollback_parallelism, rollback_delay, rollback_failure_action, rollback_monitor,
+         rollback_max_failure_ratio, rollback_order),
+    )  # fmt: skip
     spec = build_service_spec(
         name=name, image=image, args=command or [], replicas=replicas, mode=mode,
         publish=publish or [], env=env or [], constraint=constraint or [],
@@ -75,6 +114,9 @@ def create(
         restart_condition=restart_condition, hostname=hostname, workdir=workdir, user=user,
         labels=label or [],
     )  # fmt: skip
+    for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
+        docker_update_defaults(config)
+        apply_update_flags(config, flags)
     auth = _send_auth(spec, image, no_resolve_image, with_registry_auth)
     stub = control()
     service = stub.CreateService(
@@ -85,7 +127,7 @@ def create(
     _print_warnings(service)
     print(service.id)
     if not detach:
-        _converge(stub, [service.id])
+        converge(stub, [service.id])
 
 
 def _send_auth(
@@ -104,36 +146,6 @@ def _send_auth(
 def _print_warnings(service: types_pb2.Service) -> None:
     for warning in service.warnings:
         print(warning, file=sys.stderr)
-
-
-def _running_and_desired(stub: Any, service_id: str) -> tuple[int, int]:
-    response = stub.ListServices(control_pb2.ListServicesRequest())
-    for service, status in zip(response.services, response.statuses, strict=True):
-        if service.id == service_id:
-            return status.running_tasks, status.desired_tasks
-    raise CliInputError(f"service {service_id} not found", field="service")
-
-
-def _converge(stub: Any, service_ids: list[str]) -> None:
-    """Show progress until every service runs its desired tasks (docker's verify)."""
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False)
-    deadline = time.monotonic() + CONVERGE_TIMEOUT
-    with console.status("") as status:
-        while True:
-            counts = [_running_and_desired(stub, sid) for sid in service_ids]
-            running = sum(c[0] for c in counts)
-            desired = sum(c[1] for c in counts)
-            status.update(f"overall progress: {running} out of {desired} tasks")
-            if running == desired:
-                break
-            if time.monotonic() > deadline:
-                console.print(f"overall progress: {running} out of {desired} tasks")
-                raise CliInputError("the service did not converge in time", field="service")
-            time.sleep(0.1)  # progress display refresh, not synchronisation
-    console.print(f"overall progress: {running} out of {desired} tasks")
-    console.print("verify: Service converged")
 
 
 NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Show images with their digest")]
@@ -244,7 +256,12 @@ def inspect(
             print("Service Mode:\tGlobal")
         else:
             print(f"Service Mode:\tReplicated\n Replicas:\t{s.spec.replicated.replicas}")
+        print_update_status(s.update_status)
         print(f"Placement:\n Constraints:\t{list(s.spec.task.placement.constraints)}")
+        if s.spec.HasField("update"):
+            print_update_config("UpdateConfig", "Update", s.spec.update)
+        if s.spec.HasField("rollback"):
+            print_update_config("RollbackConfig", "Rollback", s.spec.rollback)
         print(f"ContainerSpec:\n Image:\t\t{c.image}")
         if c.args:
             print(f" Args:\t\t{' '.join(c.args)}")
@@ -281,7 +298,7 @@ def scale(
         print(f"{name} scaled to {count}")
         scaled.append(service.id)
     if not detach:
-        _converge(stub, scaled)
+        converge(stub, scaled)
 
 
 @app.command("update")
@@ -291,11 +308,37 @@ def update(
     image: Annotated[str, typer.Option("--image")] = "",
     env_add: Annotated[list[str] | None, typer.Option("--env-add")] = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Force update even if no changes require it")
+    ] = False,
     no_resolve_image: NoResolveImage = False,
     with_registry_auth: WithRegistryAuth = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
+    update_parallelism: UpdateParallelism = None,
+    update_delay: UpdateDelay = None,
+    update_failure_action: UpdateFailureAction = None,
+    update_monitor: UpdateMonitor = None,
+    update_max_failure_ratio: UpdateMaxFailureRatio = None,
+    update_order: UpdateOrder = None,
+    rollback_parallelism: RollbackParallelism = None,
+    rollback_delay: RollbackDelay = None,
+    rollback_failure_action: RollbackFailureAction = None,
+    rollback_monitor: RollbackMonitor = None,
+    rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
+    rollback_order: RollbackOrder = None,
 ) -> None:
-    """Update a service's spec (a new version; the old one is kept for rollback)."""
+    """Update a service's spec (a new version; the old one is kept for rollback).
+
+    The tasks are replaced at the pace of the service's update config (its rollback
+    config with --rollback); a paused update resumes."""
+    pacing = pacing_flags(
+        (update_parallelism, update_delay, update_failure_action, update_monitor,
+         update_max_failure_ratio, update_order),
+        (rollback_parallelism, rollback_delay, rollback_failure_action, rollback_monitor,
+         rollback_max_failure_ratio, rollback_order),
+    )  # fmt: skip
+    for flags in pacing:  # every flag checked before anything is asked or changed
+        apply_update_flags(types_pb2.UpdateConfig(), flags)
     stub = control()
     current = stub.GetService(control_pb2.GetServiceRequest(service_id=service))
     spec = types_pb2.ServiceSpec()
@@ -309,6 +352,10 @@ def update(
     if image:
         spec.task.container.image = image
     spec.task.container.env.extend(env_add or [])
+    for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
+        apply_update_flags(config, flags)
+    if force:
+        spec.task.force_update += 1
     no_resolve = no_resolve_image or spec.task.container.image == current.spec.task.container.image
     auth = _send_auth(spec, spec.task.container.image, no_resolve, with_registry_auth)
     updated = stub.UpdateService(
@@ -319,14 +366,18 @@ def update(
     )  # fmt: skip
     _print_warnings(updated)
     print(updated.spec.annotations.name)
+    if rollback and updated.update_status.message:
+        print(f"rollback: {updated.update_status.message}", file=sys.stderr)
     if not detach:
-        _converge(stub, [updated.id])
+        converge(stub, [updated.id], update="rollback" if rollback else "update")
 
 
 @app.command("rollback")
-def rollback_(service: str) -> None:
-    """Go back to the service's previous spec."""
-    update(service, rollback=True)
+def rollback_(
+    service: str, detach: Annotated[bool, typer.Option("-d", "--detach")] = False
+) -> None:
+    """Go back to the service's previous spec (at the pace of its rollback config)."""
+    update(service, rollback=True, detach=detach)
 
 
 @app.command("rm")
@@ -337,3 +388,6 @@ def rm(services: Annotated[list[str], typer.Argument()]) -> None:
         services,
         lambda ref: stub.RemoveService(control_pb2.RemoveServiceRequest(service_id=ref)),
     )
+
+
+from pyswarm.cli import service_logs  # noqa: E402, F401  (registers `service logs`)

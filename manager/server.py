@@ -9,7 +9,8 @@ TaskGroup, so that shutdown and failure are one path:
   (any node of this cluster), NodeCA (renewals); and on `join_addr` (server-only TLS):
   NodeCA alone, for nodes that have no certificate yet;
 - the leader election and, while this manager leads, the control loops (replicated
-  and global orchestrators, scheduler, restart supervisor, node health, reaper);
+  and global orchestrators, rolling updater, scheduler, restart supervisor, node
+  health, reaper);
 - /metrics and /sd on `metrics_addr`.
 
 Once serving, `<state_dir>/manager.json` says how to reach it (`EndpointInfo`).
@@ -35,11 +36,18 @@ from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
 from pyswarm.common.tls import identity_server_credentials
 from pyswarm.manager.bootstrap import cluster_ca, ensure_cluster, ensure_identity
-from pyswarm.manager.ca import ClusterCA, NodeCAService
+from pyswarm.manager.ca import (
+    ClusterCA,
+    NodeCAService,
+    RevocationInterceptor,
+    desired_roles,
+    is_removed,
+)
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
 from pyswarm.manager.dispatcher.service import DispatcherService
+from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
 from pyswarm.manager.orchestrator.loop import LoopContext, Part, ReconcileLoop
@@ -48,6 +56,7 @@ from pyswarm.manager.orchestrator.reaper import TaskReaper
 from pyswarm.manager.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarm.manager.orchestrator.restart import RestartSupervisor
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
+from pyswarm.manager.orchestrator.updater import RollingUpdater
 from pyswarm.manager.store import (
     CLUSTERS,
     Cache,
@@ -55,6 +64,7 @@ from pyswarm.manager.store import (
     EmbeddedEtcd,
     Store,
     StoreUnavailable,
+    backfill_all,
     current_leader,
     find_free_port,
 )
@@ -189,7 +199,8 @@ async def serve(
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
     etcd: EmbeddedEtcd | None = None
-    endpoint = config.etcd_endpoints[0] if config.etcd_endpoints else ""
+    # Every member given: the client fails over between them.
+    endpoint = ",".join(config.etcd_endpoints)
     if not endpoint:
         etcd = _embedded_etcd(config)
         await asyncio.to_thread(etcd.start)
@@ -244,6 +255,8 @@ async def _run(
             )
             await cache.synced.wait()
             await cache.wait_for_revision(revision)
+            # Stores from before the name index get it now (guarded, so safe to race).
+            await _retry_unavailable("index names", lambda: backfill_all(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
             running: list[Part | Cache | Election | MetricsServer] = [
                 servers,
@@ -299,6 +312,7 @@ def control_loops(context: LoopContext) -> list[ReconcileLoop]:
     return [
         ReplicatedOrchestrator(context),
         GlobalOrchestrator(context),
+        RollingUpdater(context),
         SchedulingLoop(context),
         RestartSupervisor(context, default_delay=context.config.restart_delay),
         NodeHealth(context),
@@ -323,7 +337,7 @@ def _servers(
         record = cache.get(CLUSTERS, cluster_id)
         return sorted(record.managers.values()) if record is not None else []
 
-    node_ca = NodeCAService(ca, tokens)
+    node_ca = NodeCAService(ca, tokens, desired_roles(cache))
     control = ControlService(
         store=store,
         cache=cache,
@@ -340,11 +354,20 @@ def _servers(
         heartbeat_deadline=config.heartbeat_deadline,
         managers=managers,
     )
-    main = aio.server(interceptors=[ErrorInterceptor()])
+    # Agents publish logs to the address this manager advertises (set once bound).
+    log_broker = LogBroker(store.client, cache, address="")
+    control.log_broker = log_broker
+    log_broker_service = LogBrokerService(
+        broker=log_broker, client=store.client, cluster_id=cluster_id
+    )
+    # Inside ErrorInterceptor, so that a removed node's refusal is PERMISSION_DENIED.
+    main = aio.server(interceptors=[ErrorInterceptor(), RevocationInterceptor(is_removed(cache))])
     control_pb2_grpc.add_ControlServicer_to_server(control, main)
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
+    dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
     listen_port = main.add_secure_port(config.listen_addr, identity_server_credentials(identity))
+    log_broker.address = f"{config.advertise_ip}:{listen_port}"
     join = aio.server(interceptors=[ErrorInterceptor()])
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
     join_credentials = identity_server_credentials(identity, require_client_auth=False)

@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from pyswarm.proto import dispatcher_pb2 as _dispatcher_pb2
 from pyswarm.proto import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
@@ -492,3 +493,58 @@ class GetClusterRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetClusterRequest: _TypeAlias = GetClusterRequest  # noqa: Y015
+
+@_typing.final
+class ServiceLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
+    SINCE_UNIX_NANO_FIELD_NUMBER: _builtins.int
+    service_id: _builtins.str
+    """a service (id, prefix or name) or a task id"""
+    follow: _builtins.bool
+    tail: _builtins.int
+    """lines per task from the end; -1: all"""
+    since_unix_nano: _builtins.int
+    """0: from the start"""
+    def __init__(
+        self,
+        *,
+        service_id: _builtins.str = ...,
+        follow: _builtins.bool = ...,
+        tail: _builtins.int = ...,
+        since_unix_nano: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "service_id", b"service_id", "since_unix_nano", b"since_unix_nano", "tail", b"tail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceLogsRequest: _TypeAlias = ServiceLogsRequest  # noqa: Y015
+
+@_typing.final
+class ServiceLogsMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
+    warning: _builtins.str
+    """e.g. a node whose logs cannot be had"""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_dispatcher_pb2.LogMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[_dispatcher_pb2.LogMessage] | None = ...,
+        warning: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "warning", b"warning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceLogsMessage: _TypeAlias = ServiceLogsMessage  # noqa: Y015

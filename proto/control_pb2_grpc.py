@@ -105,6 +105,11 @@ class ControlStub:
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.GetClusterRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_control__pb2.ClusterInfo.FromString,
                 _registered_method=True)
+        self.ServiceLogs = channel.unary_stream(
+                '/pyswarm.v1.Control/ServiceLogs',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsMessage.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -194,6 +199,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServiceLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +277,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetCluster,
                     request_deserializer=pyswarm_dot_proto_dot_control__pb2.GetClusterRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_control__pb2.ClusterInfo.SerializeToString,
+            ),
+            'ServiceLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.ServiceLogs,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -646,6 +662,33 @@ class Control:
             '/pyswarm.v1.Control/GetCluster',
             pyswarm_dot_proto_dot_control__pb2.GetClusterRequest.SerializeToString,
             pyswarm_dot_proto_dot_control__pb2.ClusterInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServiceLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.Control/ServiceLogs',
+            pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.ServiceLogsMessage.FromString,
             options,
             channel_credentials,
             insecure,

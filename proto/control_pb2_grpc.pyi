@@ -48,6 +48,7 @@ class ControlStub:
     GetJoinTokens: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetJoinTokensRequest, _control_pb2.JoinTokens]
     RotateJoinToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.RotateJoinTokenRequest, _control_pb2.JoinTokens]
     GetCluster: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetClusterRequest, _control_pb2.ClusterInfo]
+    ServiceLogs: _grpc.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -66,6 +67,7 @@ class ControlAsyncStub(ControlStub):
     GetJoinTokens: _aio.UnaryUnaryMultiCallable[_control_pb2.GetJoinTokensRequest, _control_pb2.JoinTokens]  # type: ignore[assignment]
     RotateJoinToken: _aio.UnaryUnaryMultiCallable[_control_pb2.RotateJoinTokenRequest, _control_pb2.JoinTokens]  # type: ignore[assignment]
     GetCluster: _aio.UnaryUnaryMultiCallable[_control_pb2.GetClusterRequest, _control_pb2.ClusterInfo]  # type: ignore[assignment]
+    ServiceLogs: _aio.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -165,5 +167,12 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.GetClusterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ClusterInfo, _abc.Awaitable[_control_pb2.ClusterInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def ServiceLogs(
+        self,
+        request: _control_pb2.ServiceLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.ServiceLogsMessage], _abc.AsyncIterator[_control_pb2.ServiceLogsMessage]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -249,19 +249,254 @@ class HeartbeatAck(_message.Message):
 
     PERIOD_MS_FIELD_NUMBER: _builtins.int
     MANAGERS_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
     period_ms: _builtins.int
     @_builtins.property
     def managers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def role(self) -> Global___NodeRoleNotice:
+        """set when the manager knows the node's desired role"""
+
     def __init__(
         self,
         *,
         period_ms: _builtins.int = ...,
         managers: _abc.Iterable[_builtins.str] | None = ...,
+        role: Global___NodeRoleNotice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["role", b"role"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["managers", b"managers", "period_ms", b"period_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["managers", b"managers", "period_ms", b"period_ms", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatAck: _TypeAlias = HeartbeatAck  # noqa: Y015
+
+@_typing.final
+class NodeRoleNotice(_message.Message):
+    """The role the cluster wants this node to have. When it differs from the role in the
+    node's certificate, the agent renews its certificate through NodeCA.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESIRED_ROLE_FIELD_NUMBER: _builtins.int
+    desired_role: _types_pb2.NodeSpec.Role.ValueType
+    def __init__(
+        self,
+        *,
+        desired_role: _types_pb2.NodeSpec.Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["desired_role", b"desired_role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeRoleNotice: _TypeAlias = NodeRoleNotice  # noqa: Y015
+
+@_typing.final
+class LogSelector(_message.Message):
+    """---- Log broker (service logs): subscriptions go down to agents, logs come back up.
+    The manager that serves `service logs` stores a LogSubscription in etcd under a lease;
+    every manager streams the subscriptions it sees to its agents (ListenSubscriptions),
+    and an agent with matching containers publishes to the manager named in `publisher`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    service_id: _builtins.str
+    """every task of the service, new ones too"""
+    @_builtins.property
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """or these tasks only"""
+
+    def __init__(
+        self,
+        *,
+        service_id: _builtins.str = ...,
+        task_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_id", b"service_id", "task_ids", b"task_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogSelector: _TypeAlias = LogSelector  # noqa: Y015
+
+@_typing.final
+class LogSubscriptionOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
+    SINCE_UNIX_NANO_FIELD_NUMBER: _builtins.int
+    follow: _builtins.bool
+    tail: _builtins.int
+    """lines per container from the end; -1: all"""
+    since_unix_nano: _builtins.int
+    """0: from the start"""
+    def __init__(
+        self,
+        *,
+        follow: _builtins.bool = ...,
+        tail: _builtins.int = ...,
+        since_unix_nano: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "since_unix_nano", b"since_unix_nano", "tail", b"tail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogSubscriptionOptions: _TypeAlias = LogSubscriptionOptions  # noqa: Y015
+
+@_typing.final
+class LogSubscription(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    PUBLISHER_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    publisher: _builtins.str
+    """address of the manager to publish to"""
+    close: _builtins.bool
+    """the subscriber went away: stop publishing"""
+    @_builtins.property
+    def selector(self) -> Global___LogSelector: ...
+    @_builtins.property
+    def options(self) -> Global___LogSubscriptionOptions: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        selector: Global___LogSelector | None = ...,
+        options: Global___LogSubscriptionOptions | None = ...,
+        publisher: _builtins.str = ...,
+        close: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "selector", b"selector"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "id", b"id", "options", b"options", "publisher", b"publisher", "selector", b"selector"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogSubscription: _TypeAlias = LogSubscription  # noqa: Y015
+
+@_typing.final
+class LogMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Stream:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StreamEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[LogMessage._Stream.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STDOUT: LogMessage._Stream.ValueType  # 0
+        STDERR: LogMessage._Stream.ValueType  # 1
+
+    class Stream(_Stream, metaclass=_StreamEnumTypeWrapper): ...
+    STDOUT: LogMessage.Stream.ValueType  # 0
+    STDERR: LogMessage.Stream.ValueType  # 1
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    TIME_UNIX_NANO_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    TASK_NAME_FIELD_NUMBER: _builtins.int
+    NODE_NAME_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    service_id: _builtins.str
+    node_id: _builtins.str
+    time_unix_nano: _builtins.int
+    stream: Global___LogMessage.Stream.ValueType
+    data: _builtins.bytes
+    task_name: _builtins.str
+    """"web.1" (filled by the manager for the CLI)"""
+    node_name: _builtins.str
+    """node hostname (filled by the manager for the CLI)"""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        service_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        time_unix_nano: _builtins.int = ...,
+        stream: Global___LogMessage.Stream.ValueType = ...,
+        data: _builtins.bytes = ...,
+        task_name: _builtins.str = ...,
+        node_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "node_id", b"node_id", "node_name", b"node_name", "service_id", b"service_id", "stream", b"stream", "task_id", b"task_id", "task_name", b"task_name", "time_unix_nano", b"time_unix_nano"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogMessage: _TypeAlias = LogMessage  # noqa: Y015
+
+@_typing.final
+class ListenSubscriptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListenSubscriptionsRequest: _TypeAlias = ListenSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class PublishLogsMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    close: _builtins.bool
+    """this node has sent everything (without follow)"""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogMessage]: ...
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        messages: _abc.Iterable[Global___LogMessage] | None = ...,
+        close: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "messages", b"messages", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishLogsMessage: _TypeAlias = PublishLogsMessage  # noqa: Y015
+
+@_typing.final
+class PublishLogsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishLogsResponse: _TypeAlias = PublishLogsResponse  # noqa: Y015

@@ -138,3 +138,118 @@ class Dispatcher:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class LogBrokerStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListenSubscriptions = channel.unary_stream(
+                '/pyswarm.v1.LogBroker/ListenSubscriptions',
+                request_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.ListenSubscriptionsRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.LogSubscription.FromString,
+                _registered_method=True)
+        self.PublishLogs = channel.stream_unary(
+                '/pyswarm.v1.LogBroker/PublishLogs',
+                request_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsMessage.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsResponse.FromString,
+                _registered_method=True)
+
+
+class LogBrokerServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ListenSubscriptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishLogs(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LogBrokerServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListenSubscriptions': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListenSubscriptions,
+                    request_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.ListenSubscriptionsRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.LogSubscription.SerializeToString,
+            ),
+            'PublishLogs': grpc.stream_unary_rpc_method_handler(
+                    servicer.PublishLogs,
+                    request_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsMessage.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pyswarm.v1.LogBroker', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pyswarm.v1.LogBroker', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LogBroker:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListenSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.LogBroker/ListenSubscriptions',
+            pyswarm_dot_proto_dot_dispatcher__pb2.ListenSubscriptionsRequest.SerializeToString,
+            pyswarm_dot_proto_dot_dispatcher__pb2.LogSubscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishLogs(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/pyswarm.v1.LogBroker/PublishLogs',
+            pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsMessage.SerializeToString,
+            pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

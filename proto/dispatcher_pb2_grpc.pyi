@@ -59,3 +59,34 @@ class DispatcherServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_dispatcher_pb2.ManagerMessage], _abc.AsyncIterator[_dispatcher_pb2.ManagerMessage]]: ...
 
 def add_DispatcherServicer_to_server(servicer: DispatcherServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class LogBrokerStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> LogBrokerAsyncStub: ...
+    ListenSubscriptions: _grpc.UnaryStreamMultiCallable[_dispatcher_pb2.ListenSubscriptionsRequest, _dispatcher_pb2.LogSubscription]
+    PublishLogs: _grpc.StreamUnaryMultiCallable[_dispatcher_pb2.PublishLogsMessage, _dispatcher_pb2.PublishLogsResponse]
+
+@_typing.type_check_only
+class LogBrokerAsyncStub(LogBrokerStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListenSubscriptions: _aio.UnaryStreamMultiCallable[_dispatcher_pb2.ListenSubscriptionsRequest, _dispatcher_pb2.LogSubscription]  # type: ignore[assignment]
+    PublishLogs: _aio.StreamUnaryMultiCallable[_dispatcher_pb2.PublishLogsMessage, _dispatcher_pb2.PublishLogsResponse]  # type: ignore[assignment]
+
+class LogBrokerServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def ListenSubscriptions(
+        self,
+        request: _dispatcher_pb2.ListenSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_dispatcher_pb2.LogSubscription], _abc.AsyncIterator[_dispatcher_pb2.LogSubscription]]: ...
+
+    @_abc_1.abstractmethod
+    def PublishLogs(
+        self,
+        request_iterator: _MaybeAsyncIterator[_dispatcher_pb2.PublishLogsMessage],
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatcher_pb2.PublishLogsResponse, _abc.Awaitable[_dispatcher_pb2.PublishLogsResponse]]: ...
+
+def add_LogBrokerServicer_to_server(servicer: LogBrokerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

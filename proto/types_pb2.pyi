@@ -727,9 +727,14 @@ class UpdateConfig(_message.Message):
     FAILURE_ACTION_FIELD_NUMBER: _builtins.int
     MONITOR_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
+    MAX_FAILURE_RATIO_FIELD_NUMBER: _builtins.int
     parallelism: _builtins.int
     failure_action: Global___UpdateConfig.FailureAction.ValueType
     order: Global___UpdateConfig.Order.ValueType
+    max_failure_ratio: _builtins.float
+    """Failures tolerated during an update (failed tasks / tasks), 0..1; beyond it,
+    failure_action applies.
+    """
     @_builtins.property
     def delay(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -742,14 +747,84 @@ class UpdateConfig(_message.Message):
         failure_action: Global___UpdateConfig.FailureAction.ValueType = ...,
         monitor: _duration_pb2.Duration | None = ...,
         order: Global___UpdateConfig.Order.ValueType = ...,
+        max_failure_ratio: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "monitor", b"monitor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "failure_action", b"failure_action", "monitor", b"monitor", "order", b"order", "parallelism", b"parallelism"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "failure_action", b"failure_action", "max_failure_ratio", b"max_failure_ratio", "monitor", b"monitor", "order", b"order", "parallelism", b"parallelism"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateConfig: _TypeAlias = UpdateConfig  # noqa: Y015
+
+@_typing.final
+class UpdateStatus(_message.Message):
+    """Where a rolling update (or rollback) of a service stands, as SwarmKit's UpdateStatus.
+    The updater keeps it in the service record, so a new leader resumes the update.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[UpdateStatus._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNKNOWN: UpdateStatus._State.ValueType  # 0
+        UPDATING: UpdateStatus._State.ValueType  # 1
+        PAUSED: UpdateStatus._State.ValueType  # 2
+        COMPLETED: UpdateStatus._State.ValueType  # 3
+        ROLLBACK_STARTED: UpdateStatus._State.ValueType  # 4
+        ROLLBACK_PAUSED: UpdateStatus._State.ValueType  # 5
+        ROLLBACK_COMPLETED: UpdateStatus._State.ValueType  # 6
+
+    class State(_State, metaclass=_StateEnumTypeWrapper): ...
+    UNKNOWN: UpdateStatus.State.ValueType  # 0
+    UPDATING: UpdateStatus.State.ValueType  # 1
+    PAUSED: UpdateStatus.State.ValueType  # 2
+    COMPLETED: UpdateStatus.State.ValueType  # 3
+    ROLLBACK_STARTED: UpdateStatus.State.ValueType  # 4
+    ROLLBACK_PAUSED: UpdateStatus.State.ValueType  # 5
+    ROLLBACK_COMPLETED: UpdateStatus.State.ValueType  # 6
+
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FAILED_TASKS_FIELD_NUMBER: _builtins.int
+    STARTED_VERSION_FIELD_NUMBER: _builtins.int
+    state: Global___UpdateStatus.State.ValueType
+    message: _builtins.str
+    started_version: _builtins.int
+    """The service version the updater first saw this update at: tasks made from it or
+    later (Task.spec_version) are this update's, whatever the managers' clocks say.
+    """
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def failed_tasks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """New tasks of this update counted as failures (each once, across leaders)."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___UpdateStatus.State.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        message: _builtins.str = ...,
+        failed_tasks: _abc.Iterable[_builtins.str] | None = ...,
+        started_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "failed_tasks", b"failed_tasks", "message", b"message", "started_at", b"started_at", "started_version", b"started_version", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStatus: _TypeAlias = UpdateStatus  # noqa: Y015
 
 @_typing.final
 class PortConfig(_message.Message):
@@ -842,6 +917,7 @@ class ServiceSpec(_message.Message):
     GLOBAL_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
+    ROLLBACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def annotations(self) -> Global___Annotations: ...
     @_builtins.property
@@ -852,6 +928,10 @@ class ServiceSpec(_message.Message):
     def update(self) -> Global___UpdateConfig: ...
     @_builtins.property
     def endpoint(self) -> Global___EndpointSpec: ...
+    @_builtins.property
+    def rollback(self) -> Global___UpdateConfig:
+        """how a rollback is paced (`service rollback`, failure_action)"""
+
     def __init__(
         self,
         *,
@@ -860,10 +940,11 @@ class ServiceSpec(_message.Message):
         replicated: Global___ReplicatedService | None = ...,
         update: Global___UpdateConfig | None = ...,
         endpoint: Global___EndpointSpec | None = ...,
+        rollback: Global___UpdateConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "mode", b"mode", "replicated", b"replicated", "task", b"task", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "mode", b"mode", "replicated", b"replicated", "rollback", b"rollback", "task", b"task", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "mode", b"mode", "replicated", b"replicated", "task", b"task", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "mode", b"mode", "replicated", b"replicated", "rollback", b"rollback", "task", b"task", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_mode: _TypeAlias = _typing.Literal["replicated", "global"]  # noqa: Y015
     _WhichOneofArgType_mode: _TypeAlias = _typing.Literal["mode", b"mode"]  # noqa: Y015
@@ -880,6 +961,7 @@ class Service(_message.Message):
     SPEC_FIELD_NUMBER: _builtins.int
     PREVIOUS_SPEC_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     @_builtins.property
     def meta(self) -> Global___Meta: ...
@@ -893,6 +975,8 @@ class Service(_message.Message):
         know, e.g. that the image's digest could not be recorded.
         """
 
+    @_builtins.property
+    def update_status(self) -> Global___UpdateStatus: ...
     def __init__(
         self,
         *,
@@ -901,10 +985,11 @@ class Service(_message.Message):
         spec: Global___ServiceSpec | None = ...,
         previous_spec: Global___ServiceSpec | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        update_status: Global___UpdateStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 
 from pyswarm.agent.cluster.executor import TaskExecutor
+from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
@@ -60,6 +61,7 @@ class ClusterMode:
             containers, insecure_registries=self.config.insecure_registries
         )
         self.session.executor = self.executor
+        self.session.log_publisher = LogPublisher(containers)
         if self._stopped:
             return
         log.info("cluster mode: node %s, managers %s", self.state.node_id, self.state.managers)

@@ -15,6 +15,11 @@ for `MISSED_ACKS` periods) ends the attempt; the next one goes to the next manag
 the list (failover), after a backoff that doubles up to `max_backoff` and is reset once
 a session was established. The managers' list from RegisterResponse / HeartbeatAck
 replaces the saved one, so a restarted agent knows every manager.
+
+Each HeartbeatAck also says which role the cluster wants this node to have. When it
+is not the role in the node's certificate (`node promote` / `node demote`), the
+session ends, the certificate is renewed through NodeCA on the same manager (which
+issues the desired role) and saved, and a new session starts at once with it.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from grpc import aio
 
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
+from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.state import ClusterState
-from pyswarm.common.node_identity import NodeIdentity
+from pyswarm.common.join import renew_certificate
+from pyswarm.common.node_identity import NodeIdentity, Role, role_name
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc
 
@@ -46,6 +53,14 @@ REGISTER_TIMEOUT_S = 10.0
 
 class _Stopped(Exception):
     """The session was asked to stop while waiting."""
+
+
+class _RoleChanged(Exception):
+    """The manager wants this node in another role than its certificate's."""
+
+    def __init__(self, role: Role) -> None:
+        super().__init__(f"the cluster wants this node to be a {role_name(role)}")
+        self.role = role
 
 
 class AgentSession:
@@ -65,7 +80,10 @@ class AgentSession:
     ) -> None:
         self.state = state
         self.executor = executor
+        self.identity = identity
         self._credentials = identity_channel_credentials(identity)
+        # A role the CA would not issue when last asked: not asked again until it changes.
+        self._unissued_role: Role | None = None
         self._index = 0
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -76,6 +94,8 @@ class AgentSession:
         self.manager = ""  # the manager of the current session, "" when none
         self.sessions = 0  # sessions established so far (for tests and logs)
         self.connected = asyncio.Event()
+        #: Serves `service logs` subscriptions while in session, when set.
+        self.log_publisher: LogPublisher | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -94,6 +114,15 @@ class AgentSession:
                 await self._until_stopped(self._session(address))
             except _Stopped:
                 break
+            except _RoleChanged as change:
+                self._disconnected()
+                try:
+                    await self._until_stopped(self._change_role(address, change.role))
+                    continue  # in session again at once, with the new certificate
+                except _Stopped:
+                    break
+                except Exception as err:
+                    log.warning("renewing the certificate failed: %s", _error_text(err))
             except grpc.RpcError as err:
                 log.warning("session with %s ended: %s", address, _rpc_text(err))
             except Exception as err:
@@ -151,6 +180,11 @@ class AgentSession:
             response = await self._register(stub)
             self._registered(response, address)
             call = stub.Session()  # type: ignore[call-arg]  # grpc.aio: write/read, no iterator
+            logs = (
+                asyncio.create_task(self.log_publisher.listen(channel, self._credentials))
+                if self.log_publisher is not None
+                else None
+            )
             try:
                 sender = asyncio.create_task(self._send(call, response.session_id))
                 receiver = asyncio.create_task(self._receive(call, address))
@@ -164,6 +198,8 @@ class AgentSession:
                     task.result()  # raise what ended the session
             finally:
                 call.cancel()
+                if logs is not None:
+                    logs.cancel()
 
     def _registered(self, response: dispatcher_pb2.RegisterResponse, address: str) -> None:
         self.node_id = response.node_id or self.node_id
@@ -240,6 +276,32 @@ class AgentSession:
                     self._period = ack.period_ms / 1000
                 if self._learn(ack.managers, address):
                     self.state.save()
+                if ack.HasField("role"):
+                    self._check_role(ack.role.desired_role)
+
+    # ------------------------------------------------------------ role changes
+
+    def _check_role(self, desired: Role) -> None:
+        if desired == self.identity.role:
+            self._unissued_role = None
+        elif desired != self._unissued_role:
+            raise _RoleChanged(desired)
+
+    async def _change_role(self, address: str, desired: Role) -> None:
+        """Renew the certificate at `address` and use it from now on."""
+        before = self.identity.role
+        renewed = await renew_certificate(address, self.identity, self.state.directory)
+        self.identity = renewed
+        self._credentials = identity_channel_credentials(renewed)
+        if renewed.role == desired:
+            log.info("now a %s (was a %s)", role_name(renewed.role), role_name(before))
+        else:
+            self._unissued_role = desired
+            log.warning(
+                "asked to be a %s, but the certificate issued is a %s's",
+                role_name(desired),
+                role_name(renewed.role),
+            )
 
     # ------------------------------------------------------------ helpers
 

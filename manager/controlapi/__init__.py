@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
+from pyswarm.manager.controlapi.logs import ServiceLogsAPI
 from pyswarm.manager.controlapi.tasks import TasksAPI
 from pyswarm.manager.store import Cache, Store
 from pyswarm.proto import control_pb2_grpc
 
 
-class ControlService(TasksAPI, ClusterAPI, control_pb2_grpc.ControlServicer):
+class ControlService(ServiceLogsAPI, TasksAPI, ClusterAPI, control_pb2_grpc.ControlServicer):
     def __init__(
         self,
         *,

@@ -4,7 +4,13 @@ optimistic concurrency, scale atomically, remove.
 A stale UpdateService (its version is not the service's meta.version) changes nothing
 and answers FAILED_PRECONDITION "update out of sequence ... retry". ScaleService
 re-reads and retries on its own (update_with_retry), so two concurrent scales are both
-applied in some order, never lost. Names are unique (ALREADY_EXISTS).
+applied in some order, never lost. Names are unique, kept so by the store's name
+index (ALREADY_EXISTS "name conflicts with an existing object"); a service cannot be
+renamed.
+
+An update that changes the tasks (or a rollback) is recorded as UPDATING (or
+ROLLBACK_STARTED) in the service's UpdateStatus, which the rolling updater carries on;
+any update of a paused service resumes it.
 
 Images are pinned to their registry's digest on create and when an update changes
 them (unless the request says `no_resolve_image`); registry passwords never leave
@@ -13,7 +19,7 @@ the manager in an answer (images.py).
 
 from __future__ import annotations
 
-from pyswarm.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from pyswarm.common.errors import FailedPrecondition, InvalidArgument
 from pyswarm.manager.ca import new_id
 from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
 from pyswarm.manager.controlapi.images import (
@@ -22,7 +28,15 @@ from pyswarm.manager.controlapi.images import (
     redact_service,
 )
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
-from pyswarm.manager.store import SERVICES, TASKS, Conflict
+from pyswarm.manager.orchestrator.update_status import after_spec_change
+from pyswarm.manager.store import (
+    SERVICES,
+    TASKS,
+    Conflict,
+    Store,
+    name_owner,
+    service_name,
+)
 from pyswarm.proto import control_pb2, types_pb2
 
 Service = types_pb2.Service
@@ -64,11 +78,9 @@ class ServicesAPI(ControlBase):
             warnings = await pin_image(
                 service.spec, request.registry_auth, self.insecure_registries
             )
-        name = request.spec.annotations.name
-        # A fresh read, not the cache: two creates in quick succession must both see it.
-        if any(s.spec.annotations.name == name for s in await self.store.list(SERVICES)):
-            raise AlreadyExists(f"a service named {name!r} already exists", field="name")
-        await self.store.create(SERVICES, service)
+        # The store reserves the name in the creating transaction: of racing creates
+        # of one name exactly one commits, the others get NameConflict.
+        await self.store.create(SERVICES, service, name=service_name(service))
         await self.written(service.meta.version)
         answer = redact_service(service)
         answer.warnings.extend(warnings)
@@ -124,6 +136,7 @@ class ServicesAPI(ControlBase):
         updated.CopyFrom(current)
         updated.previous_spec.CopyFrom(current.spec)
         updated.spec.CopyFrom(spec)
+        after_spec_change(updated, current.spec, rollback=request.rollback)
         await self.store.update(SERVICES, updated)
         await self.written(updated.meta.version)
         answer = redact_service(updated)
@@ -156,7 +169,25 @@ class ServicesAPI(ControlBase):
         self, request: control_pb2.RemoveServiceRequest, context: Context
     ) -> control_pb2.RemoveServiceResponse:
         self.authorize(context)
-        service = self.find_service(request.service_id)
+        found = self.find_service(request.service_id)
         # Its tasks are the reaper's: desired REMOVE, deleted once their agents confirm.
-        await self.written(await self.store.delete(SERVICES, service.id))
+        await self.written(await remove_named(self.store, found.id))
         return control_pb2.RemoveServiceResponse()
+
+
+async def remove_named(store: Store, service_id: str, *, attempts: int = 10) -> int:
+    """Delete the service and release its name in one transaction; the revision.
+    Re-reads and retries when the service changed in between."""
+    for attempt in range(attempts):
+        service = await store.get(SERVICES, service_id)
+        name = service_name(service)
+        # A service of an old store may not hold its name (another one took it first).
+        held = name and await name_owner(store, SERVICES, name) == service.id
+        try:
+            return await store.delete(
+                SERVICES, service.id, service.meta.version, name=name if held else ""
+            )
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
