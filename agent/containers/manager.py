@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import signal as signals
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -32,12 +32,12 @@ from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.spec import (
     build_container,
     port_group,
+    runtime_spec,
     validate_name,
     write_etc_files,
 )
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
@@ -96,12 +96,20 @@ class ContainerManager:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[None]] = set()
+        # Containers whose sandbox and cgroups are known to be given back (this run).
+        self._released: set[str] = set()
 
     # ------------------------------------------------------------ start-up
 
     async def adopt(self) -> None:
         """Reconcile the records with what the supervisor knows after a (re)start."""
         states = {s.id: s for s in await self.supervisor.list()}
+        known = {c.id for c in self.records}
+        for cid, supervised in states.items():
+            if cid not in known and not supervised.running:
+                # Removed here, but the agent stopped before the supervisor forgot it.
+                with contextlib.suppress(Exception):
+                    await self.supervisor.forget(cid)
         for container in self.records:
             state = states.get(container.id)
             if container.state == Container.RUNNING:
@@ -148,10 +156,12 @@ class ContainerManager:
         container = build_container(request, image)
         container.task_id = task_id
         self.records.check_name_free(container.name)
-        # Durable at once only when it stays CREATED; a start saves it again anyway.
-        self.records.save(container, durable=not request.start)
         if request.start:
+            # Indexed now (the name is taken); written with the rest of the start's
+            # host-side work and synced while the supervisor starts the process.
+            self.records.put(container)
             return await self.start(container.id)
+        self.records.save(container)
         return container
 
     async def start(self, ref: str) -> Container:
@@ -165,14 +175,12 @@ class ContainerManager:
 
     async def _start_locked(self, container: Container) -> None:
         cid = container.id
-        directory = self.records.dir(cid)
-        for sub in ("upper", "work", "rootfs"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
-        image = await asyncio.to_thread(self.images.resolve, container.image_id)
-        layers = await asyncio.to_thread(self.images.layer_dirs, image)
+        self._released.discard(cid)
         try:
             netns_path = ""
             if container.network_mode == Container.BRIDGE:
+                # On disk before any kernel work, so whatever a crash leaves is found.
+                await asyncio.to_thread(self.records.write, container)
                 sandbox = await asyncio.to_thread(self.network.create_sandbox, cid, "bridge")
                 netns_path = sandbox.netns_path
                 container.ip_address = sandbox.ip_address
@@ -189,53 +197,22 @@ class ContainerManager:
                     )
                     del container.ports[:]
                     container.ports.extend(published)
-            cgroup_dirs = await asyncio.to_thread(self.cgroups.create, cid, container.limits)
-            spec = runtime_pb2.RuntimeSpec(
-                id=cid,
-                args=[*container.spec.command, *container.spec.args],
-                env=[*container.spec.env, f"HOSTNAME={container.spec.hostname}"],
-                cwd=container.spec.dir or "/",
-                user=container.spec.user,
-                hostname=container.spec.hostname,
-                rootfs=runtime_pb2.OverlayRootfs(
-                    lower_dirs=[str(p) for p in layers],
-                    upper_dir=str(directory / "upper"),
-                    work_dir=str(directory / "work"),
-                    merged_dir=str(directory / "rootfs"),
-                    read_only=container.spec.read_only,
-                ),
-                mounts=[
-                    runtime_pb2.BindMount(source=m.source, target=m.target, read_only=m.read_only)
-                    for m in container.spec.mounts
-                ]
-                + write_etc_files(container, directory),
-                netns_path=netns_path,
-                private_network=container.network_mode == Container.NONE,
-                cgroup_dirs=cgroup_dirs,
-                tty=container.spec.tty,
-                open_stdin=container.spec.open_stdin,
-                log_path=str(self.records.log_path(cid)),
-                capabilities=list(DEFAULT_CAPABILITIES),
-            )
-            if container.user_namespace:
-                spec.uid_map.extend(userns.default_id_map())
-                spec.gid_map.extend(userns.default_id_map())
-                await asyncio.to_thread(
-                    userns.prepare_writable_layer,
-                    spec.rootfs.upper_dir,
-                    spec.rootfs.work_dir,
-                    spec.uid_map,
-                    spec.gid_map,
-                )
-            await asyncio.to_thread(self._prepare_bind_sources, container.spec.mounts)
-            state = await self.supervisor.create(spec)
+            # The rest of the host-side work is quick: one trip to a worker thread.
+            spec = await asyncio.to_thread(self._runtime_spec, container, netns_path)
+            # The record's fsync runs while the supervisor starts the process; both
+            # finish before the caller hears the container runs.
+            synced = asyncio.create_task(asyncio.to_thread(self.records.sync, cid))
+            try:
+                state = await self.supervisor.create(spec)
+            finally:
+                await synced
         except StartError as err:
             await self._release(cid)
             container.state = Container.EXITED
             container.exit_code = err.exit_code
             container.error = str(err)
             container.finished_at.CopyFrom(_now())
-            self.records.save(container)
+            self.records.save(container, durable=False)
             raise ContainerStartFailed(str(err), err.exit_code) from err
         except BaseException:
             await self._release(cid)
@@ -246,9 +223,38 @@ class ContainerManager:
         container.error = ""
         container.started_at.CopyFrom(_from_unix(state.started_at))
         container.ClearField("finished_at")
-        self.records.save(container)
+        # No fsync: the identity is durable already (above); see records.py.
+        self.records.save(container, durable=False)
         self._exited[cid] = asyncio.Event()
         self._watch(cid)
+
+    def _runtime_spec(self, container: Container, netns_path: str) -> runtime_pb2.RuntimeSpec:
+        """The record written, then dirs, cgroups, /etc files and bind sources made; the
+        supervisor's spec (blocking)."""
+        cid = container.id
+        self.records.write(container)
+        directory = self.records.dir(cid)
+        for sub in ("upper", "work", "rootfs"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        layers = self.images.layer_dirs(self.images.resolve(container.image_id))
+        cgroup_dirs = self.cgroups.create(cid, container.limits)
+        spec = runtime_spec(
+            container,
+            directory,
+            layers,
+            mounts=write_etc_files(container, directory),
+            netns_path=netns_path,
+            cgroup_dirs=cgroup_dirs,
+            log_path=self.records.log_path(cid),
+        )
+        if container.user_namespace:
+            spec.uid_map.extend(userns.default_id_map())
+            spec.gid_map.extend(userns.default_id_map())
+            userns.prepare_writable_layer(
+                spec.rootfs.upper_dir, spec.rootfs.work_dir, spec.uid_map, spec.gid_map
+            )
+        self._prepare_bind_sources(container.spec.mounts)
+        return spec
 
     @staticmethod
     def _prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
@@ -259,7 +265,10 @@ class ContainerManager:
 
     def _watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())
-        task = asyncio.create_task(self._wait_exit(cid), name=f"watch-{cid[:12]}")
+        self._background(self._wait_exit(cid), name=f"watch-{cid[:12]}")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        task = asyncio.create_task(work, name=name)
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
@@ -283,16 +292,26 @@ class ContainerManager:
         self, cid: str, exit_code: int, error: str = "", finished_at: float = 0.0
     ) -> None:
         container = self.records.get(cid)
-        await self._release(cid)
-        if container.state == Container.RUNNING:
+        exited_now = container.state == Container.RUNNING
+        if exited_now:
             container.state = Container.EXITED
             container.exit_code = exit_code
             container.error = error
             container.pid = 0
             container.finished_at.CopyFrom(_from_unix(finished_at))
-            self.records.save(container)
-        event = self._exited.setdefault(cid, asyncio.Event())
-        event.set()
+        # Waiters hear of the exit at once; writing it and the release run meanwhile,
+        # and the container's lock (held by the caller but for adopt()) keeps a start
+        # or a remove from overtaking them. A crash in between is what adopt() and
+        # _holds_resources are for.
+        self._exited.setdefault(cid, asyncio.Event()).set()
+        if exited_now:
+            # No fsync, as the supervisor's own exit record: a machine crash takes the
+            # container with it, and the durable RUNNING-or-CREATED record then reads
+            # as exited (lost) or created after adopt(); see records.py.
+            written = asyncio.to_thread(self.records.write, container)
+            await asyncio.gather(written, self._release(cid))
+        else:
+            await self._release(cid)
 
     async def _release(self, cid: str) -> None:
         """Give back what a running container held; safe to call more than once."""
@@ -301,11 +320,15 @@ class ContainerManager:
         if container is None or container.network_mode == Container.BRIDGE:
             # Only bridge containers have a sandbox and ports the agent made.
             steps = [self.network.unpublish, self.network.remove_sandbox, *steps]
+        released = True
         for step in steps:
             try:
                 await asyncio.to_thread(step, cid)
             except Exception as err:
+                released = False
                 log.warning("releasing %s: %s failed: %s", cid[:12], step.__name__, err)
+        if released:
+            self._released.add(cid)
 
     def _holds_resources(self, cid: str) -> bool:
         """Whether a stopped container still has a sandbox or cgroups (a crash between
@@ -361,14 +384,24 @@ class ContainerManager:
                 )
             await self.stop(container.id, 0)
         async with self._locks[container.id]:
-            if self._holds_resources(container.id):
+            if container.id not in self._released and self._holds_resources(container.id):
                 await self._release(container.id)
-            with contextlib.suppress(Exception):
-                await self.supervisor.forget(container.id)
-            await asyncio.to_thread(self.records.delete, container.id)
+            # One rename takes the record out of sight at once: a restarted agent never
+            # finds it. The rest need not hold up the caller: the supervisor forgetting
+            # the exited process (adopt() forgets what a crash left it remembering) and
+            # deleting the writable layer and the log (the records do, on load).
+            aside = self.records.discard(container.id)
+            self._background(self._forget(container.id, aside))
+        self._released.discard(container.id)
         self._locks.pop(container.id, None)
         self._exited.pop(container.id, None)
         return container
+
+    async def _forget(self, cid: str, aside: Path | None) -> None:
+        with contextlib.suppress(Exception):
+            await self.supervisor.forget(cid)
+        if aside is not None:
+            await asyncio.to_thread(self.records.purge, aside)
 
     async def rename(self, ref: str, new_name: str) -> Container:
         container = self.records.get(ref)
@@ -383,23 +416,10 @@ class ContainerManager:
         total = reclaimable = running = 0
         containers = list(self.records)
         for container in containers:
-            size = _tree_size(self.records.dir(container.id) / "upper")
+            size = self.records.writable_layer_size(container.id)
             total += size
             if container.state == Container.RUNNING:
                 running += 1
             else:
                 reclaimable += size
         return len(containers), running, total, reclaimable
-
-
-def _tree_size(root: Path) -> int:
-    size = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(dirpath, name))
-                if (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))
-                    size += st.st_size
-    return size

@@ -3,12 +3,20 @@
 <containers_dir>/<id>/container.pb holds the Container message; the writable layer
 (upper/, work/), the mount point (rootfs/) and the log (<id>-json.log) live beside it.
 Writes go to a temporary file renamed into place, so a crash never leaves half a record.
+
+What must survive a crash of the machine is a container's identity (its id, name and
+configuration): `sync` makes a record durable once, when the container is created or
+first started. Later state changes (running, exited) are written without an fsync: a
+crash of the agent alone loses nothing the page cache holds, and a crash of the machine
+ends the container's process too, which `ContainerManager.adopt` then records as lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +24,8 @@ from pyswarm.agent.containers.errors import NameInUse, NoSuchContainer
 from pyswarm.proto import types_pb2
 
 RECORD = "container.pb"
+# A removed container's directory, renamed aside and deleted in the background.
+REMOVED_PREFIX = ".removed-"
 
 
 class ContainerRecords:
@@ -25,7 +35,12 @@ class ContainerRecords:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._by_id: dict[str, types_pb2.Container] = {}
+        self._write_lock = threading.Lock()
         for entry in sorted(root.iterdir()):
+            if entry.name.startswith(REMOVED_PREFIX):
+                # A removal the agent did not finish before it stopped.
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
             record = entry / RECORD
             if record.is_file():
                 container = types_pb2.Container()
@@ -68,18 +83,79 @@ class ContainerRecords:
         return self._by_id.get(container_id)
 
     def save(self, container: types_pb2.Container, *, durable: bool = True) -> None:
-        """Write the record (atomically; with `durable`, also through to the disk)."""
-        directory = self.dir(container.id)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (RECORD + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(container.SerializeToString())
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        tmp.replace(directory / RECORD)
+        """Index the container and write its record (atomically; with `durable`, also
+        through to the disk)."""
+        self.put(container)
+        self.write(container, durable=durable)
+
+    def put(self, container: types_pb2.Container) -> None:
+        """Index the container without writing it (`write` follows, in a worker thread)."""
         self._by_id[container.id] = container
 
-    def delete(self, container_id: str) -> None:
+    def write(self, container: types_pb2.Container, *, durable: bool = False) -> None:
+        """Write the record of an indexed container (atomically; see `save`)."""
+        directory = self.dir(container.id)
+        # Writers in worker threads and on the event loop take turns; each writes the
+        # container as it is when its turn comes, so the last write is the latest state.
+        with self._write_lock:
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / (RECORD + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(container.SerializeToString())
+            tmp.replace(directory / RECORD)
+        if durable:
+            self.sync(container.id)
+
+    def sync(self, container_id: str) -> None:
+        """Make the record as last saved durable: the file, then the directory entries
+        that lead to it (a new container's directory included)."""
+        directory = self.dir(container_id)
+        for path, flags in (
+            (directory / RECORD, os.O_RDONLY),
+            (directory, os.O_RDONLY | os.O_DIRECTORY),
+            (self.root, os.O_RDONLY | os.O_DIRECTORY),
+        ):
+            fd = os.open(path, flags | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def discard(self, container_id: str) -> Path | None:
+        """Forget the container: drop it from the index and rename its directory aside
+        (one rename, so a restarted agent never finds the record). Returns the renamed
+        directory, for `purge`, or None if there was none."""
         self._by_id.pop(container_id, None)
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        aside = self.root / f"{REMOVED_PREFIX}{container_id}"
+        try:
+            self.dir(container_id).rename(aside)
+        except FileNotFoundError:
+            return None
+        except OSError:  # a leftover of the same name: delete in place instead
+            shutil.rmtree(self.dir(container_id), ignore_errors=True)
+            return None
+        return aside
+
+    @staticmethod
+    def purge(aside: Path) -> None:
+        """Delete a directory `discard` renamed aside."""
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def writable_layer_size(self, container_id: str) -> int:
+        """Bytes in the container's writable layer (each hard-linked file once)."""
+        size = 0
+        seen: set[tuple[int, int]] = set()
+        for dirpath, _dirs, files in os.walk(self.dir(container_id) / "upper"):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    st = os.lstat(os.path.join(dirpath, name))
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        size += st.st_size
+        return size
+
+    def delete(self, container_id: str) -> None:
+        """Forget the container and delete its directory now."""
+        aside = self.discard(container_id)
+        if aside is not None:
+            self.purge(aside)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pyswarm.agent.containers.errors import BadSpec
+from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 # A cluster task's container carries its service's id under docker's label; replicas of
@@ -182,3 +184,46 @@ def write_etc_files(container: types_pb2.Container, directory: Path) -> list[run
         # Host networking shares the host's name resolution, as docker does.
         return [m for m in mounts if m.target != "/etc/hostname"]
     return mounts
+
+
+def runtime_spec(
+    container: types_pb2.Container,
+    directory: Path,
+    layers: Sequence[Path],
+    *,
+    mounts: list[runtime_pb2.BindMount],
+    netns_path: str,
+    cgroup_dirs: Sequence[str],
+    log_path: Path,
+) -> runtime_pb2.RuntimeSpec:
+    """What the supervisor needs to start the container: its process, an overlay of the
+    image `layers` under the writable layer in `directory`, the bind mounts (`mounts`,
+    the /etc files, after the user's), the namespaces and cgroups to join."""
+    spec = container.spec
+    return runtime_pb2.RuntimeSpec(
+        id=container.id,
+        args=[*spec.command, *spec.args],
+        env=[*spec.env, f"HOSTNAME={spec.hostname}"],
+        cwd=spec.dir or "/",
+        user=spec.user,
+        hostname=spec.hostname,
+        rootfs=runtime_pb2.OverlayRootfs(
+            lower_dirs=[str(p) for p in layers],
+            upper_dir=str(directory / "upper"),
+            work_dir=str(directory / "work"),
+            merged_dir=str(directory / "rootfs"),
+            read_only=spec.read_only,
+        ),
+        mounts=[
+            runtime_pb2.BindMount(source=m.source, target=m.target, read_only=m.read_only)
+            for m in spec.mounts
+        ]
+        + mounts,
+        netns_path=netns_path,
+        private_network=container.network_mode == types_pb2.Container.NONE,
+        cgroup_dirs=cgroup_dirs,
+        tty=spec.tty,
+        open_stdin=spec.open_stdin,
+        log_path=str(log_path),
+        capabilities=list(DEFAULT_CAPABILITIES),
+    )

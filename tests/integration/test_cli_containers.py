@@ -277,3 +277,32 @@ def test_agent_restart_keeps_containers(agent: AgentProcess, tmp_path: Path) -> 
         assert quit_state["Status"] == "exited" and quit_state["ExitCode"] == 5
     finally:
         agent.cli("rm", "-f", "survivor", "quitter", check=False)
+
+
+def test_rm_leaves_nothing_behind_even_when_the_agent_dies_midway(agent: AgentProcess) -> None:
+    containers = agent.state_dir / "containers"
+    supervised = agent.state_dir / "supervisor" / "containers"
+    for name in ("tidy", "interrupted"):
+        agent.cli("run", "--name", name, "busybox", "true")
+    tidy = str(_inspect(agent, "tidy")["Id"])
+    interrupted = str(_inspect(agent, "interrupted")["Id"])
+    assert (supervised / f"{tidy}.pb").exists()
+
+    agent.cli("rm", "tidy")
+    assert all(c["Names"] != "tidy" for c in _ps_all(agent))
+    wait_for(
+        lambda: (
+            not any(p.name.endswith(tidy) for p in containers.iterdir())
+            and not (supervised / f"{tidy}.pb").exists()
+        ),
+        what="the removed container's files",
+    )
+
+    # As if the agent died right after rm's rename, before the supervisor forgot and
+    # before the directory was deleted: a restart finishes both.
+    agent.kill()
+    (containers / interrupted).rename(containers / f".removed-{interrupted}")
+    agent.start()
+    assert all(c["Names"] != "interrupted" for c in _ps_all(agent))
+    assert not (containers / f".removed-{interrupted}").exists()
+    assert not (supervised / f"{interrupted}.pb").exists()

@@ -463,3 +463,33 @@ def test_bad_mode_and_id_are_refused(net: Net) -> None:
         net.net.create_sandbox("x", "host")
     with pytest.raises(InvalidArgument, match="container id"):
         net.net.create_sandbox("../escape", "none")
+
+
+def test_a_bridge_deleted_behind_our_back_is_made_again_by_the_next_sandbox(net: Net) -> None:
+    first = net.net.create_sandbox("before", "bridge")
+    net.net.remove_sandbox("before")
+    links.delete_link(net.bridge)
+    assert not links.link_exists(net.bridge)
+    again = net.net.create_sandbox("after", "bridge")
+    assert links.link_exists(net.bridge)
+    master = Path(f"/sys/class/net/{veth_name('after', net.bridge)}/master").resolve().name
+    assert master == net.bridge
+    assert _ping(again, first.gateway)
+
+
+def test_a_veth_that_is_not_on_the_bridge_fails_with_its_name(net: Net) -> None:
+    # A leftover host end of the same name (not in our records) makes the add fail:
+    # the error names the link, and nothing of the sandbox is left behind.
+    from pyswarm.agent.runtime.network import NetworkError
+
+    taken = veth_name("clash", net.bridge)
+    subprocess.run(
+        ["ip", "link", "add", taken, "type", "veth", "peer", "name", f"{taken[:11]}p"], check=True
+    )
+    try:
+        with pytest.raises(NetworkError, match=f"create veth {taken}"):
+            net.net.create_sandbox("clash", "bridge")
+        assert not (net.netns_dir / "clash").exists()
+        assert net.net.sandbox("clash") is None
+    finally:
+        links.delete_link(taken)

@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyswarm.agent.runtime.network import links, netns, ports
-from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument, PortInUse
+from pyswarm.agent.runtime.network.errors import (
+    BridgeMissing,
+    InvalidNetworkArgument,
+    PortInUse,
+)
 from pyswarm.agent.runtime.network.ipam import AddressPool
 from pyswarm.agent.runtime.network.nat import NatRules, PortRule
+from pyswarm.agent.runtime.network.rtnl import Rtnl
 from pyswarm.agent.runtime.network.state import (
     NetworkState,
     Published,
@@ -81,9 +86,11 @@ class BridgeNetwork:
         self._pool = AddressPool(subnet)
         self._nat = NatRules(chain, bridge, str(self._pool.network))
         self._state_path = self.state_dir / "network.json"
+        self._state: NetworkState | None = None
         self._lock = threading.RLock()  # state file, port holds, iptables rewrites
         self._ensure_lock = threading.Lock()
         self._ensured = False
+        self._bridge_index = 0  # cached by ensure(): a lookup per veth costs a netlink dump
         self._id_locks: dict[str, threading.Lock] = {}
         self._holds = ports.PortHolds()
 
@@ -105,7 +112,9 @@ class BridgeNetwork:
     def ensure(self) -> None:
         """Bring up the bridge, sysctls and chains; re-apply the published ports (idempotent)."""
         with self._ensure_lock:
-            links.ensure_bridge(self.bridge, self._pool.gateway, self._pool.prefixlen)
+            self._bridge_index = links.ensure_bridge(
+                self.bridge, self._pool.gateway, self._pool.prefixlen
+            )
             links.write_sysctl("net/ipv4/ip_forward", "1")
             links.write_sysctl(f"net/ipv4/conf/{self.bridge}/route_localnet", "1")
             # Replies between two containers on the bridge must pass conntrack to undo the
@@ -113,6 +122,7 @@ class BridgeNetwork:
             if (Path("/proc/sys") / _BRIDGE_NF).exists():
                 links.write_sysctl(_BRIDGE_NF, "1")
             with self._lock:
+                self._state = None  # what the disk says, whoever wrote it last
                 state = self._load()
                 self._nat.ensure(self._rules(state))
                 self._rehold(state)
@@ -135,6 +145,7 @@ class BridgeNetwork:
     def teardown(self) -> None:
         """Remove every sandbox, the chains and jumps, the bridge and the state files."""
         with self._lock:
+            self._state = None  # what the disk says, whoever wrote it last
             state = self._load()
         for cid in list(state.sandboxes):
             self.remove_sandbox(cid)
@@ -148,6 +159,7 @@ class BridgeNetwork:
                         shutil.rmtree(child)
                     else:
                         child.unlink()
+            self._state = None
             self._ensured = False
 
     # -- sandboxes
@@ -194,7 +206,14 @@ class BridgeNetwork:
                 state.sandboxes[container_id] = record
                 self._save(state)
             try:
-                netns.run_in_thread(lambda: self._build(container_id, path, record))
+                try:
+                    netns.run_in_thread(lambda: self._build(container_id, path, record))
+                except BridgeMissing:
+                    # Deleted behind our back: made again (a new index), then one more try.
+                    self._remove_kernel_parts(container_id, path)
+                    self._ensured = False
+                    self.ensure()
+                    netns.run_in_thread(lambda: self._build(container_id, path, record))
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._remove_kernel_parts(container_id, path)
@@ -208,16 +227,16 @@ class BridgeNetwork:
         A netlink socket opened before entering the namespace stays in the host's, one
         opened after is inside: two sockets, one thread, no fork.
         """
-        with links.open_netlink() as host:
+        with Rtnl() as host:
             netns.enter_new_netns(path)
-            with links.open_netlink() as inside:
+            with Rtnl() as inside:
                 if record.mode != "bridge":
                     links.loopback_up(inside)
                     return
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     host_end = veth_name(container_id, self.bridge)
-                    links.create_veth(host, host_end, self.bridge, fd, record.mac_address)
+                    links.create_veth(host, host_end, self._bridge_index, fd, record.mac_address)
                 finally:
                     os.close(fd)
                 links.configure_sandbox(
@@ -321,6 +340,9 @@ class BridgeNetwork:
                     out.CopyFrom(config)
                     out.published_port = port.port
                     resolved.append(out)
+                if resolved:
+                    # Only a container that publishes ports can reach itself through one.
+                    links.set_hairpin(veth_name(container_id, self.bridge))
                 state.published[container_id] = Published(ip_address, resolved, group)
                 self._nat.sync_ports(self._rules(state))
                 self._save(state)
@@ -398,10 +420,19 @@ class BridgeNetwork:
         return sorted(rules, key=lambda r: (r.port.protocol, r.port.host_ip, r.port.published_port))
 
     def _load(self) -> NetworkState:
-        return load_state(self._state_path)
+        """The state, read from its file once: the file is this instance's alone (one
+        agent per state dir) and every change goes through _save. Call under the lock."""
+        if self._state is None:
+            self._state = load_state(self._state_path)
+        return self._state
 
     def _save(self, state: NetworkState) -> None:
-        save_state(self._state_path, state)
+        try:
+            save_state(self._state_path, state)
+        except BaseException:
+            self._state = None  # read again what the disk holds
+            raise
+        self._state = state
 
 
 def _copy(port: types_pb2.PortConfig) -> types_pb2.PortConfig:

@@ -36,3 +36,7 @@ class AddressPoolExhausted(NetworkError, Unavailable):
     """Every host address of the bridge subnet is handed out."""
 
     kind = ErrorKind.UNAVAILABLE
+
+
+class BridgeMissing(NetworkError):
+    """The bridge a veth was to join is gone (deleted behind the agent's back)."""

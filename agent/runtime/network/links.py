@@ -1,9 +1,11 @@
-"""The bridge, the veth pairs and the addresses on them, through netlink (pyroute2).
+"""The bridge, the veth pairs and the addresses on them, through netlink.
 
-Every call opens its own netlink socket in a fresh thread (see netns.py): in the
-host's namespace for the bridge and the host ends of veth pairs, inside a sandbox's
-namespace for its eth0. pyroute2's own netns support forks a helper process, which a
-multi-threaded agent must not do, so it is never used here.
+What every container pays for (its veth, eth0's address and route, deleting the veth)
+goes through rtnl.py's hand-packed messages over a socket opened by the caller: in
+the host's namespace for the host ends of veth pairs, inside a sandbox's namespace
+for its eth0. The rarer host-wide work (the bridge, hairpin) uses pyroute2, each call
+with its own socket in a fresh thread (see netns.py); pyroute2's own netns support
+forks a helper process, which a multi-threaded agent must not do, so it is never used.
 """
 
 from __future__ import annotations
@@ -19,26 +21,32 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from pyswarm.agent.runtime.network.errors import NetworkError
+from pyswarm.agent.runtime.network.errors import BridgeMissing, NetworkError
 from pyswarm.agent.runtime.network.netns import run_in_netns
+from pyswarm.agent.runtime.network.rtnl import Rtnl
 
 T = TypeVar("T")
 
 SANDBOX_IFNAME = "eth0"
+LOOPBACK_INDEX = 1  # LOOPBACK_IFINDEX in the kernel, the same in every namespace
+# How the kernel refuses a master index that is gone (or now names a non-bridge).
+_NO_MASTER = (errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP)
 
 
 def open_netlink() -> Any:
-    """A netlink (rtnl) socket in the calling thread's namespace; use it in this thread only."""
+    """A pyroute2 netlink socket in the calling thread's namespace; use it in this thread only."""
     return IPRoute(groups=0)
 
 
 @contextlib.contextmanager
 def netlink_errors(what: str) -> Iterator[None]:
-    """Turn pyroute2's NetlinkError into a one-line NetworkError naming `what`."""
+    """Turn a netlink refusal (pyroute2's or rtnl's) into a one-line NetworkError naming `what`."""
     try:
         yield
     except NetlinkError as err:
         raise NetworkError(f"{what}: {os.strerror(err.code)}") from err
+    except OSError as err:
+        raise NetworkError(f"{what}: {err.strerror or err}") from err
 
 
 def _netlink(netns: Path | None, what: str, fn: Callable[[Any], T]) -> T:
@@ -63,13 +71,15 @@ def link_exists(ifname: str) -> bool:
     Netlink, not /sys/class/net: sysfs shows the namespace it was mounted in, which need
     not be this process's (an agent started in a lab namespace by nsenter).
     """
-    return _netlink(None, f"look up link {ifname}", lambda ipr: _index(ipr, ifname) is not None)
+    with netlink_errors(f"look up link {ifname}"), Rtnl() as host:
+        return host.link_index(ifname) is not None
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
-    """Make the bridge `name` exist, carry `gateway/prefixlen`, and be up (idempotent)."""
+def ensure_bridge(name: str, gateway: str, prefixlen: int) -> int:
+    """Make the bridge `name` exist, carry `gateway/prefixlen`, and be up (idempotent);
+    returns its interface index."""
 
-    def ensure(ipr: Any) -> None:
+    def ensure(ipr: Any) -> int:
         index = _index(ipr, name)
         if index is None:
             try:
@@ -78,6 +88,8 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
                 if err.code != errno.EEXIST:  # another thread won the race
                     raise
             index = _index(ipr, name)
+            if index is None:
+                raise NetworkError(f"bridge {name} vanished as it was made")
         have = {
             (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)
         }
@@ -88,24 +100,19 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
                 if err.code != errno.EEXIST:
                     raise
         ipr.link("set", index=index, state="up")
+        return index
 
-    _netlink(None, f"set up bridge {name}", ensure)
+    return _netlink(None, f"set up bridge {name}", ensure)
 
 
 def delete_link(ifname: str) -> None:
     """Delete the host link `ifname` (a veth's peer goes with it); absent is fine."""
-
-    def delete(ipr: Any) -> None:
-        index = _index(ipr, ifname)
-        if index is None:
-            return
+    with netlink_errors(f"delete link {ifname}"), Rtnl() as host:
         try:
-            ipr.link("del", index=index)
-        except NetlinkError as err:
-            if err.code != errno.ENODEV:
+            host.delete_link(ifname)
+        except OSError as err:
+            if err.errno != errno.ENODEV:
                 raise
-
-    _netlink(None, f"delete link {ifname}", delete)
 
 
 def mac_for(ip_address: str) -> str:
@@ -118,42 +125,56 @@ def mac_for(ip_address: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in octets)
 
 
-def create_veth(host: Any, host_ifname: str, bridge: str, netns_fd: int, mac: str) -> None:
-    """Create a veth pair: `host_ifname` enslaved to `bridge` and up, its peer eth0 in the netns.
+def create_veth(host: Rtnl, host_ifname: str, bridge_index: int, netns_fd: int, mac: str) -> None:
+    """Create a veth pair: `host_ifname` on the bridge `bridge_index` and up, eth0 in the netns.
 
     `host` is a netlink socket in the host's namespace; `netns_fd` an open fd of the
-    sandbox's namespace. The peer is created directly inside it, so no temporary name
-    is ever visible on the host.
+    sandbox's namespace. One message does it all: the peer is created directly inside
+    the namespace (no temporary name is ever visible on the host), and the host end
+    is enslaved and brought up as it is made. A bridge that is gone: BridgeMissing.
     """
     with netlink_errors(f"create veth {host_ifname}"):
-        bridge_index = _index(host, bridge)
-        if bridge_index is None:
-            raise NetworkError(f"bridge {bridge} does not exist")
-        peer = {"ifname": SANDBOX_IFNAME, "address": mac, "net_ns_fd": netns_fd}
-        host.link("add", ifname=host_ifname, kind="veth", peer=peer)
-        index = _index(host, host_ifname)
-        host.link("set", index=index, master=bridge_index)
-        # Hairpin: let a container reach itself through a published port on the host.
-        host.brport("set", index=index, mode=1)
-        host.link("set", index=index, state="up")
+        try:
+            host.add_veth(host_ifname, bridge_index, SANDBOX_IFNAME, mac, netns_fd)
+        except OSError as err:
+            if err.errno in _NO_MASTER and host.link_index(host_ifname) is None:
+                raise BridgeMissing(f"bridge index {bridge_index} is gone") from err
+            raise
 
 
-def configure_sandbox(inside: Any, ip_address: str, prefixlen: int, gateway: str) -> None:
+def set_hairpin(ifname: str) -> None:
+    """Let traffic leave the bridge port `ifname` by the port it came in on.
+
+    A container reaching its own published port on the host needs it; only containers
+    that publish ports can, so only they pay for it.
+    """
+
+    def hairpin(ipr: Any) -> None:
+        index = _index(ipr, ifname)
+        if index is None:
+            raise NetworkError(f"link {ifname} does not exist")
+        ipr.brport("set", index=index, mode=1)
+
+    _netlink(None, f"set hairpin on {ifname}", hairpin)
+
+
+def configure_sandbox(inside: Rtnl, ip_address: str, prefixlen: int, gateway: str) -> None:
     """With a netlink socket `inside` the sandbox: lo up, eth0 addressed and up, default route."""
     with netlink_errors(f"configure {SANDBOX_IFNAME} for {ip_address}"):
         loopback_up(inside)
-        index = _index(inside, SANDBOX_IFNAME)
+        index = inside.link_index(SANDBOX_IFNAME)
         if index is None:
             raise NetworkError(f"{SANDBOX_IFNAME} missing in the sandbox for {ip_address}")
-        inside.addr("add", index=index, address=ip_address, prefixlen=prefixlen)
-        inside.link("set", index=index, state="up")
-        inside.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
+        inside.add_address(index, ip_address, prefixlen)
+        inside.set_up(index)
+        inside.add_default_route(gateway, index)
 
 
-def loopback_up(inside: Any) -> None:
+def loopback_up(inside: Rtnl) -> None:
     """With a netlink socket inside a sandbox: bring lo up (all a "none" sandbox gets)."""
     with netlink_errors("bring up lo"):
-        inside.link("set", index=_index(inside, "lo"), state="up")
+        # The kernel gives every namespace's loopback the index 1: no lookup needed.
+        inside.set_up(LOOPBACK_INDEX)
 
 
 def write_sysctl(key: str, value: str) -> None:

@@ -1,0 +1,68 @@
+"""The container records: what a restarted agent finds, and what it must not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyswarm.agent.containers.records import REMOVED_PREFIX, ContainerRecords
+from pyswarm.proto import types_pb2
+
+
+def _container(cid: str, name: str) -> types_pb2.Container:
+    return types_pb2.Container(id=cid, name=name, state=types_pb2.Container.CREATED)
+
+
+def test_saved_records_are_found_again_durable_or_not(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    records.save(_container("a" * 64, "durable"))
+    records.save(_container("b" * 64, "cached"), durable=False)
+    records.sync("b" * 64)
+    again = ContainerRecords(tmp_path)
+    assert {c.name for c in again} == {"durable", "cached"}
+
+
+def test_discard_hides_the_record_at_once_and_purge_deletes_the_rest(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    cid = "c" * 64
+    records.save(_container(cid, "gone"))
+    (records.dir(cid) / "upper").mkdir()
+    (records.log_path(cid)).write_text("a line\n")
+    aside = records.discard(cid)
+    assert aside is not None and aside.is_dir()
+    assert records.find(cid) is None and not records.dir(cid).exists()
+    assert len(ContainerRecords(tmp_path)) == 0
+    records.purge(aside)
+    assert not aside.exists()
+    assert records.discard(cid) is None  # nothing left to discard
+
+
+def test_a_removal_left_unfinished_is_finished_on_load(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    cid = "d" * 64
+    records.save(_container(cid, "half-removed"))
+    aside = records.discard(cid)
+    assert aside is not None and aside.name == REMOVED_PREFIX + cid
+    reloaded = ContainerRecords(tmp_path)
+    assert len(reloaded) == 0
+    assert not aside.exists()
+
+
+def test_delete_removes_the_directory_now(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    cid = "e" * 64
+    records.save(_container(cid, "deleted"))
+    records.delete(cid)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writable_layer_size_counts_a_hard_linked_file_once(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    cid = "f" * 64
+    records.save(_container(cid, "sized"))
+    upper = records.dir(cid) / "upper"
+    (upper / "sub").mkdir(parents=True)
+    (upper / "a").write_bytes(b"x" * 100)
+    (upper / "sub" / "b").write_bytes(b"y" * 20)
+    (upper / "sub" / "a-again").hardlink_to(upper / "a")
+    assert records.writable_layer_size(cid) == 120
+    assert records.writable_layer_size("0" * 64) == 0
