@@ -15,7 +15,7 @@ from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.stats import StatsSampler
 from pyswarm.agent.runtime.container import StreamSession
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
-from pyswarm.agent.runtime.container.logs import follow_log, read_log
+from pyswarm.agent.runtime.container.logs import container_lines
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, runtime_pb2, types_pb2
 
@@ -81,11 +81,6 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
         container = self.manager.inspect(request.id)
         path = self.manager.records.log_path(container.id)
         tail = request.tail if request.tail >= 0 else None
-        if not request.follow:
-            lines = await asyncio.to_thread(read_log, path, tail=tail)
-            for line in lines:
-                yield _entry(line)
-            return
 
         def stopped() -> bool:
             try:
@@ -93,18 +88,7 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
             except Exception:
                 return True
 
-        skip = 0
-        if tail is not None:
-            # One read serves both the tail and the count the follower skips, so a line
-            # written in between is neither lost nor shown twice.
-            lines = await asyncio.to_thread(read_log, path, tail=None)
-            for line in lines[max(0, len(lines) - tail) :]:
-                yield _entry(line)
-            skip = len(lines)
-        async for line in follow_log(path, stop=stopped):
-            if skip:
-                skip -= 1
-                continue
+        async for line in container_lines(path, tail=tail, follow=request.follow, stopped=stopped):
             yield _entry(line)
 
     async def Attach(

@@ -23,8 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
 from grpc import aio
@@ -32,7 +31,7 @@ from grpc import aio
 from pyswarm.agent.cluster.task_container import TASK_NAME_LABEL
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.spec import SERVICE_ID_LABEL
-from pyswarm.agent.runtime.container.logs import LogLine, follow_log, read_log
+from pyswarm.agent.runtime.container.logs import container_lines
 from pyswarm.common.tls import manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
 
@@ -237,25 +236,6 @@ class LogPublisher:
                     task_name=task_name,
                 )
             )
-
-
-async def container_lines(
-    path: Path, *, tail: int | None, follow: bool, stopped: Callable[[], bool]
-) -> AsyncIterator[LogLine]:
-    """A container's json-file log: the last `tail` lines (all: None), then with
-    `follow` new ones until `stopped()` and the file has nothing more."""
-    lines = await asyncio.to_thread(read_log, path, tail=None)
-    for line in lines[max(0, len(lines) - tail) if tail is not None else 0 :]:
-        yield line
-    if not follow:
-        return
-    # One read serves the tail and the count the follower skips: no line lost or repeated.
-    skip = len(lines)
-    async for line in follow_log(path, stop=stopped):
-        if skip:
-            skip -= 1
-            continue
-        yield line
 
 
 async def _every(seconds: float, action: Callable[[], None]) -> None:

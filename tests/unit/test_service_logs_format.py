@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.cluster.log_publisher import container_lines
+from pyswarm.agent.runtime.container.logs import container_lines
 from pyswarm.cli.parse import CliInputError
 from pyswarm.cli.service_logs import log_context, parse_since, parse_tail, timestamp_text
 from pyswarm.proto import dispatcher_pb2

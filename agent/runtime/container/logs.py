@@ -114,3 +114,24 @@ async def follow_log(
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, interval)
+
+
+async def container_lines(
+    path: Path, *, tail: int | None, follow: bool, stopped: Callable[[], bool]
+) -> AsyncIterator[LogLine]:
+    """A container's json-file log: the last `tail` lines (all: None), then with
+    `follow` new ones until `stopped()` and the file has nothing more."""
+    if not follow:
+        for line in await asyncio.to_thread(read_log, path, tail=tail):
+            yield line
+        return
+    # One read serves the tail and the count the follower skips: no line lost or repeated.
+    lines = await asyncio.to_thread(read_log, path, tail=None)
+    for line in lines[max(0, len(lines) - tail) if tail is not None else 0 :]:
+        yield line
+    skip = len(lines)
+    async for line in follow_log(path, stop=stopped):
+        if skip:
+            skip -= 1
+            continue
+        yield line
