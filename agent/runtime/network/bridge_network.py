@@ -30,7 +30,8 @@ from pyswarm.agent.runtime.network.errors import (
     PortInUse,
 )
 from pyswarm.agent.runtime.network.ipam import AddressPool
-from pyswarm.agent.runtime.network.nat import NatRules, PortRule
+from pyswarm.agent.runtime.network.nat import NatRules
+from pyswarm.agent.runtime.network.port_claims import claim, close_new, copy_port, dnat_rules
 from pyswarm.agent.runtime.network.rtnl import Rtnl
 from pyswarm.agent.runtime.network.state import (
     NetworkState,
@@ -124,7 +125,7 @@ class BridgeNetwork:
             with self._lock:
                 self._state = None  # what the disk says, whoever wrote it last
                 state = self._load()
-                self._nat.ensure(self._rules(state))
+                self._nat.ensure(dnat_rules(state))
                 self._rehold(state)
             self._ensured = True
 
@@ -265,7 +266,7 @@ class BridgeNetwork:
             state.sandboxes.pop(container_id, None)
             self._save(state)
             if had_ports:
-                self._nat.sync_ports(self._rules(state))
+                self._nat.sync_ports(dnat_rules(state))
             self._holds.release(container_id)
 
     def remove_sandbox(self, container_id: str) -> None:
@@ -334,7 +335,7 @@ class BridgeNetwork:
                     if config.published_port and ports.HostPort.of(config) in shared:
                         port = ports.HostPort.of(config)  # a group mate holds it already
                     else:
-                        port = self._claim(container_id, config, taken, held)
+                        port = claim(self._holds, container_id, config, taken, held)
                     taken.append(port)
                     out = types_pb2.PortConfig()
                     out.CopyFrom(config)
@@ -344,59 +345,26 @@ class BridgeNetwork:
                     # Only a container that publishes ports can reach itself through one.
                     links.set_hairpin(veth_name(container_id, self.bridge))
                 state.published[container_id] = Published(ip_address, resolved, group)
-                self._nat.sync_ports(self._rules(state))
+                self._nat.sync_ports(dnat_rules(state))
                 self._save(state)
             except BaseException:
-                self._close_new(container_id, held)
+                close_new(self._holds, container_id, held)
                 if previous is None:
                     state.published.pop(container_id, None)
                 else:
                     state.published[container_id] = previous
                 with contextlib.suppress(Exception):
-                    self._nat.sync_ports(self._rules(state))
+                    self._nat.sync_ports(dnat_rules(state))
                 raise
             self._holds.replace(container_id, held)
-            return [_copy(p) for p in resolved]
-
-    def _claim(
-        self,
-        container_id: str,
-        config: types_pb2.PortConfig,
-        taken: list[ports.HostPort],
-        held: dict[ports.HostPort, socket.socket],
-    ) -> ports.HostPort:
-        """Reserve the host side of one port (picking one for port 0) into `held`."""
-        want = ports.HostPort.of(config)
-        if want.port == 0:
-            rejected: list[socket.socket] = []
-            try:
-                # The kernel's pick may collide with a port we publish but could not hold.
-                for _ in range(64):
-                    number, sock = ports.hold(want)
-                    got = ports.HostPort(want.protocol, want.host_ip, number)
-                    if not any(got.overlaps(t) for t in taken) and got not in held:
-                        held[got] = sock
-                        return got
-                    rejected.append(sock)
-            finally:
-                ports.close_all(rejected)
-            raise ports.in_use(want)
-        if any(want.overlaps(t) for t in taken) or want in held:
-            raise ports.in_use(want)
-        existing = self._holds.get(container_id, want)
-        held[want] = existing if existing is not None else ports.hold(want)[1]
-        return want
-
-    def _close_new(self, container_id: str, held: dict[ports.HostPort, socket.socket]) -> None:
-        """Close the sockets taken by a failed publish, keeping the container's earlier holds."""
-        ports.close_all(s for p, s in held.items() if self._holds.get(container_id, p) is not s)
+            return [copy_port(p) for p in resolved]
 
     def unpublish(self, container_id: str) -> None:
         """Remove the container's DNAT rules and release its host ports (idempotent)."""
         with self._lock:
             state = self._load()
             if state.published.pop(container_id, None) is not None:
-                self._nat.sync_ports(self._rules(state))
+                self._nat.sync_ports(dnat_rules(state))
                 self._save(state)
             self._holds.release(container_id)
 
@@ -404,20 +372,9 @@ class BridgeNetwork:
         """The container's published ports, host ports filled in."""
         with self._lock:
             pub = self._load().published.get(container_id)
-        return [_copy(p) for p in pub.ports] if pub else []
+        return [copy_port(p) for p in pub.ports] if pub else []
 
     # -- state
-
-    @staticmethod
-    def _rules(state: NetworkState) -> list[PortRule]:
-        """Every DNAT rule, those sharing a host port next to each other (NatRules
-        balances each such run)."""
-        rules = [
-            PortRule(pub.ip_address, port)
-            for _, pub in sorted(state.published.items())
-            for port in pub.ports
-        ]
-        return sorted(rules, key=lambda r: (r.port.protocol, r.port.host_ip, r.port.published_port))
 
     def _load(self) -> NetworkState:
         """The state, read from its file once: the file is this instance's alone (one
@@ -433,9 +390,3 @@ class BridgeNetwork:
             self._state = None  # read again what the disk holds
             raise
         self._state = state
-
-
-def _copy(port: types_pb2.PortConfig) -> types_pb2.PortConfig:
-    out = types_pb2.PortConfig()
-    out.CopyFrom(port)
-    return out
