@@ -33,12 +33,11 @@ import enum
 import logging
 from collections.abc import Collection
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from pyswarm.agent.cluster.image_pull import SharedPulls, find_local
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
 from pyswarm.agent.containers.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.containers.spec import now_timestamp
 from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import PyswarmError
 from pyswarm.proto import dispatcher_pb2, types_pb2
@@ -55,12 +54,6 @@ class _Next(enum.Enum):
     IDLE = "idle"  # nothing to do until the assignment changes
     WATCH = "watch"  # wait for the assignment to change or the container to exit
     DONE = "done"  # task and container gone: the worker ends
-
-
-def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
 
 
 class TaskExecutor:
@@ -188,7 +181,9 @@ class TaskExecutor:
         current = self._status.get(task_id)
         if current is not None and state < current.state:
             return  # never backwards
-        status = types_pb2.TaskStatus(timestamp=_now(), state=state, message=message, err=err)
+        status = types_pb2.TaskStatus(
+            timestamp=now_timestamp(), state=state, message=message, err=err
+        )
         if container is not None:
             status.container.container_id = container.id
             status.container.pid = container.pid

@@ -19,11 +19,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.containers.errors import (
-    BadSpec,
     ContainerNotRunning,
     ContainerRunning,
     ContainerStartFailed,
@@ -31,8 +28,11 @@ from pyswarm.agent.containers.errors import (
 from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.spec import (
     build_container,
+    now_timestamp,
+    parse_signal,
     port_group,
     runtime_spec,
+    timestamp_of,
     validate_name,
     write_etc_files,
 )
@@ -46,36 +46,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
 Container = types_pb2.Container
-
-
-def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
-def _from_unix(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    if seconds > 0:
-        ts.FromNanoseconds(int(seconds * 1e9))
-    else:
-        ts.GetCurrentTime()
-    return ts
-
-
-def parse_signal(value: str) -> int:
-    """A signal by number, or by name with or without the SIG prefix."""
-    text = value.strip().upper() or "KILL"
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signals.NSIG:
-            return number
-    else:
-        name = text if text.startswith("SIG") else f"SIG{text}"
-        member = getattr(signals.Signals, name, None)
-        if member is not None:
-            return int(member)
-    raise BadSpec(f"Invalid signal: {value}", field="signal")
 
 
 class ContainerManager:
@@ -211,7 +181,7 @@ class ContainerManager:
             container.state = Container.EXITED
             container.exit_code = err.exit_code
             container.error = str(err)
-            container.finished_at.CopyFrom(_now())
+            container.finished_at.CopyFrom(now_timestamp())
             self.records.save(container, durable=False)
             raise ContainerStartFailed(str(err), err.exit_code) from err
         except BaseException:
@@ -221,7 +191,7 @@ class ContainerManager:
         container.pid = state.pid
         container.exit_code = 0
         container.error = ""
-        container.started_at.CopyFrom(_from_unix(state.started_at))
+        container.started_at.CopyFrom(timestamp_of(state.started_at))
         container.ClearField("finished_at")
         # No fsync: the identity is durable already (above); see records.py.
         self.records.save(container, durable=False)
@@ -298,7 +268,7 @@ class ContainerManager:
             container.exit_code = exit_code
             container.error = error
             container.pid = 0
-            container.finished_at.CopyFrom(_from_unix(finished_at))
+            container.finished_at.CopyFrom(timestamp_of(finished_at))
         # Waiters hear of the exit at once; writing it and the release run meanwhile,
         # and the container's lock (held by the caller but for adopt()) keeps a start
         # or a remove from overtaking them. A crash in between is what adopt() and

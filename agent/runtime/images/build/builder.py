@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyswarm.agent.containers.manager import ContainerManager, parse_signal
+from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.containers.spec import parse_signal
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.images.build import commit as commits
 from pyswarm.agent.runtime.images.build import copy_step
