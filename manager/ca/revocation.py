@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from pyswarm.common.rpc_errors import rewrap_handler
 from pyswarm.common.tls import peer_identity
 from pyswarm.manager.ca.errors import NodeRemoved
 from pyswarm.manager.store import REMOVED_NODES, Cache, ObjectExists, Store
@@ -72,19 +73,7 @@ class RevocationInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         handler: Any = await continuation(handler_call_details)
         if handler is None:
             return None
-        codecs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary), **codecs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary), **codecs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream), **codecs
-            )
-        return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream), **codecs)
+        return rewrap_handler(handler, self._unary, self._stream)
 
     def _unary(self, behaviour: Callable[[Any, Context], Awaitable[Any]]) -> Any:
         async def checked(request: Any, context: Context) -> Any:
