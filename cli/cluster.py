@@ -9,19 +9,19 @@ from typing import Annotated
 import typer
 
 from pyswarm.cli.parse import CliInputError
+from pyswarm.common.durations import go_duration_ns
 
 DEFAULT_MANAGER_DIR = Path("/var/lib/pyswarm/manager")
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """docker's durations as used here: 500ms, 1s, 2m, or plain seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(text[: -len(suffix)]) * units[suffix]
+    """docker's durations in seconds: 500ms, 1s, 1m30s, or plain seconds."""
     if text.replace(".", "", 1).isdigit():
         return float(text)
-    raise CliInputError(f'invalid duration "{text}" for {flag}', field=flag)
+    nanoseconds = go_duration_ns(text)
+    if nanoseconds is None:
+        raise CliInputError(f'invalid duration "{text}" for {flag}', field=flag)
+    return nanoseconds / 1e9
 
 
 def init(

@@ -15,6 +15,7 @@ from pyswarm.agent.runtime.images.build.dockerfile import Dockerfile, Instructio
 from pyswarm.agent.runtime.images.build.errors import BuildError
 from pyswarm.agent.runtime.images.build.words import expand, split_words
 from pyswarm.agent.runtime.images.oci import host_platform
+from pyswarm.common.durations import go_duration_ns
 
 FLAGS: dict[str, frozenset[str]] = {
     "FROM": frozenset({"platform"}),
@@ -23,9 +24,6 @@ FLAGS: dict[str, frozenset[str]] = {
     "HEALTHCHECK": frozenset({"interval", "timeout", "start-period", "retries"}),
 }
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9}
-_UNIT_NS["h"] = 3600 * 10**9
 _NEEDS_ONE_ARG = ("WORKDIR", "USER", "STOPSIGNAL")
 _NEEDS_ARGS = ("RUN", "CMD", "ENTRYPOINT", "EXPOSE", "VOLUME", "MAINTAINER", "SHELL")
 
@@ -211,16 +209,10 @@ def key_values(
 
 def duration_ns(text: str, flag: str, where: str) -> int:
     """Go's duration syntax (`30s`, `1m30s`, `500ms`) in nanoseconds."""
-    position, total = 0, 0.0
-    while position < len(text):
-        match = _DURATION_PART.match(text, position)
-        if match is None:
-            break
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        position = match.end()
-    if not text or position != len(text):
+    total = go_duration_ns(text)
+    if total is None:
         raise BuildError(f"HEALTHCHECK --{flag}: invalid duration {text!r}", where=where)
-    return int(total)
+    return total
 
 
 @dataclass(frozen=True)
