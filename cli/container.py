@@ -9,6 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from pyswarm.cli import client
+from pyswarm.cli.container_health import (
+    health_dict,
+    health_flags,
+    health_suffix,
+    healthcheck_dict,
+)
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
     Format,
@@ -40,7 +46,8 @@ def _ports_text(container: types_pb2.Container) -> str:
 
 def _status_text(container: types_pb2.Container) -> str:
     if container.state == types_pb2.Container.RUNNING:
-        return "Up " + human_duration(time.time() - _seconds(container.started_at))
+        up = "Up " + human_duration(time.time() - _seconds(container.started_at))
+        return up + health_suffix(container.health)
     if container.state == types_pb2.Container.EXITED:
         return f"Exited ({container.exit_code}) " + ago(_seconds(container.finished_at))
     return "Created"
@@ -97,6 +104,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Error": c.error,
             "StartedAt": iso(c.started_at),
             "FinishedAt": iso(c.finished_at),
+            **({"Health": health_dict(c.health)} if c.HasField("health") else {}),
         },
         "Image": c.image_id,
         "Name": "/" + c.name,
@@ -111,6 +119,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Entrypoint": list(c.spec.command) or None,
             "Image": c.image,
             "WorkingDir": c.spec.dir,
+            **({"Healthcheck": healthcheck_dict(c.healthcheck)} if c.healthcheck.test else {}),
         },
         "HostConfig": {
             "Binds": [
@@ -152,6 +161,12 @@ def run(
     entrypoint: Annotated[str | None, typer.Option("--entrypoint")] = None,
     read_only: Annotated[bool, typer.Option("--read-only")] = False,
     userns: Annotated[bool, typer.Option("--userns", help="Run in a user namespace")] = False,
+    health_cmd: Annotated[str, typer.Option("--health-cmd", help="Command to check health")] = "",
+    health_interval: Annotated[str, typer.Option("--health-interval")] = "",
+    health_timeout: Annotated[str, typer.Option("--health-timeout")] = "",
+    health_start_period: Annotated[str, typer.Option("--health-start-period")] = "",
+    health_retries: Annotated[int, typer.Option("--health-retries")] = 0,
+    no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck")] = False,
 ) -> None:
     """Create and start a container (docker run)."""
     expect_failure_code(125)
@@ -162,6 +177,12 @@ def run(
         entrypoint=entrypoint, read_only=read_only, userns=userns,
     )  # fmt: skip
     request.start = True
+    check = health_flags(
+        cmd=health_cmd, interval=health_interval, timeout=health_timeout,
+        start_period=health_start_period, retries=health_retries, disabled=no_healthcheck,
+    )  # fmt: skip
+    if check is not None:
+        request.spec.healthcheck.CopyFrom(check)
     # Attached, the client removes the container once it has all output and the exit
     # code (as docker's client did); detached, the agent removes it when it exits.
     request.auto_remove = rm and detach

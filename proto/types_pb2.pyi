@@ -469,6 +469,7 @@ class ContainerSpec(_message.Message):
     OPEN_STDIN_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
     REGISTRY_AUTH_FIELD_NUMBER: _builtins.int
+    HEALTHCHECK_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     hostname: _builtins.str
     dir: _builtins.str
@@ -499,6 +500,12 @@ class ContainerSpec(_message.Message):
         clears `password`, and agents never copy it into a container record.
         """
 
+    @_builtins.property
+    def healthcheck(self) -> Global___HealthConfig:
+        """--health-* flags (test ["NONE"]: --no-healthcheck); unset fields keep the image's
+        HEALTHCHECK, as docker merges them. The result is Container.healthcheck.
+        """
+
     def __init__(
         self,
         *,
@@ -516,10 +523,11 @@ class ContainerSpec(_message.Message):
         open_stdin: _builtins.bool = ...,
         read_only: _builtins.bool = ...,
         registry_auth: Global___RegistryAuth | None = ...,
+        healthcheck: Global___HealthConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "dir", b"dir", "env", b"env", "hostname", b"hostname", "image", b"image", "labels", b"labels", "mounts", b"mounts", "open_stdin", b"open_stdin", "read_only", b"read_only", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "dir", b"dir", "env", b"env", "healthcheck", b"healthcheck", "hostname", b"hostname", "image", b"image", "labels", b"labels", "mounts", b"mounts", "open_stdin", b"open_stdin", "read_only", b"read_only", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1173,6 +1181,8 @@ class Container(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     USER_NAMESPACE_FIELD_NUMBER: _builtins.int
     OOM_KILLED_FIELD_NUMBER: _builtins.int
+    HEALTHCHECK_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     image: _builtins.str
@@ -1206,6 +1216,14 @@ class Container(_message.Message):
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def healthcheck(self) -> Global___HealthConfig:
+        """the image's HEALTHCHECK, as docker's Config.Healthcheck"""
+
+    @_builtins.property
+    def health(self) -> Global___Health:
+        """set while a healthcheck runs (docker's State.Health)"""
+
     def __init__(
         self,
         *,
@@ -1231,14 +1249,112 @@ class Container(_message.Message):
         task_id: _builtins.str = ...,
         user_namespace: _builtins.bool = ...,
         oom_killed: _builtins.bool = ...,
+        healthcheck: Global___HealthConfig | None = ...,
+        health: Global___Health | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "limits", b"limits", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "health", b"health", "healthcheck", b"healthcheck", "limits", b"limits", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "created_at", b"created_at", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "image", b"image", "image_id", b"image_id", "ip_address", b"ip_address", "limits", b"limits", "mac_address", b"mac_address", "name", b"name", "network_mode", b"network_mode", "oom_killed", b"oom_killed", "pid", b"pid", "ports", b"ports", "restart_count", b"restart_count", "spec", b"spec", "started_at", b"started_at", "state", b"state", "task_id", b"task_id", "user_namespace", b"user_namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "created_at", b"created_at", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "health", b"health", "healthcheck", b"healthcheck", "id", b"id", "image", b"image", "image_id", b"image_id", "ip_address", b"ip_address", "limits", b"limits", "mac_address", b"mac_address", "name", b"name", "network_mode", b"network_mode", "oom_killed", b"oom_killed", "pid", b"pid", "ports", b"ports", "restart_count", b"restart_count", "spec", b"spec", "started_at", b"started_at", "state", b"state", "task_id", b"task_id", "user_namespace", b"user_namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Container: _TypeAlias = Container  # noqa: Y015
+
+@_typing.final
+class HealthConfig(_message.Message):
+    """docker's HealthConfig. test: ["CMD", argv...], ["CMD-SHELL", command] or ["NONE"];
+    durations in nanoseconds, 0 meaning docker's default.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEST_FIELD_NUMBER: _builtins.int
+    INTERVAL_NS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_NS_FIELD_NUMBER: _builtins.int
+    START_PERIOD_NS_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    interval_ns: _builtins.int
+    timeout_ns: _builtins.int
+    start_period_ns: _builtins.int
+    retries: _builtins.int
+    @_builtins.property
+    def test(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        test: _abc.Iterable[_builtins.str] | None = ...,
+        interval_ns: _builtins.int = ...,
+        timeout_ns: _builtins.int = ...,
+        start_period_ns: _builtins.int = ...,
+        retries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval_ns", b"interval_ns", "retries", b"retries", "start_period_ns", b"start_period_ns", "test", b"test", "timeout_ns", b"timeout_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HealthConfig: _TypeAlias = HealthConfig  # noqa: Y015
+
+@_typing.final
+class HealthcheckResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    exit_code: _builtins.int
+    output: _builtins.str
+    """at most 4 KiB, as docker keeps it"""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        exit_code: _builtins.int = ...,
+        output: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "exit_code", b"exit_code", "output", b"output", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HealthcheckResult: _TypeAlias = HealthcheckResult  # noqa: Y015
+
+@_typing.final
+class Health(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILING_STREAK_FIELD_NUMBER: _builtins.int
+    LOG_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """starting | healthy | unhealthy"""
+    failing_streak: _builtins.int
+    @_builtins.property
+    def log(self) -> _containers.RepeatedCompositeFieldContainer[Global___HealthcheckResult]:
+        """the last 5 results, oldest first"""
+
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        failing_streak: _builtins.int = ...,
+        log: _abc.Iterable[Global___HealthcheckResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failing_streak", b"failing_streak", "log", b"log", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Health: _TypeAlias = Health  # noqa: Y015
 
 @_typing.final
 class ImageConfig(_message.Message):

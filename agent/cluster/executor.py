@@ -5,7 +5,7 @@ worker per task compares what the task should be (desired state) with what is (i
 status and its container) and advances it ONE state at a time, then looks again:
 
     ACCEPTED -> PREPARING -> (image resolved, container created) STARTING
-             -> (container started) RUNNING -> COMPLETE (exit 0) | FAILED (exit != 0)
+             -> (started; healthy, if checked) RUNNING -> COMPLETE (exit 0) | FAILED (exit != 0)
 
 In PREPARING an image the store lacks is pulled from its registry (with the task's
 registry credentials, if the service was made --with-registry-auth), the task's status
@@ -36,6 +36,7 @@ from collections.abc import Collection
 from pyswarm.agent.cluster.image_pull import SharedPulls, find_local
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
 from pyswarm.agent.containers.errors import ContainerStartFailed, NoSuchContainer
+from pyswarm.agent.containers.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.spec import now_timestamp
 from pyswarm.common.credentials import Credentials
@@ -239,6 +240,7 @@ class TaskExecutor:
         waits: list[asyncio.Task[object]] = [asyncio.create_task(changed.wait())]
         if container_id:
             waits.append(asyncio.create_task(self._exit_of(container_id)))
+            waits.append(asyncio.create_task(self._containers.health.changes(container_id).wait()))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -286,7 +288,14 @@ class TaskExecutor:
         if container.state == Container.CREATED:
             return await self._start(task, container, state)
         if container.state == Container.RUNNING:
-            if state < State.RUNNING or self._watching.get(task_id) != container.id:
+            if container.health.status == UNHEALTHY:  # as Swarm: fail; the restart policy acts
+                await self._containers.stop(container.id, stop_grace_seconds(task))
+                self._report(
+                    task_id, State.FAILED, "started", err=UNHEALTHY_ERR, container=container
+                )
+                return _Next.IDLE
+            ready = container.health.status != STARTING  # Swarm: STARTING until healthy
+            if ready and (state < State.RUNNING or self._watching.get(task_id) != container.id):
                 self._report(task_id, State.RUNNING, "started", container=container)
             self._watching[task_id] = container.id
             return _Next.WATCH
@@ -368,7 +377,7 @@ class TaskExecutor:
             self._report(task.id, State.STARTING, "starting")
             return _Next.AGAIN
         try:
-            started = await self._containers.start(container.id)
+            await self._containers.start(container.id)
         except ContainerStartFailed as err:
             self._report(
                 task.id, State.FAILED, "starting", err=err.message, exit_code=err.exit_code
@@ -377,9 +386,7 @@ class TaskExecutor:
         except PyswarmError as err:
             self._report(task.id, State.FAILED, "starting", err=err.message)
             return _Next.IDLE
-        self._report(task.id, State.RUNNING, "started", container=started)
-        self._watching[task.id] = started.id
-        return _Next.WATCH
+        return _Next.AGAIN  # RUNNING, or STARTING until healthy: see _step
 
     def _report_exit(self, task: types_pb2.Task, container: Container) -> None:
         code = container.exit_code

@@ -25,6 +25,7 @@ from pyswarm.agent.containers.errors import (
     ContainerRunning,
     ContainerStartFailed,
 )
+from pyswarm.agent.containers.health import HealthMonitor, apply_image_healthcheck
 from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.spec import (
     build_container,
@@ -63,6 +64,7 @@ class ContainerManager:
         self.cgroups = cgroups
         self.supervisor = supervisor
         self.records = ContainerRecords(config.containers_dir)
+        self.health = HealthMonitor(supervisor, self.records.write)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[None]] = set()
@@ -125,6 +127,7 @@ class ContainerManager:
         image = await asyncio.to_thread(self.images.resolve, request.image)
         container = build_container(request, image)
         container.task_id = task_id
+        await asyncio.to_thread(apply_image_healthcheck, container, self.images)
         self.records.check_name_free(container.name)
         if request.start:
             # Indexed now (the name is taken); written with the rest of the start's
@@ -236,6 +239,7 @@ class ContainerManager:
     def _watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())
         self._background(self._wait_exit(cid), name=f"watch-{cid[:12]}")
+        self.health.watch(self.records.get(cid), self._exited[cid], self._background)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
         task = asyncio.create_task(work, name=name)
