@@ -13,7 +13,6 @@ from pyswarm.cli.container_health import (
     health_dict,
     health_flags,
     health_suffix,
-    healthcheck_dict,
 )
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
@@ -26,6 +25,7 @@ from pyswarm.cli.output import (
     print_table,
 )
 from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env, parse_volume
+from pyswarm.common.healthcheck import healthcheck_document
 from pyswarm.proto import agent_pb2, types_pb2
 
 app = typer.Typer(help="Manage containers on this host.", no_args_is_help=True)
@@ -119,7 +119,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Entrypoint": list(c.spec.command) or None,
             "Image": c.image,
             "WorkingDir": c.spec.dir,
-            **({"Healthcheck": healthcheck_dict(c.healthcheck)} if c.healthcheck.test else {}),
+            **({"Healthcheck": healthcheck_document(c.healthcheck)} if c.healthcheck.test else {}),
         },
         "HostConfig": {
             "Binds": [

@@ -66,17 +66,3 @@ def health_dict(health: types_pb2.Health) -> dict[str, Any]:
         for result in health.log
     ]
     return {"Status": health.status, "FailingStreak": health.failing_streak, "Log": results}
-
-
-def healthcheck_dict(check: types_pb2.HealthConfig) -> dict[str, Any]:
-    """docker inspect's Config.Healthcheck (durations in nanoseconds)."""
-    document: dict[str, Any] = {"Test": list(check.test)}
-    for key, value in (
-        ("Interval", check.interval_ns),
-        ("Timeout", check.timeout_ns),
-        ("StartPeriod", check.start_period_ns),
-        ("Retries", check.retries),
-    ):
-        if value:
-            document[key] = value
-    return document

@@ -26,6 +26,7 @@ from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.client import StreamSession
 from pyswarm.agent.runtime.images import ImageStore
+from pyswarm.common.healthcheck import healthcheck_from_document
 from pyswarm.proto import runtime_pb2, types_pb2
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,7 @@ _KILL_GRACE_S = 5.0
 def image_healthcheck(images: ImageStore, image_id: str) -> types_pb2.HealthConfig | None:
     """The HEALTHCHECK recorded in the image's config blob, if any (blocking)."""
     raw = json.loads(images.blob_path(image_id).read_bytes())
-    document = (raw.get("config") or {}).get("Healthcheck")
-    if not isinstance(document, dict) or not document.get("Test"):
-        return None
-    return types_pb2.HealthConfig(
-        test=[str(word) for word in document["Test"]],
-        interval_ns=int(document.get("Interval") or 0),
-        timeout_ns=int(document.get("Timeout") or 0),
-        start_period_ns=int(document.get("StartPeriod") or 0),
-        retries=int(document.get("Retries") or 0),
-    )
+    return healthcheck_from_document((raw.get("config") or {}).get("Healthcheck"))
 
 
 def apply_image_healthcheck(container: types_pb2.Container, images: ImageStore) -> None:

@@ -21,9 +21,9 @@ from pyswarm.cli.container_health import (
     health_dict,
     health_flags,
     health_suffix,
-    healthcheck_dict,
 )
 from pyswarm.cli.parse import CliInputError
+from pyswarm.common.healthcheck import healthcheck_document
 from pyswarm.proto import types_pb2
 
 
@@ -123,7 +123,7 @@ def test_cli_renders_health_as_docker() -> None:
         }
     ]
     check = types_pb2.HealthConfig(test=["CMD", "true"], interval_ns=10**9, retries=2)
-    assert healthcheck_dict(check) == {"Test": ["CMD", "true"], "Interval": 10**9, "Retries": 2}
+    assert healthcheck_document(check) == {"Test": ["CMD", "true"], "Interval": 10**9, "Retries": 2}
 
 
 def test_health_flags_as_docker_reads_them() -> None:

@@ -11,7 +11,8 @@ import json
 import posixpath
 from typing import Any
 
-from pyswarm.agent.runtime.images.build.plan import Healthcheck
+from pyswarm.common.healthcheck import healthcheck_document
+from pyswarm.proto import types_pb2
 
 NOP = "/bin/sh -c #(nop) "
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -94,16 +95,8 @@ def set_shell(config: dict[str, Any], argv: list[str]) -> str:
     return NOP + " SHELL " + json.dumps(argv)
 
 
-def set_healthcheck(config: dict[str, Any], check: Healthcheck) -> str:
-    document: dict[str, Any] = {"Test": check.test}
-    for key, value in (
-        ("Interval", check.interval_ns),
-        ("Timeout", check.timeout_ns),
-        ("StartPeriod", check.start_period_ns),
-        ("Retries", check.retries),
-    ):
-        if value:
-            document[key] = value
+def set_healthcheck(config: dict[str, Any], check: types_pb2.HealthConfig) -> str:
+    document = healthcheck_document(check)
     config["Healthcheck"] = document
     return NOP + " HEALTHCHECK " + json.dumps(document, sort_keys=True)
 

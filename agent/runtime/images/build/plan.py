@@ -16,6 +16,7 @@ from pyswarm.agent.runtime.images.build.errors import BuildError
 from pyswarm.agent.runtime.images.build.words import expand, split_words
 from pyswarm.agent.runtime.images.oci import host_platform
 from pyswarm.common.durations import go_duration_ns
+from pyswarm.proto import types_pb2
 
 FLAGS: dict[str, frozenset[str]] = {
     "FROM": frozenset({"platform"}),
@@ -215,22 +216,13 @@ def duration_ns(text: str, flag: str, where: str) -> int:
     return total
 
 
-@dataclass(frozen=True)
-class Healthcheck:
-    test: list[str]  # ["NONE"], ["CMD", ...] or ["CMD-SHELL", "..."]
-    interval_ns: int = 0
-    timeout_ns: int = 0
-    start_period_ns: int = 0
-    retries: int = 0
-
-
-def healthcheck(instruction: Instruction, escape: str, where: str) -> Healthcheck:
+def healthcheck(instruction: Instruction, escape: str, where: str) -> types_pb2.HealthConfig:
     head, _, rest = instruction.args.partition(" ")
     kind = head.upper()
     if kind == "NONE":
         if instruction.flags or rest.strip():
             raise BuildError("HEALTHCHECK NONE takes no flags or arguments", where=where)
-        return Healthcheck(["NONE"])
+        return types_pb2.HealthConfig(test=["NONE"])
     if kind != "CMD":
         raise BuildError(f"HEALTHCHECK: unknown type {head!r} (CMD or NONE)", where=where)
     command = rest.strip()
@@ -250,7 +242,13 @@ def healthcheck(instruction: Instruction, escape: str, where: str) -> Healthchec
         if not text.isdigit() or int(text) < 1:
             raise BuildError(f"HEALTHCHECK --retries must be at least 1, not {text!r}", where=where)
         retries = int(text)
-    return Healthcheck(test, values["interval"], values["timeout"], values["start-period"], retries)
+    return types_pb2.HealthConfig(
+        test=test,
+        interval_ns=values["interval"],
+        timeout_ns=values["timeout"],
+        start_period_ns=values["start-period"],
+        retries=retries,
+    )
 
 
 def expose_ports(words: list[str], where: str) -> list[str]:
