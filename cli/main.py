@@ -23,6 +23,7 @@ GROUPS = {
     "service": "pyswarm.cli.service",
     "node": "pyswarm.cli.node",
     "lab": "pyswarm.cli.lab",
+    "swarm": "pyswarm.cli.swarm",
 }
 COMMANDS = {
     "agent": ("pyswarm.cli.agent", "agent"),

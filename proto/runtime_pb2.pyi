@@ -129,6 +129,14 @@ class RuntimeSpec(_message.Message):
     UID_MAP_FIELD_NUMBER: _builtins.int
     GID_MAP_FIELD_NUMBER: _builtins.int
     PRIVATE_NETWORK_FIELD_NUMBER: _builtins.int
+    SECCOMP_FILTER_FIELD_NUMBER: _builtins.int
+    MASKED_PATHS_FIELD_NUMBER: _builtins.int
+    READONLY_PATHS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    PRIVILEGED_FIELD_NUMBER: _builtins.int
+    NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
+    LOG_MAX_BYTES_FIELD_NUMBER: _builtins.int
+    LOG_MAX_FILES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cwd: _builtins.str
     user: _builtins.str
@@ -141,6 +149,18 @@ class RuntimeSpec(_message.Message):
     log_path: _builtins.str
     private_network: _builtins.bool
     """netns_path "": a new network namespace with only lo"""
+    seccomp_filter: _builtins.bytes
+    """up, made by the container itself (network "none")
+    Compiled seccomp filter (struct sock_filter[] as bytes), installed just before
+    execve; empty = none (unconfined or privileged).
+    """
+    privileged: _builtins.bool
+    """/sys read-write, no masks, every capability"""
+    no_new_privileges: _builtins.bool
+    log_max_bytes: _builtins.int
+    """json-file rotation: 0 = unbounded"""
+    log_max_files: _builtins.int
+    """files kept, the live one included (>= 1)"""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; args[0] looked up in the container's PATH"""
@@ -165,6 +185,18 @@ class RuntimeSpec(_message.Message):
 
     @_builtins.property
     def gid_map(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdMap]: ...
+    @_builtins.property
+    def masked_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """/dev/null (files) or an empty ro tmpfs (dirs)"""
+
+    @_builtins.property
+    def readonly_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """bind-remounted read-only"""
+
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceNode]:
+        """extra nodes made in /dev (--device, privileged)"""
+
     def __init__(
         self,
         *,
@@ -185,14 +217,63 @@ class RuntimeSpec(_message.Message):
         uid_map: _abc.Iterable[Global___IdMap] | None = ...,
         gid_map: _abc.Iterable[Global___IdMap] | None = ...,
         private_network: _builtins.bool = ...,
+        seccomp_filter: _builtins.bytes = ...,
+        masked_paths: _abc.Iterable[_builtins.str] | None = ...,
+        readonly_paths: _abc.Iterable[_builtins.str] | None = ...,
+        devices: _abc.Iterable[Global___DeviceNode] | None = ...,
+        privileged: _builtins.bool = ...,
+        no_new_privileges: _builtins.bool = ...,
+        log_max_bytes: _builtins.int = ...,
+        log_max_files: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rootfs", b"rootfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_path", b"log_path", "mounts", b"mounts", "netns_path", b"netns_path", "open_stdin", b"open_stdin", "private_network", b"private_network", "rootfs", b"rootfs", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "devices", b"devices", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeSpec: _TypeAlias = RuntimeSpec  # noqa: Y015
+
+@_typing.final
+class DeviceNode(_message.Message):
+    """A device node to make in the container's /dev."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    MAJOR_FIELD_NUMBER: _builtins.int
+    MINOR_FIELD_NUMBER: _builtins.int
+    FILE_MODE_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """inside the container, e.g. /dev/fuse"""
+    type: _builtins.str
+    """"c" or "b" """
+    major: _builtins.int
+    minor: _builtins.int
+    file_mode: _builtins.int
+    uid: _builtins.int
+    gid: _builtins.int
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        type: _builtins.str = ...,
+        major: _builtins.int = ...,
+        minor: _builtins.int = ...,
+        file_mode: _builtins.int = ...,
+        uid: _builtins.int = ...,
+        gid: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_mode", b"file_mode", "gid", b"gid", "major", b"major", "minor", b"minor", "path", b"path", "type", b"type", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceNode: _TypeAlias = DeviceNode  # noqa: Y015
 
 @_typing.final
 class ExecProcess(_message.Message):
@@ -205,10 +286,15 @@ class ExecProcess(_message.Message):
     TTY_FIELD_NUMBER: _builtins.int
     OPEN_STDIN_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    SECCOMP_FILTER_FIELD_NUMBER: _builtins.int
+    NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
     cwd: _builtins.str
     user: _builtins.str
     tty: _builtins.bool
     open_stdin: _builtins.bool
+    seccomp_filter: _builtins.bytes
+    """the container's filter (exec and probes share it)"""
+    no_new_privileges: _builtins.bool
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -225,10 +311,12 @@ class ExecProcess(_message.Message):
         tty: _builtins.bool = ...,
         open_stdin: _builtins.bool = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        seccomp_filter: _builtins.bytes = ...,
+        no_new_privileges: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cwd", b"cwd", "env", b"env", "open_stdin", b"open_stdin", "tty", b"tty", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cwd", b"cwd", "env", b"env", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "seccomp_filter", b"seccomp_filter", "tty", b"tty", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -455,6 +455,26 @@ class ContainerSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class LogOptionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     IMAGE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
@@ -470,6 +490,13 @@ class ContainerSpec(_message.Message):
     READ_ONLY_FIELD_NUMBER: _builtins.int
     REGISTRY_AUTH_FIELD_NUMBER: _builtins.int
     HEALTHCHECK_FIELD_NUMBER: _builtins.int
+    CAPABILITY_ADD_FIELD_NUMBER: _builtins.int
+    CAPABILITY_DROP_FIELD_NUMBER: _builtins.int
+    PRIVILEGED_FIELD_NUMBER: _builtins.int
+    SECCOMP_PROFILE_FIELD_NUMBER: _builtins.int
+    NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    LOG_OPTIONS_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     hostname: _builtins.str
     dir: _builtins.str
@@ -477,6 +504,13 @@ class ContainerSpec(_message.Message):
     tty: _builtins.bool
     open_stdin: _builtins.bool
     read_only: _builtins.bool
+    privileged: _builtins.bool
+    seccomp_profile: _builtins.str
+    """--security-opt seccomp=: "" the default profile, "unconfined" none, otherwise a
+    profile in docker's JSON format (the CLI sends the file's text).
+    """
+    no_new_privileges: _builtins.bool
+    """--security-opt no-new-privileges"""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -506,6 +540,26 @@ class ContainerSpec(_message.Message):
         HEALTHCHECK, as docker merges them. The result is Container.healthcheck.
         """
 
+    @_builtins.property
+    def capability_add(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Security, with docker's meanings. Defaults are docker's floor: 14 capabilities,
+        the default seccomp filter, masked/read-only /proc and /sys paths, a device
+        allowlist. `privileged` lifts all of them (docker's --privileged).
+        "CAP_NET_ADMIN" or "NET_ADMIN"; "ALL"
+        """
+
+    @_builtins.property
+    def capability_drop(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceMapping]:
+        """--device HOST[:CONTAINER][:rwm]"""
+
+    @_builtins.property
+    def log_options(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """json-file log options (--log-opt max-size=10m, max-file=3); unset keys take the
+        agent's defaults.
+        """
+
     def __init__(
         self,
         *,
@@ -524,14 +578,50 @@ class ContainerSpec(_message.Message):
         read_only: _builtins.bool = ...,
         registry_auth: Global___RegistryAuth | None = ...,
         healthcheck: Global___HealthConfig | None = ...,
+        capability_add: _abc.Iterable[_builtins.str] | None = ...,
+        capability_drop: _abc.Iterable[_builtins.str] | None = ...,
+        privileged: _builtins.bool = ...,
+        seccomp_profile: _builtins.str = ...,
+        no_new_privileges: _builtins.bool = ...,
+        devices: _abc.Iterable[Global___DeviceMapping] | None = ...,
+        log_options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "dir", b"dir", "env", b"env", "healthcheck", b"healthcheck", "hostname", b"hostname", "image", b"image", "labels", b"labels", "mounts", b"mounts", "open_stdin", b"open_stdin", "read_only", b"read_only", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "devices", b"devices", "dir", b"dir", "env", b"env", "healthcheck", b"healthcheck", "hostname", b"hostname", "image", b"image", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerSpec: _TypeAlias = ContainerSpec  # noqa: Y015
+
+@_typing.final
+class DeviceMapping(_message.Message):
+    """--device: a host device node made in the container's /dev and allowed by its
+    device cgroup with `permissions` (a subset of "rwm").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_ON_HOST_FIELD_NUMBER: _builtins.int
+    PATH_IN_CONTAINER_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    path_on_host: _builtins.str
+    path_in_container: _builtins.str
+    permissions: _builtins.str
+    def __init__(
+        self,
+        *,
+        path_on_host: _builtins.str = ...,
+        path_in_container: _builtins.str = ...,
+        permissions: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path_in_container", b"path_in_container", "path_on_host", b"path_on_host", "permissions", b"permissions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceMapping: _TypeAlias = DeviceMapping  # noqa: Y015
 
 @_typing.final
 class RegistryAuth(_message.Message):
@@ -1542,6 +1632,12 @@ class Cluster(_message.Message):
     NODE_SUBNET_POOL_FIELD_NUMBER: _builtins.int
     NODE_SUBNETS_FIELD_NUMBER: _builtins.int
     MANAGERS_FIELD_NUMBER: _builtins.int
+    SEALED_SECRETS_FIELD_NUMBER: _builtins.int
+    AUTOLOCK_FIELD_NUMBER: _builtins.int
+    NODE_CERT_EXPIRY_FIELD_NUMBER: _builtins.int
+    NEXT_ROOT_CA_CERT_FIELD_NUMBER: _builtins.int
+    NEXT_ROOT_CA_KEY_FIELD_NUMBER: _builtins.int
+    ROOT_ROTATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     root_ca_cert: _builtins.bytes
     """PEM"""
@@ -1551,6 +1647,21 @@ class Cluster(_message.Message):
     manager_join_token: _builtins.str
     node_subnet_pool: _builtins.str
     """e.g. 10.210.0.0/16, one /24 per node"""
+    sealed_secrets: _builtins.bytes
+    """Secrets at rest: root_ca_key, the join tokens and registry credentials are sealed
+    (encrypted) under the managers' key; the clear fields above are then empty.
+    see manager/ca: a SealedClusterSecrets, encrypted
+    """
+    autolock: _builtins.bool
+    """the managers' key is itself locked by an unlock key"""
+    next_root_ca_cert: _builtins.bytes
+    """swarm ca --rotate: while set, nodes renew onto the new root; both roots are trusted.
+    PEM
+    """
+    next_root_ca_key: _builtins.bytes
+    """PEM (sealed like the others when at rest)"""
+    root_rotation: _builtins.int
+    """bumped by every --rotate"""
     @_builtins.property
     def meta(self) -> Global___Meta: ...
     @_builtins.property
@@ -1560,6 +1671,10 @@ class Cluster(_message.Message):
     @_builtins.property
     def managers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """manager id -> advertised main address"""
+
+    @_builtins.property
+    def node_cert_expiry(self) -> _duration_pb2.Duration:
+        """swarm update --cert-expiry (default 90 days)"""
 
     def __init__(
         self,
@@ -1573,10 +1688,16 @@ class Cluster(_message.Message):
         node_subnet_pool: _builtins.str = ...,
         node_subnets: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         managers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        sealed_secrets: _builtins.bytes = ...,
+        autolock: _builtins.bool = ...,
+        node_cert_expiry: _duration_pb2.Duration | None = ...,
+        next_root_ca_cert: _builtins.bytes = ...,
+        next_root_ca_key: _builtins.bytes = ...,
+        root_rotation: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "node_cert_expiry", b"node_cert_expiry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "id", b"id", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "worker_join_token", b"worker_join_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
