@@ -4,12 +4,37 @@ unlock-key) and leave live here."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from pyswarm.cli.cluster import init, join_token
 from pyswarm.cli.join import join
+from pyswarm.cli.parse import CliInputError
 
 app = typer.Typer(help="Manage the swarm", no_args_is_help=True)
 app.command("init")(init)
 app.command("join")(join)
 app.command("join-token")(join_token)
+
+
+@app.command("update")
+def update(
+    autolock: Annotated[
+        bool | None, typer.Option("--autolock", help="Lock managers' keys: true|false")
+    ] = None,
+    cert_expiry: Annotated[
+        str | None, typer.Option("--cert-expiry", help="Node certificate lifetime, e.g. 2160h")
+    ] = None,
+) -> None:
+    """Change cluster-wide settings (docker swarm update)."""
+    if autolock is None and cert_expiry is None:
+        raise CliInputError("nothing to update: give --autolock or --cert-expiry", field="flags")
+    if cert_expiry is not None:
+        from pyswarm.cli.swarm_ca import set_cert_expiry
+
+        set_cert_expiry(cert_expiry)
+    if autolock is not None:
+        from pyswarm.cli.swarm_lock import set_autolock
+
+        set_autolock(autolock)
