@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
+from pyswarm.agent.containers.confinement import confine_exec
 from pyswarm.agent.containers.errors import ContainerNotRunning
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.stats import StatsSampler
@@ -126,6 +127,7 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
             open_stdin=spec.open_stdin,
             capabilities=list(DEFAULT_CAPABILITIES),
         )
+        confine_exec(process, container.spec)
         session = await self.manager.supervisor.exec(container.id, process)
         async for out in _pump(session, first, request_iterator):
             yield out

@@ -21,6 +21,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from pyswarm.agent.containers.confinement import confine_exec
 from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
@@ -206,6 +207,7 @@ class HealthMonitor:
             user=container.spec.user,
             capabilities=list(DEFAULT_CAPABILITIES),
         )
+        confine_exec(process, container.spec)
         session = await self._supervisor.exec(container.id, process)
         output = bytearray()
         pidfd = -1

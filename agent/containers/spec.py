@@ -16,6 +16,7 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from pyswarm.agent.containers.confinement import check_profile, confine_runtime
 from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
@@ -101,6 +102,7 @@ def build_container(
         raise BadSpec("published ports are discarded when using host network mode", field="publish")
     if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
         raise BadSpec(f"invalid hostname {request.spec.hostname!r}", field="hostname")
+    check_profile(request.spec)
 
     config = image.config
     if request.entrypoint_set:
@@ -201,7 +203,7 @@ def runtime_spec(
     image `layers` under the writable layer in `directory`, the bind mounts (`mounts`,
     the /etc files, after the user's), the namespaces and cgroups to join."""
     spec = container.spec
-    return runtime_pb2.RuntimeSpec(
+    runtime = runtime_pb2.RuntimeSpec(
         id=container.id,
         args=[*spec.command, *spec.args],
         env=[*spec.env, f"HOSTNAME={spec.hostname}"],
@@ -228,6 +230,8 @@ def runtime_spec(
         log_path=str(log_path),
         capabilities=list(DEFAULT_CAPABILITIES),
     )
+    confine_runtime(runtime, spec)
+    return runtime
 
 
 def parse_signal(value: str) -> int:

@@ -1,8 +1,8 @@
 """Thin ctypes bindings for the Linux syscalls Python 3.11 lacks.
 
 `os.unshare`/`os.setns` arrived in 3.12; mount(2), umount2(2), pivot_root(2),
-sethostname(2), prctl(2) and capset(2) are not in the stdlib at all. Every other
-runtime module reaches the kernel through this one, so the ctypes surface stays in
+sethostname(2), prctl(2), capset(2) and seccomp filters are not in the stdlib at all.
+Every other runtime module reaches the kernel through this one, so the ctypes surface stays in
 one place. Each call raises OSError with the errno on failure.
 """
 
@@ -43,7 +43,9 @@ PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -158,3 +160,24 @@ def capget() -> tuple[int, int, int]:
     perm = data[0].permitted | (data[1].permitted << 32)
     inh = data[0].inheritable | (data[1].inheritable << 32)
     return eff, perm, inh
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp_filter(program: bytes) -> None:
+    """Install `program` (struct sock_filter[] bytes) on this thread. Needs
+    no_new_privs or CAP_SYS_ADMIN in the current user namespace."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(
+        _libc.prctl(
+            ctypes.c_int(PR_SET_SECCOMP),
+            ctypes.c_ulong(SECCOMP_MODE_FILTER),
+            ctypes.c_void_p(ctypes.addressof(fprog)),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        "seccomp",
+    )

@@ -189,7 +189,16 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
     if spec.hostname:
         with step("sethostname"):
             sc.sethostname(spec.hostname)
-    become_process(spec.args, spec.env, spec.cwd, spec.user, spec.capabilities, channel)
+    become_process(
+        spec.args,
+        spec.env,
+        spec.cwd,
+        spec.user,
+        spec.capabilities,
+        channel,
+        seccomp_filter=spec.seccomp_filter,
+        no_new_privileges=spec.no_new_privileges,
+    )
 
 
 def run_exec(
@@ -228,7 +237,14 @@ def run_exec(
     else:
         setup_pipes(stdio)
     become_process(
-        process.args, process.env, process.cwd, process.user, process.capabilities, channel
+        process.args,
+        process.env,
+        process.cwd,
+        process.user,
+        process.capabilities,
+        channel,
+        seccomp_filter=process.seccomp_filter,
+        no_new_privileges=process.no_new_privileges,
     )
 
 
@@ -270,8 +286,19 @@ def become_process(
     user: str,
     capabilities: Sequence[str],
     channel: socket.socket,
+    *,
+    seccomp_filter: bytes = b"",
+    no_new_privileges: bool = False,
 ) -> NoReturn:
-    """User, cwd, capabilities, no_new_privs, close fds, execve: the last steps."""
+    """User, cwd, capabilities, no_new_privs, seccomp, close fds, execve: the last steps.
+
+    no_new_privs only when asked (docker's --security-opt no-new-privileges): without
+    it setuid programs still gain privileges, bounded by the capability set. The
+    seccomp filter goes on as runc orders it: with no_new_privs, as the very last step
+    before execve; without, while this process still holds CAP_SYS_ADMIN (the kernel
+    requires one or the other), so the filter must allow the steps after it (setuid,
+    capset, prctl, close_range: docker's default profile does).
+    """
     if not args:
         raise InitFailure(EXIT_RUNTIME_FAILURE, "no command specified")
     try:
@@ -284,6 +311,9 @@ def become_process(
         os.makedirs(cwd or "/", exist_ok=True)
         os.chdir(cwd or "/")
     keep = capability_mask(capabilities)
+    if seccomp_filter and not no_new_privileges:
+        with step("install the seccomp filter"):
+            sc.install_seccomp_filter(seccomp_filter)
     with step("drop capabilities"):
         _drop_capabilities(keep)
     with step(f"set user {user or 'root'}"):
@@ -298,14 +328,18 @@ def become_process(
         except OSError as err:
             if err.errno != errno.EINVAL:
                 raise
-    with step("no_new_privs"):
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    if no_new_privileges:
+        with step("no_new_privs"):
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     program = _lookup(args[0], path_value)
     keep_fd = channel.fileno()
     # The init channel is CLOEXEC: a successful execve closes it, which tells the
     # supervisor the program runs. Everything else goes now.
     os.closerange(3, keep_fd)
     os.closerange(keep_fd + 1, 1 << 20)
+    if seccomp_filter and no_new_privileges:
+        with step("install the seccomp filter"):
+            sc.install_seccomp_filter(seccomp_filter)
     try:
         os.execve(program, list(args), _env_dict(environment))
     except OSError as err:

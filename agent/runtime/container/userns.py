@@ -194,4 +194,13 @@ def run_container_in_userns(
     if spec.hostname:
         with step("sethostname"):
             sc.sethostname(spec.hostname)
-    become_process(spec.args, spec.env, spec.cwd, spec.user, spec.capabilities, channel)
+    become_process(
+        spec.args,
+        spec.env,
+        spec.cwd,
+        spec.user,
+        spec.capabilities,
+        channel,
+        seccomp_filter=spec.seccomp_filter,
+        no_new_privileges=spec.no_new_privileges,
+    )
