@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pyswarm.agent.containers.confinement import confine_exec, confine_runtime
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.seccomp import UNCONFINED, ProfileError, answer, seccomp_filter
 from pyswarm.agent.runtime.seccomp.arch import X86_64, kernel_version, native_arch
@@ -23,6 +24,7 @@ from pyswarm.agent.runtime.seccomp.profile import (
     errno_action,
     resolve,
 )
+from pyswarm.proto import runtime_pb2, types_pb2
 
 # A profile in docker's shape: allowlist, arch- and cap-gated rules, argument rules,
 # names of other architectures' syscalls, the older single "name".
@@ -153,3 +155,22 @@ def test_kernel_version_reads_a_release() -> None:
     assert kernel_version("6.1.0-18-amd64") == (6, 1)
     assert kernel_version("4.8") == (4, 8)
     assert kernel_version("weird") == (0, 0)
+
+
+def test_every_process_of_a_container_gets_its_confinement() -> None:
+    caps = list(DEFAULT_CAPABILITIES)
+    default = types_pb2.ContainerSpec(no_new_privileges=True)
+    runtime = runtime_pb2.RuntimeSpec(capabilities=caps)
+    confine_runtime(runtime, default)
+    probe = runtime_pb2.ExecProcess(capabilities=caps)
+    confine_exec(probe, default)
+    assert runtime.seccomp_filter == probe.seccomp_filter == seccomp_filter("", caps)
+    assert runtime.no_new_privileges and probe.no_new_privileges
+    for spec in (
+        types_pb2.ContainerSpec(privileged=True),
+        types_pb2.ContainerSpec(seccomp_profile="unconfined"),
+    ):
+        process = runtime_pb2.ExecProcess(capabilities=caps)
+        confine_exec(process, spec)
+        assert process.seccomp_filter == b""
+        assert not process.no_new_privileges

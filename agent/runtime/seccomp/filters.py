@@ -18,11 +18,12 @@ from pyswarm.agent.runtime.seccomp.docker_json import parse_profile
 from pyswarm.agent.runtime.seccomp.profile import Profile, resolve
 
 UNCONFINED = "unconfined"
-DEFAULT = ""
+# docker's names for its own default profile: none given, or "builtin".
+DEFAULT_NAMES = ("", "builtin")
 
 
 def _profile(text: str) -> Profile:
-    return default_profile() if text.strip() in (DEFAULT, "default") else parse_profile(text)
+    return default_profile() if text.strip() in DEFAULT_NAMES else parse_profile(text)
 
 
 @functools.lru_cache(maxsize=128)
@@ -32,8 +33,9 @@ def _compiled(text: str, capabilities: frozenset[str]) -> bytes:
 
 
 def seccomp_filter(profile: str, capabilities: Iterable[str]) -> bytes:
-    """The filter for a process holding `capabilities` under `profile`: "" for our
-    default, "unconfined" for none (empty bytes), else docker's JSON profile text.
+    """The filter for a process holding `capabilities` under `profile`: "" (or
+    "builtin") for our default, "unconfined" for none (empty bytes), else docker's
+    JSON profile text.
 
     ProfileError names what is wrong with a bad profile.
     """
