@@ -61,6 +61,16 @@ def test_the_create_request_carries_the_task() -> None:
     assert request.spec.labels[SERVICE_NAME_LABEL] == "web"
 
 
+def test_the_create_request_keeps_the_tasks_seccomp_options() -> None:
+    # The agent compiles the task container's filter from these (agent/containers).
+    task = make_task()
+    task.spec.container.seccomp_profile = '{"defaultAction": "SCMP_ACT_ALLOW"}'
+    task.spec.container.no_new_privileges = True
+    request = create_request(task)
+    assert request.spec.seccomp_profile == '{"defaultAction": "SCMP_ACT_ALLOW"}'
+    assert request.spec.no_new_privileges
+
+
 def test_stop_grace_defaults_to_ten_seconds_and_rounds_up() -> None:
     task = make_task()
     assert stop_grace_seconds(task) == 10
