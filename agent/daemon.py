@@ -26,9 +26,9 @@ from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.common.rpc_errors import ErrorInterceptor
+from pyswarm.images import ImageStore
 from pyswarm.proto import agent_pb2_grpc
 
 log = logging.getLogger(__name__)

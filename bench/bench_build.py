@@ -27,7 +27,7 @@ from pathlib import Path
 from bench import machine
 from bench.agent_host import AgentHost
 from bench.workdir import scratch
-from pyswarm.agent.runtime.images.busybox import write_busybox_rootfs
+from pyswarm.images.busybox import write_busybox_rootfs
 
 DOCKERFILE = """\
 FROM {base}

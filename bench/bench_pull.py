@@ -24,9 +24,9 @@ from pathlib import Path
 
 from bench import machine
 from bench.workdir import scratch
-from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.registry import RegistryClient, pull, push
-from pyswarm.agent.runtime.images.testing import ArchiveImage, file, layer_tar, oci_archive
+from pyswarm.images import ImageStore
+from pyswarm.images.registry import RegistryClient, pull, push
+from pyswarm.images.testing import ArchiveImage, file, layer_tar, oci_archive
 from pyswarm.lab.registry import RegistryServer, free_loopback_address
 
 

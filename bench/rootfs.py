@@ -6,7 +6,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from pyswarm.agent.runtime.images.busybox import write_busybox_rootfs
+from pyswarm.images.busybox import write_busybox_rootfs
 
 
 def busybox_tar(directory: Path) -> Path:

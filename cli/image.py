@@ -246,7 +246,7 @@ def busybox(
     """Make a busybox image from the host's static busybox (no network needed)."""
     import tempfile
 
-    from pyswarm.agent.runtime.images.busybox import write_busybox_rootfs
+    from pyswarm.images.busybox import write_busybox_rootfs
 
     with tempfile.TemporaryDirectory() as tmp:
         tar = Path(tmp) / "busybox.tar"

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pyswarm.agent.runtime.images import oci
-from pyswarm.agent.runtime.images.testing import ArchiveImage, digest
+from pyswarm.images import oci
+from pyswarm.images.testing import ArchiveImage, digest
 
 USER, SECRET = "user", "secret"
 _RANGE = re.compile(r"bytes=(\d+)-")

@@ -1,5 +1,5 @@
 """The ImageAPI's build side: Build, History and RawConfig, and the intermediate-image
-rules List and Prune apply (see pyswarm.agent.runtime.images.build for the design).
+rules List and Prune apply (see pyswarm.images.build for the design).
 
 A build's context arrives as a tar in chunks after the options; it is spooled and
 unpacked in a private dir inside the store's tmp dir, removed when the build ends.
@@ -18,12 +18,13 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from pyswarm.agent.api.build_host import ContainerBuildHost
 from pyswarm.agent.containers.manager import ContainerManager
-from pyswarm.agent.runtime.images import ImageStore, oci
-from pyswarm.agent.runtime.images.build import BuildCache, Builder, BuildError, BuildOptions
-from pyswarm.agent.runtime.images.build.cache import ancestors, intermediate
-from pyswarm.agent.runtime.images.build.context import unpack_context
 from pyswarm.common.errors import PyswarmError
+from pyswarm.images import ImageStore, oci
+from pyswarm.images.build import BuildCache, Builder, BuildError, BuildOptions
+from pyswarm.images.build.cache import ancestors, intermediate
+from pyswarm.images.build.context import unpack_context
 from pyswarm.proto import agent_pb2, types_pb2
 
 CACHE_FILE = "build-cache.json"
@@ -80,7 +81,8 @@ class BuildService:
             async def emit(text: str) -> None:
                 await queue.put(agent_pb2.BuildProgress(stream=text))
 
-            builder = Builder(self.store, self.containers, self.cache, work, emit, active)
+            host = ContainerBuildHost(self.containers)
+            builder = Builder(self.store, host, self.cache, work, emit, active)
             request = BuildOptions(
                 tags=list(options.tags),
                 dockerfile=options.dockerfile or "Dockerfile",

@@ -19,11 +19,11 @@ from grpc import aio
 from pyswarm.agent.api.build import BuildService
 from pyswarm.agent.cluster.image_pull import counted_pull
 from pyswarm.agent.containers.manager import ContainerManager
-from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.registry import Progress, RegistryClient, push
-from pyswarm.agent.runtime.images.registry.progress import Report
 from pyswarm.common.credentials import Credentials, registry_of
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.images import ImageStore
+from pyswarm.images.registry import Progress, RegistryClient, push
+from pyswarm.images.registry.progress import Report
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, types_pb2
 
 Context = aio.ServicerContext[Any, Any]

@@ -21,18 +21,18 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.errors import ImageNotFound
-from pyswarm.agent.runtime.images.reference import parse_reference
-from pyswarm.agent.runtime.images.registry import (
+from pyswarm.common.credentials import Credentials
+from pyswarm.images import ImageStore
+from pyswarm.images.errors import ImageNotFound
+from pyswarm.images.reference import parse_reference
+from pyswarm.images.registry import (
     Progress,
     PullResult,
     RegistryClient,
     pull,
     resolve_name,
 )
-from pyswarm.agent.runtime.images.registry.progress import Report
-from pyswarm.common.credentials import Credentials
+from pyswarm.images.registry.progress import Report
 
 ALREADY_EXISTS = "Already exists"
 PULL_COMPLETE = "Pull complete"

@@ -26,8 +26,8 @@ from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.client import StreamSession
-from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.common.healthcheck import healthcheck_from_document
+from pyswarm.images import ImageStore
 from pyswarm.proto import runtime_pb2, types_pb2
 
 log = logging.getLogger(__name__)

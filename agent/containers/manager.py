@@ -30,7 +30,6 @@ from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.spec import (
     build_container,
     now_timestamp,
-    parse_signal,
     port_group,
     runtime_spec,
     timestamp_of,
@@ -39,8 +38,9 @@ from pyswarm.agent.containers.spec import (
 )
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
-from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.common.signals import parse_signal
+from pyswarm.images import ImageStore
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 log = logging.getLogger(__name__)

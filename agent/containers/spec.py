@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal as signals
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -232,21 +231,6 @@ def runtime_spec(
     )
     confine_runtime(runtime, spec)
     return runtime
-
-
-def parse_signal(value: str) -> int:
-    """A signal by number, or by name with or without the SIG prefix."""
-    text = value.strip().upper() or "KILL"
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signals.NSIG:
-            return number
-    else:
-        name = text if text.startswith("SIG") else f"SIG{text}"
-        member = getattr(signals.Signals, name, None)
-        if member is not None:
-            return int(member)
-    raise BadSpec(f"Invalid signal: {value}", field="signal")
 
 
 def now_timestamp() -> Timestamp:

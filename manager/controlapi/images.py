@@ -9,7 +9,7 @@ credentials refused) the service is still made with the name as given, and the a
 carries docker's warning.
 
 This is the one place the manager imports the agent's registry client
-(pyswarm.agent.runtime.images.registry): it is a self-contained HTTP client of the
+(pyswarm.images.registry): it is a self-contained HTTP client of the
 distribution API that knows nothing of the agent's runtime or store, and the manager
 asks a registry the same question the agent's pull asks (the tag's manifest digest),
 with the same rules (plain http only to loopback and listed insecure registries).
@@ -28,10 +28,10 @@ import asyncio
 import logging
 from collections.abc import Collection
 
-from pyswarm.agent.runtime.images.errors import ImageError
-from pyswarm.agent.runtime.images.registry.resolve import needs_digest, resolve_digest
 from pyswarm.common.credentials import Credentials, registry_of
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.images.errors import ImageError
+from pyswarm.images.registry.resolve import needs_digest, resolve_digest
 from pyswarm.proto import types_pb2
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images import oci
-from pyswarm.agent.runtime.images.digest import sha256_bytes
-from pyswarm.agent.runtime.images.registry import Manifest, RegistryClient
+from pyswarm.images import oci
+from pyswarm.images.digest import sha256_bytes
+from pyswarm.images.registry import Manifest, RegistryClient
 from tests.agent_process import AgentProcess
 from tests.registry_process import RegistryProcess
 

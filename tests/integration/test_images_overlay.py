@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pyswarm.agent.runtime import syscalls
-from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.images import ImageStore
+from pyswarm.images.testing import (
     ArchiveImage,
     directory,
     docker_archive,

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images import ImageStore, InvalidArchive, oci
-from pyswarm.agent.runtime.images.busybox import write_busybox_rootfs
-from pyswarm.agent.runtime.images.registry import (
+from pyswarm.common.credentials import Credentials
+from pyswarm.common.errors import NotFound
+from pyswarm.images import ImageStore, InvalidArchive, oci
+from pyswarm.images.busybox import write_busybox_rootfs
+from pyswarm.images.registry import (
     Manifest,
     ManifestUnknown,
     PlatformNotFound,
@@ -27,8 +29,8 @@ from pyswarm.agent.runtime.images.registry import (
     pull,
     push,
 )
-from pyswarm.agent.runtime.images.registry.download import MAX_RESUMES
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.images.registry.download import MAX_RESUMES
+from pyswarm.images.testing import (
     ArchiveImage,
     digest,
     directory,
@@ -36,8 +38,6 @@ from pyswarm.agent.runtime.images.testing import (
     layer_tar,
     oci_archive,
 )
-from pyswarm.common.credentials import Credentials
-from pyswarm.common.errors import NotFound
 from pyswarm.proto import types_pb2
 from pyswarm.proto.types_pb2 import Image
 from tests import static_registry

@@ -12,9 +12,10 @@ from typing import IO, cast
 
 import pytest
 
-from pyswarm.agent.runtime.images import ImageStore
-from pyswarm.agent.runtime.images.registry import RegistryAuthError, RegistryClient, pull, push
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.common.credentials import Credentials
+from pyswarm.images import ImageStore
+from pyswarm.images.registry import RegistryAuthError, RegistryClient, pull, push
+from pyswarm.images.testing import (
     ArchiveImage,
     digest,
     directory,
@@ -22,7 +23,6 @@ from pyswarm.agent.runtime.images.testing import (
     layer_tar,
     oci_archive,
 )
-from pyswarm.common.credentials import Credentials
 from tests.static_registry import SECRET, USER, Request, StaticRegistry, serve_image
 
 GOOD = Credentials(USER, SECRET)

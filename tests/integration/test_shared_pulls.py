@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 
 from pyswarm.agent.cluster.image_pull import PULL_COUNTS, SharedPulls, find_local
-from pyswarm.agent.runtime.images import ImageStore, oci
-from pyswarm.agent.runtime.images.registry import PullResult, RegistryClient, pull, push
-from pyswarm.agent.runtime.images.registry.resolve import resolve_digest
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.images import ImageStore, oci
+from pyswarm.images.registry import PullResult, RegistryClient, pull, push
+from pyswarm.images.registry.resolve import resolve_digest
+from pyswarm.images.testing import (
     ArchiveImage,
     digest,
     directory,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.agent.runtime.images.build.dockerfile import parse
-from pyswarm.agent.runtime.images.build.errors import BuildError
-from pyswarm.agent.runtime.images.build.plan import (
+from pyswarm.images.build.dockerfile import parse
+from pyswarm.images.build.errors import BuildError
+from pyswarm.images.build.plan import (
     duration_ns,
     expose_ports,
     healthcheck,
     key_values,
     plan,
 )
-from pyswarm.agent.runtime.images.oci import host_platform
+from pyswarm.images.oci import host_platform
 
 
 def test_continuations_comments_and_lines() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyswarm.agent.runtime.images.build.cache import BuildCache, ancestors, intermediate, step_key
+from pyswarm.images.build.cache import BuildCache, ancestors, intermediate, step_key
 
 
 def test_keys_depend_on_parent_text_and_sources() -> None:

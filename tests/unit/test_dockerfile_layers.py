@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images.build.context import (
+from pyswarm.images.build.context import (
     digest_sources,
     resolve,
     sources,
     unpack_context,
 )
-from pyswarm.agent.runtime.images.build.errors import BuildError
-from pyswarm.agent.runtime.images.build.layers import LayerWriter, upper_to_layer
-from pyswarm.agent.runtime.images.unpack import OPAQUE_XATTR, unpack_layer
+from pyswarm.images.build.errors import BuildError
+from pyswarm.images.build.layers import LayerWriter, upper_to_layer
+from pyswarm.images.unpack import OPAQUE_XATTR, unpack_layer
 
 
 def _members(path: Path) -> dict[str, tarfile.TarInfo]:

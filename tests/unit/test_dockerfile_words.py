@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.agent.runtime.images.build.errors import BuildError
-from pyswarm.agent.runtime.images.build.words import expand, expand_words, split_words
+from pyswarm.images.build.errors import BuildError
+from pyswarm.images.build.words import expand, expand_words, split_words
 
 ENV = {"NAME": "world", "EMPTY": "", "SPACED": "a b"}
 

@@ -8,9 +8,9 @@ import pytest
 
 from pyswarm.agent.cluster.image_pull import PullSummary
 from pyswarm.agent.cluster.task_container import create_request
-from pyswarm.agent.runtime.images.registry import Progress
-from pyswarm.agent.runtime.images.registry.resolve import names_registry, needs_digest
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.images.registry import Progress
+from pyswarm.images.registry.resolve import names_registry, needs_digest
 from pyswarm.manager.controlapi.images import (
     keep_registry_auth,
     pin_image,

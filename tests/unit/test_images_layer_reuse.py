@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images import ImageError, ImageStore, oci
-from pyswarm.agent.runtime.images.staging import StagedImage, StagedLayer
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.images import ImageError, ImageStore, oci
+from pyswarm.images.staging import StagedImage, StagedLayer
+from pyswarm.images.testing import (
     ArchiveImage,
     diff_id,
     digest,

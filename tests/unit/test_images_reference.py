@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.agent.runtime.images.errors import InvalidReference
-from pyswarm.agent.runtime.images.reference import (
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.images.errors import InvalidReference
+from pyswarm.images.reference import (
     familiar_name,
     is_id_prefix,
     parse_reference,
     parse_tagged,
 )
-from pyswarm.common.errors import InvalidArgument
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images import (
+from pyswarm.common.errors import FailedPrecondition, NotFound
+from pyswarm.images import (
     ImageConflict,
     ImageNotFound,
     ImageStore,
     InvalidArchive,
     InvalidReference,
 )
-from pyswarm.agent.runtime.images.busybox import INDEX_HTML, write_busybox_rootfs
-from pyswarm.agent.runtime.images.oci import DEFAULT_PATH
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.images.busybox import INDEX_HTML, write_busybox_rootfs
+from pyswarm.images.oci import DEFAULT_PATH
+from pyswarm.images.testing import (
     ArchiveImage,
     directory,
     docker_archive,
@@ -30,7 +31,6 @@ from pyswarm.agent.runtime.images.testing import (
     layer_tar,
     oci_archive,
 )
-from pyswarm.common.errors import FailedPrecondition, NotFound
 
 BASE = layer_tar([directory("etc"), file("etc/os-release", b"base\n"), file("shared", b"s" * 100)])
 MIDDLE = layer_tar([directory("app"), file("app/run.sh", b"#!/bin/sh\n", mode=0o755)])
@@ -172,7 +172,7 @@ def test_blob_with_wrong_digest_is_refused(store: ImageStore, tmp_path: Path) ->
     image = three_layer_image()
     archive = tmp_path / "oci.tar"
     oci_archive(archive, [image])
-    from pyswarm.agent.runtime.images.testing import digest
+    from pyswarm.images.testing import digest
 
     rewrite(archive, {"blobs/sha256/" + digest(MIDDLE)[7:]: OTHER})
     with pytest.raises(InvalidArchive, match="does not match"):
@@ -185,7 +185,7 @@ def test_layer_not_matching_its_diff_id_is_refused(store: ImageStore, tmp_path: 
     archive = tmp_path / "legacy.tar"
     image = three_layer_image()
     docker_archive(archive, [image], legacy=True)
-    from pyswarm.agent.runtime.images.testing import digest
+    from pyswarm.images.testing import digest
 
     rewrite(archive, {digest(MIDDLE)[7:] + "/layer.tar": OTHER})
     with pytest.raises(InvalidArchive, match="does not match diff id"):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images import ImageStore, InvalidArchive
-from pyswarm.agent.runtime.images.testing import (
+from pyswarm.images import ImageStore, InvalidArchive
+from pyswarm.images.testing import (
     ArchiveImage,
     Member,
     blockdev,
@@ -22,7 +22,7 @@ from pyswarm.agent.runtime.images.testing import (
     layer_tar,
     symlink,
 )
-from pyswarm.agent.runtime.images.unpack import unpack_layer
+from pyswarm.images.unpack import unpack_layer
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.runtime.images.registry import InsecureRegistry, resolve_name
-from pyswarm.agent.runtime.images.registry.transport import Transport, parse_challenge
 from pyswarm.common import credentials
 from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import FailedPrecondition
+from pyswarm.images.registry import InsecureRegistry, resolve_name
+from pyswarm.images.registry.transport import Transport, parse_challenge
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyswarm.agent.runtime.images.registry.transport import token_refresh_at
+from pyswarm.images.registry.transport import token_refresh_at
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -27,7 +27,7 @@ from pyswarm.agent.runtime.container.errors import (
     EXIT_NOT_FOUND,
     EXIT_RUNTIME_FAILURE,
 )
-from pyswarm.agent.runtime.container.users import UserLookupError, resolve_user
+from pyswarm.common.users import UserLookupError, resolve_user
 from pyswarm.proto import runtime_pb2
 
 SIOCGIFFLAGS = 0x8913

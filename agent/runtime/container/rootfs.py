@@ -9,9 +9,9 @@ init child only; every failure raises OSError (or RootfsError) for init to repor
 from __future__ import annotations
 
 import os
-import stat
 
 from pyswarm.agent.runtime import syscalls as sc
+from pyswarm.common.scoped_paths import secure_join
 from pyswarm.proto import runtime_pb2
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -22,47 +22,11 @@ DEV_LINKS = {
     "stderr": "/proc/self/fd/2",
     "ptmx": "pts/ptmx",
 }
-_MAX_SYMLINKS = 255
 _NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
 class RootfsError(Exception):
     """A mount target is unusable; the message names it."""
-
-
-def secure_join(root: str, path: str) -> str:
-    """`path` inside `root`, resolving symlinks as if `root` were "/".
-
-    No symlink and no ".." can lead outside root: absolute links restart at root and
-    ".." stops there. Missing components are kept as they are.
-    """
-    parts = [p for p in path.split("/") if p]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
-        except FileNotFoundError:
-            is_link = False
-        if not is_link:
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_SYMLINKS:
-            raise RootfsError(f"too many levels of symbolic links in {path}")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p] + parts
-    return os.path.join(root, *resolved)
 
 
 def _create_target(target: str, as_directory: bool) -> None:

@@ -40,6 +40,7 @@ from pyswarm.agent.runtime.container.init import (
     setup_tty,
     step,
 )
+from pyswarm.common.scoped_paths import secure_join
 from pyswarm.proto import runtime_pb2
 
 # docker's userns-remap default: container ids 0-65535 are host ids 100000-165535.
@@ -153,7 +154,7 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     # sysfs shows the network namespace of its mounter, which we have joined; from
     # inside the user namespace it could not be mounted (that netns is not ours).
     rootfs.mount_sys(root)
-    os.makedirs(rootfs.secure_join(root, "/proc"), exist_ok=True)
+    os.makedirs(secure_join(root, "/proc"), exist_ok=True)
     return rootfs.mount_dev(root)
 
 
