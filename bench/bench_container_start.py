@@ -31,6 +31,7 @@ from bench.agent_host import AgentHost, network_available, run_request
 from bench.oci import OciRuntime
 from bench.rootfs import busybox_tar, unpack
 from bench.runtime_host import RuntimeHost
+from bench.seccomp_oci import oci_seccomp
 from bench.stats import Summary, summarize
 from bench.workdir import scratch
 from pyswarm.proto import agent_pb2, types_pb2
@@ -137,7 +138,9 @@ async def bench(args: argparse.Namespace) -> None:
         tar = busybox_tar(work)
         runc = OciRuntime("runc", work)
         crun = OciRuntime("crun", work)
-        bundle = runc.make_bundle(work / "bundle", tar, ["/bin/true"])
+        # The anchors apply docker's floor too: runc spec's masked/read-only paths and
+        # device rules, plus pyswarm's default seccomp profile (runc spec has none).
+        bundle = runc.make_bundle(work / "bundle", tar, ["/bin/true"], seccomp=oci_seccomp())
         host = RuntimeHost(work / "runtime", unpack(tar, work / "layer"))
         agent: AgentHost | None = None
         try:

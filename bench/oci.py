@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from bench.rootfs import unpack
 
@@ -28,9 +29,16 @@ class OciRuntime:
             raise FileNotFoundError(f"{self.name} is not installed")
         return [self.binary, "--root", str(self.state_root), *args]
 
-    def make_bundle(self, bundle: Path, tar_path: Path, args: list[str]) -> Path:
+    def make_bundle(
+        self,
+        bundle: Path,
+        tar_path: Path,
+        args: list[str],
+        seccomp: dict[str, Any] | None = None,
+    ) -> Path:
         """`runc spec` adjusted: no terminal, `args`, and the default namespaces
-        (pid, net with only lo, ipc, uts, mount) and read-only rootfs kept."""
+        (pid, net with only lo, ipc, uts, mount), masked and read-only paths, device
+        rules and read-only rootfs kept; `seccomp` as its linux.seccomp section."""
         bundle.mkdir(parents=True, exist_ok=True)
         unpack(tar_path, bundle / "rootfs")
         config = bundle / "config.json"
@@ -39,6 +47,8 @@ class OciRuntime:
         spec = json.loads(config.read_text())
         spec["process"]["terminal"] = False
         spec["process"]["args"] = args
+        if seccomp is not None:
+            spec["linux"]["seccomp"] = seccomp
         config.write_text(json.dumps(spec, indent=2))
         return bundle
 
