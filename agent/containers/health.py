@@ -21,9 +21,9 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from pyswarm.agent.containers import hardening
 from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.client import StreamSession
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.common.healthcheck import healthcheck_from_document
@@ -204,8 +204,8 @@ class HealthMonitor:
             env=list(container.spec.env),
             cwd=container.spec.dir or "/",
             user=container.spec.user,
-            capabilities=list(DEFAULT_CAPABILITIES),
         )
+        hardening.apply_to_exec(container.spec, process)
         session = await self._supervisor.exec(container.id, process)
         output = bytearray()
         pidfd = -1
