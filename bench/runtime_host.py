@@ -2,7 +2,8 @@
 busybox layer as the overlay lower dir, driven through SupervisorClient.
 
 Per container it does what the agent's container manager does around the supervisor
-(dirs for the overlay, a cgroup, optionally a fresh netns; afterwards forget, remove
+(dirs for the overlay, a cgroup with the device allowlist, the security floor's
+masks and capabilities, optionally a fresh netns; afterwards forget, remove
 the cgroup, delete the dirs), so a run here costs what the runtime costs.
 """
 
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import netns, procmem
+from pyswarm.agent.containers import hardening
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.proto import runtime_pb2, types_pb2
 
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -76,8 +77,9 @@ class RuntimeHost:
             netns_path=str(netns_path) if netns_path else "",
             cgroup_dirs=self.cgroups.create(cid, types_pb2.Resources()),
             log_path=str(directory / "log.json"),
-            capabilities=list(DEFAULT_CAPABILITIES),
         )
+        # The agent's security floor (capabilities, masks), as every container gets.
+        hardening.apply_to_runtime(types_pb2.ContainerSpec(), spec)
         return Prepared(spec, directory, netns_path)
 
     def release(self, prepared: Prepared) -> None:
