@@ -14,7 +14,7 @@ from pyswarm.cli.container_health import (
     health_flags,
     health_suffix,
 )
-from pyswarm.cli.container_security import apply_security_flags
+from pyswarm.cli.container_security import apply_security_flags, security_dict
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
     Format,
@@ -132,6 +132,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Memory": c.limits.memory_bytes,
             "NanoCpus": c.limits.nano_cpus,
             "PidsLimit": c.limits.pids or None,
+            **security_dict(c.spec),
         },
         "NetworkSettings": {
             "IPAddress": c.ip_address,

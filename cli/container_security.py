@@ -8,6 +8,7 @@ CLI can see (a seccomp profile file, the flag syntaxes) is checked here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pyswarm.cli.parse import CliInputError
 from pyswarm.proto import types_pb2
@@ -111,3 +112,27 @@ def apply_security_flags(
     spec.privileged = privileged
     apply_security_opts(spec, security_opt)
     spec.devices.extend(parse_device(text) for text in device)
+
+
+def security_dict(spec: types_pb2.ContainerSpec) -> dict[str, Any]:
+    """docker inspect's HostConfig security fields (a profile's text is not repeated)."""
+    options = []
+    if spec.seccomp_profile:
+        custom = spec.seccomp_profile != UNCONFINED
+        options.append(f"seccomp={'<custom profile>' if custom else UNCONFINED}")
+    if spec.no_new_privileges:
+        options.append("no-new-privileges")
+    return {
+        "CapAdd": list(spec.capability_add) or None,
+        "CapDrop": list(spec.capability_drop) or None,
+        "Privileged": spec.privileged,
+        "SecurityOpt": options or None,
+        "Devices": [
+            {
+                "PathOnHost": d.path_on_host,
+                "PathInContainer": d.path_in_container,
+                "CgroupPermissions": d.permissions,
+            }
+            for d in spec.devices
+        ],
+    }

@@ -102,6 +102,9 @@ def build_container(
     if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
         raise BadSpec(f"invalid hostname {request.spec.hostname!r}", field="hostname")
     hardening.validate(request.spec)
+    if request.spec.privileged and request.user_namespace:
+        # As docker: host devices and capabilities mean nothing to a mapped root.
+        raise BadSpec("--privileged is incompatible with --userns", field="privileged")
 
     config = image.config
     if request.entrypoint_set:

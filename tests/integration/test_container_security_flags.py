@@ -130,3 +130,30 @@ def test_exec_and_health_probe_share_the_containers_capabilities(agent: AgentPro
         wait_for(healthy, timeout=30, what="the probe to see the container's capabilities")
     finally:
         agent.cli("rm", "-f", name)
+
+
+def test_privileged_with_userns_is_refused(agent: AgentProcess) -> None:
+    result = run(agent, "--privileged", "--userns", "busybox", "true")
+    assert result.returncode == 125
+    assert "--privileged is incompatible with --userns" in result.stderr
+
+
+def test_inspect_shows_the_security_settings(agent: AgentProcess) -> None:
+    name = f"pst-{uuid.uuid4().hex[:8]}"
+    agent.cli(
+        "run", "--name", name, "--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD",
+        "--device", "/dev/net/tun:/dev/net/tun:rw", "--security-opt", "no-new-privileges",
+        "busybox", "true",
+    )  # fmt: skip
+    try:
+        host = json.loads(agent.cli("inspect", name).stdout)[0]["HostConfig"]
+        assert (host["CapAdd"], host["CapDrop"], host["Privileged"]) == (
+            ["NET_ADMIN"], ["MKNOD"], False,
+        )  # fmt: skip
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["Devices"] == [
+            {"PathOnHost": "/dev/net/tun", "PathInContainer": "/dev/net/tun",
+             "CgroupPermissions": "rw"},
+        ]  # fmt: skip
+    finally:
+        agent.cli("rm", "-f", name)
