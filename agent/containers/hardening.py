@@ -20,6 +20,7 @@ from pyswarm.agent.runtime.cgroups import (
     DEFAULT_DEVICE_RULES,
     DeviceRule,
     InvalidLimit,
+    device_kind,
     rule_for_node,
 )
 from pyswarm.agent.runtime.container.capabilities import (
@@ -129,11 +130,8 @@ def _node(path_on_host: str, path_in_container: str) -> runtime_pb2.DeviceNode |
         info = os.stat(path_on_host)
     except OSError:
         return None
-    if stat.S_ISCHR(info.st_mode):
-        kind = "c"
-    elif stat.S_ISBLK(info.st_mode):
-        kind = "b"
-    else:
+    kind = device_kind(info)
+    if not kind:
         return None
     return runtime_pb2.DeviceNode(
         path=path_in_container,

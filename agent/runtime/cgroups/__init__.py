@@ -4,6 +4,7 @@ from pyswarm.agent.runtime.cgroups.devices import (
     ALLOW_ALL,
     DEFAULT_DEVICE_RULES,
     DeviceRule,
+    device_kind,
     rule_for_node,
 )
 from pyswarm.agent.runtime.cgroups.errors import CgroupError, CgroupsUnavailable, InvalidLimit
@@ -22,6 +23,7 @@ __all__ = [
     "DeviceRule",
     "InvalidLimit",
     "detect_layout",
+    "device_kind",
     "parse_layout",
     "rule_for_node",
     "validate_limits",

@@ -75,6 +75,13 @@ def allows_everything(rules: Sequence[DeviceRule]) -> bool:
     return any(rule.allows_everything for rule in rules)
 
 
+def device_kind(info: os.stat_result) -> str:
+    """ "c" or "b" for a character or block device node, "" for anything else."""
+    if stat.S_ISCHR(info.st_mode):
+        return "c"
+    return "b" if stat.S_ISBLK(info.st_mode) else ""
+
+
 def rule_for_node(path: str, access: str) -> DeviceRule:
     """The rule allowing `access` to the device node at `path` (its type and numbers);
     InvalidLimit naming the path when it is not a device node."""
@@ -82,11 +89,8 @@ def rule_for_node(path: str, access: str) -> DeviceRule:
         info = os.stat(path)
     except OSError as err:
         raise InvalidLimit(f"{path}: {err.strerror}", field="devices") from err
-    if stat.S_ISCHR(info.st_mode):
-        kind = "c"
-    elif stat.S_ISBLK(info.st_mode):
-        kind = "b"
-    else:
+    kind = device_kind(info)
+    if not kind:
         raise InvalidLimit(f"{path}: not a device", field="devices")
     return DeviceRule(kind, os.major(info.st_rdev), os.minor(info.st_rdev), access)
 
