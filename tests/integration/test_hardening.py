@@ -2,13 +2,16 @@
 agent -> supervisor): each must fail in a default container, and --privileged must
 let them through, as in docker.
 
+busybox makes most probes; bpf_probe.py is the one it cannot (a real bpf() load).
 Probes that depend on the default seccomp filter (built on its own branch) are
 marked "needs the seccomp filter" in their docstrings; they fail until it lands.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 
 from pyswarm.agent.runtime.container.capabilities import bounding_set
 from tests.agent_process import AgentProcess
+from tests.bpf_probe import write_probe
 
 pytestmark = pytest.mark.root
 
@@ -125,10 +129,21 @@ def test_unshare_user_namespace_fails(agent: AgentProcess) -> None:
     assert "uid=0" not in result.stdout
 
 
-def test_load_bpf_program_fails(agent: AgentProcess) -> None:
-    """busybox has no bpf loader; what decides is checked instead: loading a program
-    needs CAP_SYS_ADMIN or CAP_BPF (the host disables unprivileged bpf), and the
-    container has neither in any set, nor can it turn the sysctl off."""
+@pytest.fixture
+def bpf_probe(tmp_path: Path) -> list[str]:
+    """`run` flags that put the bpf-load probe at /probe/bpf-load."""
+    if platform.machine() != "x86_64":
+        pytest.skip("the bpf-load probe is x86-64 machine code")
+    write_probe(tmp_path)
+    return ["-v", f"{tmp_path}:/probe:ro"]
+
+
+def test_load_bpf_program_fails(agent: AgentProcess, bpf_probe: list[str]) -> None:
+    """A real bpf(BPF_PROG_LOAD) from the container is refused (EPERM): loading needs
+    CAP_SYS_ADMIN or CAP_BPF, which the container has in no set, and the host
+    disables unprivileged bpf, a sysctl the container cannot turn off."""
+    result = probe(agent, "/probe/bpf-load; echo $?", *bpf_probe)
+    assert result.stdout.strip() == str(errno.EPERM), result.stderr
     disabled = Path("/proc/sys/kernel/unprivileged_bpf_disabled").read_text().strip()
     assert disabled in ("1", "2")
     for field in ("CapEff", "CapPrm", "CapBnd"):
@@ -170,15 +185,17 @@ def test_mknod_tun_fails_in_a_user_namespace(agent: AgentProcess) -> None:
 # ---------------------------------------------------------------- --privileged
 
 
-def test_privileged_lets_the_probes_through(agent: AgentProcess) -> None:
+def test_privileged_lets_the_probes_through(agent: AgentProcess, bpf_probe: list[str]) -> None:
     result = probe(
         agent,
         "cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern && echo CORE;"
         ' [ -n "$(ls -A /sys/firmware)" ] && echo FIRMWARE;'
+        " /probe/bpf-load && echo BPF;"
         " mknod /tmp/n c 10 200 && exec 3</tmp/n && echo TUN",
         "--privileged",
+        *bpf_probe,
     )
-    assert result.stdout.split() == ["CORE", "FIRMWARE", "TUN"], result.stderr
+    assert result.stdout.split() == ["CORE", "FIRMWARE", "BPF", "TUN"], result.stderr
 
 
 def test_privileged_has_every_capability_and_host_devices(agent: AgentProcess) -> None:
