@@ -79,9 +79,9 @@ def test_device_permissions_and_container_path_hold(agent: AgentProcess) -> None
 def test_device_in_a_user_namespace(agent: AgentProcess) -> None:
     result = run(
         agent, "--userns", "--device", "/dev/net/tun",
-        "busybox", "sh", "-c", "[ -c /dev/net/tun ] && echo NODE",
+        "busybox", "sh", "-c", "[ -c /dev/net/tun ] && (exec 3<>/dev/net/tun) && echo OPENED",
     )  # fmt: skip
-    assert result.stdout == "NODE\n", result.stderr
+    assert result.stdout == "OPENED\n", result.stderr
 
 
 @pytest.mark.parametrize(

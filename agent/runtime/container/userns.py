@@ -5,7 +5,8 @@ the supervisor cannot unshare CLONE_NEWPID for it. Instead its child (the
 *intermediate*) does, in this order:
 
 1. as host root, in a mount namespace of its own: cgroups, network namespace,
-   overlay rootfs, bind mounts, /dev and /sys. Host root mounts the overlay so
+   overlay rootfs, bind mounts, /dev (with the extra device nodes) and /sys (with
+   its masks, locked under the user namespace from step 3 on). Host root mounts the overlay so
    that copy-up keeps the lower files' owners; the container's own writes get its
    ids (the writable layer belongs to the mapped root, see `prepare_writable_layer`).
 2. unshare(CLONE_NEWUSER) and say MSG_USERNS; the supervisor writes uid_map and
@@ -16,7 +17,7 @@ the supervisor cannot unshare CLONE_NEWPID for it. Instead its child (the
    pid and answers MSG_GO; only then does pid 1 go on, so it can never exit
    untracked.
 
-Pid 1 then mounts /proc (from inside, as the kernel requires), pivots into an
+Pid 1 then mounts /proc (from inside, as the kernel requires) and masks it, pivots into an
 unlocked bind of the rootfs, becomes the container's root and execs.
 """
 
