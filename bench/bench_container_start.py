@@ -5,7 +5,9 @@ Series, interleaved run by run so drift hits all alike:
 - runc (and crun when it works here): `run --bundle B <id>` over the same rootfs, the
   default `runc spec` namespaces (a new netns with lo) and a cgroup;
 - pyswarm runtime: the supervisor via SupervisorClient (dirs, cgroup, create, wait,
-  forget, cleanup), in the host netns and in a fresh netns with lo up;
+  forget, cleanup), in the host netns and in a fresh netns with lo up, with the
+  security floor (masks, device allowlist, capabilities) as runc applies its
+  defaults; once more without the floor, to show what it costs;
 - pyswarm agent: a real agent over its gRPC socket, in process:
   Create(start, network none) + Wait + Remove -- `pyswarm run --rm --network none
   busybox true` minus the CLI's interpreter start, which is timed apart a few times.
@@ -66,9 +68,9 @@ def oci_run(runtime: OciRuntime, bundle: Path) -> Run:
     return run
 
 
-def runtime_run(host: RuntimeHost, *, fresh_netns: bool) -> Run:
+def runtime_run(host: RuntimeHost, *, fresh_netns: bool, floor: bool = True) -> Run:
     async def run() -> None:
-        code = await host.run_to_exit(["/bin/true"], fresh_netns=fresh_netns)
+        code = await host.run_to_exit(["/bin/true"], fresh_netns=fresh_netns, floor=floor)
         if code != 0:
             raise RuntimeError(f"/bin/true exited {code} under the supervisor")
 
@@ -152,6 +154,9 @@ async def bench(args: argparse.Namespace) -> None:
                 series["crun run"] = oci_run(crun, bundle)
             series["pyswarm supervisor, host netns"] = runtime_run(host, fresh_netns=False)
             series["pyswarm supervisor, fresh netns + lo"] = runtime_run(host, fresh_netns=True)
+            series["pyswarm supervisor, host netns, no floor"] = runtime_run(
+                host, fresh_netns=False, floor=False
+            )
             if args.no_agent:
                 agent_note = "skipped (--no-agent)"
             elif not network_available():

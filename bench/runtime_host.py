@@ -2,7 +2,8 @@
 busybox layer as the overlay lower dir, driven through SupervisorClient.
 
 Per container it does what the agent's container manager does around the supervisor
-(dirs for the overlay, a cgroup, optionally a fresh netns; afterwards forget, remove
+(dirs for the overlay, a cgroup with the device allowlist, the security floor's
+masks and capabilities, optionally a fresh netns; afterwards forget, remove
 the cgroup, delete the dirs), so a run here costs what the runtime costs.
 """
 
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import netns, procmem
-from pyswarm.agent.runtime.cgroups import CgroupManager
+from pyswarm.agent.containers import hardening
+from pyswarm.agent.runtime.cgroups import ALLOW_ALL, DEFAULT_DEVICE_RULES, CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.proto import runtime_pb2, types_pb2
@@ -54,8 +56,9 @@ class RuntimeHost:
     def supervisor_pid(self) -> int:
         return procmem.find_pid(str(self.client.socket_path))
 
-    def prepare(self, args: list[str], *, fresh_netns: bool) -> Prepared:
-        """Dirs, cgroup and (optionally) netns of one new container; blocking."""
+    def prepare(self, args: list[str], *, fresh_netns: bool, floor: bool = True) -> Prepared:
+        """Dirs, cgroup and (optionally) netns of one new container; blocking. Without
+        `floor`, none of the security floor (to measure what it costs)."""
         cid = f"b{uuid.uuid4().hex[:12]}"
         directory = self.containers / cid
         for sub in ("upper", "work", "rootfs"):
@@ -74,10 +77,16 @@ class RuntimeHost:
                 merged_dir=str(directory / "rootfs"),
             ),
             netns_path=str(netns_path) if netns_path else "",
-            cgroup_dirs=self.cgroups.create(cid, types_pb2.Resources()),
+            cgroup_dirs=self.cgroups.create(
+                cid, types_pb2.Resources(), DEFAULT_DEVICE_RULES if floor else ALLOW_ALL
+            ),
             log_path=str(directory / "log.json"),
-            capabilities=list(DEFAULT_CAPABILITIES),
         )
+        if floor:
+            # The agent's security floor (capabilities, masks), as every container gets.
+            hardening.apply_to_runtime(types_pb2.ContainerSpec(), spec)
+        else:
+            spec.capabilities.extend(DEFAULT_CAPABILITIES)
         return Prepared(spec, directory, netns_path)
 
     def release(self, prepared: Prepared) -> None:
@@ -87,9 +96,9 @@ class RuntimeHost:
             netns.remove(prepared.netns_path)
         shutil.rmtree(prepared.directory, ignore_errors=True)
 
-    async def run_to_exit(self, args: list[str], *, fresh_netns: bool) -> int:
+    async def run_to_exit(self, args: list[str], *, fresh_netns: bool, floor: bool = True) -> int:
         """One container from nothing to gone; its exit code."""
-        prepared = self.prepare(args, fresh_netns=fresh_netns)
+        prepared = self.prepare(args, fresh_netns=fresh_netns, floor=floor)
         try:
             await self.client.create(prepared.spec)
             state = await self.client.wait(prepared.spec.id)

@@ -14,6 +14,7 @@ from pyswarm.cli.container_health import (
     health_flags,
     health_suffix,
 )
+from pyswarm.cli.container_security import apply_security_flags, security_dict
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
     Format,
@@ -131,6 +132,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Memory": c.limits.memory_bytes,
             "NanoCpus": c.limits.nano_cpus,
             "PidsLimit": c.limits.pids or None,
+            **security_dict(c.spec),
         },
         "NetworkSettings": {
             "IPAddress": c.ip_address,
@@ -167,6 +169,20 @@ def run(
     health_start_period: Annotated[str, typer.Option("--health-start-period")] = "",
     health_retries: Annotated[int, typer.Option("--health-retries")] = 0,
     no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck")] = False,
+    cap_add: Annotated[list[str] | None, typer.Option("--cap-add", help="Add a capability")] = None,
+    cap_drop: Annotated[
+        list[str] | None, typer.Option("--cap-drop", help="Drop a capability")
+    ] = None,
+    privileged: Annotated[
+        bool, typer.Option("--privileged", help="Lift every confinement (docker's)")
+    ] = False,
+    security_opt: Annotated[
+        list[str] | None,
+        typer.Option("--security-opt", help="seccomp=unconfined|FILE.json, no-new-privileges"),
+    ] = None,
+    device: Annotated[
+        list[str] | None, typer.Option("--device", help="HOST[:CONTAINER][:rwm]")
+    ] = None,
 ) -> None:
     """Create and start a container (docker run)."""
     expect_failure_code(125)
@@ -177,6 +193,10 @@ def run(
         entrypoint=entrypoint, read_only=read_only, userns=userns,
     )  # fmt: skip
     request.start = True
+    apply_security_flags(
+        request.spec, cap_add=cap_add or [], cap_drop=cap_drop or [], privileged=privileged,
+        security_opt=security_opt or [], device=device or [],
+    )  # fmt: skip
     check = health_flags(
         cmd=health_cmd, interval=health_interval, timeout=health_timeout,
         start_period=health_start_period, retries=health_retries, disabled=no_healthcheck,

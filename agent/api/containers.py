@@ -10,12 +10,11 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
-from pyswarm.agent.containers.confinement import confine_exec
+from pyswarm.agent.containers import hardening
 from pyswarm.agent.containers.errors import ContainerNotRunning
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.stats import StatsSampler
 from pyswarm.agent.runtime.container import StreamSession
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.logs import container_lines
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, runtime_pb2, types_pb2
@@ -125,9 +124,8 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
             user=spec.user or container.spec.user,
             tty=spec.tty,
             open_stdin=spec.open_stdin,
-            capabilities=list(DEFAULT_CAPABILITIES),
         )
-        confine_exec(process, container.spec)
+        hardening.apply_to_exec(container.spec, process)
         session = await self.manager.supervisor.exec(container.id, process)
         async for out in _pump(session, first, request_iterator):
             yield out

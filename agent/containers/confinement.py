@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.seccomp import seccomp_filter
 from pyswarm.proto import runtime_pb2, types_pb2
 
@@ -23,12 +22,6 @@ def process_filter(spec: types_pb2.ContainerSpec, capabilities: Sequence[str]) -
     if spec.privileged:
         return b""
     return seccomp_filter(spec.seccomp_profile, capabilities)
-
-
-def check_profile(spec: types_pb2.ContainerSpec) -> None:
-    """Refuse a bad seccomp profile when the container is created, never at start."""
-    if not spec.privileged:
-        seccomp_filter(spec.seccomp_profile, DEFAULT_CAPABILITIES)
 
 
 def confine_runtime(runtime: runtime_pb2.RuntimeSpec, spec: types_pb2.ContainerSpec) -> None:

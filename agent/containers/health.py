@@ -21,10 +21,9 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pyswarm.agent.containers.confinement import confine_exec
+from pyswarm.agent.containers import hardening
 from pyswarm.agent.containers.errors import BadSpec
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.client import StreamSession
 from pyswarm.common.healthcheck import healthcheck_from_document
 from pyswarm.images import ImageStore
@@ -205,9 +204,8 @@ class HealthMonitor:
             env=list(container.spec.env),
             cwd=container.spec.dir or "/",
             user=container.spec.user,
-            capabilities=list(DEFAULT_CAPABILITIES),
         )
-        confine_exec(process, container.spec)
+        hardening.apply_to_exec(container.spec, process)
         session = await self._supervisor.exec(container.id, process)
         output = bytearray()
         pidfd = -1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.containers import hardening
 from pyswarm.agent.containers.errors import (
     ContainerNotRunning,
     ContainerRunning,
@@ -210,7 +211,9 @@ class ContainerManager:
         for sub in ("upper", "work", "rootfs"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         layers = self.images.layer_dirs(self.images.resolve(container.image_id))
-        cgroup_dirs = self.cgroups.create(cid, container.limits)
+        cgroup_dirs = self.cgroups.create(
+            cid, container.limits, hardening.device_rules(container.spec)
+        )
         spec = runtime_spec(
             container,
             directory,

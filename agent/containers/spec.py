@@ -15,9 +15,8 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pyswarm.agent.containers.confinement import check_profile, confine_runtime
+from pyswarm.agent.containers import hardening
 from pyswarm.agent.containers.errors import BadSpec
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 # A cluster task's container carries its service's id under docker's label; replicas of
@@ -101,7 +100,10 @@ def build_container(
         raise BadSpec("published ports are discarded when using host network mode", field="publish")
     if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
         raise BadSpec(f"invalid hostname {request.spec.hostname!r}", field="hostname")
-    check_profile(request.spec)
+    hardening.validate(request.spec)
+    if request.spec.privileged and request.user_namespace:
+        # As docker: host devices and capabilities mean nothing to a mapped root.
+        raise BadSpec("--privileged is incompatible with --userns", field="privileged")
 
     config = image.config
     if request.entrypoint_set:
@@ -200,7 +202,8 @@ def runtime_spec(
 ) -> runtime_pb2.RuntimeSpec:
     """What the supervisor needs to start the container: its process, an overlay of the
     image `layers` under the writable layer in `directory`, the bind mounts (`mounts`,
-    the /etc files, after the user's), the namespaces and cgroups to join."""
+    the /etc files, after the user's), the namespaces and cgroups to join, and the
+    security floor (hardening.py)."""
     spec = container.spec
     runtime = runtime_pb2.RuntimeSpec(
         id=container.id,
@@ -227,9 +230,8 @@ def runtime_spec(
         tty=spec.tty,
         open_stdin=spec.open_stdin,
         log_path=str(log_path),
-        capabilities=list(DEFAULT_CAPABILITIES),
     )
-    confine_runtime(runtime, spec)
+    hardening.apply_to_runtime(spec, runtime)
     return runtime
 
 

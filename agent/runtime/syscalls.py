@@ -1,7 +1,7 @@
 """Thin ctypes bindings for the Linux syscalls Python 3.11 lacks.
 
 `os.unshare`/`os.setns` arrived in 3.12; mount(2), umount2(2), pivot_root(2),
-sethostname(2), prctl(2), capset(2) and seccomp filters are not in the stdlib at all.
+sethostname(2), prctl(2), capset(2), bpf(2) and seccomp filters are not in the stdlib at all.
 Every other runtime module reaches the kernel through this one, so the ctypes surface stays in
 one place. Each call raises OSError with the errno on failure.
 """
@@ -40,6 +40,7 @@ MNT_DETACH = 0x2
 
 # prctl(2) options
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -51,8 +52,8 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
 _ARCH_SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "capget": 125},
-    "aarch64": {"pivot_root": 41, "capset": 91, "capget": 90},
+    "x86_64": {"pivot_root": 155, "capset": 126, "capget": 125, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "capset": 91, "capget": 90, "bpf": 280},
 }
 
 
@@ -180,4 +181,18 @@ def install_seccomp_filter(program: bytes) -> None:
             ctypes.c_ulong(0),
         ),
         "seccomp",
+    )
+
+
+def bpf(command: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+    """bpf(2) with `attr` (a zeroed buffer laid out as that command's union bpf_attr
+    member); returns the kernel's answer (a new fd for loads)."""
+    return _check(
+        _libc.syscall(
+            ctypes.c_long(_nr("bpf")),
+            ctypes.c_int(command),
+            ctypes.byref(attr),
+            ctypes.c_uint(ctypes.sizeof(attr)),
+        ),
+        "bpf",
     )

@@ -17,6 +17,7 @@ HYBRID = """\
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory
 36 31 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+38 31 0:35 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
 """
@@ -44,6 +45,7 @@ def test_hybrid_uses_the_v1_controllers() -> None:
         "cpuacct": "/sys/fs/cgroup/cpuacct",
         "pids": "/sys/fs/cgroup/pids",
         "freezer": "/sys/fs/cgroup/freezer",
+        "devices": "/sys/fs/cgroup/devices",
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from pyswarm.agent.runtime.cgroups.errors import CgroupsUnavailable
 
 V1_REQUIRED = ("memory", "cpu", "cpuacct", "pids")
-V1_OPTIONAL = ("freezer",)
+V1_OPTIONAL = ("freezer", "devices")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 
 # v1 mount options that are not controllers.

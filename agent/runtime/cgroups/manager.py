@@ -6,10 +6,12 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from pyswarm.agent.runtime.cgroups import files
+from pyswarm.agent.runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceRule
 from pyswarm.agent.runtime.cgroups.errors import CgroupError, InvalidLimit
 from pyswarm.agent.runtime.cgroups.layout import CgroupLayout, detect_layout
 from pyswarm.agent.runtime.cgroups.stats import CgroupStats
@@ -25,7 +27,9 @@ class _Driver(Protocol):
     def parent_dirs(self) -> list[Path]: ...
     def primary_parent(self) -> Path: ...
     def dirs(self, container_id: str) -> list[Path]: ...
-    def create(self, container_id: str, limits: types_pb2.Resources) -> list[Path]: ...
+    def create(
+        self, container_id: str, limits: types_pb2.Resources, devices: Sequence[DeviceRule]
+    ) -> list[Path]: ...
     def stats(self, container_id: str) -> CgroupStats: ...
     def procs_dir(self, container_id: str) -> Path: ...
     def freeze(self, container_id: str, frozen: bool) -> bool: ...
@@ -69,13 +73,19 @@ class CgroupManager:
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise InvalidLimit(f"invalid container id {container_id!r}", field="container")
 
-    def create(self, container_id: str, limits: types_pb2.Resources) -> list[str]:
-        """Make the container's cgroups with `limits` (0 = unlimited); return the
-        directories its processes must join (write to each one's cgroup.procs)."""
+    def create(
+        self,
+        container_id: str,
+        limits: types_pb2.Resources,
+        devices: Sequence[DeviceRule] = DEFAULT_DEVICE_RULES,
+    ) -> list[str]:
+        """Make the container's cgroups with `limits` (0 = unlimited) and the device
+        allowlist `devices`; return the directories its processes must join (write to
+        each one's cgroup.procs)."""
         self._check_id(container_id)
         validate_limits(limits)
         try:
-            return [str(d) for d in self._driver.create(container_id, limits)]
+            return [str(d) for d in self._driver.create(container_id, limits, devices)]
         except OSError as err:
             raise CgroupError(f"cannot create cgroup {container_id}: {err.strerror}") from err
 

@@ -1,10 +1,13 @@
-"""cgroup v1: one directory per controller hierarchy (memory, cpu, cpuacct, pids, freezer)."""
+"""cgroup v1: one directory per controller hierarchy (memory, cpu, cpuacct, pids,
+freezer, devices)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyswarm.agent.runtime.cgroups import files
+from pyswarm.agent.runtime.cgroups.devices import DeviceRule, write_v1_rules
 from pyswarm.agent.runtime.cgroups.stats import CgroupStats
 from pyswarm.proto import types_pb2
 
@@ -33,9 +36,13 @@ class CgroupV1:
     def primary_parent(self) -> Path:
         return Path(self.mounts["memory"]) / self.parent
 
-    def create(self, container_id: str, limits: types_pb2.Resources) -> list[Path]:
+    def create(
+        self, container_id: str, limits: types_pb2.Resources, devices: Sequence[DeviceRule]
+    ) -> list[Path]:
         for directory in self.dirs(container_id):
             directory.mkdir(parents=True, exist_ok=True)
+        if "devices" in self.mounts:
+            write_v1_rules(self.directory("devices", container_id), devices)
         memory = self.directory("memory", container_id)
         if limits.memory_bytes:
             files.write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyswarm.agent.runtime.cgroups import files
+from pyswarm.agent.runtime.cgroups.device_filter import attach_device_filter
+from pyswarm.agent.runtime.cgroups.devices import DeviceRule, allows_everything
 from pyswarm.agent.runtime.cgroups.layout import V2_CONTROLLERS
 from pyswarm.agent.runtime.cgroups.stats import CgroupStats
 from pyswarm.proto import types_pb2
@@ -42,11 +45,15 @@ class CgroupV2:
                 control = directory / "cgroup.subtree_control"
                 files.write(control, " ".join(f"+{c}" for c in missing))
 
-    def create(self, container_id: str, limits: types_pb2.Resources) -> list[Path]:
+    def create(
+        self, container_id: str, limits: types_pb2.Resources, devices: Sequence[DeviceRule]
+    ) -> list[Path]:
         (self.root / self.parent).mkdir(parents=True, exist_ok=True)
         self._enable_controllers()
         directory = self.root / self.parent / container_id
         directory.mkdir(exist_ok=True)
+        if not allows_everything(devices):
+            attach_device_filter(str(directory), devices)
         if limits.memory_bytes:
             files.write(directory / "memory.max", str(limits.memory_bytes))
             swap = directory / "memory.swap.max"

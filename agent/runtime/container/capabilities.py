@@ -110,6 +110,18 @@ def last_capability(proc_file: Path = Path("/proc/sys/kernel/cap_last_cap")) -> 
         return max(CAPABILITIES.values())
 
 
+def bounding_set(status_file: Path = Path("/proc/self/status")) -> int:
+    """This process's capability bounding set: what it can hand a container at most
+    (a host may withhold some from root, e.g. CAP_SYS_RESOURCE)."""
+    try:
+        for line in status_file.read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << (last_capability() + 1)) - 1
+
+
 def names_of(mask: int) -> list[str]:
     """The capability names set in `mask` (numbers the table lacks as "CAP_<n>")."""
     by_number = {n: name for name, n in CAPABILITIES.items()}

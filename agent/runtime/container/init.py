@@ -15,12 +15,12 @@ import os
 import signal
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
 from pyswarm.agent.runtime import syscalls as sc
-from pyswarm.agent.runtime.container import rootfs, terminal
+from pyswarm.agent.runtime.container import masks, rootfs, terminal
 from pyswarm.agent.runtime.container.capabilities import capability_mask, last_capability
 from pyswarm.agent.runtime.container.errors import (
     EXIT_NOT_EXECUTABLE,
@@ -47,6 +47,7 @@ EXEC_NAMESPACES = (
     ("mnt", sc.CLONE_NEWNS),
 )
 
+MAX_FD = 1 << 20
 MSG_ERROR = b"E"
 MSG_TTY = b"T"
 
@@ -88,6 +89,25 @@ def step(what: str) -> Iterator[None]:
         raise InitFailure(EXIT_RUNTIME_FAILURE, f"{what}: {err.strerror or err}") from err
     except Exception as err:
         raise InitFailure(EXIT_RUNTIME_FAILURE, f"{what}: {err}") from err
+
+
+def seal_child(keep: Iterable[int]) -> None:
+    """The first steps after fork: no ptrace or /proc/<pid> access by anyone but host
+    root until execve (exec children are born in the container's pid namespace,
+    where its processes see them), and no supervisor descriptor but `keep`. fds 0-2
+    point at /dev/null until stdio is set up, so nothing opened meanwhile lands there."""
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    start = 3
+    for fd in sorted({fd for fd in keep if fd >= 3}):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, MAX_FD)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
 
 
 def reset_signals() -> None:
@@ -176,9 +196,13 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
     with step("bind mounts"):
         rootfs.bind_mounts(root, list(spec.mounts))
     with step("mount /proc and /sys"):
-        rootfs.mount_proc_and_sys(root)
+        rootfs.mount_proc_and_sys(root, sys_read_only=not spec.privileged)
     with step("mount /dev"):
         ptmx = rootfs.mount_dev(root)
+    with step("make device nodes"):
+        rootfs.make_device_nodes(root, spec.devices)
+    with step("mask /proc and /sys paths"):
+        masks.protect_paths(root, spec.masked_paths, spec.readonly_paths)
     if stdio.tty:
         setup_tty(ptmx, channel)
     with step("pivot_root"):
@@ -336,7 +360,7 @@ def become_process(
     # The init channel is CLOEXEC: a successful execve closes it, which tells the
     # supervisor the program runs. Everything else goes now.
     os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, 1 << 20)
+    os.closerange(keep_fd + 1, MAX_FD)
     if seccomp_filter and no_new_privileges:
         with step("install the seccomp filter"):
             sc.install_seccomp_filter(seccomp_filter)

@@ -1,14 +1,17 @@
 """The container's filesystem, built inside its new mount namespace.
 
 In order: make every mount private, overlayfs on merged_dir, bind mounts, /proc,
-/dev (tmpfs with the host's safe device nodes, a new devpts, /dev/shm, links),
-read-only /sys, then pivot_root and detach the old root. Runs in the container
+read-only /sys, /dev (tmpfs with the host's safe device nodes, the extra devices
+the spec lists, a new devpts, /dev/shm, links), masks (masks.py), then pivot_root
+and detach the old root. Runs in the container
 init child only; every failure raises OSError (or RootfsError) for init to report.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Sequence
 
 from pyswarm.agent.runtime import syscalls as sc
 from pyswarm.common.scoped_paths import secure_join
@@ -23,6 +26,7 @@ DEV_LINKS = {
     "ptmx": "pts/ptmx",
 }
 _NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+_NODE_TYPES = {"c": stat.S_IFCHR, "b": stat.S_IFBLK}
 
 
 class RootfsError(Exception):
@@ -74,9 +78,9 @@ def bind_mounts(root: str, mounts: list[runtime_pb2.BindMount]) -> None:
             _remount_read_only(target)
 
 
-def mount_proc_and_sys(root: str) -> None:
+def mount_proc_and_sys(root: str, *, sys_read_only: bool = True) -> None:
     mount_proc(root)
-    mount_sys(root)
+    mount_sys(root, read_only=sys_read_only)
 
 
 def mount_proc(root: str) -> None:
@@ -85,10 +89,12 @@ def mount_proc(root: str) -> None:
     sc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
 
 
-def mount_sys(root: str) -> None:
+def mount_sys(root: str, *, read_only: bool = True) -> None:
+    """sysfs, read-only but for --privileged (as docker)."""
     sys_dir = secure_join(root, "/sys")
     os.makedirs(sys_dir, exist_ok=True)
-    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    flags = _NOSUID_NODEV_NOEXEC | (sc.MS_RDONLY if read_only else 0)
+    sc.mount("sysfs", sys_dir, "sysfs", flags)
 
 
 def mount_dev(root: str) -> str:
@@ -142,3 +148,33 @@ def make_private() -> None:
 def finish_read_only_root() -> None:
     """After pivot_root: a read-only rootfs (docker --read-only)."""
     sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+
+
+def make_device_nodes(
+    root: str,
+    devices: Sequence[runtime_pb2.DeviceNode],
+    uid_map: Sequence[runtime_pb2.IdMap] = (),
+    gid_map: Sequence[runtime_pb2.IdMap] = (),
+) -> None:
+    """mknod each extra device in the container's /dev tmpfs (as host root, so also
+    before a user namespace is entered); owners are translated through the id maps."""
+    for node in devices:
+        if node.type not in _NODE_TYPES:
+            raise RootfsError(f"device {node.path}: invalid type {node.type!r}")
+        target = secure_join(root, node.path)
+        if os.path.lexists(target):
+            continue  # one of the standard nodes, or listed twice
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        mode = (node.file_mode & 0o7777) or 0o666
+        os.mknod(target, _NODE_TYPES[node.type] | mode, os.makedev(node.major, node.minor))
+        os.chmod(target, mode)  # the umask must not narrow it
+        os.chown(target, _translate(uid_map, node.uid), _translate(gid_map, node.gid))
+
+
+def _translate(id_map: Sequence[runtime_pb2.IdMap], container_id: int) -> int:
+    if not id_map:
+        return container_id
+    for entry in id_map:
+        if entry.container_id <= container_id < entry.container_id + entry.size:
+            return int(entry.host_id + container_id - entry.container_id)
+    return -1  # unmapped: keep host root's

@@ -21,6 +21,7 @@ from pyswarm.agent.runtime.container.init import (
     report_failure,
     run_container,
     run_exec,
+    seal_child,
 )
 from pyswarm.agent.runtime.container.userns import run_container_in_userns
 from pyswarm.proto import runtime_pb2
@@ -126,14 +127,15 @@ class Spawner:
     ) -> None:
         """Never returns into the supervisor: exec, or _exit with docker's code."""
         try:
-            parent_end.close()
-            os.close(self._own_pid_ns)
             if tty:
                 stdio = ChildStdio(-1, -1, -1, tty=True)
             else:
-                (in_r, in_w), (out_r, out_w), (err_r, err_w) = pipes
-                _close(in_w, out_r, err_r)
+                (in_r, _), (_, out_w), (_, err_w) = pipes
                 stdio = ChildStdio(in_r, out_w, err_w, tty=False)
+            # Everything else the supervisor holds (the parent ends, other
+            # containers' pipes, its sockets) is closed here, before any namespace.
+            parent_end.detach()
+            seal_child([child_end.fileno(), stdio.stdin, stdio.stdout, stdio.stderr])
             child(stdio, child_end)
             report_failure(child_end, EXIT_RUNTIME_FAILURE, "container init returned")
         except InitFailure as failure:

@@ -461,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     os.umask(0o022)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    # Children inherit this at fork: an exec child, born in a container's pid
+    # namespace, is never ptrace-able from there, not even before it seals itself.
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

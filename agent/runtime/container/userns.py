@@ -5,7 +5,8 @@ the supervisor cannot unshare CLONE_NEWPID for it. Instead its child (the
 *intermediate*) does, in this order:
 
 1. as host root, in a mount namespace of its own: cgroups, network namespace,
-   overlay rootfs, bind mounts, /dev and /sys. Host root mounts the overlay so
+   overlay rootfs, bind mounts, /dev (with the extra device nodes) and /sys (with
+   its masks, locked under the user namespace from step 3 on). Host root mounts the overlay so
    that copy-up keeps the lower files' owners; the container's own writes get its
    ids (the writable layer belongs to the mapped root, see `prepare_writable_layer`).
 2. unshare(CLONE_NEWUSER) and say MSG_USERNS; the supervisor writes uid_map and
@@ -16,7 +17,7 @@ the supervisor cannot unshare CLONE_NEWPID for it. Instead its child (the
    pid and answers MSG_GO; only then does pid 1 go on, so it can never exit
    untracked.
 
-Pid 1 then mounts /proc (from inside, as the kernel requires), pivots into an
+Pid 1 then mounts /proc (from inside, as the kernel requires) and masks it, pivots into an
 unlocked bind of the rootfs, becomes the container's root and execs.
 """
 
@@ -28,7 +29,7 @@ import struct
 from collections.abc import Iterable
 
 from pyswarm.agent.runtime import syscalls as sc
-from pyswarm.agent.runtime.container import rootfs
+from pyswarm.agent.runtime.container import masks, rootfs
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init import (
     ChildStdio,
@@ -153,9 +154,17 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     rootfs.bind_mounts(root, list(spec.mounts))
     # sysfs shows the network namespace of its mounter, which we have joined; from
     # inside the user namespace it could not be mounted (that netns is not ours).
-    rootfs.mount_sys(root)
+    rootfs.mount_sys(root, read_only=not spec.privileged)
     os.makedirs(secure_join(root, "/proc"), exist_ok=True)
-    return rootfs.mount_dev(root)
+    ptmx = rootfs.mount_dev(root)
+    # mknod needs host root; the container's root could not make them.
+    rootfs.make_device_nodes(root, spec.devices, spec.uid_map, spec.gid_map)
+    # Masked here, the /sys paths are locked under the user namespace's mounts: its
+    # root cannot unmount them. /proc's are done by pid 1, which mounts /proc.
+    masks.protect_paths(
+        root, spec.masked_paths, spec.readonly_paths, select=lambda p: not masks.in_proc(p)
+    )
+    return ptmx
 
 
 def run_container_in_userns(
@@ -183,6 +192,8 @@ def run_container_in_userns(
         bind_rootfs_onto_itself(root)
     with step("mount /proc"):
         rootfs.mount_proc(root)
+    with step("mask /proc paths"):
+        masks.protect_paths(root, spec.masked_paths, spec.readonly_paths, select=masks.in_proc)
     with step("pivot_root"):
         rootfs.pivot_into(root)
     if spec.rootfs.read_only:
