@@ -58,10 +58,12 @@ class EtcdClientTLS:
         )
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
+        """TLS trusting only `ca_pem`, presenting the certificate (an empty one is not
+        presented, and etcd then refuses the handshake)."""
         return grpc.ssl_channel_credentials(
             root_certificates=self.ca_pem,
-            private_key=self.key_pem,
-            certificate_chain=self.cert_pem,
+            private_key=self.key_pem or None,
+            certificate_chain=self.cert_pem or None,
         )
 
 
