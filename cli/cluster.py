@@ -153,5 +153,6 @@ def join_token(
     join_port = int(port) + 1 if port.isdigit() else 4243
     if rotate:
         print(f"Successfully rotated {role} join token.\n")
+    # The token goes in the environment, not the arguments, which every local user sees.
     print(f"To add a {role} to this cluster, run the following command:\n")
-    print(f"    pyswarm join --token {token} {host}:{join_port}\n")
+    print(f"    PYSWARM_JOIN_TOKEN={token} pyswarm join {host}:{join_port}\n")

@@ -244,11 +244,13 @@ class ClusterAgent(AgentProcess):
         log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - owned by the child
         self.metrics_port = free_port()
         command = [
-            sys.executable, "-m", "pyswarm.cli.main", "join", "--token", token,
+            sys.executable, "-m", "pyswarm.cli.main", "join",
             "--advertise-addr", "127.0.0.1", "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
             "--hostname", f"node-{self.tag}", *self.agent_flags(), join_address,
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        # The token in the environment, never in the arguments (ps shows those to all).
+        env = {**self.env(), "PYSWARM_JOIN_TOKEN": token}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         return process
 
