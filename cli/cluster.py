@@ -63,7 +63,7 @@ def init(
         str, typer.Option(help="Existing etcd: https://HOST:PORT,... (default: embedded)")
     ] = "",
     cacert: Annotated[
-        Path | None, typer.Option("--cacert", help="With --etcd: the CA that signed etcd's")
+        Path | None, typer.Option("--cacert", help="With --etcd: the CA to verify etcd with")
     ] = None,
     cert: Annotated[
         Path | None, typer.Option("--cert", help="With --etcd: this manager's etcd client cert")

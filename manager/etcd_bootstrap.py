@@ -5,7 +5,9 @@ On the very first start nothing exists yet, so the order is: make the cluster's 
 CA and the etcd CA under it, issue the member's and this manager's etcd client
 certificates into `<state_dir>/etcd-tls/` (0600), start etcd, and only then write the
 cluster record (which keeps both CA keys; see `bootstrap.ensure_cluster`). Every later
-start uses the files already in the state dir.
+start uses the files already in the state dir, unless etcd holds no cluster record
+yet: a first start stopped before writing it, and its CA keys (kept nowhere but in
+memory and then the record) are lost, so it begins again with new authorities.
 
 External (`etcd_endpoints`): the operator's etcd and certificates, given as etcdctl's
 `--cacert`, `--cert` and `--key`; all three are required.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,9 @@ from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.ca.etcd_authority import EtcdCA
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.store import (
+    CLUSTERS,
     EmbeddedEtcd,
+    EtcdClient,
     EtcdClientTLS,
     EtcdTLSFiles,
     StoreError,
@@ -124,9 +129,21 @@ async def etcd_connection(config: ManagerConfig) -> AsyncIterator[EtcdConnection
     etcd = _embedded_etcd(config, files)
     await asyncio.to_thread(etcd.start)
     try:
+        if new is None and not await _holds_cluster(etcd.endpoint, files.client()):
+            log.warning("the first start stopped before the cluster was recorded: starting over")
+            await asyncio.to_thread(etcd.stop)
+            shutil.rmtree(files.directory)
+            files, new = embedded_tls(config)
+            etcd = _embedded_etcd(config, files)
+            await asyncio.to_thread(etcd.start)
         yield EtcdConnection(etcd.endpoint, files.client(), etcd, new)
     finally:
         await asyncio.to_thread(etcd.stop)
+
+
+async def _holds_cluster(endpoint: str, tls: EtcdClientTLS) -> bool:
+    async with EtcdClient(endpoint, tls=tls) as client:
+        return bool((await client.range(CLUSTERS.prefix, prefix=True)).kvs)
 
 
 def check_etcd_ca(connection: EtcdConnection, cluster: types_pb2.Cluster) -> None:

@@ -19,6 +19,7 @@ from cryptography import x509
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.manager.ca.etcd_authority import EtcdCA
 from pyswarm.manager.config import ManagerConfig
+from pyswarm.manager.etcd_bootstrap import embedded_tls
 from pyswarm.manager.server import read_endpoint, serve
 from pyswarm.manager.store import (
     CLUSTERS,
@@ -136,6 +137,25 @@ def test_the_embedded_etcd_certificates_come_from_the_cluster_ca(tmp_path: Path)
         assert _files(state_dir) == files
 
     asyncio.run(scenario())
+
+
+def test_a_first_start_interrupted_before_the_record_starts_over(tmp_path: Path) -> None:
+    """The files of a first start that never wrote the cluster record (its CA keys
+    lost with it) are replaced by certificates from the cluster that is recorded."""
+    state_dir = tmp_path / "manager"
+    config = _config(state_dir)
+    embedded_tls(config)  # what the interrupted start left: files, but no record
+    orphan = (state_dir / "etcd-tls" / "ca.crt").read_bytes()
+
+    async def scenario() -> types_pb2.Cluster:
+        async with _embedded_manager(config):
+            return await _cluster(state_dir)
+
+    cluster = asyncio.run(scenario())
+    assert cluster.etcd_ca_cert != orphan
+    assert _files(state_dir)["ca.crt"] == cluster.etcd_ca_cert
+    etcd_ca = x509.load_pem_x509_certificate(cluster.etcd_ca_cert)
+    etcd_ca.verify_directly_issued_by(x509.load_pem_x509_certificate(cluster.root_ca_cert))
 
 
 @pytest.mark.parametrize("flag", ["etcd_cacert", "etcd_cert", "etcd_key"])
