@@ -147,13 +147,14 @@ async def _holds_cluster(endpoint: str, tls: EtcdClientTLS) -> bool:
 
 
 def check_etcd_ca(connection: EtcdConnection, cluster: types_pb2.Cluster) -> None:
-    """Warn when an embedded member's CA is not the cluster's etcd CA: a first start
-    that stopped between issuing the files and writing the record leaves them so."""
+    """Warn when an embedded member's CA is not the cluster's etcd CA: a cluster
+    recorded before etcd spoke TLS has none, so its certificates came from a CA of
+    their own (they work; only the etcd CA's key is not kept)."""
     if connection.embedded is None:
         return
     if cluster.etcd_ca_cert != connection.tls.ca_pem:
         log.warning(
             "the embedded etcd's certificates in %s are not from this cluster's etcd CA"
-            " (an interrupted first start): etcd works, but its CA key is not kept",
+            " (a cluster from before etcd TLS): etcd works, but that CA's key is not kept",
             connection.embedded.state_dir / ETCD_TLS_DIR,
         )

@@ -28,14 +28,17 @@ def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
     items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
     parsed: list[str] = []
     for item in (i.strip() for i in items):
-        if item.lower().startswith("http://"):
+        scheme, separator, address = item.partition("://")
+        if not separator:
+            scheme, address = "https", item
+        if scheme.lower() == "http":
             raise StoreError(
                 f"etcd endpoint {item!r} is plain http: pyswarm speaks to etcd only over TLS"
                 " with a client certificate (give https:// endpoints and --cacert, --cert,"
                 " --key)"
             )
-        host, _, port = item.removeprefix("https://").rpartition(":")
-        if not host or not port.isdigit():
+        host, _, port = address.rpartition(":")
+        if scheme.lower() != "https" or not host or not port.isdigit():
             raise StoreError(f"invalid etcd endpoint {item!r}: expected https://host:port")
         parsed.append(f"{host}:{port}")
     if not parsed:

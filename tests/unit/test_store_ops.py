@@ -162,13 +162,17 @@ NO_TLS = EtcdClientTLS(ca_pem=b"", cert_pem=b"", key_pem=b"")
 def test_endpoints_are_host_and_port() -> None:
     assert EtcdClient("https://127.0.0.1:2379", tls=NO_TLS).endpoint == "127.0.0.1:2379"
     assert EtcdClient("127.0.0.1:2379", tls=NO_TLS).endpoint == "127.0.0.1:2379"
-    with pytest.raises(StoreError, match="host:port"):
-        EtcdClient("127.0.0.1", tls=NO_TLS)
+    assert EtcdClient("HTTPS://[::1]:2379", tls=NO_TLS).endpoint == "[::1]:2379"
+    for malformed in ("127.0.0.1", "unix://etcd.sock:1", "https://:2379"):
+        with pytest.raises(StoreError, match="host:port"):
+            EtcdClient(malformed, tls=NO_TLS)
 
 
 def test_a_plain_http_endpoint_is_refused_naming_it() -> None:
     with pytest.raises(StoreError, match=r"'http://10.0.0.1:2379' is plain http.*only over TLS"):
         EtcdClient("https://10.0.0.2:2379,http://10.0.0.1:2379", tls=NO_TLS)
+    with pytest.raises(StoreError, match="plain http"):
+        EtcdClient("HTTP://10.0.0.1:2379", tls=NO_TLS)
 
 
 def test_a_batch_naming_an_object_twice_is_refused_before_any_write() -> None:
