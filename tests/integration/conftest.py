@@ -124,7 +124,7 @@ def supervisor(tmp_path: Path, busybox_rootfs: Path) -> Iterator[SupervisorHarne
 
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    """A real etcd (the Debian etcd-server binary) on free loopback ports."""
+    """A real etcd (the Debian etcd-server binary) on free loopback ports, TLS only."""
     from tests.etcd_harness import running_etcd
 
     with running_etcd(tmp_path) as member:
