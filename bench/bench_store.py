@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from pyswarm.manager.ca import ClusterCA
+from pyswarm.manager.ca.etcd_authority import EtcdCA
+from pyswarm.manager.etcd_bootstrap import issue_member_tls
 from pyswarm.manager.store import (
     TASKS,
     Cache,
@@ -25,6 +28,7 @@ from pyswarm.manager.store import (
     Delete,
     EmbeddedEtcd,
     EtcdClient,
+    EtcdClientTLS,
     Store,
     find_free_port,
 )
@@ -42,8 +46,8 @@ def make_tasks(prefix: str, count: int) -> list[types_pb2.Task]:
     return tasks
 
 
-async def run(endpoint: str, count: int, max_txn_ops: int) -> None:
-    async with EtcdClient(endpoint, timeout=30.0) as client:
+async def run(endpoint: str, tls: EtcdClientTLS, count: int, max_txn_ops: int) -> None:
+    async with EtcdClient(endpoint, tls=tls, timeout=30.0) as client:
         store = Store(client, max_txn_ops=max_txn_ops)
         cache = Cache(client)
         runner = asyncio.create_task(cache.run())
@@ -91,15 +95,17 @@ def main() -> None:
     parser.add_argument("--max-txn-ops", type=int, default=128)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pyswarm-bench-store-") as state:
+        files = issue_member_tls(EtcdCA.create(ClusterCA.create()), Path(state) / "etcd-tls")
         etcd = EmbeddedEtcd(
             Path(state),
+            tls=files.member(),
             client_port=find_free_port(),
             peer_port=find_free_port(),
             max_txn_ops=args.max_txn_ops,
         )
         etcd.start()
         try:
-            asyncio.run(run(etcd.endpoint, args.tasks, args.max_txn_ops))
+            asyncio.run(run(etcd.endpoint, files.client(), args.tasks, args.max_txn_ops))
         finally:
             etcd.stop()
 

@@ -24,6 +24,34 @@ def parse_duration(text: str, flag: str) -> float:
     return nanoseconds / 1e9
 
 
+def etcd_flags(etcd: str, cacert: Path | None, cert: Path | None, key: Path | None) -> list[str]:
+    """The --etcd endpoints, checked with their TLS files before anything starts: etcd
+    is spoken to only over TLS with a client certificate (etcdctl's flag names)."""
+    tls = {"--cacert": cacert, "--cert": cert, "--key": key}
+    if not etcd:
+        given = [flag for flag, path in tls.items() if path is not None]
+        if given:
+            raise CliInputError(f"{given[0]} is for an existing etcd: give --etcd", field=given[0])
+        return []
+    from pyswarm.manager.store import StoreError
+    from pyswarm.manager.store.etcd_channel import parse_endpoints
+
+    try:
+        parse_endpoints(etcd)
+    except StoreError as err:
+        raise CliInputError(f"--etcd: {err.message}", field="--etcd") from err
+    for flag, path in tls.items():
+        if path is None:
+            raise CliInputError(
+                f"--etcd needs {flag}: etcd is spoken to only over TLS with a client"
+                " certificate (--cacert, --cert, --key)",
+                field=flag,
+            )
+        if not path.is_file():
+            raise CliInputError(f"{flag}: no such file {path}", field=flag)
+    return [e.strip() for e in etcd.split(",") if e.strip()]
+
+
 def init(
     state_dir: Annotated[Path, typer.Option(help="Manager state")] = Path(
         "/var/lib/pyswarm/manager"
@@ -31,7 +59,18 @@ def init(
     advertise_addr: Annotated[str, typer.Option(help="Address other hosts reach")] = "",
     listen_addr: Annotated[str, typer.Option(help="Main port (mutual TLS)")] = "0.0.0.0:4242",
     join_addr: Annotated[str, typer.Option(help="Join port (TLS, tokens)")] = "0.0.0.0:4243",
-    etcd: Annotated[str, typer.Option(help="Existing etcd: URL,URL (default: embedded)")] = "",
+    etcd: Annotated[
+        str, typer.Option(help="Existing etcd: https://HOST:PORT,... (default: embedded)")
+    ] = "",
+    cacert: Annotated[
+        Path | None, typer.Option("--cacert", help="With --etcd: the CA to verify etcd with")
+    ] = None,
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="With --etcd: this manager's etcd client cert")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="With --etcd: the key of --cert")
+    ] = None,
     heartbeat_period: Annotated[str, typer.Option(help="Agent heartbeat, e.g. 5s")] = "5s",
     metrics_addr: Annotated[str, typer.Option(help="/metrics and /sd ('' = off)")] = (
         "0.0.0.0:9323"
@@ -50,13 +89,17 @@ def init(
     from pyswarm.manager.config import ManagerConfig, port_of
     from pyswarm.manager.server import serve
 
+    endpoints = etcd_flags(etcd, cacert, cert, key)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ManagerConfig(
         state_dir=state_dir,
         advertise_addr=advertise_addr,
         listen_addr=listen_addr,
         join_addr=join_addr,
-        etcd_endpoints=[e for e in etcd.split(",") if e],
+        etcd_endpoints=endpoints,
+        etcd_cacert=cacert,
+        etcd_cert=cert,
+        etcd_key=key,
         heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
         metrics_addr=metrics_addr,
         insecure_registries=tuple(insecure_registry or ()),
@@ -110,5 +153,6 @@ def join_token(
     join_port = int(port) + 1 if port.isdigit() else 4243
     if rotate:
         print(f"Successfully rotated {role} join token.\n")
+    # The token goes in the environment, not the arguments, which every local user sees.
     print(f"To add a {role} to this cluster, run the following command:\n")
-    print(f"    pyswarm join --token {token} {host}:{join_port}\n")
+    print(f"    PYSWARM_JOIN_TOKEN={token} pyswarm join {host}:{join_port}\n")

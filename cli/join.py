@@ -1,7 +1,9 @@
 """`pyswarm join`: join a cluster as a worker and run this node's agent in the foreground.
 
-`pyswarm join --token TOKEN MANAGER:PORT` dials the manager's JOIN port (as `docker
-swarm join` dials 2377), pins the cluster CA by the token's digest, gets the node's
+`pyswarm join --token-file FILE MANAGER:PORT` (or the token in $PYSWARM_JOIN_TOKEN, or
+`--token -` on stdin: see join_token_input.py; docker's `--token TOKEN` works too but
+shows the token to every local user) dials the manager's JOIN port (as `docker swarm
+join` dials 2377), pins the cluster CA by the token's digest, gets the node's
 certificate and writes `<state-dir>/cluster/` (identity + cluster.json, whose manager
 address is the main port: join port - 1, see pyswarm.agent.cluster.state). Then it runs
 the agent daemon in cluster mode, exactly as `pyswarm agent` with the same flags would
@@ -11,6 +13,7 @@ nothing written. A node that has already joined this cluster just starts its age
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +26,14 @@ DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
 
 def join(
     manager: Annotated[str, typer.Argument(metavar="MANAGER:PORT", help="A manager's join port")],
-    token: Annotated[str, typer.Option(help="The worker or manager join token")],
+    token: Annotated[
+        str | None,
+        typer.Option(help="The join token, or '-' to read it from stdin (prefer --token-file)"),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the join token (or set $PYSWARM_JOIN_TOKEN)"),
+    ] = None,
     advertise_addr: Annotated[
         str, typer.Option(help="The address other nodes and managers reach this node at")
     ] = "",
@@ -54,6 +64,10 @@ def join(
     import logging
 
     from pyswarm.agent.daemon import serve
+    from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
+
+    join_token = read_join_token(token, token_file)
+    os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -63,7 +77,7 @@ def join(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registries=tuple(insecure_registry or ()),
     )  # fmt: skip
-    asyncio.run(_join(config, manager, token, advertise_addr, metrics_addr, hostname))
+    asyncio.run(_join(config, manager, join_token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV
 from pyswarm.lab.errors import LabError
 from pyswarm.lab.hosts import LabHost, LabNetwork
 from pyswarm.lab.registry import DEFAULT_PORT as REGISTRY_PORT
@@ -40,7 +41,7 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = STARTUP_TIM
         time.sleep(0.05)  # polling a process we started; the condition decides
 
 
-def _spawn(host: LabHost, argv: list[str], log: Path) -> int:
+def _spawn(host: LabHost, argv: list[str], log: Path, *, env: dict[str, str] | None = None) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -49,6 +50,7 @@ def _spawn(host: LabHost, argv: list[str], log: Path) -> int:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
     return process.pid
 
@@ -192,12 +194,14 @@ class Lab:
         pid = _spawn(
             host,
             pyswarm_argv(
-                "join", "--token", token, "--advertise-addr", host.address,
+                "join", "--advertise-addr", host.address,
                 "--metrics-addr", f"{host.address}:{AGENT_METRICS_PORT}",
                 "--hostname", host.name, *flags,
                 f"{manager_host}:{JOIN_PORT}",
             ),
             self.root / f"{host.name}.log",
+            # In the environment (readable by root alone), never in the arguments.
+            env={**os.environ, JOIN_TOKEN_ENV: token},
         )  # fmt: skip
         return NodeRecord(
             name=host.name, netns=host.netns, address=host.address, state_dir=str(state_dir),

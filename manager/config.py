@@ -48,9 +48,11 @@ class ManagerConfig:
     - `join_addr`: the join port, server-only TLS, NodeCA only.
     - `advertise_addr`: the IP (or host) agents and the CLI use to reach this manager;
       empty = `default_advertise_ip()`.
-    - `etcd_endpoints`: "host:port" or "http://host:port" of an existing etcd cluster;
+    - `etcd_endpoints`: "host:port" or "https://host:port" of an existing etcd cluster,
+      reached over TLS with `etcd_cacert`, `etcd_cert` and `etcd_key` (etcdctl's files);
       empty = spawn an embedded etcd under state_dir, client URL on 127.0.0.1:`etcd_port`
-      (0 = a free port, chosen once and remembered in state_dir).
+      (0 = a free port, chosen once and remembered in state_dir), its certificates
+      from the cluster CA in etcd-tls/.
     - `heartbeat_period`: seconds between agent heartbeats; a node missing
       `MISSED_HEARTBEATS` is DOWN.
     - `metrics_addr`: Prometheus /metrics and /sd; "" disables.
@@ -66,6 +68,9 @@ class ManagerConfig:
     join_addr: str = DEFAULT_JOIN_ADDR
     advertise_addr: str = ""
     etcd_endpoints: list[str] = field(default_factory=list)
+    etcd_cacert: Path | None = None
+    etcd_cert: Path | None = None
+    etcd_key: Path | None = None
     etcd_port: int = 2379
     etcd_peer_port: int = 2380
     heartbeat_period: float = 5.0

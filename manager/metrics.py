@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pyswarm.manager.store import NODES, SERVICES, TASKS, Cache, EtcdClient
+from pyswarm.manager.store import NODES, SERVICES, TASKS, Cache, EtcdClient, EtcdClientTLS
 from pyswarm.manager.store.etcd_client import Compare, RangeResult, TxnOp, TxnResult
 from pyswarm.proto import types_pb2
 
@@ -100,8 +100,15 @@ def http_sd_targets(cache: Cache) -> list[dict[str, Any]]:
 class InstrumentedEtcdClient(EtcdClient):
     """An EtcdClient that times every request into `metrics.etcd_seconds`."""
 
-    def __init__(self, endpoint: str, metrics: ManagerMetrics, *, timeout: float = 5.0) -> None:
-        super().__init__(endpoint, timeout=timeout)
+    def __init__(
+        self,
+        endpoint: str,
+        metrics: ManagerMetrics,
+        *,
+        tls: EtcdClientTLS,
+        timeout: float = 5.0,
+    ) -> None:
+        super().__init__(endpoint, tls=tls, timeout=timeout)
         self._histogram = metrics.etcd_seconds
 
     @contextlib.contextmanager

@@ -1,9 +1,10 @@
 """The manager process: `serve(config)` runs one manager until SIGTERM (or `stop`).
 
-In order: etcd (an embedded child unless `etcd_endpoints` are given), the Store and the
-watch-fed Cache, the cluster record (created on the very first start), this manager's
-certificate and the CLI's client certificate, then every long-running part under one
-TaskGroup, so that shutdown and failure are one path:
+In order: etcd (an embedded child unless `etcd_endpoints` are given; TLS either way,
+see etcd_bootstrap.py), the Store and the watch-fed Cache, the cluster record (created
+on the very first start), this manager's certificate and the CLI's client certificate,
+then every long-running part under one TaskGroup, so that shutdown and failure are one
+path:
 
 - gRPC on `listen_addr` (mutual TLS required): Control (managers only), Dispatcher
   (any node of this cluster), NodeCA (renewals); and on `join_addr` (server-only TLS):
@@ -47,6 +48,7 @@ from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
 from pyswarm.manager.dispatcher.service import DispatcherService
+from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_connection
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
@@ -61,12 +63,10 @@ from pyswarm.manager.store import (
     CLUSTERS,
     Cache,
     Election,
-    EmbeddedEtcd,
     Store,
     StoreUnavailable,
     backfill_all,
     current_leader,
-    find_free_port,
 )
 from pyswarm.proto import (
     ca_pb2_grpc,
@@ -165,18 +165,6 @@ class LeaderLoops(Part):
             log.info("no longer leading: control loops stopped")
 
 
-def _embedded_etcd(config: ManagerConfig) -> EmbeddedEtcd:
-    """The embedded etcd; a port of 0 is chosen once and remembered in the state dir."""
-    ports_file = config.state_dir / "etcd.ports"
-    client, peer = config.etcd_port, config.etcd_peer_port
-    if ports_file.exists():
-        client, peer = (int(p) for p in ports_file.read_text().split())
-    elif not client or not peer:
-        client, peer = client or find_free_port(), peer or find_free_port()
-        ports_file.write_text(f"{client} {peer}\n")
-    return EmbeddedEtcd(config.state_dir, client_port=client, peer_port=peer)
-
-
 async def _retry_unavailable(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """Keep trying `attempt` while etcd is unreachable (a manager waits for its store)."""
     delay = 0.2
@@ -198,33 +186,36 @@ async def serve(
     """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
-    etcd: EmbeddedEtcd | None = None
-    # Every member given: the client fails over between them.
-    endpoint = ",".join(config.etcd_endpoints)
-    if not endpoint:
-        etcd = _embedded_etcd(config)
-        await asyncio.to_thread(etcd.start)
-        endpoint = etcd.endpoint
+    async with etcd_connection(config) as etcd:
+        await _serve_on(config, etcd, ready, stop)
+
+
+async def _serve_on(
+    config: ManagerConfig,
+    etcd: EtcdConnection,
+    ready: asyncio.Event | None,
+    stop: asyncio.Event,
+) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     metrics = ManagerMetrics()
-    client = InstrumentedEtcdClient(endpoint, metrics)
+    # Every member given: the client fails over between them.
+    client = InstrumentedEtcdClient(etcd.endpoint, metrics, tls=etcd.tls)
     try:
         await client.connect()
-        await _run(config, client, metrics, ready, stop)
+        await _run(config, etcd, client, metrics, ready, stop)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signum)
         await client.close()
-        if etcd is not None:
-            await asyncio.to_thread(etcd.stop)
 
 
 async def _run(
     config: ManagerConfig,
+    etcd: EtcdConnection,
     client: InstrumentedEtcdClient,
     metrics: ManagerMetrics,
     ready: asyncio.Event | None,
@@ -238,8 +229,9 @@ async def _run(
         group.create_task(cache.run())
         try:
             cluster = await _retry_unavailable(
-                "bootstrap", lambda: ensure_cluster(store, config.node_subnet_pool)
+                "bootstrap", lambda: ensure_cluster(store, config.node_subnet_pool, new=etcd.new)
             )
+            check_etcd_ca(etcd, cluster)
             ca = cluster_ca(cluster)
             advertise = config.advertise_ip
             identity = ensure_identity(ca, config.certs_dir, MANAGER, advertise=advertise)

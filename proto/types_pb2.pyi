@@ -1638,6 +1638,8 @@ class Cluster(_message.Message):
     NEXT_ROOT_CA_CERT_FIELD_NUMBER: _builtins.int
     NEXT_ROOT_CA_KEY_FIELD_NUMBER: _builtins.int
     ROOT_ROTATION_FIELD_NUMBER: _builtins.int
+    ETCD_CA_CERT_FIELD_NUMBER: _builtins.int
+    ETCD_CA_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     root_ca_cert: _builtins.bytes
     """PEM"""
@@ -1662,6 +1664,14 @@ class Cluster(_message.Message):
     """PEM (sealed like the others when at rest)"""
     root_rotation: _builtins.int
     """bumped by every --rotate"""
+    etcd_ca_cert: _builtins.bytes
+    """The etcd CA: an intermediate under the root, the only authority etcd trusts (so
+    node certificates signed by the root are refused by etcd). Empty when the cluster
+    runs on an operator's etcd, whose CA is the operator's.
+    PEM
+    """
+    etcd_ca_key: _builtins.bytes
+    """PEM; sensitive like root_ca_key (sealed at rest)"""
     @_builtins.property
     def meta(self) -> Global___Meta: ...
     @_builtins.property
@@ -1694,10 +1704,12 @@ class Cluster(_message.Message):
         next_root_ca_cert: _builtins.bytes = ...,
         next_root_ca_key: _builtins.bytes = ...,
         root_rotation: _builtins.int = ...,
+        etcd_ca_cert: _builtins.bytes = ...,
+        etcd_ca_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "node_cert_expiry", b"node_cert_expiry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "id", b"id", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "worker_join_token", b"worker_join_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "worker_join_token", b"worker_join_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,5 +1,6 @@
 """A real multi-member etcd cluster on loopback for failover tests: every member is
-the real `etcd` binary, started with --initial-cluster naming all of them."""
+the real `etcd` binary, started with --initial-cluster naming all of them, its client
+and peer ports TLS with certificates from one throwaway etcd CA."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pyswarm.manager.store import EmbeddedEtcd, StoreError, find_free_port
+from tests.etcd_harness import new_etcd, new_etcd_ca
 
 # Free ports are picked before etcd binds them; another process may take one first.
 START_ATTEMPTS = 3
@@ -21,10 +23,12 @@ def _members(base: Path, size: int) -> list[EmbeddedEtcd]:
         if port not in ports:
             ports.append(port)
     pairs = [(ports[2 * i], ports[2 * i + 1]) for i in range(size)]
-    initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(pairs))
+    initial = ",".join(f"m{i}=https://127.0.0.1:{peer}" for i, (_, peer) in enumerate(pairs))
+    etcd_ca = new_etcd_ca()  # one CA: members trust each other and one client certificate
     return [
-        EmbeddedEtcd(
+        new_etcd(
             base / f"m{i}",
+            etcd_ca=etcd_ca,
             client_port=client,
             peer_port=peer,
             name=f"m{i}",

@@ -1,7 +1,8 @@
 """The manager's store: etcd as the only source of truth (DESIGN.md section 3).
 
 - `EmbeddedEtcd`: the etcd child process of `pyswarm init` (and of tests and the lab).
-- `EtcdClient`: the one channel to etcd (typed; the only user of aetcd).
+- `EtcdClient`: the one channel to etcd (typed; the only user of aetcd), over TLS with
+  a client certificate (`EtcdClientTLS`; an embedded member's files: `EtcdTLSFiles`).
 - `Store`: objects at /pyswarm/v1/<kind>/<id>, writes guarded by mod_revision,
   `batch` for bulk work, `update_with_retry` for control loops.
 - `Cache`: list + watch view of every object, with change events for control loops.
@@ -23,6 +24,7 @@ from pyswarm.manager.store.errors import (
 )
 from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
+from pyswarm.manager.store.etcd_tls import EtcdClientTLS, EtcdTLSFiles, MemberTLS
 from pyswarm.manager.store.kinds import (
     CLUSTERS,
     KINDS,
@@ -55,8 +57,11 @@ __all__ = [
     "Election",
     "EmbeddedEtcd",
     "EtcdClient",
+    "EtcdClientTLS",
+    "EtcdTLSFiles",
     "InvalidBatch",
     "Kind",
+    "MemberTLS",
     "NameConflict",
     "ObjectExists",
     "ObjectNotFound",

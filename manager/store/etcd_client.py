@@ -12,6 +12,10 @@ UNAVAILABLE, e.g. "no leader"): the call is retried once on each other member be
 StoreUnavailable is raised. Retrying a write is safe because every store write is a
 guarded transaction or an idempotent delete; leases are cluster-wide, so a lease
 granted through one member is kept alive through another.
+
+Every channel is TLS with this manager's etcd client certificate (`EtcdClientTLS`):
+aetcd 1.0 opens insecure channels only, so `TLSClient` gives it a secure one. Plain
+http endpoints are refused (etcd holds the cluster's keys; see `parse_endpoints`).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeVar
 
-import aetcd
 import grpc
 from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
+from pyswarm.manager.store.etcd_channel import TLSClient, parse_endpoints
+from pyswarm.manager.store.etcd_tls import EtcdClientTLS
 
 __all__ = [
     "Compare",
@@ -179,32 +184,20 @@ def _request_op(op: TxnOp) -> Any:
     return rpc.RequestOp(request_range=rpc.RangeRequest(key=op.key))
 
 
-def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
-    """`host:port` of each endpoint ("http://" allowed; a string may hold several,
-    comma-separated). StoreError names the first malformed one."""
-    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-    parsed: list[str] = []
-    for item in (i.strip() for i in items):
-        host, _, port = item.removeprefix("http://").rpartition(":")
-        if not host or not port.isdigit():
-            raise StoreError(f"invalid etcd endpoint {item!r}: expected host:port")
-        parsed.append(f"{host}:{port}")
-    if not parsed:
-        raise StoreError("no etcd endpoint given")
-    return parsed
-
-
 class EtcdClient:
-    """A gRPC channel to one etcd member at a time, of `endpoints` ("host:port", or
-    several as a list or comma-separated); `timeout` bounds each call.
+    """A TLS gRPC channel to one etcd member at a time, of `endpoints` ("host:port" or
+    "https://host:port", several as a list or comma-separated), trusting and presenting
+    `tls`; `timeout` bounds each call.
 
     Use as an async context manager, or call `connect()` and `close()`.
     """
 
     def __init__(
-        self, endpoint: str | Sequence[str] = "127.0.0.1:2379", *, timeout: float = 5.0
+        self, endpoint: str | Sequence[str], *, tls: EtcdClientTLS, timeout: float = 5.0
     ) -> None:
         self.endpoints = parse_endpoints(endpoint)
+        self.tls = tls
+        self._credentials = tls.channel_credentials()
         self.timeout = timeout
         self._current = 0
         # One aetcd client (one channel) per member, made when first used and kept:
@@ -223,8 +216,12 @@ class EtcdClient:
         client = self._clients.get(endpoint)
         if client is None:
             host, _, port = endpoint.rpartition(":")
-            client = aetcd.Client(
-                host=host, port=int(port), timeout=self.timeout, options=_CHANNEL_OPTIONS
+            client = TLSClient(
+                self._credentials,
+                host=host.strip("[]"),
+                port=int(port),
+                timeout=self.timeout,
+                options=_CHANNEL_OPTIONS,
             )
             self._clients[endpoint] = client
         return client

@@ -1,7 +1,8 @@
 """An etcd server run as a child process: the embedded default of `pyswarm init`.
 
-`EmbeddedEtcd` owns one single-member etcd: its data under `<state_dir>/etcd`, its
-log in `<state_dir>/etcd.log`, client and peer URLs on the given host. `start()`
+`EmbeddedEtcd` owns one etcd member: its data under `<state_dir>/etcd`, its log in
+`<state_dir>/etcd.log`, client and peer URLs on the given host, both https with client
+certificates required (`MemberTLS`: only the etcd CA's certificates pass). `start()`
 returns once etcd answers its health endpoint; `stop()` sends SIGTERM, waits, and
 sends SIGKILL after a deadline. The same data dir may be started again (a restart
 keeps every key).
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
+from pyswarm.manager.store.etcd_tls import MemberTLS
 
 __all__ = ["DEFAULT_CLIENT_PORT", "DEFAULT_PEER_PORT", "EmbeddedEtcd", "find_free_port"]
 
@@ -43,6 +45,7 @@ class EmbeddedEtcd:
         self,
         state_dir: Path,
         *,
+        tls: MemberTLS,
         host: str = "127.0.0.1",
         client_port: int = DEFAULT_CLIENT_PORT,
         peer_port: int = DEFAULT_PEER_PORT,
@@ -52,6 +55,7 @@ class EmbeddedEtcd:
         initial_cluster: str = "",
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.tls = tls
         self.host = host
         self.client_port = client_port
         self.peer_port = peer_port
@@ -72,12 +76,16 @@ class EmbeddedEtcd:
         return self.state_dir / "etcd.log"
 
     @property
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
     def client_url(self) -> str:
-        return f"http://{self.host}:{self.client_port}"
+        return f"https://{self._url_host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.host}:{self.peer_port}"
+        return f"https://{self._url_host}:{self.peer_port}"
 
     @property
     def endpoint(self) -> str:
@@ -103,6 +111,7 @@ class EmbeddedEtcd:
             f"--initial-advertise-peer-urls={self.peer_url}",
             f"--initial-cluster={self.initial_cluster or f'{self.name}={self.peer_url}'}",
             "--initial-cluster-state=new",
+            *self.tls.flags(),
             f"--max-txn-ops={self.max_txn_ops}",
             # Keep an hour of history for watchers that reconnect; older revisions go.
             "--auto-compaction-mode=periodic",
@@ -164,7 +173,10 @@ class EmbeddedEtcd:
     def health(self) -> tuple[bool, str]:
         """Ask etcd's /health endpoint; (healthy, reason when not)."""
         try:
-            with urllib.request.urlopen(f"{self.client_url}/health", timeout=1.0) as response:
+            context = self.tls.ssl_context()
+            with urllib.request.urlopen(
+                f"{self.client_url}/health", timeout=1.0, context=context
+            ) as response:
                 body = json.loads(response.read() or b"{}")
         except (OSError, urllib.error.URLError, ValueError) as err:
             return False, str(err)

@@ -124,8 +124,8 @@ def supervisor(tmp_path: Path, busybox_rootfs: Path) -> Iterator[SupervisorHarne
 
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    """A real etcd (the Debian etcd-server binary) on free loopback ports."""
-    from tests.integration.test_store_etcd import running_etcd
+    """A real etcd (the Debian etcd-server binary) on free loopback ports, TLS only."""
+    from tests.etcd_harness import running_etcd
 
     with running_etcd(tmp_path) as member:
         yield member

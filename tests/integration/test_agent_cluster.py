@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -244,11 +245,13 @@ class ClusterAgent(AgentProcess):
         log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - owned by the child
         self.metrics_port = free_port()
         command = [
-            sys.executable, "-m", "pyswarm.cli.main", "join", "--token", token,
+            sys.executable, "-m", "pyswarm.cli.main", "join",
             "--advertise-addr", "127.0.0.1", "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
             "--hostname", f"node-{self.tag}", *self.agent_flags(), join_address,
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        # The token in the environment, never in the arguments (ps shows those to all).
+        env = {**self.env(), "PYSWARM_JOIN_TOKEN": token}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         return process
 
@@ -551,3 +554,39 @@ def test_the_session_fails_over_to_another_manager(cluster: Cluster) -> None:
     task = cluster.task("failover", 1)
     cluster.push([task])
     cluster.wait_state(task.id, State.RUNNING)
+
+
+def _join_with(
+    cluster: Cluster, tmp_path: Path, flags: list[str], *, stdin: str = "", env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pyswarm.cli.main", "join", *flags,
+            "--state-dir", str(tmp_path / "state"), "--socket", str(tmp_path / "agent.sock"),
+            cluster.primary.join_address,
+        ],
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ["--token-file", "--token -", "PYSWARM_JOIN_TOKEN"])
+def test_the_token_from_a_file_stdin_or_the_environment_reaches_the_manager(
+    cluster: Cluster, tmp_path: Path, source: str
+) -> None:
+    """A token kept out of the arguments is read and presented as `--token` would be:
+    a token with the wrong secret gets the manager's refusal, word for word."""
+    token = generate_join_tokens(cluster.ca.fingerprint()).worker
+    as_argument = _join_with(cluster, tmp_path / "arg", ["--token", token], env={})
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    flags, stdin, env = {
+        "--token-file": (["--token-file", str(token_file)], "", {}),
+        "--token -": (["--token", "-"], token + "\n", {}),
+        "PYSWARM_JOIN_TOKEN": ([], "", {"PYSWARM_JOIN_TOKEN": token}),
+    }[source]
+    result = _join_with(cluster, tmp_path / "kept", flags, stdin=stdin, env=env)
+    assert as_argument.returncode == 1, as_argument.stderr
+    assert "a join token is needed" not in as_argument.stderr
+    assert (result.returncode, result.stderr) == (1, as_argument.stderr)
+    assert not (tmp_path / "kept" / "state").exists()

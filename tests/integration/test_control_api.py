@@ -21,8 +21,9 @@ from pyswarm.common.tls import (
 )
 from pyswarm.manager.bootstrap import cluster_ca
 from pyswarm.manager.ca import ClusterCA
-from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, EtcdClient, Store
+from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
+from tests.etcd_harness import etcd_client
 from tests.integration.test_manager_harness import (
     FakeAgent,
     RunningManager,
@@ -304,7 +305,7 @@ def test_metrics_and_http_sd(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
 def test_the_ca_key_is_kept_in_etcd_for_every_manager(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
         async with running_manager(manager_config(tmp_path / "m", etcd)) as manager:
-            async with EtcdClient(etcd.endpoint) as client:
+            async with etcd_client(etcd) as client:
                 cluster = await Store(client).get(CLUSTERS, manager.endpoint.cluster_id)
             assert cluster_ca(cluster).cert_pem == manager.client_identity.ca_pem
             assert cluster.managers[manager.endpoint.manager_id] == manager.endpoint.address

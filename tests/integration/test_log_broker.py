@@ -13,6 +13,7 @@ from pyswarm.manager.logbroker.feed import SubscriptionFeed
 from pyswarm.manager.logbroker.subscriptions import held_subscription
 from pyswarm.manager.store import NODES, TASKS, Cache, EmbeddedEtcd, EtcdClient, Store
 from pyswarm.proto import control_pb2, dispatcher_pb2, types_pb2
+from tests.etcd_harness import etcd_client
 from tests.waiting import eventually
 
 SERVICE = "svc"
@@ -44,7 +45,7 @@ def test_one_feed_hands_subscriptions_and_their_end_to_every_listener(
     etcd: EmbeddedEtcd,
 ) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             feed = SubscriptionFeed(client)
             first, second = feed.listen(), feed.listen()
             early = dispatcher_pb2.LogSubscription(id="early", publisher="127.0.0.1:1")
@@ -83,7 +84,7 @@ async def add_node(store: Store, node_id: str, state: int, *, live: bool) -> Non
 
 def test_without_follow_a_subscription_waits_for_live_nodes_only(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             await add_node(store, "a", types_pb2.NodeStatus.READY, live=True)
             await add_node(store, "b", types_pb2.NodeStatus.READY, live=True)  # silent

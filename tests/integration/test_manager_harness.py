@@ -29,6 +29,7 @@ from pyswarm.proto import (
     dispatcher_pb2_grpc,
     types_pb2,
 )
+from tests.etcd_harness import manager_etcd_flags
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ def manager_config(state_dir: Path, etcd: EmbeddedEtcd, **overrides: object) -> 
         "listen_addr": "127.0.0.1:0",
         "join_addr": "127.0.0.1:0",
         "advertise_addr": "127.0.0.1",
-        "etcd_endpoints": [etcd.endpoint],
+        **manager_etcd_flags(etcd),
         "heartbeat_period": 0.2,
         "metrics_addr": "127.0.0.1:0",
         "lease_ttl": 2,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pyswarm.manager.store import TASKS, EmbeddedEtcd, StoreEvent
 from pyswarm.proto import control_pb2, dispatcher_pb2, types_pb2
+from tests.etcd_harness import running_cache
 from tests.integration.test_manager_harness import (
     FakeAgent,
     RunningManager,
@@ -19,7 +20,6 @@ from tests.integration.test_manager_harness import (
     replicated_spec,
     running_manager,
 )
-from tests.integration.test_store_cache import running_cache
 from tests.waiting import eventually
 
 OLD, NEW, BAD = "busybox:1", "busybox:2", "busybox:bad"
@@ -201,7 +201,7 @@ class TaskLog:
 @contextlib.asynccontextmanager
 async def task_log(etcd: EmbeddedEtcd) -> AsyncIterator[TaskLog]:
     log = TaskLog()
-    async with running_cache(etcd.endpoint) as cache:
+    async with running_cache(etcd) as cache:
         with cache.subscribe((TASKS,)) as subscription:
             log.events.extend(  # the tasks as they are now, then every change
                 StoreEvent(TASKS.name, t.id, t, 0) for t in cache.list(TASKS)

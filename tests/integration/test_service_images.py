@@ -27,10 +27,11 @@ from pyswarm.cli.context import Context
 from pyswarm.cli.manager_client import control_for
 from pyswarm.common import credentials
 from pyswarm.common.credentials import Credentials
+from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2
 from tests.agent_process import AgentProcess
+from tests.etcd_harness import init_etcd_args, running_etcd
 from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
-from tests.integration.test_store_etcd import running_etcd
 from tests.registry_process import RegistryProcess
 from tests.waiting import wait_for
 
@@ -136,13 +137,13 @@ def push(pusher: AgentProcess, name: str) -> str:
     return match.group(1)
 
 
-def start_manager(root: Path, etcd_endpoint: str, port: int) -> subprocess.Popen[bytes]:
+def start_manager(root: Path, etcd: EmbeddedEtcd, port: int) -> subprocess.Popen[bytes]:
     log = open(root / "manager.log", "ab")  # noqa: SIM115 - owned by the child
     command = [
         sys.executable, "-m", "pyswarm.cli.main", "init", "--no-context",
         "--state-dir", str(root / "manager"), "--advertise-addr", "127.0.0.1",
         "--listen-addr", f"127.0.0.1:{port}", "--join-addr", f"127.0.0.1:{port + 1}",
-        "--etcd", etcd_endpoint, "--heartbeat-period", "1s", "--metrics-addr", "",
+        *init_etcd_args(etcd), "--heartbeat-period", "1s", "--metrics-addr", "",
         "--insecure-registry", "127.0.0.1:5999",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -165,7 +166,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess) -> Iter
         private.start()
 
         port = free_port_pair()
-        manager = start_manager(root, etcd.endpoint, port)
+        manager = start_manager(root, etcd, port)
         stack.callback(_stop, manager)
         node = ClusterAgent(root / "node")
         node.root.mkdir()

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from pyswarm.manager.logbroker.subscriptions import SUBSCRIPTIONS_PREFIX
-from pyswarm.manager.store import EtcdClient
+from pyswarm.manager.store import EmbeddedEtcd
+from tests.etcd_harness import etcd_client, running_etcd
 from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
 from tests.integration.test_service_images import _stop, start_manager
-from tests.integration.test_store_etcd import running_etcd
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -48,7 +48,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z tick ")
 @dataclass
 class Swarm:
     root: Path
-    etcd_endpoint: str
+    etcd: EmbeddedEtcd
     port: int
     managers: list[subprocess.Popen[bytes]]
     nodes: list[ClusterAgent]
@@ -96,7 +96,7 @@ class Swarm:
 
     def subscriptions(self) -> int:
         async def count() -> int:
-            async with EtcdClient(self.etcd_endpoint) as client:
+            async with etcd_client(self.etcd) as client:
                 return len((await client.range(SUBSCRIPTIONS_PREFIX, prefix=True)).kvs)
 
         return asyncio.run(count())
@@ -145,9 +145,9 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     with contextlib.ExitStack() as stack:
         etcd = stack.enter_context(running_etcd(root / "etcd"))
         port = free_port_pair()
-        manager = start_manager(root, etcd.endpoint, port)
+        manager = start_manager(root, etcd, port)
         stack.callback(_stop, manager)
-        swarm = Swarm(root, etcd.endpoint, port, [manager], [])
+        swarm = Swarm(root, etcd, port, [manager], [])
         wait_for(
             lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
             timeout=60,
@@ -301,7 +301,7 @@ def test_another_manager_gets_the_logs_through_etcd(swarm: Swarm) -> None:
     second = swarm.root / "second"
     second.mkdir()
     port = free_port_pair()
-    manager = start_manager(second, swarm.etcd_endpoint, port)
+    manager = start_manager(second, swarm.etcd, port)
     swarm.managers.append(manager)
     try:
         wait_for(

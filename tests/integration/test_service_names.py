@@ -12,12 +12,12 @@ import grpc
 from pyswarm.manager.store import (
     SERVICES,
     EmbeddedEtcd,
-    EtcdClient,
     NameConflict,
     Store,
     name_owner,
 )
 from pyswarm.proto import control_pb2, types_pb2
+from tests.etcd_harness import etcd_client
 from tests.integration.test_control_api import expect_error
 from tests.integration.test_manager_harness import (
     manager_config,
@@ -54,7 +54,7 @@ def test_racing_creates_of_one_name_let_exactly_one_win(tmp_path: Path, etcd: Em
             await control.RemoveService(
                 control_pb2.RemoveServiceRequest(service_id="web"), timeout=10
             )
-            async with EtcdClient(etcd.endpoint) as client:
+            async with etcd_client(etcd) as client:
                 assert await name_owner(Store(client), SERVICES, "web") is None
             again = await control.CreateService(request, timeout=10)
             assert again.id != created[0].id
@@ -67,7 +67,7 @@ def test_racing_creates_of_one_name_let_exactly_one_win(tmp_path: Path, etcd: Em
 
 def test_store_refuses_a_taken_name_and_batches_keep_it(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             first = types_pb2.Service(id="a1")
             first.spec.annotations.name = "api"
@@ -93,7 +93,7 @@ def test_a_store_without_the_index_is_backfilled_at_start(
     tmp_path: Path, etcd: EmbeddedEtcd
 ) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             # Written the old way: the object alone, no name index.
             legacy = types_pb2.Service(id="legacy1")

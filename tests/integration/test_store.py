@@ -26,7 +26,7 @@ from pyswarm.manager.store import (
 )
 from pyswarm.manager.store.etcd_client import Compare, TxnOp, TxnResult
 from pyswarm.proto import types_pb2
-from tests.integration.test_store_etcd import new_etcd, running_etcd
+from tests.etcd_harness import client_tls, etcd_client, new_etcd, running_etcd
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def task(object_id: str, slot: int = 0) -> types_pb2.Task:
 
 def test_round_trip_with_versions(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             created = await store.create(SERVICES, service("s1", replicas=2))
             assert created.meta.version > 0
@@ -95,7 +95,7 @@ def test_round_trip_with_versions(etcd: EmbeddedEtcd) -> None:
 
 def test_stale_update_conflicts_and_changes_nothing(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             await store.create(SERVICES, service("s1", replicas=1))
             first = await store.get(SERVICES, "s1")
@@ -124,7 +124,7 @@ def test_stale_update_conflicts_and_changes_nothing(etcd: EmbeddedEtcd) -> None:
 
 def test_create_twice_and_update_of_missing_or_unread(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             await store.create(SERVICES, service("s1", name="first"))
             with pytest.raises(ObjectExists, match="services s1 already exists"):
@@ -151,13 +151,13 @@ def test_concurrent_update_with_retry_loses_no_update(etcd: EmbeddedEtcd) -> Non
         message.spec.replicated.replicas += 1
 
     async def writer() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             for _ in range(increments):
                 await store.update_with_retry(SERVICES, "s1", add_one, attempts=100)
 
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             await store.create(SERVICES, service("s1", replicas=0))
             await asyncio.gather(*(writer() for _ in range(writers)))
@@ -169,7 +169,7 @@ def test_concurrent_update_with_retry_loses_no_update(etcd: EmbeddedEtcd) -> Non
 
 def test_update_with_retry_writes_nothing_when_mutate_says_so(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             created = await store.create(SERVICES, service("s1", replicas=2))
             result = await store.update_with_retry(SERVICES, "s1", lambda _: False)
@@ -182,7 +182,7 @@ def test_update_with_retry_writes_nothing_when_mutate_says_so(etcd: EmbeddedEtcd
 
 def test_batch_of_1000_creates_is_a_handful_of_transactions(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with CountingClient(etcd.endpoint) as client:
+        async with CountingClient(etcd.endpoint, tls=client_tls(etcd)) as client:
             store = Store(client)
             tasks = [task(f"t{i:04d}", slot=i) for i in range(1000)]
             revision = await store.batch(Create(TASKS, t) for t in tasks)
@@ -204,7 +204,7 @@ def test_batch_of_1000_creates_is_a_handful_of_transactions(etcd: EmbeddedEtcd) 
 
 def test_batch_with_one_stale_op_changes_nothing_in_its_chunk(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client, max_txn_ops=4)
             await store.batch(Create(TASKS, task(f"t{i}", slot=i)) for i in range(10))
             read = await store.list(TASKS)
@@ -230,7 +230,7 @@ def test_batch_with_one_stale_op_changes_nothing_in_its_chunk(etcd: EmbeddedEtcd
 
 def test_batch_mixes_ops_and_refuses_an_object_twice(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             await store.batch([Create(SERVICES, service("a")), Create(SERVICES, service("b"))])
             b = await store.get(SERVICES, "b")
@@ -257,14 +257,14 @@ def test_unreachable_etcd_is_unavailable_then_recovers(tmp_path: Path) -> None:
         member.start()
 
         async def write(object_id: str) -> None:
-            async with EtcdClient(member.endpoint, timeout=2.0) as client:
+            async with etcd_client(member, timeout=2.0) as client:
                 await Store(client).create(SERVICES, service(object_id))
 
         async def ids(client: EtcdClient) -> list[str]:
             return [s.id for s in await Store(client).list(SERVICES)]
 
         async def scenario() -> None:
-            async with EtcdClient(member.endpoint, timeout=2.0) as client:
+            async with etcd_client(member, timeout=2.0) as client:
                 store = Store(client)
                 await store.create(SERVICES, service("before"))
                 member.stop()

@@ -4,8 +4,7 @@ read-your-writes, and convergence after a gap or an etcd restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,12 @@ from pyswarm.manager.store import (
     Cache,
     Create,
     EmbeddedEtcd,
-    EtcdClient,
     Store,
     StoreEvent,
 )
 from pyswarm.manager.store.etcd_client import PutOp
 from pyswarm.proto import types_pb2
-from tests.integration.test_store_etcd import running_etcd, within
+from tests.etcd_harness import etcd_client, running_cache, running_etcd, within
 from tests.waiting import eventually
 
 
@@ -31,20 +29,6 @@ from tests.waiting import eventually
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
     with running_etcd(tmp_path) as member:
         yield member
-
-
-@contextlib.asynccontextmanager
-async def running_cache(endpoint: str, *, retry_delay: float = 0.1) -> AsyncIterator[Cache]:
-    """A Cache over its own client, run in the background and synced; stopped after."""
-    async with EtcdClient(endpoint, timeout=2.0) as client:
-        cache = Cache(client, retry_delay=retry_delay, max_retry_delay=0.5)
-        runner = asyncio.create_task(cache.run())
-        try:
-            await within(cache.synced.wait())
-            yield cache
-        finally:
-            cache.stop()
-            await within(runner)
 
 
 def service(object_id: str, replicas: int = 1) -> types_pb2.Service:
@@ -60,10 +44,10 @@ def summary(events: list[StoreEvent]) -> list[tuple[str, str, bool]]:
 
 def test_cache_sees_writes_and_deletes_from_another_client(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             writer = Store(client)
             await writer.create(SERVICES, service("existing", replicas=2))
-            async with running_cache(etcd.endpoint) as cache:
+            async with running_cache(etcd) as cache:
                 assert [s.id for s in cache.list(SERVICES)] == ["existing"]
                 with cache.subscribe([SERVICES]) as services_only, cache.subscribe() as everything:
                     created = await writer.create(SERVICES, service("s1", replicas=3))
@@ -95,7 +79,7 @@ def test_cache_sees_writes_and_deletes_from_another_client(etcd: EmbeddedEtcd) -
 
 def test_read_your_writes_and_copies(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with running_cache(etcd.endpoint) as cache:
+        async with running_cache(etcd) as cache:
             store = Store(cache.client)
             tasks = [types_pb2.Task(id=f"t{i:03d}", slot=i) for i in range(300)]
             revision = await store.batch(Create(TASKS, t) for t in tasks)
@@ -119,7 +103,7 @@ def test_read_your_writes_and_copies(etcd: EmbeddedEtcd) -> None:
 
 def test_cache_converges_after_missing_changes(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             await store.batch(Create(SERVICES, service(i)) for i in ("keep", "change", "drop"))
             cache = Cache(client)
@@ -157,8 +141,8 @@ def test_cache_converges_after_missing_changes(etcd: EmbeddedEtcd) -> None:
 def test_cache_survives_an_etcd_restart(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
         async with (
-            running_cache(etcd.endpoint, retry_delay=0.05) as cache,
-            EtcdClient(etcd.endpoint, timeout=2.0) as client,
+            running_cache(etcd, retry_delay=0.05) as cache,
+            etcd_client(etcd, timeout=2.0) as client,
         ):
             store = Store(client)
             await store.create(SERVICES, service("a"))
@@ -186,7 +170,7 @@ def test_cache_survives_an_etcd_restart(etcd: EmbeddedEtcd) -> None:
 
 def test_cache_relists_after_compaction(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             store = Store(client)
             cache = Cache(client)
             runner = asyncio.create_task(cache.run())

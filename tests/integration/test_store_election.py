@@ -12,10 +12,9 @@ from pyswarm.manager.store import (
     LEADER_KEY,
     Election,
     EmbeddedEtcd,
-    EtcdClient,
     current_leader,
 )
-from tests.integration.test_store_etcd import running_etcd, within
+from tests.etcd_harness import etcd_client, running_etcd, within
 from tests.waiting import eventually
 
 TTL = 2  # etcd's minimum lease TTL with its default heartbeat; handover waits at most this
@@ -33,7 +32,7 @@ def leaders(*elections: Election) -> list[str]:
 
 def test_one_leads_and_resigning_hands_over(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as a_client, EtcdClient(etcd.endpoint) as b_client:
+        async with etcd_client(etcd) as a_client, etcd_client(etcd) as b_client:
             a = Election(a_client, "manager-a", ttl=TTL, retry_delay=0.05)
             b = Election(b_client, "manager-b", ttl=TTL, retry_delay=0.05)
             runs = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
@@ -59,7 +58,7 @@ def test_one_leads_and_resigning_hands_over(etcd: EmbeddedEtcd) -> None:
 
 def test_a_crashed_leader_is_replaced_within_the_ttl(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as a_client, EtcdClient(etcd.endpoint) as b_client:
+        async with etcd_client(etcd) as a_client, etcd_client(etcd) as b_client:
             a = Election(a_client, "manager-a", ttl=TTL, retry_delay=0.05)
             run_a = asyncio.create_task(a.run())
             await within(a.leading.wait())
@@ -83,7 +82,7 @@ def test_a_crashed_leader_is_replaced_within_the_ttl(etcd: EmbeddedEtcd) -> None
 
 def test_a_leader_whose_key_is_taken_away_steps_down(etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             a = Election(client, "manager-a", ttl=TTL, retry_delay=0.05)
             run_a = asyncio.create_task(a.run())
             await within(a.leading.wait())
@@ -105,6 +104,6 @@ def test_a_leader_whose_key_is_taken_away_steps_down(etcd: EmbeddedEtcd) -> None
 
 
 def test_a_ttl_below_etcds_minimum_is_refused(etcd: EmbeddedEtcd) -> None:
-    client = EtcdClient(etcd.endpoint)
+    client = etcd_client(etcd)
     with pytest.raises(ValueError, match="at least 2 seconds"):
         Election(client, "m", ttl=1)

@@ -1,51 +1,27 @@
-"""EmbeddedEtcd against the real etcd binary; also home of the etcd harness that the
-other store tests share."""
+"""EmbeddedEtcd against the real etcd binary (the harness is tests/etcd_harness.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from pyswarm.manager.store import EmbeddedEtcd, EtcdClient, StoreError, find_free_port
+from pyswarm.manager.store import EmbeddedEtcd, MemberTLS, StoreError
 from pyswarm.manager.store.etcd_client import PutOp
-
-ETCD_BINARY = "etcd"
-T = TypeVar("T")
+from tests.etcd_harness import etcd_client, running_etcd
 
 
-def new_etcd(state_dir: Path) -> EmbeddedEtcd:
-    """An etcd member on loopback with free ports and its data under `state_dir`."""
-    return EmbeddedEtcd(
-        state_dir, client_port=find_free_port(), peer_port=find_free_port(), name="test"
-    )
-
-
-@contextlib.contextmanager
-def running_etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    """A running etcd, stopped (its data goes with tmp_path) even on failure."""
-    member = new_etcd(tmp_path / "state")
-    try:
-        member.start()
-        yield member
-    finally:
-        member.stop()
+def _tls(directory: Path) -> MemberTLS:
+    return MemberTLS(directory / "ca.crt", directory / "member.crt", directory / "member.key")
 
 
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
     with running_etcd(tmp_path) as member:
         yield member
-
-
-async def within(awaitable: Awaitable[T], timeout: float = 15.0) -> T:
-    """`awaitable`, failing the test if it takes longer than `timeout` seconds."""
-    return await asyncio.wait_for(awaitable, timeout)
 
 
 def test_starts_healthy_and_stops(etcd: EmbeddedEtcd) -> None:
@@ -64,11 +40,11 @@ def test_starts_healthy_and_stops(etcd: EmbeddedEtcd) -> None:
 
 def test_restart_keeps_data(etcd: EmbeddedEtcd) -> None:
     async def put() -> None:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             await client.txn([], success=[PutOp(b"/pyswarm/v1/probe", b"kept")])
 
     async def read() -> bytes:
-        async with EtcdClient(etcd.endpoint) as client:
+        async with etcd_client(etcd) as client:
             result = await client.range(b"/pyswarm/v1/probe")
             return result.kvs[0].value
 
@@ -79,16 +55,22 @@ def test_restart_keeps_data(etcd: EmbeddedEtcd) -> None:
 
 
 def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
-    member = EmbeddedEtcd(tmp_path, binary="no-such-etcd-binary")
+    member = EmbeddedEtcd(tmp_path, tls=_tls(tmp_path), binary="no-such-etcd-binary")
     with pytest.raises(StoreError, match="not found"):
         member.start()
     assert not member.running()
 
 
 def test_command_line_stays_on_the_given_host(tmp_path: Path) -> None:
-    member = EmbeddedEtcd(tmp_path, host="127.0.0.1", client_port=1, peer_port=2, max_txn_ops=64)
+    member = EmbeddedEtcd(
+        tmp_path, tls=_tls(tmp_path), host="127.0.0.1", client_port=1, peer_port=2, max_txn_ops=64
+    )
     command = member.command()
-    assert "--listen-client-urls=http://127.0.0.1:1" in command
-    assert "--listen-peer-urls=http://127.0.0.1:2" in command
+    assert "--listen-client-urls=https://127.0.0.1:1" in command
+    assert "--listen-peer-urls=https://127.0.0.1:2" in command
+    assert "--client-cert-auth" in command
+    assert "--peer-client-cert-auth" in command
+    assert f"--trusted-ca-file={tmp_path / 'ca.crt'}" in command
+    assert f"--peer-trusted-ca-file={tmp_path / 'ca.crt'}" in command
     assert f"--data-dir={tmp_path / 'etcd'}" in command
     assert "--max-txn-ops=64" in command

@@ -20,7 +20,7 @@ from pyswarm.manager.store import (
 )
 from pyswarm.proto import types_pb2
 from tests.etcd_cluster import running_etcd_cluster
-from tests.integration.test_store_etcd import within
+from tests.etcd_harness import client_tls, within
 from tests.waiting import eventually
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def test_client_fails_over_when_its_member_dies(tmp_path: Path) -> None:
     async def scenario() -> None:
         with running_etcd_cluster(tmp_path) as members:
             endpoints = [m.endpoint for m in members]
-            async with EtcdClient(endpoints, timeout=3.0) as client:
+            async with EtcdClient(endpoints, tls=client_tls(members[0]), timeout=3.0) as client:
                 store = Store(client)
 
                 def create(object_id: str) -> Callable[[], Awaitable[types_pb2.Service]]:
@@ -100,8 +100,8 @@ def test_election_carries_on_when_a_member_dies(tmp_path: Path) -> None:
         with running_etcd_cluster(tmp_path) as members:
             endpoints = [m.endpoint for m in members]
             async with (
-                EtcdClient(endpoints, timeout=2.0) as first_client,
-                EtcdClient(endpoints, timeout=2.0) as second_client,
+                EtcdClient(endpoints, tls=client_tls(members[0]), timeout=2.0) as first_client,
+                EtcdClient(endpoints, tls=client_tls(members[0]), timeout=2.0) as second_client,
             ):
                 first = Election(first_client, "first", ttl=3)
                 second = Election(second_client, "second", ttl=3)

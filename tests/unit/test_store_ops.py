@@ -17,6 +17,7 @@ from pyswarm.manager.store import (
     Create,
     Delete,
     EtcdClient,
+    EtcdClientTLS,
     InvalidBatch,
     Kind,
     NameConflict,
@@ -154,10 +155,24 @@ def test_grpc_failures_map_to_store_errors() -> None:
     assert not isinstance(raised.value, StoreUnavailable)
 
 
+# Never used to connect here: a client only needs its TLS material to build credentials.
+NO_TLS = EtcdClientTLS(ca_pem=b"", cert_pem=b"", key_pem=b"")
+
+
 def test_endpoints_are_host_and_port() -> None:
-    assert EtcdClient("http://127.0.0.1:2379").endpoint == "127.0.0.1:2379"
-    with pytest.raises(StoreError, match="host:port"):
-        EtcdClient("127.0.0.1")
+    assert EtcdClient("https://127.0.0.1:2379", tls=NO_TLS).endpoint == "127.0.0.1:2379"
+    assert EtcdClient("127.0.0.1:2379", tls=NO_TLS).endpoint == "127.0.0.1:2379"
+    assert EtcdClient("HTTPS://[::1]:2379", tls=NO_TLS).endpoint == "[::1]:2379"
+    for malformed in ("127.0.0.1", "unix://etcd.sock:1", "https://:2379"):
+        with pytest.raises(StoreError, match="host:port"):
+            EtcdClient(malformed, tls=NO_TLS)
+
+
+def test_a_plain_http_endpoint_is_refused_naming_it() -> None:
+    with pytest.raises(StoreError, match=r"'http://10.0.0.1:2379' is plain http.*only over TLS"):
+        EtcdClient("https://10.0.0.2:2379,http://10.0.0.1:2379", tls=NO_TLS)
+    with pytest.raises(StoreError, match="plain http"):
+        EtcdClient("HTTP://10.0.0.1:2379", tls=NO_TLS)
 
 
 def test_a_batch_naming_an_object_twice_is_refused_before_any_write() -> None:
@@ -165,24 +180,24 @@ def test_a_batch_naming_an_object_twice_is_refused_before_any_write() -> None:
         async def txn(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
             raise AssertionError("no transaction may be sent")
 
-    store = Store(NoEtcd("127.0.0.1:1"))
+    store = Store(NoEtcd("127.0.0.1:1", tls=NO_TLS))
     ops: list[Op] = [Create(TASKS, types_pb2.Task(id="t1")), Delete(TASKS, "t1")]
     with pytest.raises(InvalidBatch, match="appears twice"):
         asyncio.run(store.batch(ops))
     with pytest.raises(ValueError):
-        Store(NoEtcd("127.0.0.1:1"), max_txn_ops=0)
+        Store(NoEtcd("127.0.0.1:1", tls=NO_TLS), max_txn_ops=0)
 
 
 def test_several_etcd_endpoints_are_one_client() -> None:
-    assert parse_endpoints("http://10.0.0.1:2379, 10.0.0.2:2379") == [
+    assert parse_endpoints("https://10.0.0.1:2379, 10.0.0.2:2379") == [
         "10.0.0.1:2379",
         "10.0.0.2:2379",
     ]
-    client = EtcdClient(["127.0.0.1:1", "127.0.0.1:2"])
+    client = EtcdClient(["127.0.0.1:1", "127.0.0.1:2"], tls=NO_TLS)
     assert client.endpoint == "127.0.0.1:1"
     client.member_down("127.0.0.1:2")  # not the current one: nothing moves
     assert client.endpoint == "127.0.0.1:1"
     client.member_down("127.0.0.1:1")
     assert client.endpoint == "127.0.0.1:2"
     with pytest.raises(StoreError, match="invalid etcd endpoint 'nohost'"):
-        EtcdClient("127.0.0.1:2379,nohost")
+        EtcdClient("127.0.0.1:2379,nohost", tls=NO_TLS)
