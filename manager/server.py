@@ -35,7 +35,7 @@ from pyswarm.common.node_identity import MANAGER, NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
 from pyswarm.common.tls import identity_server_credentials
-from pyswarm.manager.bootstrap import cluster_ca, ensure_cluster, ensure_identity
+from pyswarm.manager.bootstrap import cluster_ca, ensure_identity
 from pyswarm.manager.ca import (
     ClusterCA,
     NodeCAService,
@@ -57,6 +57,13 @@ from pyswarm.manager.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarm.manager.orchestrator.restart import RestartSupervisor
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
+from pyswarm.manager.seal import (
+    KeyFileKeeper,
+    LockedManager,
+    ManagerUnlockService,
+    open_cluster,
+    seal_registry_passwords,
+)
 from pyswarm.manager.store import (
     CLUSTERS,
     Cache,
@@ -73,6 +80,7 @@ from pyswarm.proto import (
     control_pb2,
     control_pb2_grpc,
     dispatcher_pb2_grpc,
+    seal_pb2_grpc,
     types_pb2,
 )
 
@@ -194,8 +202,10 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    locked: asyncio.Event | None = None,
 ) -> None:
-    """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation."""
+    """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation. `locked`
+    is set while the manager waits for `swarm unlock` (autolock), `ready` once it serves."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
     etcd: EmbeddedEtcd | None = None
@@ -213,7 +223,7 @@ async def serve(
     client = InstrumentedEtcdClient(endpoint, metrics)
     try:
         await client.connect()
-        await _run(config, client, metrics, ready, stop)
+        await _run(config, client, metrics, ready, stop, locked)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -229,39 +239,68 @@ async def _run(
     metrics: ManagerMetrics,
     ready: asyncio.Event | None,
     stop: asyncio.Event,
+    locked: asyncio.Event | None,
 ) -> None:
     store = Store(client)
-    cache = Cache(client)
+    lock = LockedManager(config, stop, announce=lambda m, j: _announce_locked(config, m, j))
+    if locked is not None:
+        lock.locked = locked
+    opened = await _retry_unavailable(
+        "bootstrap", lambda: open_cluster(store, config, lock.wait_for_unlock)
+    )
+    if opened is None:
+        return  # stopped while locked
+    listen_addr = _same_port(config.listen_addr, lock.listen_port)
+    join_addr = _same_port(config.join_addr, lock.join_port)
+    cluster = opened.cluster
+    cache = Cache(client, codec=opened.codec)
     metrics.watch(cache)
     stoppable: list[Part | Cache | Election | MetricsServer] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
         try:
-            cluster = await _retry_unavailable(
-                "bootstrap", lambda: ensure_cluster(store, config.node_subnet_pool)
-            )
             ca = cluster_ca(cluster)
             advertise = config.advertise_ip
             identity = ensure_identity(ca, config.certs_dir, MANAGER, advertise=advertise)
             ensure_identity(ca, config.client_dir, MANAGER, advertise=advertise)
             manager_id = identity.node_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
+            keeper = KeyFileKeeper(config.state_dir, cache, cluster.id, opened.codec.key)
             servers, listen_port, join_port = _servers(
-                config, store, cache, ca, identity, cluster.id, manager_id
+                config,
+                store,
+                cache,
+                ca,
+                identity,
+                cluster.id,
+                manager_id,
+                ManagerUnlockService(
+                    store=store,
+                    cache=cache,
+                    cluster_id=cluster.id,
+                    key=opened.codec.key,
+                    keeper=keeper,
+                ),
+                (listen_addr, join_addr),
             )
             address = f"{advertise}:{listen_port}"
+            join_address = f"{advertise}:{join_port}"
             revision = await _retry_unavailable(
-                "register manager", lambda: _add_manager(store, cluster.id, manager_id, address)
+                "register manager",
+                lambda: _add_manager(store, cluster.id, manager_id, address, join_address),
             )
             await cache.synced.wait()
             await cache.wait_for_revision(revision)
             # Stores from before the name index get it now (guarded, so safe to race).
             await _retry_unavailable("index names", lambda: backfill_all(store))
+            # And registry passwords written in clear by older managers are sealed.
+            await _retry_unavailable("seal passwords", lambda: seal_registry_passwords(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
             running: list[Part | Cache | Election | MetricsServer] = [
                 servers,
                 LeaderLoops(election, lambda: control_loops(context)),
                 election,
+                keeper,
             ]
             metrics_server: MetricsServer | None = None
             if config.metrics_addr:
@@ -295,16 +334,48 @@ async def _run(
                 part.stop()
 
 
-async def _add_manager(store: Store, cluster_id: str, manager_id: str, address: str) -> int:
-    """Record this manager's address in the cluster; the record's revision."""
+async def _add_manager(
+    store: Store, cluster_id: str, manager_id: str, address: str, join_address: str
+) -> int:
+    """Record this manager's addresses in the cluster; the record's revision."""
 
     def add(cluster: types_pb2.Cluster) -> bool:
-        if cluster.managers.get(manager_id) == address:
+        if (
+            cluster.managers.get(manager_id) == address
+            and cluster.manager_join_addresses.get(manager_id) == join_address
+        ):
             return False
         cluster.managers[manager_id] = address
+        cluster.manager_join_addresses[manager_id] = join_address
         return True
 
     return (await store.update_with_retry(CLUSTERS, cluster_id, add)).meta.version
+
+
+def _same_port(address: str, port: int) -> str:
+    """`address` with the port the locked servers were given (so the CLI's context stays
+    valid), when they ran; `address` itself otherwise."""
+    if not port:
+        return address
+    host, _, _ = address.rpartition(":")
+    return f"{host}:{port}"
+
+
+def _announce_locked(config: ManagerConfig, listen_port: int, join_port: int) -> None:
+    """manager.json for a locked manager, so the CLI reaches it for `swarm unlock`."""
+    identity = NodeIdentity.load(config.certs_dir)
+    _write_endpoint(
+        config.state_dir,
+        EndpointInfo(
+            advertise_addr=config.advertise_ip,
+            listen_port=listen_port,
+            join_port=join_port,
+            cluster_id=identity.cluster_id,
+            manager_id=identity.node_id,
+            client_cert_dir=str(config.client_dir),
+            metrics_port=0,
+        ),
+    )
 
 
 def control_loops(context: LoopContext) -> list[ReconcileLoop]:
@@ -328,6 +399,8 @@ def _servers(
     identity: NodeIdentity,
     cluster_id: str,
     manager_id: str,
+    unlock: ManagerUnlockService,
+    addresses: tuple[str, str],
 ) -> tuple[GrpcServers, int, int]:
     async def tokens() -> control_pb2.JoinTokens:
         record = cache.get(CLUSTERS, cluster_id) or await store.get(CLUSTERS, cluster_id)
@@ -366,12 +439,14 @@ def _servers(
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
-    listen_port = main.add_secure_port(config.listen_addr, identity_server_credentials(identity))
+    seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
+    listen_addr, join_addr = addresses
+    listen_port = main.add_secure_port(listen_addr, identity_server_credentials(identity))
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
     join = aio.server(interceptors=[ErrorInterceptor()])
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
     join_credentials = identity_server_credentials(identity, require_client_auth=False)
-    join_port = join.add_secure_port(config.join_addr, join_credentials)
+    join_port = join.add_secure_port(join_addr, join_credentials)
     if not listen_port or not join_port:
-        raise OSError(f"cannot listen on {config.listen_addr} and {config.join_addr}")
+        raise OSError(f"cannot listen on {listen_addr} and {join_addr}")
     return GrpcServers(main, join), listen_port, join_port

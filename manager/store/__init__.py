@@ -28,10 +28,12 @@ from pyswarm.manager.store.kinds import (
     KINDS,
     LIVENESS,
     NODES,
+    PLAIN,
     REMOVED_NODES,
     SERVICES,
     TASKS,
     Kind,
+    ValueCodec,
 )
 from pyswarm.manager.store.names import backfill_all, name_owner, service_name
 from pyswarm.manager.store.ops import Create, Delete, Op, Update
@@ -45,6 +47,7 @@ __all__ = [
     "LEADER_KEY",
     "LIVENESS",
     "NODES",
+    "PLAIN",
     "REMOVED_NODES",
     "SERVICES",
     "TASKS",
@@ -67,6 +70,7 @@ __all__ = [
     "StoreUnavailable",
     "Subscription",
     "Update",
+    "ValueCodec",
     "backfill_all",
     "current_leader",
     "find_free_port",

@@ -71,6 +71,13 @@ class RunningManager:
             tokens = await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
         return tokens.worker
 
+    async def further_manager(self, state_dir: Path, etcd: EmbeddedEtcd) -> ManagerConfig:
+        """The config of another manager of this cluster: it holds the manager token, with
+        which it fetches the managers' data key from this one."""
+        async with self.control() as control:
+            tokens = await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
+        return manager_config(state_dir, etcd, join_token=tokens.manager)
+
 
 @contextlib.asynccontextmanager
 async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager]:
