@@ -1,0 +1,19 @@
+"""What etcd holds, byte for byte: for tests that check no secret is stored in clear."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pyswarm.manager.store import EtcdClient
+
+
+async def raw_values(endpoint: str) -> list[bytes]:
+    """Every key and value in etcd now."""
+    async with EtcdClient(endpoint) as client:
+        result = await client.range_paged(b"/")
+    return [kv.key + b"=" + kv.value for kv in result.kvs]
+
+
+def raw_dump(endpoint: str) -> bytes:
+    """Every key and value in etcd now, joined (from synchronous tests)."""
+    return b"\n".join(asyncio.run(raw_values(endpoint)))
