@@ -80,8 +80,8 @@ def init(
         server = asyncio.create_task(serve(config, ready=ready, locked=locked))
         waiter = asyncio.create_task(ready.wait())
         locked_waiter = asyncio.create_task(locked.wait())
-        await asyncio.wait({server, locked_waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if locked.is_set():
+        await asyncio.wait({server, waiter, locked_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if locked.is_set() and not ready.is_set():
             print(
                 "This manager is locked: run `pyswarm swarm unlock` with the unlock key.",
                 file=sys.stderr,

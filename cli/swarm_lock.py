@@ -25,7 +25,7 @@ UNLOCK_KEY_ADVICE = (
 
 
 def print_unlock_key(key: str) -> None:
-    print(UNLOCK_KEY_ADVICE.format(key=key))
+    print(UNLOCK_KEY_ADVICE.format(key=key), flush=True)
 
 
 def set_autolock(enabled: bool) -> None:

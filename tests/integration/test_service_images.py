@@ -29,6 +29,7 @@ from pyswarm.common import credentials
 from pyswarm.common.credentials import Credentials
 from pyswarm.proto import control_pb2
 from tests.agent_process import AgentProcess
+from tests.etcd_raw import raw_dump
 from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
 from tests.integration.test_store_etcd import running_etcd
 from tests.registry_process import RegistryProcess
@@ -50,6 +51,7 @@ class Swarm:
     private: RegistryProcess
     pusher: AgentProcess
     digests: dict[str, str]
+    etcd_endpoint: str = ""
 
     @property
     def manager_log(self) -> Path:
@@ -169,7 +171,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess) -> Iter
         stack.callback(_stop, manager)
         node = ClusterAgent(root / "node")
         node.root.mkdir()
-        swarm = Swarm(root, manager, port, node, registry, private, agent, {})
+        swarm = Swarm(root, manager, port, node, registry, private, agent, {}, etcd.endpoint)
         wait_for(
             lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
             timeout=60,
@@ -310,6 +312,8 @@ def test_a_private_registry_needs_with_registry_auth(swarm: Swarm) -> None:
     ]
     for text in seen:
         assert PASSWORD not in text
+    # etcd holds the password sealed, in the service and in its tasks alike.
+    assert PASSWORD.encode() not in raw_dump(swarm.etcd_endpoint)
     control = control_for(
         Context("test", f"127.0.0.1:{swarm.port}", swarm.env()["PYSWARM_CERT_DIR"])
     )
