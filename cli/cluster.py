@@ -88,7 +88,9 @@ def init(
                 flush=True,
             )
         await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        locked_waiter.cancel()
+        for pending in (waiter, locked_waiter):
+            pending.cancel()
+        await asyncio.gather(waiter, locked_waiter, return_exceptions=True)
         if ready.is_set():
             address = f"{config.advertise_addr}:{port_of(config.listen_addr)}"
             if not no_context:

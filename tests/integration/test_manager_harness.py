@@ -150,8 +150,12 @@ async def locked_manager(config: ManagerConfig) -> AsyncIterator[LockedManager]:
     task = asyncio.create_task(serve(config, ready=ready, stop=stop, locked=locked))
     try:
         waiter = asyncio.ensure_future(locked.wait())
-        await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        try:
+            await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
         if task.done():
             task.result()
         assert locked.is_set(), "the manager did not wait for its unlock key"
