@@ -117,8 +117,8 @@ class SealingCodec:
 
     def _seal_task_spec(self, task: types_pb2.TaskSpec, kind: Kind[Message], oid: str) -> None:
         auth = _registry_auth(task)
-        if auth is None or not auth.password or auth.password.startswith(SEALED_PASSWORD_PREFIX):
-            return
+        if auth is None or not auth.password:
+            return  # in memory a password is always clear: seal whatever it says
         box = self.key.seal(auth.password.encode(), self._auth_context(kind, oid))
         auth.password = SEALED_PASSWORD_PREFIX + base64.b64encode(box.SerializeToString()).decode()
 

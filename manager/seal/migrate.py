@@ -34,14 +34,16 @@ def _needs_seal(message: Message) -> bool:
 
 
 async def seal_registry_passwords(store: Store) -> int:
-    """Rewrite, sealed, every service and task holding a clear password; how many."""
+    """Rewrite, sealed, every service and task holding a clear password; how many.
+    `store` has the sealing codec."""
     plain = Store(store.client)  # to see what etcd holds, not what the codec opens
     ops: list[Op] = []
     kinds: tuple[Kind[Message], ...] = (SERVICES, TASKS)
     for kind in kinds:
-        for raw in await plain.list(kind):
-            if _needs_seal(raw):
-                ops.append(Update(kind, raw))
+        clear = {raw.id for raw in await plain.list(kind) if _needs_seal(raw)}  # type: ignore[attr-defined]
+        if clear:
+            opened = await store.list(kind)
+            ops.extend(Update(kind, o) for o in opened if o.id in clear)  # type: ignore[attr-defined]
     if not ops:
         return 0
     try:

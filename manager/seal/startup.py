@@ -60,39 +60,32 @@ async def open_cluster(
     this sets its codec once the key is known."""
     for _ in range(2):  # a lost migration race: once more, now fetching the key
         record = read_key_file(config.state_dir)
+        key: DataKey | None = None
+        if record is not None:
+            # A locked manager waits for its unlock key before it touches etcd.
+            key = await wait_for_unlock(record) if is_locked(record) else open_key_file(record)
+            if key is None:
+                return None
         existing = await store.list(CLUSTERS)
         raw = existing[0] if existing else None
-        if record is None and raw is None:
-            return await _create(store, config)
         if record is None:
-            assert raw is not None
+            if raw is None:
+                return await _create(store, config)
             if raw.sealed_secrets:
-                key = await fetch_data_key(config, raw)
-                codec = SealingCodec(raw.id, key)
-                store.codec = codec
-                cluster = await store.get(CLUSTERS, raw.id)
-                sync_key_file(config.state_dir, cluster, key)
-                log.info("obtained the data key of cluster %s from a manager", raw.id)
-                return OpenedCluster(cluster, codec)
+                return await _further_manager(store, config, raw)
             # An old-format record: this manager makes the key, first saving it.
             key = DataKey.generate()
             write_key_file(config.state_dir, raw.id, key)
-        else:
-            if raw is None or raw.id != record.cluster_id:
-                raise DataKeyUnavailable(
-                    f"{key_file_path(config.state_dir)} is the data key of cluster"
-                    f" {record.cluster_id}, which etcd does not hold: remove the state"
-                    " dir to start a new cluster"
-                )
-            opened = await wait_for_unlock(record) if is_locked(record) else open_key_file(record)
-            if opened is None:
-                return None
-            key = opened
+        elif raw is None or raw.id != record.cluster_id:
+            raise DataKeyUnavailable(
+                f"{key_file_path(config.state_dir)} is the data key of cluster"
+                f" {record.cluster_id}, which etcd does not hold: remove the state"
+                " dir to start a new cluster"
+            )
+        assert key is not None
         codec = SealingCodec(raw.id, key)
         unsealed = has_clear_secrets(raw) or not raw.sealed_secrets
-        if unsealed and not await _seal_at_rest(
-            store, codec, raw, config, fetched_key=record is None
-        ):
+        if unsealed and not await _seal_at_rest(store, codec, raw, config, made_key=record is None):
             continue
         store.codec = codec
         cluster = await store.get(CLUSTERS, raw.id)
@@ -101,13 +94,26 @@ async def open_cluster(
     raise DataKeyUnavailable("the cluster record changed twice while this manager started")
 
 
+async def _further_manager(
+    store: Store, config: ManagerConfig, raw: types_pb2.Cluster
+) -> OpenedCluster:
+    """A manager with no key of a sealed cluster: fetch the key from a running manager."""
+    key = await fetch_data_key(config, raw)
+    codec = SealingCodec(raw.id, key)
+    store.codec = codec
+    cluster = await store.get(CLUSTERS, raw.id)
+    sync_key_file(config.state_dir, cluster, key)
+    log.info("obtained the data key of cluster %s from a manager", raw.id)
+    return OpenedCluster(cluster, codec)
+
+
 async def _seal_at_rest(
     store: Store,
     codec: SealingCodec,
     raw: types_pb2.Cluster,
     config: ManagerConfig,
     *,
-    fetched_key: bool,
+    made_key: bool,
 ) -> bool:
     """Rewrite an old-format record sealed; False when another manager won the race."""
     store.codec = codec
@@ -115,7 +121,7 @@ async def _seal_at_rest(
         await store.update(CLUSTERS, raw)  # the codec seals; the txn checks the revision
     except Conflict:
         store.codec = PLAIN
-        if fetched_key:
+        if made_key:
             # Our fresh key sealed nothing: drop it, take the winner's.
             with contextlib.suppress(FileNotFoundError):
                 key_file_path(config.state_dir).unlink()

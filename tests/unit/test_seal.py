@@ -151,3 +151,11 @@ def test_a_spec_without_credentials_is_left_as_it_is() -> None:
     opened = codec.decode(SERVICES, codec.encode(SERVICES, service), 1)
     assert not opened.spec.task.container.HasField("registry_auth")
     assert not opened.HasField("previous_spec")
+
+
+def test_a_password_that_looks_sealed_is_still_sealed_and_read_back() -> None:
+    codec = SealingCodec("c1", DataKey.generate())
+    odd = SEALED_PASSWORD_PREFIX + "not-a-box"
+    stored = codec.encode(SERVICES, _service("s1", odd))
+    assert odd.encode() not in stored
+    assert codec.decode(SERVICES, stored, 1).spec.task.container.registry_auth.password == odd
