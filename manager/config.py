@@ -38,6 +38,14 @@ def port_of(address: str) -> int:
     return int(port) if port.isdigit() else 0
 
 
+def with_port(address: str, port: int) -> str:
+    """`address` ("host:port") on `port` instead; `address` itself when `port` is 0."""
+    if not port:
+        return address
+    host, _, _ = address.rpartition(":")
+    return f"{host}:{port}"
+
+
 @dataclass
 class ManagerConfig:
     """How one manager process runs.

@@ -1,7 +1,9 @@
 """The manager process: `serve(config)` runs one manager until SIGTERM (or `stop`).
 
-In order: etcd (an embedded child unless `etcd_endpoints` are given), the Store and the
-watch-fed Cache, the cluster record (created on the very first start), this manager's
+In order: etcd (an embedded child unless `etcd_endpoints` are given), the managers' data
+key (locked with autolock: then only `swarm unlock` is served until it opens, see
+pyswarm.manager.seal), the cluster record (created on the very first start, its secrets
+sealed), the Store and watch-fed Cache that seal and open them, this manager's
 certificate and the CLI's client certificate, then every long-running part under one
 TaskGroup, so that shutdown and failure are one path:
 
@@ -21,12 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TypeVar
 
 from grpc import aio
@@ -43,10 +42,16 @@ from pyswarm.manager.ca import (
     desired_roles,
     is_removed,
 )
-from pyswarm.manager.config import ManagerConfig
+from pyswarm.manager.config import ManagerConfig, with_port
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
 from pyswarm.manager.dispatcher.service import DispatcherService
+from pyswarm.manager.endpoint import (
+    EndpointInfo,
+    read_endpoint,
+    write_endpoint,
+    write_locked_endpoint,
+)
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
@@ -84,49 +89,12 @@ from pyswarm.proto import (
     types_pb2,
 )
 
+__all__ = ["EndpointInfo", "GrpcServers", "LeaderLoops", "control_loops", "read_endpoint", "serve"]
+
 log = logging.getLogger(__name__)
 
-ENDPOINT_FILE = "manager.json"
 GRPC_STOP_GRACE = 1.0
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EndpointInfo:
-    """What `<state_dir>/manager.json` holds: how the CLI and the lab reach a manager."""
-
-    advertise_addr: str
-    listen_port: int
-    join_port: int
-    cluster_id: str
-    manager_id: str
-    client_cert_dir: str
-    metrics_port: int
-
-    @property
-    def address(self) -> str:
-        return f"{self.advertise_addr}:{self.listen_port}"
-
-    @property
-    def join_address(self) -> str:
-        return f"{self.advertise_addr}:{self.join_port}"
-
-
-def manager_endpoint_file(state_dir: Path) -> Path:
-    return Path(state_dir) / ENDPOINT_FILE
-
-
-def read_endpoint(state_dir: Path) -> EndpointInfo:
-    """The endpoint a manager with this state dir wrote (FileNotFoundError if none)."""
-    data = json.loads(manager_endpoint_file(state_dir).read_text())
-    return EndpointInfo(**data)
-
-
-def _write_endpoint(state_dir: Path, info: EndpointInfo) -> None:
-    path = manager_endpoint_file(state_dir)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(info), indent=2) + "\n")
-    temporary.replace(path)
 
 
 class GrpcServers(Part):
@@ -242,16 +210,22 @@ async def _run(
     locked: asyncio.Event | None,
 ) -> None:
     store = Store(client)
-    lock = LockedManager(config, stop, announce=lambda m, j: _announce_locked(config, m, j))
-    if locked is not None:
-        lock.locked = locked
+    lock = LockedManager(
+        config,
+        stop,
+        locked=locked or asyncio.Event(),
+        announce=lambda listen_port, join_port: write_locked_endpoint(
+            config, listen_port, join_port
+        ),
+    )
     opened = await _retry_unavailable(
         "bootstrap", lambda: open_cluster(store, config, lock.wait_for_unlock)
     )
     if opened is None:
         return  # stopped while locked
-    listen_addr = _same_port(config.listen_addr, lock.listen_port)
-    join_addr = _same_port(config.join_addr, lock.join_port)
+    # A manager that was locked keeps the ports the CLI already reached it on.
+    listen_addr = with_port(config.listen_addr, lock.listen_port)
+    join_addr = with_port(config.join_addr, lock.join_port)
     cluster = opened.cluster
     cache = Cache(client, codec=opened.codec)
     metrics.watch(cache)
@@ -312,7 +286,7 @@ async def _run(
             await servers.started.wait()
             if metrics_server is not None:
                 await metrics_server.started.wait()
-            _write_endpoint(
+            write_endpoint(
                 config.state_dir,
                 EndpointInfo(
                     advertise_addr=advertise,
@@ -350,32 +324,6 @@ async def _add_manager(
         return True
 
     return (await store.update_with_retry(CLUSTERS, cluster_id, add)).meta.version
-
-
-def _same_port(address: str, port: int) -> str:
-    """`address` with the port the locked servers were given (so the CLI's context stays
-    valid), when they ran; `address` itself otherwise."""
-    if not port:
-        return address
-    host, _, _ = address.rpartition(":")
-    return f"{host}:{port}"
-
-
-def _announce_locked(config: ManagerConfig, listen_port: int, join_port: int) -> None:
-    """manager.json for a locked manager, so the CLI reaches it for `swarm unlock`."""
-    identity = NodeIdentity.load(config.certs_dir)
-    _write_endpoint(
-        config.state_dir,
-        EndpointInfo(
-            advertise_addr=config.advertise_ip,
-            listen_port=listen_port,
-            join_port=join_port,
-            cluster_id=identity.cluster_id,
-            manager_id=identity.node_id,
-            client_cert_dir=str(config.client_dir),
-            metrics_port=0,
-        ),
-    )
 
 
 def control_loops(context: LoopContext) -> list[ReconcileLoop]:

@@ -64,14 +64,16 @@ class LockedManager:
         self,
         config: ManagerConfig,
         stop: asyncio.Event,
+        *,
+        locked: asyncio.Event | None = None,
         announce: Callable[[int, int], None] = lambda listen_port, join_port: None,
     ) -> None:
         self.config = config
         self.stop = stop
         self.announce = announce
-        self.key: DataKey | None = None
         #: Set while the locked servers are bound (tests and `init` wait on it).
-        self.locked = asyncio.Event()
+        self.locked = locked or asyncio.Event()
+        self.key: DataKey | None = None
         self.listen_port = 0
         self.join_port = 0
         self._record: seal_pb2.SealedDataKeyFile | None = None

@@ -24,7 +24,7 @@ from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.seal import SealingCodec
 from pyswarm.manager.seal.keyfile import open_key_file, read_key_file
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, EtcdClient, Store
-from pyswarm.proto import control_pb2, control_pb2_grpc
+from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
 from tests.integration.test_manager_harness import (
     FakeAgent,
     RunningManager,
@@ -213,6 +213,13 @@ def test_a_restarted_manager_loses_nothing(tmp_path: Path, etcd: EmbeddedEtcd) -
                     control_pb2.CreateServiceRequest(spec=replicated_spec("db", 3)), timeout=10
                 )
             await eventually(lambda: _running(agent, 3), what="3 running")
+
+            async def stored_running() -> bool:
+                states = [state for _, state in (await snapshot(manager))[1]]
+                return states == [types_pb2.RUNNING] * 3
+
+            # The agent reports before the manager stores: compare what was stored.
+            await eventually(stored_running, what="3 running in the store")
             await agent.stop()
             before = await snapshot(manager)
         async with running_manager(config) as manager:
