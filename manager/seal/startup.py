@@ -85,7 +85,9 @@ async def open_cluster(
         assert key is not None
         codec = SealingCodec(raw.id, key)
         unsealed = has_clear_secrets(raw) or not raw.sealed_secrets
-        if unsealed and not await _seal_at_rest(store, codec, raw, config, made_key=record is None):
+        if unsealed and not await seal_cluster_at_rest(
+            store, codec, raw, config, made_key=record is None
+        ):
             continue
         store.codec = codec
         cluster = await store.get(CLUSTERS, raw.id)
@@ -107,7 +109,7 @@ async def _further_manager(
     return OpenedCluster(cluster, codec)
 
 
-async def _seal_at_rest(
+async def seal_cluster_at_rest(
     store: Store,
     codec: SealingCodec,
     raw: types_pb2.Cluster,

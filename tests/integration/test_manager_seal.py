@@ -18,8 +18,9 @@ import grpc
 import pytest
 
 from pyswarm.manager.ca import ClusterCA, generate_join_tokens
-from pyswarm.manager.seal import DataKeyUnavailable, new_unlock_key
-from pyswarm.manager.seal.keyfile import is_locked, key_file_path, read_key_file
+from pyswarm.manager.seal import DataKey, DataKeyUnavailable, SealingCodec, new_unlock_key
+from pyswarm.manager.seal.keyfile import is_locked, key_file_path, read_key_file, write_key_file
+from pyswarm.manager.seal.startup import seal_cluster_at_rest
 from pyswarm.manager.store import CLUSTERS, SERVICES, TASKS, EmbeddedEtcd, EtcdClient, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, seal_pb2, seal_pb2_grpc, types_pb2
 from tests.etcd_raw import raw_values
@@ -137,6 +138,40 @@ def test_an_old_format_record_is_sealed_at_first_start(tmp_path: Path, etcd: Emb
             assert [s.spec.task.container.registry_auth.username for s in listed.services] == [
                 "deployer"
             ]
+
+    asyncio.run(scenario())
+
+
+def test_sealing_an_old_record_loses_to_a_newer_write(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    """The migration compares the record's mod_revision: a manager that read the old
+    record before another wrote it seals nothing and drops the key it made."""
+
+    async def scenario() -> None:
+        ca = ClusterCA.create()
+        old = types_pb2.Cluster(
+            id=ca.cluster_id, root_ca_cert=ca.cert_pem, root_ca_key=ca.key_pem()
+        )
+        config = manager_config(tmp_path / "m", etcd)
+        config.state_dir.mkdir()
+        async with EtcdClient(etcd.endpoint) as client:
+            plain = Store(client)
+            await plain.create(CLUSTERS, old)
+            stale = await plain.get(CLUSTERS, ca.cluster_id)
+            newer = await plain.get(CLUSTERS, ca.cluster_id)
+            newer.node_subnet_pool = "10.99.0.0/16"
+            await plain.update(CLUSTERS, newer)
+            key = DataKey.generate()
+            write_key_file(config.state_dir, ca.cluster_id, key)
+            codec = SealingCodec(ca.cluster_id, key)
+            assert not await seal_cluster_at_rest(plain, codec, stale, config, made_key=True)
+            assert read_key_file(config.state_dir) is None
+            current = await Store(client).get(CLUSTERS, ca.cluster_id)
+            assert current == newer and not current.sealed_secrets
+            # Read again, it seals.
+            write_key_file(config.state_dir, ca.cluster_id, key)
+            assert await seal_cluster_at_rest(plain, codec, current, config, made_key=True)
+            raw = await Store(client).get(CLUSTERS, ca.cluster_id)
+            assert raw.sealed_secrets and not raw.root_ca_key
 
     asyncio.run(scenario())
 
