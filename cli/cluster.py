@@ -41,7 +41,10 @@ def init(
         typer.Option(help="Registry HOST[:PORT] to resolve digests from over plain http"),
     ] = None,
     autolock: Annotated[
-        bool, typer.Option("--autolock", help="Lock managers' keys: a restart needs the unlock key")
+        bool,
+        typer.Option(
+            "--autolock", help="A new cluster locks managers' keys: a restart needs the unlock key"
+        ),
     ] = False,
     token_file: Annotated[
         Path | None,
@@ -127,16 +130,24 @@ def _manager_token(token_file: Path | None) -> str:
 
 def _announce_unlock_key(state_dir: Path) -> None:
     """Print a new cluster's unlock key once, as docker's init --autolock does."""
+    import grpc
+
     from pyswarm.cli.context import Context
     from pyswarm.cli.manager_client import manager_channel_for
     from pyswarm.cli.swarm_lock import print_unlock_key
+    from pyswarm.common.rpc_errors import describe
     from pyswarm.manager.server import read_endpoint
     from pyswarm.proto import seal_pb2, seal_pb2_grpc
 
     endpoint = read_endpoint(state_dir)
     context = Context("init", endpoint.address, endpoint.client_cert_dir)
     stub = seal_pb2_grpc.ManagerUnlockStub(manager_channel_for(context))
-    print_unlock_key(stub.GetUnlockKey(seal_pb2.UnlockKeyRequest()).unlock_key)
+    try:
+        answer = stub.GetUnlockKey(seal_pb2.UnlockKeyRequest(), timeout=10)
+    except grpc.RpcError as err:  # e.g. --autolock given to an existing cluster's manager
+        print(f"Warning: no unlock key shown: {describe(err)[0]}", file=sys.stderr)
+        return
+    print_unlock_key(answer.unlock_key)
 
 
 def join_token(

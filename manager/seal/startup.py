@@ -92,6 +92,8 @@ async def open_cluster(
         store.codec = codec
         cluster = await store.get(CLUSTERS, raw.id)
         sync_key_file(config.state_dir, cluster, key)
+        if config.autolock and not cluster.autolock:
+            log.warning("--autolock applies to a new cluster: use swarm update --autolock=true")
         return OpenedCluster(cluster, codec)
     raise DataKeyUnavailable("the cluster record changed twice while this manager started")
 
