@@ -17,6 +17,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from pyswarm.common.errors import Unavailable
+from pyswarm.common.join import join_cluster
 from pyswarm.manager.ca import ClusterCA, generate_join_tokens
 from pyswarm.manager.seal import DataKey, DataKeyUnavailable, SealingCodec, new_unlock_key
 from pyswarm.manager.seal.keyfile import is_locked, key_file_path, read_key_file, write_key_file
@@ -229,6 +231,7 @@ def test_autolock_keeps_a_restarted_manager_locked_until_unlocked(
             async with manager.unlock_api() as unlock_api:
                 answer = await unlock_api.GetUnlockKey(seal_pb2.UnlockKeyRequest(), timeout=10)
             key = answer.unlock_key
+            worker_token = await manager.worker_token()
             assert key.startswith("SWMKEY-1-")
             assert key.encode() not in await _etcd_text(etcd)
         record = read_key_file(config.state_dir)
@@ -246,6 +249,11 @@ def test_autolock_keeps_a_restarted_manager_locked_until_unlocked(
                 assert wrong.code() == grpc.StatusCode.PERMISSION_DENIED
                 malformed = await _refused_with(_unlock(channel, "SWMKEY-1-short"))
                 assert malformed.code() == grpc.StatusCode.INVALID_ARGUMENT
+                # A node cannot join a locked manager either: it is told why.
+                with pytest.raises(Unavailable, match="this manager is locked"):
+                    await join_cluster(
+                        locked.endpoint.join_address, worker_token, tmp_path / "refused"
+                    )
                 assert not locked.ready.is_set()
                 await _unlock(channel, key)
             await eventually(locked.ready.is_set, what="the unlocked manager serving")
