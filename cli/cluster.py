@@ -79,6 +79,18 @@ def init(
         list[str] | None,
         typer.Option(help="Registry HOST[:PORT] to resolve digests from over plain http"),
     ] = None,
+    autolock: Annotated[
+        bool,
+        typer.Option(
+            "--autolock", help="A new cluster locks managers' keys: a restart needs the unlock key"
+        ),
+    ] = False,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manager join token (or $PYSWARM_JOIN_TOKEN), for a further manager on --etcd"
+        ),
+    ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", hidden=True)] = False,
 ) -> None:
     """Start a manager (and its embedded etcd) in the foreground, as a new cluster or an
@@ -87,6 +99,7 @@ def init(
     import logging
 
     from pyswarm.manager.config import ManagerConfig, port_of
+    from pyswarm.manager.seal.keyfile import key_file_path
     from pyswarm.manager.server import serve
 
     endpoints = etcd_flags(etcd, cacert, cert, key)
@@ -103,13 +116,27 @@ def init(
         heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
         metrics_addr=metrics_addr,
         insecure_registries=tuple(insecure_registry or ()),
+        autolock=autolock,
+        join_token=_manager_token(token_file),
     )
+    new_key = not key_file_path(state_dir).exists()
 
     async def run() -> None:
-        ready = asyncio.Event()
-        server = asyncio.create_task(serve(config, ready=ready))
+        ready, locked = asyncio.Event(), asyncio.Event()
+        server = asyncio.create_task(serve(config, ready=ready, locked=locked))
         waiter = asyncio.create_task(ready.wait())
+        locked_waiter = asyncio.create_task(locked.wait())
+        await asyncio.wait({server, waiter, locked_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if locked.is_set() and not ready.is_set():
+            print(
+                "This manager is locked: run `pyswarm swarm unlock` with the unlock key.",
+                file=sys.stderr,
+                flush=True,
+            )
         await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (waiter, locked_waiter):
+            pending.cancel()
+        await asyncio.gather(waiter, locked_waiter, return_exceptions=True)
         if ready.is_set():
             address = f"{config.advertise_addr}:{port_of(config.listen_addr)}"
             if not no_context:
@@ -122,9 +149,48 @@ def init(
                 file=sys.stderr,
                 flush=True,
             )
+            if autolock and new_key:
+                # A blocking call: in a thread, since this loop serves the manager.
+                await asyncio.to_thread(_announce_unlock_key, state_dir)
         await server
 
     asyncio.run(run())
+
+
+def _manager_token(token_file: Path | None) -> str:
+    """The manager join token from --token-file or $PYSWARM_JOIN_TOKEN (never argv)."""
+    import os
+
+    if token_file is not None:
+        try:
+            return token_file.read_text().strip()
+        except OSError as err:
+            raise CliInputError(
+                f"cannot read --token-file {token_file}: {err.strerror}", field="--token-file"
+            ) from None
+    return os.environ.get("PYSWARM_JOIN_TOKEN", "").strip()
+
+
+def _announce_unlock_key(state_dir: Path) -> None:
+    """Print a new cluster's unlock key once, as docker's init --autolock does."""
+    import grpc
+
+    from pyswarm.cli.context import Context
+    from pyswarm.cli.manager_client import manager_channel_for
+    from pyswarm.cli.swarm_lock import print_unlock_key
+    from pyswarm.common.rpc_errors import describe
+    from pyswarm.manager.server import read_endpoint
+    from pyswarm.proto import seal_pb2, seal_pb2_grpc
+
+    endpoint = read_endpoint(state_dir)
+    context = Context("init", endpoint.address, endpoint.client_cert_dir)
+    stub = seal_pb2_grpc.ManagerUnlockStub(manager_channel_for(context))
+    try:
+        answer = stub.GetUnlockKey(seal_pb2.UnlockKeyRequest(), timeout=10)
+    except grpc.RpcError as err:  # e.g. --autolock given to an existing cluster's manager
+        print(f"Warning: no unlock key shown: {describe(err)[0]}", file=sys.stderr)
+        return
+    print_unlock_key(answer.unlock_key)
 
 
 def join_token(

@@ -9,7 +9,9 @@ from pyswarm.cli.context import Context, current
 from pyswarm.cli.parse import CliInputError
 
 if TYPE_CHECKING:
-    from pyswarm.proto import control_pb2_grpc
+    import grpc
+
+    from pyswarm.proto import control_pb2_grpc, seal_pb2_grpc
 
 
 def control() -> control_pb2_grpc.ControlStub:
@@ -18,11 +20,24 @@ def control() -> control_pb2_grpc.ControlStub:
 
 
 def control_for(context: Context) -> control_pb2_grpc.ControlStub:
+    from pyswarm.proto import control_pb2_grpc
+
+    return control_pb2_grpc.ControlStub(manager_channel_for(context))
+
+
+def manager_unlock() -> seal_pb2_grpc.ManagerUnlockStub:
+    """The ManagerUnlock API (autolock) of the manager the CLI targets."""
+    from pyswarm.proto import seal_pb2_grpc
+
+    return seal_pb2_grpc.ManagerUnlockStub(manager_channel_for(current()))
+
+
+def manager_channel_for(context: Context) -> grpc.Channel:
+    """A mutual-TLS channel to the context's manager with the context's client identity."""
     import grpc
 
     from pyswarm.common.node_identity import NodeIdentity
     from pyswarm.common.tls import MANAGER_CHANNEL_OPTIONS, identity_channel_credentials
-    from pyswarm.proto import control_pb2_grpc
 
     cert_dir = Path(context.cert_dir)
     if not context.cert_dir or not NodeIdentity.exists(cert_dir):
@@ -32,7 +47,6 @@ def control_for(context: Context) -> control_pb2_grpc.ControlStub:
             field="--cert-dir",
         )
     identity = NodeIdentity.load(cert_dir)
-    channel = grpc.secure_channel(
+    return grpc.secure_channel(
         context.manager, identity_channel_credentials(identity), options=MANAGER_CHANNEL_OPTIONS
     )
-    return control_pb2_grpc.ControlStub(channel)

@@ -11,17 +11,21 @@ import typer
 from pyswarm.cli.cluster import init, join_token
 from pyswarm.cli.join import join
 from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.swarm_lock import unlock, unlock_key
 
 app = typer.Typer(help="Manage the swarm", no_args_is_help=True)
 app.command("init")(init)
 app.command("join")(join)
 app.command("join-token")(join_token)
+app.command("unlock")(unlock)
+app.command("unlock-key")(unlock_key)
 
 
 @app.command("update")
 def update(
     autolock: Annotated[
-        bool | None, typer.Option("--autolock", help="Lock managers' keys: true|false")
+        str | None,
+        typer.Option("--autolock", help="Lock managers' keys: true|false", metavar="BOOL"),
     ] = None,
     cert_expiry: Annotated[
         str | None, typer.Option("--cert-expiry", help="Node certificate lifetime, e.g. 2160h")
@@ -37,4 +41,14 @@ def update(
     if autolock is not None:
         from pyswarm.cli.swarm_lock import set_autolock
 
-        set_autolock(autolock)
+        set_autolock(_boolean(autolock, "--autolock"))
+
+
+def _boolean(text: str, flag: str) -> bool:
+    """docker's boolean flag values: --autolock=true|false (and 1|0)."""
+    value = text.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise CliInputError(f'invalid value "{text}" for {flag}: true or false', field=flag)

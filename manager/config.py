@@ -38,6 +38,14 @@ def port_of(address: str) -> int:
     return int(port) if port.isdigit() else 0
 
 
+def with_port(address: str, port: int) -> str:
+    """`address` ("host:port") on `port` instead; `address` itself when `port` is 0."""
+    if not port:
+        return address
+    host, _, _ = address.rpartition(":")
+    return f"{host}:{port}"
+
+
 @dataclass
 class ManagerConfig:
     """How one manager process runs.
@@ -59,6 +67,10 @@ class ManagerConfig:
     - `task_history`: ended tasks kept per slot.
     - `lease_ttl`: the leader election's lease, seconds (the leader's death hands over
       within it).
+    - `autolock`: a new cluster starts locked (`init --autolock`); an existing cluster's
+      record decides.
+    - `join_token`: the manager join token, for a further manager of a cluster whose
+      secrets are sealed: it fetches the managers' data key with it (never in argv).
     - `insecure_registries`: registry HOST[:PORT]s the manager may ask over plain http
       when it pins a service's image to a digest (loopback registries always may).
     """
@@ -84,6 +96,8 @@ class ManagerConfig:
     reconcile_debounce: float = 0.05
     reconcile_max_delay: float = 1.0
     insecure_registries: tuple[str, ...] = ()
+    autolock: bool = False
+    join_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)

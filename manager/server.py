@@ -1,10 +1,12 @@
 """The manager process: `serve(config)` runs one manager until SIGTERM (or `stop`).
 
 In order: etcd (an embedded child unless `etcd_endpoints` are given; TLS either way,
-see etcd_bootstrap.py), the Store and the watch-fed Cache, the cluster record (created
-on the very first start), this manager's certificate and the CLI's client certificate,
-then every long-running part under one TaskGroup, so that shutdown and failure are one
-path:
+see etcd_bootstrap.py), the managers' data key (locked with autolock: then only
+`swarm unlock` is served until it opens, see pyswarm.manager.seal), the cluster
+record (created on the very first start, its secrets sealed), the Store and
+watch-fed Cache that seal and open them, this manager's certificate and the CLI's
+client certificate, then every long-running part under one TaskGroup, so that
+shutdown and failure are one path:
 
 - gRPC on `listen_addr` (mutual TLS required): Control (managers only), Dispatcher
   (any node of this cluster), NodeCA (renewals); and on `join_addr` (server-only TLS):
@@ -22,12 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TypeVar
 
 from grpc import aio
@@ -36,7 +35,7 @@ from pyswarm.common.node_identity import MANAGER, NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
 from pyswarm.common.tls import identity_server_credentials
-from pyswarm.manager.bootstrap import cluster_ca, ensure_cluster, ensure_identity
+from pyswarm.manager.bootstrap import cluster_ca, ensure_identity
 from pyswarm.manager.ca import (
     ClusterCA,
     NodeCAService,
@@ -44,10 +43,16 @@ from pyswarm.manager.ca import (
     desired_roles,
     is_removed,
 )
-from pyswarm.manager.config import ManagerConfig
+from pyswarm.manager.config import ManagerConfig, with_port
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
 from pyswarm.manager.dispatcher.service import DispatcherService
+from pyswarm.manager.endpoint import (
+    EndpointInfo,
+    read_endpoint,
+    write_endpoint,
+    write_locked_endpoint,
+)
 from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_connection
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
@@ -59,6 +64,13 @@ from pyswarm.manager.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarm.manager.orchestrator.restart import RestartSupervisor
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
+from pyswarm.manager.seal import (
+    KeyFileKeeper,
+    LockedManager,
+    ManagerUnlockService,
+    open_cluster,
+    seal_registry_passwords,
+)
 from pyswarm.manager.store import (
     CLUSTERS,
     Cache,
@@ -73,52 +85,16 @@ from pyswarm.proto import (
     control_pb2,
     control_pb2_grpc,
     dispatcher_pb2_grpc,
+    seal_pb2_grpc,
     types_pb2,
 )
 
+__all__ = ["EndpointInfo", "GrpcServers", "LeaderLoops", "control_loops", "read_endpoint", "serve"]
+
 log = logging.getLogger(__name__)
 
-ENDPOINT_FILE = "manager.json"
 GRPC_STOP_GRACE = 1.0
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EndpointInfo:
-    """What `<state_dir>/manager.json` holds: how the CLI and the lab reach a manager."""
-
-    advertise_addr: str
-    listen_port: int
-    join_port: int
-    cluster_id: str
-    manager_id: str
-    client_cert_dir: str
-    metrics_port: int
-
-    @property
-    def address(self) -> str:
-        return f"{self.advertise_addr}:{self.listen_port}"
-
-    @property
-    def join_address(self) -> str:
-        return f"{self.advertise_addr}:{self.join_port}"
-
-
-def manager_endpoint_file(state_dir: Path) -> Path:
-    return Path(state_dir) / ENDPOINT_FILE
-
-
-def read_endpoint(state_dir: Path) -> EndpointInfo:
-    """The endpoint a manager with this state dir wrote (FileNotFoundError if none)."""
-    data = json.loads(manager_endpoint_file(state_dir).read_text())
-    return EndpointInfo(**data)
-
-
-def _write_endpoint(state_dir: Path, info: EndpointInfo) -> None:
-    path = manager_endpoint_file(state_dir)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(info), indent=2) + "\n")
-    temporary.replace(path)
 
 
 class GrpcServers(Part):
@@ -182,12 +158,14 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    locked: asyncio.Event | None = None,
 ) -> None:
-    """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation."""
+    """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation. `locked`
+    is set while the manager waits for `swarm unlock` (autolock), `ready` once it serves."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
     async with etcd_connection(config) as etcd:
-        await _serve_on(config, etcd, ready, stop)
+        await _serve_on(config, etcd, ready, stop, locked)
 
 
 async def _serve_on(
@@ -195,6 +173,7 @@ async def _serve_on(
     etcd: EtcdConnection,
     ready: asyncio.Event | None,
     stop: asyncio.Event,
+    locked: asyncio.Event | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -205,7 +184,7 @@ async def _serve_on(
     client = InstrumentedEtcdClient(etcd.endpoint, metrics, tls=etcd.tls)
     try:
         await client.connect()
-        await _run(config, etcd, client, metrics, ready, stop)
+        await _run(config, etcd, client, metrics, ready, stop, locked)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -220,17 +199,32 @@ async def _run(
     metrics: ManagerMetrics,
     ready: asyncio.Event | None,
     stop: asyncio.Event,
+    locked: asyncio.Event | None,
 ) -> None:
     store = Store(client)
-    cache = Cache(client)
+    lock = LockedManager(
+        config,
+        stop,
+        locked=locked or asyncio.Event(),
+        announce=lambda listen_port, join_port: write_locked_endpoint(
+            config, listen_port, join_port
+        ),
+    )
+    opened = await _retry_unavailable(
+        "bootstrap", lambda: open_cluster(store, config, lock.wait_for_unlock, new=etcd.new)
+    )
+    if opened is None:
+        return  # stopped while locked
+    # A manager that was locked keeps the ports the CLI already reached it on.
+    listen_addr = with_port(config.listen_addr, lock.listen_port)
+    join_addr = with_port(config.join_addr, lock.join_port)
+    cluster = opened.cluster
+    cache = Cache(client, codec=opened.codec)
     metrics.watch(cache)
     stoppable: list[Part | Cache | Election | MetricsServer] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
         try:
-            cluster = await _retry_unavailable(
-                "bootstrap", lambda: ensure_cluster(store, config.node_subnet_pool, new=etcd.new)
-            )
             check_etcd_ca(etcd, cluster)
             ca = cluster_ca(cluster)
             advertise = config.advertise_ip
@@ -238,22 +232,42 @@ async def _run(
             ensure_identity(ca, config.client_dir, MANAGER, advertise=advertise)
             manager_id = identity.node_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
+            keeper = KeyFileKeeper(config.state_dir, cache, cluster.id, opened.codec.key)
             servers, listen_port, join_port = _servers(
-                config, store, cache, ca, identity, cluster.id, manager_id
+                config,
+                store,
+                cache,
+                ca,
+                identity,
+                cluster.id,
+                manager_id,
+                ManagerUnlockService(
+                    store=store,
+                    cache=cache,
+                    cluster_id=cluster.id,
+                    key=opened.codec.key,
+                    keeper=keeper,
+                ),
+                (listen_addr, join_addr),
             )
             address = f"{advertise}:{listen_port}"
+            join_address = f"{advertise}:{join_port}"
             revision = await _retry_unavailable(
-                "register manager", lambda: _add_manager(store, cluster.id, manager_id, address)
+                "register manager",
+                lambda: _add_manager(store, cluster.id, manager_id, address, join_address),
             )
             await cache.synced.wait()
             await cache.wait_for_revision(revision)
             # Stores from before the name index get it now (guarded, so safe to race).
             await _retry_unavailable("index names", lambda: backfill_all(store))
+            # And registry passwords written in clear by older managers are sealed.
+            await _retry_unavailable("seal passwords", lambda: seal_registry_passwords(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
             running: list[Part | Cache | Election | MetricsServer] = [
                 servers,
                 LeaderLoops(election, lambda: control_loops(context)),
                 election,
+                keeper,
             ]
             metrics_server: MetricsServer | None = None
             if config.metrics_addr:
@@ -265,7 +279,7 @@ async def _run(
             await servers.started.wait()
             if metrics_server is not None:
                 await metrics_server.started.wait()
-            _write_endpoint(
+            write_endpoint(
                 config.state_dir,
                 EndpointInfo(
                     advertise_addr=advertise,
@@ -287,13 +301,19 @@ async def _run(
                 part.stop()
 
 
-async def _add_manager(store: Store, cluster_id: str, manager_id: str, address: str) -> int:
-    """Record this manager's address in the cluster; the record's revision."""
+async def _add_manager(
+    store: Store, cluster_id: str, manager_id: str, address: str, join_address: str
+) -> int:
+    """Record this manager's addresses in the cluster; the record's revision."""
 
     def add(cluster: types_pb2.Cluster) -> bool:
-        if cluster.managers.get(manager_id) == address:
+        if (
+            cluster.managers.get(manager_id) == address
+            and cluster.manager_join_addresses.get(manager_id) == join_address
+        ):
             return False
         cluster.managers[manager_id] = address
+        cluster.manager_join_addresses[manager_id] = join_address
         return True
 
     return (await store.update_with_retry(CLUSTERS, cluster_id, add)).meta.version
@@ -320,6 +340,8 @@ def _servers(
     identity: NodeIdentity,
     cluster_id: str,
     manager_id: str,
+    unlock: ManagerUnlockService,
+    addresses: tuple[str, str],
 ) -> tuple[GrpcServers, int, int]:
     async def tokens() -> control_pb2.JoinTokens:
         record = cache.get(CLUSTERS, cluster_id) or await store.get(CLUSTERS, cluster_id)
@@ -358,12 +380,14 @@ def _servers(
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
-    listen_port = main.add_secure_port(config.listen_addr, identity_server_credentials(identity))
+    seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
+    listen_addr, join_addr = addresses
+    listen_port = main.add_secure_port(listen_addr, identity_server_credentials(identity))
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
     join = aio.server(interceptors=[ErrorInterceptor()])
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
     join_credentials = identity_server_credentials(identity, require_client_auth=False)
-    join_port = join.add_secure_port(config.join_addr, join_credentials)
+    join_port = join.add_secure_port(join_addr, join_credentials)
     if not listen_port or not join_port:
-        raise OSError(f"cannot listen on {config.listen_addr} and {config.join_addr}")
+        raise OSError(f"cannot listen on {listen_addr} and {join_addr}")
     return GrpcServers(main, join), listen_port, join_port

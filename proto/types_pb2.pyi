@@ -1623,6 +1623,26 @@ class Cluster(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ManagerJoinAddressesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     META_FIELD_NUMBER: _builtins.int
     ROOT_CA_CERT_FIELD_NUMBER: _builtins.int
@@ -1640,6 +1660,8 @@ class Cluster(_message.Message):
     ROOT_ROTATION_FIELD_NUMBER: _builtins.int
     ETCD_CA_CERT_FIELD_NUMBER: _builtins.int
     ETCD_CA_KEY_FIELD_NUMBER: _builtins.int
+    UNLOCK_KEY_FIELD_NUMBER: _builtins.int
+    MANAGER_JOIN_ADDRESSES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     root_ca_cert: _builtins.bytes
     """PEM"""
@@ -1672,6 +1694,10 @@ class Cluster(_message.Message):
     """
     etcd_ca_key: _builtins.bytes
     """PEM; sensitive like root_ca_key (sealed at rest)"""
+    unlock_key: _builtins.str
+    """Swarm's unlock key (SWMKEY-1-...) while autolock is on. Like root_ca_key it is only
+    ever clear in a manager's memory: at rest it lives inside sealed_secrets.
+    """
     @_builtins.property
     def meta(self) -> Global___Meta: ...
     @_builtins.property
@@ -1685,6 +1711,12 @@ class Cluster(_message.Message):
     @_builtins.property
     def node_cert_expiry(self) -> _duration_pb2.Duration:
         """swarm update --cert-expiry (default 90 days)"""
+
+    @_builtins.property
+    def manager_join_addresses(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """manager id -> advertised join address (the join port), where a further manager
+        joins with the manager token to be handed the managers' data key.
+        """
 
     def __init__(
         self,
@@ -1706,10 +1738,12 @@ class Cluster(_message.Message):
         root_rotation: _builtins.int = ...,
         etcd_ca_cert: _builtins.bytes = ...,
         etcd_ca_key: _builtins.bytes = ...,
+        unlock_key: _builtins.str = ...,
+        manager_join_addresses: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "node_cert_expiry", b"node_cert_expiry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "worker_join_token", b"worker_join_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_join_addresses", b"manager_join_addresses", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "unlock_key", b"unlock_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

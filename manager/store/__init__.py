@@ -30,10 +30,12 @@ from pyswarm.manager.store.kinds import (
     KINDS,
     LIVENESS,
     NODES,
+    PLAIN,
     REMOVED_NODES,
     SERVICES,
     TASKS,
     Kind,
+    ValueCodec,
 )
 from pyswarm.manager.store.names import backfill_all, name_owner, service_name
 from pyswarm.manager.store.ops import Create, Delete, Op, Update
@@ -47,6 +49,7 @@ __all__ = [
     "LEADER_KEY",
     "LIVENESS",
     "NODES",
+    "PLAIN",
     "REMOVED_NODES",
     "SERVICES",
     "TASKS",
@@ -72,6 +75,7 @@ __all__ = [
     "StoreUnavailable",
     "Subscription",
     "Update",
+    "ValueCodec",
     "backfill_all",
     "current_leader",
     "find_free_port",

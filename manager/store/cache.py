@@ -24,7 +24,7 @@ from pyswarm.common.lifecycle import run_until_stopped, sleep_or_stop
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue
 from pyswarm.manager.store.etcd_watch import Watch, WatchBatch, WatchCompacted, open_watch
-from pyswarm.manager.store.kinds import KINDS, PREFIX, Kind, M, parse_key
+from pyswarm.manager.store.kinds import KINDS, PLAIN, PREFIX, Kind, M, ValueCodec, parse_key
 
 __all__ = ["Cache", "StoreEvent", "Subscription"]
 
@@ -102,9 +102,11 @@ class Cache:
         *,
         retry_delay: float = 0.1,
         max_retry_delay: float = 2.0,
+        codec: ValueCodec = PLAIN,
     ) -> None:
         self.client = client
         self._kinds = {kind.name: kind for kind in kinds}
+        self._codec = codec
         self._objects: dict[str, dict[str, _Entry]] = {name: {} for name in self._kinds}
         self._subscriptions: set[Subscription] = set()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -260,7 +262,7 @@ class Cache:
         if entry is not None and entry.mod_revision >= kv.mod_revision:
             return  # already known (a re-list of an unchanged object)
         try:
-            message = self._kinds[kind].decode(kv.value, kv.mod_revision)
+            message = self._codec.decode(self._kinds[kind], kv.value, kv.mod_revision)
         except Exception as err:  # a corrupt value must not stop the whole cache
             log.error("store cache: cannot decode %s: %s", kv.key.decode(errors="replace"), err)
             return

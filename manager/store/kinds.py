@@ -21,12 +21,14 @@ __all__ = [
     "LIVENESS",
     "NAMES_PREFIX",
     "NODES",
+    "PLAIN",
     "PREFIX",
     "REMOVED_NODES",
     "SERVICES",
     "TASKS",
     "Kind",
     "StoredMessage",
+    "ValueCodec",
     "key_for",
     "name_key",
     "parse_key",
@@ -96,6 +98,26 @@ REMOVED_NODES = Kind("removed_nodes", ca_pb2.RemovedNode)
 KINDS: dict[str, Kind[Message]] = {
     kind.name: kind for kind in (NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES)
 }
+
+
+class ValueCodec(Protocol):
+    """How messages become etcd values and back. The manager's codec seals secrets
+    (pyswarm.manager.seal); the plain one is protobuf alone."""
+
+    def encode(self, kind: Kind[Message], message: Message) -> bytes: ...
+
+    def decode(self, kind: Kind[M], value: bytes, version: int) -> M: ...
+
+
+class PlainCodec:
+    def encode(self, kind: Kind[Message], message: Message) -> bytes:
+        return message.SerializeToString(deterministic=True)
+
+    def decode(self, kind: Kind[M], value: bytes, version: int) -> M:
+        return kind.decode(value, version)
+
+
+PLAIN: ValueCodec = PlainCodec()
 
 
 def key_for(kind: Kind[M], message: M) -> bytes:

@@ -28,7 +28,7 @@ from pyswarm.manager.store.errors import (
     StoreError,
 )
 from pyswarm.manager.store.etcd_client import Compare, DeleteOp, GetOp, KeyValue, PutOp, TxnOp
-from pyswarm.manager.store.kinds import Kind, M, StoredMessage, name_key
+from pyswarm.manager.store.kinds import PLAIN, Kind, M, StoredMessage, ValueCodec, name_key
 
 __all__ = ["Clock", "Create", "Delete", "Op", "Step", "Update", "plan"]
 
@@ -114,7 +114,7 @@ class Step:
         _stored(message).meta.version = revision
 
 
-def plan(op: Op, clock: Clock = time.time) -> Step:
+def plan(op: Op, clock: Clock = time.time, codec: ValueCodec = PLAIN) -> Step:
     """Turn `op` into its guarded transaction step."""
     if isinstance(op, Delete):
         key = op.kind.key(op.id)
@@ -136,7 +136,7 @@ def plan(op: Op, clock: Clock = time.time) -> Step:
         compare = Compare(key, "create", "==", 0)
     else:
         compare = Compare(key, "mod", "==", _stored(op.message).meta.version)
-    put = PutOp(key, staged.SerializeToString(deterministic=True))
+    put = PutOp(key, codec.encode(op.kind, staged))
     step = Step(op, key, [compare], [put], staged)
     if isinstance(op, Create) and op.name:
         step.name_key = name_key(op.kind, op.name)

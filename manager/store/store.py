@@ -26,7 +26,7 @@ from pyswarm.manager.store.errors import (
     ObjectNotFound,
 )
 from pyswarm.manager.store.etcd_client import EtcdClient
-from pyswarm.manager.store.kinds import Kind, M
+from pyswarm.manager.store.kinds import PLAIN, Kind, M, ValueCodec
 from pyswarm.manager.store.ops import Clock, Create, Delete, Op, Step, Update, plan
 
 __all__ = ["DEFAULT_MAX_TXN_OPS", "Store"]
@@ -51,12 +51,15 @@ class Store:
         *,
         max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
         clock: Clock = time.time,
+        codec: ValueCodec = PLAIN,
     ) -> None:
         if max_txn_ops < 1:
             raise ValueError("max_txn_ops must be at least 1")
         self.client = client
         self.max_txn_ops = max_txn_ops
         self._clock = clock
+        #: How values are written and read (the manager's seals its secrets).
+        self.codec = codec
 
     # -- reads ---------------------------------------------------------------------
 
@@ -66,7 +69,7 @@ class Store:
         if not result.kvs:
             raise ObjectNotFound(kind.name, object_id)
         kv = result.kvs[0]
-        return kind.decode(kv.value, kv.mod_revision)
+        return self.codec.decode(kind, kv.value, kv.mod_revision)
 
     async def list(self, kind: Kind[M]) -> list[M]:
         """Every object of the kind, all read at one revision, ordered by id."""
@@ -76,7 +79,9 @@ class Store:
     async def list_at(self, kind: Kind[M]) -> tuple[builtins.list[M], int]:
         """Every object of the kind and the revision they were read at."""
         result = await self.client.range_paged(kind.prefix)
-        return [kind.decode(kv.value, kv.mod_revision) for kv in result.kvs], result.revision
+        return [
+            self.codec.decode(kind, kv.value, kv.mod_revision) for kv in result.kvs
+        ], result.revision
 
     # -- single writes -------------------------------------------------------------
 
@@ -84,13 +89,15 @@ class Store:
         """Store a new object; ObjectExists when the id is taken. With `name`, the
         name is reserved in the same transaction (NameConflict when it is taken).
         Returns `message` with its timestamps and new version set."""
-        await self._run_chunk([plan(Create(kind, message, name), self._clock)], applied=0)
+        await self._run_chunk(
+            [plan(Create(kind, message, name), self._clock, self.codec)], applied=0
+        )
         return message
 
     async def update(self, kind: Kind[M], message: M) -> M:
         """Replace the object if it is still at `message.meta.version`; else Conflict
         (ObjectNotFound if it is gone). Returns `message` with its new version."""
-        await self._run_chunk([plan(Update(kind, message), self._clock)], applied=0)
+        await self._run_chunk([plan(Update(kind, message), self._clock, self.codec)], applied=0)
         return message
 
     async def delete(
@@ -108,7 +115,7 @@ class Store:
                 raise ObjectNotFound(kind.name, object_id)
             return revision
         return await self._run_chunk(
-            [plan(Delete(kind, object_id, version, name), self._clock)], applied=0
+            [plan(Delete(kind, object_id, version, name), self._clock, self.codec)], applied=0
         )
 
     async def update_with_retry(
@@ -151,7 +158,7 @@ class Store:
         Returns the revision after the last chunk (0 for no ops). An object may
         appear only once per batch (InvalidBatch).
         """
-        steps = [plan(op, self._clock) for op in ops]
+        steps = [plan(op, self._clock, self.codec) for op in ops]
         _check_unique(steps)
         revision = 0
         for start in range(0, len(steps), self.max_txn_ops):

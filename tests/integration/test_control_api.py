@@ -21,6 +21,8 @@ from pyswarm.common.tls import (
 )
 from pyswarm.manager.bootstrap import cluster_ca
 from pyswarm.manager.ca import ClusterCA
+from pyswarm.manager.seal import SealingCodec
+from pyswarm.manager.seal.keyfile import open_key_file, read_key_file
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
 from tests.etcd_harness import etcd_client
@@ -212,6 +214,13 @@ def test_a_restarted_manager_loses_nothing(tmp_path: Path, etcd: EmbeddedEtcd) -
                     control_pb2.CreateServiceRequest(spec=replicated_spec("db", 3)), timeout=10
                 )
             await eventually(lambda: _running(agent, 3), what="3 running")
+
+            async def stored_running() -> bool:
+                states = [state for _, state in (await snapshot(manager))[1]]
+                return states == [types_pb2.RUNNING] * 3
+
+            # The agent reports before the manager stores: compare what was stored.
+            await eventually(stored_running, what="3 running in the store")
             await agent.stop()
             before = await snapshot(manager)
         async with running_manager(config) as manager:
@@ -302,13 +311,21 @@ def test_metrics_and_http_sd(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
     asyncio.run(scenario())
 
 
-def test_the_ca_key_is_kept_in_etcd_for_every_manager(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+def test_the_ca_key_is_kept_sealed_in_etcd_for_every_manager(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
     async def scenario() -> None:
         async with running_manager(manager_config(tmp_path / "m", etcd)) as manager:
+            cluster_id = manager.endpoint.cluster_id
             async with etcd_client(etcd) as client:
-                cluster = await Store(client).get(CLUSTERS, manager.endpoint.cluster_id)
+                raw = await Store(client).get(CLUSTERS, cluster_id)
+                record = read_key_file(manager.config.state_dir)
+                assert record is not None
+                codec = SealingCodec(cluster_id, open_key_file(record))
+                cluster = await Store(client, codec=codec).get(CLUSTERS, cluster_id)
+            assert not raw.root_ca_key and not raw.worker_join_token and raw.sealed_secrets
             assert cluster_ca(cluster).cert_pem == manager.client_identity.ca_pem
             assert cluster.managers[manager.endpoint.manager_id] == manager.endpoint.address
-            assert types_pb2.Cluster.FromString(cluster.SerializeToString()).worker_join_token
+            assert cluster.worker_join_token
 
     asyncio.run(scenario())

@@ -20,6 +20,8 @@ from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.manager.ca.etcd_authority import EtcdCA
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.etcd_bootstrap import embedded_tls
+from pyswarm.manager.seal import SealingCodec
+from pyswarm.manager.seal.keyfile import open_key_file, read_key_file
 from pyswarm.manager.server import read_endpoint, serve
 from pyswarm.manager.store import (
     CLUSTERS,
@@ -78,11 +80,15 @@ def _endpoint(state_dir: Path) -> str:
 
 
 async def _cluster(state_dir: Path) -> types_pb2.Cluster:
+    """The cluster record, opened with the manager's data key (its secrets are sealed)."""
     tls = EtcdTLSFiles(state_dir / "etcd-tls").client()
+    record = read_key_file(state_dir)
+    assert record is not None
     async with EtcdClient(_endpoint(state_dir), tls=tls) as client:
-        clusters = await Store(client).list(CLUSTERS)
-    assert len(clusters) == 1
-    return clusters[0]
+        (raw,) = await Store(client).list(CLUSTERS)
+        assert raw.etcd_ca_cert and not raw.etcd_ca_key, "the etcd CA key is sealed at rest"
+        codec = SealingCodec(raw.id, open_key_file(record))
+        return await Store(client, codec=codec).get(CLUSTERS, raw.id)
 
 
 async def _refused(state_dir: Path, tls: EtcdClientTLS) -> bool:

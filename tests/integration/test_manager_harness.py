@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from grpc import aio
+
 from pyswarm.common.join import join_cluster
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
@@ -27,6 +29,7 @@ from pyswarm.proto import (
     control_pb2_grpc,
     dispatcher_pb2,
     dispatcher_pb2_grpc,
+    seal_pb2_grpc,
     types_pb2,
 )
 from tests.etcd_harness import manager_etcd_flags
@@ -67,10 +70,23 @@ class RunningManager:
         async with manager_channel(self.endpoint.address, credentials) as channel:
             yield control_pb2_grpc.ControlStub(channel)
 
+    @contextlib.asynccontextmanager
+    async def unlock_api(self) -> AsyncIterator[seal_pb2_grpc.ManagerUnlockAsyncStub]:
+        credentials = identity_channel_credentials(self.client_identity)
+        async with manager_channel(self.endpoint.address, credentials) as channel:
+            yield seal_pb2_grpc.ManagerUnlockStub(channel)
+
     async def worker_token(self) -> str:
         async with self.control() as control:
             tokens = await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
         return tokens.worker
+
+    async def further_manager(self, state_dir: Path, etcd: EmbeddedEtcd) -> ManagerConfig:
+        """The config of another manager of this cluster: it holds the manager token, with
+        which it fetches the managers' data key from this one."""
+        async with self.control() as control:
+            tokens = await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
+        return manager_config(state_dir, etcd, join_token=tokens.manager)
 
 
 @contextlib.asynccontextmanager
@@ -88,6 +104,67 @@ async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager
             read_endpoint(config.state_dir),
             task,
             stop,
+            NodeIdentity.load(config.client_dir),
+        )
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 30)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@dataclass
+class LockedManager:
+    """A manager started with autolock on, waiting for its unlock key."""
+
+    config: ManagerConfig
+    endpoint: EndpointInfo
+    task: asyncio.Task[None]
+    ready: asyncio.Event
+    client_identity: NodeIdentity
+
+    @contextlib.asynccontextmanager
+    async def channel(self) -> AsyncIterator[aio.Channel]:
+        credentials = identity_channel_credentials(self.client_identity)
+        async with manager_channel(self.endpoint.address, credentials) as channel:
+            yield channel
+
+    def serving(self) -> RunningManager:
+        """The same manager once unlocked (wait for `ready` first)."""
+        return RunningManager(
+            self.config,
+            read_endpoint(self.config.state_dir),
+            self.task,
+            asyncio.Event(),
+            self.client_identity,
+        )
+
+
+@contextlib.asynccontextmanager
+async def locked_manager(config: ManagerConfig) -> AsyncIterator[LockedManager]:
+    """serve() on a state dir whose data key is locked: yields once it waits for
+    `swarm unlock`; stops it (unlocked or not) at the end."""
+    ready, stop, locked = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(config, ready=ready, stop=stop, locked=locked))
+    try:
+        waiter = asyncio.ensure_future(locked.wait())
+        try:
+            await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+        if task.done():
+            task.result()
+        assert locked.is_set(), "the manager did not wait for its unlock key"
+        yield LockedManager(
+            config,
+            read_endpoint(config.state_dir),
+            task,
+            ready,
             NodeIdentity.load(config.client_dir),
         )
     finally:

@@ -35,7 +35,9 @@ def test_second_manager_joins_the_cluster_and_takes_over(
             )
             first_id = first.endpoint.manager_id
             await eventually(lambda: _is(leader_of(first), first_id), what="manager 1 leading")
-            async with running_manager(manager_config(tmp_path / "m2", etcd)) as second:
+            async with running_manager(
+                await first.further_manager(tmp_path / "m2", etcd)
+            ) as second:
                 assert first.endpoint.cluster_id == second.endpoint.cluster_id
                 assert await leader_of(second) == first_id
                 agent = FakeAgent("node0", tmp_path / "agent0")

@@ -366,7 +366,9 @@ def test_a_new_leader_resumes_the_update(tmp_path: Path, etcd: EmbeddedEtcd) -> 
             first = await first_stack.enter_async_context(
                 running_manager(manager_config(tmp_path / "m1", etcd))
             )
-            async with running_manager(manager_config(tmp_path / "m2", etcd)) as second:
+            async with running_manager(
+                await first.further_manager(tmp_path / "m2", etcd)
+            ) as second:
 
                 async def body(fleet: list[FailingAgent]) -> None:
                     spec = paced_spec("web", 3, delay=1.0)

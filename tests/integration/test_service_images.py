@@ -31,6 +31,7 @@ from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2
 from tests.agent_process import AgentProcess
 from tests.etcd_harness import init_etcd_args, running_etcd
+from tests.etcd_raw import raw_dump
 from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
 from tests.registry_process import RegistryProcess
 from tests.waiting import wait_for
@@ -51,6 +52,7 @@ class Swarm:
     private: RegistryProcess
     pusher: AgentProcess
     digests: dict[str, str]
+    etcd: EmbeddedEtcd | None = None
 
     @property
     def manager_log(self) -> Path:
@@ -170,7 +172,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess) -> Iter
         stack.callback(_stop, manager)
         node = ClusterAgent(root / "node")
         node.root.mkdir()
-        swarm = Swarm(root, manager, port, node, registry, private, agent, {})
+        swarm = Swarm(root, manager, port, node, registry, private, agent, {}, etcd)
         wait_for(
             lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
             timeout=60,
@@ -311,6 +313,9 @@ def test_a_private_registry_needs_with_registry_auth(swarm: Swarm) -> None:
     ]
     for text in seen:
         assert PASSWORD not in text
+    # etcd holds the password sealed, in the service and in its tasks alike.
+    assert swarm.etcd is not None
+    assert PASSWORD.encode() not in raw_dump(swarm.etcd)
     control = control_for(
         Context("test", f"127.0.0.1:{swarm.port}", swarm.env()["PYSWARM_CERT_DIR"])
     )
