@@ -183,24 +183,21 @@ def run(
     )  # fmt: skip
     if check is not None:
         request.spec.healthcheck.CopyFrom(check)
-    # Attached, the client removes the container once it has all output and the exit
-    # code (as docker's client did); detached, the agent removes it when it exits.
-    request.auto_remove = rm and detach
+    # --rm is the agent's (docker's AutoRemove): attached or not, killed or not, the
+    # agent removes the container once it exits and this client has its exit code.
     stub = client.containers()
-    container = stub.Create(request)
     if detach:
-        print(container.id)
+        print(stub.Create(request).id)
         return
+    from pyswarm.cli.streams import print_output, run_stream
+
     if interactive or tty:
-        code = _attach_stream(stub, container.id, interactive=interactive, tty_mode=tty)
+        first = agent_pb2.AttachInput(run=request)
+        code = run_stream(
+            stub.Attach, first, agent_pb2.AttachInput, interactive=interactive, tty_mode=tty
+        )
     else:
-        for entry in stub.Logs(agent_pb2.LogsRequest(id=container.id, follow=True, tail=-1)):
-            stream = sys.stderr if entry.stream == "stderr" else sys.stdout
-            stream.buffer.write(entry.data)
-            stream.flush()
-        code = stub.Wait(agent_pb2.ContainerRef(id=container.id)).exit_code
-    if rm:
-        stub.Remove(agent_pb2.RemoveContainerRequest(id=container.id, force=True))
+        code = print_output(stub.Run(request))
     raise typer.Exit(code)
 
 

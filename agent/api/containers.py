@@ -91,10 +91,42 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
         async for line in container_lines(path, tail=tail, follow=request.follow, stopped=stopped):
             yield _entry(line)
 
+    async def Run(
+        self, request: agent_pb2.CreateContainerRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.StreamOutput]:
+        container = await self.manager.run(request)
+        try:
+            path = self.manager.records.log_path(container.id)
+
+            def stopped() -> bool:
+                return self.manager.inspect(container.id).state != types_pb2.Container.RUNNING
+
+            # Held: the record and the log stay until this stream ends (auto_remove.py).
+            async for line in container_lines(path, tail=None, follow=True, stopped=stopped):
+                if line.stream == "stderr":
+                    yield agent_pb2.StreamOutput(stderr=line.data)
+                else:
+                    yield agent_pb2.StreamOutput(stdout=line.data)
+            code = await self.manager.wait(container.id)
+            yield agent_pb2.StreamOutput(exited=True, exit_code=code)
+        finally:
+            self.manager.holds.release(container.id)
+
     async def Attach(
         self, request_iterator: AsyncIterator[agent_pb2.AttachInput], context: Context
     ) -> AsyncIterator[agent_pb2.StreamOutput]:
         first = await anext(aiter(request_iterator), None)
+        if first is not None and first.HasField("run"):
+            # docker run -i/-t: held from before the start, so a quick exit still
+            # reaches this stream (the supervisor answers an exited attach with its code).
+            container = await self.manager.run(first.run)
+            try:
+                session = await self.manager.supervisor.attach(container.id)
+                async for out in _pump(session, first, request_iterator):
+                    yield out
+            finally:
+                self.manager.holds.release(container.id)
+            return
         if first is None or not first.id:
             raise InvalidArgument("attach needs a container id", field="container")
         container = self.manager.inspect(first.id)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.containers.auto_remove import RemovalHolds
 from pyswarm.agent.containers.errors import (
     ContainerNotRunning,
     ContainerRunning,
@@ -65,6 +66,7 @@ class ContainerManager:
         self.supervisor = supervisor
         self.records = ContainerRecords(config.containers_dir)
         self.health = HealthMonitor(supervisor, self.records.write)
+        self.holds = RemovalHolds()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[None]] = set()
@@ -96,6 +98,10 @@ class ContainerManager:
                     await self._record_exit(
                         container.id, state.exit_code, state.error, state.finished_at
                     )
+        for container in self.records:
+            # Exited (or never started) while the agent was down: docker's AutoRemove.
+            if container.auto_remove and container.state != Container.RUNNING:
+                await self.remove(container.id, force=True)
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -120,10 +126,11 @@ class ContainerManager:
     # ------------------------------------------------------------ lifecycle
 
     async def create(
-        self, request: agent_pb2.CreateContainerRequest, *, task_id: str = ""
+        self, request: agent_pb2.CreateContainerRequest, *, task_id: str = "", hold: bool = False
     ) -> Container:
         """Create (and with `request.start`, start) a container; `task_id` marks the
-        container of a cluster task, recorded with it so a restarted agent finds it."""
+        container of a cluster task, recorded with it so a restarted agent finds it.
+        With `hold`, a started container is held (auto_remove.py) for the caller."""
         image = await asyncio.to_thread(self.images.resolve, request.image)
         container = build_container(request, image)
         container.task_id = task_id
@@ -133,18 +140,39 @@ class ContainerManager:
             # Indexed now (the name is taken); written with the rest of the start's
             # host-side work and synced while the supervisor starts the process.
             self.records.put(container)
-            return await self.start(container.id)
+            if not hold:
+                return await self.start(container.id)
+            self.holds.take(container.id)
+            try:
+                return await self.start(container.id)
+            except BaseException:
+                self.holds.release(container.id)
+                raise
         self.records.save(container)
         return container
 
+    async def run(self, request: agent_pb2.CreateContainerRequest) -> Container:
+        """Create and start for a client that streams the output and exit code: the
+        container is held until the caller's `holds.release`. A caller cancelled
+        meanwhile does not abort the start (see RemovalHolds.shielded)."""
+        request.start = True
+        work = asyncio.create_task(self.create(request, hold=True))
+        self._own(work)
+        return await self.holds.shielded(work)
+
     async def start(self, ref: str) -> Container:
         container = self.records.get(ref)
-        async with self._locks[container.id]:
-            container = self.records.get(container.id)
-            if container.state == Container.RUNNING:
-                return container
-            await self._start_locked(container)
-            return self.records.get(container.id)
+        try:
+            async with self._locks[container.id]:
+                container = self.records.get(container.id)
+                if container.state == Container.RUNNING:
+                    return container
+                await self._start_locked(container)
+                return self.records.get(container.id)
+        except ContainerStartFailed:
+            if container.auto_remove:  # docker's AutoRemove covers a failed start too
+                await self.remove(container.id, force=True)
+            raise
 
     async def _start_locked(self, container: Container) -> None:
         cid = container.id
@@ -242,7 +270,10 @@ class ContainerManager:
         self.health.watch(self.records.get(cid), self._exited[cid], self._background)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
-        task = asyncio.create_task(work, name=name)
+        self._own(asyncio.create_task(work, name=name))
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` until it ends; close() cancels and awaits it."""
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
@@ -259,6 +290,7 @@ class ContainerManager:
             container = self.records.get(cid)
             auto_remove = container.auto_remove
         if auto_remove:
+            await self.holds.until_released(cid)
             with contextlib.suppress(Exception):
                 await self.remove(cid, force=True)
 
@@ -384,16 +416,3 @@ class ContainerManager:
         container.name = new_name
         self.records.save(container)
         return container
-
-    def disk_usage(self) -> tuple[int, int, int, int]:
-        """(count, running, writable-layer bytes, reclaimable bytes of stopped ones)."""
-        total = reclaimable = running = 0
-        containers = list(self.records)
-        for container in containers:
-            size = self.records.writable_layer_size(container.id)
-            total += size
-            if container.state == Container.RUNNING:
-                running += 1
-            else:
-                reclaimable += size
-        return len(containers), running, total, reclaimable

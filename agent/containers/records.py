@@ -154,6 +154,19 @@ class ContainerRecords:
                         size += st.st_size
         return size
 
+    def disk_usage(self) -> tuple[int, int, int, int]:
+        """(count, running, writable-layer bytes, reclaimable bytes of stopped ones)."""
+        total = reclaimable = running = 0
+        containers = list(self)
+        for container in containers:
+            size = self.writable_layer_size(container.id)
+            total += size
+            if container.state == types_pb2.Container.RUNNING:
+                running += 1
+            else:
+                reclaimable += size
+        return len(containers), running, total, reclaimable
+
     def delete(self, container_id: str) -> None:
         """Forget the container and delete its directory now."""
         aside = self.discard(container_id)
