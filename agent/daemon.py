@@ -28,6 +28,7 @@ from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.proto import agent_pb2_grpc
 
@@ -51,7 +52,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     subnet is settled with the managers first, and the session and the task executor
     run beside the local API.
     """
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(secure_state_dir, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

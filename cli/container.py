@@ -26,6 +26,7 @@ from pyswarm.cli.output import (
 )
 from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env, parse_volume
 from pyswarm.common.healthcheck import healthcheck_document
+from pyswarm.common.log_options import parse_log_opts
 from pyswarm.proto import agent_pb2, types_pb2
 
 app = typer.Typer(help="Manage containers on this host.", no_args_is_help=True)
@@ -167,6 +168,9 @@ def run(
     health_start_period: Annotated[str, typer.Option("--health-start-period")] = "",
     health_retries: Annotated[int, typer.Option("--health-retries")] = 0,
     no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck")] = False,
+    log_opt: Annotated[
+        list[str] | None, typer.Option("--log-opt", help="Log option: max-size=10m, max-file=3")
+    ] = None,
 ) -> None:
     """Create and start a container (docker run)."""
     expect_failure_code(125)
@@ -177,6 +181,7 @@ def run(
         entrypoint=entrypoint, read_only=read_only, userns=userns,
     )  # fmt: skip
     request.start = True
+    request.spec.log_options.update(parse_log_opts(log_opt or []))
     check = health_flags(
         cmd=health_cmd, interval=health_interval, timeout=health_timeout,
         start_period=health_start_period, retries=health_retries, disabled=no_healthcheck,

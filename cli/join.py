@@ -48,12 +48,22 @@ def join(
         list[str] | None,
         typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
     ] = None,
+    log_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log-opt",
+            help="Default json-file log option for containers: max-size=10m, max-file=3",
+        ),
+    ] = None,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
     import logging
 
     from pyswarm.agent.daemon import serve
+    from pyswarm.common.log_options import parse_log_opts
+
+    log_options = tuple(parse_log_opts(log_opt or []).items())
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -61,7 +71,7 @@ def join(
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
         netns_dir=netns_dir, iptables_chain=iptables_chain,
-        insecure_registries=tuple(insecure_registry or ()),
+        insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
     )  # fmt: skip
     asyncio.run(_join(config, manager, token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))

@@ -15,7 +15,7 @@ import functools
 import logging
 import signal as signals
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from pyswarm.agent.containers.errors import (
     ContainerStartFailed,
 )
 from pyswarm.agent.containers.health import HealthMonitor, apply_image_healthcheck
+from pyswarm.agent.containers.host_resources import HostResources
 from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.spec import (
     build_container,
@@ -42,6 +43,7 @@ from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
 from pyswarm.agent.runtime.images import ImageStore
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.common import log_options
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,8 @@ class ContainerManager:
         self.holds = RemovalHolds()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
-        self._watchers: set[asyncio.Task[None]] = set()
-        # Containers whose sandbox and cgroups are known to be given back (this run).
-        self._released: set[str] = set()
+        self._watchers: set[asyncio.Task[Any]] = set()
+        self.resources = HostResources(self.records, network, cgroups)
 
     # ------------------------------------------------------------ start-up
 
@@ -131,6 +132,7 @@ class ContainerManager:
         """Create (and with `request.start`, start) a container; `task_id` marks the
         container of a cluster task, recorded with it so a restarted agent finds it.
         With `hold`, a started container is held (auto_remove.py) for the caller."""
+        log_options.validate(request.spec.log_options)
         image = await asyncio.to_thread(self.images.resolve, request.image)
         container = build_container(request, image)
         container.task_id = task_id
@@ -176,7 +178,7 @@ class ContainerManager:
 
     async def _start_locked(self, container: Container) -> None:
         cid = container.id
-        self._released.discard(cid)
+        self.resources.taken(cid)
         try:
             netns_path = ""
             if container.network_mode == Container.BRIDGE:
@@ -208,7 +210,7 @@ class ContainerManager:
             finally:
                 await synced
         except StartError as err:
-            await self._release(cid)
+            await self.resources.release(cid)
             container.state = Container.EXITED
             container.exit_code = err.exit_code
             container.error = str(err)
@@ -216,7 +218,7 @@ class ContainerManager:
             self.records.save(container, durable=False)
             raise ContainerStartFailed(str(err), err.exit_code) from err
         except BaseException:
-            await self._release(cid)
+            await self.resources.release(cid)
             raise
         container.state = Container.RUNNING
         container.pid = state.pid
@@ -239,6 +241,7 @@ class ContainerManager:
             (directory / sub).mkdir(parents=True, exist_ok=True)
         layers = self.images.layer_dirs(self.images.resolve(container.image_id))
         cgroup_dirs = self.cgroups.create(cid, container.limits)
+        rotation = log_options.rotation(container.spec.log_options, dict(self.config.log_options))
         spec = runtime_spec(
             container,
             directory,
@@ -248,6 +251,7 @@ class ContainerManager:
             cgroup_dirs=cgroup_dirs,
             log_path=self.records.log_path(cid),
         )
+        spec.log_max_bytes, spec.log_max_files = rotation.max_bytes, rotation.max_files
         if container.user_namespace:
             spec.uid_map.extend(userns.default_id_map())
             spec.gid_map.extend(userns.default_id_map())
@@ -308,41 +312,16 @@ class ContainerManager:
         # Waiters hear of the exit at once; writing it and the release run meanwhile,
         # and the container's lock (held by the caller but for adopt()) keeps a start
         # or a remove from overtaking them. A crash in between is what adopt() and
-        # _holds_resources are for.
+        # HostResources.release_leftovers are for.
         self._exited.setdefault(cid, asyncio.Event()).set()
         if exited_now:
             # No fsync, as the supervisor's own exit record: a machine crash takes the
             # container with it, and the durable RUNNING-or-CREATED record then reads
             # as exited (lost) or created after adopt(); see records.py.
             written = asyncio.to_thread(self.records.write, container)
-            await asyncio.gather(written, self._release(cid))
+            await asyncio.gather(written, self.resources.release(cid))
         else:
-            await self._release(cid)
-
-    async def _release(self, cid: str) -> None:
-        """Give back what a running container held; safe to call more than once."""
-        steps: list[Callable[[str], None]] = [self.cgroups.remove]
-        container = self.records.find(cid)
-        if container is None or container.network_mode == Container.BRIDGE:
-            # Only bridge containers have a sandbox and ports the agent made.
-            steps = [self.network.unpublish, self.network.remove_sandbox, *steps]
-        released = True
-        for step in steps:
-            try:
-                await asyncio.to_thread(step, cid)
-            except Exception as err:
-                released = False
-                log.warning("releasing %s: %s failed: %s", cid[:12], step.__name__, err)
-        if released:
-            self._released.add(cid)
-
-    def _holds_resources(self, cid: str) -> bool:
-        """Whether a stopped container still has a sandbox or cgroups (a crash between
-        its exit and their release); cheap checks, so removal skips the usual no-op."""
-        try:
-            return self.network.sandbox(cid) is not None or self.cgroups.exists(cid)
-        except Exception:
-            return True
+            await self.resources.release(cid)
 
     async def wait(self, ref: str) -> int:
         container = self.records.get(ref)
@@ -390,15 +369,14 @@ class ContainerManager:
                 )
             await self.stop(container.id, 0)
         async with self._locks[container.id]:
-            if container.id not in self._released and self._holds_resources(container.id):
-                await self._release(container.id)
+            await self.resources.release_leftovers(container.id)
             # One rename takes the record out of sight at once: a restarted agent never
             # finds it. The rest need not hold up the caller: the supervisor forgetting
             # the exited process (adopt() forgets what a crash left it remembering) and
             # deleting the writable layer and the log (the records do, on load).
             aside = self.records.discard(container.id)
             self._background(self._forget(container.id, aside))
-        self._released.discard(container.id)
+        self.resources.forget(container.id)
         self._locks.pop(container.id, None)
         self._exited.pop(container.id, None)
         return container

@@ -33,7 +33,7 @@ class ContainerRecords:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._by_id: dict[str, types_pb2.Container] = {}
         self._write_lock = threading.Lock()
         for entry in sorted(root.iterdir()):
@@ -98,9 +98,11 @@ class ContainerRecords:
         # Writers in worker threads and on the event loop take turns; each writes the
         # container as it is when its turn comes, so the last write is the latest state.
         with self._write_lock:
-            directory.mkdir(parents=True, exist_ok=True)
+            # 0700 and 0600: the record holds the container's environment.
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = directory / (RECORD + ".tmp")
-            with open(tmp, "wb") as f:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as f:
                 f.write(container.SerializeToString())
             tmp.replace(directory / RECORD)
         if durable:
