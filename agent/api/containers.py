@@ -12,10 +12,12 @@ from grpc import aio
 
 from pyswarm.agent.containers.errors import ContainerNotRunning
 from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.stats import StatsSampler
 from pyswarm.agent.runtime.container import StreamSession
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
-from pyswarm.agent.runtime.container.logs import container_lines
+from pyswarm.agent.runtime.container.log_files import Follower
+from pyswarm.agent.runtime.container.logs import container_lines, follow_lines
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, runtime_pb2, types_pb2
 
@@ -94,15 +96,20 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
     async def Run(
         self, request: agent_pb2.CreateContainerRequest, context: Context
     ) -> AsyncIterator[agent_pb2.StreamOutput]:
-        container = await self.manager.run(request)
+        log = _FirstLine(self.manager.records)
         try:
-            path = self.manager.records.log_path(container.id)
+            container = await self.manager.run(request, held_by=log.open)
+        except BaseException:
+            log.close()
+            raise
+        try:
 
             def stopped() -> bool:
                 return self.manager.inspect(container.id).state != types_pb2.Container.RUNNING
 
-            # Held: the record and the log stay until this stream ends (auto_remove.py).
-            async for line in container_lines(path, tail=None, follow=True, stopped=stopped):
+            # Held: the record and the log stay until this stream ends (auto_remove.py);
+            # the log was opened before the start, so rotation loses no early line.
+            async for line in follow_lines(log.follower(), stopped):
                 if line.stream == "stderr":
                     yield agent_pb2.StreamOutput(stderr=line.data)
                 else:
@@ -110,6 +117,7 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
             code = await self.manager.wait(container.id)
             yield agent_pb2.StreamOutput(exited=True, exit_code=code)
         finally:
+            log.close()
             self.manager.holds.release(container.id)
 
     async def Attach(
@@ -119,7 +127,7 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
         if first is not None and first.HasField("run"):
             # docker run -i/-t: held from before the start, so a quick exit still
             # reaches this stream (the supervisor answers an exited attach with its code).
-            container = await self.manager.run(first.run)
+            container = await self.manager.run(first.run, held_by=lambda _container: None)
             try:
                 session = await self.manager.supervisor.attach(container.id)
                 async for out in _pump(session, first, request_iterator):
@@ -167,6 +175,30 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
     ) -> AsyncIterator[agent_pb2.StatsResponse]:
         async for response in self.stats.stream(list(request.ids), stream=request.stream):
             yield response
+
+
+class _FirstLine:
+    """A new container's log, opened before its process starts (a Run stream's)."""
+
+    def __init__(self, records: ContainerRecords) -> None:
+        self.records = records
+        self._follower: Follower | None = None
+        self._closed = False
+
+    def open(self, container: types_pb2.Container) -> None:
+        fd = self.records.create_log(container.id)
+        self._follower = Follower(str(self.records.log_path(container.id)), fd, 0)
+        if self._closed:  # the stream ended before the start got this far
+            self.close()
+
+    def follower(self) -> Follower:
+        assert self._follower is not None
+        return self._follower
+
+    def close(self) -> None:
+        self._closed = True
+        if self._follower is not None:
+            self._follower.close()
 
 
 def _entry(line: Any) -> agent_pb2.LogEntry:

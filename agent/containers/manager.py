@@ -15,7 +15,7 @@ import functools
 import logging
 import signal as signals
 from collections import defaultdict
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from pyswarm.agent.containers.spec import (
     now_timestamp,
     parse_signal,
     port_group,
+    prepare_bind_sources,
     runtime_spec,
     timestamp_of,
     validate_name,
@@ -127,11 +128,16 @@ class ContainerManager:
     # ------------------------------------------------------------ lifecycle
 
     async def create(
-        self, request: agent_pb2.CreateContainerRequest, *, task_id: str = "", hold: bool = False
+        self,
+        request: agent_pb2.CreateContainerRequest,
+        *,
+        task_id: str = "",
+        held_by: Callable[[Container], None] | None = None,
     ) -> Container:
         """Create (and with `request.start`, start) a container; `task_id` marks the
         container of a cluster task, recorded with it so a restarted agent finds it.
-        With `hold`, a started container is held (auto_remove.py) for the caller."""
+        `held_by`, a client that holds the container (auto_remove.py), sees it once it
+        has an id, before its process exists."""
         log_options.validate(request.spec.log_options)
         image = await asyncio.to_thread(self.images.resolve, request.image)
         container = build_container(request, image)
@@ -142,23 +148,26 @@ class ContainerManager:
             # Indexed now (the name is taken); written with the rest of the start's
             # host-side work and synced while the supervisor starts the process.
             self.records.put(container)
-            if not hold:
-                return await self.start(container.id)
-            self.holds.take(container.id)
+            if held_by is not None:
+                held_by(container)
+                self.holds.take(container.id)
             try:
                 return await self.start(container.id)
             except BaseException:
-                self.holds.release(container.id)
+                if held_by is not None:
+                    self.holds.release(container.id)
                 raise
         self.records.save(container)
         return container
 
-    async def run(self, request: agent_pb2.CreateContainerRequest) -> Container:
+    async def run(
+        self, request: agent_pb2.CreateContainerRequest, held_by: Callable[[Container], None]
+    ) -> Container:
         """Create and start for a client that streams the output and exit code: the
         container is held until the caller's `holds.release`. A caller cancelled
         meanwhile does not abort the start (see RemovalHolds.shielded)."""
         request.start = True
-        work = asyncio.create_task(self.create(request, hold=True))
+        work = asyncio.create_task(self.create(request, held_by=held_by))
         self._own(work)
         return await self.holds.shielded(work)
 
@@ -258,15 +267,8 @@ class ContainerManager:
             userns.prepare_writable_layer(
                 spec.rootfs.upper_dir, spec.rootfs.work_dir, spec.uid_map, spec.gid_map
             )
-        self._prepare_bind_sources(container.spec.mounts)
+        prepare_bind_sources(container.spec.mounts)
         return spec
-
-    @staticmethod
-    def _prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
-        # docker -v creates a missing host directory for a bind mount.
-        for mount in mounts:
-            if mount.type == types_pb2.Mount.BIND:
-                Path(mount.source).mkdir(parents=True, exist_ok=True)
 
     def _watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())

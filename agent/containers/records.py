@@ -53,6 +53,13 @@ class ContainerRecords:
     def log_path(self, container_id: str) -> Path:
         return self.dir(container_id) / f"{container_id}-json.log"
 
+    def create_log(self, container_id: str) -> int:
+        """Create the container's (empty) log if missing and open it for reading, so a
+        reader can follow it from the first line."""
+        self.dir(container_id).mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+        return os.open(self.log_path(container_id), flags, 0o600)
+
     def __iter__(self) -> Iterator[types_pb2.Container]:
         return iter(list(self._by_id.values()))
 

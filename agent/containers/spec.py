@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import signal as signals
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -228,6 +228,13 @@ def runtime_spec(
         log_path=str(log_path),
         capabilities=list(DEFAULT_CAPABILITIES),
     )
+
+
+def prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
+    """docker -v creates a missing host directory for a bind mount."""
+    for mount in mounts:
+        if mount.type == types_pb2.Mount.BIND:
+            Path(mount.source).mkdir(parents=True, exist_ok=True)
 
 
 def parse_signal(value: str) -> int:

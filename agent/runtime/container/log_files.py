@@ -124,7 +124,9 @@ class LogFiles:
 
 class Follower:
     """Reads what is appended to the live file from `offset` on, and follows it when
-    the writer rotates (a new file at the path) or truncates it (max-file=1)."""
+    the writer rotates (a new file at the path) or truncates it (max-file=1). After a
+    rotation it goes on with the file that came next, rotated or live, so it loses
+    nothing unless it fell a whole max-file behind the writer."""
 
     def __init__(self, path: str, fd: int | None, offset: int) -> None:
         self.path = path
@@ -146,15 +148,31 @@ class Follower:
         except FileNotFoundError:  # removed, or between a rotation's rename and open
             return b""
         if (st.st_dev, st.st_ino) != _identity(self.fd):
-            # Rotated: what reached the old file before the rename, then the new file.
+            # Rotated: what reached this file before the rename, then the next file.
             data = self._rest()
-            os.close(self.fd)
-            self.fd = None
+            self._next_file()
             return data + self.read()
         if st.st_size < self.offset:
             self.offset = 0
             return self._rest()
         return b""
+
+    def _next_file(self) -> None:
+        assert self.fd is not None
+        chain = LogFiles(self.path)
+        try:
+            fds = [fd for fd, _end in chain.files()]
+            ids = [_identity(fd) for fd in fds]
+            mine = _identity(self.fd)
+            # The file after ours; the oldest left if ours is gone (we fell behind).
+            position = ids.index(mine) + 1 if mine in ids else 0
+            following = os.dup(fds[position]) if position < len(fds) else None
+        finally:
+            chain.close()
+        os.close(self.fd)
+        # None: the live file is between a rotation's rename and open; read() opens it.
+        self.fd = following
+        self.offset = 0
 
     def _rest(self) -> bytes:
         assert self.fd is not None

@@ -121,7 +121,7 @@ async def container_lines(
             return
         follower = Follower(str(path), files.live, files.live_end)
         files.live = None  # the follower owns it now
-        async for line in _follow(follower, stopped, interval):
+        async for line in follow_lines(follower, stopped, interval):
             yield line
     finally:
         files.close()
@@ -129,9 +129,10 @@ async def container_lines(
             follower.close()
 
 
-async def _follow(
-    follower: Follower, stopped: Callable[[], bool], interval: float
+async def follow_lines(
+    follower: Follower, stopped: Callable[[], bool], interval: float = FOLLOW_INTERVAL_S
 ) -> AsyncIterator[LogLine]:
+    """The lines `follower` reads, until `stopped()` and nothing more is there."""
     pending = b""
     # Poll fast right after activity and back off to `interval` when idle, so the end of
     # a short container is seen within milliseconds and an idle follower costs little.
