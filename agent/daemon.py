@@ -22,6 +22,7 @@ from pyswarm.agent.api.images import ImageService
 from pyswarm.agent.cluster.mode import ClusterMode
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.containers.adoption import adopt
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
@@ -78,7 +79,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
     )
     manager = ContainerManager(config, images, network, cgroups, supervisor)
-    await manager.adopt()
+    await adopt(manager)
 
     server = aio.server(interceptors=[ErrorInterceptor()])
     agent_pb2_grpc.add_ContainerAPIServicer_to_server(ContainerService(manager), server)

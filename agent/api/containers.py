@@ -10,7 +10,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
-from pyswarm.agent.containers.errors import ContainerNotRunning
+from pyswarm.agent.containers.errors import ContainerNotRunning, NoSuchContainer
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.stats import StatsSampler
@@ -105,7 +105,8 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
         try:
 
             def stopped() -> bool:
-                return self.manager.inspect(container.id).state != types_pb2.Container.RUNNING
+                latest = self.manager.records.find(container.id)  # None: `rm -f` meanwhile
+                return latest is None or latest.state != types_pb2.Container.RUNNING
 
             # Held: the record and the log stay until this stream ends (auto_remove.py);
             # the log was opened before the start, so rotation loses no early line.
@@ -114,8 +115,11 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
                     yield agent_pb2.StreamOutput(stderr=line.data)
                 else:
                     yield agent_pb2.StreamOutput(stdout=line.data)
-            code = await self.manager.wait(container.id)
-            yield agent_pb2.StreamOutput(exited=True, exit_code=code)
+            with contextlib.suppress(NoSuchContainer):
+                await self.manager.wait(container.id)
+            # The record, kept by the manager until the removal; ours after a `rm -f`.
+            latest = self.manager.records.find(container.id) or container
+            yield agent_pb2.StreamOutput(exited=True, exit_code=latest.exit_code)
         finally:
             log.close()
             self.manager.holds.release(container.id)

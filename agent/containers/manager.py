@@ -14,10 +14,11 @@ import contextlib
 import functools
 import logging
 import signal as signals
+from asyncio import Task
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.containers.auto_remove import RemovalHolds
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
 Container = types_pb2.Container
+T = TypeVar("T")
 
 
 class ContainerManager:
@@ -74,36 +76,6 @@ class ContainerManager:
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[Any]] = set()
         self.resources = HostResources(self.records, network, cgroups)
-
-    # ------------------------------------------------------------ start-up
-
-    async def adopt(self) -> None:
-        """Reconcile the records with what the supervisor knows after a (re)start."""
-        states = {s.id: s for s in await self.supervisor.list()}
-        known = {c.id for c in self.records}
-        for cid, supervised in states.items():
-            if cid not in known and not supervised.running:
-                # Removed here, but the agent stopped before the supervisor forgot it.
-                with contextlib.suppress(Exception):
-                    await self.supervisor.forget(cid)
-        for container in self.records:
-            state = states.get(container.id)
-            if container.state == Container.RUNNING:
-                if state is not None and state.running:
-                    container.pid = state.pid
-                    self.records.save(container)
-                    self._watch(container.id)
-                    continue
-                if state is None:
-                    await self._record_exit(container.id, 137, "lost: no process found")
-                else:
-                    await self._record_exit(
-                        container.id, state.exit_code, state.error, state.finished_at
-                    )
-        for container in self.records:
-            # Exited (or never started) while the agent was down: docker's AutoRemove.
-            if container.auto_remove and container.state != Container.RUNNING:
-                await self.remove(container.id, force=True)
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -167,9 +139,7 @@ class ContainerManager:
         container is held until the caller's `holds.release`. A caller cancelled
         meanwhile does not abort the start (see RemovalHolds.shielded)."""
         request.start = True
-        work = asyncio.create_task(self.create(request, held_by=held_by))
-        self._own(work)
-        return await self.holds.shielded(work)
+        return await self.holds.shielded(self._owned(self.create(request, held_by=held_by)))
 
     async def start(self, ref: str) -> Container:
         container = self.records.get(ref)
@@ -238,7 +208,7 @@ class ContainerManager:
         # No fsync: the identity is durable already (above); see records.py.
         self.records.save(container, durable=False)
         self._exited[cid] = asyncio.Event()
-        self._watch(cid)
+        self.watch(cid)
 
     def _runtime_spec(self, container: Container, netns_path: str) -> runtime_pb2.RuntimeSpec:
         """The record written, then dirs, cgroups, /etc files and bind sources made; the
@@ -270,18 +240,20 @@ class ContainerManager:
         prepare_bind_sources(container.spec.mounts)
         return spec
 
-    def _watch(self, cid: str) -> None:
+    def watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())
         self._background(self._wait_exit(cid), name=f"watch-{cid[:12]}")
         self.health.watch(self.records.get(cid), self._exited[cid], self._background)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
-        self._own(asyncio.create_task(work, name=name))
+        self._owned(work, name)
 
-    def _own(self, task: asyncio.Task[Any]) -> None:
-        """Keep `task` until it ends; close() cancels and awaits it."""
+    def _owned(self, work: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
+        """Run `work` in a task kept until it ends (close() cancels and awaits it)."""
+        task = asyncio.create_task(work, name=name)
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
+        return task
 
     async def _wait_exit(self, cid: str) -> None:
         while True:
@@ -292,15 +264,17 @@ class ContainerManager:
                 log.warning("waiting for %s: %s; retrying", cid[:12], err)
                 await asyncio.sleep(1)
         async with self._locks[cid]:
-            await self._record_exit(cid, state.exit_code, state.error, state.finished_at)
+            await self.record_exit(cid, state.exit_code, state.error, state.finished_at)
             container = self.records.get(cid)
             auto_remove = container.auto_remove
         if auto_remove:
             await self.holds.until_released(cid)
-            with contextlib.suppress(Exception):
-                await self.remove(cid, force=True)
+            latest = self.records.find(cid)
+            if latest is not None and latest.state != Container.RUNNING:  # not restarted
+                with contextlib.suppress(Exception):
+                    await self.remove(cid, force=True)
 
-    async def _record_exit(
+    async def record_exit(
         self, cid: str, exit_code: int, error: str = "", finished_at: float = 0.0
     ) -> None:
         container = self.records.get(cid)
@@ -312,14 +286,14 @@ class ContainerManager:
             container.pid = 0
             container.finished_at.CopyFrom(timestamp_of(finished_at))
         # Waiters hear of the exit at once; writing it and the release run meanwhile,
-        # and the container's lock (held by the caller but for adopt()) keeps a start
-        # or a remove from overtaking them. A crash in between is what adopt() and
+        # and the container's lock (held by the caller but for adoption.py) keeps a start
+        # or a remove from overtaking them. A crash in between is what adoption.py and
         # HostResources.release_leftovers are for.
         self._exited.setdefault(cid, asyncio.Event()).set()
         if exited_now:
             # No fsync, as the supervisor's own exit record: a machine crash takes the
             # container with it, and the durable RUNNING-or-CREATED record then reads
-            # as exited (lost) or created after adopt(); see records.py.
+            # as exited (lost) or created after adoption; see records.py.
             written = asyncio.to_thread(self.records.write, container)
             await asyncio.gather(written, self.resources.release(cid))
         else:
@@ -356,10 +330,16 @@ class ContainerManager:
         return self.records.get(container.id)
 
     async def restart(self, ref: str, timeout: int) -> Container:
-        container = await self.stop(ref, timeout)
-        container.restart_count += 1
-        self.records.save(container)
-        return await self.start(container.id)
+        # Held, as docker lifts AutoRemove for a restart: the stop is not the end.
+        cid = self.records.get(ref).id
+        self.holds.take(cid)
+        try:
+            container = await self.stop(cid, timeout)
+            container.restart_count += 1
+            self.records.save(container)
+            return await self.start(container.id)
+        finally:
+            self.holds.release(cid)
 
     async def remove(self, ref: str, *, force: bool) -> Container:
         container = self.records.get(ref)
@@ -374,7 +354,7 @@ class ContainerManager:
             await self.resources.release_leftovers(container.id)
             # One rename takes the record out of sight at once: a restarted agent never
             # finds it. The rest need not hold up the caller: the supervisor forgetting
-            # the exited process (adopt() forgets what a crash left it remembering) and
+            # the exited process (adoption forgets what a crash left it remembering) and
             # deleting the writable layer and the log (the records do, on load).
             aside = self.records.discard(container.id)
             self._background(self._forget(container.id, aside))

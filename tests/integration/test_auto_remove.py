@@ -117,3 +117,46 @@ def test_exit_while_the_agent_is_down_is_removed_at_adoption(agent: AgentProcess
     finally:
         agent.start()
     wait_for(lambda: _nothing_left(agent), what="removal at adoption")
+
+
+def test_restart_does_not_remove_an_auto_remove_container(agent: AgentProcess) -> None:
+    name = f"restarted-{uuid.uuid4().hex[:8]}"
+    agent.cli("run", "-d", "--rm", "--name", name, "busybox", "sleep", "300")
+    agent.cli("restart", "-t", "0", name)
+    # As docker: a restart is not the end, so AutoRemove waits for the real exit.
+    assert [c["State"] for c in _ps_all(agent) if c["Names"] == name] == ["running"]
+    agent.cli("stop", "-t", "0", name)
+    wait_for(lambda: _nothing_left(agent), what="removal after the stop")
+
+
+def test_rm_force_during_an_attached_run_ends_it_with_the_exit_code(
+    agent: AgentProcess,
+) -> None:
+    name = f"forced-{uuid.uuid4().hex[:8]}"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "pyswarm.cli.main", "run", "--rm", "--name", name,
+         "busybox", "sh", "-c", "echo started; sleep 300"],
+        env=agent.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == b"started\n"
+        agent.cli("rm", "-f", name)
+        assert cli.wait(timeout=30) == 137
+        wait_for(lambda: _nothing_left(agent), what="the forced removal")
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        cli.communicate(timeout=30)
+
+
+def test_interactive_run_with_rm_gets_a_quick_exit_and_leaves_nothing(
+    agent: AgentProcess,
+) -> None:
+    result = agent.cli(
+        "run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 3", input=b"hi\n", check=False
+    )
+    assert (result.returncode, result.stdout) == (3, b"hi\n")
+    quick = agent.cli("run", "--rm", "-i", "busybox", "true", input=b"")
+    assert quick.returncode == 0
+    wait_for(lambda: _nothing_left(agent), what="the interactive containers' removal")
