@@ -80,7 +80,7 @@ def test_tail_reads_backwards_from_the_end_only(tmp_path: Path) -> None:
     files = log_files.LogFiles(path)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(log_files.os, "pread", counting_pread)
+            patch.setattr(os, "pread", counting_pread)
             last = files.last_lines(3)
     finally:
         files.close()
