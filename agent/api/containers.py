@@ -17,11 +17,14 @@ from pyswarm.agent.containers.stats import StatsSampler
 from pyswarm.agent.runtime.container import StreamSession
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.log_files import Follower
-from pyswarm.agent.runtime.container.logs import container_lines, follow_lines
+from pyswarm.agent.runtime.container.logs import LogLine, container_lines, follow_batches
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, runtime_pb2, types_pb2
 
 Context = aio.ServicerContext[Any, Any]
+# Output bytes per Run message, at most about (a line is up to 16 KiB): well under
+# gRPC's 4 MiB message limit.
+OUTPUT_BATCH = 256 * 1024
 
 
 class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
@@ -110,11 +113,9 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
 
             # Held: the record and the log stay until this stream ends (auto_remove.py);
             # the log was opened before the start, so rotation loses no early line.
-            async for line in follow_lines(log.follower(), stopped):
-                if line.stream == "stderr":
-                    yield agent_pb2.StreamOutput(stderr=line.data)
-                else:
-                    yield agent_pb2.StreamOutput(stdout=line.data)
+            async for batch in follow_batches(log.follower(), stopped):
+                for output in _outputs(batch):
+                    yield output
             with contextlib.suppress(NoSuchContainer):
                 await self.manager.wait(container.id)
             # The record, kept by the manager until the removal; ours after a `rm -f`.
@@ -203,6 +204,24 @@ class _FirstLine:
         self._closed = True
         if self._follower is not None:
             self._follower.close()
+
+
+def _outputs(lines: list[LogLine]) -> list[agent_pb2.StreamOutput]:
+    """Lines as few messages as their order allows: a run of one stream up to
+    OUTPUT_BATCH bytes is one message."""
+    batches: list[tuple[str, list[bytes], int]] = []
+    for line in lines:
+        if not batches or batches[-1][0] != line.stream or batches[-1][2] >= OUTPUT_BATCH:
+            batches.append((line.stream, [], 0))
+        stream, parts, size = batches[-1]
+        parts.append(line.data)
+        batches[-1] = (stream, parts, size + len(line.data))
+    return [
+        agent_pb2.StreamOutput(stderr=b"".join(parts))
+        if stream == "stderr"
+        else agent_pb2.StreamOutput(stdout=b"".join(parts))
+        for stream, parts, _size in batches
+    ]
 
 
 def _entry(line: Any) -> agent_pb2.LogEntry:

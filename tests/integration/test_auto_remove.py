@@ -160,3 +160,14 @@ def test_interactive_run_with_rm_gets_a_quick_exit_and_leaves_nothing(
     quick = agent.cli("run", "--rm", "-i", "busybox", "true", input=b"")
     assert quick.returncode == 0
     wait_for(lambda: _nothing_left(agent), what="the interactive containers' removal")
+
+
+def test_attached_output_arrives_whole(agent: AgentProcess) -> None:
+    result = agent.cli(
+        "run", "--rm", "busybox", "sh", "-c", "yes | head -c 3000000; echo done >&2",
+        input=b"",
+    )  # fmt: skip
+    assert len(result.stdout) == 3_000_000
+    assert set(result.stdout.split(b"\n")) <= {b"y", b""}
+    assert result.stderr == b"done\n"
+    wait_for(lambda: _nothing_left(agent), what="the container's removal")

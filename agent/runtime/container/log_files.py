@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 BLOCK = 64 * 1024
+READ_AT_ONCE = 4 * 1024 * 1024
 
 
 def rotated(path: str | Path, index: int) -> str:
@@ -177,8 +178,11 @@ class Follower:
     def _rest(self) -> bytes:
         assert self.fd is not None
         parts = []
-        while data := os.pread(self.fd, BLOCK * 16, self.offset):
+        read = 0
+        # At most READ_AT_ONCE per call: a reader far behind catches up in steps.
+        while read < READ_AT_ONCE and (data := os.pread(self.fd, BLOCK * 16, self.offset)):
             self.offset += len(data)
+            read += len(data)
             parts.append(data)
         return b"".join(parts)
 

@@ -133,6 +133,15 @@ async def follow_lines(
     follower: Follower, stopped: Callable[[], bool], interval: float = FOLLOW_INTERVAL_S
 ) -> AsyncIterator[LogLine]:
     """The lines `follower` reads, until `stopped()` and nothing more is there."""
+    async for batch in follow_batches(follower, stopped, interval):
+        for line in batch:
+            yield line
+
+
+async def follow_batches(
+    follower: Follower, stopped: Callable[[], bool], interval: float = FOLLOW_INTERVAL_S
+) -> AsyncIterator[list[LogLine]]:
+    """follow_lines, a read's worth of lines at a time (for senders that batch)."""
     pending = b""
     # Poll fast right after activity and back off to `interval` when idle, so the end of
     # a short container is seen within milliseconds and an idle follower costs little.
@@ -142,8 +151,8 @@ async def follow_lines(
         chunk = await asyncio.to_thread(follower.read)
         pending += chunk
         *complete, pending = pending.split(b"\n")
-        for line in _parsed(complete):
-            yield line
+        if batch := _parsed(complete):
+            yield batch
         if chunk:
             delay = FOLLOW_MIN_INTERVAL_S
         else:
