@@ -99,7 +99,7 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
     async def Run(
         self, request: agent_pb2.CreateContainerRequest, context: Context
     ) -> AsyncIterator[agent_pb2.StreamOutput]:
-        log = _FirstLine(self.manager.records)
+        log = _RunLog(self.manager.records)
         try:
             container = await self.manager.run(request, held_by=log.open)
         except BaseException:
@@ -182,7 +182,7 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
             yield response
 
 
-class _FirstLine:
+class _RunLog:
     """A new container's log, opened before its process starts (a Run stream's)."""
 
     def __init__(self, records: ContainerRecords) -> None:
