@@ -111,7 +111,8 @@ class JsonLogWriter:
         for index in range(oldest - 1, 0, -1):
             with contextlib.suppress(FileNotFoundError):
                 os.rename(rotated(self._path, index), rotated(self._path, index + 1))
-        os.rename(self._path, rotated(self._path, 1))
+        with contextlib.suppress(FileNotFoundError):  # deleted under us: start afresh
+            os.rename(self._path, rotated(self._path, 1))
         os.close(self._fd)
         self._fd = self._open()
         self._size = 0
