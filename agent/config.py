@@ -25,6 +25,9 @@ class AgentConfig:
     metrics_addr: str = ""  # host:port of /metrics; "" = off
     session_max_backoff: float = 5.0  # seconds between reconnects to managers, at most
     insecure_registries: tuple[str, ...] = ()  # hosts pulled from over plain http
+    # --log-opt defaults for every container (docker's daemon.json "log-opts"):
+    # (key, value) pairs, checked by common/log_options.py.
+    log_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def images_dir(self) -> Path:

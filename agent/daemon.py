@@ -22,11 +22,13 @@ from pyswarm.agent.api.images import ImageService
 from pyswarm.agent.cluster.mode import ClusterMode
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.containers.adoption import adopt
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.images import ImageStore
 from pyswarm.proto import agent_pb2_grpc
@@ -51,7 +53,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     subnet is settled with the managers first, and the session and the task executor
     run beside the local API.
     """
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(secure_state_dir, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -77,7 +79,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
     )
     manager = ContainerManager(config, images, network, cgroups, supervisor)
-    await manager.adopt()
+    await adopt(manager)
 
     server = aio.server(interceptors=[ErrorInterceptor()])
     agent_pb2_grpc.add_ContainerAPIServicer_to_server(ContainerService(manager), server)

@@ -35,6 +35,13 @@ def agent(
         list[str] | None,
         typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
     ] = None,
+    log_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log-opt",
+            help="Default json-file log option for containers: max-size=10m, max-file=3",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -43,6 +50,9 @@ def agent(
     from pyswarm.agent.config import AgentConfig
     from pyswarm.agent.daemon import serve
     from pyswarm.agent.daemon import teardown as teardown_host
+    from pyswarm.common.log_options import parse_log_opts
+
+    log_options = tuple(parse_log_opts(log_opt or []).items())
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -51,5 +61,6 @@ def agent(
         state_dir=state_dir, socket=socket, bridge=bridge, subnet=subnet,
         cgroup_parent=cgroup_parent, netns_dir=netns_dir, iptables_chain=iptables_chain,
         metrics_addr=metrics_addr, insecure_registries=tuple(insecure_registry or ()),
+        log_options=log_options,
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))

@@ -27,6 +27,7 @@ from pyswarm.cli.output import (
 )
 from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env, parse_volume
 from pyswarm.common.healthcheck import healthcheck_document
+from pyswarm.common.log_options import parse_log_opts
 from pyswarm.proto import agent_pb2, types_pb2
 
 app = typer.Typer(help="Manage containers on this host.", no_args_is_help=True)
@@ -183,6 +184,9 @@ def run(
     device: Annotated[
         list[str] | None, typer.Option("--device", help="HOST[:CONTAINER][:rwm]")
     ] = None,
+    log_opt: Annotated[
+        list[str] | None, typer.Option("--log-opt", help="Log option: max-size=10m, max-file=3")
+    ] = None,
 ) -> None:
     """Create and start a container (docker run)."""
     expect_failure_code(125)
@@ -197,30 +201,28 @@ def run(
         request.spec, cap_add=cap_add or [], cap_drop=cap_drop or [], privileged=privileged,
         security_opt=security_opt or [], device=device or [],
     )  # fmt: skip
+    request.spec.log_options.update(parse_log_opts(log_opt or []))
     check = health_flags(
         cmd=health_cmd, interval=health_interval, timeout=health_timeout,
         start_period=health_start_period, retries=health_retries, disabled=no_healthcheck,
     )  # fmt: skip
     if check is not None:
         request.spec.healthcheck.CopyFrom(check)
-    # Attached, the client removes the container once it has all output and the exit
-    # code (as docker's client did); detached, the agent removes it when it exits.
-    request.auto_remove = rm and detach
+    # --rm is the agent's (docker's AutoRemove): attached or not, killed or not, the
+    # agent removes the container once it exits and this client has its exit code.
     stub = client.containers()
-    container = stub.Create(request)
     if detach:
-        print(container.id)
+        print(stub.Create(request).id)
         return
+    from pyswarm.cli.streams import print_output, run_stream
+
     if interactive or tty:
-        code = _attach_stream(stub, container.id, interactive=interactive, tty_mode=tty)
+        first = agent_pb2.AttachInput(run=request)
+        code = run_stream(
+            stub.Attach, first, agent_pb2.AttachInput, interactive=interactive, tty_mode=tty
+        )
     else:
-        for entry in stub.Logs(agent_pb2.LogsRequest(id=container.id, follow=True, tail=-1)):
-            stream = sys.stderr if entry.stream == "stderr" else sys.stdout
-            stream.buffer.write(entry.data)
-            stream.flush()
-        code = stub.Wait(agent_pb2.ContainerRef(id=container.id)).exit_code
-    if rm:
-        stub.Remove(agent_pb2.RemoveContainerRequest(id=container.id, force=True))
+        code = print_output(stub.Run(request))
     raise typer.Exit(code)
 
 

@@ -58,6 +58,13 @@ def join(
         list[str] | None,
         typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
     ] = None,
+    log_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log-opt",
+            help="Default json-file log option for containers: max-size=10m, max-file=3",
+        ),
+    ] = None,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
@@ -65,7 +72,9 @@ def join(
 
     from pyswarm.agent.daemon import serve
     from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
+    from pyswarm.common.log_options import parse_log_opts
 
+    log_options = tuple(parse_log_opts(log_opt or []).items())
     join_token = read_join_token(token, token_file)
     os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
 
@@ -75,7 +84,7 @@ def join(
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
         netns_dir=netns_dir, iptables_chain=iptables_chain,
-        insecure_registries=tuple(insecure_registry or ()),
+        insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
     )  # fmt: skip
     asyncio.run(_join(config, manager, join_token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))

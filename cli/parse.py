@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 
+from pyswarm.common.byte_sizes import parse_size
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import types_pb2
 
@@ -13,18 +13,14 @@ class CliInputError(InvalidArgument):
     """Bad command-line input; the message names the flag at fault."""
 
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
 def parse_bytes(text: str, flag: str) -> int:
     """docker's RAMInBytes: 512m, 1g, 100k, 1024 (binary units)."""
-    match = _SIZE.match(text.strip())
-    if not match:
+    size = parse_size(text, binary=True)
+    if size is None:
         raise CliInputError(
             f'invalid argument "{text}" for "{flag}" flag: invalid size: {text!r}', field=flag
         )
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return size
 
 
 def parse_cpus(text: str) -> int:

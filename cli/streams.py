@@ -90,19 +90,28 @@ def run_stream(
                 inputs.put(make_input(resize=size))
 
         previous = signal.signal(signal.SIGWINCH, on_resize)
-    exit_code = 0
     try:
         with raw_terminal(tty_mode):
-            for out in call(requests()):
-                if out.stdout:
-                    os.write(sys.stdout.fileno(), out.stdout)
-                if out.stderr:
-                    os.write(sys.stderr.fileno(), out.stderr)
-                if out.exited:
-                    exit_code = out.exit_code
-                    break
+            return print_output(call(requests()))
     finally:
         inputs.put(_END)
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
-    return exit_code
+
+
+def print_output(outputs: Iterable[agent_pb2.StreamOutput]) -> int:
+    """Write a stream's output to stdout/stderr as it comes; returns its exit code."""
+    for out in outputs:
+        if out.stdout:
+            _write_all(sys.stdout.fileno(), out.stdout)
+        if out.stderr:
+            _write_all(sys.stderr.fileno(), out.stderr)
+        if out.exited:
+            return out.exit_code
+    return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

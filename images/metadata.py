@@ -102,7 +102,9 @@ class Metadata:
             "blobs": self.blobs,
         }
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w") as f:
+        # 0600, as every record of the agent: only root reads what the store holds.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "w") as f:
             json.dump(document, f, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())

@@ -34,9 +34,11 @@ class StoreFiles:
         self.blob_dir = root / "blobs" / "sha256"
         self.layer_root = root / "l"
         self.tmp_dir = root / "tmp"
-        for directory in (self.blob_dir, self.layer_root, self.tmp_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.chmod(0o700)
+        # 0700 all the way down to the layers: no other host user reaches a setuid
+        # file of a layer. chmod too, for a store made before this rule.
+        for directory in (root, root / "blobs", self.blob_dir, self.layer_root, self.tmp_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.chmod(0o700)
         self.index_path = root / "metadata.json"
         self.lock = threading.RLock()
         self.meta = Metadata.read(self.index_path)

@@ -334,12 +334,21 @@ class AttachInput(_message.Message):
     STDIN_FIELD_NUMBER: _builtins.int
     RESIZE_FIELD_NUMBER: _builtins.int
     CLOSE_STDIN_FIELD_NUMBER: _builtins.int
+    RUN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """first message only"""
     stdin: _builtins.bytes
     close_stdin: _builtins.bool
     @_builtins.property
     def resize(self) -> Global___TerminalSize: ...
+    @_builtins.property
+    def run(self) -> Global___CreateContainerRequest:
+        """First message only, instead of `id`: create and start this container, then attach
+        (docker run -i/-t). The agent keeps an auto_remove container until this stream has
+        its exit code, so a quick exit is never missed; a client that goes away does not
+        stop the removal.
+        """
+
     def __init__(
         self,
         *,
@@ -347,10 +356,11 @@ class AttachInput(_message.Message):
         stdin: _builtins.bytes = ...,
         resize: Global___TerminalSize | None = ...,
         close_stdin: _builtins.bool = ...,
+        run: Global___CreateContainerRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["resize", b"resize"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resize", b"resize", "run", b"run"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_stdin", b"close_stdin", "id", b"id", "resize", b"resize", "stdin", b"stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_stdin", b"close_stdin", "id", b"id", "resize", b"resize", "run", b"run", "stdin", b"stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

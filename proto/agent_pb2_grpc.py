@@ -95,6 +95,11 @@ class ContainerAPIStub:
                 request_serializer=pyswarm_dot_proto_dot_agent__pb2.AttachInput.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_agent__pb2.StreamOutput.FromString,
                 _registered_method=True)
+        self.Run = channel.unary_stream(
+                '/pyswarm.v1.ContainerAPI/Run',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.CreateContainerRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.StreamOutput.FromString,
+                _registered_method=True)
         self.Exec = channel.stream_stream(
                 '/pyswarm.v1.ContainerAPI/Exec',
                 request_serializer=pyswarm_dot_proto_dot_agent__pb2.ExecInput.SerializeToString,
@@ -182,6 +187,15 @@ class ContainerAPIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Run(self, request, context):
+        """docker run, attached without stdin: create and start the container, stream its
+        output from the first byte and end with its exit code. An auto_remove container is
+        removed by the agent after this stream ends, or when the client goes away.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -255,6 +269,11 @@ def add_ContainerAPIServicer_to_server(servicer, server):
             'Attach': grpc.stream_stream_rpc_method_handler(
                     servicer.Attach,
                     request_deserializer=pyswarm_dot_proto_dot_agent__pb2.AttachInput.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.StreamOutput.SerializeToString,
+            ),
+            'Run': grpc.unary_stream_rpc_method_handler(
+                    servicer.Run,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.CreateContainerRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_agent__pb2.StreamOutput.SerializeToString,
             ),
             'Exec': grpc.stream_stream_rpc_method_handler(
@@ -591,6 +610,33 @@ class ContainerAPI:
             target,
             '/pyswarm.v1.ContainerAPI/Attach',
             pyswarm_dot_proto_dot_agent__pb2.AttachInput.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.StreamOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Run(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.ContainerAPI/Run',
+            pyswarm_dot_proto_dot_agent__pb2.CreateContainerRequest.SerializeToString,
             pyswarm_dot_proto_dot_agent__pb2.StreamOutput.FromString,
             options,
             channel_credentials,

@@ -46,6 +46,11 @@ class ContainerAPIStub:
     Wait: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ContainerRef, _agent_pb2.WaitContainerResponse]
     Logs: _grpc.UnaryStreamMultiCallable[_agent_pb2.LogsRequest, _agent_pb2.LogEntry]
     Attach: _grpc.StreamStreamMultiCallable[_agent_pb2.AttachInput, _agent_pb2.StreamOutput]
+    Run: _grpc.UnaryStreamMultiCallable[_agent_pb2.CreateContainerRequest, _agent_pb2.StreamOutput]
+    """docker run, attached without stdin: create and start the container, stream its
+    output from the first byte and end with its exit code. An auto_remove container is
+    removed by the agent after this stream ends, or when the client goes away.
+    """
     Exec: _grpc.StreamStreamMultiCallable[_agent_pb2.ExecInput, _agent_pb2.StreamOutput]
     Stats: _grpc.UnaryStreamMultiCallable[_agent_pb2.StatsRequest, _agent_pb2.StatsResponse]
 
@@ -64,6 +69,11 @@ class ContainerAPIAsyncStub(ContainerAPIStub):
     Wait: _aio.UnaryUnaryMultiCallable[_agent_pb2.ContainerRef, _agent_pb2.WaitContainerResponse]  # type: ignore[assignment]
     Logs: _aio.UnaryStreamMultiCallable[_agent_pb2.LogsRequest, _agent_pb2.LogEntry]  # type: ignore[assignment]
     Attach: _aio.StreamStreamMultiCallable[_agent_pb2.AttachInput, _agent_pb2.StreamOutput]  # type: ignore[assignment]
+    Run: _aio.UnaryStreamMultiCallable[_agent_pb2.CreateContainerRequest, _agent_pb2.StreamOutput]  # type: ignore[assignment]
+    """docker run, attached without stdin: create and start the container, stream its
+    output from the first byte and end with its exit code. An auto_remove container is
+    removed by the agent after this stream ends, or when the client goes away.
+    """
     Exec: _aio.StreamStreamMultiCallable[_agent_pb2.ExecInput, _agent_pb2.StreamOutput]  # type: ignore[assignment]
     Stats: _aio.UnaryStreamMultiCallable[_agent_pb2.StatsRequest, _agent_pb2.StatsResponse]  # type: ignore[assignment]
 
@@ -151,6 +161,17 @@ class ContainerAPIServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_agent_pb2.AttachInput],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_agent_pb2.StreamOutput], _abc.AsyncIterator[_agent_pb2.StreamOutput]]: ...
+
+    @_abc_1.abstractmethod
+    def Run(
+        self,
+        request: _agent_pb2.CreateContainerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.StreamOutput], _abc.AsyncIterator[_agent_pb2.StreamOutput]]:
+        """docker run, attached without stdin: create and start the container, stream its
+        output from the first byte and end with its exit code. An auto_remove container is
+        removed by the agent after this stream ends, or when the client goes away.
+        """
 
     @_abc_1.abstractmethod
     def Exec(

@@ -24,6 +24,8 @@ class AgentProcess:
     root: Path
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     process: subprocess.Popen[bytes] | None = None
+    # More `pyswarm agent` flags for start() only (e.g. --log-opt defaults).
+    start_flags: list[str] = field(default_factory=list)
 
     @property
     def state_dir(self) -> Path:
@@ -51,7 +53,7 @@ class AgentProcess:
     def start(self) -> None:
         log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pyswarm.cli.main", "agent", *self.flags()],
+            [sys.executable, "-m", "pyswarm.cli.main", "agent", *self.flags(), *self.start_flags],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env(),

@@ -11,15 +11,20 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from pyswarm.agent.containers import hardening
-from pyswarm.agent.containers.errors import ContainerNotRunning
+from pyswarm.agent.containers.errors import ContainerNotRunning, NoSuchContainer
 from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.stats import StatsSampler
 from pyswarm.agent.runtime.container import StreamSession
-from pyswarm.agent.runtime.container.logs import container_lines
+from pyswarm.agent.runtime.container.log_files import Follower
+from pyswarm.agent.runtime.container.logs import LogLine, container_lines, follow_batches
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, runtime_pb2, types_pb2
 
 Context = aio.ServicerContext[Any, Any]
+# Output bytes per Run message, at most about (a line is up to 16 KiB): well under
+# gRPC's 4 MiB message limit.
+OUTPUT_BATCH = 256 * 1024
 
 
 class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
@@ -91,10 +96,50 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
         async for line in container_lines(path, tail=tail, follow=request.follow, stopped=stopped):
             yield _entry(line)
 
+    async def Run(
+        self, request: agent_pb2.CreateContainerRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.StreamOutput]:
+        log = _RunLog(self.manager.records)
+        try:
+            container = await self.manager.run(request, held_by=log.open)
+        except BaseException:
+            log.close()
+            raise
+        try:
+
+            def stopped() -> bool:
+                latest = self.manager.records.find(container.id)  # None: `rm -f` meanwhile
+                return latest is None or latest.state != types_pb2.Container.RUNNING
+
+            # Held: the record and the log stay until this stream ends (auto_remove.py);
+            # the log was opened before the start, so rotation loses no early line.
+            async for batch in follow_batches(log.follower(), stopped):
+                for output in _outputs(batch):
+                    yield output
+            with contextlib.suppress(NoSuchContainer):
+                await self.manager.wait(container.id)
+            # The record, kept by the manager until the removal; ours after a `rm -f`.
+            latest = self.manager.records.find(container.id) or container
+            yield agent_pb2.StreamOutput(exited=True, exit_code=latest.exit_code)
+        finally:
+            log.close()
+            self.manager.holds.release(container.id)
+
     async def Attach(
         self, request_iterator: AsyncIterator[agent_pb2.AttachInput], context: Context
     ) -> AsyncIterator[agent_pb2.StreamOutput]:
         first = await anext(aiter(request_iterator), None)
+        if first is not None and first.HasField("run"):
+            # docker run -i/-t: held from before the start, so a quick exit still
+            # reaches this stream (the supervisor answers an exited attach with its code).
+            container = await self.manager.run(first.run, held_by=lambda _container: None)
+            try:
+                session = await self.manager.supervisor.attach(container.id)
+                async for out in _pump(session, first, request_iterator):
+                    yield out
+            finally:
+                self.manager.holds.release(container.id)
+            return
         if first is None or not first.id:
             raise InvalidArgument("attach needs a container id", field="container")
         container = self.manager.inspect(first.id)
@@ -135,6 +180,48 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
     ) -> AsyncIterator[agent_pb2.StatsResponse]:
         async for response in self.stats.stream(list(request.ids), stream=request.stream):
             yield response
+
+
+class _RunLog:
+    """A new container's log, opened before its process starts (a Run stream's)."""
+
+    def __init__(self, records: ContainerRecords) -> None:
+        self.records = records
+        self._follower: Follower | None = None
+        self._closed = False
+
+    def open(self, container: types_pb2.Container) -> None:
+        fd = self.records.create_log(container.id)
+        self._follower = Follower(str(self.records.log_path(container.id)), fd, 0)
+        if self._closed:  # the stream ended before the start got this far
+            self.close()
+
+    def follower(self) -> Follower:
+        assert self._follower is not None
+        return self._follower
+
+    def close(self) -> None:
+        self._closed = True
+        if self._follower is not None:
+            self._follower.close()
+
+
+def _outputs(lines: list[LogLine]) -> list[agent_pb2.StreamOutput]:
+    """Lines as few messages as their order allows: a run of one stream up to
+    OUTPUT_BATCH bytes is one message."""
+    batches: list[tuple[str, list[bytes], int]] = []
+    for line in lines:
+        if not batches or batches[-1][0] != line.stream or batches[-1][2] >= OUTPUT_BATCH:
+            batches.append((line.stream, [], 0))
+        stream, parts, size = batches[-1]
+        parts.append(line.data)
+        batches[-1] = (stream, parts, size + len(line.data))
+    return [
+        agent_pb2.StreamOutput(stderr=b"".join(parts))
+        if stream == "stderr"
+        else agent_pb2.StreamOutput(stdout=b"".join(parts))
+        for stream, parts, _size in batches
+    ]
 
 
 def _entry(line: Any) -> agent_pb2.LogEntry:

@@ -140,7 +140,9 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
         self, request: agent_pb2.DiskUsageRequest, context: Context
     ) -> agent_pb2.DiskUsageResponse:
         usage = await asyncio.to_thread(self.store.disk_usage, self.containers.images_in_use())
-        count, running, size, reclaimable = await asyncio.to_thread(self.containers.disk_usage)
+        count, running, size, reclaimable = await asyncio.to_thread(
+            self.containers.records.disk_usage
+        )
         usage.containers_count = count
         usage.containers_running = running
         usage.containers_size = size

@@ -14,24 +14,28 @@ import contextlib
 import functools
 import logging
 import signal as signals
+from asyncio import Task
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.containers import hardening
+from pyswarm.agent.containers.auto_remove import RemovalHolds
 from pyswarm.agent.containers.errors import (
     ContainerNotRunning,
     ContainerRunning,
     ContainerStartFailed,
 )
 from pyswarm.agent.containers.health import HealthMonitor, apply_image_healthcheck
+from pyswarm.agent.containers.host_resources import HostResources
 from pyswarm.agent.containers.records import ContainerRecords
 from pyswarm.agent.containers.spec import (
     build_container,
     now_timestamp,
     port_group,
+    prepare_bind_sources,
     runtime_spec,
     timestamp_of,
     validate_name,
@@ -40,6 +44,7 @@ from pyswarm.agent.containers.spec import (
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.common import log_options
 from pyswarm.common.signals import parse_signal
 from pyswarm.images import ImageStore
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
 Container = types_pb2.Container
+T = TypeVar("T")
 
 
 class ContainerManager:
@@ -66,37 +72,11 @@ class ContainerManager:
         self.supervisor = supervisor
         self.records = ContainerRecords(config.containers_dir)
         self.health = HealthMonitor(supervisor, self.records.write)
+        self.holds = RemovalHolds()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
-        self._watchers: set[asyncio.Task[None]] = set()
-        # Containers whose sandbox and cgroups are known to be given back (this run).
-        self._released: set[str] = set()
-
-    # ------------------------------------------------------------ start-up
-
-    async def adopt(self) -> None:
-        """Reconcile the records with what the supervisor knows after a (re)start."""
-        states = {s.id: s for s in await self.supervisor.list()}
-        known = {c.id for c in self.records}
-        for cid, supervised in states.items():
-            if cid not in known and not supervised.running:
-                # Removed here, but the agent stopped before the supervisor forgot it.
-                with contextlib.suppress(Exception):
-                    await self.supervisor.forget(cid)
-        for container in self.records:
-            state = states.get(container.id)
-            if container.state == Container.RUNNING:
-                if state is not None and state.running:
-                    container.pid = state.pid
-                    self.records.save(container)
-                    self._watch(container.id)
-                    continue
-                if state is None:
-                    await self._record_exit(container.id, 137, "lost: no process found")
-                else:
-                    await self._record_exit(
-                        container.id, state.exit_code, state.error, state.finished_at
-                    )
+        self._watchers: set[asyncio.Task[Any]] = set()
+        self.resources = HostResources(self.records, network, cgroups)
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -121,10 +101,17 @@ class ContainerManager:
     # ------------------------------------------------------------ lifecycle
 
     async def create(
-        self, request: agent_pb2.CreateContainerRequest, *, task_id: str = ""
+        self,
+        request: agent_pb2.CreateContainerRequest,
+        *,
+        task_id: str = "",
+        held_by: Callable[[Container], None] | None = None,
     ) -> Container:
         """Create (and with `request.start`, start) a container; `task_id` marks the
-        container of a cluster task, recorded with it so a restarted agent finds it."""
+        container of a cluster task, recorded with it so a restarted agent finds it.
+        `held_by`, a client that holds the container (auto_remove.py), sees it once it
+        has an id, before its process exists."""
+        log_options.validate(request.spec.log_options)
         image = await asyncio.to_thread(self.images.resolve, request.image)
         container = build_container(request, image)
         container.task_id = task_id
@@ -134,22 +121,44 @@ class ContainerManager:
             # Indexed now (the name is taken); written with the rest of the start's
             # host-side work and synced while the supervisor starts the process.
             self.records.put(container)
-            return await self.start(container.id)
+            if held_by is not None:
+                held_by(container)
+                self.holds.take(container.id)
+            try:
+                return await self.start(container.id)
+            except BaseException:
+                if held_by is not None:
+                    self.holds.release(container.id)
+                raise
         self.records.save(container)
         return container
 
+    async def run(
+        self, request: agent_pb2.CreateContainerRequest, held_by: Callable[[Container], None]
+    ) -> Container:
+        """Create and start for a client that streams the output and exit code: the
+        container is held until the caller's `holds.release`. A caller cancelled
+        meanwhile does not abort the start (see RemovalHolds.shielded)."""
+        request.start = True
+        return await self.holds.shielded(self._owned(self.create(request, held_by=held_by)))
+
     async def start(self, ref: str) -> Container:
         container = self.records.get(ref)
-        async with self._locks[container.id]:
-            container = self.records.get(container.id)
-            if container.state == Container.RUNNING:
-                return container
-            await self._start_locked(container)
-            return self.records.get(container.id)
+        try:
+            async with self._locks[container.id]:
+                container = self.records.get(container.id)
+                if container.state == Container.RUNNING:
+                    return container
+                await self._start_locked(container)
+                return self.records.get(container.id)
+        except ContainerStartFailed:
+            if container.auto_remove:  # docker's AutoRemove covers a failed start too
+                await self.remove(container.id, force=True)
+            raise
 
     async def _start_locked(self, container: Container) -> None:
         cid = container.id
-        self._released.discard(cid)
+        self.resources.taken(cid)
         try:
             netns_path = ""
             if container.network_mode == Container.BRIDGE:
@@ -181,7 +190,7 @@ class ContainerManager:
             finally:
                 await synced
         except StartError as err:
-            await self._release(cid)
+            await self.resources.release(cid)
             container.state = Container.EXITED
             container.exit_code = err.exit_code
             container.error = str(err)
@@ -189,7 +198,7 @@ class ContainerManager:
             self.records.save(container, durable=False)
             raise ContainerStartFailed(str(err), err.exit_code) from err
         except BaseException:
-            await self._release(cid)
+            await self.resources.release(cid)
             raise
         container.state = Container.RUNNING
         container.pid = state.pid
@@ -200,7 +209,7 @@ class ContainerManager:
         # No fsync: the identity is durable already (above); see records.py.
         self.records.save(container, durable=False)
         self._exited[cid] = asyncio.Event()
-        self._watch(cid)
+        self.watch(cid)
 
     def _runtime_spec(self, container: Container, netns_path: str) -> runtime_pb2.RuntimeSpec:
         """The record written, then dirs, cgroups, /etc files and bind sources made; the
@@ -214,6 +223,7 @@ class ContainerManager:
         cgroup_dirs = self.cgroups.create(
             cid, container.limits, hardening.device_rules(container.spec)
         )
+        rotation = log_options.rotation(container.spec.log_options, dict(self.config.log_options))
         spec = runtime_spec(
             container,
             directory,
@@ -223,31 +233,30 @@ class ContainerManager:
             cgroup_dirs=cgroup_dirs,
             log_path=self.records.log_path(cid),
         )
+        spec.log_max_bytes, spec.log_max_files = rotation.max_bytes, rotation.max_files
         if container.user_namespace:
             spec.uid_map.extend(userns.default_id_map())
             spec.gid_map.extend(userns.default_id_map())
             userns.prepare_writable_layer(
                 spec.rootfs.upper_dir, spec.rootfs.work_dir, spec.uid_map, spec.gid_map
             )
-        self._prepare_bind_sources(container.spec.mounts)
+        prepare_bind_sources(container.spec.mounts)
         return spec
 
-    @staticmethod
-    def _prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
-        # docker -v creates a missing host directory for a bind mount.
-        for mount in mounts:
-            if mount.type == types_pb2.Mount.BIND:
-                Path(mount.source).mkdir(parents=True, exist_ok=True)
-
-    def _watch(self, cid: str) -> None:
+    def watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())
         self._background(self._wait_exit(cid), name=f"watch-{cid[:12]}")
         self.health.watch(self.records.get(cid), self._exited[cid], self._background)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        self._owned(work, name)
+
+    def _owned(self, work: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
+        """Run `work` in a task kept until it ends (close() cancels and awaits it)."""
         task = asyncio.create_task(work, name=name)
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
+        return task
 
     async def _wait_exit(self, cid: str) -> None:
         while True:
@@ -258,14 +267,17 @@ class ContainerManager:
                 log.warning("waiting for %s: %s; retrying", cid[:12], err)
                 await asyncio.sleep(1)
         async with self._locks[cid]:
-            await self._record_exit(cid, state.exit_code, state.error, state.finished_at)
+            await self.record_exit(cid, state.exit_code, state.error, state.finished_at)
             container = self.records.get(cid)
             auto_remove = container.auto_remove
         if auto_remove:
-            with contextlib.suppress(Exception):
-                await self.remove(cid, force=True)
+            await self.holds.until_released(cid)
+            latest = self.records.find(cid)
+            if latest is not None and latest.state != Container.RUNNING:  # not restarted
+                with contextlib.suppress(Exception):
+                    await self.remove(cid, force=True)
 
-    async def _record_exit(
+    async def record_exit(
         self, cid: str, exit_code: int, error: str = "", finished_at: float = 0.0
     ) -> None:
         container = self.records.get(cid)
@@ -277,43 +289,18 @@ class ContainerManager:
             container.pid = 0
             container.finished_at.CopyFrom(timestamp_of(finished_at))
         # Waiters hear of the exit at once; writing it and the release run meanwhile,
-        # and the container's lock (held by the caller but for adopt()) keeps a start
-        # or a remove from overtaking them. A crash in between is what adopt() and
-        # _holds_resources are for.
+        # and the container's lock (held by the caller but for adoption.py) keeps a start
+        # or a remove from overtaking them. A crash in between is what adoption.py and
+        # HostResources.release_leftovers are for.
         self._exited.setdefault(cid, asyncio.Event()).set()
         if exited_now:
             # No fsync, as the supervisor's own exit record: a machine crash takes the
             # container with it, and the durable RUNNING-or-CREATED record then reads
-            # as exited (lost) or created after adopt(); see records.py.
+            # as exited (lost) or created after adoption; see records.py.
             written = asyncio.to_thread(self.records.write, container)
-            await asyncio.gather(written, self._release(cid))
+            await asyncio.gather(written, self.resources.release(cid))
         else:
-            await self._release(cid)
-
-    async def _release(self, cid: str) -> None:
-        """Give back what a running container held; safe to call more than once."""
-        steps: list[Callable[[str], None]] = [self.cgroups.remove]
-        container = self.records.find(cid)
-        if container is None or container.network_mode == Container.BRIDGE:
-            # Only bridge containers have a sandbox and ports the agent made.
-            steps = [self.network.unpublish, self.network.remove_sandbox, *steps]
-        released = True
-        for step in steps:
-            try:
-                await asyncio.to_thread(step, cid)
-            except Exception as err:
-                released = False
-                log.warning("releasing %s: %s failed: %s", cid[:12], step.__name__, err)
-        if released:
-            self._released.add(cid)
-
-    def _holds_resources(self, cid: str) -> bool:
-        """Whether a stopped container still has a sandbox or cgroups (a crash between
-        its exit and their release); cheap checks, so removal skips the usual no-op."""
-        try:
-            return self.network.sandbox(cid) is not None or self.cgroups.exists(cid)
-        except Exception:
-            return True
+            await self.resources.release(cid)
 
     async def wait(self, ref: str) -> int:
         container = self.records.get(ref)
@@ -346,10 +333,16 @@ class ContainerManager:
         return self.records.get(container.id)
 
     async def restart(self, ref: str, timeout: int) -> Container:
-        container = await self.stop(ref, timeout)
-        container.restart_count += 1
-        self.records.save(container)
-        return await self.start(container.id)
+        # Held, as docker lifts AutoRemove for a restart: the stop is not the end.
+        cid = self.records.get(ref).id
+        self.holds.take(cid)
+        try:
+            container = await self.stop(cid, timeout)
+            container.restart_count += 1
+            self.records.save(container)
+            return await self.start(container.id)
+        finally:
+            self.holds.release(cid)
 
     async def remove(self, ref: str, *, force: bool) -> Container:
         container = self.records.get(ref)
@@ -361,15 +354,14 @@ class ContainerManager:
                 )
             await self.stop(container.id, 0)
         async with self._locks[container.id]:
-            if container.id not in self._released and self._holds_resources(container.id):
-                await self._release(container.id)
+            await self.resources.release_leftovers(container.id)
             # One rename takes the record out of sight at once: a restarted agent never
             # finds it. The rest need not hold up the caller: the supervisor forgetting
-            # the exited process (adopt() forgets what a crash left it remembering) and
+            # the exited process (adoption forgets what a crash left it remembering) and
             # deleting the writable layer and the log (the records do, on load).
             aside = self.records.discard(container.id)
             self._background(self._forget(container.id, aside))
-        self._released.discard(container.id)
+        self.resources.forget(container.id)
         self._locks.pop(container.id, None)
         self._exited.pop(container.id, None)
         return container
@@ -387,16 +379,3 @@ class ContainerManager:
         container.name = new_name
         self.records.save(container)
         return container
-
-    def disk_usage(self) -> tuple[int, int, int, int]:
-        """(count, running, writable-layer bytes, reclaimable bytes of stopped ones)."""
-        total = reclaimable = running = 0
-        containers = list(self.records)
-        for container in containers:
-            size = self.records.writable_layer_size(container.id)
-            total += size
-            if container.state == Container.RUNNING:
-                running += 1
-            else:
-                reclaimable += size
-        return len(containers), running, total, reclaimable

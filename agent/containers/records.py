@@ -33,7 +33,7 @@ class ContainerRecords:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._by_id: dict[str, types_pb2.Container] = {}
         self._write_lock = threading.Lock()
         for entry in sorted(root.iterdir()):
@@ -52,6 +52,13 @@ class ContainerRecords:
 
     def log_path(self, container_id: str) -> Path:
         return self.dir(container_id) / f"{container_id}-json.log"
+
+    def create_log(self, container_id: str) -> int:
+        """Create the container's (empty) log if missing and open it for reading, so a
+        reader can follow it from the first line."""
+        self.dir(container_id).mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+        return os.open(self.log_path(container_id), flags, 0o600)
 
     def __iter__(self) -> Iterator[types_pb2.Container]:
         return iter(list(self._by_id.values()))
@@ -98,9 +105,11 @@ class ContainerRecords:
         # Writers in worker threads and on the event loop take turns; each writes the
         # container as it is when its turn comes, so the last write is the latest state.
         with self._write_lock:
-            directory.mkdir(parents=True, exist_ok=True)
+            # 0700 and 0600: the record holds the container's environment.
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = directory / (RECORD + ".tmp")
-            with open(tmp, "wb") as f:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as f:
                 f.write(container.SerializeToString())
             tmp.replace(directory / RECORD)
         if durable:
@@ -153,6 +162,19 @@ class ContainerRecords:
                         seen.add((st.st_dev, st.st_ino))
                         size += st.st_size
         return size
+
+    def disk_usage(self) -> tuple[int, int, int, int]:
+        """(count, running, writable-layer bytes, reclaimable bytes of stopped ones)."""
+        total = reclaimable = running = 0
+        containers = list(self)
+        for container in containers:
+            size = self.writable_layer_size(container.id)
+            total += size
+            if container.state == types_pb2.Container.RUNNING:
+                running += 1
+            else:
+                reclaimable += size
+        return len(containers), running, total, reclaimable
 
     def delete(self, container_id: str) -> None:
         """Forget the container and delete its directory now."""

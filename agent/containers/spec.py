@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -233,6 +233,13 @@ def runtime_spec(
     )
     hardening.apply_to_runtime(spec, runtime)
     return runtime
+
+
+def prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
+    """docker -v creates a missing host directory for a bind mount."""
+    for mount in mounts:
+        if mount.type == types_pb2.Mount.BIND:
+            Path(mount.source).mkdir(parents=True, exist_ok=True)
 
 
 def now_timestamp() -> Timestamp:

@@ -143,6 +143,7 @@ class EmbeddedEtcd:
         if shutil.which(self.binary) is None:
             raise StoreError(f"cannot start etcd: {self.binary!r} not found (install etcd-server)")
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_dir.chmod(0o700)  # one an older version made more open, too
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             self.command(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -140,12 +141,12 @@ class SupervisorClient:
         """Start the supervisor detached (own session) unless one answers; wait for it."""
         if await self.answers():
             return
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
         command = [sys.executable, "-m", _SUPERVISOR_MODULE]
         command += ["--root", str(root), "--socket", str(self.socket_path)]
         with contextlib.ExitStack() as stack:
             output = (
-                stack.enter_context(open(log_path, "ab"))
+                stack.enter_context(open(_private_log(log_path), "ab"))
                 if log_path is not None
                 else subprocess.DEVNULL
             )
@@ -212,3 +213,8 @@ class SupervisorClient:
             process, self._process = self._process, None
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(process.wait, SHUTDOWN_DEADLINE_S)
+
+
+def _private_log(path: Path) -> int:
+    """The supervisor's log, 0600: it may name what containers run."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -1,18 +1,21 @@
-"""Reading docker json-file logs: a whole file (with --tail) or following it.
+"""Reading docker json-file logs: all of it or its last lines, then following it.
 
 Each line is {"log": ..., "stream": ..., "time": RFC3339 with up to ns}. Lines that
-do not parse (a crash mid-write) are skipped.
+do not parse (a crash mid-write) are skipped. A log spans its rotated files
+(log_files.py); `container_lines` is the one reader of it, for `logs`, `run`, service
+logs and the builder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pyswarm.agent.runtime.container.log_files import Follower, LogFiles
 
 FOLLOW_MIN_INTERVAL_S = 0.005
 FOLLOW_INTERVAL_S = 0.1
@@ -63,28 +66,20 @@ def parse_line(raw: bytes) -> LogLine | None:
         return None
 
 
-def read_log(path: Path, *, tail: int | None = None) -> list[LogLine]:
-    """Every line (or the last `tail`); a missing file is an empty log."""
-    try:
-        with open(path, "rb") as handle:
-            raw_lines: deque[bytes] | list[bytes] = (
-                deque(handle, maxlen=tail) if tail is not None else handle.readlines()
-            )
-    except FileNotFoundError:
-        return []
-    if tail == 0:
-        return []
-    lines = [parse_line(raw) for raw in raw_lines if raw.endswith(b"\n")]
+def _parsed(raws: list[bytes]) -> list[LogLine]:
+    lines = [parse_line(raw) for raw in raws]
     return [line for line in lines if line is not None]
 
 
-def _read_from(path: Path, offset: int) -> bytes:
+def read_log(path: Path, *, tail: int | None = None) -> list[LogLine]:
+    """Every line (or the last `tail`), across rotated files; no file is an empty log."""
+    files = LogFiles(path)
     try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read()
-    except FileNotFoundError:
-        return b""
+        if tail is not None:
+            return _parsed(files.last_lines(tail)) if tail > 0 else []
+        return [line for block in files.all_blocks() for line in _parsed(block)]
+    finally:
+        files.close()
 
 
 async def follow_log(
@@ -92,21 +87,72 @@ async def follow_log(
 ) -> AsyncIterator[LogLine]:
     """Every line from the start, then new ones as they are written; ends once
     `stop()` is true and the file holds nothing more."""
-    offset = 0
+    async for line in container_lines(
+        path, tail=None, follow=True, stopped=stop, interval=interval
+    ):
+        yield line
+
+
+async def container_lines(
+    path: Path,
+    *,
+    tail: int | None,
+    follow: bool,
+    stopped: Callable[[], bool],
+    interval: float = FOLLOW_INTERVAL_S,
+) -> AsyncIterator[LogLine]:
+    """A container's json-file log: the last `tail` lines (all: None), then with
+    `follow` new ones until `stopped()` and the file has nothing more. The tail is
+    read backwards from the end, and following starts where it ended, on the same
+    open file: no line lost or repeated."""
+    files = await asyncio.to_thread(LogFiles, path)
+    follower: Follower | None = None
+    try:
+        if tail is not None:
+            raws = await asyncio.to_thread(files.last_lines, tail) if tail > 0 else []
+            for line in _parsed(raws):
+                yield line
+        else:
+            blocks = files.all_blocks()
+            while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+                for line in _parsed(block):
+                    yield line
+        if not follow:
+            return
+        follower = Follower(str(path), files.live, files.live_end)
+        files.live = None  # the follower owns it now
+        async for line in follow_lines(follower, stopped, interval):
+            yield line
+    finally:
+        files.close()
+        if follower is not None:
+            follower.close()
+
+
+async def follow_lines(
+    follower: Follower, stopped: Callable[[], bool], interval: float = FOLLOW_INTERVAL_S
+) -> AsyncIterator[LogLine]:
+    """The lines `follower` reads, until `stopped()` and nothing more is there."""
+    async for batch in follow_batches(follower, stopped, interval):
+        for line in batch:
+            yield line
+
+
+async def follow_batches(
+    follower: Follower, stopped: Callable[[], bool], interval: float = FOLLOW_INTERVAL_S
+) -> AsyncIterator[list[LogLine]]:
+    """follow_lines, a read's worth of lines at a time (for senders that batch)."""
     pending = b""
     # Poll fast right after activity and back off to `interval` when idle, so the end of
     # a short container is seen within milliseconds and an idle follower costs little.
     delay = FOLLOW_MIN_INTERVAL_S
     while True:
-        stopping = stop()  # checked before reading, so the last read sees everything
-        chunk = await asyncio.to_thread(_read_from, path, offset)
-        offset += len(chunk)
+        stopping = stopped()  # checked before reading, so the last read sees everything
+        chunk = await asyncio.to_thread(follower.read)
         pending += chunk
         *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            line = parse_line(raw)
-            if line is not None:
-                yield line
+        if batch := _parsed(complete):
+            yield batch
         if chunk:
             delay = FOLLOW_MIN_INTERVAL_S
         else:
@@ -114,24 +160,3 @@ async def follow_log(
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, interval)
-
-
-async def container_lines(
-    path: Path, *, tail: int | None, follow: bool, stopped: Callable[[], bool]
-) -> AsyncIterator[LogLine]:
-    """A container's json-file log: the last `tail` lines (all: None), then with
-    `follow` new ones until `stopped()` and the file has nothing more."""
-    if not follow:
-        for line in await asyncio.to_thread(read_log, path, tail=tail):
-            yield line
-        return
-    # One read serves the tail and the count the follower skips: no line lost or repeated.
-    lines = await asyncio.to_thread(read_log, path, tail=None)
-    for line in lines[max(0, len(lines) - tail) if tail is not None else 0 :]:
-        yield line
-    skip = len(lines)
-    async for line in follow_log(path, stop=stopped):
-        if skip:
-            skip -= 1
-            continue
-        yield line

@@ -80,13 +80,19 @@ class Proc:
         pid: int,
         *,
         log_path: str = "",
+        log_max_bytes: int = 0,
+        log_max_files: int = 1,
         exec_client: ClientConnection | None = None,
     ) -> None:
         self.loop = loop
         self.container_id = container_id
         self.pid = pid
         self.is_exec = exec_client is not None
-        self.log = JsonLogWriter(log_path) if log_path else None
+        self.log = (
+            JsonLogWriter(log_path, max_bytes=log_max_bytes, max_files=log_max_files)
+            if log_path
+            else None
+        )
         self.clients: list[ClientConnection] = [exec_client] if exec_client else []
         self.readers: list[OutputReader] = []
         self.stdin: Handler | None = None

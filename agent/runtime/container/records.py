@@ -15,7 +15,10 @@ from pyswarm.proto import runtime_pb2
 class RecordStore:
     def __init__(self, root: Path) -> None:
         self.directory = root / "containers"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Private (and made so if an older version left it open): records are 0600.
+        for directory in (root, self.directory):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.chmod(0o700)
 
     def _path(self, container_id: str) -> Path:
         return self.directory / f"{container_id}.pb"

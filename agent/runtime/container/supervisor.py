@@ -222,7 +222,14 @@ class Supervisor:
             container.waiters = existing.waiters
         self.containers[spec.id] = container
         self.records.save(record, durable=False)
-        proc = Proc(self.loop, spec.id, spawned.pid, log_path=spec.log_path)
+        proc = Proc(
+            self.loop,
+            spec.id,
+            spawned.pid,
+            log_path=spec.log_path,
+            log_max_bytes=spec.log_max_bytes,
+            log_max_files=spec.log_max_files,
+        )
         proc.on_exit = self._container_exited
         if spec.open_stdin:
             proc.keep_output_until_attached()
@@ -452,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True, help="state directory")
     parser.add_argument("--socket", type=Path, required=True, help="unix socket to serve")
     args = parser.parse_args(argv)
-    args.root.mkdir(parents=True, exist_ok=True)
+    args.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = os.open(args.root / "supervisor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -117,10 +117,11 @@ def save_state(path: Path, state: NetworkState) -> None:
             if pub.ports
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w") as out:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "w") as out:
             json.dump(raw, out, indent=1)
         os.replace(tmp, path)
     except OSError as err:

@@ -1,0 +1,44 @@
+"""Adoption: after the agent (re)starts, its records meet what the supervisor knows.
+
+Containers still running are watched again; those that exited while the agent was
+down get their exit recorded (and their host resources released); an auto_remove one
+that is not running is removed, as docker's AutoRemove would have done; a container the
+agent removed but the supervisor still remembers is forgotten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.proto import types_pb2
+
+# The exit code of a container whose process is gone without a trace (docker: killed).
+EXIT_LOST = 137
+
+
+async def adopt(manager: ContainerManager) -> None:
+    """Reconcile the manager's records with the supervisor's after a (re)start."""
+    states = {s.id: s for s in await manager.supervisor.list()}
+    known = {c.id for c in manager.records}
+    for cid, supervised in states.items():
+        if cid not in known and not supervised.running:
+            # Removed here, but the agent stopped before the supervisor forgot it.
+            with contextlib.suppress(Exception):
+                await manager.supervisor.forget(cid)
+    for container in manager.records:
+        state = states.get(container.id)
+        if container.state == types_pb2.Container.RUNNING:
+            if state is not None and state.running:
+                container.pid = state.pid
+                manager.records.save(container)
+                manager.watch(container.id)
+                continue
+            if state is None:
+                await manager.record_exit(container.id, EXIT_LOST, "lost: no process found")
+            else:
+                await manager.record_exit(
+                    container.id, state.exit_code, state.error, state.finished_at
+                )
+        if container.auto_remove:
+            await manager.remove(container.id, force=True)
