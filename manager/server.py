@@ -2,7 +2,8 @@
 
 In order: etcd (an embedded child unless `etcd_endpoints` are given), the Store and the
 watch-fed Cache, the cluster record (created on the very first start), this manager's
-certificate and the CLI's client certificate, then every long-running part under one
+certificate and the CLI's client certificate (renewed and rotated by
+`ManagerCertificates` from then on), then every long-running part under one
 TaskGroup, so that shutdown and failure are one path:
 
 - gRPC on `listen_addr` (mutual TLS required): Control (managers only), Dispatcher
@@ -10,7 +11,9 @@ TaskGroup, so that shutdown and failure are one path:
   NodeCA alone, for nodes that have no certificate yet;
 - the leader election and, while this manager leads, the control loops (replicated
   and global orchestrators, rolling updater, scheduler, restart supervisor, node
-  health, reaper);
+  health, reaper, root CA rotation);
+- the renewal of this manager's certificates: both ports take a renewed certificate
+  for their next handshake (gRPC's dynamic server credentials), without a restart;
 - /metrics and /sd on `metrics_addr`.
 
 Once serving, `<state_dir>/manager.json` says how to reach it (`EndpointInfo`).
@@ -31,18 +34,21 @@ from typing import TypeVar
 
 from grpc import aio
 
-from pyswarm.common.node_identity import MANAGER, NodeIdentity
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
+from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
-from pyswarm.common.tls import identity_server_credentials
-from pyswarm.manager.bootstrap import cluster_ca, ensure_cluster, ensure_identity
+from pyswarm.common.tls import renewable_server_credentials
+from pyswarm.manager.bootstrap import ensure_cluster
 from pyswarm.manager.ca import (
-    ClusterCA,
     NodeCAService,
     RevocationInterceptor,
     desired_roles,
     is_removed,
 )
+from pyswarm.manager.ca.renewal import ManagerCertificates
+from pyswarm.manager.ca.revocation import revocations
+from pyswarm.manager.ca.roots import AuthorityView
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
@@ -55,6 +61,7 @@ from pyswarm.manager.orchestrator.node_health import NodeHealth
 from pyswarm.manager.orchestrator.reaper import TaskReaper
 from pyswarm.manager.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarm.manager.orchestrator.restart import RestartSupervisor
+from pyswarm.manager.orchestrator.root_rotation import RootRotation
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
 from pyswarm.manager.store import (
@@ -194,8 +201,11 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
-    """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation."""
+    """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation.
+
+    `clock` decides certificate validity and renewal (tests drive it)."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
     etcd: EmbeddedEtcd | None = None
@@ -213,7 +223,7 @@ async def serve(
     client = InstrumentedEtcdClient(endpoint, metrics)
     try:
         await client.connect()
-        await _run(config, client, metrics, ready, stop)
+        await _run(config, client, metrics, ready, stop, clock)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -229,25 +239,32 @@ async def _run(
     metrics: ManagerMetrics,
     ready: asyncio.Event | None,
     stop: asyncio.Event,
+    clock: Clock,
 ) -> None:
     store = Store(client)
     cache = Cache(client)
     metrics.watch(cache)
-    stoppable: list[Part | Cache | Election | MetricsServer] = [cache]
+    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
         try:
             cluster = await _retry_unavailable(
                 "bootstrap", lambda: ensure_cluster(store, config.node_subnet_pool)
             )
-            ca = cluster_ca(cluster)
+            view = AuthorityView(cache, cluster, clock)
             advertise = config.advertise_ip
-            identity = ensure_identity(ca, config.certs_dir, MANAGER, advertise=advertise)
-            ensure_identity(ca, config.client_dir, MANAGER, advertise=advertise)
-            manager_id = identity.node_id
+            certificates = ManagerCertificates(
+                view,
+                store,
+                cache,
+                cert_dir=config.certs_dir,
+                client_dir=config.client_dir,
+                advertise=advertise,
+            )
+            manager_id = certificates.manager_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
             servers, listen_port, join_port = _servers(
-                config, store, cache, ca, identity, cluster.id, manager_id
+                config, store, cache, view, certificates, cluster.id
             )
             address = f"{advertise}:{listen_port}"
             revision = await _retry_unavailable(
@@ -258,7 +275,8 @@ async def _run(
             # Stores from before the name index get it now (guarded, so safe to race).
             await _retry_unavailable("index names", lambda: backfill_all(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
-            running: list[Part | Cache | Election | MetricsServer] = [
+            running: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [
+                certificates,
                 servers,
                 LeaderLoops(election, lambda: control_loops(context)),
                 election,
@@ -317,6 +335,7 @@ def control_loops(context: LoopContext) -> list[ReconcileLoop]:
         RestartSupervisor(context, default_delay=context.config.restart_delay),
         NodeHealth(context),
         TaskReaper(context),
+        RootRotation(context),
     ]
 
 
@@ -324,10 +343,9 @@ def _servers(
     config: ManagerConfig,
     store: Store,
     cache: Cache,
-    ca: ClusterCA,
-    identity: NodeIdentity,
+    view: AuthorityView,
+    certificates: ManagerCertificates,
     cluster_id: str,
-    manager_id: str,
 ) -> tuple[GrpcServers, int, int]:
     async def tokens() -> control_pb2.JoinTokens:
         record = cache.get(CLUSTERS, cluster_id) or await store.get(CLUSTERS, cluster_id)
@@ -337,22 +355,25 @@ def _servers(
         record = cache.get(CLUSTERS, cluster_id)
         return sorted(record.managers.values()) if record is not None else []
 
-    node_ca = NodeCAService(ca, tokens, desired_roles(cache))
+    node_ca = NodeCAService(view.get, tokens, desired_roles(cache))
     control = ControlService(
         store=store,
         cache=cache,
         cluster_id=cluster_id,
         leader=lambda: current_leader(store.client),
         insecure_registries=config.insecure_registries,
+        authorities=view.get,
+        clock=view.clock,
     )
     dispatcher = DispatcherService(
         store=store,
         cache=cache,
         cluster_id=cluster_id,
-        manager_id=manager_id,
+        manager_id=certificates.manager_id,
         heartbeat_period=config.heartbeat_period,
         heartbeat_deadline=config.heartbeat_deadline,
         managers=managers,
+        authorities=view.get,
     )
     # Agents publish logs to the address this manager advertises (set once bound).
     log_broker = LogBroker(store.client, cache, address="")
@@ -361,16 +382,24 @@ def _servers(
         broker=log_broker, client=store.client, cluster_id=cluster_id
     )
     # Inside ErrorInterceptor, so that a removed node's refusal is PERMISSION_DENIED.
-    main = aio.server(interceptors=[ErrorInterceptor(), RevocationInterceptor(is_removed(cache))])
+    revocation = RevocationInterceptor(is_removed(cache), revocations(cache))
+    main = aio.server(interceptors=[ErrorInterceptor(), revocation])
     control_pb2_grpc.add_ControlServicer_to_server(control, main)
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
-    listen_port = main.add_secure_port(config.listen_addr, identity_server_credentials(identity))
+
+    # Asked on every handshake: a renewed or rotated certificate serves new connections.
+    def server_identity() -> NodeIdentity:
+        return certificates.server
+
+    listen_port = main.add_secure_port(
+        config.listen_addr, renewable_server_credentials(server_identity)
+    )
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
     join = aio.server(interceptors=[ErrorInterceptor()])
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
-    join_credentials = identity_server_credentials(identity, require_client_auth=False)
+    join_credentials = renewable_server_credentials(server_identity, require_client_auth=False)
     join_port = join.add_secure_port(config.join_addr, join_credentials)
     if not listen_port or not join_port:
         raise OSError(f"cannot listen on {config.listen_addr} and {config.join_addr}")

@@ -16,30 +16,40 @@ the list (failover), after a backoff that doubles up to `max_backoff` and is res
 a session was established. The managers' list from RegisterResponse / HeartbeatAck
 replaces the saved one, so a restarted agent knows every manager.
 
-Each HeartbeatAck also says which role the cluster wants this node to have. When it
-is not the role in the node's certificate (`node promote` / `node demote`), the
-session ends, the certificate is renewed through NodeCA on the same manager (which
-issues the desired role) and saved, and a new session starts at once with it.
+Each HeartbeatAck also says which role the cluster wants this node to have and which
+roots it trusts and signs with. The certificate is renewed through NodeCA on the same
+manager (which issues the desired role, from the signing root) and saved, and a new
+session starts at once with it, when:
+- the desired role is not the certificate's (`node promote` / `node demote`);
+- the signing root is not the one that signed it (`swarm ca --rotate`);
+- the (injected) clock reaches a random point between 50 % and 80 % of its validity.
+A new trust bundle alone (both roots during a rotation, the new one after) is saved
+with the certificate as it is. Running tasks never notice: the executor carries on
+while the session reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Iterable
 from typing import TypeVar
 
 import grpc
+from cryptography import x509
 from grpc import aio
 
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.state import ClusterState
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.join import renew_certificate
-from pyswarm.common.node_identity import NodeIdentity, Role, role_name
+from pyswarm.common.node_identity import NodeIdentity, Role, load_roots, role_name, signed_by_one_of
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc
 
@@ -55,12 +65,24 @@ class _Stopped(Exception):
     """The session was asked to stop while waiting."""
 
 
-class _RoleChanged(Exception):
-    """The manager wants this node in another role than its certificate's."""
+class _Renew(Exception):
+    """The node's certificate must change: another role, another root, its age, or
+    only the roots it trusts (`bundle` set, `renew` False)."""
 
-    def __init__(self, role: Role) -> None:
-        super().__init__(f"the cluster wants this node to be a {role_name(role)}")
+    def __init__(
+        self,
+        reason: str,
+        *,
+        role: Role | None = None,
+        bundle: bytes = b"",
+        signer: str = "",
+        renew: bool = True,
+    ) -> None:
+        super().__init__(reason)
         self.role = role
+        self.bundle = bundle
+        self.signer = signer
+        self.renew = renew
 
 
 class AgentSession:
@@ -77,13 +99,19 @@ class AgentSession:
         *,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
     ) -> None:
         self.state = state
         self.executor = executor
-        self.identity = identity
-        self._credentials = identity_channel_credentials(identity)
-        # A role the CA would not issue when last asked: not asked again until it changes.
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._adopt(identity)
+        self.renewals = 0  # certificates renewed in this process (for tests and logs)
+        # A role or signer the CA would not issue when last asked: not asked again
+        # until it changes.
         self._unissued_role: Role | None = None
+        self._unissued_signer = ""
         self._index = 0
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -114,10 +142,10 @@ class AgentSession:
                 await self._until_stopped(self._session(address))
             except _Stopped:
                 break
-            except _RoleChanged as change:
+            except _Renew as change:
                 self._disconnected()
                 try:
-                    await self._until_stopped(self._change_role(address, change.role))
+                    await self._until_stopped(self._change_certificate(address, change))
                     continue  # in session again at once, with the new certificate
                 except _Stopped:
                     break
@@ -188,8 +216,9 @@ class AgentSession:
             try:
                 sender = asyncio.create_task(self._send(call, response.session_id))
                 receiver = asyncio.create_task(self._receive(call, address))
+                renewal = asyncio.create_task(self._renewal_due())
                 done, pending = await asyncio.wait(
-                    {sender, receiver}, return_when=asyncio.FIRST_COMPLETED
+                    {sender, receiver, renewal}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in pending:
                     task.cancel()
@@ -278,30 +307,69 @@ class AgentSession:
                     self.state.save()
                 if ack.HasField("role"):
                     self._check_role(ack.role.desired_role)
+                if ack.HasField("certificate"):
+                    self._check_roots(ack.certificate)
 
-    # ------------------------------------------------------------ role changes
+    # ------------------------------------------------------------ certificate changes
+
+    def _adopt(self, identity: NodeIdentity) -> None:
+        self.identity = identity
+        self._credentials = identity_channel_credentials(identity)
+        #: When this certificate is renewed, whatever else happens (jittered).
+        self.renew_at: dt.datetime = identity.jittered_renewal(self._rng)
+
+    async def _renewal_due(self) -> None:
+        await self._clock.sleep_until(self.renew_at)
+        raise _Renew(f"the certificate is due for renewal (expires {self.identity.not_after})")
 
     def _check_role(self, desired: Role) -> None:
         if desired == self.identity.role:
             self._unissued_role = None
         elif desired != self._unissued_role:
-            raise _RoleChanged(desired)
+            raise _Renew(f"the cluster wants this node to be a {role_name(desired)}", role=desired)
 
-    async def _change_role(self, address: str, desired: Role) -> None:
-        """Renew the certificate at `address` and use it from now on."""
-        before = self.identity.role
-        renewed = await renew_certificate(address, self.identity, self.state.directory)
-        self.identity = renewed
-        self._credentials = identity_channel_credentials(renewed)
-        if renewed.role == desired:
-            log.info("now a %s (was a %s)", role_name(renewed.role), role_name(before))
+    def _check_roots(self, notice: dispatcher_pb2.NodeCertificateNotice) -> None:
+        bundle = bytes(notice.trust_bundle)
+        signer = notice.signer_key_id
+        if signer and not self.identity.signed_by(signer):
+            if signer != self._unissued_signer:
+                raise _Renew("the cluster signs with a new root CA", bundle=bundle, signer=signer)
         else:
-            self._unissued_role = desired
+            self._unissued_signer = ""
+        if bundle and bundle != self.identity.ca_pem:
+            raise _Renew("the cluster's trusted roots changed", bundle=bundle, renew=False)
+
+    async def _change_certificate(self, address: str, change: _Renew) -> None:
+        """Take the new trust bundle, renew the certificate at `address` if needed, and
+        use the result from now on. The bundle came over this node's mutual TLS session
+        with a manager, verified by the roots the node trusted then."""
+        log.info("renewing the node certificate: %s", change)
+        current = self.identity
+        if change.bundle:
+            current = dataclasses.replace(current, ca_pem=change.bundle)
+        if not change.renew and signed_by_one_of(
+            _certificate(current.cert_pem), load_roots(change.bundle)
+        ):
+            current.save(self.state.directory)
+            renew_at = self.renew_at
+            self._adopt(current)
+            self.renew_at = renew_at  # same certificate, same renewal point
+            return
+        before = self.identity.role
+        renewed = await renew_certificate(address, current, self.state.directory)
+        self.renewals += 1
+        self._adopt(renewed)
+        if change.signer and not renewed.signed_by(change.signer):
+            self._unissued_signer = change.signer
+        if change.role is not None and renewed.role != change.role:
+            self._unissued_role = change.role
             log.warning(
                 "asked to be a %s, but the certificate issued is a %s's",
-                role_name(desired),
+                role_name(change.role),
                 role_name(renewed.role),
             )
+        elif renewed.role != before:
+            log.info("now a %s (was a %s)", role_name(renewed.role), role_name(before))
 
     # ------------------------------------------------------------ helpers
 
@@ -347,6 +415,10 @@ class AgentSession:
                 await task
             raise _Stopped()
         return task.result()
+
+
+def _certificate(cert_pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(cert_pem)
 
 
 def _reachable(metrics_addr: str, advertise_addr: str) -> str:

@@ -24,11 +24,13 @@ from pyswarm.manager.store.errors import (
 from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
 from pyswarm.manager.store.kinds import (
+    CLIENT_CERTIFICATES,
     CLUSTERS,
     KINDS,
     LIVENESS,
     NODES,
     REMOVED_NODES,
+    REVOKED_CERTIFICATES,
     SERVICES,
     TASKS,
     Kind,
@@ -38,6 +40,7 @@ from pyswarm.manager.store.ops import Create, Delete, Op, Update
 from pyswarm.manager.store.store import DEFAULT_MAX_TXN_OPS, Store
 
 __all__ = [
+    "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_TXN_OPS",
@@ -46,6 +49,7 @@ __all__ = [
     "LIVENESS",
     "NODES",
     "REMOVED_NODES",
+    "REVOKED_CERTIFICATES",
     "SERVICES",
     "TASKS",
     "Cache",

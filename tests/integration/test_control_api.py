@@ -19,7 +19,7 @@ from pyswarm.common.tls import (
     identity_channel_credentials,
     manager_channel,
 )
-from pyswarm.manager.bootstrap import cluster_ca
+from pyswarm.manager.ca.roots import authorities
 from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, EtcdClient, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
@@ -306,7 +306,7 @@ def test_the_ca_key_is_kept_in_etcd_for_every_manager(tmp_path: Path, etcd: Embe
         async with running_manager(manager_config(tmp_path / "m", etcd)) as manager:
             async with EtcdClient(etcd.endpoint) as client:
                 cluster = await Store(client).get(CLUSTERS, manager.endpoint.cluster_id)
-            assert cluster_ca(cluster).cert_pem == manager.client_identity.ca_pem
+            assert authorities(cluster).current.cert_pem == manager.client_identity.ca_pem
             assert cluster.managers[manager.endpoint.manager_id] == manager.endpoint.address
             assert types_pb2.Cluster.FromString(cluster.SerializeToString()).worker_join_token
 
