@@ -19,8 +19,8 @@ from pyswarm.common.tls import (
     identity_channel_credentials,
     manager_channel,
 )
-from pyswarm.manager.ca.roots import authorities
 from pyswarm.manager.ca import ClusterCA
+from pyswarm.manager.ca.roots import authorities
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, EtcdClient, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
 from tests.integration.test_manager_harness import (
