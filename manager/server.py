@@ -355,7 +355,7 @@ def _servers(
         record = cache.get(CLUSTERS, cluster_id)
         return sorted(record.managers.values()) if record is not None else []
 
-    node_ca = NodeCAService(view.get, tokens, desired_roles(cache))
+    node_ca = NodeCAService(view.get, tokens, desired_roles(cache), revocations(cache))
     control = ControlService(
         store=store,
         cache=cache,

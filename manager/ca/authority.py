@@ -165,9 +165,11 @@ class ClusterCA:
         ip_addresses: Sequence[str] = (),
         dns_names: Sequence[str] = (),
         lifetime: dt.timedelta = NODE_LIFETIME,
+        valid_from: dt.datetime | None = None,
     ) -> bytes:
         """A PEM node certificate for the key in `csr_pem`, naming `node_id` and `role`,
-        valid for `lifetime`.
+        valid for `lifetime`, and not before `valid_from` when that is later than the
+        usual back-dated start (a certificate must start after a revocation cutoff).
 
         The CSR only lends its public key (after its self-signature is checked); every
         name comes from the arguments. `ip_addresses` and `dns_names` are extra SANs for
@@ -196,6 +198,12 @@ class ClusterCA:
         )  # fmt: skip
         purposes = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         now = self._clock.now()
+        start = now - CLOCK_SKEW
+        if valid_from is not None:
+            # X.509 times are whole seconds: round up so the start is not before it.
+            start = max(start, valid_from)
+            if start.microsecond:
+                start = start.replace(microsecond=0) + dt.timedelta(seconds=1)
         ca_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key())
         cert = (
             x509.CertificateBuilder()
@@ -203,7 +211,7 @@ class ClusterCA:
             .issuer_name(self._cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
+            .not_valid_before(start)
             .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(usage, critical=True)

@@ -105,6 +105,13 @@ async def revoke_manager_certificates(store: Store, node_id: str, now: dt.dateti
     return updated.meta.version
 
 
+def manager_cutoff(record: ca_pb2.RevokedCertificate | None) -> dt.datetime | None:
+    """The instant before which `record` revokes manager certificates, if it does."""
+    if record is None or not record.HasField("manager_valid_before"):
+        return None
+    return record.manager_valid_before.ToDatetime(tzinfo=dt.UTC)
+
+
 def refusal(
     record: ca_pb2.RevokedCertificate | None, peer: PeerIdentity, method: str
 ) -> CertificateRevoked | None:
@@ -113,17 +120,16 @@ def refusal(
         return None
     if record.client:
         return CertificateRevoked(f"client certificate {peer.node_id} was revoked")
+    cutoff = manager_cutoff(record)
     if (
         peer.role == MANAGER
-        and record.HasField("manager_valid_before")
+        and cutoff is not None
         and peer.not_before is not None
         and method.startswith(MANAGER_ONLY_SERVICES)
-    ):
-        cutoff = record.manager_valid_before.ToDatetime(tzinfo=dt.UTC)
-        if peer.not_before < cutoff:
-            return CertificateRevoked(
-                f"node {peer.node_id} was demoted: its manager certificate is revoked"
-            )
+    ) and peer.not_before < cutoff:
+        return CertificateRevoked(
+            f"node {peer.node_id} was demoted: its manager certificate is revoked"
+        )
     return None
 
 

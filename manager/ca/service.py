@@ -10,6 +10,9 @@ which `node promote` / `node demote` set), not the role of the certificate it
 presents: this is how a role change takes effect, and the only way a node's role
 changes. A caller that is no node (a manager's own or a CLI identity) keeps its role.
 
+A manager certificate for a node that was demoted before starts after the demotion's
+revocation cutoff, so the cutoff refuses the old one and never the new one.
+
 Certificates are signed by the cluster's signing root (the new one while `swarm ca
 --rotate` runs), live for the cluster's `--cert-expiry`, and come with the trust
 bundle the node must use from then on (both roots during a rotation).
@@ -23,10 +26,11 @@ from typing import Any
 
 from grpc import aio
 
-from pyswarm.common.node_identity import Role, role_name
+from pyswarm.common.node_identity import MANAGER, Role, role_name
 from pyswarm.common.tls import peer_identity
 from pyswarm.manager.ca.authority import NODE_LIFETIME, ClusterCA, new_id
 from pyswarm.manager.ca.errors import JoinTokenRefused
+from pyswarm.manager.ca.revocation import RevokedLookup, manager_cutoff, no_revocations
 from pyswarm.manager.ca.roots import Authorities
 from pyswarm.manager.ca.tokens import verify_join_token
 from pyswarm.manager.store import NODES, Cache
@@ -74,10 +78,12 @@ class NodeCAService(ca_pb2_grpc.NodeCAServicer):
         ca: ClusterCA | AuthoritiesProvider,
         tokens: TokensProvider,
         desired_role: DesiredRoleProvider = keep_role,
+        revoked: RevokedLookup = no_revocations,
     ) -> None:
         self._authorities = fixed_authority(ca) if isinstance(ca, ClusterCA) else ca
         self._tokens = tokens
         self._desired_role = desired_role
+        self._revoked = revoked
 
     async def GetRootCACertificate(
         self, request: ca_pb2.GetRootCACertificateRequest, context: Context
@@ -107,8 +113,9 @@ class NodeCAService(ca_pb2_grpc.NodeCAServicer):
         else:
             raise JoinTokenRefused("a join token is required to join this cluster")
         node_id = peer.node_id if peer is not None else new_id()
+        cutoff = manager_cutoff(self._revoked(node_id)) if role == MANAGER else None
         cert_pem = roots.signer.issue(
-            bytes(request.csr), node_id, role, lifetime=roots.node_cert_expiry
+            bytes(request.csr), node_id, role, lifetime=roots.node_cert_expiry, valid_from=cutoff
         )
         log.info("issued a %s certificate to node %s", role_name(role), node_id)
         return ca_pb2.IssueNodeCertificateResponse(
