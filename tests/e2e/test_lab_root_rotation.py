@@ -85,4 +85,4 @@ def test_rotate_the_root_ca_while_a_service_scales(lab: LabCluster, service: lis
         pytest.raises(grpc.RpcError) as refused,
     ):
         control_pb2_grpc.ControlStub(channel).ListNodes(control_pb2.ListNodesRequest(), timeout=10)
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
