@@ -32,7 +32,7 @@ from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.server import EndpointInfo, read_endpoint, serve
 from pyswarm.manager.store import EmbeddedEtcd
-from pyswarm.proto import control_pb2, control_pb2_grpc, dispatcher_pb2
+from pyswarm.proto import control_pb2, control_pb2_grpc, dispatcher_pb2, types_pb2
 
 #: How far in the past a test cluster's ManualClock starts (see the module doc).
 PAST = dt.timedelta(days=80)
@@ -125,9 +125,49 @@ class IdleExecutor:
         return []
 
 
+class RunningExecutor(IdleExecutor):
+    """An executor that "starts" every task it is given to run (reports it RUNNING) and
+    counts the starts, so a test can tell that nothing was started twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: dict[str, int] = {}
+        self._states: dict[str, types_pb2.TaskState.ValueType] = {}
+        self._reports: list[dispatcher_pb2.TaskStatusUpdate] = []
+
+    def assign(self, assignments: dispatcher_pb2.Assignments) -> None:
+        for task in assignments.updated:
+            if task.desired_state <= types_pb2.RUNNING and task.id not in self._states:
+                self.starts[task.id] = self.starts.get(task.id, 0) + 1
+                self._report(task.id, types_pb2.RUNNING)
+            elif task.desired_state > types_pb2.RUNNING and task.id in self._states:
+                self._report(task.id, types_pb2.SHUTDOWN)
+
+    def _report(self, task_id: str, state: types_pb2.TaskState.ValueType) -> None:
+        self._states[task_id] = state
+        update = dispatcher_pb2.TaskStatusUpdate(task_id=task_id)
+        update.status.state = state
+        update.status.timestamp.GetCurrentTime()
+        self._reports.append(update)
+        self.reports_pending.set()
+
+    def report_all(self) -> None:
+        for task_id, state in self._states.items():
+            self._report(task_id, state)
+
+    def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
+        self.reports_pending.clear()
+        reports, self._reports = self._reports, []
+        return reports
+
+
 @contextlib.asynccontextmanager
 async def agent_session(
-    manager: Manager, cert_dir: Path, clock: Clock = SYSTEM_CLOCK, seed: int = 7
+    manager: Manager,
+    cert_dir: Path,
+    clock: Clock = SYSTEM_CLOCK,
+    seed: int = 7,
+    executor: IdleExecutor | None = None,
 ) -> AsyncIterator[AgentSession]:
     """A worker joined with a real token, in session through the real AgentSession."""
     identity = await join_cluster(
@@ -137,7 +177,7 @@ async def agent_session(
     session = AgentSession(
         state,
         identity,
-        IdleExecutor(),  # type: ignore[arg-type]
+        executor or IdleExecutor(),  # type: ignore[arg-type]
         clock=clock,
         rng=random.Random(seed),
     )

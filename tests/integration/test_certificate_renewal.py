@@ -26,9 +26,11 @@ from pyswarm.common.rpc_errors import FIELD_KEY
 from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.ca.authority import CLOCK_SKEW, NODE_LIFETIME
 from pyswarm.manager.store import EmbeddedEtcd
-from pyswarm.proto import control_pb2
+from pyswarm.proto import control_pb2, types_pb2
 from tests.agent_process import AgentProcess
 from tests.certificate_harness import (
+    Manager,
+    RunningExecutor,
     agent_session,
     expect_error,
     manager_config,
@@ -39,16 +41,41 @@ from tests.certificate_harness import (
 from tests.waiting import eventually
 
 
+async def running_tasks(manager: Manager) -> set[str]:
+    async with manager.control() as control:
+        tasks = await control.ListTasks(control_pb2.ListTasksRequest(), timeout=10)
+    return {t.id for t in tasks.tasks if t.status.state == types_pb2.RUNNING}
+
+
+async def run_service(manager: Manager, replicas: int) -> set[str]:
+    """A service of `replicas` tasks, once they all run; their ids."""
+    spec = types_pb2.ServiceSpec()
+    spec.annotations.name = "steady"
+    spec.task.container.image = "busybox:latest"
+    spec.task.container.command.extend(["sleep", "1000"])
+    spec.replicated.replicas = replicas
+    async with manager.control() as control:
+        await control.CreateService(control_pb2.CreateServiceRequest(spec=spec), timeout=10)
+
+    async def all_running() -> set[str] | None:
+        ids = await running_tasks(manager)
+        return ids if len(ids) == replicas else None
+
+    return await eventually(all_running, what=f"{replicas} tasks running")
+
+
 def test_an_agent_renews_at_its_jittered_point_and_stays_in_session(
     tmp_path: Path, etcd: EmbeddedEtcd
 ) -> None:
     async def scenario() -> None:
         clock = past_clock()
         node_dir = tmp_path / "node"
+        executor = RunningExecutor()
         async with (
             running_manager(manager_config(tmp_path / "m", etcd), clock) as manager,
-            agent_session(manager, node_dir, clock, seed=11) as session,
+            agent_session(manager, node_dir, clock, seed=11, executor=executor) as session,
         ):
+            running = await run_service(manager, replicas=2)
             first = session.identity
             life = first.not_after - first.not_before
             # The point is SwarmKit's: a random draw between 50 % and 80 % of the life.
@@ -78,6 +105,9 @@ def test_an_agent_renews_at_its_jittered_point_and_stays_in_session(
                 return node.certificate.not_after.ToDatetime(tzinfo=dt.UTC) == renewed.not_after
 
             await eventually(recorded, what="node inspect showing the renewed certificate")
+            # Its tasks ran on: the same tasks, running, each started once.
+            assert await running_tasks(manager) == running
+            assert executor.starts == dict.fromkeys(running, 1)
 
     asyncio.run(scenario())
 
