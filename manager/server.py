@@ -35,7 +35,6 @@ from typing import TypeVar
 from grpc import aio
 
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
-from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
 from pyswarm.common.tls import renewable_server_credentials
@@ -254,13 +253,9 @@ async def _run(
             view = AuthorityView(cache, cluster, clock)
             advertise = config.advertise_ip
             certificates = ManagerCertificates(
-                view,
-                store,
-                cache,
-                cert_dir=config.certs_dir,
-                client_dir=config.client_dir,
+                view, store, cache, cert_dir=config.certs_dir, client_dir=config.client_dir,
                 advertise=advertise,
-            )
+            )  # fmt: skip
             manager_id = certificates.manager_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
             servers, listen_port, join_port = _servers(
@@ -390,16 +385,14 @@ def _servers(
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
 
     # Asked on every handshake: a renewed or rotated certificate serves new connections.
-    def server_identity() -> NodeIdentity:
-        return certificates.server
-
-    listen_port = main.add_secure_port(
-        config.listen_addr, renewable_server_credentials(server_identity)
-    )
+    listen_credentials = renewable_server_credentials(lambda: certificates.server)
+    listen_port = main.add_secure_port(config.listen_addr, listen_credentials)
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
     join = aio.server(interceptors=[ErrorInterceptor()])
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
-    join_credentials = renewable_server_credentials(server_identity, require_client_auth=False)
+    join_credentials = renewable_server_credentials(
+        lambda: certificates.server, require_client_auth=False
+    )
     join_port = join.add_secure_port(config.join_addr, join_credentials)
     if not listen_port or not join_port:
         raise OSError(f"cannot listen on {config.listen_addr} and {config.join_addr}")

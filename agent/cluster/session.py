@@ -17,22 +17,16 @@ a session was established. The managers' list from RegisterResponse / HeartbeatA
 replaces the saved one, so a restarted agent knows every manager.
 
 Each HeartbeatAck also says which role the cluster wants this node to have and which
-roots it trusts and signs with. The certificate is renewed through NodeCA on the same
-manager (which issues the desired role, from the signing root) and saved, and a new
-session starts at once with it, when:
-- the desired role is not the certificate's (`node promote` / `node demote`);
-- the signing root is not the one that signed it (`swarm ca --rotate`);
-- the (injected) clock reaches a random point between 50 % and 80 % of its validity.
-A new trust bundle alone (both roots during a rotation, the new one after) is saved
-with the certificate as it is. Running tasks never notice: the executor carries on
-while the session reconnects.
+roots it trusts and signs with; with the clock, that decides when the node's
+certificate changes (certificate.py). The session then ends, the certificate is
+renewed on the same manager, and a new session starts at once with it. Running tasks
+never notice: the executor carries on while the session reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import logging
 import random
@@ -40,17 +34,16 @@ from collections.abc import Awaitable, Iterable
 from typing import TypeVar
 
 import grpc
-from cryptography import x509
 from grpc import aio
 
+from pyswarm.agent.cluster.certificate import CertificateChange, NodeCertificate
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
-from pyswarm.common.join import renew_certificate
-from pyswarm.common.node_identity import NodeIdentity, Role, load_roots, role_name, signed_by_one_of
-from pyswarm.common.tls import identity_channel_credentials, manager_channel
+from pyswarm.common.node_identity import NodeIdentity
+from pyswarm.common.tls import manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -63,26 +56,6 @@ REGISTER_TIMEOUT_S = 10.0
 
 class _Stopped(Exception):
     """The session was asked to stop while waiting."""
-
-
-class _Renew(Exception):
-    """The node's certificate must change: another role, another root, its age, or
-    only the roots it trusts (`bundle` set, `renew` False)."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        role: Role | None = None,
-        bundle: bytes = b"",
-        signer: str = "",
-        renew: bool = True,
-    ) -> None:
-        super().__init__(reason)
-        self.role = role
-        self.bundle = bundle
-        self.signer = signer
-        self.renew = renew
 
 
 class AgentSession:
@@ -104,14 +77,7 @@ class AgentSession:
     ) -> None:
         self.state = state
         self.executor = executor
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self._adopt(identity)
-        self.renewals = 0  # certificates renewed in this process (for tests and logs)
-        # A role or signer the CA would not issue when last asked: not asked again
-        # until it changes.
-        self._unissued_role: Role | None = None
-        self._unissued_signer = ""
+        self.certificate = NodeCertificate(identity, state.directory, clock, rng or random.Random())
         self._index = 0
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -142,10 +108,10 @@ class AgentSession:
                 await self._until_stopped(self._session(address))
             except _Stopped:
                 break
-            except _Renew as change:
+            except CertificateChange as change:
                 self._disconnected()
                 try:
-                    await self._until_stopped(self._change_certificate(address, change))
+                    await self._until_stopped(self.certificate.change(address, change))
                     continue  # in session again at once, with the new certificate
                 except _Stopped:
                     break
@@ -188,7 +154,7 @@ class AgentSession:
     # ------------------------------------------------------------ one session
 
     async def _register_at(self, address: str) -> dispatcher_pb2.RegisterResponse:
-        async with manager_channel(address, self._credentials) as channel:
+        async with manager_channel(address, self.certificate.credentials) as channel:
             return await self._register(dispatcher_pb2_grpc.DispatcherStub(channel))
 
     async def _register(
@@ -203,20 +169,22 @@ class AgentSession:
 
     async def _session(self, address: str) -> None:
         assert self.executor is not None
-        async with manager_channel(address, self._credentials) as channel:
+        async with manager_channel(address, self.certificate.credentials) as channel:
             stub = dispatcher_pb2_grpc.DispatcherStub(channel)
             response = await self._register(stub)
             self._registered(response, address)
             call = stub.Session()  # type: ignore[call-arg]  # grpc.aio: write/read, no iterator
             logs = (
-                asyncio.create_task(self.log_publisher.listen(channel, self._credentials))
+                asyncio.create_task(
+                    self.log_publisher.listen(channel, self.certificate.credentials)
+                )
                 if self.log_publisher is not None
                 else None
             )
             try:
                 sender = asyncio.create_task(self._send(call, response.session_id))
                 receiver = asyncio.create_task(self._receive(call, address))
-                renewal = asyncio.create_task(self._renewal_due())
+                renewal = asyncio.create_task(self.certificate.due())
                 done, pending = await asyncio.wait(
                     {sender, receiver, renewal}, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -306,70 +274,23 @@ class AgentSession:
                 if self._learn(ack.managers, address):
                     self.state.save()
                 if ack.HasField("role"):
-                    self._check_role(ack.role.desired_role)
+                    self.certificate.check_role(ack.role.desired_role)
                 if ack.HasField("certificate"):
-                    self._check_roots(ack.certificate)
+                    self.certificate.check_roots(ack.certificate)
 
-    # ------------------------------------------------------------ certificate changes
+    # ------------------------------------------------------------ the certificate
 
-    def _adopt(self, identity: NodeIdentity) -> None:
-        self.identity = identity
-        self._credentials = identity_channel_credentials(identity)
-        #: When this certificate is renewed, whatever else happens (jittered).
-        self.renew_at: dt.datetime = identity.jittered_renewal(self._rng)
+    @property
+    def identity(self) -> NodeIdentity:
+        return self.certificate.identity
 
-    async def _renewal_due(self) -> None:
-        await self._clock.sleep_until(self.renew_at)
-        raise _Renew(f"the certificate is due for renewal (expires {self.identity.not_after})")
+    @property
+    def renew_at(self) -> dt.datetime:
+        return self.certificate.renew_at
 
-    def _check_role(self, desired: Role) -> None:
-        if desired == self.identity.role:
-            self._unissued_role = None
-        elif desired != self._unissued_role:
-            raise _Renew(f"the cluster wants this node to be a {role_name(desired)}", role=desired)
-
-    def _check_roots(self, notice: dispatcher_pb2.NodeCertificateNotice) -> None:
-        bundle = bytes(notice.trust_bundle)
-        signer = notice.signer_key_id
-        if signer and not self.identity.signed_by(signer):
-            if signer != self._unissued_signer:
-                raise _Renew("the cluster signs with a new root CA", bundle=bundle, signer=signer)
-        else:
-            self._unissued_signer = ""
-        if bundle and bundle != self.identity.ca_pem:
-            raise _Renew("the cluster's trusted roots changed", bundle=bundle, renew=False)
-
-    async def _change_certificate(self, address: str, change: _Renew) -> None:
-        """Take the new trust bundle, renew the certificate at `address` if needed, and
-        use the result from now on. The bundle came over this node's mutual TLS session
-        with a manager, verified by the roots the node trusted then."""
-        log.info("renewing the node certificate: %s", change)
-        current = self.identity
-        if change.bundle:
-            current = dataclasses.replace(current, ca_pem=change.bundle)
-        if not change.renew and signed_by_one_of(
-            _certificate(current.cert_pem), load_roots(change.bundle)
-        ):
-            current.save(self.state.directory)
-            renew_at = self.renew_at
-            self._adopt(current)
-            self.renew_at = renew_at  # same certificate, same renewal point
-            return
-        before = self.identity.role
-        renewed = await renew_certificate(address, current, self.state.directory)
-        self.renewals += 1
-        self._adopt(renewed)
-        if change.signer and not renewed.signed_by(change.signer):
-            self._unissued_signer = change.signer
-        if change.role is not None and renewed.role != change.role:
-            self._unissued_role = change.role
-            log.warning(
-                "asked to be a %s, but the certificate issued is a %s's",
-                role_name(change.role),
-                role_name(renewed.role),
-            )
-        elif renewed.role != before:
-            log.info("now a %s (was a %s)", role_name(renewed.role), role_name(before))
+    @property
+    def renewals(self) -> int:
+        return self.certificate.renewals
 
     # ------------------------------------------------------------ helpers
 
@@ -415,10 +336,6 @@ class AgentSession:
                 await task
             raise _Stopped()
         return task.result()
-
-
-def _certificate(cert_pem: bytes) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(cert_pem)
 
 
 def _reachable(metrics_addr: str, advertise_addr: str) -> str:
