@@ -117,3 +117,35 @@ def test_rotate_moves_every_node_to_the_new_root_and_drops_the_old(
             assert joined.signed_by(new_key_id) and joined.ca_pem == new_root_pem
 
     asyncio.run(scenario())
+
+
+def test_every_manager_moves_to_the_new_root(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    """Two managers of one cluster, no nodes: the rotation ends at once and both present
+    a certificate of the new root, the one that did not take the call as well."""
+
+    async def scenario() -> None:
+        async with (
+            running_manager(manager_config(tmp_path / "m1", etcd)) as first,
+            running_manager(manager_config(tmp_path / "m2", etcd)) as second,
+        ):
+            assert first.endpoint.cluster_id == second.endpoint.cluster_id
+            async with first.control() as control:
+                started = await control.RotateRootCA(control_pb2.RotateRootCARequest(), timeout=10)
+            new_root = bytes(started.next_root_ca_certificate)
+            new_key_id = key_id_hex(x509.load_pem_x509_certificate(new_root))
+
+            async def both_on_new_root() -> bool:
+                for manager in (first, second):
+                    leaf = await presented_certificate(manager.endpoint.join_address)
+                    if issuer_key_id_hex(leaf) != new_key_id:
+                        return False
+                return True
+
+            await eventually(both_on_new_root, what="both managers on the new root")
+            for manager in (first, second):
+                status = await manager.root_ca()
+                assert status.root_ca_certificate == new_root
+                assert not status.next_root_ca_certificate
+                assert manager.client_identity().ca_pem == new_root
+
+    asyncio.run(scenario())
