@@ -99,9 +99,9 @@ class ManagerCertificates:
         self._advertise = advertise
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
-        self._recorded = ""  # the CLI identity last written to the store (its serial)
-        self.server = self._adopt(self._load(cert_dir), cert_dir, keep_id=True)
-        self.client = self._adopt(self._load(client_dir), client_dir, keep_id=False)
+        self._recorded = b""  # the CLI certificate last recorded in the store
+        self.server = self._adopt(self._load(cert_dir), cert_dir)
+        self.client = self._adopt(self._load(client_dir), client_dir)
         self.server_renew_at = self.server.jittered_renewal(self._rng)
         self.client_renew_at = self.client.jittered_renewal(self._rng)
         self.renewals = 0  # re-issues since start (for tests and logs)
@@ -179,15 +179,15 @@ class ManagerCertificates:
             log.warning("replacing the identity in %s: %s", cert_dir, err)
             return None
 
-    def _adopt(self, saved: NodeIdentity | None, cert_dir: Path, *, keep_id: bool) -> NodeIdentity:
+    def _adopt(self, saved: NodeIdentity | None, cert_dir: Path) -> NodeIdentity:
         """The saved identity if it is of these roots and unexpired, else a new one
-        (the manager keeps its id across renewals; a CLI identity too)."""
+        under the same id (a revoked CLI id is replaced by `refresh`)."""
         roots = self._view.get()
         now = self._view.clock.now()
         if saved is not None and self._current(saved, roots) and not saved.expired(now):
             return saved
         same_cluster = saved is not None and saved.cluster_id == roots.cluster_id
-        node_id = saved.node_id if saved is not None and same_cluster and keep_id else None
+        node_id = saved.node_id if saved is not None and same_cluster else None
         return issue_local_identity(
             roots, cert_dir, MANAGER, advertise=self._advertise, node_id=node_id
         )
@@ -195,7 +195,7 @@ class ManagerCertificates:
     async def _record_client(self) -> None:
         """Write the CLI identity's record (once per certificate)."""
         identity = self.client
-        if self._recorded == identity.cert_pem.hex()[-64:]:
+        if self._recorded == identity.cert_pem:
             return
         expiry = timestamp_pb2.Timestamp()
         expiry.FromDatetime(identity.not_after.astimezone(dt.UTC).replace(tzinfo=None))
@@ -219,4 +219,4 @@ class ManagerCertificates:
         except ObjectExists:
             with contextlib.suppress(ObjectNotFound):
                 await self._store.update_with_retry(CLIENT_CERTIFICATES, record.id, refresh)
-        self._recorded = identity.cert_pem.hex()[-64:]
+        self._recorded = identity.cert_pem
