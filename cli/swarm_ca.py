@@ -98,18 +98,26 @@ def show_ca(
 
 def _follow(status: control_pb2.RootCAStatus, quiet: bool) -> control_pb2.RootCAStatus:
     """Show the rotation's progress until the new root is the only root."""
+    import grpc
+
     from pyswarm.proto import control_pb2
 
     shown = ""
+    stub = control()
     while status.next_root_ca_certificate:
         line = f"rotated TLS certificates:  [{status.nodes_done}/{status.nodes_total}] nodes"
         if line != shown and not quiet:
             print(line, flush=True)
             shown = line
         time.sleep(PROGRESS_POLL_S)  # a CLI polling its manager, not a test
-        # A fresh connection each time: this host's CLI identity moves to the new root
-        # at the end, and the managers then refuse the old one.
-        status = control().GetRootCA(control_pb2.GetRootCARequest())
+        try:
+            status = stub.GetRootCA(control_pb2.GetRootCARequest())
+        except grpc.RpcError as err:
+            if getattr(err, "code", lambda: None)() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            # This host's CLI identity moved to the new root meanwhile: connect again.
+            stub = control()
+            status = stub.GetRootCA(control_pb2.GetRootCARequest())
     if not quiet:
         print("rotated CA certificates:   [done] the new root CA is the only root", flush=True)
     return status
