@@ -55,12 +55,43 @@ def ls(
 
 
 @app.command("inspect")
-def inspect(nodes: Annotated[list[str], typer.Argument()]) -> None:
-    """Show nodes in detail (JSON)."""
+def inspect(
+    nodes: Annotated[list[str], typer.Argument()],
+    pretty: Annotated[bool, typer.Option("--pretty", help="Print for people, not JSON")] = False,
+) -> None:
+    """Show nodes in detail (JSON, or --pretty), their certificate's expiry and issuer too."""
     from google.protobuf.json_format import MessageToDict
 
     stub = control()
-    print_json([MessageToDict(stub.GetNode(control_pb2.GetNodeRequest(node_id=n))) for n in nodes])
+    found = [stub.GetNode(control_pb2.GetNodeRequest(node_id=n)) for n in nodes]
+    if not pretty:
+        print_json([MessageToDict(node) for node in found])
+        return
+    print("\n\n".join(_pretty(node) for node in found))
+
+
+def _pretty(node: types_pb2.Node) -> str:
+    role = "manager" if node.role == types_pb2.NodeSpec.MANAGER else "worker"
+    availability = types_pb2.NodeSpec.Availability.Name(node.spec.availability).capitalize()
+    lines = [
+        f"ID:\t\t\t{node.id}",
+        f"Hostname:\t\t{node.description.hostname}",
+        "Status:",
+        f" State:\t\t\t{_STATUS.get(node.status.state, 'Unknown')}",
+        f" Availability:\t\t{availability}",
+        f" Address:\t\t{node.status.addr}",
+        f"Role:\t\t\t{role}",
+    ]
+    if node.HasField("certificate"):
+        cert = node.certificate
+        expires = cert.not_after.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines += [
+            "TLS Info:",
+            f" Expires:\t\t{expires}",
+            f" Issuer Subject:\t{cert.issuer}",
+            f" Issuer Key ID:\t\t{cert.issuer_key_id}",
+        ]
+    return "\n".join(lines)
 
 
 @app.command("update")

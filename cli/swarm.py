@@ -1,6 +1,6 @@
 """`pyswarm swarm ...`: docker's swarm group. init, join and join-token are the same
 commands as the top-level ones; the cluster-wide settings (update, ca, unlock,
-unlock-key) and leave live here."""
+unlock-key) and leave live here. `swarm ca` is in swarm_ca.py."""
 
 from __future__ import annotations
 
@@ -52,3 +52,35 @@ def _boolean(text: str, flag: str) -> bool:
     if value in ("false", "0"):
         return False
     raise CliInputError(f'invalid value "{text}" for {flag}: true or false', field=flag)
+
+
+@app.command("ca")
+def ca(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Move the cluster to a new root CA")
+    ] = False,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Return at once instead of following")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print no progress")] = False,
+    cert_expiry: Annotated[
+        str | None, typer.Option("--cert-expiry", help="Node certificate lifetime, e.g. 2160h")
+    ] = None,
+    clients: Annotated[
+        bool, typer.Option("--clients", help="List the CLI identities managers issued")
+    ] = False,
+    revoke_client: Annotated[
+        str | None, typer.Option("--revoke-client", help="Revoke the CLI identity with this ID")
+    ] = None,
+) -> None:
+    """Show the root CA, rotate it, or manage client certificates (docker swarm ca)."""
+    from pyswarm.cli.swarm_ca import show_ca
+
+    show_ca(
+        rotate=rotate,
+        detach=detach,
+        quiet=quiet,
+        cert_expiry=cert_expiry,
+        clients=clients,
+        revoke_client=revoke_client,
+    )

@@ -14,6 +14,11 @@
 
 `renew_certificate` trades a fresh key's CSR for a new certificate over mutual TLS,
 keeping the node id. Why the chain is read outside gRPC: see `pyswarm.common.tls`.
+
+The answer carries the trust bundle to use from then on (two roots while the cluster
+rotates its root CA, the new one alone after). It is taken only when it still holds a
+root we trusted when we asked (the answer came over TLS verified by that root), so a
+node moves from root to root without ever trusting a stranger.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 import grpc
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from pyswarm.common.errors import InvalidArgument, PermissionDenied, PyswarmError, Unavailable
 from pyswarm.common.join_token import JoinToken, parse_join_token
@@ -34,6 +39,7 @@ from pyswarm.common.node_identity import (
     NodeIdentity,
     certificate_request,
     generate_node_key,
+    load_roots,
     private_key_pem,
 )
 from pyswarm.common.rpc_errors import FIELD_KEY, describe
@@ -127,7 +133,8 @@ async def join_cluster(
 async def renew_certificate(
     address: str, current: NodeIdentity, cert_dir: Path, *, timeout: float = DEFAULT_TIMEOUT
 ) -> NodeIdentity:
-    """A new key and certificate for the same node id, asked for over mutual TLS."""
+    """A new key and certificate for the same node id, asked for over mutual TLS
+    (the server verified against `current.ca_pem`)."""
     request_key = generate_node_key()
     request = ca_pb2.IssueNodeCertificateRequest(csr=certificate_request(request_key))
     async with manager_channel(address, identity_channel_credentials(current)) as channel:
@@ -168,8 +175,20 @@ def _refusal(err: grpc.RpcError) -> PyswarmError:
 def _accept(
     response: ca_pb2.IssueNodeCertificateResponse, key_pem: bytes, ca_pem: bytes
 ) -> NodeIdentity:
-    """The issued identity, checked against our key and the pinned root (not the answer's)."""
-    identity = NodeIdentity.from_pem(key_pem, response.certificate, ca_pem)
+    """The issued identity, checked against our key and the answer's trust bundle, which
+    must hold a root of `ca_pem` (what we trusted when we asked)."""
+    bundle = _continuing_bundle(bytes(response.ca_certificate), ca_pem)
+    identity = NodeIdentity.from_pem(key_pem, response.certificate, bundle)
     if identity.node_id != response.node_id or identity.role != response.role:
         raise InvalidNodeCertificate("the issued certificate does not match the answer")
     return identity
+
+
+def _continuing_bundle(offered: bytes, trusted: bytes) -> bytes:
+    """`offered` if it keeps at least one root of `trusted`, else `trusted` itself."""
+    if not offered:
+        return trusted
+    kept = {root.fingerprint(hashes.SHA256()) for root in load_roots(trusted)}
+    if any(root.fingerprint(hashes.SHA256()) in kept for root in load_roots(offered)):
+        return offered
+    raise InvalidNodeCertificate("the manager's CA bundle shares no root with ours")

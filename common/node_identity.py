@@ -6,11 +6,14 @@ names `MANAGER_SERVER_NAME` among its DNS SANs, so that clients verify "a manage
 cluster" rather than one particular address (managers move, fail over, sit behind NAT).
 
 On disk (the node's certificate directory, 0700): node.key (0600), node.crt, ca.crt.
+ca.crt is a trust bundle: one root, or two while the cluster rotates its root CA
+(`swarm ca --rotate`), and the node certificate may be signed by either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -88,9 +91,53 @@ def certificate_request(key: ec.EllipticCurvePrivateKey) -> bytes:
     return csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
+# Renew at a random point between these fractions of the validity (as SwarmKit does):
+# nodes that joined together do not all renew at once, and the rest of the validity
+# rides out a manager outage.
+RENEW_FROM = 0.5
+RENEW_UNTIL = 0.8
+
+
+def load_roots(bundle_pem: bytes) -> list[x509.Certificate]:
+    """The root certificates of a PEM trust bundle (InvalidNodeCertificate if none)."""
+    try:
+        roots = x509.load_pem_x509_certificates(bundle_pem)
+    except ValueError as err:
+        raise InvalidNodeCertificate(f"unreadable CA bundle: {err}") from err
+    return roots
+
+
+def key_id_hex(cert: x509.Certificate) -> str:
+    """The subject key identifier of a (root) certificate, hex; "" when it has none."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    except x509.ExtensionNotFound:
+        return ""
+
+
+def issuer_key_id_hex(cert: x509.Certificate) -> str:
+    """The authority key identifier of a certificate (which root signed it), hex."""
+    try:
+        value = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return ""
+    return value.key_identifier.hex() if value.key_identifier else ""
+
+
+def signed_by_one_of(cert: x509.Certificate, roots: list[x509.Certificate]) -> bool:
+    for root in roots:
+        try:
+            cert.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class NodeIdentity:
-    """A key, the certificate for it and the root that signed it, checked to belong together.
+    """A key, the certificate for it and the roots it trusts (one of which signed it),
+    checked to belong together.
 
     Build with `from_pem` (checks) or `load`; persist with `save`.
     """
@@ -103,25 +150,23 @@ class NodeIdentity:
     cluster_id: str
     not_before: dt.datetime
     not_after: dt.datetime
+    issuer_key_id: str = ""
 
     @classmethod
     def from_pem(cls, key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> NodeIdentity:
-        """Check that `cert_pem` certifies `key_pem` and was signed by `ca_pem`.
+        """Check that `cert_pem` certifies `key_pem` and was signed by a root of `ca_pem`.
 
         Raises InvalidNodeCertificate otherwise.
         """
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)
             cert = x509.load_pem_x509_certificate(cert_pem)
-            ca = x509.load_pem_x509_certificate(ca_pem)
         except ValueError as err:
             raise InvalidNodeCertificate(f"unreadable key or certificate: {err}") from err
         if key.public_key() != cert.public_key():
             raise InvalidNodeCertificate("the node certificate is not for the node's key")
-        try:
-            cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature) as err:
-            raise InvalidNodeCertificate("the node certificate was not signed by the CA") from err
+        if not signed_by_one_of(cert, load_roots(ca_pem)):
+            raise InvalidNodeCertificate("the node certificate was not signed by the CA")
         names = certificate_names(cert)
         return cls(
             key_pem=key_pem,
@@ -132,6 +177,7 @@ class NodeIdentity:
             cluster_id=names.cluster_id,
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
+            issuer_key_id=issuer_key_id_hex(cert),
         )
 
     @staticmethod
@@ -161,12 +207,21 @@ class NodeIdentity:
 
     @property
     def renew_at(self) -> dt.datetime:
-        """When to ask for a new certificate: half-way through its validity, as Swarm does
-        at the earliest, leaving the other half to ride out a manager outage."""
-        return self.not_before + (self.not_after - self.not_before) / 2
+        """The earliest renewal point: half-way through the validity."""
+        return self.not_before + (self.not_after - self.not_before) * RENEW_FROM
+
+    def jittered_renewal(self, rng: random.Random | None = None) -> dt.datetime:
+        """When to ask for a new certificate: a random point between 50 % and 80 % of
+        its validity (`rng` for a test that wants to know the draw)."""
+        fraction = (rng or random).uniform(RENEW_FROM, RENEW_UNTIL)
+        return self.not_before + (self.not_after - self.not_before) * fraction
 
     def needs_renewal(self, now: dt.datetime) -> bool:
         return now >= self.renew_at
+
+    def signed_by(self, key_id: str) -> bool:
+        """Whether the root with subject key identifier `key_id` (hex) signed this."""
+        return bool(key_id) and self.issuer_key_id == key_id
 
     def expired(self, now: dt.datetime) -> bool:
         return now >= self.not_after

@@ -23,6 +23,8 @@ with only NodeCA, or authorise every method with `require_role`.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +62,35 @@ def server_credentials(
     chain = cert_pem.rstrip(b"\n") + b"\n" + ca_pem
     return grpc.ssl_server_credentials(
         [(key_pem, chain)], root_certificates=ca_pem, require_client_auth=require_client_auth
+    )
+
+
+def renewable_server_credentials(
+    current: Callable[[], NodeIdentity], *, require_client_auth: bool = True
+) -> grpc.ServerCredentials:
+    """`identity_server_credentials` that follow `current()`: gRPC asks before every
+    new handshake, so a renewed certificate or a new trust bundle serves the next
+    connection while the connections already open carry on (nothing is dropped)."""
+
+    def configuration(identity: NodeIdentity) -> grpc.ServerCertificateConfiguration:
+        chain = identity.cert_pem.rstrip(b"\n") + b"\n" + identity.ca_pem
+        return grpc.ssl_server_certificate_configuration(
+            [(identity.key_pem, chain)], root_certificates=identity.ca_pem
+        )
+
+    served = [current()]
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        latest = current()
+        if latest is served[0]:
+            return None  # keep the configuration gRPC has
+        served[0] = latest
+        return configuration(latest)
+
+    return grpc.dynamic_ssl_server_credentials(
+        configuration(served[0]),
+        fetch,  # type: ignore[arg-type]  # the stub omits that None means "no change"
+        require_client_authentication=require_client_auth,
     )
 
 
@@ -104,6 +135,15 @@ def manager_channel(address: str, credentials: grpc.ChannelCredentials) -> aio.C
 class PeerIdentity(CertificateNames):
     """The verified identity of the caller of an RPC, from its client certificate."""
 
+    not_before: dt.datetime | None = None
+
+
+def peer_certificate(context: aio.ServicerContext[Any, Any]) -> x509.Certificate | None:
+    """The client certificate the TLS handshake verified; None without one."""
+    auth: Any = context.auth_context()
+    pems = auth.get(_PEER_CERT_KEY) or ()
+    return x509.load_pem_x509_certificate(bytes(pems[0])) if pems else None
+
 
 def peer_identity(context: aio.ServicerContext[Any, Any]) -> PeerIdentity | None:
     """Who is calling, from the certificate the TLS handshake verified; None without one.
@@ -111,12 +151,11 @@ def peer_identity(context: aio.ServicerContext[Any, Any]) -> PeerIdentity | None
     Only meaningful on a port with `require_client_auth` (or a client that sent a
     certificate the server verified); the join port never has a peer identity.
     """
-    auth: Any = context.auth_context()
-    pems = auth.get(_PEER_CERT_KEY) or ()
-    if not pems:
+    cert = peer_certificate(context)
+    if cert is None:
         return None
-    names = certificate_names(x509.load_pem_x509_certificate(bytes(pems[0])))
-    return PeerIdentity(names.node_id, names.role, names.cluster_id)
+    names = certificate_names(cert)
+    return PeerIdentity(names.node_id, names.role, names.cluster_id, cert.not_valid_before_utc)
 
 
 def require_role(context: aio.ServicerContext[Any, Any], *roles: Role) -> PeerIdentity:

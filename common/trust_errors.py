@@ -41,3 +41,14 @@ class UntrustedRemoteCA(PermissionDenied, TrustError):
 
 class InvalidNodeCertificate(FailedPrecondition, TrustError):
     """A node certificate (on disk or just issued) that cannot serve as this node's identity."""
+
+
+class CertificateExpired(FailedPrecondition, TrustError):
+    """The node's certificate expired while it was off: no manager will take it, and
+    only a join token gets it a new one."""
+
+    def __init__(self, not_after: str) -> None:
+        super().__init__(
+            f"this node's certificate expired on {not_after}; "
+            "leave and join again with a join token"
+        )

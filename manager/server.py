@@ -5,15 +5,18 @@ see etcd_bootstrap.py), the managers' data key (locked with autolock: then only
 `swarm unlock` is served until it opens, see pyswarm.manager.seal), the cluster
 record (created on the very first start, its secrets sealed), the Store and
 watch-fed Cache that seal and open them, this manager's certificate and the CLI's
-client certificate, then every long-running part under one TaskGroup, so that
-shutdown and failure are one path:
+client certificate (renewed and rotated by `ManagerCertificates` from then on),
+then every long-running part under one TaskGroup, so that shutdown and failure
+are one path:
 
 - gRPC on `listen_addr` (mutual TLS required): Control (managers only), Dispatcher
   (any node of this cluster), NodeCA (renewals); and on `join_addr` (server-only TLS):
   NodeCA alone, for nodes that have no certificate yet;
 - the leader election and, while this manager leads, the control loops (replicated
   and global orchestrators, rolling updater, scheduler, restart supervisor, node
-  health, reaper);
+  health, reaper, root CA rotation);
+- the renewal of this manager's certificates: both ports take a renewed certificate
+  for their next handshake (gRPC's dynamic server credentials), without a restart;
 - /metrics and /sd on `metrics_addr`.
 
 Once serving, `<state_dir>/manager.json` says how to reach it (`EndpointInfo`).
@@ -31,18 +34,19 @@ from typing import TypeVar
 
 from grpc import aio
 
-from pyswarm.common.node_identity import MANAGER, NodeIdentity
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
-from pyswarm.common.tls import identity_server_credentials
-from pyswarm.manager.bootstrap import cluster_ca, ensure_identity
+from pyswarm.common.tls import renewable_server_credentials
 from pyswarm.manager.ca import (
-    ClusterCA,
     NodeCAService,
     RevocationInterceptor,
     desired_roles,
     is_removed,
 )
+from pyswarm.manager.ca.renewal import ManagerCertificates
+from pyswarm.manager.ca.revocation import revocations
+from pyswarm.manager.ca.roots import AuthorityView
 from pyswarm.manager.config import ManagerConfig, with_port
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
@@ -62,6 +66,7 @@ from pyswarm.manager.orchestrator.node_health import NodeHealth
 from pyswarm.manager.orchestrator.reaper import TaskReaper
 from pyswarm.manager.orchestrator.replicated import ReplicatedOrchestrator
 from pyswarm.manager.orchestrator.restart import RestartSupervisor
+from pyswarm.manager.orchestrator.root_rotation import RootRotation
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
 from pyswarm.manager.seal import (
@@ -159,13 +164,15 @@ async def serve(
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     locked: asyncio.Event | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Run a manager until SIGTERM/SIGINT, `stop` being set, or cancellation. `locked`
-    is set while the manager waits for `swarm unlock` (autolock), `ready` once it serves."""
+    is set while the manager waits for `swarm unlock` (autolock), `ready` once it serves;
+    `clock` decides certificate validity and renewal (tests drive it)."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
     async with etcd_connection(config) as etcd:
-        await _serve_on(config, etcd, ready, stop, locked)
+        await _serve_on(config, etcd, ready, stop, locked, clock)
 
 
 async def _serve_on(
@@ -174,6 +181,7 @@ async def _serve_on(
     ready: asyncio.Event | None,
     stop: asyncio.Event,
     locked: asyncio.Event | None,
+    clock: Clock,
 ) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -184,7 +192,7 @@ async def _serve_on(
     client = InstrumentedEtcdClient(etcd.endpoint, metrics, tls=etcd.tls)
     try:
         await client.connect()
-        await _run(config, etcd, client, metrics, ready, stop, locked)
+        await _run(config, etcd, client, metrics, ready, stop, locked, clock)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -200,6 +208,7 @@ async def _run(
     ready: asyncio.Event | None,
     stop: asyncio.Event,
     locked: asyncio.Event | None,
+    clock: Clock,
 ) -> None:
     store = Store(client)
     lock = LockedManager(
@@ -221,26 +230,27 @@ async def _run(
     cluster = opened.cluster
     cache = Cache(client, codec=opened.codec)
     metrics.watch(cache)
-    stoppable: list[Part | Cache | Election | MetricsServer] = [cache]
+    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
         try:
             check_etcd_ca(etcd, cluster)
-            ca = cluster_ca(cluster)
+            view = AuthorityView(cache, cluster, clock)
             advertise = config.advertise_ip
-            identity = ensure_identity(ca, config.certs_dir, MANAGER, advertise=advertise)
-            ensure_identity(ca, config.client_dir, MANAGER, advertise=advertise)
-            manager_id = identity.node_id
+            certificates = ManagerCertificates(
+                view, store, cache, cert_dir=config.certs_dir, client_dir=config.client_dir,
+                advertise=advertise,
+            )  # fmt: skip
+            manager_id = certificates.manager_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
             keeper = KeyFileKeeper(config.state_dir, cache, cluster.id, opened.codec.key)
             servers, listen_port, join_port = _servers(
                 config,
                 store,
                 cache,
-                ca,
-                identity,
+                view,
+                certificates,
                 cluster.id,
-                manager_id,
                 ManagerUnlockService(
                     store=store,
                     cache=cache,
@@ -263,7 +273,8 @@ async def _run(
             # And registry passwords written in clear by older managers are sealed.
             await _retry_unavailable("seal passwords", lambda: seal_registry_passwords(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
-            running: list[Part | Cache | Election | MetricsServer] = [
+            running: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [
+                certificates,
                 servers,
                 LeaderLoops(election, lambda: control_loops(context)),
                 election,
@@ -329,6 +340,7 @@ def control_loops(context: LoopContext) -> list[ReconcileLoop]:
         RestartSupervisor(context, default_delay=context.config.restart_delay),
         NodeHealth(context),
         TaskReaper(context),
+        RootRotation(context),
     ]
 
 
@@ -336,10 +348,9 @@ def _servers(
     config: ManagerConfig,
     store: Store,
     cache: Cache,
-    ca: ClusterCA,
-    identity: NodeIdentity,
+    view: AuthorityView,
+    certificates: ManagerCertificates,
     cluster_id: str,
-    manager_id: str,
     unlock: ManagerUnlockService,
     addresses: tuple[str, str],
 ) -> tuple[GrpcServers, int, int]:
@@ -351,22 +362,25 @@ def _servers(
         record = cache.get(CLUSTERS, cluster_id)
         return sorted(record.managers.values()) if record is not None else []
 
-    node_ca = NodeCAService(ca, tokens, desired_roles(cache))
+    node_ca = NodeCAService(view.get, tokens, desired_roles(cache), revocations(cache))
     control = ControlService(
         store=store,
         cache=cache,
         cluster_id=cluster_id,
         leader=lambda: current_leader(store.client),
         insecure_registries=config.insecure_registries,
+        authorities=view.get,
+        clock=view.clock,
     )
     dispatcher = DispatcherService(
         store=store,
         cache=cache,
         cluster_id=cluster_id,
-        manager_id=manager_id,
+        manager_id=certificates.manager_id,
         heartbeat_period=config.heartbeat_period,
         heartbeat_deadline=config.heartbeat_deadline,
         managers=managers,
+        authorities=view.get,
     )
     # Agents publish logs to the address this manager advertises (set once bound).
     log_broker = LogBroker(store.client, cache, address="")
@@ -375,18 +389,23 @@ def _servers(
         broker=log_broker, client=store.client, cluster_id=cluster_id
     )
     # Inside ErrorInterceptor, so that a removed node's refusal is PERMISSION_DENIED.
-    main = aio.server(interceptors=[ErrorInterceptor(), RevocationInterceptor(is_removed(cache))])
+    revocation = RevocationInterceptor(is_removed(cache), revocations(cache))
+    main = aio.server(interceptors=[ErrorInterceptor(), revocation])
     control_pb2_grpc.add_ControlServicer_to_server(control, main)
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
     seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
     listen_addr, join_addr = addresses
-    listen_port = main.add_secure_port(listen_addr, identity_server_credentials(identity))
+    # Asked on every handshake: a renewed or rotated certificate serves new connections.
+    listen_credentials = renewable_server_credentials(lambda: certificates.server)
+    listen_port = main.add_secure_port(listen_addr, listen_credentials)
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
     join = aio.server(interceptors=[ErrorInterceptor()])
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
-    join_credentials = identity_server_credentials(identity, require_client_auth=False)
+    join_credentials = renewable_server_credentials(
+        lambda: certificates.server, require_client_auth=False
+    )
     join_port = join.add_secure_port(join_addr, join_credentials)
     if not listen_port or not join_port:
         raise OSError(f"cannot listen on {listen_addr} and {join_addr}")

@@ -22,26 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from pyswarm.proto import types_pb2 as pyswarm_dot_proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16pyswarm/proto/ca.proto\x12\npyswarm.v1\x1a\x19pyswarm/proto/types.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"9\n\x1bIssueNodeCertificateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\x0c\"\x85\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x04 \x01(\x0c\"9\n\x0bRemovedNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x04meta\x18\x02 \x01(\x0b\x32\x10.pyswarm.v1.Meta2\xde\x01\n\x06NodeCA\x12i\n\x14GetRootCACertificate\x12\'.pyswarm.v1.GetRootCACertificateRequest\x1a(.pyswarm.v1.GetRootCACertificateResponse\x12i\n\x14IssueNodeCertificate\x12\'.pyswarm.v1.IssueNodeCertificateRequest\x1a(.pyswarm.v1.IssueNodeCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16pyswarm/proto/ca.proto\x12\npyswarm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19pyswarm/proto/types.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"9\n\x1bIssueNodeCertificateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\x0c\"\x85\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x04 \x01(\x0c\"9\n\x0bRemovedNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x04meta\x18\x02 \x01(\x0b\x32\x10.pyswarm.v1.Meta\"\x8a\x01\n\x12RevokedCertificate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x04meta\x18\x02 \x01(\x0b\x32\x10.pyswarm.v1.Meta\x12\x0e\n\x06\x63lient\x18\x03 \x01(\x08\x12\x38\n\x14manager_valid_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x01\n\x11\x43lientCertificate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x04meta\x18\x02 \x01(\x0b\x32\x10.pyswarm.v1.Meta\x12\x12\n\nmanager_id\x18\x03 \x01(\t\x12\x11\n\tdirectory\x18\x04 \x01(\t\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rissuer_key_id\x18\x06 \x01(\t2\xde\x01\n\x06NodeCA\x12i\n\x14GetRootCACertificate\x12\'.pyswarm.v1.GetRootCACertificateRequest\x1a(.pyswarm.v1.GetRootCACertificateResponse\x12i\n\x14IssueNodeCertificate\x12\'.pyswarm.v1.IssueNodeCertificateRequest\x1a(.pyswarm.v1.IssueNodeCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pyswarm.proto.ca_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETROOTCACERTIFICATEREQUEST']._serialized_start=65
-  _globals['_GETROOTCACERTIFICATEREQUEST']._serialized_end=94
-  _globals['_GETROOTCACERTIFICATERESPONSE']._serialized_start=96
-  _globals['_GETROOTCACERTIFICATERESPONSE']._serialized_end=147
-  _globals['_ISSUENODECERTIFICATEREQUEST']._serialized_start=149
-  _globals['_ISSUENODECERTIFICATEREQUEST']._serialized_end=206
-  _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_start=209
-  _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_end=342
-  _globals['_REMOVEDNODE']._serialized_start=344
-  _globals['_REMOVEDNODE']._serialized_end=401
-  _globals['_NODECA']._serialized_start=404
-  _globals['_NODECA']._serialized_end=626
+  _globals['_GETROOTCACERTIFICATEREQUEST']._serialized_start=98
+  _globals['_GETROOTCACERTIFICATEREQUEST']._serialized_end=127
+  _globals['_GETROOTCACERTIFICATERESPONSE']._serialized_start=129
+  _globals['_GETROOTCACERTIFICATERESPONSE']._serialized_end=180
+  _globals['_ISSUENODECERTIFICATEREQUEST']._serialized_start=182
+  _globals['_ISSUENODECERTIFICATEREQUEST']._serialized_end=239
+  _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_start=242
+  _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_end=375
+  _globals['_REMOVEDNODE']._serialized_start=377
+  _globals['_REMOVEDNODE']._serialized_end=434
+  _globals['_REVOKEDCERTIFICATE']._serialized_start=437
+  _globals['_REVOKEDCERTIFICATE']._serialized_end=575
+  _globals['_CLIENTCERTIFICATE']._serialized_start=578
+  _globals['_CLIENTCERTIFICATE']._serialized_end=750
+  _globals['_NODECA']._serialized_start=753
+  _globals['_NODECA']._serialized_end=975
 # @@protoc_insertion_point(module_scope)

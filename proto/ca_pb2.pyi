@@ -11,6 +11,7 @@ take effect at the node's next renewal).
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from pyswarm.proto import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
@@ -141,3 +142,85 @@ class RemovedNode(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemovedNode: _TypeAlias = RemovedNode  # noqa: Y015
+
+@_typing.final
+class RevokedCertificate(_message.Message):
+    """Revoked certificates short of removing a node. `id` is a certificate id (a node's or
+    a CLI identity's CN). Stored at /pyswarm/v1/revoked_certificates/<id>.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
+    MANAGER_VALID_BEFORE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    client: _builtins.bool
+    """a CLI identity: every certificate with this id"""
+    @_builtins.property
+    def meta(self) -> _types_pb2.Meta: ...
+    @_builtins.property
+    def manager_valid_before(self) -> _timestamp_pb2.Timestamp:
+        """`node demote`: manager certificates of this node that became valid before this
+        instant are refused where a manager is required (worker certificates are not).
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: _types_pb2.Meta | None = ...,
+        client: _builtins.bool = ...,
+        manager_valid_before: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["manager_valid_before", b"manager_valid_before", "meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "id", b"id", "manager_valid_before", b"manager_valid_before", "meta", b"meta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokedCertificate: _TypeAlias = RevokedCertificate  # noqa: Y015
+
+@_typing.final
+class ClientCertificate(_message.Message):
+    """A CLI identity a manager wrote for its host (`swarm ca --clients` lists them).
+    Stored at /pyswarm/v1/client_certificates/<id>.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    DIRECTORY_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    ISSUER_KEY_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the certificate's CN"""
+    manager_id: _builtins.str
+    """the manager that issued it"""
+    directory: _builtins.str
+    """where that manager wrote it"""
+    issuer_key_id: _builtins.str
+    @_builtins.property
+    def meta(self) -> _types_pb2.Meta: ...
+    @_builtins.property
+    def not_after(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: _types_pb2.Meta | None = ...,
+        manager_id: _builtins.str = ...,
+        directory: _builtins.str = ...,
+        not_after: _timestamp_pb2.Timestamp | None = ...,
+        issuer_key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "not_after", b"not_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directory", b"directory", "id", b"id", "issuer_key_id", b"issuer_key_id", "manager_id", b"manager_id", "meta", b"meta", "not_after", b"not_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientCertificate: _TypeAlias = ClientCertificate  # noqa: Y015

@@ -22,65 +22,83 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from pyswarm.proto import types_pb2 as pyswarm_dot_proto_dot_types__pb2
+from pyswarm.proto import ca_pb2 as pyswarm_dot_proto_dot_ca__pb2
 from pyswarm.proto import dispatcher_pb2 as pyswarm_dot_proto_dot_dispatcher__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpyswarm/proto/control.proto\x12\npyswarm.v1\x1a\x19pyswarm/proto/types.proto\x1a\x1epyswarm/proto/dispatcher.proto\"!\n\x0eGetNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x12\n\x10ListNodesRequest\"4\n\x11ListNodesResponse\x12\x1f\n\x05nodes\x18\x01 \x03(\x0b\x32\x10.pyswarm.v1.Node\"Y\n\x11UpdateNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\"\n\x04spec\x18\x03 \x01(\x0b\x32\x14.pyswarm.v1.NodeSpec\"3\n\x11RemoveNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x14\n\x12RemoveNodeResponse\"\x88\x01\n\x14\x43reateServiceRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.pyswarm.v1.ServiceSpec\x12\x18\n\x10no_resolve_image\x18\x02 \x01(\x08\x12/\n\rregistry_auth\x18\x03 \x01(\x0b\x32\x18.pyswarm.v1.RegistryAuth\"\'\n\x11GetServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\"\x15\n\x13ListServicesRequest\"=\n\rServiceStatus\x12\x15\n\rrunning_tasks\x18\x01 \x01(\x04\x12\x15\n\rdesired_tasks\x18\x02 \x01(\x04\"j\n\x14ListServicesResponse\x12%\n\x08services\x18\x01 \x03(\x0b\x32\x13.pyswarm.v1.Service\x12+\n\x08statuses\x18\x02 \x03(\x0b\x32\x19.pyswarm.v1.ServiceStatus\"\xbf\x01\n\x14UpdateServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12%\n\x04spec\x18\x03 \x01(\x0b\x32\x17.pyswarm.v1.ServiceSpec\x12\x10\n\x08rollback\x18\x04 \x01(\x08\x12\x18\n\x10no_resolve_image\x18\x05 \x01(\x08\x12/\n\rregistry_auth\x18\x06 \x01(\x0b\x32\x18.pyswarm.v1.RegistryAuth\";\n\x13ScaleServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x04\"*\n\x14RemoveServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\"\x17\n\x15RemoveServiceResponse\"M\n\x10ListTasksRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x14\n\x0crunning_only\x18\x03 \x01(\x08\"4\n\x11ListTasksResponse\x12\x1f\n\x05tasks\x18\x01 \x03(\x0b\x32\x10.pyswarm.v1.Task\"-\n\nJoinTokens\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x0f\n\x07manager\x18\x02 \x01(\t\"\x16\n\x14GetJoinTokensRequest\"A\n\x16RotateJoinTokenRequest\x12\'\n\x04role\x18\x01 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\"b\n\x0b\x43lusterInfo\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x11\n\tca_digest\x18\x02 \x01(\t\x12\x19\n\x11manager_addresses\x18\x03 \x03(\t\x12\x11\n\tleader_id\x18\x04 \x01(\t\"\x13\n\x11GetClusterRequest\"_\n\x12ServiceLogsRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\x03\x12\x17\n\x0fsince_unix_nano\x18\x04 \x01(\x03\"O\n\x12ServiceLogsMessage\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.pyswarm.v1.LogMessage\x12\x0f\n\x07warning\x18\x02 \x01(\t2\xd4\x08\n\x07\x43ontrol\x12\x37\n\x07GetNode\x12\x1a.pyswarm.v1.GetNodeRequest\x1a\x10.pyswarm.v1.Node\x12H\n\tListNodes\x12\x1c.pyswarm.v1.ListNodesRequest\x1a\x1d.pyswarm.v1.ListNodesResponse\x12=\n\nUpdateNode\x12\x1d.pyswarm.v1.UpdateNodeRequest\x1a\x10.pyswarm.v1.Node\x12K\n\nRemoveNode\x12\x1d.pyswarm.v1.RemoveNodeRequest\x1a\x1e.pyswarm.v1.RemoveNodeResponse\x12\x46\n\rCreateService\x12 .pyswarm.v1.CreateServiceRequest\x1a\x13.pyswarm.v1.Service\x12@\n\nGetService\x12\x1d.pyswarm.v1.GetServiceRequest\x1a\x13.pyswarm.v1.Service\x12Q\n\x0cListServices\x12\x1f.pyswarm.v1.ListServicesRequest\x1a .pyswarm.v1.ListServicesResponse\x12\x46\n\rUpdateService\x12 .pyswarm.v1.UpdateServiceRequest\x1a\x13.pyswarm.v1.Service\x12\x44\n\x0cScaleService\x12\x1f.pyswarm.v1.ScaleServiceRequest\x1a\x13.pyswarm.v1.Service\x12T\n\rRemoveService\x12 .pyswarm.v1.RemoveServiceRequest\x1a!.pyswarm.v1.RemoveServiceResponse\x12H\n\tListTasks\x12\x1c.pyswarm.v1.ListTasksRequest\x1a\x1d.pyswarm.v1.ListTasksResponse\x12I\n\rGetJoinTokens\x12 .pyswarm.v1.GetJoinTokensRequest\x1a\x16.pyswarm.v1.JoinTokens\x12M\n\x0fRotateJoinToken\x12\".pyswarm.v1.RotateJoinTokenRequest\x1a\x16.pyswarm.v1.JoinTokens\x12\x44\n\nGetCluster\x12\x1d.pyswarm.v1.GetClusterRequest\x1a\x17.pyswarm.v1.ClusterInfo\x12O\n\x0bServiceLogs\x12\x1e.pyswarm.v1.ServiceLogsRequest\x1a\x1e.pyswarm.v1.ServiceLogsMessage0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpyswarm/proto/control.proto\x12\npyswarm.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19pyswarm/proto/types.proto\x1a\x16pyswarm/proto/ca.proto\x1a\x1epyswarm/proto/dispatcher.proto\"!\n\x0eGetNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x12\n\x10ListNodesRequest\"4\n\x11ListNodesResponse\x12\x1f\n\x05nodes\x18\x01 \x03(\x0b\x32\x10.pyswarm.v1.Node\"Y\n\x11UpdateNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\"\n\x04spec\x18\x03 \x01(\x0b\x32\x14.pyswarm.v1.NodeSpec\"3\n\x11RemoveNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x14\n\x12RemoveNodeResponse\"\x88\x01\n\x14\x43reateServiceRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.pyswarm.v1.ServiceSpec\x12\x18\n\x10no_resolve_image\x18\x02 \x01(\x08\x12/\n\rregistry_auth\x18\x03 \x01(\x0b\x32\x18.pyswarm.v1.RegistryAuth\"\'\n\x11GetServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\"\x15\n\x13ListServicesRequest\"=\n\rServiceStatus\x12\x15\n\rrunning_tasks\x18\x01 \x01(\x04\x12\x15\n\rdesired_tasks\x18\x02 \x01(\x04\"j\n\x14ListServicesResponse\x12%\n\x08services\x18\x01 \x03(\x0b\x32\x13.pyswarm.v1.Service\x12+\n\x08statuses\x18\x02 \x03(\x0b\x32\x19.pyswarm.v1.ServiceStatus\"\xbf\x01\n\x14UpdateServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12%\n\x04spec\x18\x03 \x01(\x0b\x32\x17.pyswarm.v1.ServiceSpec\x12\x10\n\x08rollback\x18\x04 \x01(\x08\x12\x18\n\x10no_resolve_image\x18\x05 \x01(\x08\x12/\n\rregistry_auth\x18\x06 \x01(\x0b\x32\x18.pyswarm.v1.RegistryAuth\";\n\x13ScaleServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x04\"*\n\x14RemoveServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\"\x17\n\x15RemoveServiceResponse\"M\n\x10ListTasksRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x14\n\x0crunning_only\x18\x03 \x01(\x08\"4\n\x11ListTasksResponse\x12\x1f\n\x05tasks\x18\x01 \x03(\x0b\x32\x10.pyswarm.v1.Task\"-\n\nJoinTokens\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x0f\n\x07manager\x18\x02 \x01(\t\"\x16\n\x14GetJoinTokensRequest\"A\n\x16RotateJoinTokenRequest\x12\'\n\x04role\x18\x01 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\"b\n\x0b\x43lusterInfo\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x11\n\tca_digest\x18\x02 \x01(\t\x12\x19\n\x11manager_addresses\x18\x03 \x03(\t\x12\x11\n\tleader_id\x18\x04 \x01(\t\"\x13\n\x11GetClusterRequest\"K\n\x1eUpdateCertificateExpiryRequest\x12)\n\x06\x65xpiry\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13RotateRootCARequest\"\x12\n\x10GetRootCARequest\"\xc2\x01\n\x0cRootCAStatus\x12\x1b\n\x13root_ca_certificate\x18\x01 \x01(\x0c\x12 \n\x18next_root_ca_certificate\x18\x02 \x01(\x0c\x12\x15\n\rroot_rotation\x18\x03 \x01(\x04\x12\x13\n\x0bnodes_total\x18\x04 \x01(\x05\x12\x12\n\nnodes_done\x18\x05 \x01(\x05\x12\x33\n\x10node_cert_expiry\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1f\n\x1dListClientCertificatesRequest\"f\n\x1eListClientCertificatesResponse\x12\x33\n\x0c\x63\x65rtificates\x18\x01 \x03(\x0b\x32\x1d.pyswarm.v1.ClientCertificate\x12\x0f\n\x07revoked\x18\x02 \x03(\t\",\n\x1eRevokeClientCertificateRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x1fRevokeClientCertificateResponse\"_\n\x12ServiceLogsRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\x03\x12\x17\n\x0fsince_unix_nano\x18\x04 \x01(\x03\"O\n\x12ServiceLogsMessage\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.pyswarm.v1.LogMessage\x12\x0f\n\x07warning\x18\x02 \x01(\t2\xaa\x0c\n\x07\x43ontrol\x12\x37\n\x07GetNode\x12\x1a.pyswarm.v1.GetNodeRequest\x1a\x10.pyswarm.v1.Node\x12H\n\tListNodes\x12\x1c.pyswarm.v1.ListNodesRequest\x1a\x1d.pyswarm.v1.ListNodesResponse\x12=\n\nUpdateNode\x12\x1d.pyswarm.v1.UpdateNodeRequest\x1a\x10.pyswarm.v1.Node\x12K\n\nRemoveNode\x12\x1d.pyswarm.v1.RemoveNodeRequest\x1a\x1e.pyswarm.v1.RemoveNodeResponse\x12\x46\n\rCreateService\x12 .pyswarm.v1.CreateServiceRequest\x1a\x13.pyswarm.v1.Service\x12@\n\nGetService\x12\x1d.pyswarm.v1.GetServiceRequest\x1a\x13.pyswarm.v1.Service\x12Q\n\x0cListServices\x12\x1f.pyswarm.v1.ListServicesRequest\x1a .pyswarm.v1.ListServicesResponse\x12\x46\n\rUpdateService\x12 .pyswarm.v1.UpdateServiceRequest\x1a\x13.pyswarm.v1.Service\x12\x44\n\x0cScaleService\x12\x1f.pyswarm.v1.ScaleServiceRequest\x1a\x13.pyswarm.v1.Service\x12T\n\rRemoveService\x12 .pyswarm.v1.RemoveServiceRequest\x1a!.pyswarm.v1.RemoveServiceResponse\x12H\n\tListTasks\x12\x1c.pyswarm.v1.ListTasksRequest\x1a\x1d.pyswarm.v1.ListTasksResponse\x12I\n\rGetJoinTokens\x12 .pyswarm.v1.GetJoinTokensRequest\x1a\x16.pyswarm.v1.JoinTokens\x12M\n\x0fRotateJoinToken\x12\".pyswarm.v1.RotateJoinTokenRequest\x1a\x16.pyswarm.v1.JoinTokens\x12\x44\n\nGetCluster\x12\x1d.pyswarm.v1.GetClusterRequest\x1a\x17.pyswarm.v1.ClusterInfo\x12_\n\x17UpdateCertificateExpiry\x12*.pyswarm.v1.UpdateCertificateExpiryRequest\x1a\x18.pyswarm.v1.RootCAStatus\x12I\n\x0cRotateRootCA\x12\x1f.pyswarm.v1.RotateRootCARequest\x1a\x18.pyswarm.v1.RootCAStatus\x12\x43\n\tGetRootCA\x12\x1c.pyswarm.v1.GetRootCARequest\x1a\x18.pyswarm.v1.RootCAStatus\x12o\n\x16ListClientCertificates\x12).pyswarm.v1.ListClientCertificatesRequest\x1a*.pyswarm.v1.ListClientCertificatesResponse\x12r\n\x17RevokeClientCertificate\x12*.pyswarm.v1.RevokeClientCertificateRequest\x1a+.pyswarm.v1.RevokeClientCertificateResponse\x12O\n\x0bServiceLogs\x12\x1e.pyswarm.v1.ServiceLogsRequest\x1a\x1e.pyswarm.v1.ServiceLogsMessage0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pyswarm.proto.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETNODEREQUEST']._serialized_start=102
-  _globals['_GETNODEREQUEST']._serialized_end=135
-  _globals['_LISTNODESREQUEST']._serialized_start=137
-  _globals['_LISTNODESREQUEST']._serialized_end=155
-  _globals['_LISTNODESRESPONSE']._serialized_start=157
-  _globals['_LISTNODESRESPONSE']._serialized_end=209
-  _globals['_UPDATENODEREQUEST']._serialized_start=211
-  _globals['_UPDATENODEREQUEST']._serialized_end=300
-  _globals['_REMOVENODEREQUEST']._serialized_start=302
-  _globals['_REMOVENODEREQUEST']._serialized_end=353
-  _globals['_REMOVENODERESPONSE']._serialized_start=355
-  _globals['_REMOVENODERESPONSE']._serialized_end=375
-  _globals['_CREATESERVICEREQUEST']._serialized_start=378
-  _globals['_CREATESERVICEREQUEST']._serialized_end=514
-  _globals['_GETSERVICEREQUEST']._serialized_start=516
-  _globals['_GETSERVICEREQUEST']._serialized_end=555
-  _globals['_LISTSERVICESREQUEST']._serialized_start=557
-  _globals['_LISTSERVICESREQUEST']._serialized_end=578
-  _globals['_SERVICESTATUS']._serialized_start=580
-  _globals['_SERVICESTATUS']._serialized_end=641
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=643
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=749
-  _globals['_UPDATESERVICEREQUEST']._serialized_start=752
-  _globals['_UPDATESERVICEREQUEST']._serialized_end=943
-  _globals['_SCALESERVICEREQUEST']._serialized_start=945
-  _globals['_SCALESERVICEREQUEST']._serialized_end=1004
-  _globals['_REMOVESERVICEREQUEST']._serialized_start=1006
-  _globals['_REMOVESERVICEREQUEST']._serialized_end=1048
-  _globals['_REMOVESERVICERESPONSE']._serialized_start=1050
-  _globals['_REMOVESERVICERESPONSE']._serialized_end=1073
-  _globals['_LISTTASKSREQUEST']._serialized_start=1075
-  _globals['_LISTTASKSREQUEST']._serialized_end=1152
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1154
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1206
-  _globals['_JOINTOKENS']._serialized_start=1208
-  _globals['_JOINTOKENS']._serialized_end=1253
-  _globals['_GETJOINTOKENSREQUEST']._serialized_start=1255
-  _globals['_GETJOINTOKENSREQUEST']._serialized_end=1277
-  _globals['_ROTATEJOINTOKENREQUEST']._serialized_start=1279
-  _globals['_ROTATEJOINTOKENREQUEST']._serialized_end=1344
-  _globals['_CLUSTERINFO']._serialized_start=1346
-  _globals['_CLUSTERINFO']._serialized_end=1444
-  _globals['_GETCLUSTERREQUEST']._serialized_start=1446
-  _globals['_GETCLUSTERREQUEST']._serialized_end=1465
-  _globals['_SERVICELOGSREQUEST']._serialized_start=1467
-  _globals['_SERVICELOGSREQUEST']._serialized_end=1562
-  _globals['_SERVICELOGSMESSAGE']._serialized_start=1564
-  _globals['_SERVICELOGSMESSAGE']._serialized_end=1643
-  _globals['_CONTROL']._serialized_start=1646
-  _globals['_CONTROL']._serialized_end=2754
+  _globals['_GETNODEREQUEST']._serialized_start=158
+  _globals['_GETNODEREQUEST']._serialized_end=191
+  _globals['_LISTNODESREQUEST']._serialized_start=193
+  _globals['_LISTNODESREQUEST']._serialized_end=211
+  _globals['_LISTNODESRESPONSE']._serialized_start=213
+  _globals['_LISTNODESRESPONSE']._serialized_end=265
+  _globals['_UPDATENODEREQUEST']._serialized_start=267
+  _globals['_UPDATENODEREQUEST']._serialized_end=356
+  _globals['_REMOVENODEREQUEST']._serialized_start=358
+  _globals['_REMOVENODEREQUEST']._serialized_end=409
+  _globals['_REMOVENODERESPONSE']._serialized_start=411
+  _globals['_REMOVENODERESPONSE']._serialized_end=431
+  _globals['_CREATESERVICEREQUEST']._serialized_start=434
+  _globals['_CREATESERVICEREQUEST']._serialized_end=570
+  _globals['_GETSERVICEREQUEST']._serialized_start=572
+  _globals['_GETSERVICEREQUEST']._serialized_end=611
+  _globals['_LISTSERVICESREQUEST']._serialized_start=613
+  _globals['_LISTSERVICESREQUEST']._serialized_end=634
+  _globals['_SERVICESTATUS']._serialized_start=636
+  _globals['_SERVICESTATUS']._serialized_end=697
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=699
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=805
+  _globals['_UPDATESERVICEREQUEST']._serialized_start=808
+  _globals['_UPDATESERVICEREQUEST']._serialized_end=999
+  _globals['_SCALESERVICEREQUEST']._serialized_start=1001
+  _globals['_SCALESERVICEREQUEST']._serialized_end=1060
+  _globals['_REMOVESERVICEREQUEST']._serialized_start=1062
+  _globals['_REMOVESERVICEREQUEST']._serialized_end=1104
+  _globals['_REMOVESERVICERESPONSE']._serialized_start=1106
+  _globals['_REMOVESERVICERESPONSE']._serialized_end=1129
+  _globals['_LISTTASKSREQUEST']._serialized_start=1131
+  _globals['_LISTTASKSREQUEST']._serialized_end=1208
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1210
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1262
+  _globals['_JOINTOKENS']._serialized_start=1264
+  _globals['_JOINTOKENS']._serialized_end=1309
+  _globals['_GETJOINTOKENSREQUEST']._serialized_start=1311
+  _globals['_GETJOINTOKENSREQUEST']._serialized_end=1333
+  _globals['_ROTATEJOINTOKENREQUEST']._serialized_start=1335
+  _globals['_ROTATEJOINTOKENREQUEST']._serialized_end=1400
+  _globals['_CLUSTERINFO']._serialized_start=1402
+  _globals['_CLUSTERINFO']._serialized_end=1500
+  _globals['_GETCLUSTERREQUEST']._serialized_start=1502
+  _globals['_GETCLUSTERREQUEST']._serialized_end=1521
+  _globals['_UPDATECERTIFICATEEXPIRYREQUEST']._serialized_start=1523
+  _globals['_UPDATECERTIFICATEEXPIRYREQUEST']._serialized_end=1598
+  _globals['_ROTATEROOTCAREQUEST']._serialized_start=1600
+  _globals['_ROTATEROOTCAREQUEST']._serialized_end=1621
+  _globals['_GETROOTCAREQUEST']._serialized_start=1623
+  _globals['_GETROOTCAREQUEST']._serialized_end=1641
+  _globals['_ROOTCASTATUS']._serialized_start=1644
+  _globals['_ROOTCASTATUS']._serialized_end=1838
+  _globals['_LISTCLIENTCERTIFICATESREQUEST']._serialized_start=1840
+  _globals['_LISTCLIENTCERTIFICATESREQUEST']._serialized_end=1871
+  _globals['_LISTCLIENTCERTIFICATESRESPONSE']._serialized_start=1873
+  _globals['_LISTCLIENTCERTIFICATESRESPONSE']._serialized_end=1975
+  _globals['_REVOKECLIENTCERTIFICATEREQUEST']._serialized_start=1977
+  _globals['_REVOKECLIENTCERTIFICATEREQUEST']._serialized_end=2021
+  _globals['_REVOKECLIENTCERTIFICATERESPONSE']._serialized_start=2023
+  _globals['_REVOKECLIENTCERTIFICATERESPONSE']._serialized_end=2056
+  _globals['_SERVICELOGSREQUEST']._serialized_start=2058
+  _globals['_SERVICELOGSREQUEST']._serialized_end=2153
+  _globals['_SERVICELOGSMESSAGE']._serialized_start=2155
+  _globals['_SERVICELOGSMESSAGE']._serialized_end=2234
+  _globals['_CONTROL']._serialized_start=2237
+  _globals['_CONTROL']._serialized_end=3815
 # @@protoc_insertion_point(module_scope)

@@ -7,8 +7,10 @@ Every request is validated; bad input is INVALID_ARGUMENT naming the field.
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from pyswarm.proto import ca_pb2 as _ca_pb2
 from pyswarm.proto import dispatcher_pb2 as _dispatcher_pb2
 from pyswarm.proto import types_pb2 as _types_pb2
 import builtins as _builtins
@@ -493,6 +495,174 @@ class GetClusterRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetClusterRequest: _TypeAlias = GetClusterRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCertificateExpiryRequest(_message.Message):
+    """swarm update --cert-expiry / swarm ca --cert-expiry"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPIRY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def expiry(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        expiry: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expiry", b"expiry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expiry", b"expiry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCertificateExpiryRequest: _TypeAlias = UpdateCertificateExpiryRequest  # noqa: Y015
+
+@_typing.final
+class RotateRootCARequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateRootCARequest: _TypeAlias = RotateRootCARequest  # noqa: Y015
+
+@_typing.final
+class GetRootCARequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRootCARequest: _TypeAlias = GetRootCARequest  # noqa: Y015
+
+@_typing.final
+class RootCAStatus(_message.Message):
+    """The cluster's root CA and the progress of a rotation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOT_CA_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    NEXT_ROOT_CA_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    ROOT_ROTATION_FIELD_NUMBER: _builtins.int
+    NODES_TOTAL_FIELD_NUMBER: _builtins.int
+    NODES_DONE_FIELD_NUMBER: _builtins.int
+    NODE_CERT_EXPIRY_FIELD_NUMBER: _builtins.int
+    root_ca_certificate: _builtins.bytes
+    """PEM: the current root (the old one while rotating)"""
+    next_root_ca_certificate: _builtins.bytes
+    """PEM, while a rotation runs"""
+    root_rotation: _builtins.int
+    nodes_total: _builtins.int
+    """live nodes that must move to the new root"""
+    nodes_done: _builtins.int
+    """of which already hold a certificate of it"""
+    @_builtins.property
+    def node_cert_expiry(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        root_ca_certificate: _builtins.bytes = ...,
+        next_root_ca_certificate: _builtins.bytes = ...,
+        root_rotation: _builtins.int = ...,
+        nodes_total: _builtins.int = ...,
+        nodes_done: _builtins.int = ...,
+        node_cert_expiry: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node_cert_expiry", b"node_cert_expiry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_root_ca_certificate", b"next_root_ca_certificate", "node_cert_expiry", b"node_cert_expiry", "nodes_done", b"nodes_done", "nodes_total", b"nodes_total", "root_ca_certificate", b"root_ca_certificate", "root_rotation", b"root_rotation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RootCAStatus: _TypeAlias = RootCAStatus  # noqa: Y015
+
+@_typing.final
+class ListClientCertificatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientCertificatesRequest: _TypeAlias = ListClientCertificatesRequest  # noqa: Y015
+
+@_typing.final
+class ListClientCertificatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATES_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificates(self) -> _containers.RepeatedCompositeFieldContainer[_ca_pb2.ClientCertificate]: ...
+    @_builtins.property
+    def revoked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ids of revoked CLI identities"""
+
+    def __init__(
+        self,
+        *,
+        certificates: _abc.Iterable[_ca_pb2.ClientCertificate] | None = ...,
+        revoked: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "revoked", b"revoked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientCertificatesResponse: _TypeAlias = ListClientCertificatesResponse  # noqa: Y015
+
+@_typing.final
+class RevokeClientCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeClientCertificateRequest: _TypeAlias = RevokeClientCertificateRequest  # noqa: Y015
+
+@_typing.final
+class RevokeClientCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeClientCertificateResponse: _TypeAlias = RevokeClientCertificateResponse  # noqa: Y015
 
 @_typing.final
 class ServiceLogsRequest(_message.Message):

@@ -105,6 +105,31 @@ class ControlStub:
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.GetClusterRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_control__pb2.ClusterInfo.FromString,
                 _registered_method=True)
+        self.UpdateCertificateExpiry = channel.unary_unary(
+                '/pyswarm.v1.Control/UpdateCertificateExpiry',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.UpdateCertificateExpiryRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RootCAStatus.FromString,
+                _registered_method=True)
+        self.RotateRootCA = channel.unary_unary(
+                '/pyswarm.v1.Control/RotateRootCA',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.RotateRootCARequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RootCAStatus.FromString,
+                _registered_method=True)
+        self.GetRootCA = channel.unary_unary(
+                '/pyswarm.v1.Control/GetRootCA',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.GetRootCARequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RootCAStatus.FromString,
+                _registered_method=True)
+        self.ListClientCertificates = channel.unary_unary(
+                '/pyswarm.v1.Control/ListClientCertificates',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.ListClientCertificatesRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.ListClientCertificatesResponse.FromString,
+                _registered_method=True)
+        self.RevokeClientCertificate = channel.unary_unary(
+                '/pyswarm.v1.Control/RevokeClientCertificate',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.RevokeClientCertificateRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RevokeClientCertificateResponse.FromString,
+                _registered_method=True)
         self.ServiceLogs = channel.unary_stream(
                 '/pyswarm.v1.Control/ServiceLogs',
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.SerializeToString,
@@ -199,6 +224,36 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCertificateExpiry(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateRootCA(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRootCA(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClientCertificates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeClientCertificate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ServiceLogs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -277,6 +332,31 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetCluster,
                     request_deserializer=pyswarm_dot_proto_dot_control__pb2.GetClusterRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_control__pb2.ClusterInfo.SerializeToString,
+            ),
+            'UpdateCertificateExpiry': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCertificateExpiry,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.UpdateCertificateExpiryRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RootCAStatus.SerializeToString,
+            ),
+            'RotateRootCA': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateRootCA,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.RotateRootCARequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RootCAStatus.SerializeToString,
+            ),
+            'GetRootCA': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRootCA,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.GetRootCARequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RootCAStatus.SerializeToString,
+            ),
+            'ListClientCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClientCertificates,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.ListClientCertificatesRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.ListClientCertificatesResponse.SerializeToString,
+            ),
+            'RevokeClientCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeClientCertificate,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.RevokeClientCertificateRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RevokeClientCertificateResponse.SerializeToString,
             ),
             'ServiceLogs': grpc.unary_stream_rpc_method_handler(
                     servicer.ServiceLogs,
@@ -662,6 +742,141 @@ class Control:
             '/pyswarm.v1.Control/GetCluster',
             pyswarm_dot_proto_dot_control__pb2.GetClusterRequest.SerializeToString,
             pyswarm_dot_proto_dot_control__pb2.ClusterInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCertificateExpiry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/UpdateCertificateExpiry',
+            pyswarm_dot_proto_dot_control__pb2.UpdateCertificateExpiryRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RootCAStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateRootCA(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/RotateRootCA',
+            pyswarm_dot_proto_dot_control__pb2.RotateRootCARequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RootCAStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRootCA(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/GetRootCA',
+            pyswarm_dot_proto_dot_control__pb2.GetRootCARequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RootCAStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClientCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/ListClientCertificates',
+            pyswarm_dot_proto_dot_control__pb2.ListClientCertificatesRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.ListClientCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeClientCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/RevokeClientCertificate',
+            pyswarm_dot_proto_dot_control__pb2.RevokeClientCertificateRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RevokeClientCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

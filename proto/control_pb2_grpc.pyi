@@ -48,6 +48,11 @@ class ControlStub:
     GetJoinTokens: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetJoinTokensRequest, _control_pb2.JoinTokens]
     RotateJoinToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.RotateJoinTokenRequest, _control_pb2.JoinTokens]
     GetCluster: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetClusterRequest, _control_pb2.ClusterInfo]
+    UpdateCertificateExpiry: _grpc.UnaryUnaryMultiCallable[_control_pb2.UpdateCertificateExpiryRequest, _control_pb2.RootCAStatus]
+    RotateRootCA: _grpc.UnaryUnaryMultiCallable[_control_pb2.RotateRootCARequest, _control_pb2.RootCAStatus]
+    GetRootCA: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetRootCARequest, _control_pb2.RootCAStatus]
+    ListClientCertificates: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]
+    RevokeClientCertificate: _grpc.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]
     ServiceLogs: _grpc.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]
 
 @_typing.type_check_only
@@ -67,6 +72,11 @@ class ControlAsyncStub(ControlStub):
     GetJoinTokens: _aio.UnaryUnaryMultiCallable[_control_pb2.GetJoinTokensRequest, _control_pb2.JoinTokens]  # type: ignore[assignment]
     RotateJoinToken: _aio.UnaryUnaryMultiCallable[_control_pb2.RotateJoinTokenRequest, _control_pb2.JoinTokens]  # type: ignore[assignment]
     GetCluster: _aio.UnaryUnaryMultiCallable[_control_pb2.GetClusterRequest, _control_pb2.ClusterInfo]  # type: ignore[assignment]
+    UpdateCertificateExpiry: _aio.UnaryUnaryMultiCallable[_control_pb2.UpdateCertificateExpiryRequest, _control_pb2.RootCAStatus]  # type: ignore[assignment]
+    RotateRootCA: _aio.UnaryUnaryMultiCallable[_control_pb2.RotateRootCARequest, _control_pb2.RootCAStatus]  # type: ignore[assignment]
+    GetRootCA: _aio.UnaryUnaryMultiCallable[_control_pb2.GetRootCARequest, _control_pb2.RootCAStatus]  # type: ignore[assignment]
+    ListClientCertificates: _aio.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]  # type: ignore[assignment]
+    RevokeClientCertificate: _aio.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]  # type: ignore[assignment]
     ServiceLogs: _aio.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
@@ -167,6 +177,41 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.GetClusterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ClusterInfo, _abc.Awaitable[_control_pb2.ClusterInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateCertificateExpiry(
+        self,
+        request: _control_pb2.UpdateCertificateExpiryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RootCAStatus, _abc.Awaitable[_control_pb2.RootCAStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def RotateRootCA(
+        self,
+        request: _control_pb2.RotateRootCARequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RootCAStatus, _abc.Awaitable[_control_pb2.RootCAStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRootCA(
+        self,
+        request: _control_pb2.GetRootCARequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RootCAStatus, _abc.Awaitable[_control_pb2.RootCAStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def ListClientCertificates(
+        self,
+        request: _control_pb2.ListClientCertificatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListClientCertificatesResponse, _abc.Awaitable[_control_pb2.ListClientCertificatesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeClientCertificate(
+        self,
+        request: _control_pb2.RevokeClientCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RevokeClientCertificateResponse, _abc.Awaitable[_control_pb2.RevokeClientCertificateResponse]]: ...
 
     @_abc_1.abstractmethod
     def ServiceLogs(

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pyswarm.proto import types_pb2 as pyswarm_dot_proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epyswarm/proto/dispatcher.proto\x12\npyswarm.v1\x1a\x19pyswarm/proto/types.proto\"g\n\x0fRegisterRequest\x12\x30\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1b.pyswarm.v1.NodeDescription\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x14\n\x0cmetrics_addr\x18\x03 \x01(\t\"v\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1b\n\x13heartbeat_period_ms\x18\x03 \x01(\x03\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x10\n\x08managers\x18\x05 \x03(\t\"K\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x06status\x18\x02 \x01(\x0b\x32\x16.pyswarm.v1.TaskStatus\"\x8a\x01\n\x0c\x41gentMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.pyswarm.v1.HeartbeatH\x00\x12/\n\x08statuses\x18\x03 \x01(\x0b\x32\x1b.pyswarm.v1.TaskStatusBatchH\x00\x42\t\n\x07payload\"\x0b\n\tHeartbeat\"@\n\x0fTaskStatusBatch\x12-\n\x07updates\x18\x01 \x03(\x0b\x32\x1c.pyswarm.v1.TaskStatusUpdate\"\x94\x01\n\x0b\x41ssignments\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.pyswarm.v1.Assignments.Kind\x12!\n\x07updated\x18\x02 \x03(\x0b\x32\x10.pyswarm.v1.Task\x12\x0f\n\x07removed\x18\x03 \x03(\t\"%\n\x04Kind\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"~\n\x0eManagerMessage\x12.\n\x0b\x61ssignments\x18\x01 \x01(\x0b\x32\x17.pyswarm.v1.AssignmentsH\x00\x12\x31\n\rheartbeat_ack\x18\x02 \x01(\x0b\x32\x18.pyswarm.v1.HeartbeatAckH\x00\x42\t\n\x07payload\"]\n\x0cHeartbeatAck\x12\x11\n\tperiod_ms\x18\x01 \x01(\x03\x12\x10\n\x08managers\x18\x02 \x03(\t\x12(\n\x04role\x18\x03 \x01(\x0b\x32\x1a.pyswarm.v1.NodeRoleNotice\"A\n\x0eNodeRoleNotice\x12/\n\x0c\x64\x65sired_role\x18\x01 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\"3\n\x0bLogSelector\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\"O\n\x16LogSubscriptionOptions\x12\x0e\n\x06\x66ollow\x18\x01 \x01(\x08\x12\x0c\n\x04tail\x18\x02 \x01(\x03\x12\x17\n\x0fsince_unix_nano\x18\x03 \x01(\x03\"\x9f\x01\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08selector\x18\x02 \x01(\x0b\x32\x17.pyswarm.v1.LogSelector\x12\x33\n\x07options\x18\x03 \x01(\x0b\x32\".pyswarm.v1.LogSubscriptionOptions\x12\x11\n\tpublisher\x18\x04 \x01(\t\x12\r\n\x05\x63lose\x18\x05 \x01(\x08\"\xdf\x01\n\nLogMessage\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x16\n\x0etime_unix_nano\x18\x04 \x01(\x03\x12-\n\x06stream\x18\x05 \x01(\x0e\x32\x1d.pyswarm.v1.LogMessage.Stream\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12\x11\n\ttask_name\x18\x07 \x01(\t\x12\x11\n\tnode_name\x18\x08 \x01(\t\" \n\x06Stream\x12\n\n\x06STDOUT\x10\x00\x12\n\n\x06STDERR\x10\x01\"\x1c\n\x1aListenSubscriptionsRequest\"f\n\x12PublishLogsMessage\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.pyswarm.v1.LogMessage\x12\r\n\x05\x63lose\x18\x03 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x98\x01\n\nDispatcher\x12\x45\n\x08Register\x12\x1b.pyswarm.v1.RegisterRequest\x1a\x1c.pyswarm.v1.RegisterResponse\x12\x43\n\x07Session\x12\x18.pyswarm.v1.AgentMessage\x1a\x1a.pyswarm.v1.ManagerMessage(\x01\x30\x01\x32\xbb\x01\n\tLogBroker\x12\\\n\x13ListenSubscriptions\x12&.pyswarm.v1.ListenSubscriptionsRequest\x1a\x1b.pyswarm.v1.LogSubscription0\x01\x12P\n\x0bPublishLogs\x12\x1e.pyswarm.v1.PublishLogsMessage\x1a\x1f.pyswarm.v1.PublishLogsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epyswarm/proto/dispatcher.proto\x12\npyswarm.v1\x1a\x19pyswarm/proto/types.proto\"g\n\x0fRegisterRequest\x12\x30\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1b.pyswarm.v1.NodeDescription\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x14\n\x0cmetrics_addr\x18\x03 \x01(\t\"v\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1b\n\x13heartbeat_period_ms\x18\x03 \x01(\x03\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x10\n\x08managers\x18\x05 \x03(\t\"K\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x06status\x18\x02 \x01(\x0b\x32\x16.pyswarm.v1.TaskStatus\"\x8a\x01\n\x0c\x41gentMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.pyswarm.v1.HeartbeatH\x00\x12/\n\x08statuses\x18\x03 \x01(\x0b\x32\x1b.pyswarm.v1.TaskStatusBatchH\x00\x42\t\n\x07payload\"\x0b\n\tHeartbeat\"@\n\x0fTaskStatusBatch\x12-\n\x07updates\x18\x01 \x03(\x0b\x32\x1c.pyswarm.v1.TaskStatusUpdate\"\x94\x01\n\x0b\x41ssignments\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.pyswarm.v1.Assignments.Kind\x12!\n\x07updated\x18\x02 \x03(\x0b\x32\x10.pyswarm.v1.Task\x12\x0f\n\x07removed\x18\x03 \x03(\t\"%\n\x04Kind\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"~\n\x0eManagerMessage\x12.\n\x0b\x61ssignments\x18\x01 \x01(\x0b\x32\x17.pyswarm.v1.AssignmentsH\x00\x12\x31\n\rheartbeat_ack\x18\x02 \x01(\x0b\x32\x18.pyswarm.v1.HeartbeatAckH\x00\x42\t\n\x07payload\"\x95\x01\n\x0cHeartbeatAck\x12\x11\n\tperiod_ms\x18\x01 \x01(\x03\x12\x10\n\x08managers\x18\x02 \x03(\t\x12(\n\x04role\x18\x03 \x01(\x0b\x32\x1a.pyswarm.v1.NodeRoleNotice\x12\x36\n\x0b\x63\x65rtificate\x18\x1e \x01(\x0b\x32!.pyswarm.v1.NodeCertificateNotice\"D\n\x15NodeCertificateNotice\x12\x14\n\x0ctrust_bundle\x18\x01 \x01(\x0c\x12\x15\n\rsigner_key_id\x18\x02 \x01(\t\"A\n\x0eNodeRoleNotice\x12/\n\x0c\x64\x65sired_role\x18\x01 \x01(\x0e\x32\x19.pyswarm.v1.NodeSpec.Role\"3\n\x0bLogSelector\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\"O\n\x16LogSubscriptionOptions\x12\x0e\n\x06\x66ollow\x18\x01 \x01(\x08\x12\x0c\n\x04tail\x18\x02 \x01(\x03\x12\x17\n\x0fsince_unix_nano\x18\x03 \x01(\x03\"\x9f\x01\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08selector\x18\x02 \x01(\x0b\x32\x17.pyswarm.v1.LogSelector\x12\x33\n\x07options\x18\x03 \x01(\x0b\x32\".pyswarm.v1.LogSubscriptionOptions\x12\x11\n\tpublisher\x18\x04 \x01(\t\x12\r\n\x05\x63lose\x18\x05 \x01(\x08\"\xdf\x01\n\nLogMessage\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x16\n\x0etime_unix_nano\x18\x04 \x01(\x03\x12-\n\x06stream\x18\x05 \x01(\x0e\x32\x1d.pyswarm.v1.LogMessage.Stream\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12\x11\n\ttask_name\x18\x07 \x01(\t\x12\x11\n\tnode_name\x18\x08 \x01(\t\" \n\x06Stream\x12\n\n\x06STDOUT\x10\x00\x12\n\n\x06STDERR\x10\x01\"\x1c\n\x1aListenSubscriptionsRequest\"f\n\x12PublishLogsMessage\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.pyswarm.v1.LogMessage\x12\r\n\x05\x63lose\x18\x03 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x98\x01\n\nDispatcher\x12\x45\n\x08Register\x12\x1b.pyswarm.v1.RegisterRequest\x1a\x1c.pyswarm.v1.RegisterResponse\x12\x43\n\x07Session\x12\x18.pyswarm.v1.AgentMessage\x1a\x1a.pyswarm.v1.ManagerMessage(\x01\x30\x01\x32\xbb\x01\n\tLogBroker\x12\\\n\x13ListenSubscriptions\x12&.pyswarm.v1.ListenSubscriptionsRequest\x1a\x1b.pyswarm.v1.LogSubscription0\x01\x12P\n\x0bPublishLogs\x12\x1e.pyswarm.v1.PublishLogsMessage\x1a\x1f.pyswarm.v1.PublishLogsResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,28 +50,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNMENTS_KIND']._serialized_end=744
   _globals['_MANAGERMESSAGE']._serialized_start=746
   _globals['_MANAGERMESSAGE']._serialized_end=872
-  _globals['_HEARTBEATACK']._serialized_start=874
-  _globals['_HEARTBEATACK']._serialized_end=967
-  _globals['_NODEROLENOTICE']._serialized_start=969
-  _globals['_NODEROLENOTICE']._serialized_end=1034
-  _globals['_LOGSELECTOR']._serialized_start=1036
-  _globals['_LOGSELECTOR']._serialized_end=1087
-  _globals['_LOGSUBSCRIPTIONOPTIONS']._serialized_start=1089
-  _globals['_LOGSUBSCRIPTIONOPTIONS']._serialized_end=1168
-  _globals['_LOGSUBSCRIPTION']._serialized_start=1171
-  _globals['_LOGSUBSCRIPTION']._serialized_end=1330
-  _globals['_LOGMESSAGE']._serialized_start=1333
-  _globals['_LOGMESSAGE']._serialized_end=1556
-  _globals['_LOGMESSAGE_STREAM']._serialized_start=1524
-  _globals['_LOGMESSAGE_STREAM']._serialized_end=1556
-  _globals['_LISTENSUBSCRIPTIONSREQUEST']._serialized_start=1558
-  _globals['_LISTENSUBSCRIPTIONSREQUEST']._serialized_end=1586
-  _globals['_PUBLISHLOGSMESSAGE']._serialized_start=1588
-  _globals['_PUBLISHLOGSMESSAGE']._serialized_end=1690
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=1692
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=1713
-  _globals['_DISPATCHER']._serialized_start=1716
-  _globals['_DISPATCHER']._serialized_end=1868
-  _globals['_LOGBROKER']._serialized_start=1871
-  _globals['_LOGBROKER']._serialized_end=2058
+  _globals['_HEARTBEATACK']._serialized_start=875
+  _globals['_HEARTBEATACK']._serialized_end=1024
+  _globals['_NODECERTIFICATENOTICE']._serialized_start=1026
+  _globals['_NODECERTIFICATENOTICE']._serialized_end=1094
+  _globals['_NODEROLENOTICE']._serialized_start=1096
+  _globals['_NODEROLENOTICE']._serialized_end=1161
+  _globals['_LOGSELECTOR']._serialized_start=1163
+  _globals['_LOGSELECTOR']._serialized_end=1214
+  _globals['_LOGSUBSCRIPTIONOPTIONS']._serialized_start=1216
+  _globals['_LOGSUBSCRIPTIONOPTIONS']._serialized_end=1295
+  _globals['_LOGSUBSCRIPTION']._serialized_start=1298
+  _globals['_LOGSUBSCRIPTION']._serialized_end=1457
+  _globals['_LOGMESSAGE']._serialized_start=1460
+  _globals['_LOGMESSAGE']._serialized_end=1683
+  _globals['_LOGMESSAGE_STREAM']._serialized_start=1651
+  _globals['_LOGMESSAGE_STREAM']._serialized_end=1683
+  _globals['_LISTENSUBSCRIPTIONSREQUEST']._serialized_start=1685
+  _globals['_LISTENSUBSCRIPTIONSREQUEST']._serialized_end=1713
+  _globals['_PUBLISHLOGSMESSAGE']._serialized_start=1715
+  _globals['_PUBLISHLOGSMESSAGE']._serialized_end=1817
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=1819
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=1840
+  _globals['_DISPATCHER']._serialized_start=1843
+  _globals['_DISPATCHER']._serialized_end=1995
+  _globals['_LOGBROKER']._serialized_start=1998
+  _globals['_LOGBROKER']._serialized_end=2185
 # @@protoc_insertion_point(module_scope)

@@ -250,6 +250,7 @@ class HeartbeatAck(_message.Message):
     PERIOD_MS_FIELD_NUMBER: _builtins.int
     MANAGERS_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
     period_ms: _builtins.int
     @_builtins.property
     def managers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -257,20 +258,52 @@ class HeartbeatAck(_message.Message):
     def role(self) -> Global___NodeRoleNotice:
         """set when the manager knows the node's desired role"""
 
+    @_builtins.property
+    def certificate(self) -> Global___NodeCertificateNotice: ...
     def __init__(
         self,
         *,
         period_ms: _builtins.int = ...,
         managers: _abc.Iterable[_builtins.str] | None = ...,
         role: Global___NodeRoleNotice | None = ...,
+        certificate: Global___NodeCertificateNotice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["role", b"role"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "role", b"role"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["managers", b"managers", "period_ms", b"period_ms", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "managers", b"managers", "period_ms", b"period_ms", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatAck: _TypeAlias = HeartbeatAck  # noqa: Y015
+
+@_typing.final
+class NodeCertificateNotice(_message.Message):
+    """The roots the cluster trusts now and the one that should sign the node's
+    certificate. During `swarm ca --rotate` the bundle holds both roots and the signer
+    is the new one: a node whose certificate has another issuer renews.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRUST_BUNDLE_FIELD_NUMBER: _builtins.int
+    SIGNER_KEY_ID_FIELD_NUMBER: _builtins.int
+    trust_bundle: _builtins.bytes
+    """PEM roots, concatenated"""
+    signer_key_id: _builtins.str
+    """hex subject key identifier of the signing root"""
+    def __init__(
+        self,
+        *,
+        trust_bundle: _builtins.bytes = ...,
+        signer_key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signer_key_id", b"signer_key_id", "trust_bundle", b"trust_bundle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeCertificateNotice: _TypeAlias = NodeCertificateNotice  # noqa: Y015
 
 @_typing.final
 class NodeRoleNotice(_message.Message):

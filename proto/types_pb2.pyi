@@ -301,6 +301,7 @@ class Node(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     METRICS_ADDR_FIELD_NUMBER: _builtins.int
     SUBNET_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     role: Global___NodeSpec.Role.ValueType
     metrics_addr: _builtins.str
@@ -314,6 +315,10 @@ class Node(_message.Message):
     def description(self) -> Global___NodeDescription: ...
     @_builtins.property
     def status(self) -> Global___NodeStatus: ...
+    @_builtins.property
+    def certificate(self) -> Global___NodeCertificateInfo:
+        """The certificate the node last registered with (read from its TLS handshake)."""
+
     def __init__(
         self,
         *,
@@ -325,14 +330,53 @@ class Node(_message.Message):
         role: Global___NodeSpec.Role.ValueType = ...,
         metrics_addr: _builtins.str = ...,
         subnet: _builtins.str = ...,
+        certificate: Global___NodeCertificateInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "description", b"description", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "id", b"id", "meta", b"meta", "metrics_addr", b"metrics_addr", "role", b"role", "spec", b"spec", "status", b"status", "subnet", b"subnet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "description", b"description", "id", b"id", "meta", b"meta", "metrics_addr", b"metrics_addr", "role", b"role", "spec", b"spec", "status", b"status", "subnet", b"subnet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Node: _TypeAlias = Node  # noqa: Y015
+
+@_typing.final
+class NodeCertificateInfo(_message.Message):
+    """What a node's certificate says about itself: when it expires and which root signed it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    ISSUER_KEY_ID_FIELD_NUMBER: _builtins.int
+    SERIAL_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """the issuing root's subject (RFC 4514)"""
+    issuer_key_id: _builtins.str
+    """hex of the authority key identifier"""
+    serial: _builtins.str
+    """hex"""
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def not_after(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        not_after: _timestamp_pb2.Timestamp | None = ...,
+        issuer: _builtins.str = ...,
+        issuer_key_id: _builtins.str = ...,
+        serial: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_after", b"not_after", "not_before", b"not_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer", b"issuer", "issuer_key_id", b"issuer_key_id", "not_after", b"not_after", "not_before", b"not_before", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeCertificateInfo: _TypeAlias = NodeCertificateInfo  # noqa: Y015
 
 @_typing.final
 class Resources(_message.Message):

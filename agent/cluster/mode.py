@@ -19,24 +19,35 @@ from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
+from pyswarm.common.trust_errors import CertificateExpired
 
 log = logging.getLogger(__name__)
 
 
 class ClusterMode:
-    def __init__(self, config: AgentConfig, state: ClusterState) -> None:
+    def __init__(
+        self, config: AgentConfig, state: ClusterState, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
         self.state = state
-        self.session = AgentSession(state, state.identity(), max_backoff=config.session_max_backoff)
+        identity = state.identity()
+        if identity.expired(clock.now()):
+            # No manager would take it, and retrying cannot help: say so once.
+            raise CertificateExpired(f"{identity.not_after:%Y-%m-%d %H:%M:%S} UTC")
+        self.session = AgentSession(
+            state, identity, max_backoff=config.session_max_backoff, clock=clock
+        )
         self.executor: TaskExecutor | None = None
         self._stopped = False
 
     @classmethod
-    def load(cls, config: AgentConfig) -> ClusterMode | None:
-        """The cluster mode of the agent with `config`, None if it has not joined."""
+    def load(cls, config: AgentConfig, clock: Clock = SYSTEM_CLOCK) -> ClusterMode | None:
+        """The cluster mode of the agent with `config`, None if it has not joined.
+        CertificateExpired when the node's certificate is past its end."""
         if not ClusterState.exists(config.state_dir):
             return None
-        return cls(config, ClusterState.load(config.state_dir))
+        return cls(config, ClusterState.load(config.state_dir), clock)
 
     async def prepare(self) -> AgentConfig:
         """`config` with the node's cluster subnet (registering first if none is saved)."""

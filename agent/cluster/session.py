@@ -16,16 +16,18 @@ the list (failover), after a backoff that doubles up to `max_backoff` and is res
 a session was established. The managers' list from RegisterResponse / HeartbeatAck
 replaces the saved one, so a restarted agent knows every manager.
 
-Each HeartbeatAck also says which role the cluster wants this node to have. When it
-is not the role in the node's certificate (`node promote` / `node demote`), the
-session ends, the certificate is renewed through NodeCA on the same manager (which
-issues the desired role) and saved, and a new session starts at once with it.
+Each HeartbeatAck also says which role the cluster wants this node to have and which
+roots it trusts and signs with; with the clock, that decides when the node's
+certificate changes (certificate.py). The session then ends, the certificate is
+renewed on the same manager, and a new session starts at once with it. Running tasks
+never notice: the executor carries on while the session reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Iterable
@@ -34,13 +36,14 @@ from typing import TypeVar
 import grpc
 from grpc import aio
 
+from pyswarm.agent.cluster.certificate import CertificateChange, NodeCertificate
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.state import ClusterState
-from pyswarm.common.join import renew_certificate
-from pyswarm.common.node_identity import NodeIdentity, Role, role_name
-from pyswarm.common.tls import identity_channel_credentials, manager_channel
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
+from pyswarm.common.node_identity import NodeIdentity
+from pyswarm.common.tls import manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -53,14 +56,6 @@ REGISTER_TIMEOUT_S = 10.0
 
 class _Stopped(Exception):
     """The session was asked to stop while waiting."""
-
-
-class _RoleChanged(Exception):
-    """The manager wants this node in another role than its certificate's."""
-
-    def __init__(self, role: Role) -> None:
-        super().__init__(f"the cluster wants this node to be a {role_name(role)}")
-        self.role = role
 
 
 class AgentSession:
@@ -77,13 +72,12 @@ class AgentSession:
         *,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
     ) -> None:
         self.state = state
         self.executor = executor
-        self.identity = identity
-        self._credentials = identity_channel_credentials(identity)
-        # A role the CA would not issue when last asked: not asked again until it changes.
-        self._unissued_role: Role | None = None
+        self.certificate = NodeCertificate(identity, state.directory, clock, rng or random.Random())
         self._index = 0
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -114,10 +108,10 @@ class AgentSession:
                 await self._until_stopped(self._session(address))
             except _Stopped:
                 break
-            except _RoleChanged as change:
+            except CertificateChange as change:
                 self._disconnected()
                 try:
-                    await self._until_stopped(self._change_role(address, change.role))
+                    await self._until_stopped(self.certificate.change(address, change))
                     continue  # in session again at once, with the new certificate
                 except _Stopped:
                     break
@@ -160,7 +154,7 @@ class AgentSession:
     # ------------------------------------------------------------ one session
 
     async def _register_at(self, address: str) -> dispatcher_pb2.RegisterResponse:
-        async with manager_channel(address, self._credentials) as channel:
+        async with manager_channel(address, self.certificate.credentials) as channel:
             return await self._register(dispatcher_pb2_grpc.DispatcherStub(channel))
 
     async def _register(
@@ -175,21 +169,24 @@ class AgentSession:
 
     async def _session(self, address: str) -> None:
         assert self.executor is not None
-        async with manager_channel(address, self._credentials) as channel:
+        async with manager_channel(address, self.certificate.credentials) as channel:
             stub = dispatcher_pb2_grpc.DispatcherStub(channel)
             response = await self._register(stub)
             self._registered(response, address)
             call = stub.Session()  # type: ignore[call-arg]  # grpc.aio: write/read, no iterator
             logs = (
-                asyncio.create_task(self.log_publisher.listen(channel, self._credentials))
+                asyncio.create_task(
+                    self.log_publisher.listen(channel, self.certificate.credentials)
+                )
                 if self.log_publisher is not None
                 else None
             )
             try:
                 sender = asyncio.create_task(self._send(call, response.session_id))
                 receiver = asyncio.create_task(self._receive(call, address))
+                renewal = asyncio.create_task(self.certificate.due())
                 done, pending = await asyncio.wait(
-                    {sender, receiver}, return_when=asyncio.FIRST_COMPLETED
+                    {sender, receiver, renewal}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in pending:
                     task.cancel()
@@ -277,31 +274,23 @@ class AgentSession:
                 if self._learn(ack.managers, address):
                     self.state.save()
                 if ack.HasField("role"):
-                    self._check_role(ack.role.desired_role)
+                    self.certificate.check_role(ack.role.desired_role)
+                if ack.HasField("certificate"):
+                    self.certificate.check_roots(ack.certificate)
 
-    # ------------------------------------------------------------ role changes
+    # ------------------------------------------------------------ the certificate
 
-    def _check_role(self, desired: Role) -> None:
-        if desired == self.identity.role:
-            self._unissued_role = None
-        elif desired != self._unissued_role:
-            raise _RoleChanged(desired)
+    @property
+    def identity(self) -> NodeIdentity:
+        return self.certificate.identity
 
-    async def _change_role(self, address: str, desired: Role) -> None:
-        """Renew the certificate at `address` and use it from now on."""
-        before = self.identity.role
-        renewed = await renew_certificate(address, self.identity, self.state.directory)
-        self.identity = renewed
-        self._credentials = identity_channel_credentials(renewed)
-        if renewed.role == desired:
-            log.info("now a %s (was a %s)", role_name(renewed.role), role_name(before))
-        else:
-            self._unissued_role = desired
-            log.warning(
-                "asked to be a %s, but the certificate issued is a %s's",
-                role_name(desired),
-                role_name(renewed.role),
-            )
+    @property
+    def renew_at(self) -> dt.datetime:
+        return self.certificate.renew_at
+
+    @property
+    def renewals(self) -> int:
+        return self.certificate.renewals
 
     # ------------------------------------------------------------ helpers
 

@@ -1,7 +1,9 @@
 """The cluster's root certificate authority: created once at `init`, signs every node.
 
 The root is ECDSA P-256, self-signed, valid for about 20 years, with CN
-"pyswarm-root-ca" and the cluster id as O. Node certificates (about 90 days) name the
+"pyswarm-root-ca" (then "pyswarm-root-ca-N" for the N-th `swarm ca --rotate`, so that
+two roots trusted together never share a subject) and the cluster id as O. Node
+certificates (90 days unless `swarm update --cert-expiry` says otherwise) name the
 node id (CN and a DNS SAN), its role (OU, and a DNS SAN so managers can be verified by
 role) and the cluster id (O). On disk (the CA directory, 0700): ca.crt and ca.key (0600).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.common.join_token import SECRET_BITS, base36, ca_digest_text, ca_fingerprint
 from pyswarm.common.node_identity import (
@@ -27,6 +30,7 @@ from pyswarm.common.node_identity import (
     Role,
     certificate_request,
     generate_node_key,
+    key_id_hex,
     private_key_pem,
 )
 from pyswarm.common.secure_files import ensure_private_dir, write_private_file, write_public_file
@@ -40,12 +44,7 @@ CA_CERT_FILE = "ca.crt"
 CA_KEY_FILE = "ca.key"
 ID_LENGTH = 25
 
-Clock = Callable[[], dt.datetime]
 _CURVES = (ec.SECP256R1, ec.SECP384R1)
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def new_id() -> str:
@@ -61,7 +60,7 @@ class ClusterCA:
         cert: x509.Certificate,
         key: ec.EllipticCurvePrivateKey,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if cert.public_key() != key.public_key():
             raise ValueError("the CA key does not belong to the CA certificate")
@@ -71,19 +70,24 @@ class ClusterCA:
         self.cert_pem = cert.public_bytes(serialization.Encoding.PEM)
         organization = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         self.cluster_id = str(organization[0].value) if organization else ""
+        self.key_id = key_id_hex(cert)
 
     @classmethod
-    def create(cls, *, cluster_id: str | None = None, clock: Clock = utc_now) -> ClusterCA:
-        """A new root CA for a new cluster (a random cluster id unless given)."""
+    def create(
+        cls, *, cluster_id: str | None = None, generation: int = 0, clock: Clock = SYSTEM_CLOCK
+    ) -> ClusterCA:
+        """A new root CA for a new cluster (a random cluster id unless given), or the
+        `generation`-th root of an existing one (`swarm ca --rotate`)."""
         cluster_id = cluster_id or new_id()
         key = ec.generate_private_key(ec.SECP256R1())
+        common_name = f"{ROOT_COMMON_NAME}-{generation}" if generation else ROOT_COMMON_NAME
         name = x509.Name(
             [
-                x509.NameAttribute(NameOID.COMMON_NAME, ROOT_COMMON_NAME),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
             ]
         )
-        now = clock()
+        now = clock.now()
         usage = x509.KeyUsage(
             digital_signature=False, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
@@ -105,7 +109,7 @@ class ClusterCA:
         return cls(cert, key, clock=clock)
 
     @classmethod
-    def load(cls, ca_dir: Path, *, clock: Clock = utc_now) -> ClusterCA:
+    def load(cls, ca_dir: Path, *, clock: Clock = SYSTEM_CLOCK) -> ClusterCA:
         """The CA saved in `ca_dir`; CANotFound if there is none."""
         try:
             cert_pem = (ca_dir / CA_CERT_FILE).read_bytes()
@@ -118,7 +122,7 @@ class ClusterCA:
         return cls(x509.load_pem_x509_certificate(cert_pem), key, clock=clock)
 
     @classmethod
-    def load_or_create(cls, ca_dir: Path, *, clock: Clock = utc_now) -> ClusterCA:
+    def load_or_create(cls, ca_dir: Path, *, clock: Clock = SYSTEM_CLOCK) -> ClusterCA:
         """The CA in `ca_dir`, created and saved there first if missing (what `init` does)."""
         if (ca_dir / CA_CERT_FILE).exists():
             return cls.load(ca_dir, clock=clock)
@@ -127,7 +131,7 @@ class ClusterCA:
         return ca
 
     @classmethod
-    def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = utc_now) -> ClusterCA:
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = SYSTEM_CLOCK) -> ClusterCA:
         """The CA from its PEM certificate and key (as the managers keep them in etcd)."""
         key = serialization.load_pem_private_key(key_pem, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -160,8 +164,12 @@ class ClusterCA:
         *,
         ip_addresses: Sequence[str] = (),
         dns_names: Sequence[str] = (),
+        lifetime: dt.timedelta = NODE_LIFETIME,
+        valid_from: dt.datetime | None = None,
     ) -> bytes:
-        """A PEM node certificate for the key in `csr_pem`, naming `node_id` and `role`.
+        """A PEM node certificate for the key in `csr_pem`, naming `node_id` and `role`,
+        valid for `lifetime`, and not before `valid_from` when that is later than the
+        usual back-dated start (a certificate must start after a revocation cutoff).
 
         The CSR only lends its public key (after its self-signature is checked); every
         name comes from the arguments. `ip_addresses` and `dns_names` are extra SANs for
@@ -189,7 +197,13 @@ class ClusterCA:
             encipher_only=False, decipher_only=False,
         )  # fmt: skip
         purposes = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-        now = self._clock()
+        now = self._clock.now()
+        start = now - CLOCK_SKEW
+        if valid_from is not None:
+            # X.509 times are whole seconds: round up so the start is not before it.
+            start = max(start, valid_from)
+            if start.microsecond:
+                start = start.replace(microsecond=0) + dt.timedelta(seconds=1)
         ca_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key())
         cert = (
             x509.CertificateBuilder()
@@ -197,8 +211,8 @@ class ClusterCA:
             .issuer_name(self._cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + NODE_LIFETIME)
+            .not_valid_before(start)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
@@ -216,9 +230,12 @@ class ClusterCA:
         node_id: str | None = None,
         ip_addresses: Sequence[str] = (),
         dns_names: Sequence[str] = (),
+        lifetime: dt.timedelta = NODE_LIFETIME,
+        trust_bundle: bytes = b"",
     ) -> NodeIdentity:
-        """A complete identity (fresh key, certificate, root) for a node on this host:
-        the first manager at `init`, or a local client such as the CLI."""
+        """A complete identity (fresh key, certificate, roots) for a node on this host:
+        a manager, or a local client such as the CLI. It trusts `trust_bundle` (this
+        root alone when empty)."""
         key = generate_node_key()
         cert_pem = self.issue(
             certificate_request(key),
@@ -226,8 +243,9 @@ class ClusterCA:
             role,
             ip_addresses=ip_addresses,
             dns_names=dns_names,
+            lifetime=lifetime,
         )
-        return NodeIdentity.from_pem(private_key_pem(key), cert_pem, self.cert_pem)
+        return NodeIdentity.from_pem(private_key_pem(key), cert_pem, trust_bundle or self.cert_pem)
 
 
 def _requested_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:

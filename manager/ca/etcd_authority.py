@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import generate_node_key, private_key_pem
-from pyswarm.manager.ca.authority import CLOCK_SKEW, Clock, ClusterCA, new_id, utc_now
+from pyswarm.manager.ca.authority import CLOCK_SKEW, ClusterCA, new_id
 
 __all__ = ["ETCD_CA_COMMON_NAME", "EtcdCA", "EtcdKeyPair"]
 
@@ -63,7 +64,11 @@ class EtcdCA:
     """The etcd CA's certificate and key; issues etcd member and client certificates."""
 
     def __init__(
-        self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, *, clock: Clock = utc_now
+        self,
+        cert: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if cert.public_key() != key.public_key():
             raise ValueError("the etcd CA key does not belong to the etcd CA certificate")
@@ -73,7 +78,7 @@ class EtcdCA:
         self.cert_pem = cert.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
-    def create(cls, root: ClusterCA, *, clock: Clock = utc_now) -> EtcdCA:
+    def create(cls, root: ClusterCA, *, clock: Clock = SYSTEM_CLOCK) -> EtcdCA:
         """A new etcd CA signed by the cluster's root."""
         root_cert = x509.load_pem_x509_certificate(root.cert_pem)
         root_key = _load_key(root.key_pem())
@@ -84,7 +89,7 @@ class EtcdCA:
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, root.cluster_id),
             ]
         )
-        now = clock()
+        now = clock.now()
         issuer_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key())
         cert = (
             x509.CertificateBuilder()
@@ -103,7 +108,7 @@ class EtcdCA:
         return cls(cert, key, clock=clock)
 
     @classmethod
-    def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = utc_now) -> EtcdCA:
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = SYSTEM_CLOCK) -> EtcdCA:
         """The etcd CA as the cluster record keeps it."""
         return cls(x509.load_pem_x509_certificate(cert_pem), _load_key(key_pem), clock=clock)
 
@@ -147,7 +152,7 @@ class EtcdCA:
             attributes.append(
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, str(organization[0].value))
             )
-        now = self._clock()
+        now = self._clock.now()
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name(attributes))

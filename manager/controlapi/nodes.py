@@ -8,15 +8,19 @@ manager refuses its certificates, unexpired as they are.
 
 Changing the desired role (`node promote` / `node demote`) reaches the node through its
 dispatcher session; its agent then renews its certificate and NodeCA issues one of the
-new role.
+new role. A demotion also revokes the node's manager certificates at once (they would
+otherwise stay good for the Control API until they expire).
 """
 
 from __future__ import annotations
 
 import contextlib
 
+from pyswarm.common.clock import Clock
 from pyswarm.common.errors import FailedPrecondition, InvalidArgument
-from pyswarm.manager.ca.revocation import revoke_node
+from pyswarm.common.node_identity import MANAGER, WORKER
+from pyswarm.manager.ca.authority import CLOCK_SKEW
+from pyswarm.manager.ca.revocation import revoke_manager_certificates, revoke_node
 from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
 from pyswarm.manager.controlapi.validation import validate_labels
 from pyswarm.manager.dispatcher.registration import release_subnet
@@ -31,6 +35,8 @@ def _names(node: Node) -> tuple[str, ...]:
 
 
 class NodesAPI(ControlBase):
+    clock: Clock
+
     def find_node(self, reference: str) -> Node:
         return resolve(
             self.readable().list(NODES), reference, what="node", ident=lambda n: n.id, names=_names
@@ -66,6 +72,10 @@ class NodesAPI(ControlBase):
             node.spec.CopyFrom(spec)
             return True
 
+        if found.spec.desired_role == MANAGER and spec.desired_role == WORKER:
+            # Written first: no moment where the node is a worker with a usable manager
+            # certificate. Certificates are back-dated by CLOCK_SKEW, hence the cutoff.
+            await revoke_manager_certificates(self.store, found.id, self.clock.now() - CLOCK_SKEW)
         node = await self.store.update_with_retry(NODES, found.id, apply)
         await self.written(node.meta.version)
         return node

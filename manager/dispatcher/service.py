@@ -6,7 +6,8 @@ liveness record opened (see liveness.py). Session: the first AgentMessage names 
 session Register gave; the manager answers with the COMPLETE assignment set, then
 INCREMENTAL changes as the cache sees them (debounced into one message per burst),
 a HeartbeatAck per heartbeat (which refreshes liveness and carries the node's
-desired role, so the agent renews its certificate after a promote or demote), and
+desired role and the cluster's roots, so the agent renews its certificate after a
+promote or demote and onto a new root during `swarm ca --rotate`), and
 applies status reports (status.py). A session whose liveness is gone or was taken by
 a newer registration ends with FAILED_PRECONDITION: the agent registers again.
 """
@@ -23,8 +24,9 @@ from grpc import aio
 
 from pyswarm.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from pyswarm.common.node_identity import MANAGER, WORKER
-from pyswarm.common.tls import PeerIdentity, require_role
+from pyswarm.common.tls import PeerIdentity, peer_certificate, require_role
 from pyswarm.manager.ca import NodeRemoved, new_id, removed_now
+from pyswarm.manager.ca.roots import Authorities, certificate_info
 from pyswarm.manager.dispatcher.assignments import AssignmentTracker
 from pyswarm.manager.dispatcher.liveness import Liveness
 from pyswarm.manager.dispatcher.registration import (
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Context = aio.ServicerContext[Any, Any]
 ManagersProvider = Callable[[], Awaitable[list[str]]]
+AuthoritiesProvider = Callable[[], Authorities]
 #: Task events within this window go to the agent as one INCREMENTAL message.
 ASSIGNMENT_DEBOUNCE = 0.02
 
@@ -75,12 +78,14 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
         heartbeat_period: float,
         heartbeat_deadline: float,
         managers: ManagersProvider,
+        authorities: AuthoritiesProvider | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
         self._cluster_id = cluster_id
         self._period_ms = int(heartbeat_period * 1000)
         self._managers = managers
+        self._authorities = authorities
         self._liveness = Liveness(store, manager_id, heartbeat_deadline)
         self._status = StatusWriter(store, cache)
 
@@ -99,6 +104,9 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
         revision = await self._liveness.open(peer.node_id, session_id)
         fill = types_pb2.Node()
         describe_node(fill, request, peer.role, _peer_host(context), subnet)
+        cert = peer_certificate(context)
+        if cert is not None:  # what it holds now: node inspect, rotation progress
+            fill.certificate.CopyFrom(certificate_info(cert))
         await upsert_node(self._store, peer.node_id, fill, peer.role)
         await self._undo_if_removed(peer.node_id)
         # Sessions may reach the liveness check through this manager's cache at once.
@@ -129,6 +137,10 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
         node = self._cache.get(NODES, node_id)
         if node is not None:
             ack.role.desired_role = node.spec.desired_role
+        if self._authorities is not None:
+            roots = self._authorities()
+            ack.certificate.trust_bundle = roots.trust_bundle
+            ack.certificate.signer_key_id = roots.signer.key_id
 
     def _check_session(self, node_id: str, session_id: str) -> types_pb2.NodeLiveness:
         record = self._cache.get(LIVENESS, node_id)

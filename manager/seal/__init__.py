@@ -7,9 +7,9 @@ it, so etcd never holds them in clear. `startup.py` creates, reads, fetches (`fe
 or unlocks (`locked.py`) the key as a manager starts; `service.py` serves
 ManagerUnlock; `keeper.py` keeps the key file locked as the cluster says.
 
-For other parts: `unsealed_ca(cluster)` is the cluster CA of a record read through the
-manager's store or cache (the key is already clear there); a new secret field of the
-Cluster is sealed by naming it in `SENSITIVE_CLUSTER_FIELDS`.
+For other parts: a record read through the manager's store or cache is already clear
+(the CA keys are read through `pyswarm.manager.ca.roots.unsealed_ca_keys`); a new
+secret field of the Cluster is sealed by naming it in `SENSITIVE_CLUSTER_FIELDS`.
 """
 
 from pyswarm.manager.seal.box import DataKey
@@ -28,7 +28,6 @@ from pyswarm.manager.seal.locked import LockedManager
 from pyswarm.manager.seal.migrate import seal_registry_passwords
 from pyswarm.manager.seal.service import ManagerUnlockService
 from pyswarm.manager.seal.startup import OpenedCluster, open_cluster
-from pyswarm.manager.seal.unsealed import unsealed_ca, unsealed_next_ca
 
 __all__ = [
     "SENSITIVE_CLUSTER_FIELDS",
@@ -50,6 +49,4 @@ __all__ = [
     "parse_unlock_key",
     "seal_registry_passwords",
     "sync_key_file",
-    "unsealed_ca",
-    "unsealed_next_ca",
 ]

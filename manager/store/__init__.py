@@ -26,12 +26,14 @@ from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS, EtcdTLSFiles, MemberTLS
 from pyswarm.manager.store.kinds import (
+    CLIENT_CERTIFICATES,
     CLUSTERS,
     KINDS,
     LIVENESS,
     NODES,
     PLAIN,
     REMOVED_NODES,
+    REVOKED_CERTIFICATES,
     SERVICES,
     TASKS,
     Kind,
@@ -42,6 +44,7 @@ from pyswarm.manager.store.ops import Create, Delete, Op, Update
 from pyswarm.manager.store.store import DEFAULT_MAX_TXN_OPS, Store
 
 __all__ = [
+    "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_TXN_OPS",
@@ -51,6 +54,7 @@ __all__ = [
     "NODES",
     "PLAIN",
     "REMOVED_NODES",
+    "REVOKED_CERTIFICATES",
     "SERVICES",
     "TASKS",
     "Cache",

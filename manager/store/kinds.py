@@ -16,6 +16,7 @@ from pyswarm.manager.store.errors import InvalidBatch
 from pyswarm.proto import ca_pb2, types_pb2
 
 __all__ = [
+    "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "KINDS",
     "LIVENESS",
@@ -24,6 +25,7 @@ __all__ = [
     "PLAIN",
     "PREFIX",
     "REMOVED_NODES",
+    "REVOKED_CERTIFICATES",
     "SERVICES",
     "TASKS",
     "Kind",
@@ -93,11 +95,19 @@ CLUSTERS = Kind("clusters", types_pb2.Cluster)
 LIVENESS = Kind("liveness", types_pb2.NodeLiveness)
 #: Nodes removed from the cluster, whose certificates every manager refuses (ca/).
 REMOVED_NODES = Kind("removed_nodes", ca_pb2.RemovedNode)
+#: Revoked CLI identities and manager certificates of demoted nodes (ca/revocation.py).
+REVOKED_CERTIFICATES = Kind("revoked_certificates", ca_pb2.RevokedCertificate)
+#: The CLI identities managers wrote for their hosts (ca/renewal.py).
+CLIENT_CERTIFICATES = Kind("client_certificates", ca_pb2.ClientCertificate)
 
 #: The kinds the manager stores, by name; the cache decodes every kind listed here.
 KINDS: dict[str, Kind[Message]] = {
-    kind.name: kind for kind in (NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES)
-}
+    kind.name: kind
+    for kind in (
+        NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES, REVOKED_CERTIFICATES,
+        CLIENT_CERTIFICATES,
+    )
+}  # fmt: skip
 
 
 class ValueCodec(Protocol):

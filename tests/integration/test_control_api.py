@@ -19,8 +19,8 @@ from pyswarm.common.tls import (
     identity_channel_credentials,
     manager_channel,
 )
-from pyswarm.manager.bootstrap import cluster_ca
 from pyswarm.manager.ca import ClusterCA
+from pyswarm.manager.ca.roots import authorities
 from pyswarm.manager.seal import SealingCodec
 from pyswarm.manager.seal.keyfile import open_key_file, read_key_file
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, Store
@@ -324,7 +324,7 @@ def test_the_ca_key_is_kept_sealed_in_etcd_for_every_manager(
                 codec = SealingCodec(cluster_id, open_key_file(record))
                 cluster = await Store(client, codec=codec).get(CLUSTERS, cluster_id)
             assert not raw.root_ca_key and not raw.worker_join_token and raw.sealed_secrets
-            assert cluster_ca(cluster).cert_pem == manager.client_identity.ca_pem
+            assert authorities(cluster).current.cert_pem == manager.client_identity.ca_pem
             assert cluster.managers[manager.endpoint.manager_id] == manager.endpoint.address
             assert cluster.worker_join_token
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pyswarm.common.clock import ManualClock
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.common.join_token import ca_fingerprint
 from pyswarm.common.node_identity import (
@@ -31,8 +32,7 @@ from pyswarm.manager.ca import CANotFound, ClusterCA, InvalidCertificateRequest
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
-def fixed_clock() -> dt.datetime:
-    return NOW
+fixed_clock = ManualClock(NOW)
 
 
 def _mode(path: Path) -> int:
