@@ -24,7 +24,10 @@ __all__ = ["cancellation_pending", "end_call"]
 
 def cancellation_pending() -> bool:
     """Whether the running task has been asked to stop (cancelled, not yet uncancelled)."""
-    task = asyncio.current_task()
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no loop running: nothing to cancel
+        return False
     return task is not None and task.cancelling() > 0
 
 
