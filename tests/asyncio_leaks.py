@@ -92,9 +92,7 @@ class _LeakCheckingLoop(asyncio.SelectorEventLoop):
         already seen (`end_call` returns once the status is known; there is no handle
         on that task). Such tasks get a bounded wait to end by themselves; one of a call
         nobody ended (an open stream) is still pending after it and is reported."""
-        settling = [
-            t for t in asyncio.all_tasks(self) if not t.done() and _is_grpc_status_wait(t)
-        ]
+        settling = [t for t in asyncio.all_tasks(self) if not t.done() and _is_grpc_status_wait(t)]
         if settling and not self.is_closed():
             super().run_until_complete(asyncio.wait(settling, timeout=_GRPC_SETTLE_TIMEOUT))
 

@@ -50,6 +50,11 @@ Context = aio.ServicerContext[Any, Any]
 ManagersProvider = Callable[[], Awaitable[list[str]]]
 #: Task events within this window go to the agent as one INCREMENTAL message.
 ASSIGNMENT_DEBOUNCE = 0.02
+#: Task events a session holds for an agent that reads slowly; past that the session
+#: resyncs (the agent gets its COMPLETE set again) instead of growing without bound.
+SESSION_MAX_EVENTS = 1024
+#: Heartbeat acks waiting to be sent: only the latest matters, so older ones give way.
+ACK_BACKLOG = 4
 
 
 class SessionInvalid(FailedPrecondition):
@@ -75,7 +80,9 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
         heartbeat_period: float,
         heartbeat_deadline: float,
         managers: ManagersProvider,
+        session_max_events: int = SESSION_MAX_EVENTS,
     ) -> None:
+        self._session_max_events = session_max_events
         self._store = store
         self._cache = cache
         self._cluster_id = cluster_id
@@ -153,7 +160,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             )
         session_id = first.session_id
         self._check_session(node_id, session_id)
-        outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue()
+        outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue(ACK_BACKLOG)
 
         async def handle(message: dispatcher_pb2.AgentMessage) -> None:
             which = message.WhichOneof("payload")
@@ -166,6 +173,8 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                     period_ms=self._period_ms, managers=await self._managers()
                 )
                 self._notify_role(node_id, ack)
+                if outgoing.full():
+                    outgoing.get_nowait()
                 outgoing.put_nowait(dispatcher_pb2.ManagerMessage(heartbeat_ack=ack))
             elif which == "statuses":
                 await self._status.apply(node_id, message.statuses.updates)
@@ -176,7 +185,8 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                 await handle(message)
 
         tracker = AssignmentTracker(node_id)
-        with self._cache.subscribe([TASKS]) as subscription:
+        subscribe = self._cache.subscribe
+        with subscribe([TASKS], max_events=self._session_max_events) as subscription:
             complete = tracker.complete(self._cache)
             yield dispatcher_pb2.ManagerMessage(assignments=complete)
             reader = asyncio.ensure_future(read())
@@ -193,7 +203,12 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                         await asyncio.sleep(ASSIGNMENT_DEBOUNCE)
                         batch += subscription.drain()
                         events = asyncio.ensure_future(subscription.get())
-                        change = tracker.incremental(batch)
+                        if any(event.resync for event in batch):
+                            # Fell behind: the whole set again, as the cache has it now
+                            # (which includes every event of the batch).
+                            change = tracker.complete(self._cache)
+                        else:
+                            change = tracker.incremental(batch)
                         if change is not None:
                             yield dispatcher_pb2.ManagerMessage(assignments=change)
                     if reader.done():
@@ -202,3 +217,4 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             finally:
                 for pending in (reader, events, acks):
                     pending.cancel()
+                await asyncio.wait({reader, events, acks})

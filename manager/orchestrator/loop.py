@@ -150,6 +150,7 @@ class ReconcileLoop(Part):
             finally:
                 if getter is not None:
                     getter.cancel()
+                    await asyncio.wait({getter})
 
     async def _wait_for_work(
         self, subscription: Subscription, getter: asyncio.Future[StoreEvent] | None
@@ -164,7 +165,7 @@ class ReconcileLoop(Part):
         loop = asyncio.get_running_loop()
         started = loop.time()
         while getter.done():
-            self.observe(getter.result())
+            self._observe(getter.result())
             getter = asyncio.ensure_future(subscription.get())
             self._absorb(subscription)
             remaining = self.config.reconcile_max_delay - (loop.time() - started)
@@ -175,6 +176,12 @@ class ReconcileLoop(Part):
 
     def _absorb(self, subscription: Subscription) -> None:
         for event in subscription.drain():
+            self._observe(event)
+
+    def _observe(self, event: StoreEvent) -> None:
+        # A resync's marker carries no object; the puts and deletes after it restate
+        # the kinds, which level-triggered loops absorb like any other change.
+        if not event.resync:
             self.observe(event)
 
     def _until_next_wakeup(self) -> float | None:
