@@ -3,6 +3,8 @@ steps in their order, and a step too large for any transaction refused by name."
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pyswarm.manager.store import SERVICES, TASKS, Create, InvalidBatch
@@ -30,7 +32,7 @@ def test_chunks_stay_within_both_bounds_and_keep_order() -> None:
         assert sum(len(s.writes) for s in chunk) <= limits.max_ops
         assert sum(len(s.compares) for s in chunk) <= limits.max_ops
     # Cut by bytes, not by count: no chunk could take its successor's first step.
-    for chunk, following in zip(chunks, chunks[1:], strict=False):
+    for chunk, following in itertools.pairwise(chunks):
         grown = [*chunk, following[0]]
         assert (
             sum(step_bytes(s) for s in grown) > limits.max_bytes
