@@ -31,6 +31,7 @@ from typing import TypeVar
 
 from grpc import aio
 
+from pyswarm.common.grpc_options import server_options
 from pyswarm.common.node_identity import MANAGER, NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
@@ -68,6 +69,7 @@ from pyswarm.manager.store import (
     current_leader,
     find_free_port,
 )
+from pyswarm.manager.stream_cap import StreamCapInterceptor
 from pyswarm.proto import (
     ca_pb2_grpc,
     control_pb2,
@@ -361,14 +363,21 @@ def _servers(
         broker=log_broker, client=store.client, cluster_id=cluster_id
     )
     # Inside ErrorInterceptor, so that a removed node's refusal is PERMISSION_DENIED.
-    main = aio.server(interceptors=[ErrorInterceptor(), RevocationInterceptor(is_removed(cache))])
+    main = aio.server(
+        interceptors=[
+            ErrorInterceptor(),
+            RevocationInterceptor(is_removed(cache)),
+            StreamCapInterceptor(),
+        ],
+        options=server_options(),
+    )
     control_pb2_grpc.add_ControlServicer_to_server(control, main)
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
     listen_port = main.add_secure_port(config.listen_addr, identity_server_credentials(identity))
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
-    join = aio.server(interceptors=[ErrorInterceptor()])
+    join = aio.server(interceptors=[ErrorInterceptor()], options=server_options())
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
     join_credentials = identity_server_credentials(identity, require_client_auth=False)
     join_port = join.add_secure_port(config.join_addr, join_credentials)

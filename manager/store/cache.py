@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import collections
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -107,6 +108,20 @@ class Subscription:
             else:
                 self._known.add(key)
         return event
+
+    def pending(self) -> bool:
+        """Whether an event (or a resync) waits to be taken."""
+        return bool(self._events) or self._overflowed
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until an event waits to be taken, at most `timeout` seconds (None: no
+        limit), without taking it; whether one does."""
+        if not self.pending():
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
+        return self.pending()
 
     async def get(self) -> StoreEvent:
         """The next event, waiting for one."""

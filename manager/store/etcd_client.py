@@ -29,6 +29,7 @@ from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
+from pyswarm.common.grpc_options import channel_options
 from pyswarm.common.rpc_calls import cancellation_pending, end_call
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 
@@ -60,11 +61,8 @@ _UNAVAILABLE_CODES = {
 }
 
 
-# A watch response or a txn's probes can exceed gRPC's default 4 MiB.
-_CHANNEL_OPTIONS = {
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 16 * 1024 * 1024,
-}
+# A watch response or a txn's probes can exceed gRPC's default 4 MiB (grpc_options.py).
+_CHANNEL_OPTIONS = dict(channel_options())
 
 
 @dataclass(frozen=True, slots=True)
