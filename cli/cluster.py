@@ -47,6 +47,7 @@ def init(
     import asyncio
     import logging
 
+    from pyswarm.cli.parse import parse_listen_address
     from pyswarm.manager.config import ManagerConfig, port_of
     from pyswarm.manager.server import serve
 
@@ -58,7 +59,7 @@ def init(
         join_addr=join_addr,
         etcd_endpoints=[e for e in etcd.split(",") if e],
         heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
-        metrics_addr=metrics_addr,
+        metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
         insecure_registries=tuple(insecure_registry or ()),
     )
 
