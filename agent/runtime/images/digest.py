@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+from pyswarm.agent.runtime.images.decompression import capped
 from pyswarm.agent.runtime.images.errors import InvalidArchive
 
 CHUNK = 1 << 20
@@ -100,13 +101,15 @@ def compression_of(path: Path) -> str:
     return ""
 
 
-def open_uncompressed(path: Path) -> io.BufferedIOBase:
-    """Open a layer blob as its uncompressed tar stream."""
+def open_uncompressed(
+    path: Path, label: str = "", *, limit: int | None = None
+) -> io.BufferedIOBase:
+    """Open a layer blob as its uncompressed tar stream. A compressed one may expand
+    only so far (decompression.py; `limit` overrides the bound): past it, reading
+    raises DecompressionBomb naming `label` (the blob's name by default)."""
     kind = compression_of(path)
-    if kind == "gzip":
-        return gzip.open(path, "rb")
-    if kind == "bzip2":
-        return bz2.open(path, "rb")
-    if kind == "xz":
-        return lzma.open(path, "rb")
-    return open(path, "rb")
+    opener = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}.get(kind)
+    if opener is None:
+        return open(path, "rb")
+    stream = opener(path, "rb")
+    return capped(stream, path.stat().st_size, label or f"layer {path.name}", limit=limit)
