@@ -19,7 +19,10 @@ from typing import Any
 
 from grpc import aio
 
-__all__ = ["cancellation_pending", "end_call"]
+__all__ = ["EOF", "cancellation_pending", "end_call"]
+
+#: What `read()` of a stream call answers at the stream's end (untyped in grpc's stubs).
+EOF: object = getattr(aio, "EOF")  # noqa: B009
 
 
 def cancellation_pending() -> bool:

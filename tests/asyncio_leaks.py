@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from typing import Any, TypeVar
 
 __all__ = ["LeakCheckingPolicy", "take_reports"]
@@ -79,7 +79,7 @@ class _LeakCheckingLoop(asyncio.SelectorEventLoop):
             names = "; ".join(sorted(_describe(t) for t in pending))
             _note(f"{len(pending)} task(s) still pending {when}: {names}")
 
-    def run_until_complete(self, future: Awaitable[T]) -> T:
+    def run_until_complete(self, future: Generator[Any, None, T] | Awaitable[T]) -> T:
         try:
             return super().run_until_complete(future)
         finally:

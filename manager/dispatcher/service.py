@@ -203,6 +203,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                         await asyncio.sleep(ASSIGNMENT_DEBOUNCE)
                         batch += subscription.drain()
                         events = asyncio.ensure_future(subscription.get())
+                        change: dispatcher_pb2.Assignments | None
                         if any(event.resync for event in batch):
                             # Fell behind: the whole set again, as the cache has it now
                             # (which includes every event of the batch).

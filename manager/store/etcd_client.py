@@ -30,7 +30,7 @@ from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
 from pyswarm.common.grpc_options import channel_options
-from pyswarm.common.rpc_calls import cancellation_pending, end_call
+from pyswarm.common.rpc_calls import EOF, cancellation_pending, end_call
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 
 __all__ = [
@@ -383,11 +383,11 @@ class EtcdClient:
                 await call.write(request)
                 await call.done_writing()
                 reply = await call.read()
-                while await call.read() is not grpc.aio.EOF:
+                while await call.read() is not EOF:
                     pass
             finally:
                 await end_call(call)
-            return None if reply is grpc.aio.EOF else reply
+            return None if reply is EOF else reply
 
         reply = await self.failover("lease keep-alive", attempt)
         return int(reply.TTL) if reply is not None else 0

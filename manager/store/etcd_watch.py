@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import grpc
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
-from pyswarm.common.rpc_calls import end_call
+from pyswarm.common.rpc_calls import EOF, end_call
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue, key_value, translate_errors
 
@@ -77,7 +76,7 @@ class Watch:
             try:
                 with translate_errors("watch"):
                     response = await self._call.read()
-                    if response is grpc.aio.EOF:
+                    if response is EOF:
                         raise StoreUnavailable("watch: stream ended")
             except StoreUnavailable as err:
                 if err.member_down:
@@ -97,7 +96,7 @@ class Watch:
     async def _wait_created(self) -> None:
         with translate_errors("watch"):
             first = await self._call.read()
-            if first is grpc.aio.EOF:
+            if first is EOF:
                 raise StoreUnavailable("watch: stream ended")
         if first.compact_revision:
             raise WatchCompacted(int(first.compact_revision))

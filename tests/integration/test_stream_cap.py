@@ -35,6 +35,12 @@ class HoldingDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     """Answers each session's first message with a heartbeat ack, then holds the
     stream until the agent ends it."""
 
+    async def Register(
+        self, request: dispatcher_pb2.RegisterRequest, context: Any
+    ) -> dispatcher_pb2.RegisterResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served in this test")
+        raise AssertionError("abort returns by raising")
+
     async def Session(
         self, request_iterator: AsyncIterator[dispatcher_pb2.AgentMessage], context: Any
     ) -> AsyncIterator[dispatcher_pb2.ManagerMessage]:
@@ -58,7 +64,7 @@ async def capped_server(ca: ClusterCA, cap: StreamCapInterceptor) -> AsyncIterat
 
 async def open_session(stub: dispatcher_pb2_grpc.DispatcherStub) -> Any:
     """A session stream that has been answered once (so the server admitted it)."""
-    call: Any = stub.Session()
+    call: Any = stub.Session()  # type: ignore[call-arg]
     await call.write(dispatcher_pb2.AgentMessage(session_id="s"))
     return call
 
@@ -105,8 +111,8 @@ def test_streams_past_a_nodes_cap_are_refused() -> None:
             finally:
                 for call in calls:
                     await end_call(call)
-                await channel.close()
-                await other_channel.close()
+                await channel.close(None)
+                await other_channel.close(None)
             await eventually(
                 lambda: cap.open_streams(agent.node_id, SESSION) == 0,
                 what="every stream to be released",

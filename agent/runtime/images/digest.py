@@ -101,6 +101,16 @@ def compression_of(path: Path) -> str:
     return ""
 
 
+def _decompressing(kind: str, path: Path) -> io.BufferedIOBase | None:
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "bzip2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    return None
+
+
 def open_uncompressed(
     path: Path, label: str = "", *, limit: int | None = None
 ) -> io.BufferedIOBase:
@@ -108,8 +118,7 @@ def open_uncompressed(
     only so far (decompression.py; `limit` overrides the bound): past it, reading
     raises DecompressionBomb naming `label` (the blob's name by default)."""
     kind = compression_of(path)
-    opener = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}.get(kind)
-    if opener is None:
+    stream = _decompressing(kind, path)
+    if stream is None:
         return open(path, "rb")
-    stream = opener(path, "rb")
     return capped(stream, path.stat().st_size, label or f"layer {path.name}", limit=limit)
