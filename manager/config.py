@@ -38,6 +38,11 @@ def port_of(address: str) -> int:
     return int(port) if port.isdigit() else 0
 
 
+#: Task events a session holds for an agent that reads slowly; past that the session
+#: resyncs (the agent gets its COMPLETE set again) instead of growing without bound.
+SESSION_MAX_EVENTS = 1024
+
+
 @dataclass
 class ManagerConfig:
     """How one manager process runs.
@@ -59,6 +64,8 @@ class ManagerConfig:
       within it).
     - `insecure_registries`: registry HOST[:PORT]s the manager may ask over plain http
       when it pins a service's image to a digest (loopback registries always may).
+    - `session_max_events`: task events one agent's session may hold unsent; past that
+      the agent is sent its whole assignment set again (bounded memory per agent).
     """
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -79,6 +86,8 @@ class ManagerConfig:
     reconcile_debounce: float = 0.05
     reconcile_max_delay: float = 1.0
     insecure_registries: tuple[str, ...] = ()
+    #: Task events an agent's session holds unsent before it resyncs the agent.
+    session_max_events: int = SESSION_MAX_EVENTS
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)

@@ -355,6 +355,7 @@ def _servers(
         heartbeat_period=config.heartbeat_period,
         heartbeat_deadline=config.heartbeat_deadline,
         managers=managers,
+        session_max_events=config.session_max_events,
     )
     # Agents publish logs to the address this manager advertises (set once bound).
     log_broker = LogBroker(store.client, cache, address="")

@@ -25,6 +25,7 @@ from pyswarm.common.errors import FailedPrecondition, InvalidArgument, Permissio
 from pyswarm.common.node_identity import MANAGER, WORKER
 from pyswarm.common.tls import PeerIdentity, require_role
 from pyswarm.manager.ca import NodeRemoved, new_id, removed_now
+from pyswarm.manager.config import SESSION_MAX_EVENTS
 from pyswarm.manager.dispatcher.assignments import AssignmentTracker
 from pyswarm.manager.dispatcher.liveness import Liveness
 from pyswarm.manager.dispatcher.registration import (
@@ -50,9 +51,6 @@ Context = aio.ServicerContext[Any, Any]
 ManagersProvider = Callable[[], Awaitable[list[str]]]
 #: Task events within this window go to the agent as one INCREMENTAL message.
 ASSIGNMENT_DEBOUNCE = 0.02
-#: Task events a session holds for an agent that reads slowly; past that the session
-#: resyncs (the agent gets its COMPLETE set again) instead of growing without bound.
-SESSION_MAX_EVENTS = 1024
 #: Heartbeat acks waiting to be sent: only the latest matters, so older ones give way.
 ACK_BACKLOG = 4
 

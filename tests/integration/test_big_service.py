@@ -7,55 +7,15 @@ whole spec."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-from pyswarm.common.node_identity import NodeIdentity
-from pyswarm.common.tls import identity_channel_credentials, manager_channel
-from pyswarm.manager.config import ManagerConfig
-from pyswarm.manager.server import read_endpoint, serve
 from pyswarm.manager.store import TASKS, EmbeddedEtcd, EtcdClient
-from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
+from pyswarm.proto import control_pb2, types_pb2
+from tests.manager_runner import manager_under_test
 from tests.waiting import eventually
 
 REPLICAS = 500
 ENV_VARS = 12  # of 1 KiB each: a spec of about 12 KiB
-
-
-@contextlib.asynccontextmanager
-async def manager_control(state_dir: Path, etcd: EmbeddedEtcd) -> AsyncIterator[object]:
-    """A real manager (serve()) on loopback, and a Control stub with the CLI's identity."""
-    config = ManagerConfig(
-        state_dir=state_dir,
-        listen_addr="127.0.0.1:0",
-        join_addr="127.0.0.1:0",
-        advertise_addr="127.0.0.1",
-        etcd_endpoints=[etcd.endpoint],
-        metrics_addr="",
-        lease_ttl=2,
-        reconcile_debounce=0.01,
-        reconcile_max_delay=0.2,
-    )
-    ready, stop = asyncio.Event(), asyncio.Event()
-    server = asyncio.create_task(serve(config, ready=ready, stop=stop))
-    try:
-        waiter = asyncio.create_task(ready.wait())
-        try:
-            await asyncio.wait({waiter, server}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            await asyncio.wait({waiter})
-        if server.done():
-            server.result()
-        assert ready.is_set(), "the manager did not become ready"
-        credentials = identity_channel_credentials(NodeIdentity.load(config.client_dir))
-        async with manager_channel(read_endpoint(state_dir).address, credentials) as channel:
-            yield control_pb2_grpc.ControlStub(channel)
-    finally:
-        stop.set()
-        async with asyncio.timeout(60):
-            await server
 
 
 def big_spec(name: str) -> types_pb2.ServiceSpec:
@@ -70,8 +30,8 @@ def big_spec(name: str) -> types_pb2.ServiceSpec:
 
 def test_a_12k_spec_service_scales_to_500(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with manager_control(tmp_path / "manager", etcd) as stub:
-            control: control_pb2_grpc.ControlAsyncStub = stub  # type: ignore[assignment]
+        async with manager_under_test(tmp_path / "manager", etcd) as manager:
+            control = manager.control
             spec = big_spec("big")
             assert spec.ByteSize() >= 12 * 1024
             service = await control.CreateService(
