@@ -8,6 +8,11 @@ restarted, the member it was on went away) the cache watches again from the revi
 after the last it applied, on whichever member the client fails over to, so no event
 is lost; when that history is compacted away it lists again and emits the difference
 between what it held and what is true, so subscribers converge too.
+
+Subscriptions are bounded: a reader that lets more than its `max_events` pile up
+loses the backlog and is handed a resync instead (a marker, then its kinds restated
+from the cache), so a slow reader costs a bounded amount of memory and still
+converges, with nothing missing and nothing delivered twice.
 """
 
 from __future__ import annotations
