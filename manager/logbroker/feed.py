@@ -80,6 +80,11 @@ class SubscriptionFeed:
         return len(self._listeners)
 
     @property
+    def current(self) -> list[str]:
+        """The ids of the subscriptions open now, as this feed knows them."""
+        return sorted(self._current)
+
+    @property
     def watching(self) -> bool:
         return self._watcher is not None
 
