@@ -40,6 +40,7 @@ from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.join import renew_certificate
 from pyswarm.common.node_identity import NodeIdentity, Role, role_name
+from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc
 
@@ -197,9 +198,10 @@ class AgentSession:
                 for task in done:
                     task.result()  # raise what ended the session
             finally:
-                call.cancel()
+                await end_call(call)
                 if logs is not None:
                     logs.cancel()
+                    await asyncio.wait({logs})
 
     def _registered(self, response: dispatcher_pb2.RegisterResponse, address: str) -> None:
         self.node_id = response.node_id or self.node_id
