@@ -29,6 +29,7 @@ from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.agent.state_modes import secure_state_dir
+from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.images import ImageStore
 from pyswarm.proto import agent_pb2_grpc
@@ -81,7 +82,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     manager = ContainerManager(config, images, network, cgroups, supervisor)
     await adopt(manager)
 
-    server = aio.server(interceptors=[ErrorInterceptor()])
+    server = aio.server(interceptors=[ErrorInterceptor()], options=server_options())
     agent_pb2_grpc.add_ContainerAPIServicer_to_server(ContainerService(manager), server)
     agent_pb2_grpc.add_ImageAPIServicer_to_server(
         ImageService(images, manager, insecure_registries=config.insecure_registries),

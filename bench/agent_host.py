@@ -22,6 +22,7 @@ from grpc import aio
 
 from bench import procmem
 from pyswarm.agent.runtime.cgroups import CgroupManager
+from pyswarm.common.grpc_options import channel_options
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, types_pb2
 
 READY_DEADLINE_S = 30.0
@@ -81,7 +82,7 @@ class AgentHost:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.channel = aio.insecure_channel(f"unix:{self.socket}")
+        self.channel = aio.insecure_channel(f"unix:{self.socket}", options=channel_options())
         deadline = time.monotonic() + READY_DEADLINE_S
         while True:
             if self.process.poll() is not None:

@@ -57,10 +57,12 @@ def agent(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from pyswarm.cli.parse import parse_listen_address
+
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, subnet=subnet,
         cgroup_parent=cgroup_parent, netns_dir=netns_dir, iptables_chain=iptables_chain,
-        metrics_addr=metrics_addr, insecure_registries=tuple(insecure_registry or ()),
-        log_options=log_options,
+        metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
+        insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))

@@ -40,7 +40,9 @@ def channel() -> grpc.Channel:
         raise AgentUnavailable(
             f"Cannot connect to the pyswarm agent at unix://{path}. Is the agent running?"
         )
-    return grpc.insecure_channel(f"unix:{path}")
+    from pyswarm.common.grpc_options import channel_options
+
+    return grpc.insecure_channel(f"unix:{path}", options=channel_options())
 
 
 def containers() -> agent_pb2_grpc.ContainerAPIStub:

@@ -98,6 +98,7 @@ def init(
     import asyncio
     import logging
 
+    from pyswarm.cli.parse import parse_listen_address
     from pyswarm.manager.config import ManagerConfig, port_of
     from pyswarm.manager.seal.keyfile import key_file_path
     from pyswarm.manager.server import serve
@@ -114,7 +115,7 @@ def init(
         etcd_cert=cert,
         etcd_key=key,
         heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
-        metrics_addr=metrics_addr,
+        metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
         insecure_registries=tuple(insecure_registry or ()),
         autolock=autolock,
         join_token=_manager_token(token_file),

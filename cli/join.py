@@ -102,6 +102,7 @@ async def _join(
     import logging
 
     from pyswarm.agent.cluster.state import ClusterState, cluster_dir, main_address_for_join
+    from pyswarm.cli.parse import parse_listen_address
     from pyswarm.common.errors import FailedPrecondition
     from pyswarm.common.join import join_cluster, split_address
     from pyswarm.common.join_token import ca_fingerprint, parse_join_token
@@ -109,8 +110,7 @@ async def _join(
 
     parsed = parse_join_token(token)
     split_address(manager)
-    if metrics_addr:
-        split_address(metrics_addr)
+    parse_listen_address(metrics_addr, "--metrics-addr")
     if ClusterState.exists(config.state_dir):
         state = ClusterState.load(config.state_dir)
         identity = state.identity()

@@ -23,6 +23,18 @@ def parse_bytes(text: str, flag: str) -> int:
     return size
 
 
+def parse_listen_address(text: str, flag: str) -> str:
+    """HOST:PORT (or [V6]:PORT) to listen on, as given; "" stays "" (off)."""
+    if not text:
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise CliInputError(
+            f'invalid argument "{text}" for "{flag}" flag: expected HOST:PORT', field=flag
+        )
+    return text
+
+
 def parse_cpus(text: str) -> int:
     """--cpus 1.5 -> nano CPUs."""
     try:

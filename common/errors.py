@@ -19,6 +19,7 @@ class ErrorKind(Enum):
     FAILED_PRECONDITION = "failed precondition"
     PERMISSION_DENIED = "permission denied"
     UNAVAILABLE = "unavailable"
+    RESOURCE_EXHAUSTED = "resource exhausted"
     INTERNAL = "internal"
 
 
@@ -59,3 +60,9 @@ class PermissionDenied(PyswarmError):
     """The caller is known but not allowed: a wrong join token, a worker calling a manager API."""
 
     kind = ErrorKind.PERMISSION_DENIED
+
+
+class ResourceExhausted(PyswarmError):
+    """A bound was reached (too many streams from one node, ...); retry later."""
+
+    kind = ErrorKind.RESOURCE_EXHAUSTED

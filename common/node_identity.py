@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -98,6 +99,15 @@ RENEW_FROM = 0.5
 RENEW_UNTIL = 0.8
 
 
+class IdentityMismatch(InvalidNodeCertificate):
+    """The certificate is not for the key or the roots beside it (or a renewal is
+    half-written)."""
+
+
+_RELOAD_ATTEMPTS = 10
+_RELOAD_PAUSE_S = 0.02
+
+
 def load_roots(bundle_pem: bytes) -> list[x509.Certificate]:
     """The root certificates of a PEM trust bundle (InvalidNodeCertificate if none)."""
     try:
@@ -164,9 +174,9 @@ class NodeIdentity:
         except ValueError as err:
             raise InvalidNodeCertificate(f"unreadable key or certificate: {err}") from err
         if key.public_key() != cert.public_key():
-            raise InvalidNodeCertificate("the node certificate is not for the node's key")
+            raise IdentityMismatch("the node certificate is not for the node's key")
         if not signed_by_one_of(cert, load_roots(ca_pem)):
-            raise InvalidNodeCertificate("the node certificate was not signed by the CA")
+            raise IdentityMismatch("the node certificate was not signed by the CA")
         names = certificate_names(cert)
         return cls(
             key_pem=key_pem,
@@ -187,16 +197,26 @@ class NodeIdentity:
 
     @classmethod
     def load(cls, cert_dir: Path) -> NodeIdentity:
-        """Read and check the identity saved in `cert_dir`."""
-        try:
-            key_pem = (cert_dir / KEY_FILE).read_bytes()
-            cert_pem = (cert_dir / CERT_FILE).read_bytes()
-            ca_pem = (cert_dir / CA_FILE).read_bytes()
-        except FileNotFoundError as err:
-            raise InvalidNodeCertificate(
-                f"no node identity in {cert_dir}: join a cluster first"
-            ) from err
-        return cls.from_pem(key_pem, cert_pem, ca_pem)
+        """Read and check the identity saved in `cert_dir`.
+
+        A renewal rewrites the files one by one (each atomically), so a reader racing it
+        may see the new key beside the old certificate: it reads again, a few times."""
+        for attempt in range(_RELOAD_ATTEMPTS):
+            try:
+                key_pem = (cert_dir / KEY_FILE).read_bytes()
+                cert_pem = (cert_dir / CERT_FILE).read_bytes()
+                ca_pem = (cert_dir / CA_FILE).read_bytes()
+            except FileNotFoundError as err:
+                raise InvalidNodeCertificate(
+                    f"no node identity in {cert_dir}: join a cluster first"
+                ) from err
+            try:
+                return cls.from_pem(key_pem, cert_pem, ca_pem)
+            except IdentityMismatch:
+                if attempt == _RELOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(_RELOAD_PAUSE_S)
+        raise AssertionError("unreachable")
 
     def save(self, cert_dir: Path) -> None:
         """Write key (0600), certificate and CA root into `cert_dir` (0700)."""

@@ -33,6 +33,7 @@ from cryptography import x509
 from grpc import aio
 
 from pyswarm.common.errors import PermissionDenied
+from pyswarm.common.grpc_options import channel_options
 from pyswarm.common.node_identity import (
     MANAGER_SERVER_NAME,
     CertificateNames,
@@ -42,9 +43,10 @@ from pyswarm.common.node_identity import (
     role_name,
 )
 
-# Verify the server's certificate against the manager role, not the dialled address.
-MANAGER_CHANNEL_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("grpc.ssl_target_name_override", MANAGER_SERVER_NAME),
+# Verify the server's certificate against the manager role, not the dialled address;
+# with the limits every channel states (grpc_options.py).
+MANAGER_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = tuple(
+    channel_options([("grpc.ssl_target_name_override", MANAGER_SERVER_NAME)])
 )
 
 _PEER_CERT_KEY = "x509_pem_cert"

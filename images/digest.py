@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+from pyswarm.images.decompression import capped
 from pyswarm.images.errors import InvalidArchive
 
 CHUNK = 1 << 20
@@ -100,13 +101,24 @@ def compression_of(path: Path) -> str:
     return ""
 
 
-def open_uncompressed(path: Path) -> io.BufferedIOBase:
-    """Open a layer blob as its uncompressed tar stream."""
-    kind = compression_of(path)
+def _decompressing(kind: str, path: Path) -> io.BufferedIOBase | None:
     if kind == "gzip":
         return gzip.open(path, "rb")
     if kind == "bzip2":
         return bz2.open(path, "rb")
     if kind == "xz":
         return lzma.open(path, "rb")
-    return open(path, "rb")
+    return None
+
+
+def open_uncompressed(
+    path: Path, label: str = "", *, limit: int | None = None
+) -> io.BufferedIOBase:
+    """Open a layer blob as its uncompressed tar stream. A compressed one may expand
+    only so far (decompression.py; `limit` overrides the bound): past it, reading
+    raises DecompressionBomb naming `label` (the blob's name by default)."""
+    kind = compression_of(path)
+    stream = _decompressing(kind, path)
+    if stream is None:
+        return open(path, "rb")
+    return capped(stream, path.stat().st_size, label or f"layer {path.name}", limit=limit)

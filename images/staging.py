@@ -134,7 +134,7 @@ class Staging:
 def _uncompressed_digest(blob: Path, label: str) -> str:
     digest = hashlib.sha256()
     try:
-        with open_uncompressed(blob) as stream:
+        with open_uncompressed(blob, label) as stream:
             while chunk := stream.read(CHUNK):
                 digest.update(chunk)
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:

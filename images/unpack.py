@@ -29,7 +29,13 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyswarm.images.digest import CHUNK, HashingReader, open_uncompressed
+from pyswarm.images.decompression import DecompressionBomb, uncompressed_limit
+from pyswarm.images.digest import (
+    CHUNK,
+    HashingReader,
+    compression_of,
+    open_uncompressed,
+)
 from pyswarm.images.errors import ImageError, InvalidArchive
 
 WHITEOUT_PREFIX = ".wh."
@@ -68,9 +74,12 @@ def unpack_layer(blob: Path, target: Path, label: str) -> UnpackedLayer:
     layer; the caller removes `target` then. Returns the diff id (sha256 of the
     uncompressed tar) for the caller to verify.
     """
-    unpacker = _Unpacker(target, label)
+    # A compressed layer may expand only so far (decompression.py): the members'
+    # declared sizes are checked before anything is written, the stream as it is read.
+    limit = uncompressed_limit(blob.stat().st_size) if compression_of(blob) else None
+    unpacker = _Unpacker(target, label, limit)
     try:
-        with open_uncompressed(blob) as raw:
+        with open_uncompressed(blob, label) as raw:
             reader = HashingReader(raw)
             try:
                 with tarfile.open(fileobj=reader, mode="r|") as tar:
@@ -86,9 +95,11 @@ def unpack_layer(blob: Path, target: Path, label: str) -> UnpackedLayer:
 
 
 class _Unpacker:
-    def __init__(self, target: Path, label: str) -> None:
+    def __init__(self, target: Path, label: str, limit: int | None) -> None:
         self.root_fd = os.open(target, _OPEN_DIR)
         self.label = label
+        self.limit = limit
+        self.declared = 0  # bytes the members' headers announce
         self.as_root = os.geteuid() == 0
         self.nondirs: dict[str, int] = {}  # path -> bytes it adds (hard link targets too)
         self.dirs: list[tuple[list[str], tarfile.TarInfo]] = []
@@ -102,6 +113,12 @@ class _Unpacker:
 
     def extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         what = f"{self.label}: member {member.name!r}"
+        self.declared += member.size if member.isreg() else 0
+        if self.limit is not None and self.declared > self.limit:
+            raise DecompressionBomb(
+                f"{what} brings the layer to {self.declared} bytes, more than the"
+                f" {self.limit} its compressed size allows: refused as a decompression bomb"
+            )
         parts = member_parts(member.name, self.label)
         self.newest_mtime = max(self.newest_mtime, float(member.mtime))
         if not parts:

@@ -46,6 +46,11 @@ def with_port(address: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+#: Task events a session holds for an agent that reads slowly; past that the session
+#: resyncs (the agent gets its COMPLETE set again) instead of growing without bound.
+SESSION_MAX_EVENTS = 1024
+
+
 @dataclass
 class ManagerConfig:
     """How one manager process runs.
@@ -73,6 +78,8 @@ class ManagerConfig:
       secrets are sealed: it fetches the managers' data key with it (never in argv).
     - `insecure_registries`: registry HOST[:PORT]s the manager may ask over plain http
       when it pins a service's image to a digest (loopback registries always may).
+    - `session_max_events`: task events one agent's session may hold unsent; past that
+      the agent is sent its whole assignment set again (bounded memory per agent).
     """
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -98,6 +105,8 @@ class ManagerConfig:
     insecure_registries: tuple[str, ...] = ()
     autolock: bool = False
     join_token: str = field(default="", repr=False)
+    #: Task events an agent's session holds unsent before it resyncs the agent.
+    session_max_events: int = SESSION_MAX_EVENTS
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)

@@ -35,6 +35,7 @@ from typing import TypeVar
 from grpc import aio
 
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
+from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
 from pyswarm.common.tls import renewable_server_credentials
@@ -85,6 +86,7 @@ from pyswarm.manager.store import (
     backfill_all,
     current_leader,
 )
+from pyswarm.manager.stream_cap import StreamCapInterceptor
 from pyswarm.proto import (
     ca_pb2_grpc,
     control_pb2,
@@ -381,6 +383,7 @@ def _servers(
         heartbeat_deadline=config.heartbeat_deadline,
         managers=managers,
         authorities=view.get,
+        session_max_events=config.session_max_events,
     )
     # Agents publish logs to the address this manager advertises (set once bound).
     log_broker = LogBroker(store.client, cache, address="")
@@ -389,8 +392,14 @@ def _servers(
         broker=log_broker, client=store.client, cluster_id=cluster_id
     )
     # Inside ErrorInterceptor, so that a removed node's refusal is PERMISSION_DENIED.
-    revocation = RevocationInterceptor(is_removed(cache), revocations(cache))
-    main = aio.server(interceptors=[ErrorInterceptor(), revocation])
+    main = aio.server(
+        interceptors=[
+            ErrorInterceptor(),
+            RevocationInterceptor(is_removed(cache), revocations(cache)),
+            StreamCapInterceptor(),
+        ],
+        options=server_options(),
+    )
     control_pb2_grpc.add_ControlServicer_to_server(control, main)
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
@@ -401,7 +410,7 @@ def _servers(
     listen_credentials = renewable_server_credentials(lambda: certificates.server)
     listen_port = main.add_secure_port(listen_addr, listen_credentials)
     log_broker.address = f"{config.advertise_ip}:{listen_port}"
-    join = aio.server(interceptors=[ErrorInterceptor()])
+    join = aio.server(interceptors=[ErrorInterceptor()], options=server_options())
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
     join_credentials = renewable_server_credentials(
         lambda: certificates.server, require_client_auth=False

@@ -97,7 +97,11 @@ async def running_manager(
     task = asyncio.create_task(serve(config, ready=ready, stop=stop, clock=clock))
     try:
         waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            await asyncio.wait({waiter})
         waiter.cancel()
         if task.done():
             task.result()

@@ -3,12 +3,14 @@ missing privilege is a failure, not a skip."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.agent_process import AgentProcess
+from tests.asyncio_leaks import LeakCheckingPolicy, take_reports
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -20,6 +22,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leak_checking_loops() -> Iterator[None]:
+    """Every event loop made in the tests notes the tasks and loop errors it leaves."""
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(LeakCheckingPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
+
+
+@pytest.fixture(autouse=True)
+def no_asyncio_leaks(_leak_checking_loops: None) -> Iterator[None]:
+    """Fail the test that leaves an asyncio task running or calls a loop's exception
+    handler (STYLE.md point 11: every task, call and stream is owned and awaited)."""
+    yield
+    reports = take_reports()
+    if reports:
+        pytest.fail("asyncio leaks:\n" + "\n".join(reports), pytrace=False)
 
 
 @pytest.fixture(scope="module")

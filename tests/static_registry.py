@@ -8,9 +8,12 @@ the same server that wants user/secret). Bearer tokens live `token_lifetime`
 seconds of `clock` (the test drives it: no sleeping); an expired or revoked token
 is refused with 401. Blob answers honour `Range: bytes=N-` (206 with
 Content-Range) and can break off part-way: every time (`truncate`) or only the
-first time (`break_once`). Monolithic uploads (POST, then PUT ?digest=, checked)
-and manifest PUTs are stored into the dict. Every request is logged in
+first time (`break_once`), or come without a Content-Length (`unannounced`).
+Monolithic uploads (POST, then PUT ?digest=, checked) and manifest PUTs are stored
+into the dict. Every request is logged in
 `requests`, every 401 answer in `refused`; `on_request` runs before each answer.
+A path can be redirected (`redirects`, e.g. to another server) and the bearer realm
+can be another server (`realm_server`), as registries behind a CDN or an auth host do.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ class StaticRegistry:
         # path -> byte offset where the next answer's connection drops (once)
         self.break_once: dict[str, int] = {}
         self.ranges = True  # False: answer Range requests with the whole content (200)
+        # paths answered without Content-Length (the body ends when the connection does)
+        self.unannounced: set[str] = set()
+        # path -> URL answered with a 307 redirect (to another server, say)
+        self.redirects: dict[str, str] = {}
+        # another StaticRegistry whose /token is this one's bearer realm (and issues
+        # the tokens this one accepts)
+        self.realm_server: StaticRegistry | None = None
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -104,13 +114,15 @@ class StaticRegistry:
             return header == _BASIC
         if self.auth == "bearer":
             token = header.removeprefix("Bearer ")
-            return header.startswith("Bearer ") and self.clock() < self.tokens.get(token, 0.0)
+            tokens = (self.realm_server or self).tokens
+            return header.startswith("Bearer ") and self.clock() < tokens.get(token, 0.0)
         return True
 
     def _challenge(self) -> str:
         if self.auth == "basic":
             return 'Basic realm="test"'
-        return f'Bearer realm="http://{self.host}/token",service="test"'
+        realm_host = (self.realm_server or self).host
+        return f'Bearer realm="http://{realm_host}/token",service="test"'
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         registry = self
@@ -127,7 +139,10 @@ class StaticRegistry:
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
+                if self.path in registry.unannounced:
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command == "HEAD":
                     return
@@ -172,6 +187,9 @@ class StaticRegistry:
                         self._send(401, b"{}", {})
                         return
                     self._send(200, registry._issue_token(), {})
+                    return
+                if self.path in registry.redirects:
+                    self._send(307, b"", {"Location": registry.redirects[self.path]})
                     return
                 entry = registry.content.get(self.path)
                 if entry is None:

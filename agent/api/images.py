@@ -247,6 +247,11 @@ async def _progress_stream(
 
     task = asyncio.ensure_future(asyncio.to_thread(work, report))
     task.add_done_callback(lambda _: queue.put_nowait(None))
-    while (event := await queue.get()) is not None:
-        yield event
-    yield await task
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        # A thread cannot be stopped: a caller that goes away still waits for the work
+        # to end (as docker, the pull completes), so no task outlives this stream.
+        await asyncio.wait({task})
+    yield task.result()

@@ -32,6 +32,7 @@ from pyswarm.agent.cluster.task_container import TASK_NAME_LABEL
 from pyswarm.agent.containers.manager import ContainerManager
 from pyswarm.agent.containers.spec import SERVICE_ID_LABEL
 from pyswarm.agent.runtime.container.logs import container_lines
+from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
 
@@ -134,7 +135,10 @@ class LogPublisher:
                     if not answered.done():
                         with contextlib.suppress(asyncio.TimeoutError, grpc.RpcError):
                             await asyncio.wait_for(asyncio.shield(answered), 5.0)
-                    call.cancel()
+                    await end_call(call)
+                    await asyncio.wait({answered})
+                    if not answered.cancelled():
+                        answered.exception()  # its failure, if any, is the sender's to report
                 sender_error = None if sender.cancelled() else sender.exception()
                 if sender_error is not None:
                     raise sender_error

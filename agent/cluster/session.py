@@ -43,6 +43,7 @@ from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import NodeIdentity
+from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc
 
@@ -181,22 +182,26 @@ class AgentSession:
                 if self.log_publisher is not None
                 else None
             )
+            parts: set[asyncio.Task[None]] = set()
             try:
-                sender = asyncio.create_task(self._send(call, response.session_id))
-                receiver = asyncio.create_task(self._receive(call, address))
-                renewal = asyncio.create_task(self.certificate.due())
-                done, pending = await asyncio.wait(
-                    {sender, receiver, renewal}, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                parts = {
+                    asyncio.create_task(self._send(call, response.session_id)),
+                    asyncio.create_task(self._receive(call, address)),
+                    asyncio.create_task(self.certificate.due()),
+                }
+                done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # raise what ended the session
             finally:
-                call.cancel()
+                # Also when this session is cancelled: no part outlives it.
+                for task in parts:
+                    task.cancel()
+                if parts:
+                    await asyncio.wait(parts)
+                await end_call(call)
                 if logs is not None:
                     logs.cancel()
+                    await asyncio.wait({logs})
 
     def _registered(self, response: dispatcher_pb2.RegisterResponse, address: str) -> None:
         self.node_id = response.node_id or self.node_id
@@ -330,6 +335,7 @@ class AgentSession:
             await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+            await asyncio.wait({stopping})
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

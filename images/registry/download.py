@@ -9,6 +9,11 @@ MAX_RESUMES failed tries it raises RegistryUnavailable naming the blob. The byte
 are not trusted here: the caller hashes the whole stream and compares it with the
 digest, so a registry that resumes with other content is refused and nothing is
 stored.
+
+A blob whose size the manifest declares is read no further than that size plus one
+byte: a registry announcing a longer body (Content-Length), or sending one, is
+refused with `BlobTooLarge` naming the blob, so a hostile registry cannot fill the
+disk behind a small manifest entry.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import re
 from collections.abc import Callable
 from typing import NoReturn
 
-from pyswarm.images.registry.errors import RegistryError, RegistryUnavailable
+from pyswarm.images.registry.errors import (
+    BlobTooLarge,
+    RegistryError,
+    RegistryUnavailable,
+)
 from pyswarm.images.registry.transport import CHUNK, Transport
 
 MAX_RESUMES = 3
@@ -39,14 +48,21 @@ class BlobReader:
         self._open = opener
         self._transport = transport
         self._what = what
+        self.declared = size  # the manifest's size, -1 if unknown
         self._response = opener(0)
         self._expect_status(self._response, 200)
         length = self._response.getheader("Content-Length", "")
         self.length = int(length) if length.isdigit() else size
+        if size >= 0 and self.length > size:
+            self._response.close()
+            self._too_large(f"the registry announces {self.length} bytes")
         self.count = 0  # bytes handed out
         self.resumes = 0
 
     def read(self, size: int = -1, /) -> bytes:
+        if self.declared >= 0:  # never read past one byte more than declared
+            allowed = self.declared + 1 - self.count
+            size = allowed if size < 0 else min(size, allowed)
         while True:
             try:
                 data = self._read(self._response, size)
@@ -54,7 +70,16 @@ class BlobReader:
                 self._resume(str(exc))
                 continue
             self.count += len(data)
+            if 0 <= self.declared < self.count:
+                self._response.close()
+                self._too_large("the registry sent more")
             return data
+
+    def _too_large(self, what: str) -> NoReturn:
+        raise BlobTooLarge(
+            f"{self._what} from {self._transport.host} is larger than the {self.declared}"
+            f" bytes its manifest declares: {what}; refused"
+        )
 
     def close(self) -> None:
         self._response.close()

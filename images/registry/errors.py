@@ -67,3 +67,7 @@ class InsecureRegistry(RegistryError, FailedPrecondition):
 
 class RegistryUnavailable(RegistryError, Unavailable):
     """The registry cannot be reached or answered with a server error."""
+
+
+class BlobTooLarge(RegistryError, InvalidArgument):
+    """A blob is larger than the size its manifest declares (the message names it)."""

@@ -27,6 +27,7 @@ from pyswarm.common.node_identity import MANAGER, WORKER
 from pyswarm.common.tls import PeerIdentity, peer_certificate, require_role
 from pyswarm.manager.ca import NodeRemoved, new_id, removed_now
 from pyswarm.manager.ca.roots import Authorities, certificate_info
+from pyswarm.manager.config import SESSION_MAX_EVENTS
 from pyswarm.manager.dispatcher.assignments import AssignmentTracker
 from pyswarm.manager.dispatcher.liveness import Liveness
 from pyswarm.manager.dispatcher.registration import (
@@ -53,6 +54,8 @@ ManagersProvider = Callable[[], Awaitable[list[str]]]
 AuthoritiesProvider = Callable[[], Authorities]
 #: Task events within this window go to the agent as one INCREMENTAL message.
 ASSIGNMENT_DEBOUNCE = 0.02
+#: Heartbeat acks waiting to be sent: only the latest matters, so older ones give way.
+ACK_BACKLOG = 4
 
 
 class SessionInvalid(FailedPrecondition):
@@ -79,7 +82,9 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
         heartbeat_deadline: float,
         managers: ManagersProvider,
         authorities: AuthoritiesProvider | None = None,
+        session_max_events: int = SESSION_MAX_EVENTS,
     ) -> None:
+        self._session_max_events = session_max_events
         self._store = store
         self._cache = cache
         self._cluster_id = cluster_id
@@ -165,7 +170,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             )
         session_id = first.session_id
         self._check_session(node_id, session_id)
-        outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue()
+        outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue(ACK_BACKLOG)
 
         async def handle(message: dispatcher_pb2.AgentMessage) -> None:
             which = message.WhichOneof("payload")
@@ -178,6 +183,8 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                     period_ms=self._period_ms, managers=await self._managers()
                 )
                 self._notify_role(node_id, ack)
+                if outgoing.full():
+                    outgoing.get_nowait()
                 outgoing.put_nowait(dispatcher_pb2.ManagerMessage(heartbeat_ack=ack))
             elif which == "statuses":
                 await self._status.apply(node_id, message.statuses.updates)
@@ -188,7 +195,8 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                 await handle(message)
 
         tracker = AssignmentTracker(node_id)
-        with self._cache.subscribe([TASKS]) as subscription:
+        subscribe = self._cache.subscribe
+        with subscribe([TASKS], max_events=self._session_max_events) as subscription:
             complete = tracker.complete(self._cache)
             yield dispatcher_pb2.ManagerMessage(assignments=complete)
             reader = asyncio.ensure_future(read())
@@ -205,7 +213,13 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                         await asyncio.sleep(ASSIGNMENT_DEBOUNCE)
                         batch += subscription.drain()
                         events = asyncio.ensure_future(subscription.get())
-                        change = tracker.incremental(batch)
+                        change: dispatcher_pb2.Assignments | None
+                        if any(event.resync for event in batch):
+                            # Fell behind: the whole set again, as the cache has it now
+                            # (which includes every event of the batch).
+                            change = tracker.complete(self._cache)
+                        else:
+                            change = tracker.incremental(batch)
                         if change is not None:
                             yield dispatcher_pb2.ManagerMessage(assignments=change)
                     if reader.done():
@@ -214,3 +228,4 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             finally:
                 for pending in (reader, events, acks):
                     pending.cancel()
+                await asyncio.wait({reader, events, acks})

@@ -5,11 +5,17 @@ each, the streams listen to a `SubscriptionFeed`: it keeps the current subscript
 (from `watch_subscriptions`) and fans every change out to its listeners. It runs only
 while someone listens: the first listener starts the watch, the last one to leave
 stops it (so the manager's shutdown, which ends every stream, ends it too).
+
+Each listener holds at most `LISTENER_BACKLOG` unsent changes. An agent that reads
+slower than that is resynced instead: its backlog is dropped and it is sent every
+current subscription again (agents ignore ones they already serve) and a `close` for
+each it was sent that has ended meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -20,12 +26,51 @@ from pyswarm.proto import dispatcher_pb2
 
 log = logging.getLogger(__name__)
 
-_Listener = asyncio.Queue[dispatcher_pb2.LogSubscription]
+#: Changes held for one agent's stream before it is resynced instead.
+LISTENER_BACKLOG = 256
+
+
+class _Listener:
+    """One agent's pending changes, bounded (see the module's docstring)."""
+
+    def __init__(self, feed: SubscriptionFeed, backlog: int) -> None:
+        self._feed = feed
+        self._backlog = backlog
+        self._pending: collections.deque[dispatcher_pb2.LogSubscription] = collections.deque()
+        self._ready = asyncio.Event()
+        self._overflowed = True  # the first thing sent is the current set
+        self._sent: set[str] = set()
+
+    def put(self, subscription: dispatcher_pb2.LogSubscription) -> None:
+        if self._overflowed:
+            return
+        if len(self._pending) >= self._backlog:
+            self._pending.clear()
+            self._overflowed = True
+        else:
+            self._pending.append(subscription)
+        self._ready.set()
+
+    async def get(self) -> dispatcher_pb2.LogSubscription:
+        while True:
+            if self._overflowed:
+                self._overflowed = False
+                self._pending.extend(self._feed._restate(self._sent))
+            if self._pending:
+                subscription = self._pending.popleft()
+                if subscription.close:
+                    self._sent.discard(subscription.id)
+                else:
+                    self._sent.add(subscription.id)
+                return subscription
+            self._ready.clear()
+            await self._ready.wait()
 
 
 class SubscriptionFeed:
-    def __init__(self, client: EtcdClient) -> None:
+    def __init__(self, client: EtcdClient, *, backlog: int = LISTENER_BACKLOG) -> None:
         self._client = client
+        self._backlog = backlog
         self._current: dict[str, dispatcher_pb2.LogSubscription] = {}
         self._listeners: set[_Listener] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -35,14 +80,17 @@ class SubscriptionFeed:
         return len(self._listeners)
 
     @property
+    def current(self) -> list[str]:
+        """The ids of the subscriptions open now, as this feed knows them."""
+        return sorted(self._current)
+
+    @property
     def watching(self) -> bool:
         return self._watcher is not None
 
     async def listen(self) -> AsyncGenerator[dispatcher_pb2.LogSubscription, None]:
         """Every current subscription, then each new one and each end (`close`)."""
-        queue: _Listener = asyncio.Queue()
-        for subscription in self._current.values():
-            queue.put_nowait(subscription)
+        queue = _Listener(self, self._backlog)
         self._listeners.add(queue)
         if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch(), name="log subscriptions feed")
@@ -76,4 +124,12 @@ class SubscriptionFeed:
         else:
             self._current[subscription.id] = subscription
         for listener in self._listeners:
-            listener.put_nowait(subscription)
+            listener.put(subscription)
+
+    def _restate(self, sent: set[str]) -> list[dispatcher_pb2.LogSubscription]:
+        """Every current subscription, and a close for each of `sent` that has ended."""
+        ended = [
+            dispatcher_pb2.LogSubscription(id=sid, close=True)
+            for sid in sorted(sent - self._current.keys())
+        ]
+        return [*self._current.values(), *ended]

@@ -139,42 +139,35 @@ class ReconcileLoop(Part):
         with self.cache.subscribe(self.kinds) as subscription:
             await self.cache.synced.wait()
             self.prime()
-            getter: asyncio.Future[StoreEvent] | None = None
-            try:
-                while True:
-                    getter = await self._wait_for_work(subscription, getter)
-                    self._absorb(subscription)
-                    self._take_due()
-                    if self._dirty:
-                        await self._reconcile_dirty()
-            finally:
-                if getter is not None:
-                    getter.cancel()
+            while True:
+                await self._wait_for_work(subscription)
+                self._absorb(subscription)
+                self._take_due()
+                if self._dirty:
+                    await self._reconcile_dirty()
 
-    async def _wait_for_work(
-        self, subscription: Subscription, getter: asyncio.Future[StoreEvent] | None
-    ) -> asyncio.Future[StoreEvent]:
-        """Wait for an event (then debounce) or a wake-up; returns the pending getter.
-
-        One getter future lives across waits, so a timeout never loses an event."""
-        if getter is None:
-            getter = asyncio.ensure_future(subscription.get())
+    async def _wait_for_work(self, subscription: Subscription) -> None:
+        """Wait for an event (then debounce) or a wake-up. Waiting takes no event (and
+        starts no task), so a timeout or a cancellation never loses one."""
         if not self._dirty:
-            await asyncio.wait({getter}, timeout=self._until_next_wakeup())
+            await subscription.wait(self._until_next_wakeup())
         loop = asyncio.get_running_loop()
         started = loop.time()
-        while getter.done():
-            self.observe(getter.result())
-            getter = asyncio.ensure_future(subscription.get())
+        while subscription.pending():
             self._absorb(subscription)
             remaining = self.config.reconcile_max_delay - (loop.time() - started)
             if remaining <= 0:
                 break
-            await asyncio.wait({getter}, timeout=min(self.config.reconcile_debounce, remaining))
-        return getter
+            await subscription.wait(min(self.config.reconcile_debounce, remaining))
 
     def _absorb(self, subscription: Subscription) -> None:
         for event in subscription.drain():
+            self._observe(event)
+
+    def _observe(self, event: StoreEvent) -> None:
+        # A resync's marker carries no object; the puts and deletes after it restate
+        # the kinds, which level-triggered loops absorb like any other change.
+        if not event.resync:
             self.observe(event)
 
     def _until_next_wakeup(self) -> float | None:

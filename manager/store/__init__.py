@@ -41,12 +41,13 @@ from pyswarm.manager.store.kinds import (
 )
 from pyswarm.manager.store.names import backfill_all, name_owner, service_name
 from pyswarm.manager.store.ops import Create, Delete, Op, Update
-from pyswarm.manager.store.store import DEFAULT_MAX_TXN_OPS, Store
+from pyswarm.manager.store.store import DEFAULT_MAX_TXN_BYTES, DEFAULT_MAX_TXN_OPS, Store
 
 __all__ = [
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "DEFAULT_LEASE_TTL",
+    "DEFAULT_MAX_TXN_BYTES",
     "DEFAULT_MAX_TXN_OPS",
     "KINDS",
     "LEADER_KEY",

@@ -106,7 +106,9 @@ class Election:
                 await self.client.revoke_lease(lease)
 
     async def _loop(self) -> None:
-        while True:
+        # Checked here too, not only by the cancellation run() sends: a member that has
+        # resigned must not win the key back in the moment before that arrives.
+        while not self._stopping.is_set():
             try:
                 revision = await self._campaign()
                 if self._lease:

@@ -20,6 +20,7 @@ http endpoints are refused (etcd holds the cluster's keys; see `parse_endpoints`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -31,6 +32,8 @@ from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
+from pyswarm.common.grpc_options import channel_options
+from pyswarm.common.rpc_calls import EOF, cancellation_pending, end_call
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_channel import TLSClient, parse_endpoints
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS
@@ -63,11 +66,8 @@ _UNAVAILABLE_CODES = {
 }
 
 
-# A watch response or a txn's probes can exceed gRPC's default 4 MiB.
-_CHANNEL_OPTIONS = {
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 16 * 1024 * 1024,
-}
+# A watch response or a txn's probes can exceed gRPC's default 4 MiB (grpc_options.py).
+_CHANNEL_OPTIONS = dict(channel_options())
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,25 +129,32 @@ class TxnResult:
 
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    """Map aetcd and gRPC failures of `what` to the store's errors."""
+    """Map aetcd and gRPC failures of `what` to the store's errors. A failure that
+    stands for the cancellation of the running task stays a cancellation."""
     try:
         yield
-    except grpc.aio.AioRpcError as err:
+    except (grpc.aio.AioRpcError, aetcd_exceptions.ClientError, TimeoutError) as err:
+        if cancellation_pending():
+            raise asyncio.CancelledError() from err
+        raise _store_error(what, err) from err
+
+
+def _store_error(what: str, err: Exception) -> StoreError:
+    if isinstance(err, grpc.aio.AioRpcError):
         if err.code() in _UNAVAILABLE_CODES:
             unavailable = StoreUnavailable(f"{what}: {err.details() or err.code().name}")
             unavailable.member_down = err.code() in _MEMBER_DOWN_CODES
-            raise unavailable from err
-        raise StoreError(f"etcd refused {what}: {err.details()}") from err
-    except aetcd_exceptions.ConnectionFailedError as err:
+            return unavailable
+        return StoreError(f"etcd refused {what}: {err.details()}")
+    if isinstance(err, aetcd_exceptions.ConnectionFailedError):
         unavailable = StoreUnavailable(f"{what}: {err}")
         unavailable.member_down = True
-        raise unavailable from err
-    except aetcd_exceptions.ConnectionTimeoutError as err:
-        raise StoreUnavailable(f"{what}: {err}") from err
-    except aetcd_exceptions.ClientError as err:
-        raise StoreError(f"etcd refused {what}: {err}") from err
-    except TimeoutError as err:
-        raise StoreUnavailable(f"{what}: timed out") from err
+        return unavailable
+    if isinstance(err, aetcd_exceptions.ConnectionTimeoutError):
+        return StoreUnavailable(f"{what}: {err}")
+    if isinstance(err, TimeoutError):
+        return StoreUnavailable(f"{what}: timed out")
+    return StoreError(f"etcd refused {what}: {err}")
 
 
 def key_value(kv: Any) -> KeyValue:
@@ -357,10 +364,29 @@ class EtcdClient:
         return int(lease.id)
 
     async def keep_alive(self, lease_id: int) -> int:
-        """Refresh the lease once; the TTL it now has (0 or less: it has expired)."""
-        reply = await self.failover(
-            "lease keep-alive", lambda: self._client.refresh_lease(lease_id)
-        )
+        """Refresh the lease once; the TTL it now has (0 or less: it has expired).
+
+        etcd's keep-alive is a stream: this one sends one request, half-closes, reads
+        the answer and drains the stream to its end (etcd ends it after the half-close),
+        so that no stream outlives the call."""
+        request = rpc.LeaseKeepAliveRequest(ID=lease_id)
+
+        async def attempt() -> Any:
+            await self.connect()
+            call = self._client.leasestub.LeaseKeepAlive(
+                timeout=self.timeout, metadata=self.metadata()
+            )
+            try:
+                await call.write(request)
+                await call.done_writing()
+                reply = await call.read()
+                while await call.read() is not EOF:
+                    pass
+            finally:
+                await end_call(call)
+            return None if reply is EOF else reply
+
+        reply = await self.failover("lease keep-alive", attempt)
         return int(reply.TTL) if reply is not None else 0
 
     async def revoke_lease(self, lease_id: int) -> None:

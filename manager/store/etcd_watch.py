@@ -11,7 +11,6 @@ A watch lives on one etcd member. When that member goes away the stream breaks
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
+from pyswarm.common.rpc_calls import EOF, end_call
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_client import EtcdClient, KeyValue, key_value, translate_errors
 
@@ -60,17 +60,13 @@ class Watch:
     """One watch stream; iterate it for `WatchBatch`es. Raises StoreUnavailable when
     the stream breaks and WatchCompacted when the asked-for history is gone."""
 
-    def __init__(
-        self, call: Any, requests: asyncio.Queue[Any], client: EtcdClient, endpoint: str
-    ) -> None:
-        # No progress requests go through `requests`: etcd 3.4 may answer one with a
+    def __init__(self, call: Any, client: EtcdClient, endpoint: str) -> None:
+        # No progress requests are written to the stream: etcd 3.4 may answer one with a
         # revision whose events it has not sent yet. Periodic progress notifications
         # (asked for at creation) are only sent to caught-up watchers, so they are safe.
         self._call = call
-        self._requests = requests
         self._client = client
         self.endpoint = endpoint
-        self._responses: AsyncIterator[Any] = call.__aiter__()
 
     def __aiter__(self) -> Watch:
         return self
@@ -79,10 +75,9 @@ class Watch:
         while True:
             try:
                 with translate_errors("watch"):
-                    try:
-                        response = await self._responses.__anext__()
-                    except StopAsyncIteration:
-                        raise StoreUnavailable("watch: stream ended") from None
+                    response = await self._call.read()
+                    if response is EOF:
+                        raise StoreUnavailable("watch: stream ended")
             except StoreUnavailable as err:
                 if err.member_down:
                     self._client.member_down(self.endpoint)
@@ -100,18 +95,16 @@ class Watch:
 
     async def _wait_created(self) -> None:
         with translate_errors("watch"):
-            try:
-                first = await self._responses.__anext__()
-            except StopAsyncIteration:
-                raise StoreUnavailable("watch: stream ended") from None
+            first = await self._call.read()
+            if first is EOF:
+                raise StoreUnavailable("watch: stream ended")
         if first.compact_revision:
             raise WatchCompacted(int(first.compact_revision))
         if first.canceled or not first.created:
             raise StoreUnavailable(f"watch not created: {first.cancel_reason or 'no reason'}")
 
-    def _cancel(self) -> None:
-        self._requests.put_nowait(None)
-        self._call.cancel()
+    async def _close(self) -> None:
+        await end_call(self._call)
 
 
 @contextlib.asynccontextmanager
@@ -129,20 +122,12 @@ async def open_watch(
 
     async def create() -> Watch:
         stub, endpoint = await client.watch_stub()
-        requests: asyncio.Queue[Any] = asyncio.Queue()
-        requests.put_nowait(rpc.WatchRequest(create_request=create_request))
-
-        async def outgoing() -> AsyncIterator[Any]:
-            while (request := await requests.get()) is not None:
-                yield request
-
-        watch = Watch(
-            stub.Watch(outgoing(), metadata=client.metadata()), requests, client, endpoint
-        )
+        watch = Watch(stub.Watch(metadata=client.metadata()), client, endpoint)
         try:
+            await watch._call.write(rpc.WatchRequest(create_request=create_request))
             await watch._wait_created()
         except BaseException:
-            watch._cancel()
+            await watch._close()
             raise
         return watch
 
@@ -150,4 +135,4 @@ async def open_watch(
     try:
         yield watch
     finally:
-        watch._cancel()
+        await watch._close()

@@ -20,6 +20,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from pyswarm.manager.store.chunks import (
+    DEFAULT_MAX_TXN_BYTES,
+    DEFAULT_MAX_TXN_OPS,
+    TxnLimits,
+    chunk_steps,
+)
 from pyswarm.manager.store.errors import (
     Conflict,
     InvalidBatch,
@@ -29,10 +35,7 @@ from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.kinds import PLAIN, Kind, M, ValueCodec
 from pyswarm.manager.store.ops import Clock, Create, Delete, Op, Step, Update, plan
 
-__all__ = ["DEFAULT_MAX_TXN_OPS", "Store"]
-
-#: etcd's default --max-txn-ops: the most ops (and compares) one transaction may hold.
-DEFAULT_MAX_TXN_OPS = 128
+__all__ = ["DEFAULT_MAX_TXN_BYTES", "DEFAULT_MAX_TXN_OPS", "Store"]
 
 Mutation = Callable[[M], bool | None]
 
@@ -41,8 +44,8 @@ class Store:
     """Typed, optimistic-concurrency access to the objects in etcd.
 
     Raises StoreUnavailable (retry) when etcd cannot be reached, ObjectNotFound,
-    ObjectExists and Conflict as each method says. `max_txn_ops` must not exceed the
-    etcd server's --max-txn-ops.
+    ObjectExists and Conflict as each method says. `max_txn_ops` and `max_txn_bytes`
+    must not exceed the etcd server's --max-txn-ops and --max-request-bytes.
     """
 
     def __init__(
@@ -50,13 +53,12 @@ class Store:
         client: EtcdClient,
         *,
         max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        max_txn_bytes: int = DEFAULT_MAX_TXN_BYTES,
         clock: Clock = time.time,
         codec: ValueCodec = PLAIN,
     ) -> None:
-        if max_txn_ops < 1:
-            raise ValueError("max_txn_ops must be at least 1")
         self.client = client
-        self.max_txn_ops = max_txn_ops
+        self.limits = TxnLimits(max_txn_ops, max_txn_bytes)
         self._clock = clock
         #: How values are written and read (the manager's seals its secrets).
         self.codec = codec
@@ -149,21 +151,23 @@ class Store:
 
     async def batch(self, ops: Iterable[Op]) -> int:
         """Apply many creates, updates and deletes in as few transactions as etcd allows
-        (chunks of `max_txn_ops`), each op still guarded as its single form is.
+        (chunks within `max_txn_ops` and `max_txn_bytes`), each op still guarded as its
+        single form is.
 
         Each chunk is all-or-nothing. The first chunk whose guard fails raises the
         error of its first failing op (ObjectExists, ObjectNotFound or Conflict, with
         `applied_ops` = the ops committed by earlier chunks, which stay committed);
         later chunks are not tried. Creates and updates get their new version.
         Returns the revision after the last chunk (0 for no ops). An object may
-        appear only once per batch (InvalidBatch).
+        appear only once per batch, and no op may be too large for a transaction of its
+        own (InvalidBatch, before anything is written).
         """
         steps = [plan(op, self._clock, self.codec) for op in ops]
         _check_unique(steps)
-        revision = 0
-        for start in range(0, len(steps), self.max_txn_ops):
-            chunk = steps[start : start + self.max_txn_ops]
-            revision = await self._run_chunk(chunk, applied=start)
+        revision, applied = 0, 0
+        for chunk in list(chunk_steps(steps, self.limits)):
+            revision = await self._run_chunk(chunk, applied=applied)
+            applied += len(chunk)
         return revision
 
     async def _run_chunk(self, steps: Sequence[Step], *, applied: int) -> int:

@@ -95,7 +95,11 @@ async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager
     task = asyncio.create_task(serve(config, ready=ready, stop=stop))
     try:
         waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            await asyncio.wait({waiter})
         if task.done():
             task.result()
         assert ready.is_set(), "the manager did not become ready"
