@@ -22,8 +22,8 @@ from pyswarm.agent.api.images import ImageService
 from pyswarm.agent.cluster.mode import ClusterMode
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
-from pyswarm.agent.containers.adoption import adopt
-from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.engine.adoption import adopt
+from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
@@ -79,7 +79,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     await supervisor.ensure_started(
         config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
     )
-    manager = ContainerManager(config, images, network, cgroups, supervisor)
+    manager = ContainerEngine(config, images, network, cgroups, supervisor)
     await adopt(manager)
 
     server = aio.server(interceptors=[ErrorInterceptor()], options=server_options())

@@ -31,7 +31,7 @@ from pyswarm.common.join import split_address
 from pyswarm.proto import types_pb2
 
 if TYPE_CHECKING:
-    from pyswarm.agent.containers.manager import ContainerManager
+    from pyswarm.agent.engine.manager import ContainerEngine
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ _LABELS = ["container", "task_id", "service"]
 
 class ContainerCollector(Collector):
     """pyswarm_agent_containers{state}, pyswarm_container_cpu_seconds_total and
-    pyswarm_container_memory_bytes for the containers of one ContainerManager."""
+    pyswarm_container_memory_bytes for the containers of one ContainerEngine."""
 
-    def __init__(self, containers: ContainerManager) -> None:
+    def __init__(self, containers: ContainerEngine) -> None:
         self._containers = containers
 
     def collect(self) -> Iterator[Metric]:
@@ -110,7 +110,7 @@ class PullCollector(Collector):
 class MetricsServer:
     """GET /metrics on `address` ("host:port"), a long-running part (`run`/`stop`)."""
 
-    def __init__(self, address: str, containers: ContainerManager) -> None:
+    def __init__(self, address: str, containers: ContainerEngine) -> None:
         self.address = address
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ContainerCollector(containers))

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 
 from pyswarm.agent.config import AgentConfig
-from pyswarm.agent.containers.records import RECORD
+from pyswarm.agent.engine.records import RECORD
 from pyswarm.common.secure_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensure_private_dir
 
 SUPERVISOR_LOG = "supervisor.log"

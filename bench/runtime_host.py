@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import netns, procmem
-from pyswarm.agent.containers import hardening
+from pyswarm.agent.engine import hardening
 from pyswarm.agent.runtime.cgroups import ALLOW_ALL, DEFAULT_DEVICE_RULES, CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES

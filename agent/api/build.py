@@ -19,7 +19,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pyswarm.agent.api.build_host import ContainerBuildHost
-from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.common.errors import PyswarmError
 from pyswarm.images import ImageStore, oci
 from pyswarm.images.build import BuildCache, Builder, BuildError, BuildOptions
@@ -34,7 +34,7 @@ _WORK_PREFIX = "stage-build-"
 
 
 class BuildService:
-    def __init__(self, store: ImageStore, containers: ContainerManager) -> None:
+    def __init__(self, store: ImageStore, containers: ContainerEngine) -> None:
         self.store = store
         self.containers = containers
         self.cache = BuildCache(store.root / CACHE_FILE)

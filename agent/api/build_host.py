@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.runtime import syscalls
 from pyswarm.agent.runtime.container.logs import follow_log
 from pyswarm.agent.runtime.container.rootfs import mount_overlay
@@ -19,7 +19,7 @@ from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 
 class ContainerBuildHost:
-    def __init__(self, containers: ContainerManager) -> None:
+    def __init__(self, containers: ContainerEngine) -> None:
         self.containers = containers
 
     async def run_step(

@@ -10,11 +10,11 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
-from pyswarm.agent.containers import hardening
-from pyswarm.agent.containers.errors import ContainerNotRunning, NoSuchContainer
-from pyswarm.agent.containers.manager import ContainerManager
-from pyswarm.agent.containers.records import ContainerRecords
-from pyswarm.agent.containers.stats import StatsSampler
+from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.errors import ContainerNotRunning, NoSuchContainer
+from pyswarm.agent.engine.manager import ContainerEngine
+from pyswarm.agent.engine.records import ContainerRecords
+from pyswarm.agent.engine.stats import StatsSampler
 from pyswarm.agent.runtime.container import StreamSession
 from pyswarm.agent.runtime.container.log_files import Follower
 from pyswarm.agent.runtime.container.logs import LogLine, container_lines, follow_batches
@@ -28,7 +28,7 @@ OUTPUT_BATCH = 256 * 1024
 
 
 class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
-    def __init__(self, manager: ContainerManager) -> None:
+    def __init__(self, manager: ContainerEngine) -> None:
         self.manager = manager
         self.stats = StatsSampler(manager)
 

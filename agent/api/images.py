@@ -18,7 +18,7 @@ from grpc import aio
 
 from pyswarm.agent.api.build import BuildService
 from pyswarm.agent.cluster.image_pull import counted_pull
-from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.common.credentials import Credentials, registry_of
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.images import ImageStore
@@ -34,7 +34,7 @@ class ImageService(agent_pb2_grpc.ImageAPIServicer):
     def __init__(
         self,
         store: ImageStore,
-        containers: ContainerManager,
+        containers: ContainerEngine,
         *,
         insecure_registries: Collection[str] = (),
     ) -> None:

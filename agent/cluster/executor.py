@@ -35,10 +35,10 @@ from collections.abc import Collection
 
 from pyswarm.agent.cluster.image_pull import SharedPulls, find_local
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
-from pyswarm.agent.containers.errors import ContainerStartFailed, NoSuchContainer
-from pyswarm.agent.containers.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
-from pyswarm.agent.containers.manager import ContainerManager
-from pyswarm.agent.containers.spec import now_timestamp
+from pyswarm.agent.engine.errors import ContainerStartFailed, NoSuchContainer
+from pyswarm.agent.engine.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
+from pyswarm.agent.engine.manager import ContainerEngine
+from pyswarm.agent.engine.spec import now_timestamp
 from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import PyswarmError
 from pyswarm.proto import dispatcher_pb2, types_pb2
@@ -65,7 +65,7 @@ class TaskExecutor:
     """
 
     def __init__(
-        self, containers: ContainerManager, *, insecure_registries: Collection[str] = ()
+        self, containers: ContainerEngine, *, insecure_registries: Collection[str] = ()
     ) -> None:
         self._containers = containers
         self._insecure_registries = tuple(insecure_registries)

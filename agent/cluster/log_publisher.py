@@ -29,8 +29,8 @@ import grpc
 from grpc import aio
 
 from pyswarm.agent.cluster.task_container import TASK_NAME_LABEL
-from pyswarm.agent.containers.manager import ContainerManager
-from pyswarm.agent.containers.spec import SERVICE_ID_LABEL
+from pyswarm.agent.engine.manager import ContainerEngine
+from pyswarm.agent.engine.spec import SERVICE_ID_LABEL
 from pyswarm.agent.runtime.container.logs import container_lines
 from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import manager_channel
@@ -54,7 +54,7 @@ _Outbox = asyncio.Queue[dispatcher_pb2.LogMessage]
 class LogPublisher:
     """Serves the log subscriptions of the cluster from this node's containers."""
 
-    def __init__(self, containers: ContainerManager) -> None:
+    def __init__(self, containers: ContainerEngine) -> None:
         self._containers = containers
         self._credentials: grpc.ChannelCredentials | None = None
         self._publications: OrderedDict[str, asyncio.Task[None] | None] = OrderedDict()

@@ -18,7 +18,7 @@ from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
-from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.trust_errors import CertificateExpired
 
@@ -67,7 +67,7 @@ class ClusterMode:
         if self.executor is not None:
             self.executor.stop()
 
-    async def run(self, containers: ContainerManager) -> None:
+    async def run(self, containers: ContainerEngine) -> None:
         self.executor = TaskExecutor(
             containers, insecure_registries=self.config.insecure_registries
         )

@@ -13,7 +13,7 @@ failing both, the service id.
 
 from __future__ import annotations
 
-from pyswarm.agent.containers.spec import SERVICE_ID_LABEL
+from pyswarm.agent.engine.spec import SERVICE_ID_LABEL
 from pyswarm.proto import agent_pb2, types_pb2
 
 SERVICE_NAME_LABEL = "com.docker.swarm.service.name"

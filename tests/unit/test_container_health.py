@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pyswarm.agent.containers.health import (
+from pyswarm.agent.engine.health import (
     DEFAULT_RETRIES,
     HEALTHY,
     MAX_LOG_ENTRIES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyswarm.agent.containers.records import REMOVED_PREFIX, ContainerRecords
+from pyswarm.agent.engine.records import REMOVED_PREFIX, ContainerRecords
 from pyswarm.proto import types_pb2
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.containers import hardening
-from pyswarm.agent.containers.errors import BadSpec
+from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.cli.container_security import apply_security_opts, parse_device
 from pyswarm.cli.parse import CliInputError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.agent.containers.errors import BadSpec
-from pyswarm.agent.containers.spec import build_container
+from pyswarm.agent.engine.errors import BadSpec
+from pyswarm.agent.engine.spec import build_container
 from pyswarm.proto import agent_pb2, types_pb2
 
 

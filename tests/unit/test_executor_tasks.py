@@ -62,7 +62,7 @@ def test_the_create_request_carries_the_task() -> None:
 
 
 def test_the_create_request_keeps_the_tasks_seccomp_options() -> None:
-    # The agent compiles the task container's filter from these (agent/containers).
+    # The agent compiles the task container's filter from these (agent/engine).
     task = make_task()
     task.spec.container.seccomp_profile = '{"defaultAction": "SCMP_ACT_ALLOW"}'
     task.spec.container.no_new_privileges = True
@@ -118,7 +118,7 @@ def test_a_wildcard_metrics_address_is_advertised_reachably() -> None:
 
 
 class NoContainers:
-    """The one ContainerManager query `assign` makes, answered for an empty host."""
+    """The one ContainerEngine query `assign` makes, answered for an empty host."""
 
     def list(self, *, all: bool) -> list[types_pb2.Container]:
         return []

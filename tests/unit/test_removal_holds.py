@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pyswarm.agent.containers.auto_remove import RemovalHolds
+from pyswarm.agent.engine.auto_remove import RemovalHolds
 from pyswarm.proto import types_pb2
 
 

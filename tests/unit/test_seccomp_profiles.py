@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pyswarm.agent.containers.confinement import confine_exec, confine_runtime
+from pyswarm.agent.engine.confinement import confine_exec, confine_runtime
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.seccomp import UNCONFINED, ProfileError, answer, seccomp_filter
 from pyswarm.agent.runtime.seccomp.arch import X86_64, kernel_version, native_arch

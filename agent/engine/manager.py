@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pyswarm.agent.config import AgentConfig
-from pyswarm.agent.containers import hardening
-from pyswarm.agent.containers.auto_remove import RemovalHolds
-from pyswarm.agent.containers.errors import (
+from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.auto_remove import RemovalHolds
+from pyswarm.agent.engine.errors import (
     ContainerNotRunning,
     ContainerRunning,
     ContainerStartFailed,
 )
-from pyswarm.agent.containers.health import HealthMonitor, apply_image_healthcheck
-from pyswarm.agent.containers.host_resources import HostResources
-from pyswarm.agent.containers.records import ContainerRecords
-from pyswarm.agent.containers.spec import (
+from pyswarm.agent.engine.health import HealthMonitor, apply_image_healthcheck
+from pyswarm.agent.engine.host_resources import HostResources
+from pyswarm.agent.engine.records import ContainerRecords
+from pyswarm.agent.engine.spec import (
     build_container,
     now_timestamp,
     port_group,
@@ -56,7 +56,7 @@ Container = types_pb2.Container
 T = TypeVar("T")
 
 
-class ContainerManager:
+class ContainerEngine:
     def __init__(
         self,
         config: AgentConfig,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pyswarm.agent.containers import hardening
-from pyswarm.agent.containers.errors import BadSpec
+from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 # A cluster task's container carries its service's id under docker's label; replicas of

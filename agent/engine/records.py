@@ -8,7 +8,7 @@ What must survive a crash of the machine is a container's identity (its id, name
 configuration): `sync` makes a record durable once, when the container is created or
 first started. Later state changes (running, exited) are written without an fsync: a
 crash of the agent alone loses nothing the page cache holds, and a crash of the machine
-ends the container's process too, which `ContainerManager.adopt` then records as lost.
+ends the container's process too, which `ContainerEngine.adopt` then records as lost.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyswarm.agent.containers.errors import NameInUse, NoSuchContainer
+from pyswarm.agent.engine.errors import NameInUse, NoSuchContainer
 from pyswarm.proto import types_pb2
 
 RECORD = "container.pb"

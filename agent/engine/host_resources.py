@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pyswarm.agent.containers.records import ContainerRecords
+from pyswarm.agent.engine.records import ContainerRecords
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.proto import types_pb2

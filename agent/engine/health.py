@@ -21,8 +21,8 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pyswarm.agent.containers import hardening
-from pyswarm.agent.containers.errors import BadSpec
+from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.client import StreamSession
 from pyswarm.common.healthcheck import healthcheck_from_document

@@ -15,8 +15,8 @@ import os
 import stat
 from collections.abc import Iterator
 
-from pyswarm.agent.containers.confinement import confine_exec, confine_runtime, process_filter
-from pyswarm.agent.containers.errors import BadSpec
+from pyswarm.agent.engine.confinement import confine_exec, confine_runtime, process_filter
+from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.agent.runtime.cgroups import (
     ALLOW_ALL,
     DEFAULT_DEVICE_RULES,

@@ -16,13 +16,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pyswarm.proto import agent_pb2, types_pb2
 
 if TYPE_CHECKING:
-    from pyswarm.agent.containers.manager import ContainerManager
+    from pyswarm.agent.engine.manager import ContainerEngine
 
 INTERVAL = 1.0
 
 
 class StatsSampler:
-    def __init__(self, manager: ContainerManager) -> None:
+    def __init__(self, manager: ContainerEngine) -> None:
         self.manager = manager
 
     def _targets(self, refs: list[str]) -> list[types_pb2.Container]:

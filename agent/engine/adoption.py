@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 
-from pyswarm.agent.containers.manager import ContainerManager
+from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.proto import types_pb2
 
 # The exit code of a container whose process is gone without a trace (docker: killed).
 EXIT_LOST = 137
 
 
-async def adopt(manager: ContainerManager) -> None:
+async def adopt(manager: ContainerEngine) -> None:
     """Reconcile the manager's records with the supervisor's after a (re)start."""
     states = {s.id: s for s in await manager.supervisor.list()}
     known = {c.id for c in manager.records}
