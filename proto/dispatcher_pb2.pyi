@@ -223,25 +223,223 @@ class ManagerMessage(_message.Message):
 
     ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_ACK_FIELD_NUMBER: _builtins.int
+    NETWORK_VIEW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___Assignments: ...
     @_builtins.property
     def heartbeat_ack(self) -> Global___HeartbeatAck: ...
+    @_builtins.property
+    def network_view(self) -> Global___NetworkView: ...
     def __init__(
         self,
         *,
         assignments: Global___Assignments | None = ...,
         heartbeat_ack: Global___HeartbeatAck | None = ...,
+        network_view: Global___NetworkView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "heartbeat_ack", b"heartbeat_ack", "payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "heartbeat_ack", b"heartbeat_ack", "network_view", b"network_view", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "heartbeat_ack", b"heartbeat_ack", "payload", b"payload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "heartbeat_ack", b"heartbeat_ack", "network_view", b"network_view", "payload", b"payload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "network_view"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___ManagerMessage: _TypeAlias = ManagerMessage  # noqa: Y015
+
+@_typing.final
+class NetworkView(_message.Message):
+    """What a node needs to wire its overlays, resolve names and balance load, for the
+    networks its tasks (and attachable containers) use: sent whole after a (re)connect
+    and whenever it changes (the latest view replaces the one before).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORKS_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """increases with every view sent"""
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Network]: ...
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverlayPeer]:
+        """every remote endpoint on those networks"""
+
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceRecord]:
+        """discovery and load-balancing records"""
+
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EncryptionKey]:
+        """for networks with "encrypted" (IPsec)"""
+
+    def __init__(
+        self,
+        *,
+        networks: _abc.Iterable[_types_pb2.Network] | None = ...,
+        peers: _abc.Iterable[Global___OverlayPeer] | None = ...,
+        services: _abc.Iterable[Global___ServiceRecord] | None = ...,
+        keys: _abc.Iterable[Global___EncryptionKey] | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys", "networks", b"networks", "peers", b"peers", "services", b"services", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkView: _TypeAlias = NetworkView  # noqa: Y015
+
+@_typing.final
+class OverlayPeer(_message.Message):
+    """One endpoint (a task, or a node's own load-balancer endpoint) on an overlay network,
+    living on host `node_addr`: what the VXLAN FDB and neighbour tables are made from.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    NODE_ADDR_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    MAC_FIELD_NUMBER: _builtins.int
+    network_id: _builtins.str
+    node_id: _builtins.str
+    node_addr: _builtins.str
+    """the host's underlay (advertised) address"""
+    address: _builtins.str
+    """CIDR on the overlay"""
+    mac: _builtins.str
+    """derived from the address (02:42:...)"""
+    def __init__(
+        self,
+        *,
+        network_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        node_addr: _builtins.str = ...,
+        address: _builtins.str = ...,
+        mac: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "mac", b"mac", "network_id", b"network_id", "node_addr", b"node_addr", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverlayPeer: _TypeAlias = OverlayPeer  # noqa: Y015
+
+@_typing.final
+class ServiceRecord(_message.Message):
+    """A service on one network: its DNS names and where they lead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    VIP_FIELD_NUMBER: _builtins.int
+    BACKENDS_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    service_id: _builtins.str
+    name: _builtins.str
+    """the service name"""
+    network_id: _builtins.str
+    vip: _builtins.str
+    """"" in dnsrr mode"""
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """--network alias=..."""
+
+    @_builtins.property
+    def backends(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceBackend]:
+        """running (and healthy) tasks"""
+
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.PortConfig]:
+        """published ports (routing mesh), ingress only"""
+
+    def __init__(
+        self,
+        *,
+        service_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+        network_id: _builtins.str = ...,
+        vip: _builtins.str = ...,
+        backends: _abc.Iterable[Global___ServiceBackend] | None = ...,
+        ports: _abc.Iterable[_types_pb2.PortConfig] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "backends", b"backends", "name", b"name", "network_id", b"network_id", "ports", b"ports", "service_id", b"service_id", "vip", b"vip"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceRecord: _TypeAlias = ServiceRecord  # noqa: Y015
+
+@_typing.final
+class ServiceBackend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    address: _builtins.str
+    """the task's address on this network, no prefix"""
+    slot: _builtins.int
+    node_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        slot: _builtins.int = ...,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "node_id", b"node_id", "slot", b"slot", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceBackend: _TypeAlias = ServiceBackend  # noqa: Y015
+
+@_typing.final
+class EncryptionKey(_message.Message):
+    """An IPsec key for the hosts' VXLAN traffic on encrypted networks (SwarmKit rotates
+    three: the newest is the primary; older ones still decrypt).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    SPI_SEED_FIELD_NUMBER: _builtins.int
+    LAMPORT_TIME_FIELD_NUMBER: _builtins.int
+    key: _builtins.bytes
+    """AES-GCM key + salt (36 bytes for rfc4106)"""
+    spi_seed: _builtins.int
+    lamport_time: _builtins.int
+    def __init__(
+        self,
+        *,
+        key: _builtins.bytes = ...,
+        spi_seed: _builtins.int = ...,
+        lamport_time: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "lamport_time", b"lamport_time", "spi_seed", b"spi_seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EncryptionKey: _TypeAlias = EncryptionKey  # noqa: Y015
 
 @_typing.final
 class HeartbeatAck(_message.Message):

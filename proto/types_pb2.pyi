@@ -301,6 +301,7 @@ class Node(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     METRICS_ADDR_FIELD_NUMBER: _builtins.int
     SUBNET_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     CERTIFICATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     role: Global___NodeSpec.Role.ValueType
@@ -316,6 +317,12 @@ class Node(_message.Message):
     @_builtins.property
     def status(self) -> Global___NodeStatus: ...
     @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkAttachment]:
+        """This node's own endpoint on each overlay network it takes part in (the ingress
+        network's is its routing-mesh source): network id -> attachment.
+        """
+
+    @_builtins.property
     def certificate(self) -> Global___NodeCertificateInfo:
         """The certificate the node last registered with (read from its TLS handshake)."""
 
@@ -330,11 +337,12 @@ class Node(_message.Message):
         role: Global___NodeSpec.Role.ValueType = ...,
         metrics_addr: _builtins.str = ...,
         subnet: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___NetworkAttachment] | None = ...,
         certificate: Global___NodeCertificateInfo | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "description", b"description", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "description", b"description", "id", b"id", "meta", b"meta", "metrics_addr", b"metrics_addr", "role", b"role", "spec", b"spec", "status", b"status", "subnet", b"subnet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "certificate", b"certificate", "description", b"description", "id", b"id", "meta", b"meta", "metrics_addr", b"metrics_addr", "role", b"role", "spec", b"spec", "status", b"status", "subnet", b"subnet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -772,6 +780,7 @@ class TaskSpec(_message.Message):
     RESTART_FIELD_NUMBER: _builtins.int
     PLACEMENT_FIELD_NUMBER: _builtins.int
     FORCE_UPDATE_FIELD_NUMBER: _builtins.int
+    NETWORKS_FIELD_NUMBER: _builtins.int
     force_update: _builtins.int
     @_builtins.property
     def container(self) -> Global___ContainerSpec: ...
@@ -781,6 +790,10 @@ class TaskSpec(_message.Message):
     def restart(self) -> Global___RestartPolicy: ...
     @_builtins.property
     def placement(self) -> Global___Placement: ...
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkAttachmentConfig]:
+        """--network NAME|name=NAME,alias=A (repeatable): the networks the task joins."""
+
     def __init__(
         self,
         *,
@@ -789,14 +802,41 @@ class TaskSpec(_message.Message):
         restart: Global___RestartPolicy | None = ...,
         placement: Global___Placement | None = ...,
         force_update: _builtins.int = ...,
+        networks: _abc.Iterable[Global___NetworkAttachmentConfig] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "placement", b"placement", "resources", b"resources", "restart", b"restart"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "force_update", b"force_update", "placement", b"placement", "resources", b"resources", "restart", b"restart"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "force_update", b"force_update", "networks", b"networks", "placement", b"placement", "resources", b"resources", "restart", b"restart"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskSpec: _TypeAlias = TaskSpec  # noqa: Y015
+
+@_typing.final
+class NetworkAttachmentConfig(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """network name or id as given; stored as the id"""
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """extra DNS names of the service on that network"""
+
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkAttachmentConfig: _TypeAlias = NetworkAttachmentConfig  # noqa: Y015
 
 @_typing.final
 class ReplicatedService(_message.Message):
@@ -1033,21 +1073,97 @@ Global___PortConfig: _TypeAlias = PortConfig  # noqa: Y015
 class EndpointSpec(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _ResolutionMode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ResolutionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[EndpointSpec._ResolutionMode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        VIP: EndpointSpec._ResolutionMode.ValueType  # 0
+        DNSRR: EndpointSpec._ResolutionMode.ValueType  # 1
+
+    class ResolutionMode(_ResolutionMode, metaclass=_ResolutionModeEnumTypeWrapper): ...
+    VIP: EndpointSpec.ResolutionMode.ValueType  # 0
+    DNSRR: EndpointSpec.ResolutionMode.ValueType  # 1
+
     PORTS_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    mode: Global___EndpointSpec.ResolutionMode.ValueType
+    """--endpoint-mode vip|dnsrr"""
     @_builtins.property
     def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___PortConfig]: ...
     def __init__(
         self,
         *,
         ports: _abc.Iterable[Global___PortConfig] | None = ...,
+        mode: Global___EndpointSpec.ResolutionMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ports", b"ports"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "ports", b"ports"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EndpointSpec: _TypeAlias = EndpointSpec  # noqa: Y015
+
+@_typing.final
+class Endpoint(_message.Message):
+    """What the manager allocated for a service's endpoint: a VIP on each network it joins
+    (vip mode; the ingress network's too when it publishes in ingress mode).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPEC_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    VIRTUAL_IPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spec(self) -> Global___EndpointSpec:
+        """the spec these were allocated for"""
+
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___PortConfig]:
+        """published ports as allocated (published filled in)"""
+
+    @_builtins.property
+    def virtual_ips(self) -> _containers.RepeatedCompositeFieldContainer[Global___VirtualIP]: ...
+    def __init__(
+        self,
+        *,
+        spec: Global___EndpointSpec | None = ...,
+        ports: _abc.Iterable[Global___PortConfig] | None = ...,
+        virtual_ips: _abc.Iterable[Global___VirtualIP] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ports", b"ports", "spec", b"spec", "virtual_ips", b"virtual_ips"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Endpoint: _TypeAlias = Endpoint  # noqa: Y015
+
+@_typing.final
+class VirtualIP(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    ADDR_FIELD_NUMBER: _builtins.int
+    network_id: _builtins.str
+    addr: _builtins.str
+    """CIDR form, e.g. 10.0.1.2/24"""
+    def __init__(
+        self,
+        *,
+        network_id: _builtins.str = ...,
+        addr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addr", b"addr", "network_id", b"network_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VirtualIP: _TypeAlias = VirtualIP  # noqa: Y015
 
 @_typing.final
 class ServiceSpec(_message.Message):
@@ -1104,6 +1220,7 @@ class Service(_message.Message):
     PREVIOUS_SPEC_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     UPDATE_STATUS_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     @_builtins.property
     def meta(self) -> Global___Meta: ...
@@ -1119,6 +1236,10 @@ class Service(_message.Message):
 
     @_builtins.property
     def update_status(self) -> Global___UpdateStatus: ...
+    @_builtins.property
+    def endpoint(self) -> Global___Endpoint:
+        """allocated by the manager's network allocator"""
+
     def __init__(
         self,
         *,
@@ -1128,10 +1249,11 @@ class Service(_message.Message):
         previous_spec: Global___ServiceSpec | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         update_status: Global___UpdateStatus | None = ...,
+        endpoint: Global___Endpoint | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1211,6 +1333,7 @@ class Task(_message.Message):
     SPEC_VERSION_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
     PORTS_FIELD_NUMBER: _builtins.int
+    NETWORKS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     service_id: _builtins.str
     slot: _builtins.int
@@ -1228,6 +1351,12 @@ class Task(_message.Message):
     def status(self) -> Global___TaskStatus: ...
     @_builtins.property
     def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___PortConfig]: ...
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkAttachment]:
+        """The task's addresses on each network it joins, allocated by the manager (in the
+        transaction that makes the task schedulable); empty until then.
+        """
+
     def __init__(
         self,
         *,
@@ -1243,14 +1372,44 @@ class Task(_message.Message):
         spec_version: _builtins.int = ...,
         address: _builtins.str = ...,
         ports: _abc.Iterable[Global___PortConfig] | None = ...,
+        networks: _abc.Iterable[Global___NetworkAttachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "annotations", b"annotations", "desired_state", b"desired_state", "id", b"id", "meta", b"meta", "node_id", b"node_id", "ports", b"ports", "service_id", b"service_id", "slot", b"slot", "spec", b"spec", "spec_version", b"spec_version", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "annotations", b"annotations", "desired_state", b"desired_state", "id", b"id", "meta", b"meta", "networks", b"networks", "node_id", b"node_id", "ports", b"ports", "service_id", b"service_id", "slot", b"slot", "spec", b"spec", "spec_version", b"spec_version", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class NetworkAttachment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    ADDRESSES_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    network_id: _builtins.str
+    @_builtins.property
+    def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """CIDR form"""
+
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        network_id: _builtins.str = ...,
+        addresses: _abc.Iterable[_builtins.str] | None = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "aliases", b"aliases", "network_id", b"network_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkAttachment: _TypeAlias = NetworkAttachment  # noqa: Y015
 
 @_typing.final
 class Container(_message.Message):
@@ -1617,6 +1776,145 @@ class Image(_message.Message):
 Global___Image: _TypeAlias = Image  # noqa: Y015
 
 @_typing.final
+class IPAMConfig(_message.Message):
+    """---------------------------------------------------------------- networks"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBNET_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    IP_RANGE_FIELD_NUMBER: _builtins.int
+    subnet: _builtins.str
+    """CIDR"""
+    gateway: _builtins.str
+    """"" = the subnet's first address"""
+    ip_range: _builtins.str
+    """CIDR inside subnet: where task addresses come from"""
+    def __init__(
+        self,
+        *,
+        subnet: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        ip_range: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "ip_range", b"ip_range", "subnet", b"subnet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IPAMConfig: _TypeAlias = IPAMConfig  # noqa: Y015
+
+@_typing.final
+class NetworkSpec(_message.Message):
+    """docker network create, swarm scope."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OptionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    DRIVER_FIELD_NUMBER: _builtins.int
+    IPAM_FIELD_NUMBER: _builtins.int
+    ATTACHABLE_FIELD_NUMBER: _builtins.int
+    INTERNAL_FIELD_NUMBER: _builtins.int
+    INGRESS_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    driver: _builtins.str
+    """"overlay" (default)"""
+    attachable: _builtins.bool
+    """standalone containers (run --network) may join"""
+    internal: _builtins.bool
+    """no route outside the network"""
+    ingress: _builtins.bool
+    """the routing-mesh network (exactly one)"""
+    @_builtins.property
+    def annotations(self) -> Global___Annotations:
+        """name, labels"""
+
+    @_builtins.property
+    def ipam(self) -> _containers.RepeatedCompositeFieldContainer[Global___IPAMConfig]:
+        """empty = a subnet from the cluster's default pool"""
+
+    @_builtins.property
+    def options(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """"encrypted": IPsec between hosts"""
+
+    def __init__(
+        self,
+        *,
+        annotations: Global___Annotations | None = ...,
+        driver: _builtins.str = ...,
+        ipam: _abc.Iterable[Global___IPAMConfig] | None = ...,
+        attachable: _builtins.bool = ...,
+        internal: _builtins.bool = ...,
+        ingress: _builtins.bool = ...,
+        options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "attachable", b"attachable", "driver", b"driver", "ingress", b"ingress", "internal", b"internal", "ipam", b"ipam", "options", b"options"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkSpec: _TypeAlias = NetworkSpec  # noqa: Y015
+
+@_typing.final
+class Network(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    VNI_FIELD_NUMBER: _builtins.int
+    IPAM_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    vni: _builtins.int
+    """VXLAN network identifier, unique in the cluster"""
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    @_builtins.property
+    def spec(self) -> Global___NetworkSpec: ...
+    @_builtins.property
+    def ipam(self) -> Global___IPAMConfig:
+        """as allocated (subnet, gateway, ip_range filled in)"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        spec: Global___NetworkSpec | None = ...,
+        vni: _builtins.int = ...,
+        ipam: Global___IPAMConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ipam", b"ipam", "meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "ipam", b"ipam", "meta", b"meta", "spec", b"spec", "vni", b"vni"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Network: _TypeAlias = Network  # noqa: Y015
+
+@_typing.final
 class Cluster(_message.Message):
     """---------------------------------------------------------------- cluster (manager-only)
 
@@ -1702,6 +2000,8 @@ class Cluster(_message.Message):
     NEXT_ROOT_CA_CERT_FIELD_NUMBER: _builtins.int
     NEXT_ROOT_CA_KEY_FIELD_NUMBER: _builtins.int
     ROOT_ROTATION_FIELD_NUMBER: _builtins.int
+    DEFAULT_ADDR_POOL_FIELD_NUMBER: _builtins.int
+    DEFAULT_ADDR_POOL_MASK_LENGTH_FIELD_NUMBER: _builtins.int
     ETCD_CA_CERT_FIELD_NUMBER: _builtins.int
     ETCD_CA_KEY_FIELD_NUMBER: _builtins.int
     UNLOCK_KEY_FIELD_NUMBER: _builtins.int
@@ -1730,6 +2030,7 @@ class Cluster(_message.Message):
     """PEM (sealed like the others when at rest)"""
     root_rotation: _builtins.int
     """bumped by every --rotate"""
+    default_addr_pool_mask_length: _builtins.int
     etcd_ca_cert: _builtins.bytes
     """The etcd CA: an intermediate under the root, the only authority etcd trusts (so
     node certificates signed by the root are refused by etcd). Empty when the cluster
@@ -1757,6 +2058,12 @@ class Cluster(_message.Message):
         """swarm update --cert-expiry (default 90 days)"""
 
     @_builtins.property
+    def default_addr_pool(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """swarm init --default-addr-pool CIDR (repeatable) --default-addr-pool-mask-length N:
+        where networks without --subnet get theirs.
+        """
+
+    @_builtins.property
     def manager_join_addresses(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """manager id -> advertised join address (the join port), where a further manager
         joins with the manager token to be handed the managers' data key.
@@ -1780,6 +2087,8 @@ class Cluster(_message.Message):
         next_root_ca_cert: _builtins.bytes = ...,
         next_root_ca_key: _builtins.bytes = ...,
         root_rotation: _builtins.int = ...,
+        default_addr_pool: _abc.Iterable[_builtins.str] | None = ...,
+        default_addr_pool_mask_length: _builtins.int = ...,
         etcd_ca_cert: _builtins.bytes = ...,
         etcd_ca_key: _builtins.bytes = ...,
         unlock_key: _builtins.str = ...,
@@ -1787,7 +2096,7 @@ class Cluster(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "node_cert_expiry", b"node_cert_expiry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_join_addresses", b"manager_join_addresses", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "unlock_key", b"unlock_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "default_addr_pool", b"default_addr_pool", "default_addr_pool_mask_length", b"default_addr_pool_mask_length", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_join_addresses", b"manager_join_addresses", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "unlock_key", b"unlock_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
