@@ -70,7 +70,7 @@ def init(
         if ready.is_set():
             address = f"{config.advertise_addr}:{port_of(config.listen_addr)}"
             if not no_context:
-                from pyswarm.cli.context import Context, save_context
+                from pyswarm.common.context import Context, save_context
 
                 save_context(Context("default", address, str(state_dir / "client")))
             print(
@@ -90,8 +90,8 @@ def join_token(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the token")] = False,
 ) -> None:
     """Show (or rotate) the token a new node joins with."""
-    from pyswarm.cli.context import current
-    from pyswarm.cli.manager_client import control
+    from pyswarm.common.context import current
+    from pyswarm.common.manager_client import control
     from pyswarm.proto import control_pb2, types_pb2
 
     roles = {"worker": types_pb2.NodeSpec.WORKER, "manager": types_pb2.NodeSpec.MANAGER}

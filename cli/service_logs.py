@@ -92,7 +92,7 @@ def logs(
     raw: Annotated[bool, typer.Option("--raw", help="Lines only, no context column")] = False,
 ) -> None:
     """Show the logs of a service or a task, from every node."""
-    from pyswarm.cli.manager_client import control
+    from pyswarm.common.manager_client import control
     from pyswarm.proto import control_pb2, dispatcher_pb2
 
     request = control_pb2.ServiceLogsRequest(

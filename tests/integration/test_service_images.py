@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from pyswarm.cli.context import Context
-from pyswarm.cli.manager_client import control_for
 from pyswarm.common import credentials
+from pyswarm.common.context import Context
 from pyswarm.common.credentials import Credentials
+from pyswarm.common.manager_client import control_for
 from pyswarm.proto import control_pb2
 from tests.agent_process import AgentProcess
 from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
