@@ -9,19 +9,9 @@ from typing import Annotated
 import typer
 
 from pyswarm.cli.parse import CliInputError
-from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.durations import parse_duration_ns
 
 DEFAULT_MANAGER_DIR = Path("/var/lib/pyswarm/manager")
-
-
-def parse_duration(text: str, flag: str) -> float:
-    """docker's durations in seconds: 500ms, 1s, 1m30s, or plain seconds."""
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    nanoseconds = go_duration_ns(text)
-    if nanoseconds is None:
-        raise CliInputError(f'invalid duration "{text}" for {flag}', field=flag)
-    return nanoseconds / 1e9
 
 
 def init(
@@ -51,13 +41,14 @@ def init(
     from pyswarm.manager.server import serve
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    heartbeat_ns = parse_duration_ns(heartbeat_period, "--heartbeat-period", bare_seconds=True)
     config = ManagerConfig(
         state_dir=state_dir,
         advertise_addr=advertise_addr,
         listen_addr=listen_addr,
         join_addr=join_addr,
         etcd_endpoints=[e for e in etcd.split(",") if e],
-        heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
+        heartbeat_period=heartbeat_ns / 1e9,
         metrics_addr=metrics_addr,
         insecure_registries=tuple(insecure_registry or ()),
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from google.protobuf.duration_pb2 import Duration
 
 from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env
+from pyswarm.common.durations import parse_duration_ns
 from pyswarm.proto import types_pb2
 
 _PROTOCOLS = {"tcp": types_pb2.PortConfig.TCP, "udp": types_pb2.PortConfig.UDP}
@@ -160,19 +161,13 @@ def _invalid(value: str, flag: str, why: str) -> CliInputError:
 
 
 def _duration(value: str, flag: str) -> Duration:
-    from pyswarm.cli.cluster import parse_duration
-
-    try:
-        seconds = parse_duration(value, flag)
-    except CliInputError:
-        raise _invalid(value, flag, "invalid duration (e.g. 10s, 500ms, 1m)") from None
     duration = Duration()
-    duration.FromNanoseconds(round(seconds * 1e9))
+    duration.FromNanoseconds(parse_duration_ns(value, flag, bare_seconds=True))
     return duration
 
 
 def apply_update_flags(config: types_pb2.UpdateConfig, flags: UpdateFlags) -> None:
-    """Set the given flags on `config`; CliInputError naming the first bad one."""
+    """Set the given flags on `config`; an InvalidArgument naming the first bad one."""
     name = f"--{flags.prefix}-"
     if flags.parallelism is not None:
         if not flags.parallelism.isdigit():

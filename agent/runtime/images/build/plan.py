@@ -15,7 +15,7 @@ from pyswarm.agent.runtime.images.build.dockerfile import Dockerfile, Instructio
 from pyswarm.agent.runtime.images.build.errors import BuildError
 from pyswarm.agent.runtime.images.build.words import expand, split_words
 from pyswarm.agent.runtime.images.oci import host_platform
-from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.durations import InvalidDuration, parse_duration_ns
 from pyswarm.proto import types_pb2
 
 FLAGS: dict[str, frozenset[str]] = {
@@ -210,10 +210,10 @@ def key_values(
 
 def duration_ns(text: str, flag: str, where: str) -> int:
     """Go's duration syntax (`30s`, `1m30s`, `500ms`) in nanoseconds."""
-    total = go_duration_ns(text)
-    if total is None:
-        raise BuildError(f"HEALTHCHECK --{flag}: invalid duration {text!r}", where=where)
-    return total
+    try:
+        return parse_duration_ns(text, f"HEALTHCHECK --{flag}")
+    except InvalidDuration as err:
+        raise BuildError(err.message, where=where) from None
 
 
 def healthcheck(instruction: Instruction, escape: str, where: str) -> types_pb2.HealthConfig:
