@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.agent.runtime.network import format_port, parse_publish
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.publish import format_port, parse_publish, parse_service_publish
 from pyswarm.proto import types_pb2
 
 TCP = types_pb2.PortConfig.TCP
@@ -60,7 +60,7 @@ def test_accepted_forms(
 def test_refused_forms_name_the_value(spec: str, reason: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_publish(spec)
-    assert caught.value.field == "publish"
+    assert caught.value.field == "--publish"
     message = str(caught.value)
     assert message.startswith(f'invalid published port "{spec}": ')
     assert reason in message
@@ -71,3 +71,48 @@ def test_format_port_round_trips_the_docker_port_line() -> None:
     port = parse_publish("127.0.0.1:8080:80/udp")
     assert format_port(port) == "127.0.0.1:8080->80/udp"
     assert format_port(parse_publish("9000:90")) == "0.0.0.0:9000->90/tcp"
+
+
+INGRESS = types_pb2.PortConfig.INGRESS
+HOST = types_pb2.PortConfig.HOST
+
+
+@pytest.mark.parametrize(
+    ("spec", "published", "target", "protocol", "mode"),
+    [
+        ("8080:80", 8080, 80, TCP, INGRESS),
+        ("80", 0, 80, TCP, INGRESS),
+        ("8080:80/udp", 8080, 80, UDP, INGRESS),
+        ("published=8080,target=80", 8080, 80, TCP, INGRESS),
+        ("target=53,protocol=udp,mode=host", 0, 53, UDP, HOST),
+    ],
+)
+def test_service_forms(spec: str, published: int, target: int, protocol: int, mode: int) -> None:
+    port = parse_service_publish(spec)
+    assert (port.published_port, port.target_port, port.protocol, port.publish_mode) == (
+        published,
+        target,
+        protocol,
+        mode,
+    )
+    assert port.host_ip == ""
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("127.0.0.1:8080:80", "a host address is not supported for services"),
+        ("published=8080", "no container port (target=)"),
+        ("target=80,size=2", 'unknown field "size"'),
+        ("target=80,mode=mesh", 'mode "mesh" is not ingress or host'),
+        ("target=80,protocol=sctp", 'protocol "sctp" is not tcp or udp'),
+        ("target=x", 'container port "x" is not a number'),
+        ("80:70000", "container port 70000 is out of range 1-65535"),
+    ],
+)
+def test_refused_service_forms_say_why_in_the_run_wording(spec: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_service_publish(spec)
+    assert caught.value.field == "--publish"
+    message = str(caught.value)
+    assert message.startswith(f'invalid published port "{spec}": ') and reason in message
