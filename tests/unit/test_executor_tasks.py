@@ -10,6 +10,7 @@ import pytest
 
 from pyswarm.agent.cluster.description import memory_bytes, node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
+from pyswarm.agent.cluster.fake_engine import FakeContainers, FakeImages
 from pyswarm.agent.cluster.session import _reachable
 from pyswarm.agent.cluster.state import ClusterState, main_address_for_join
 from pyswarm.agent.cluster.task_container import (
@@ -107,15 +108,9 @@ def test_a_wildcard_metrics_address_is_advertised_reachably() -> None:
     assert _reachable("0.0.0.0:9324", "") == "0.0.0.0:9324"
 
 
-class NoContainers:
-    """The one ContainerManager query `assign` makes, answered for an empty host."""
-
-    def list(self, *, all: bool) -> list[types_pb2.Container]:
-        return []
-
-
 def executor_with(task: types_pb2.Task) -> TaskExecutor:
-    executor = TaskExecutor(NoContainers())  # type: ignore[arg-type]
+    """An executor (not running: no worker moves the task) that was assigned `task`."""
+    executor = TaskExecutor(FakeContainers(), FakeImages())
     executor.assign(
         dispatcher_pb2.Assignments(kind=dispatcher_pb2.Assignments.COMPLETE, updated=[task])
     )
