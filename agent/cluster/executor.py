@@ -9,15 +9,16 @@ status and its container) and advances it ONE state at a time, then looks again:
 
 It reaches containers and images only through the seam in engine.py. In PREPARING an
 image the store lacks is pulled (with the task's registry credentials, if any), the
-status message showing the pull's progress. An image that cannot be pulled is REJECTED; a start failure FAILED with the runtime's error
-and exit code; desired SHUTDOWN stops the container (the spec's grace) and reports
-SHUTDOWN; a task removed from the assignments (or desired REMOVE) has its container
-stopped and removed. States only move forward: a report older than the task's known
-state is never made. After an agent restart the manager's complete assignment carries
-each task's last known status; the worker then finds the task's container by its task id
-and reports what it sees (a running container RUNNING with its pid, an exited one with
-its real exit code) without restarting anything. Containers of tasks the manager no
-longer assigns are removed once the first complete assignment has arrived.
+status message showing the pull's progress. An image that cannot be pulled is REJECTED;
+a start failure FAILED with the runtime's error and exit code; desired SHUTDOWN stops
+the container (the spec's grace) and reports SHUTDOWN; a task removed from the
+assignments (or desired REMOVE) has its container stopped and removed. States only move
+forward: a report older than the task's known state is never made. After an agent
+restart the manager's complete assignment carries each task's last known status; the
+worker then finds the task's container by its task id and reports what it sees (a
+running container RUNNING with its pid, an exited one with its real exit code) without
+restarting anything. Containers of tasks the manager no longer assigns are removed once
+the first complete assignment has arrived.
 
 Status reports are coalesced per task (the latest wins: states only move forward) and
 collected by the session with `take_reports`; `report_all` queues every known status
@@ -340,7 +341,7 @@ class TaskExecutor:
         assignment changed during the pull (look again; the pull goes on for whoever
         needs it next).
         """
-        reference = task.spec.container.image
+        reference, why = task.spec.container.image, ""
         try:
             found = await self._images.find(reference)
             if found:
@@ -365,11 +366,10 @@ class TaskExecutor:
             pulling.result()
             found = await self._images.find(reference)
         except Exception as err:  # the registry's or the store's: the task cannot run
-            why = err.message if isinstance(err, PyswarmError) else str(err)
-            self._report(task.id, State.REJECTED, "preparing", err=f"No such image: {reference}: {why}")
-            return ""
+            found, why = None, f": {err.message if isinstance(err, PyswarmError) else err}"
         if not found:
-            self._report(task.id, State.REJECTED, "preparing", err=f"No such image: {reference}")
+            rejected = f"No such image: {reference}{why}"
+            self._report(task.id, State.REJECTED, "preparing", err=rejected)
             return ""
         return found
 

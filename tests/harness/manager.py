@@ -1,22 +1,22 @@
-"""A real manager (serve()) on loopback with a real etcd, a Control client with the
-CLI's certificate, and fake agents that are real Dispatcher clients.
+"""A real manager (serve()) on loopback with a real etcd and a Control client with the
+CLI's certificate; or the real manager as a `pyswarm init` process (`start_manager`).
 
-A `FakeAgent` joins through the join port with the worker token (so its certificate
-comes from the cluster CA), registers, holds a session, heartbeats, and "runs" what
-it is assigned: it reports RUNNING for tasks it should run and SHUTDOWN for tasks it
-should stop, through the forward-only states.
+Agents for it: fake_agent.py (real Dispatcher clients) or a real agent process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pyswarm.common.join import join_cluster
+import grpc
+
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.config import ManagerConfig
@@ -25,8 +25,6 @@ from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import (
     control_pb2,
     control_pb2_grpc,
-    dispatcher_pb2,
-    dispatcher_pb2_grpc,
     types_pb2,
 )
 
@@ -99,139 +97,6 @@ async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager
                 await task
 
 
-@dataclass
-class FakeAgent:
-    """A node: joins, registers, heartbeats, and runs what it is told (in name only)."""
-
-    name: str
-    cert_dir: Path
-    heartbeat_period: float = 0.2
-    node_id: str = ""
-    tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
-    states: dict[str, int] = field(default_factory=dict)
-    completes: int = 0
-    _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
-    _session_id: str = ""
-    _runner: asyncio.Task[None] | None = None
-
-    async def join(self, manager: RunningManager) -> None:
-        token = await manager.worker_token()
-        identity = await join_cluster(manager.endpoint.join_address, token, self.cert_dir)
-        self.node_id = identity.node_id
-        self._identity = identity
-        self._address = manager.endpoint.address
-
-    def start(self) -> None:
-        self._runner = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop heartbeating and close the session, as a crashed agent would."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(BaseException):
-                await self._runner
-            self._runner = None
-
-    def fail(self, task_id: str) -> None:
-        """Report a running task FAILED, as if its container exited non-zero."""
-        self.states[task_id] = types_pb2.FAILED
-        batch = dispatcher_pb2.TaskStatusBatch()
-        update = batch.updates.add(task_id=task_id)
-        update.status.state = types_pb2.FAILED
-        update.status.err = "exit status 1"
-        update.status.timestamp.GetCurrentTime()
-        self._outgoing.put_nowait(
-            dispatcher_pb2.AgentMessage(session_id=self._session_id, statuses=batch)
-        )
-
-    def running(self) -> set[str]:
-        return {
-            task_id
-            for task_id, state in self.states.items()
-            if state == types_pb2.RUNNING and task_id in self.tasks
-        }
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                await asyncio.sleep(0.1)  # register again, as an agent does
-
-    async def _session(self) -> None:
-        credentials = identity_channel_credentials(self._identity)
-        async with manager_channel(self._address, credentials) as channel:
-            stub = dispatcher_pb2_grpc.DispatcherStub(channel)
-            request = dispatcher_pb2.RegisterRequest(
-                addr="127.0.0.1", metrics_addr=f"0.0.0.0:{9000 + len(self.name)}"
-            )
-            request.description.hostname = self.name
-            request.description.resources.nano_cpus = 4_000_000_000
-            request.description.resources.memory_bytes = 8 << 30
-            registered = await stub.Register(request, timeout=10)
-            outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = asyncio.Queue()
-            session_id = registered.session_id
-            outgoing.put_nowait(
-                dispatcher_pb2.AgentMessage(
-                    session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
-                )
-            )
-
-            async def messages() -> AsyncIterator[dispatcher_pb2.AgentMessage]:
-                while True:
-                    yield await outgoing.get()
-
-            async def heartbeat() -> None:
-                while True:
-                    await asyncio.sleep(self.heartbeat_period)
-                    outgoing.put_nowait(
-                        dispatcher_pb2.AgentMessage(
-                            session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
-                        )
-                    )
-
-            self._outgoing, self._session_id = outgoing, session_id
-            beater = asyncio.create_task(heartbeat())
-            try:
-                async for message in stub.Session(messages()):
-                    if message.WhichOneof("payload") != "assignments":
-                        continue
-                    self._assigned(message.assignments, outgoing, session_id)
-            finally:
-                beater.cancel()
-
-    def _assigned(
-        self,
-        assignments: dispatcher_pb2.Assignments,
-        outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage],
-        session_id: str,
-    ) -> None:
-        if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
-            self.completes += 1
-            self.tasks = {}
-        for task_id in assignments.removed:
-            self.tasks.pop(task_id, None)
-        batch = dispatcher_pb2.TaskStatusBatch()
-        for task in assignments.updated:
-            self.tasks[task.id] = task
-            current = self.states.get(task.id, task.status.state)
-            if task.desired_state <= types_pb2.RUNNING and current < types_pb2.RUNNING:
-                new_state = types_pb2.RUNNING
-            elif task.desired_state > types_pb2.RUNNING and current <= types_pb2.RUNNING:
-                new_state = types_pb2.SHUTDOWN
-            else:
-                continue
-            self.states[task.id] = new_state
-            update = batch.updates.add(task_id=task.id)
-            update.status.state = new_state
-            update.status.message = "fake agent"
-            update.status.timestamp.GetCurrentTime()
-        if batch.updates:
-            outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
-
-
 def replicated_spec(name: str, replicas: int) -> types_pb2.ServiceSpec:
     spec = types_pb2.ServiceSpec()
     spec.annotations.name = name
@@ -239,3 +104,36 @@ def replicated_spec(name: str, replicas: int) -> types_pb2.ServiceSpec:
     spec.task.container.command.extend(["httpd", "-f"])
     spec.replicated.replicas = replicas
     return spec
+
+
+async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as err:
+        assert err.code() == code, (err.code(), err.details())
+        return err
+    raise AssertionError(f"expected {code}")
+
+
+def start_manager(root: Path, etcd_endpoint: str, port: int) -> subprocess.Popen[bytes]:
+    log = open(root / "manager.log", "ab")  # noqa: SIM115 - owned by the child
+    command = [
+        sys.executable, "-m", "pyswarm.cli.main", "init", "--no-context",
+        "--state-dir", str(root / "manager"), "--advertise-addr", "127.0.0.1",
+        "--listen-addr", f"127.0.0.1:{port}", "--join-addr", f"127.0.0.1:{port + 1}",
+        "--etcd", etcd_endpoint, "--heartbeat-period", "1s", "--metrics-addr", "",
+        "--insecure-registry", "127.0.0.1:5999",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)

@@ -17,7 +17,8 @@ import pytest
 
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.manager.store import EmbeddedEtcd
-from tests.registry_process import RegistryProcess
+from tests.harness.etcd import running_etcd
+from tests.harness.registry_process import RegistryProcess
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -125,8 +126,6 @@ def supervisor(tmp_path: Path, busybox_rootfs: Path) -> Iterator[SupervisorHarne
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
     """A real etcd (the Debian etcd-server binary) on free loopback ports."""
-    from tests.integration.test_store_etcd import running_etcd
-
     with running_etcd(tmp_path) as member:
         yield member
 

@@ -23,23 +23,15 @@ from pyswarm.manager.bootstrap import cluster_ca
 from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, EtcdClient, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
-from tests.integration.test_manager_harness import (
-    FakeAgent,
+from tests.harness.fake_agent import FakeAgent
+from tests.harness.manager import (
     RunningManager,
+    expect_error,
     manager_config,
     replicated_spec,
     running_manager,
 )
 from tests.waiting import eventually
-
-
-async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as err:
-        assert err.code() == code, (err.code(), err.details())
-        return err
-    raise AssertionError(f"expected {code}")
 
 
 def field_of(err: grpc.aio.AioRpcError) -> str:

@@ -23,7 +23,7 @@ from pyswarm.agent.runtime.images.testing import (
     oci_archive,
 )
 from pyswarm.common.credentials import Credentials
-from tests.static_registry import SECRET, USER, Request, StaticRegistry, serve_image
+from tests.harness.static_registry import SECRET, USER, Request, StaticRegistry, serve_image
 
 GOOD = Credentials(USER, SECRET)
 BASE = layer_tar([directory("etc"), file("etc/hostname", b"tokens\n")], compress=True)

@@ -4,11 +4,6 @@ read-your-writes, and convergence after a gap or an etcd restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import pytest
 
 from pyswarm.manager.store import (
     NODES,
@@ -23,28 +18,8 @@ from pyswarm.manager.store import (
 )
 from pyswarm.manager.store.etcd_client import PutOp
 from pyswarm.proto import types_pb2
-from tests.integration.test_store_etcd import running_etcd, within
-from tests.waiting import eventually
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    with running_etcd(tmp_path) as member:
-        yield member
-
-
-@contextlib.asynccontextmanager
-async def running_cache(endpoint: str, *, retry_delay: float = 0.1) -> AsyncIterator[Cache]:
-    """A Cache over its own client, run in the background and synced; stopped after."""
-    async with EtcdClient(endpoint, timeout=2.0) as client:
-        cache = Cache(client, retry_delay=retry_delay, max_retry_delay=0.5)
-        runner = asyncio.create_task(cache.run())
-        try:
-            await within(cache.synced.wait())
-            yield cache
-        finally:
-            cache.stop()
-            await within(runner)
+from tests.harness.etcd import running_cache
+from tests.waiting import eventually, within
 
 
 def service(object_id: str, replicas: int = 1) -> types_pb2.Service:

@@ -1,51 +1,15 @@
-"""EmbeddedEtcd against the real etcd binary; also home of the etcd harness that the
-other store tests share."""
+"""EmbeddedEtcd against the real etcd binary."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from pyswarm.manager.store import EmbeddedEtcd, EtcdClient, StoreError, find_free_port
+from pyswarm.manager.store import EmbeddedEtcd, EtcdClient, StoreError
 from pyswarm.manager.store.etcd_client import PutOp
-
-ETCD_BINARY = "etcd"
-T = TypeVar("T")
-
-
-def new_etcd(state_dir: Path) -> EmbeddedEtcd:
-    """An etcd member on loopback with free ports and its data under `state_dir`."""
-    return EmbeddedEtcd(
-        state_dir, client_port=find_free_port(), peer_port=find_free_port(), name="test"
-    )
-
-
-@contextlib.contextmanager
-def running_etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    """A running etcd, stopped (its data goes with tmp_path) even on failure."""
-    member = new_etcd(tmp_path / "state")
-    try:
-        member.start()
-        yield member
-    finally:
-        member.stop()
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    with running_etcd(tmp_path) as member:
-        yield member
-
-
-async def within(awaitable: Awaitable[T], timeout: float = 15.0) -> T:
-    """`awaitable`, failing the test if it takes longer than `timeout` seconds."""
-    return await asyncio.wait_for(awaitable, timeout)
 
 
 def test_starts_healthy_and_stops(etcd: EmbeddedEtcd) -> None:

@@ -19,9 +19,8 @@ from pyswarm.manager.store import (
     current_leader,
 )
 from pyswarm.proto import types_pb2
-from tests.etcd_cluster import running_etcd_cluster
-from tests.integration.test_store_etcd import within
-from tests.waiting import eventually
+from tests.harness.etcd_cluster import running_etcd_cluster
+from tests.waiting import eventually, within
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import pytest
 
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.proto import types_pb2
-from tests.integration.test_agent_cluster import Cluster
+from tests.harness.fake_manager import Cluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

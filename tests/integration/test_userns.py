@@ -19,8 +19,8 @@ from pyswarm.agent.runtime.container.userns import (
     prepare_writable_layer,
 )
 from pyswarm.proto import runtime_pb2
+from tests.harness.supervisor import collect
 from tests.integration.conftest import SupervisorHarness
-from tests.integration.test_supervisor import collect
 
 pytestmark = pytest.mark.root
 
