@@ -67,15 +67,8 @@ class ClusterAgent(AgentProcess):
         wait_for(self.answers, timeout=60, what="the joined agent to answer")
 
     def restart(self) -> None:
-        log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pyswarm.cli.main", "agent", *self.flags()],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env(),
-        )
-        log.close()
-        wait_for(self.answers, timeout=60, what="the restarted agent to answer")
+        """Start it again as `pyswarm agent` (its membership is in its state dir)."""
+        self.start(timeout=60)
 
     def containers(self) -> list[types_pb2.Container]:
         with grpc.insecure_channel(f"unix:{self.socket}") as channel:

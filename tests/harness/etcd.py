@@ -37,12 +37,21 @@ def running_etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
 @contextlib.asynccontextmanager
 async def running_cache(endpoint: str, *, retry_delay: float = 0.1) -> AsyncIterator[Cache]:
     """A Cache over its own client, run in the background and synced; stopped after."""
-    async with EtcdClient(endpoint, timeout=2.0) as client:
-        cache = Cache(client, retry_delay=retry_delay, max_retry_delay=0.5)
-        runner = asyncio.create_task(cache.run())
-        try:
-            await within(cache.synced.wait())
-            yield cache
-        finally:
-            cache.stop()
-            await within(runner)
+    async with (
+        EtcdClient(endpoint, timeout=2.0) as client,
+        synced_cache(client, retry_delay=retry_delay) as cache,
+    ):
+        yield cache
+
+
+@contextlib.asynccontextmanager
+async def synced_cache(client: EtcdClient, *, retry_delay: float = 0.1) -> AsyncIterator[Cache]:
+    """A Cache over `client`, run in the background and synced; stopped after."""
+    cache = Cache(client, retry_delay=retry_delay, max_retry_delay=0.5)
+    runner = asyncio.create_task(cache.run())
+    try:
+        await within(cache.synced.wait())
+        yield cache
+    finally:
+        cache.stop()
+        await within(runner)

@@ -8,16 +8,17 @@ a thread) speaking dispatcher.proto over loopback with real mutual TLS from a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from grpc import aio
 
-from pyswarm.common.node_identity import MANAGER, WORKER
+from pyswarm.common.node_identity import MANAGER, WORKER, NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.tls import identity_server_credentials, require_role
 from pyswarm.manager.ca import ClusterCA, NodeCAService, generate_join_tokens
@@ -241,3 +242,16 @@ class Cluster:
                 if server is not None:
                     self.call(server.stop())
             self.loop.close()
+
+
+@contextlib.contextmanager
+def joined_cluster(root: Path) -> Iterator[Cluster]:
+    """A Cluster whose agent has joined and holds busybox:latest; closed on exit."""
+    cluster = Cluster(root)
+    try:
+        cluster.agent.join(cluster.tokens.worker, cluster.primary.join_address)
+        cluster.agent.cli("image", "busybox", "busybox:latest")
+        cluster.node_id = NodeIdentity.load(cluster.agent.state_dir / "cluster").node_id
+        yield cluster
+    finally:
+        cluster.close()

@@ -19,13 +19,12 @@ from typing import TypeVar
 
 import pytest
 
-from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.manager.ca import ClusterCA, generate_join_tokens
 from pyswarm.proto import (
     types_pb2,
 )
 from tests.harness.cluster_agent import free_port
-from tests.harness.fake_manager import Cluster, ManagerServer
+from tests.harness.fake_manager import Cluster, ManagerServer, joined_cluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -36,14 +35,8 @@ State = types_pb2.TaskState
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        cluster.agent.join(cluster.tokens.worker, cluster.primary.join_address)
-        cluster.agent.cli("image", "busybox", "busybox:latest")
-        cluster.node_id = NodeIdentity.load(cluster.agent.state_dir / "cluster").node_id
+    with joined_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def test_join_registers_the_node_and_saves_its_membership(cluster: Cluster) -> None:

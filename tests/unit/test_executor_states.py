@@ -72,6 +72,19 @@ class Node:
         [found] = [c for c in self.containers.records.values() if c.task_id == task_id]
         return found
 
+    async def running(self) -> types_pb2.Container:
+        """Task t1 assigned and RUNNING; its container."""
+        self.assign(make_task(), kind=COMPLETE)
+        await self.reaches(State.RUNNING)
+        return self.container()
+
+    async def start_held(self) -> asyncio.Event:
+        """Task t1 assigned with the engine's start held until the returned gate opens."""
+        gate = self.containers.start_gate = asyncio.Event()
+        self.assign(make_task(), kind=COMPLETE)
+        await eventually(lambda: ("start", "web.1.t1") in self.containers.calls, what="start")
+        return gate
+
     async def reaches(self, state: StateValue, task_id: str = "t1") -> types_pb2.TaskStatus:
         def there() -> types_pb2.TaskStatus | None:
             status = self.executor.status(task_id)
@@ -185,9 +198,7 @@ def test_a_failed_start_fails_the_task_with_the_runtime_exit_code() -> None:
 def test_a_non_zero_exit_fails_the_task() -> None:
     async def body() -> None:
         async with running_node() as node:
-            node.assign(make_task(), kind=COMPLETE)
-            await node.reaches(State.RUNNING)
-            node.containers.exit(node.container().id, 3)
+            node.containers.exit((await node.running()).id, 3)
             status = await node.reaches(State.FAILED)
             assert status.err == "task: non-zero exit (3)"
             assert status.container.exit_code == 3
@@ -198,16 +209,13 @@ def test_a_non_zero_exit_fails_the_task() -> None:
 
 def test_desired_shutdown_while_starting_stops_before_running() -> None:
     async def body() -> None:
-        containers = FakeContainers()
-        containers.start_gate = asyncio.Event()
-        async with running_node(containers) as node:
-            node.assign(make_task(), kind=COMPLETE)
-            await eventually(lambda: ("start", "web.1.t1") in containers.calls, what="start")
+        async with running_node() as node:
+            gate = await node.start_held()
             node.assign(make_task(desired=State.SHUTDOWN))
-            containers.start_gate.set()
+            gate.set()
             await node.reaches(State.SHUTDOWN)
             assert node.states() == [*TO_RUNNING[:3], State.SHUTDOWN]
-            assert ("stop", "web.1.t1") in containers.calls
+            assert ("stop", "web.1.t1") in node.containers.calls
             assert node.container().state == types_pb2.Container.EXITED
 
     run(body)
@@ -216,8 +224,7 @@ def test_desired_shutdown_while_starting_stops_before_running() -> None:
 def test_desired_shutdown_stops_a_running_task_and_remove_removes_it() -> None:
     async def body() -> None:
         async with running_node() as node:
-            node.assign(make_task(), kind=COMPLETE)
-            await node.reaches(State.RUNNING)
+            await node.running()
             node.assign(make_task(desired=State.SHUTDOWN))
             await node.reaches(State.SHUTDOWN)
             assert node.container().state == types_pb2.Container.EXITED
@@ -231,9 +238,7 @@ def test_desired_shutdown_stops_a_running_task_and_remove_removes_it() -> None:
 def test_a_lost_container_fails_the_task() -> None:
     async def body() -> None:
         async with running_node() as node:
-            node.assign(make_task(), kind=COMPLETE)
-            await node.reaches(State.RUNNING)
-            node.containers.lose(node.container().id)
+            node.containers.lose((await node.running()).id)
             status = await node.reaches(State.FAILED)
             assert status.err == "task: the container is gone"
             assert node.states() == [*TO_RUNNING, State.FAILED]
@@ -244,14 +249,12 @@ def test_a_lost_container_fails_the_task() -> None:
 
 def test_a_health_checked_task_is_running_only_once_healthy() -> None:
     async def body() -> None:
-        containers = FakeContainers()
-        containers.start_gate = asyncio.Event()
-        async with running_node(containers) as node:
-            node.assign(make_task(), kind=COMPLETE)
-            await eventually(lambda: ("start", "web.1.t1") in containers.calls, what="start")
+        async with running_node() as node:
+            containers = node.containers
+            gate = await node.start_held()
             cid = node.container().id
             containers.set_health(cid, STARTING)  # checks began with the process
-            containers.start_gate.set()
+            gate.set()
             await eventually(lambda: containers.health.watched(cid), what="executor watching")
             assert node.states() == [State.ACCEPTED, State.PREPARING, State.STARTING]
             containers.set_health(cid, HEALTHY)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pyswarm.common.errors import InvalidArgument
@@ -40,26 +42,46 @@ def test_accepted_forms(
 
 
 @pytest.mark.parametrize(
-    ("spec", "reason"),
+    ("parse", "spec", "reason"),
     [
-        ("80x", 'container port "80x" is not a number'),
-        ("abc:80", 'host port "abc" is not a number'),
-        ("8080:", "no container port"),
-        ("", "empty value"),
-        ("0", "container port 0 is out of range 1-65535"),
-        ("70000:80", "host port 70000 is out of range 0-65535"),
-        ("80:70000", "container port 70000 is out of range 1-65535"),
-        ("80/sctp", 'protocol "sctp" is not tcp or udp'),
-        ("8000-8010:80", "port ranges are not supported"),
-        ("[::1]:8080:80", "IPv6 host addresses are not supported"),
-        ("::1:8080:80", "IPv6 host addresses are not supported"),
-        ("localhost:8080:80", 'host address "localhost" is not an IP address'),
-        ("1.2.3:8080:80", 'host address "1.2.3" is not an IP address'),
+        *(
+            (parse_publish, spec, reason)
+            for spec, reason in [
+                ("80x", 'container port "80x" is not a number'),
+                ("abc:80", 'host port "abc" is not a number'),
+                ("8080:", "no container port"),
+                ("", "empty value"),
+                ("0", "container port 0 is out of range 1-65535"),
+                ("70000:80", "host port 70000 is out of range 0-65535"),
+                ("80:70000", "container port 70000 is out of range 1-65535"),
+                ("80/sctp", 'protocol "sctp" is not tcp or udp'),
+                ("8000-8010:80", "port ranges are not supported"),
+                ("[::1]:8080:80", "IPv6 host addresses are not supported"),
+                ("::1:8080:80", "IPv6 host addresses are not supported"),
+                ("localhost:8080:80", 'host address "localhost" is not an IP address'),
+                ("1.2.3:8080:80", 'host address "1.2.3" is not an IP address'),
+            ]
+        ),
+        *(
+            (parse_service_publish, spec, reason)
+            for spec, reason in [
+                ("127.0.0.1:8080:80", "a host address is not supported for services"),
+                ("published=8080", "no container port (target=)"),
+                ("target=80,size=2", 'unknown field "size"'),
+                ("target=80,mode=mesh", 'mode "mesh" is not ingress or host'),
+                ("target=80,protocol=sctp", 'protocol "sctp" is not tcp or udp'),
+                ("target=x", 'container port "x" is not a number'),
+                ("80:70000", "container port 70000 is out of range 1-65535"),
+            ]
+        ),
     ],
 )
-def test_refused_forms_name_the_value(spec: str, reason: str) -> None:
+def test_refused_forms_name_the_value(
+    parse: Callable[[str], types_pb2.PortConfig], spec: str, reason: str
+) -> None:
+    """`run -p` and `service create -p` refuse in one wording, naming the flag."""
     with pytest.raises(InvalidArgument) as caught:
-        parse_publish(spec)
+        parse(spec)
     assert caught.value.field == "--publish"
     message = str(caught.value)
     assert message.startswith(f'invalid published port "{spec}": ')
@@ -96,23 +118,3 @@ def test_service_forms(spec: str, published: int, target: int, protocol: int, mo
         mode,
     )
     assert port.host_ip == ""
-
-
-@pytest.mark.parametrize(
-    ("spec", "reason"),
-    [
-        ("127.0.0.1:8080:80", "a host address is not supported for services"),
-        ("published=8080", "no container port (target=)"),
-        ("target=80,size=2", 'unknown field "size"'),
-        ("target=80,mode=mesh", 'mode "mesh" is not ingress or host'),
-        ("target=80,protocol=sctp", 'protocol "sctp" is not tcp or udp'),
-        ("target=x", 'container port "x" is not a number'),
-        ("80:70000", "container port 70000 is out of range 1-65535"),
-    ],
-)
-def test_refused_service_forms_say_why_in_the_run_wording(spec: str, reason: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        parse_service_publish(spec)
-    assert caught.value.field == "--publish"
-    message = str(caught.value)
-    assert message.startswith(f'invalid published port "{spec}": ') and reason in message
