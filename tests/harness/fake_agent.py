@@ -123,6 +123,10 @@ class FakeAgent:
             finally:
                 beater.cancel()
 
+    def fails(self, task: types_pb2.Task) -> bool:
+        """Whether `task` fails at once here (exit status 1); a failing fake overrides it."""
+        return False
+
     def _assigned(
         self,
         assignments: dispatcher_pb2.Assignments,
@@ -138,7 +142,10 @@ class FakeAgent:
         for task in assignments.updated:
             self.tasks[task.id] = task
             current = self.states.get(task.id, task.status.state)
-            if task.desired_state <= types_pb2.RUNNING and current < types_pb2.RUNNING:
+            err = ""
+            if task.id not in self.states and self.fails(task):
+                new_state, err = types_pb2.FAILED, "exit status 1"
+            elif task.desired_state <= types_pb2.RUNNING and current < types_pb2.RUNNING:
                 new_state = types_pb2.RUNNING
             elif task.desired_state > types_pb2.RUNNING and current <= types_pb2.RUNNING:
                 new_state = types_pb2.SHUTDOWN
@@ -148,6 +155,7 @@ class FakeAgent:
             update = batch.updates.add(task_id=task.id)
             update.status.state = new_state
             update.status.message = "fake agent"
+            update.status.err = err
             update.status.timestamp.GetCurrentTime()
         if batch.updates:
             outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))

@@ -3,11 +3,10 @@ at once on every agent (exit status 1), and queries of what the fleet runs."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pyswarm.proto import control_pb2, dispatcher_pb2, types_pb2
+from pyswarm.proto import control_pb2, types_pb2
 from tests.harness.fake_agent import FakeAgent
 from tests.harness.manager import RunningManager
 
@@ -17,24 +16,8 @@ OLD, NEW, BAD = "busybox:1", "busybox:2", "busybox:bad"
 class FailingAgent(FakeAgent):
     """A fake agent on which the image BAD fails at once (exit status 1)."""
 
-    def _assigned(
-        self,
-        assignments: dispatcher_pb2.Assignments,
-        outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage],
-        session_id: str,
-    ) -> None:
-        batch = dispatcher_pb2.TaskStatusBatch()
-        for task in assignments.updated:
-            if task.spec.container.image != BAD or task.id in self.states:
-                continue
-            self.states[task.id] = types_pb2.FAILED
-            update = batch.updates.add(task_id=task.id)
-            update.status.state = types_pb2.FAILED
-            update.status.err = "exit status 1"
-            update.status.timestamp.GetCurrentTime()
-        if batch.updates:
-            outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
-        super()._assigned(assignments, outgoing, session_id)
+    def fails(self, task: types_pb2.Task) -> bool:
+        return task.spec.container.image == BAD
 
 
 async def with_agents(

@@ -95,26 +95,24 @@ def test_format_port_round_trips_the_docker_port_line() -> None:
     assert format_port(parse_publish("9000:90")) == "0.0.0.0:9000->90/tcp"
 
 
-INGRESS = types_pb2.PortConfig.INGRESS
+PortConfig = types_pb2.PortConfig
 HOST = types_pb2.PortConfig.HOST
 
 
 @pytest.mark.parametrize(
-    ("spec", "published", "target", "protocol", "mode"),
+    ("spec", "expected"),
     [
-        ("8080:80", 8080, 80, TCP, INGRESS),
-        ("80", 0, 80, TCP, INGRESS),
-        ("8080:80/udp", 8080, 80, UDP, INGRESS),
-        ("published=8080,target=80", 8080, 80, TCP, INGRESS),
-        ("target=53,protocol=udp,mode=host", 0, 53, UDP, HOST),
+        ("8080:80", PortConfig(published_port=8080, target_port=80)),
+        ("80", PortConfig(target_port=80)),
+        ("8080:80/udp", PortConfig(published_port=8080, target_port=80, protocol=UDP)),
+        ("published=8080,target=80", PortConfig(published_port=8080, target_port=80)),
+        (
+            "target=53,protocol=udp,mode=host",
+            PortConfig(target_port=53, protocol=UDP, publish_mode=HOST),
+        ),
     ],
 )
-def test_service_forms(spec: str, published: int, target: int, protocol: int, mode: int) -> None:
-    port = parse_service_publish(spec)
-    assert (port.published_port, port.target_port, port.protocol, port.publish_mode) == (
-        published,
-        target,
-        protocol,
-        mode,
-    )
-    assert port.host_ip == ""
+def test_service_forms_publish_in_ingress_mode_unless_told(
+    spec: str, expected: types_pb2.PortConfig
+) -> None:
+    assert parse_service_publish(spec) == expected  # INGRESS is the zero value
