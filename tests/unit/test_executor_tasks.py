@@ -11,7 +11,7 @@ import pytest
 from pyswarm.agent.cluster.description import memory_bytes, node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.fake_engine import FakeContainers, FakeImages
-from pyswarm.agent.cluster.session import _reachable
+from pyswarm.agent.cluster.session import reachable_metrics_addr
 from pyswarm.agent.cluster.state import ClusterState, main_address_for_join
 from pyswarm.agent.cluster.task_container import (
     SERVICE_NAME_LABEL,
@@ -103,9 +103,9 @@ def test_node_description(tmp_path: Path) -> None:
 
 
 def test_a_wildcard_metrics_address_is_advertised_reachably() -> None:
-    assert _reachable("0.0.0.0:9324", "10.0.0.5") == "10.0.0.5:9324"
-    assert _reachable("127.0.0.1:9324", "10.0.0.5") == "127.0.0.1:9324"
-    assert _reachable("0.0.0.0:9324", "") == "0.0.0.0:9324"
+    assert reachable_metrics_addr("0.0.0.0:9324", "10.0.0.5") == "10.0.0.5:9324"
+    assert reachable_metrics_addr("127.0.0.1:9324", "10.0.0.5") == "127.0.0.1:9324"
+    assert reachable_metrics_addr("0.0.0.0:9324", "") == "0.0.0.0:9324"
 
 
 def executor_with(task: types_pb2.Task) -> TaskExecutor:
