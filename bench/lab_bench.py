@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyswarm.cli.context import Context
-from pyswarm.cli.manager_client import control_for
 from pyswarm.cli.service_spec import build_service_spec
+from pyswarm.common.context import Context
+from pyswarm.common.manager_client import control_for
 from pyswarm.lab.launcher import Lab
 from pyswarm.lab.state import LAB_ROOT, LabState
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2

@@ -9,19 +9,9 @@ from typing import Annotated
 import typer
 
 from pyswarm.cli.parse import CliInputError
-from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.durations import parse_duration_ns
 
 DEFAULT_MANAGER_DIR = Path("/var/lib/pyswarm/manager")
-
-
-def parse_duration(text: str, flag: str) -> float:
-    """docker's durations in seconds: 500ms, 1s, 1m30s, or plain seconds."""
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    nanoseconds = go_duration_ns(text)
-    if nanoseconds is None:
-        raise CliInputError(f'invalid duration "{text}" for {flag}', field=flag)
-    return nanoseconds / 1e9
 
 
 def etcd_flags(etcd: str, cacert: Path | None, cert: Path | None, key: Path | None) -> list[str]:
@@ -105,6 +95,7 @@ def init(
 
     endpoints = etcd_flags(etcd, cacert, cert, key)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    heartbeat_ns = parse_duration_ns(heartbeat_period, "--heartbeat-period", bare_seconds=True)
     config = ManagerConfig(
         state_dir=state_dir,
         advertise_addr=advertise_addr,
@@ -114,7 +105,7 @@ def init(
         etcd_cacert=cacert,
         etcd_cert=cert,
         etcd_key=key,
-        heartbeat_period=parse_duration(heartbeat_period, "--heartbeat-period"),
+        heartbeat_period=heartbeat_ns / 1e9,
         metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
         insecure_registries=tuple(insecure_registry or ()),
         autolock=autolock,
@@ -141,7 +132,7 @@ def init(
         if ready.is_set():
             address = f"{config.advertise_addr}:{port_of(config.listen_addr)}"
             if not no_context:
-                from pyswarm.cli.context import Context, save_context
+                from pyswarm.common.context import Context, save_context
 
                 save_context(Context("default", address, str(state_dir / "client")))
             print(
@@ -176,9 +167,9 @@ def _announce_unlock_key(state_dir: Path) -> None:
     """Print a new cluster's unlock key once, as docker's init --autolock does."""
     import grpc
 
-    from pyswarm.cli.context import Context
-    from pyswarm.cli.manager_client import manager_channel_for
     from pyswarm.cli.swarm_lock import print_unlock_key
+    from pyswarm.common.context import Context
+    from pyswarm.common.manager_client import manager_channel_for
     from pyswarm.common.rpc_errors import describe
     from pyswarm.manager.server import read_endpoint
     from pyswarm.proto import seal_pb2, seal_pb2_grpc
@@ -200,8 +191,8 @@ def join_token(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the token")] = False,
 ) -> None:
     """Show (or rotate) the token a new node joins with."""
-    from pyswarm.cli.context import current
-    from pyswarm.cli.manager_client import control
+    from pyswarm.common.context import current
+    from pyswarm.common.manager_client import control
     from pyswarm.proto import control_pb2, types_pb2
 
     roles = {"worker": types_pb2.NodeSpec.WORKER, "manager": types_pb2.NodeSpec.MANAGER}

@@ -41,7 +41,7 @@ def _seconds(ts: Any) -> float:
 
 
 def _ports_text(container: types_pb2.Container) -> str:
-    from pyswarm.agent.runtime.network.publish_spec import format_port
+    from pyswarm.common.publish import format_port
 
     return ", ".join(format_port(port) for port in container.ports)
 
@@ -232,7 +232,7 @@ def _create_request(
     pids_limit: int, rm: bool, network: str, interactive: bool, tty: bool,
     entrypoint: str | None, read_only: bool, userns: bool,
 ) -> agent_pb2.CreateContainerRequest:  # fmt: skip
-    from pyswarm.agent.runtime.network.ports import parse_publish
+    from pyswarm.common.publish import parse_publish
 
     modes = {"bridge": 0, "default": 0, "host": 1, "none": 2}
     if network not in modes:

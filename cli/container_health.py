@@ -6,16 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from pyswarm.cli.parse import CliInputError
-from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.durations import parse_duration_ns
 from pyswarm.proto import types_pb2
 
 
 def _duration(text: str, flag: str) -> int:
     if not text:
         return 0
-    nanoseconds = go_duration_ns(text)
-    if nanoseconds is None:
-        raise CliInputError(f'invalid argument "{text}" for "{flag}": not a duration', field=flag)
+    nanoseconds = parse_duration_ns(text, flag)
     if 0 < nanoseconds < 10**6 or nanoseconds < 0:
         raise CliInputError(f"{flag} cannot be less than 1ms", field=flag)
     return nanoseconds

@@ -31,7 +31,7 @@ def up(
 ) -> None:
     """Create N hosts (network namespaces on one bridge), etcd and a manager on the first,
     and an agent on each; make the lab the current context."""
-    from pyswarm.cli.context import Context, save_context
+    from pyswarm.common.context import Context, save_context
     from pyswarm.lab.launcher import Lab
 
     lab = Lab(name, subnet)
@@ -56,7 +56,7 @@ def up(
 @app.command("down")
 def down(name: NameOption = "pslab") -> None:
     """Remove everything the lab made: processes, containers, hosts, bridge, state."""
-    from pyswarm.cli.context import remove_context
+    from pyswarm.common.context import remove_context
     from pyswarm.lab.launcher import Lab
 
     Lab(name).down(progress=_say)
@@ -68,19 +68,21 @@ def down(name: NameOption = "pslab") -> None:
 def status(name: NameOption = "pslab") -> None:
     """The lab's hosts and whether their processes run."""
     from pyswarm.cli.output import print_table
-    from pyswarm.lab.launcher import _alive
+    from pyswarm.lab.launcher import process_alive
     from pyswarm.lab.state import LabState
 
     state = LabState.load(name)
     if state is None:
         print(f"lab {name} is not up")
         raise typer.Exit(1)
-    rows = [[n.name, n.address, "running" if _alive(n.agent_pid) else "stopped", n.netns]
-            for n in state.nodes]  # fmt: skip
-    print(f"manager {state.manager_addr}: {'running' if _alive(state.manager_pid) else 'stopped'}")
+
+    def running(pid: int) -> str:
+        return "running" if process_alive(pid) else "stopped"
+
+    rows = [[n.name, n.address, running(n.agent_pid), n.netns] for n in state.nodes]
+    print(f"manager {state.manager_addr}: {running(state.manager_pid)}")
     if state.registry_addr:
-        running = "running" if _alive(state.registry_pid) else "stopped"
-        print(f"registry {state.registry_addr}: {running}")
+        print(f"registry {state.registry_addr}: {running(state.registry_pid)}")
     print_table(["NODE", "ADDRESS", "AGENT", "NETNS"], rows)
 
 

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from pyswarm.cli import client, context
+from pyswarm.cli import client
+from pyswarm.common import context
 
 GROUPS = {
     "container": "pyswarm.cli.container",

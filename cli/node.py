@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from pyswarm.cli.manager_client import control
 from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
+from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
 
 app = typer.Typer(help="Manage the cluster's nodes.", no_args_is_help=True)

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from pyswarm.cli.errors import apply_each, expect_failure_code
-from pyswarm.cli.manager_client import control
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
 from pyswarm.cli.service_spec import (
@@ -35,6 +34,7 @@ from pyswarm.cli.service_update import (
     print_update_config,
     print_update_status,
 )
+from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
 
 app = typer.Typer(help="Manage services across the cluster.", no_args_is_help=True)

@@ -19,6 +19,7 @@ import typer
 
 from pyswarm.cli.parse import CliInputError
 from pyswarm.cli.service import app
+from pyswarm.common.durations import InvalidDuration, parse_duration_ns
 
 if TYPE_CHECKING:
     from pyswarm.proto import dispatcher_pb2
@@ -29,18 +30,16 @@ SHORT_ID = 12
 def parse_since(text: str, now: float | None = None) -> int:
     """docker's --since: a unix timestamp, an RFC 3339 date or a duration before now
     (10m, 1h, 90s); nanoseconds since the epoch. '' is 0 (from the start)."""
-    from pyswarm.cli.cluster import parse_duration
-
     if not text:
         return 0
     if text.replace(".", "", 1).isdigit():
         return round(float(text) * 1e9)
     try:
-        seconds = parse_duration(text, "--since")
-    except CliInputError:
+        ago_ns = parse_duration_ns(text, "--since")
+    except InvalidDuration:
         pass
     else:
-        return round(((time.time() if now is None else now) - seconds) * 1e9)
+        return round((time.time() if now is None else now) * 1e9) - ago_ns
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -92,7 +91,7 @@ def logs(
     raw: Annotated[bool, typer.Option("--raw", help="Lines only, no context column")] = False,
 ) -> None:
     """Show the logs of a service or a task, from every node."""
-    from pyswarm.cli.manager_client import control
+    from pyswarm.common.manager_client import control
     from pyswarm.proto import control_pb2, dispatcher_pb2
 
     request = control_pb2.ServiceLogsRequest(

@@ -9,54 +9,15 @@ from dataclasses import dataclass
 from google.protobuf.duration_pb2 import Duration
 
 from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env
+from pyswarm.common.durations import parse_duration_ns
+from pyswarm.common.publish import parse_service_publish
 from pyswarm.proto import types_pb2
 
-_PROTOCOLS = {"tcp": types_pb2.PortConfig.TCP, "udp": types_pb2.PortConfig.UDP}
-_MODES = {"ingress": types_pb2.PortConfig.INGRESS, "host": types_pb2.PortConfig.HOST}
 _CONDITIONS = {
     "any": types_pb2.RestartPolicy.ANY,
     "none": types_pb2.RestartPolicy.NONE,
     "on-failure": types_pb2.RestartPolicy.ON_FAILURE,
 }
-
-
-def _port_number(text: str, spec: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise CliInputError(f'invalid port "{text}" in "{spec}"', field="--publish")
-    return int(text)
-
-
-def parse_service_port(spec: str) -> types_pb2.PortConfig:
-    """`8080:80`, `80`, `8080:80/udp`, or `published=8080,target=80,protocol=udp,mode=host`."""
-    port = types_pb2.PortConfig()
-    if "=" in spec:
-        fields = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
-        unknown = set(fields) - {"published", "target", "protocol", "mode"}
-        if unknown:
-            raise CliInputError(
-                f'invalid field "{sorted(unknown)[0]}" in "{spec}"', field="--publish"
-            )
-        if "target" not in fields:
-            raise CliInputError(f'missing target port in "{spec}"', field="--publish")
-        port.target_port = _port_number(fields["target"], spec)
-        port.published_port = _port_number(fields.get("published", "0"), spec)
-        protocol, mode = fields.get("protocol", "tcp"), fields.get("mode", "ingress")
-    else:
-        body, _, protocol = spec.partition("/")
-        protocol = protocol or "tcp"
-        mode = "ingress"
-        published, sep, target = body.rpartition(":")
-        port.target_port = _port_number(target, spec)
-        port.published_port = _port_number(published, spec) if sep else 0
-    if protocol not in _PROTOCOLS:
-        raise CliInputError(f'invalid protocol "{protocol}" in "{spec}"', field="--publish")
-    if mode not in _MODES:
-        raise CliInputError(f'invalid publish mode "{mode}" in "{spec}"', field="--publish")
-    if port.target_port == 0:
-        raise CliInputError(f'invalid target port in "{spec}"', field="--publish")
-    port.protocol = _PROTOCOLS[protocol]
-    port.publish_mode = _MODES[mode]
-    return port
 
 
 def build_service_spec(
@@ -104,7 +65,7 @@ def build_service_spec(
         getattr(spec, "global").SetInParent()  # `global` is a Python keyword
     else:
         spec.replicated.replicas = 1 if replicas is None else replicas
-    spec.endpoint.ports.extend(parse_service_port(p) for p in publish)
+    spec.endpoint.ports.extend(parse_service_publish(p) for p in publish)
     return spec
 
 
@@ -160,19 +121,13 @@ def _invalid(value: str, flag: str, why: str) -> CliInputError:
 
 
 def _duration(value: str, flag: str) -> Duration:
-    from pyswarm.cli.cluster import parse_duration
-
-    try:
-        seconds = parse_duration(value, flag)
-    except CliInputError:
-        raise _invalid(value, flag, "invalid duration (e.g. 10s, 500ms, 1m)") from None
     duration = Duration()
-    duration.FromNanoseconds(round(seconds * 1e9))
+    duration.FromNanoseconds(parse_duration_ns(value, flag, bare_seconds=True))
     return duration
 
 
 def apply_update_flags(config: types_pb2.UpdateConfig, flags: UpdateFlags) -> None:
-    """Set the given flags on `config`; CliInputError naming the first bad one."""
+    """Set the given flags on `config`; an InvalidArgument naming the first bad one."""
     name = f"--{flags.prefix}-"
     if flags.parallelism is not None:
         if not flags.parallelism.isdigit():

@@ -14,10 +14,10 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from pyswarm.cli.manager_client import control
 from pyswarm.cli.output import print_table
 from pyswarm.cli.parse import CliInputError
 from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.manager_client import control
 
 if TYPE_CHECKING:
     from pyswarm.proto import control_pb2

@@ -29,7 +29,7 @@ def print_unlock_key(key: str) -> None:
 
 
 def set_autolock(enabled: bool) -> None:
-    from pyswarm.cli.manager_client import manager_unlock
+    from pyswarm.common.manager_client import manager_unlock
     from pyswarm.proto import seal_pb2
 
     answer = manager_unlock().UpdateAutolock(seal_pb2.UnlockAutolockRequest(autolock=enabled))
@@ -53,7 +53,7 @@ def _read_unlock_key() -> str:
 
 def unlock() -> None:
     """Unlock a locked manager (the key is read from stdin or a prompt)."""
-    from pyswarm.cli.manager_client import manager_unlock
+    from pyswarm.common.manager_client import manager_unlock
     from pyswarm.proto import seal_pb2
 
     key = _read_unlock_key()
@@ -65,7 +65,7 @@ def unlock_key(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the key")] = False,
 ) -> None:
     """Show (or rotate) the unlock key of a cluster with autolock on."""
-    from pyswarm.cli.manager_client import manager_unlock
+    from pyswarm.common.manager_client import manager_unlock
     from pyswarm.proto import seal_pb2
 
     answer = manager_unlock().GetUnlockKey(seal_pb2.UnlockKeyRequest(rotate=rotate))

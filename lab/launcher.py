@@ -55,7 +55,7 @@ def _spawn(host: LabHost, argv: list[str], log: Path, *, env: dict[str, str] | N
     return process.pid
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
@@ -79,9 +79,9 @@ def _stop_group(pid: int, timeout: float = 15.0) -> None:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not _alive(pid):
+        if not process_alive(pid):
             return
 
 
@@ -166,8 +166,8 @@ class Lab:
         )
         state.save()
         endpoint = manager_dir / "manager.json"
-        _wait(lambda: endpoint.exists() or not _alive(state.manager_pid), "the manager")
-        if not _alive(state.manager_pid):
+        _wait(lambda: endpoint.exists() or not process_alive(state.manager_pid), "the manager")
+        if not process_alive(state.manager_pid):
             raise LabError(f"the manager exited: see {self.root / 'manager.log'}")
         token = self.worker_token(manager_dir)
         for host in hosts:
@@ -214,8 +214,8 @@ class Lab:
         return Path(info.get("client_cert_dir", str(manager_dir / "client")))
 
     def worker_token(self, manager_dir: Path) -> str:
-        from pyswarm.cli.context import Context, set_host
-        from pyswarm.cli.manager_client import control_for
+        from pyswarm.common.context import Context, set_host
+        from pyswarm.common.manager_client import control_for
         from pyswarm.proto import control_pb2
 
         set_host(None)
@@ -225,8 +225,8 @@ class Lab:
         return str(stub.GetJoinTokens(control_pb2.GetJoinTokensRequest()).worker)
 
     def ready_nodes(self, state: LabState) -> int:
-        from pyswarm.cli.context import Context
-        from pyswarm.cli.manager_client import control_for
+        from pyswarm.common.context import Context
+        from pyswarm.common.manager_client import control_for
         from pyswarm.proto import control_pb2, types_pb2
 
         try:
@@ -289,7 +289,7 @@ class Lab:
         record = self._node(state, node)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.agent_pid, sig)
-        _wait(lambda: not _alive(record.agent_pid), f"the agent on {record.name} to stop")
+        _wait(lambda: not process_alive(record.agent_pid), f"the agent on {record.name} to stop")
 
     def start_agent(self, node: str) -> None:
         """Start a node's agent again; its saved cluster state makes it rejoin as itself."""
@@ -310,7 +310,7 @@ class Lab:
         state = self._state()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(state.manager_pid, sig)
-        _wait(lambda: not _alive(state.manager_pid), "the manager to stop")
+        _wait(lambda: not process_alive(state.manager_pid), "the manager to stop")
 
     def start_manager(self) -> None:
         state = self._state()

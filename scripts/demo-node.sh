@@ -3,6 +3,7 @@
 # as a container with a published port, fetch a page through it, show `container ps`.
 # Idempotent: a second run replaces the demo container.
 set -euo pipefail
+[[ $EUID -eq 0 ]] || { echo "demo-node.sh: run as root" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"

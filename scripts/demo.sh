@@ -6,6 +6,7 @@
 # shown, and a page fetched from a replica. Idempotent: an existing demo lab is taken
 # down and built again.
 set -euo pipefail
+[[ $EUID -eq 0 ]] || { echo "demo.sh: run as root" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, strict types, then every test (as root, for real).
 set -euo pipefail
+[[ $EUID -eq 0 ]] || { echo "test.sh: run as root" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
@@ -16,7 +17,7 @@ MYPYPATH=.typecheck mypy -p pyswarm
 MYPYPATH=.typecheck mypy tests bench scripts
 
 set +e
-pytest -q -ra "$@"
+pytest -q -ra --durations=25 "$@"
 rc=$?
 set -e
 if [[ $rc == 5 ]]; then

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.agent_process import AgentProcess
-from tests.asyncio_leaks import LeakCheckingPolicy, take_reports
+from tests.harness.agent_process import AgentProcess
+from tests.harness.asyncio_leaks import LeakCheckingPolicy, take_reports
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

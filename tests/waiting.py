@@ -63,3 +63,8 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: last {last!r}")
         await asyncio.sleep(0.01)  # polling interval; the condition is what synchronises
+
+
+async def within(awaitable: Awaitable[T], timeout: float = 15.0) -> T:
+    """`awaitable`, failing the test if it takes longer than `timeout` seconds."""
+    return await asyncio.wait_for(awaitable, timeout)

@@ -7,18 +7,18 @@ status and its container) and advances it ONE state at a time, then looks again:
     ACCEPTED -> PREPARING -> (image resolved, container created) STARTING
              -> (started; healthy, if checked) RUNNING -> COMPLETE (exit 0) | FAILED (exit != 0)
 
-In PREPARING an image the store lacks is pulled from its registry (with the task's
-registry credentials, if the service was made --with-registry-auth), the task's status
-message showing the pull's progress; tasks needing the same image share one pull. An
-image that cannot be pulled is REJECTED; a start failure FAILED with the runtime's error
-and exit code; desired SHUTDOWN stops the container (the spec's grace) and reports
-SHUTDOWN; a task removed from the assignments (or desired REMOVE) has its container
-stopped and removed. States only move forward: a report older than the task's known
-state is never made. After an agent restart the manager's complete assignment carries
-each task's last known status; the worker then finds the task's container by its task id
-and reports what it sees (a running container RUNNING with its pid, an exited one with
-its real exit code) without restarting anything. Containers of tasks the manager no
-longer assigns are removed once the first complete assignment has arrived.
+It reaches containers and images only through the seam in engine.py. In PREPARING an
+image the store lacks is pulled (with the task's registry credentials, if any), the
+status message showing the pull's progress. An image that cannot be pulled is REJECTED;
+a start failure FAILED with the runtime's error and exit code; desired SHUTDOWN stops
+the container (the spec's grace) and reports SHUTDOWN; a task removed from the
+assignments (or desired REMOVE) has its container stopped and removed. States only move
+forward: a report older than the task's known state is never made. After an agent
+restart the manager's complete assignment carries each task's last known status; the
+worker then finds the task's container by its task id and reports what it sees (a
+running container RUNNING with its pid, an exited one with its real exit code) without
+restarting anything. Containers of tasks the manager no longer assigns are removed once
+the first complete assignment has arrived.
 
 Status reports are coalesced per task (the latest wins: states only move forward) and
 collected by the session with `take_reports`; `report_all` queues every known status
@@ -31,13 +31,12 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Collection
+from collections.abc import Callable
 
-from pyswarm.agent.cluster.image_pull import SharedPulls, find_local
+from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
 from pyswarm.agent.engine.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.engine.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
-from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.engine.spec import now_timestamp
 from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import PyswarmError
@@ -48,6 +47,7 @@ log = logging.getLogger(__name__)
 State = types_pb2.TaskState
 Container = types_pb2.Container
 RETRY_DELAY_S = 1.0
+StatusObserver = Callable[[str, types_pb2.TaskStatus], None]
 
 
 class _Next(enum.Enum):
@@ -58,18 +58,24 @@ class _Next(enum.Enum):
 
 
 class TaskExecutor:
-    """Runs assigned tasks through `containers`; see the module docstring.
+    """Runs assigned tasks through `containers` and `images` (the seam in engine.py);
+    see the module docstring.
 
     `assign` is called by the session (COMPLETE, then INCREMENTAL assignments); `run`
     owns the per-task workers until `stop`. Stopping leaves containers running.
+    `observer`, if given, sees every status as it is made, before coalescing.
     """
 
     def __init__(
-        self, containers: ContainerEngine, *, insecure_registries: Collection[str] = ()
+        self,
+        containers: TaskContainers,
+        images: TaskImages,
+        *,
+        observer: StatusObserver | None = None,
     ) -> None:
         self._containers = containers
-        self._insecure_registries = tuple(insecure_registries)
-        self._pulls: SharedPulls | None = None
+        self._images = images
+        self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
         self._status: dict[str, types_pb2.TaskStatus] = {}
         self._changed: dict[str, asyncio.Event] = {}
@@ -192,6 +198,8 @@ class TaskExecutor:
         if exit_code is not None:
             status.container.exit_code = exit_code
         self._status[task_id] = status
+        if self._observer is not None:
+            self._observer(task_id, status)
         if task_id in self._tasks:
             self._outbox[task_id] = status
             self.reports_pending.set()
@@ -333,14 +341,11 @@ class TaskExecutor:
         assignment changed during the pull (look again; the pull goes on for whoever
         needs it next).
         """
-        reference = task.spec.container.image
-        store = self._containers.images
+        reference, why = task.spec.container.image, ""
         try:
-            found = await asyncio.to_thread(find_local, store, reference)
+            found = await self._images.find(reference)
             if found:
                 return found
-            if self._pulls is None:
-                self._pulls = SharedPulls(store, insecure=self._insecure_registries)
             auth = task.spec.container.registry_auth
             credentials = Credentials(auth.username, auth.password) if auth.username else None
             self._report(task.id, State.PREPARING, f"pulling {reference}")
@@ -348,7 +353,7 @@ class TaskExecutor:
             def progress(line: str) -> None:
                 self._report(task.id, State.PREPARING, line, level=logging.DEBUG)
 
-            pulling = asyncio.ensure_future(self._pulls.pull(reference, credentials, progress))
+            pulling = asyncio.ensure_future(self._images.pull(reference, credentials, progress))
             changed = asyncio.ensure_future(self._changed[task.id].wait())
             try:
                 await asyncio.wait({pulling, changed}, return_when=asyncio.FIRST_COMPLETED)
@@ -359,18 +364,14 @@ class TaskExecutor:
             if pulling.cancelled():
                 return None
             pulling.result()
-            found = await asyncio.to_thread(find_local, store, reference)
+            found = await self._images.find(reference)
         except Exception as err:  # the registry's or the store's: the task cannot run
-            why = err.message if isinstance(err, PyswarmError) else str(err)
-            self._reject(task, f"No such image: {reference}: {why}")
-            return ""
+            found, why = None, f": {err.message if isinstance(err, PyswarmError) else err}"
         if not found:
-            self._reject(task, f"No such image: {reference}")
+            rejected = f"No such image: {reference}{why}"
+            self._report(task.id, State.REJECTED, "preparing", err=rejected)
             return ""
         return found
-
-    def _reject(self, task: types_pb2.Task, err: str) -> None:
-        self._report(task.id, State.REJECTED, "preparing", err=err)
 
     async def _start(self, task: types_pb2.Task, container: Container, state: int) -> _Next:
         if state < State.STARTING:

@@ -11,6 +11,8 @@ downloading again, and every waiting task sees its progress.
 
 `PullSummary` folds the per-layer progress events into one line for a task's status
 message: "pulling REF: 1/3 layers, 1.2MB/3.4MB" (`pull` announces every layer first).
+
+`NodeImages` is what the task executor gets of all this (its `TaskImages` seam).
 """
 
 from __future__ import annotations
@@ -228,3 +230,19 @@ class SharedPulls:
         line = job.summary.line()
         for listener in list(job.listeners):
             listener(line)
+
+
+class NodeImages:
+    """The executor's `TaskImages` on this node: the image store, pulls shared by tasks."""
+
+    def __init__(self, store: ImageStore, *, insecure: Collection[str] = ()) -> None:
+        self._store = store
+        self._pulls = SharedPulls(store, insecure=insecure)
+
+    async def find(self, reference: str) -> str | None:
+        return await asyncio.to_thread(find_local, self._store, reference)
+
+    async def pull(
+        self, reference: str, credentials: Credentials | None, progress: Listener
+    ) -> None:
+        await self._pulls.pull(reference, credentials, progress)

@@ -13,7 +13,9 @@ import asyncio
 import dataclasses
 import logging
 
+from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
+from pyswarm.agent.cluster.image_pull import NodeImages
 from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
@@ -68,9 +70,10 @@ class ClusterMode:
             self.executor.stop()
 
     async def run(self, containers: ContainerEngine) -> None:
-        self.executor = TaskExecutor(
-            containers, insecure_registries=self.config.insecure_registries
-        )
+        # Typed so that mypy checks the engine against the executor's seam here.
+        engine: TaskContainers = containers
+        images: TaskImages = NodeImages(containers.images, insecure=self.config.insecure_registries)
+        self.executor = TaskExecutor(engine, images)
         self.session.executor = self.executor
         self.session.log_publisher = LogPublisher(containers)
         if self._stopped:

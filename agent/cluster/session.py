@@ -164,7 +164,7 @@ class AgentSession:
         request = dispatcher_pb2.RegisterRequest(
             description=node_description(self.state.hostname or None),
             addr=self.state.advertise_addr,
-            metrics_addr=_reachable(self.state.metrics_addr, self.state.advertise_addr),
+            metrics_addr=reachable_metrics_addr(self.state.metrics_addr, self.state.advertise_addr),
         )
         return await stub.Register(request, timeout=REGISTER_TIMEOUT_S)
 
@@ -344,7 +344,7 @@ class AgentSession:
         return task.result()
 
 
-def _reachable(metrics_addr: str, advertise_addr: str) -> str:
+def reachable_metrics_addr(metrics_addr: str, advertise_addr: str) -> str:
     """The metrics address as others dial it: a wildcard host becomes the advertised one."""
     host, sep, port = metrics_addr.rpartition(":")
     if sep and host in ("", "0.0.0.0", "[::]", "::") and advertise_addr:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.durations import InvalidDuration, parse_duration_ns
 from pyswarm.images.build.dockerfile import Dockerfile, Instruction, json_form
 from pyswarm.images.build.errors import BuildError
 from pyswarm.images.build.words import expand, split_words
@@ -210,10 +210,10 @@ def key_values(
 
 def duration_ns(text: str, flag: str, where: str) -> int:
     """Go's duration syntax (`30s`, `1m30s`, `500ms`) in nanoseconds."""
-    total = go_duration_ns(text)
-    if total is None:
-        raise BuildError(f"HEALTHCHECK --{flag}: invalid duration {text!r}", where=where)
-    return total
+    try:
+        return parse_duration_ns(text, f"HEALTHCHECK --{flag}")
+    except InvalidDuration as err:
+        raise BuildError(err.message, where=where) from None
 
 
 def healthcheck(instruction: Instruction, escape: str, where: str) -> types_pb2.HealthConfig:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.lab_harness import LabCluster
+from tests.harness.lab import LabCluster
 
 
 @pytest.fixture(scope="package")

@@ -16,7 +16,7 @@ from functools import partial
 
 import pytest
 
-from tests.e2e.lab_harness import NODES, LabCluster
+from tests.harness.lab import NODES, LabCluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

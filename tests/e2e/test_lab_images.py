@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.lab_harness import NODES, LabCluster
+from tests.harness.lab import NODES, LabCluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.e2e.lab_harness import LabCluster
+from tests.harness.lab import LabCluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

@@ -17,7 +17,7 @@ from cryptography import x509
 from pyswarm.common.node_identity import NodeIdentity, key_id_hex
 from pyswarm.common.tls import MANAGER_CHANNEL_OPTIONS, identity_channel_credentials
 from pyswarm.proto import control_pb2, control_pb2_grpc
-from tests.e2e.lab_harness import NODES, LabCluster
+from tests.harness.lab import NODES, LabCluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

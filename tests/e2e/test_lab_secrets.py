@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.lab_harness import LabCluster
+from tests.harness.lab import LabCluster
 
 PLAIN_RANGE = """
 import sys, urllib.request, urllib.error

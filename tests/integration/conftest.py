@@ -11,13 +11,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.manager.store import EmbeddedEtcd
-from tests.registry_process import RegistryProcess
+from tests.harness.etcd import running_etcd
+from tests.harness.registry_process import RegistryProcess
+from tests.harness.supervisor import SupervisorHarness
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -53,55 +53,6 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-class SupervisorHarness:
-    """A running supervisor on a private root and socket, plus helpers to build
-    container specs over the busybox rootfs with their own cgroups."""
-
-    def __init__(self, base: Path, socket_path: Path, lower: Path, cgroup_parent: str) -> None:
-        from pyswarm.agent.runtime.cgroups import CgroupManager
-        from pyswarm.agent.runtime.container import SupervisorClient
-
-        self.base = base
-        self.root = base / "supervisor"
-        self.socket_path = socket_path
-        self.lower = lower
-        self.cgroups = CgroupManager(cgroup_parent)
-        self.client = SupervisorClient(socket_path)
-        self._count = 0
-
-    def spec(self, *args: str, limits: Any = None, **fields: Any) -> Any:
-        """A RuntimeSpec running `args` in a fresh container (unique id and dirs)."""
-        from pyswarm.proto import runtime_pb2, types_pb2
-
-        self._count += 1
-        cid = f"c{self._count}-{uuid.uuid4().hex[:8]}"
-        directory = self.base / "containers" / cid
-        directory.mkdir(parents=True)
-        cgroup_dirs = self.cgroups.create(cid, limits or types_pb2.Resources())
-        spec = runtime_pb2.RuntimeSpec(
-            id=cid,
-            args=list(args),
-            env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            cwd="/",
-            hostname=cid[:12],
-            rootfs=runtime_pb2.OverlayRootfs(
-                lower_dirs=[str(self.lower)],
-                upper_dir=str(directory / "upper"),
-                work_dir=str(directory / "work"),
-                merged_dir=str(directory / "rootfs"),
-            ),
-            cgroup_dirs=cgroup_dirs,
-            log_path=str(directory / "log.json"),
-            capabilities=list(DEFAULT_CAPABILITIES),
-        )
-        for name, value in fields.items():
-            if isinstance(value, list):
-                getattr(spec, name).extend(value)
-            else:
-                setattr(spec, name, value)
-        return spec
-
-
 @pytest.fixture
 def supervisor(tmp_path: Path, busybox_rootfs: Path) -> Iterator[SupervisorHarness]:
     """A real supervisor; teardown kills its containers and removes their cgroups."""
@@ -125,8 +76,6 @@ def supervisor(tmp_path: Path, busybox_rootfs: Path) -> Iterator[SupervisorHarne
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
     """A real etcd (the Debian etcd-server binary) on free loopback ports, TLS only."""
-    from tests.etcd_harness import running_etcd
-
     with running_etcd(tmp_path) as member:
         yield member
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pyswarm.manager.store import TASKS, EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
-from tests.etcd_harness import etcd_client
-from tests.manager_runner import manager_under_test
+from tests.harness.etcd import etcd_client
+from tests.harness.manager_runner import manager_under_test
 from tests.waiting import eventually
 
 REPLICAS = 500

@@ -27,8 +27,8 @@ from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.ca.authority import CLOCK_SKEW, NODE_LIFETIME
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
-from tests.agent_process import AgentProcess
-from tests.certificate_harness import (
+from tests.harness.agent_process import AgentProcess
+from tests.harness.certificates import (
     Manager,
     RunningExecutor,
     agent_session,

@@ -16,7 +16,7 @@ import grpc
 from pyswarm.common.node_identity import MANAGER, WORKER, NodeIdentity, Role
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
-from tests.certificate_harness import (
+from tests.harness.certificates import (
     Manager,
     agent_session,
     expect_error,

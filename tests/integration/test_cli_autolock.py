@@ -14,8 +14,8 @@ from pathlib import Path
 from pyswarm.manager.seal import WrongUnlockKey
 from pyswarm.manager.seal.keyfile import is_locked, open_key_file, read_key_file
 from pyswarm.manager.store import EmbeddedEtcd
-from tests.etcd_harness import init_etcd_args
-from tests.integration.test_manager_harness import (
+from tests.harness.etcd import init_etcd_args
+from tests.harness.manager import (
     RunningManager,
     locked_manager,
     manager_config,

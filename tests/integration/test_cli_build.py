@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_process import AgentProcess
+from tests.harness.agent_process import AgentProcess
 
 pytestmark = pytest.mark.root
 

@@ -14,8 +14,8 @@ import pytest
 from pyswarm.images import oci
 from pyswarm.images.digest import sha256_bytes
 from pyswarm.images.registry import Manifest, RegistryClient
-from tests.agent_process import AgentProcess
-from tests.registry_process import RegistryProcess
+from tests.harness.agent_process import AgentProcess
+from tests.harness.registry_process import RegistryProcess
 
 pytestmark = pytest.mark.root
 

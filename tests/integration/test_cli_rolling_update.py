@@ -16,14 +16,8 @@ import pytest
 
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
-from tests.integration.test_manager_harness import RunningManager, manager_config, running_manager
-from tests.integration.test_rolling_update import (
-    BAD,
-    NEW,
-    OLD,
-    all_running,
-    with_agents,
-)
+from tests.harness.fleet import BAD, NEW, OLD, all_running, with_agents
+from tests.harness.manager import RunningManager, manager_config, running_manager
 from tests.waiting import eventually
 
 Status = types_pb2.UpdateStatus

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.agent_process import AgentProcess
+from tests.harness.agent_process import AgentProcess
 
 pytestmark = pytest.mark.root
 

@@ -10,7 +10,7 @@ import pytest
 from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES, capability_mask
 from pyswarm.agent.runtime.container.logs import read_log
 from pyswarm.proto import runtime_pb2, types_pb2
-from tests.integration.conftest import SupervisorHarness
+from tests.harness.supervisor import SupervisorHarness
 
 pytestmark = pytest.mark.root
 

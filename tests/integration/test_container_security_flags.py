@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from pyswarm.agent.runtime.container.capabilities import CAPABILITIES, capability_mask
-from tests.agent_process import AgentProcess
+from tests.harness.agent_process import AgentProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

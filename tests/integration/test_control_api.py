@@ -25,24 +25,16 @@ from pyswarm.manager.seal import SealingCodec
 from pyswarm.manager.seal.keyfile import open_key_file, read_key_file
 from pyswarm.manager.store import CLUSTERS, EmbeddedEtcd, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, types_pb2
-from tests.etcd_harness import etcd_client
-from tests.integration.test_manager_harness import (
-    FakeAgent,
+from tests.harness.etcd import etcd_client
+from tests.harness.fake_agent import FakeAgent
+from tests.harness.manager import (
     RunningManager,
+    expect_error,
     manager_config,
     replicated_spec,
     running_manager,
 )
 from tests.waiting import eventually
-
-
-async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as err:
-        assert err.code() == code, (err.code(), err.details())
-        return err
-    raise AssertionError(f"expected {code}")
 
 
 def field_of(err: grpc.aio.AioRpcError) -> str:

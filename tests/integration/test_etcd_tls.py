@@ -26,7 +26,7 @@ from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.ca.etcd_authority import EtcdCA
 from pyswarm.manager.store import EmbeddedEtcd, EtcdClient, EtcdClientTLS, StoreUnavailable
 from pyswarm.manager.store.etcd_client import PutOp
-from tests.etcd_harness import client_tls, new_etcd
+from tests.harness.etcd import client_tls, new_etcd
 
 SECRET_KEY = b"/pyswarm/v1/clusters/probe"
 SECRET_VALUE = b"root-ca-key-stand-in"

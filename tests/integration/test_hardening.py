@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from pyswarm.agent.runtime.container.capabilities import bounding_set
-from tests.agent_process import AgentProcess
-from tests.bpf_probe import write_probe
+from tests.harness.agent_process import AgentProcess
+from tests.harness.bpf_probe import write_probe
 
 pytestmark = pytest.mark.root
 

@@ -27,8 +27,8 @@ from pyswarm.images.decompression import MIN_UNCOMPRESSED_LIMIT, DecompressionBo
 from pyswarm.images.registry import RegistryClient, pull
 from pyswarm.images.registry.errors import BlobTooLarge
 from pyswarm.images.testing import ArchiveImage, digest, directory, file, layer_tar
-from tests import static_registry
-from tests.static_registry import StaticRegistry, serve_image
+from tests.harness import static_registry
+from tests.harness.static_registry import StaticRegistry, serve_image
 
 LAYER = layer_tar([directory("etc"), file("etc/os-release", b"bounded\n")], compress=True)
 GOOD = Credentials(static_registry.USER, static_registry.SECRET)

@@ -4,35 +4,18 @@ which nodes a subscription waits for (a down node is a warning, a silent one too
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pyswarm.manager.dispatcher.liveness import Liveness
 from pyswarm.manager.logbroker.broker import LogBroker
 from pyswarm.manager.logbroker.feed import SubscriptionFeed
 from pyswarm.manager.logbroker.subscriptions import held_subscription
-from pyswarm.manager.store import NODES, TASKS, Cache, EmbeddedEtcd, EtcdClient, Store
+from pyswarm.manager.store import NODES, TASKS, EmbeddedEtcd, Store
 from pyswarm.proto import control_pb2, dispatcher_pb2, types_pb2
-from tests.etcd_harness import etcd_client
-from tests.waiting import eventually
+from tests.harness.etcd import etcd_client, synced_cache
+from tests.waiting import eventually, within
 
 SERVICE = "svc"
-
-
-async def within(awaitable: object, seconds: float = 20.0) -> object:
-    return await asyncio.wait_for(awaitable, seconds)  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running_cache(client: EtcdClient) -> AsyncIterator[Cache]:
-    cache = Cache(client)
-    runner = asyncio.create_task(cache.run())
-    try:
-        await within(cache.synced.wait())
-        yield cache
-    finally:
-        cache.stop()
-        await within(runner)
 
 
 async def next_of(
@@ -89,7 +72,7 @@ def test_without_follow_a_subscription_waits_for_live_nodes_only(etcd: EmbeddedE
             await add_node(store, "a", types_pb2.NodeStatus.READY, live=True)
             await add_node(store, "b", types_pb2.NodeStatus.READY, live=True)  # silent
             await add_node(store, "c", types_pb2.NodeStatus.DOWN, live=False)
-            async with running_cache(client) as cache:
+            async with synced_cache(client) as cache:
                 await eventually(lambda: len(cache.list(TASKS)) == 3, what="the tasks cached")
                 broker = LogBroker(client, cache, "127.0.0.1:1", stall_timeout=1.0)
                 feed = SubscriptionFeed(client)

@@ -11,7 +11,7 @@ from pyswarm.manager.logbroker.subscriptions import subscription_key
 from pyswarm.manager.store import EmbeddedEtcd, EtcdClient
 from pyswarm.manager.store.etcd_client import PutOp
 from pyswarm.proto import dispatcher_pb2
-from tests.etcd_harness import etcd_client
+from tests.harness.etcd import etcd_client
 from tests.waiting import eventually
 
 

@@ -9,13 +9,8 @@ from pathlib import Path
 
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2
-from tests.integration.test_manager_harness import (
-    FakeAgent,
-    RunningManager,
-    manager_config,
-    replicated_spec,
-    running_manager,
-)
+from tests.harness.fake_agent import FakeAgent
+from tests.harness.manager import RunningManager, manager_config, replicated_spec, running_manager
 from tests.waiting import eventually
 
 

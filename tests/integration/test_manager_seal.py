@@ -25,10 +25,10 @@ from pyswarm.manager.seal.keyfile import is_locked, key_file_path, read_key_file
 from pyswarm.manager.seal.startup import seal_cluster_at_rest
 from pyswarm.manager.store import CLUSTERS, SERVICES, TASKS, EmbeddedEtcd, Store
 from pyswarm.proto import control_pb2, control_pb2_grpc, seal_pb2, seal_pb2_grpc, types_pb2
-from tests.etcd_harness import etcd_client
-from tests.etcd_raw import raw_values
-from tests.integration.test_manager_harness import (
-    FakeAgent,
+from tests.harness.etcd import etcd_client
+from tests.harness.etcd_raw import raw_values
+from tests.harness.fake_agent import FakeAgent
+from tests.harness.manager import (
     RunningManager,
     locked_manager,
     manager_config,

@@ -25,10 +25,10 @@ from pyswarm.agent.runtime.network import (
     PortInUse,
     Sandbox,
     links,
-    parse_publish,
     veth_name,
 )
 from pyswarm.common.errors import AlreadyExists
+from pyswarm.common.publish import parse_publish
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

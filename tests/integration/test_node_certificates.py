@@ -35,12 +35,7 @@ from pyswarm.proto import (
     dispatcher_pb2_grpc,
     types_pb2,
 )
-from tests.integration.test_control_api import expect_error
-from tests.integration.test_manager_harness import (
-    RunningManager,
-    manager_config,
-    running_manager,
-)
+from tests.harness.manager import RunningManager, expect_error, manager_config, running_manager
 from tests.waiting import eventually
 
 

@@ -40,9 +40,9 @@ from pyswarm.images.testing import (
 )
 from pyswarm.proto import types_pb2
 from pyswarm.proto.types_pb2 import Image
-from tests import static_registry
-from tests.registry_process import RegistryProcess
-from tests.static_registry import Request, StaticRegistry, serve_image
+from tests.harness import static_registry
+from tests.harness.registry_process import RegistryProcess
+from tests.harness.static_registry import Request, StaticRegistry, serve_image
 
 BASE = layer_tar([directory("etc"), file("etc/os-release", b"base\n")], compress=True)
 MIDDLE = layer_tar([directory("app"), file("app/run.sh", b"#!/bin/sh\n" * 50)], compress=True)

@@ -23,7 +23,7 @@ from pyswarm.images.testing import (
     layer_tar,
     oci_archive,
 )
-from tests.static_registry import SECRET, USER, Request, StaticRegistry, serve_image
+from tests.harness.static_registry import SECRET, USER, Request, StaticRegistry, serve_image
 
 GOOD = Credentials(USER, SECRET)
 BASE = layer_tar([directory("etc"), file("etc/hostname", b"tokens\n")], compress=True)

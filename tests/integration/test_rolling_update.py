@@ -11,44 +11,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from pyswarm.manager.store import TASKS, EmbeddedEtcd, StoreEvent
-from pyswarm.proto import control_pb2, dispatcher_pb2, types_pb2
-from tests.etcd_harness import running_cache
-from tests.integration.test_manager_harness import (
-    FakeAgent,
-    RunningManager,
-    manager_config,
-    replicated_spec,
-    running_manager,
+from pyswarm.proto import control_pb2, types_pb2
+from tests.harness.etcd import running_cache
+from tests.harness.fleet import (
+    BAD,
+    NEW,
+    OLD,
+    FailingAgent,
+    all_running,
+    get_service,
+    running_images,
+    with_agents,
 )
+from tests.harness.manager import RunningManager, manager_config, replicated_spec, running_manager
 from tests.waiting import eventually
 
-OLD, NEW, BAD = "busybox:1", "busybox:2", "busybox:bad"
 Config = types_pb2.UpdateConfig
 Status = types_pb2.UpdateStatus
 Scenario = Callable[[RunningManager, list["FailingAgent"]], Awaitable[None]]
-
-
-class FailingAgent(FakeAgent):
-    """A fake agent on which the image BAD fails at once (exit status 1)."""
-
-    def _assigned(
-        self,
-        assignments: dispatcher_pb2.Assignments,
-        outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage],
-        session_id: str,
-    ) -> None:
-        batch = dispatcher_pb2.TaskStatusBatch()
-        for task in assignments.updated:
-            if task.spec.container.image != BAD or task.id in self.states:
-                continue
-            self.states[task.id] = types_pb2.FAILED
-            update = batch.updates.add(task_id=task.id)
-            update.status.state = types_pb2.FAILED
-            update.status.err = "exit status 1"
-            update.status.timestamp.GetCurrentTime()
-        if batch.updates:
-            outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
-        super()._assigned(assignments, outgoing, session_id)
 
 
 def paced_spec(
@@ -80,28 +60,6 @@ def run_cluster(tmp_path: Path, etcd: EmbeddedEtcd, scenario: Scenario, *, agent
     asyncio.run(body())
 
 
-async def with_agents(
-    manager: RunningManager,
-    tmp_path: Path,
-    count: int,
-    body: Callable[[list[FailingAgent]], Awaitable[None]],
-) -> None:
-    fleet = [FailingAgent(f"node{i}", tmp_path / f"agent{i}") for i in range(count)]
-    try:
-        for agent in fleet:
-            await agent.join(manager)
-            agent.start()
-        await body(fleet)
-    finally:
-        for agent in fleet:
-            await agent.stop()
-
-
-async def get_service(manager: RunningManager, name: str) -> types_pb2.Service:
-    async with manager.control() as control:
-        return await control.GetService(control_pb2.GetServiceRequest(service_id=name), timeout=10)
-
-
 async def set_image(manager: RunningManager, name: str, image: str) -> None:
     service = await get_service(manager, name)
     spec = types_pb2.ServiceSpec()
@@ -117,30 +75,9 @@ async def set_image(manager: RunningManager, name: str, image: str) -> None:
         )  # fmt: skip
 
 
-async def running_images(manager: RunningManager, name: str) -> list[str]:
-    async with manager.control() as control:
-        tasks = await control.ListTasks(
-            control_pb2.ListTasksRequest(service_id=name, running_only=True), timeout=10
-        )
-    return sorted(
-        t.spec.container.image
-        for t in tasks.tasks
-        if t.desired_state == types_pb2.RUNNING and t.status.state == types_pb2.RUNNING
-    )
-
-
 def reaches(manager: RunningManager, name: str, state: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return (await get_service(manager, name)).update_status.state == state
-
-    return check
-
-
-def all_running(
-    manager: RunningManager, name: str, image: str, count: int
-) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return await running_images(manager, name) == [image] * count
 
     return check
 

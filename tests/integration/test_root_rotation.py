@@ -18,7 +18,7 @@ from pyswarm.common.node_identity import NodeIdentity, issuer_key_id_hex, key_id
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, dispatcher_pb2, dispatcher_pb2_grpc
-from tests.certificate_harness import (
+from tests.harness.certificates import (
     Manager,
     agent_session,
     expect_error,

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from pyswarm.proto import agent_pb2, agent_pb2_grpc, types_pb2
-from tests.agent_process import AgentProcess
+from tests.harness.agent_process import AgentProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

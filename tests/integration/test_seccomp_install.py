@@ -15,7 +15,7 @@ from pyswarm.agent.runtime.container.capabilities import DEFAULT_CAPABILITIES
 from pyswarm.agent.runtime.container.logs import read_log
 from pyswarm.agent.runtime.container.userns import default_id_map, prepare_writable_layer
 from pyswarm.agent.runtime.seccomp import seccomp_filter
-from tests.integration.conftest import SupervisorHarness
+from tests.harness.supervisor import SupervisorHarness
 
 pytestmark = pytest.mark.root
 

@@ -23,17 +23,18 @@ from typing import Any
 
 import pytest
 
-from pyswarm.cli.context import Context
-from pyswarm.cli.manager_client import control_for
 from pyswarm.common import credentials
+from pyswarm.common.context import Context
 from pyswarm.common.credentials import Credentials
+from pyswarm.common.manager_client import control_for
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2
-from tests.agent_process import AgentProcess
-from tests.etcd_harness import init_etcd_args, running_etcd
-from tests.etcd_raw import raw_dump
-from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
-from tests.registry_process import RegistryProcess
+from tests.harness.agent_process import AgentProcess
+from tests.harness.cluster_agent import ClusterAgent, free_port_pair
+from tests.harness.etcd import running_etcd
+from tests.harness.etcd_raw import raw_dump
+from tests.harness.manager import start_manager, stop_process
+from tests.harness.registry_process import RegistryProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -139,20 +140,6 @@ def push(pusher: AgentProcess, name: str) -> str:
     return match.group(1)
 
 
-def start_manager(root: Path, etcd: EmbeddedEtcd, port: int) -> subprocess.Popen[bytes]:
-    log = open(root / "manager.log", "ab")  # noqa: SIM115 - owned by the child
-    command = [
-        sys.executable, "-m", "pyswarm.cli.main", "init", "--no-context",
-        "--state-dir", str(root / "manager"), "--advertise-addr", "127.0.0.1",
-        "--listen-addr", f"127.0.0.1:{port}", "--join-addr", f"127.0.0.1:{port + 1}",
-        *init_etcd_args(etcd), "--heartbeat-period", "1s", "--metrics-addr", "",
-        "--insecure-registry", "127.0.0.1:5999",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    return process
-
-
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess) -> Iterator[Swarm]:
     root = tmp_path_factory.mktemp("swarm")
@@ -169,7 +156,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess) -> Iter
 
         port = free_port_pair()
         manager = start_manager(root, etcd, port)
-        stack.callback(_stop, manager)
+        stack.callback(stop_process, manager)
         node = ClusterAgent(root / "node")
         node.root.mkdir()
         swarm = Swarm(root, manager, port, node, registry, private, agent, {}, etcd)
@@ -190,16 +177,6 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess) -> Iter
             patch.setenv("PYSWARM_CONFIG", str(auth_dir))  # the pusher's CLI logs in with it
             swarm.digests["private"] = push(agent, f"{private.host}/secret/app:1")
         yield swarm
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
 
 
 def test_a_registry_image_is_pinned_pulled_once_and_run(swarm: Swarm) -> None:

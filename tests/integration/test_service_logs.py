@@ -26,9 +26,9 @@ import pytest
 
 from pyswarm.manager.logbroker.subscriptions import SUBSCRIPTIONS_PREFIX
 from pyswarm.manager.store import EmbeddedEtcd
-from tests.etcd_harness import etcd_client, running_etcd
-from tests.integration.test_agent_cluster import ClusterAgent, free_port_pair
-from tests.integration.test_service_images import _stop, start_manager
+from tests.harness.cluster_agent import ClusterAgent, free_port_pair
+from tests.harness.etcd import etcd_client, running_etcd
+from tests.harness.manager import start_manager, stop_process
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -146,7 +146,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         etcd = stack.enter_context(running_etcd(root / "etcd"))
         port = free_port_pair()
         manager = start_manager(root, etcd, port)
-        stack.callback(_stop, manager)
+        stack.callback(stop_process, manager)
         swarm = Swarm(root, etcd, port, [manager], [])
         wait_for(
             lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
@@ -318,7 +318,7 @@ def test_another_manager_gets_the_logs_through_etcd(swarm: Swarm) -> None:
             assert f"in session with 127.0.0.1:{swarm.port}" in sessions
             assert f"in session with 127.0.0.1:{port}" not in sessions
     finally:
-        _stop(manager)
+        stop_process(manager)
         swarm.managers.remove(manager)
 
 

@@ -17,13 +17,8 @@ from pyswarm.manager.store import (
     name_owner,
 )
 from pyswarm.proto import control_pb2, types_pb2
-from tests.etcd_harness import etcd_client
-from tests.integration.test_control_api import expect_error
-from tests.integration.test_manager_harness import (
-    manager_config,
-    replicated_spec,
-    running_manager,
-)
+from tests.harness.etcd import etcd_client
+from tests.harness.manager import expect_error, manager_config, replicated_spec, running_manager
 
 CONFLICT = "name conflicts with an existing object"
 

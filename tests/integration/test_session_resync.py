@@ -19,8 +19,8 @@ from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.store import TASKS, EmbeddedEtcd
 from pyswarm.proto import control_pb2, dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
-from tests.etcd_harness import etcd_client
-from tests.manager_runner import manager_under_test
+from tests.harness.etcd import etcd_client
+from tests.harness.manager_runner import manager_under_test
 from tests.waiting import eventually
 
 REPLICAS = 300

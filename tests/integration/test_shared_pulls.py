@@ -24,8 +24,8 @@ from pyswarm.images.testing import (
     layer_tar,
     oci_archive,
 )
-from tests.registry_process import RegistryProcess
-from tests.static_registry import StaticRegistry, serve_image
+from tests.harness.registry_process import RegistryProcess
+from tests.harness.static_registry import StaticRegistry, serve_image
 
 LAYERS = [
     layer_tar([directory("etc"), file("etc/os-release", b"shared\n")], compress=True),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_process import AgentProcess
+from tests.harness.agent_process import AgentProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -26,13 +26,7 @@ from pyswarm.manager.store import (
 )
 from pyswarm.manager.store.etcd_client import Compare, TxnOp, TxnResult
 from pyswarm.proto import types_pb2
-from tests.etcd_harness import client_tls, etcd_client, new_etcd, running_etcd
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    with running_etcd(tmp_path) as member:
-        yield member
+from tests.harness.etcd import client_tls, etcd_client, new_etcd
 
 
 class CountingClient(EtcdClient):

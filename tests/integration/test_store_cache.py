@@ -4,10 +4,6 @@ read-your-writes, and convergence after a gap or an etcd restart."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from pyswarm.manager.store import (
     NODES,
@@ -21,14 +17,8 @@ from pyswarm.manager.store import (
 )
 from pyswarm.manager.store.etcd_client import PutOp
 from pyswarm.proto import types_pb2
-from tests.etcd_harness import etcd_client, running_cache, running_etcd, within
-from tests.waiting import eventually
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    with running_etcd(tmp_path) as member:
-        yield member
+from tests.harness.etcd import etcd_client, running_cache
+from tests.waiting import eventually, within
 
 
 def service(object_id: str, replicas: int = 1) -> types_pb2.Service:

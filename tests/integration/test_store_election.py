@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +12,10 @@ from pyswarm.manager.store import (
     EmbeddedEtcd,
     current_leader,
 )
-from tests.etcd_harness import etcd_client, running_etcd, within
-from tests.waiting import eventually
+from tests.harness.etcd import etcd_client
+from tests.waiting import eventually, within
 
 TTL = 2  # etcd's minimum lease TTL with its default heartbeat; handover waits at most this
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    with running_etcd(tmp_path) as member:
-        yield member
 
 
 def leaders(*elections: Election) -> list[str]:

@@ -1,27 +1,20 @@
-"""EmbeddedEtcd against the real etcd binary (the harness is tests/etcd_harness.py)."""
+"""EmbeddedEtcd against the real etcd binary."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pyswarm.manager.store import EmbeddedEtcd, MemberTLS, StoreError
 from pyswarm.manager.store.etcd_client import PutOp
-from tests.etcd_harness import etcd_client, running_etcd
+from tests.harness.etcd import etcd_client
 
 
 def _tls(directory: Path) -> MemberTLS:
     return MemberTLS(directory / "ca.crt", directory / "member.crt", directory / "member.key")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
-    with running_etcd(tmp_path) as member:
-        yield member
 
 
 def test_starts_healthy_and_stops(etcd: EmbeddedEtcd) -> None:

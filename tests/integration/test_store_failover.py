@@ -19,9 +19,9 @@ from pyswarm.manager.store import (
     current_leader,
 )
 from pyswarm.proto import types_pb2
-from tests.etcd_cluster import running_etcd_cluster
-from tests.etcd_harness import client_tls, within
-from tests.waiting import eventually
+from tests.harness.etcd import client_tls
+from tests.harness.etcd_cluster import running_etcd_cluster
+from tests.waiting import eventually, within
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from pyswarm.manager.store import (
     StoreEvent,
 )
 from pyswarm.proto import types_pb2
-from tests.etcd_harness import etcd_client
+from tests.harness.etcd import etcd_client
 
 
 @contextlib.asynccontextmanager

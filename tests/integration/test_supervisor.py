@@ -17,7 +17,7 @@ import pytest
 from pyswarm.agent.runtime.container import StartError, SupervisorClient
 from pyswarm.agent.runtime.container.logs import follow_log, read_log
 from pyswarm.proto import runtime_pb2
-from tests.integration.conftest import SupervisorHarness
+from tests.harness.supervisor import SupervisorHarness, collect
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -163,21 +163,6 @@ def test_forget_drops_the_record(supervisor: SupervisorHarness) -> None:
     run(supervisor.client.forget(spec.id))
     assert spec.id not in {s.id for s in run(supervisor.client.list())}
     assert not list((supervisor.root / "containers").glob(f"{spec.id}*"))
-
-
-async def collect(session: Any) -> tuple[bytes, bytes, int, list[int]]:
-    """(stdout, stderr, exit code, pids from pid frames) of a whole stream."""
-    out, err, pids = b"", b"", []
-    code = -1
-    async for frame in session.frames():
-        out += frame.stdout
-        err += frame.stderr
-        if frame.pid:
-            pids.append(frame.pid)
-        if frame.exited:
-            code = frame.exit_code
-    await session.close()
-    return out, err, code, pids
 
 
 def test_attach_with_stdin_echoes(supervisor: SupervisorHarness) -> None:

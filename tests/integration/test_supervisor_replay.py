@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pyswarm.agent.runtime.container.logs import read_log
-from tests.integration.conftest import SupervisorHarness
+from tests.harness.supervisor import SupervisorHarness
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

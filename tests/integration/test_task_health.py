@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.proto import types_pb2
-from tests.integration.test_agent_cluster import Cluster
+from tests.harness.fake_manager import Cluster, joined_cluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -31,14 +30,8 @@ HEALTHCHECK --interval=200ms --timeout=5s --retries=2 CMD ["false"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        cluster.agent.join(cluster.tokens.worker, cluster.primary.join_address)
-        cluster.agent.cli("image", "busybox", "busybox:latest")
-        cluster.node_id = NodeIdentity.load(cluster.agent.state_dir / "cluster").node_id
+    with joined_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def _build(cluster: Cluster, root: Path, tag: str, dockerfile: str) -> None:

@@ -19,8 +19,7 @@ from pyswarm.agent.runtime.container.userns import (
     prepare_writable_layer,
 )
 from pyswarm.proto import runtime_pb2
-from tests.integration.conftest import SupervisorHarness
-from tests.integration.test_supervisor import collect
+from tests.harness.supervisor import SupervisorHarness, collect
 
 pytestmark = pytest.mark.root
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.agent_process import AgentProcess
+from tests.harness.agent_process import AgentProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root

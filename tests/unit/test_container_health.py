@@ -22,7 +22,7 @@ from pyswarm.cli.container_health import (
     health_flags,
     health_suffix,
 )
-from pyswarm.cli.parse import CliInputError
+from pyswarm.common.errors import InvalidArgument
 from pyswarm.common.healthcheck import healthcheck_document
 from pyswarm.proto import types_pb2
 
@@ -147,6 +147,6 @@ def test_health_flags_as_docker_reads_them() -> None:
         ({"retries": -2}, "--health-retries"),
         ({"disabled": True, "interval": "1s"}, "--no-healthcheck"),
     ):
-        with pytest.raises(CliInputError) as caught:
+        with pytest.raises(InvalidArgument) as caught:
             flags(**bad)
         assert caught.value.field == field

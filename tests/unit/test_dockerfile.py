@@ -72,7 +72,7 @@ def test_exec_and_shell_forms_and_flags() -> None:
         ("FROM a b\n", "Dockerfile:1: FROM requires either one or three arguments"),
         ("FROM a AS x\nFROM b AS X\n", "Dockerfile:2: duplicate name for build stage"),
         ("FROM busybox\nADD https://example.invalid/x /x\n", "Dockerfile:2: ADD https://"),
-        ("FROM busybox\nHEALTHCHECK --interval=5 CMD true\n", "invalid duration '5'"),
+        ("FROM busybox\nHEALTHCHECK --interval=5 CMD true\n", 'invalid duration "5"'),
         ("FROM busybox\nHEALTHCHECK --retries=0 CMD true\n", "--retries must be at least 1"),
         ("FROM busybox\nHEALTHCHECK NONE true\n", "HEALTHCHECK NONE takes no"),
         ("FROM busybox AS one\nCOPY --from=one a b\n", "a stage cannot copy from itself"),

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.cli.cluster import parse_duration
-from pyswarm.cli.parse import CliInputError
-from pyswarm.common.durations import go_duration_ns
+from pyswarm.common.durations import InvalidDuration, go_duration_ns, parse_duration_ns
 
 
 @pytest.mark.parametrize(
@@ -22,8 +20,18 @@ def test_not_go_durations(text: str) -> None:
     assert go_duration_ns(text) is None
 
 
-def test_cli_flags_take_compound_durations_and_plain_seconds() -> None:
-    assert parse_duration("1m30s", "--update-delay") == 90.0
-    assert parse_duration("2.5", "--update-delay") == 2.5
-    with pytest.raises(CliInputError, match="--update-delay"):
-        parse_duration("soon", "--update-delay")
+def test_flags_take_compound_durations_and_plain_seconds_only_when_asked() -> None:
+    assert parse_duration_ns("1m30s", "--update-delay") == 90 * 10**9
+    assert parse_duration_ns("2.5", "--update-delay", bare_seconds=True) == 2_500_000_000
+    with pytest.raises(InvalidDuration, match="--interval") as caught:
+        parse_duration_ns("2.5", "--interval")
+    assert caught.value.field == "--interval"
+
+
+@pytest.mark.parametrize("field", ["--update-delay", "--health-timeout", "HEALTHCHECK --interval"])
+def test_one_wording_names_the_field(field: str) -> None:
+    with pytest.raises(InvalidDuration) as caught:
+        parse_duration_ns("soon", field)
+    assert str(caught.value) == (
+        f'invalid duration "soon" for {field}: use a number and a unit, e.g. 10s, 1m30s'
+    )

@@ -10,7 +10,7 @@ import pytest
 
 from pyswarm.agent.cluster.description import memory_bytes, node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
-from pyswarm.agent.cluster.session import _reachable
+from pyswarm.agent.cluster.session import reachable_metrics_addr
 from pyswarm.agent.cluster.state import ClusterState, main_address_for_join
 from pyswarm.agent.cluster.task_container import (
     SERVICE_NAME_LABEL,
@@ -22,6 +22,7 @@ from pyswarm.agent.cluster.task_container import (
 )
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import dispatcher_pb2, types_pb2
+from tests.harness.fake_engine import FakeContainers, FakeImages
 
 State = types_pb2.TaskState
 
@@ -112,20 +113,14 @@ def test_node_description(tmp_path: Path) -> None:
 
 
 def test_a_wildcard_metrics_address_is_advertised_reachably() -> None:
-    assert _reachable("0.0.0.0:9324", "10.0.0.5") == "10.0.0.5:9324"
-    assert _reachable("127.0.0.1:9324", "10.0.0.5") == "127.0.0.1:9324"
-    assert _reachable("0.0.0.0:9324", "") == "0.0.0.0:9324"
-
-
-class NoContainers:
-    """The one ContainerEngine query `assign` makes, answered for an empty host."""
-
-    def list(self, *, all: bool) -> list[types_pb2.Container]:
-        return []
+    assert reachable_metrics_addr("0.0.0.0:9324", "10.0.0.5") == "10.0.0.5:9324"
+    assert reachable_metrics_addr("127.0.0.1:9324", "10.0.0.5") == "127.0.0.1:9324"
+    assert reachable_metrics_addr("0.0.0.0:9324", "") == "0.0.0.0:9324"
 
 
 def executor_with(task: types_pb2.Task) -> TaskExecutor:
-    executor = TaskExecutor(NoContainers())  # type: ignore[arg-type]
+    """An executor (not running: no worker moves the task) that was assigned `task`."""
+    executor = TaskExecutor(FakeContainers(), FakeImages())
     executor.assign(
         dispatcher_pb2.Assignments(kind=dispatcher_pb2.Assignments.COMPLETE, updated=[task])
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from pyswarm.cli.parse import CliInputError
 from pyswarm.cli.service_spec import UpdateFlags, apply_update_flags, docker_update_defaults
 from pyswarm.cli.service_update import go_duration
 from pyswarm.common.errors import InvalidArgument
@@ -143,7 +142,7 @@ def test_flags_set_only_what_is_given() -> None:
     ],
 )
 def test_bad_flags_name_themselves(flags: UpdateFlags) -> None:
-    with pytest.raises(CliInputError) as caught:
+    with pytest.raises(InvalidArgument) as caught:
         apply_update_flags(Config(), flags)
     assert caught.value.field.startswith(f"--{flags.prefix}-")
     assert caught.value.field in caught.value.message

@@ -1,11 +1,11 @@
 """Container networking on one host: a bridge, a veth per container, NAT and published ports.
 
 The public surface is `BridgeNetwork` (the facade the agent drives), `Sandbox` (what a
-container's network namespace holds), `parse_publish` (docker's `-p` syntax) and the
-errors. Everything else is an implementation module.
+container's network namespace holds) and the errors (docker's `-p` syntax is in
+pyswarm.common.publish). Everything else is an implementation module.
 
-Names are imported on first use, so the CLI can validate `-p` values without paying
-for pyroute2 (a fifth of a second) on every command.
+Names are imported on first use, so a caller that needs one name does not pay for
+pyroute2 (a fifth of a second).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
         NetworkError,
         PortInUse,
     )
-    from pyswarm.agent.runtime.network.publish_spec import format_port, parse_publish
 
 _HOMES = {
     "BridgeNetwork": "bridge_network",
@@ -31,8 +30,6 @@ _HOMES = {
     "InvalidNetworkArgument": "errors",
     "NetworkError": "errors",
     "PortInUse": "errors",
-    "format_port": "publish_spec",
-    "parse_publish": "publish_spec",
 }
 
 __all__ = [
@@ -42,8 +39,6 @@ __all__ = [
     "NetworkError",
     "PortInUse",
     "Sandbox",
-    "format_port",
-    "parse_publish",
     "veth_name",
 ]
 

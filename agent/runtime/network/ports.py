@@ -16,11 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument, NetworkError, PortInUse
-from pyswarm.agent.runtime.network.publish_spec import parse_publish
 from pyswarm.proto import types_pb2
 
-# parse_publish lives in publish_spec; it is also reachable here, where the CLI first looked.
-__all__ = ["HostPort", "PortHolds", "close_all", "hold", "in_use", "parse_publish", "validate"]
+__all__ = ["HostPort", "PortHolds", "close_all", "hold", "in_use", "validate"]
 
 
 @dataclass(frozen=True)

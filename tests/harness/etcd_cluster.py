@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pyswarm.manager.store import EmbeddedEtcd, StoreError, find_free_port
-from tests.etcd_harness import new_etcd, new_etcd_ca
+from tests.harness.etcd import new_etcd, new_etcd_ca
 
 # Free ports are picked before etcd binds them; another process may take one first.
 START_ATTEMPTS = 3

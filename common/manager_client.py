@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyswarm.cli.context import Context, current
-from pyswarm.cli.parse import CliInputError
+from pyswarm.common.context import Context, current
+from pyswarm.common.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import grpc
@@ -41,7 +41,7 @@ def manager_channel_for(context: Context) -> grpc.Channel:
 
     cert_dir = Path(context.cert_dir)
     if not context.cert_dir or not NodeIdentity.exists(cert_dir):
-        raise CliInputError(
+        raise InvalidArgument(
             f"no client certificate in {cert_dir or '(none)'}: run the CLI on a manager"
             " host, or set PYSWARM_CERT_DIR",
             field="--cert-dir",

@@ -1,24 +1,36 @@
-"""Parsing docker's `-p` syntax into a PortConfig (pure, no kernel).
+"""docker's `-p`/`--publish` syntax into a PortConfig (pure, no kernel).
+
+The CLI parses it for `run` and `service create|update`; the agent's network code
+shows published ports in the same form (`format_port`). Both sides need it and the CLI
+must not pull the agent's runtime in for a flag, so it lives in common/.
 
 Accepted forms, as `docker run -p` accepts them:
 `CTR`, `HOST:CTR`, `IP:HOST:CTR`, `IP::CTR`, each optionally followed by `/tcp` or `/udp`.
 A missing or zero host port means "pick a free port when publishing". IPv6 host
-addresses and port ranges are refused with a message that says so.
+addresses and port ranges are refused with a message that says so. Services take the
+same short form without a host address (they publish on every node) or docker's long
+form, `published=8080,target=80,protocol=udp,mode=host`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument
+from pyswarm.common.errors import InvalidArgument
 from pyswarm.proto import types_pb2
 
 _PROTOCOLS = {"tcp": types_pb2.PortConfig.TCP, "udp": types_pb2.PortConfig.UDP}
-_FIELD = "publish"
+_MODES = {"ingress": types_pb2.PortConfig.INGRESS, "host": types_pb2.PortConfig.HOST}
+_LONG_FORM_KEYS = ("published", "target", "protocol", "mode")
+FIELD = "--publish"
 
 
-def _refuse(spec: str, why: str) -> InvalidNetworkArgument:
-    return InvalidNetworkArgument(f'invalid published port "{spec}": {why}', field=_FIELD)
+class InvalidPublish(InvalidArgument):
+    """A `-p` value docker would refuse; the message quotes it and says why."""
+
+
+def _refuse(spec: str, why: str) -> InvalidPublish:
+    return InvalidPublish(f'invalid published port "{spec}": {why}', field=FIELD)
 
 
 def _port(spec: str, text: str, what: str, *, allow_zero: bool) -> int:
@@ -46,7 +58,7 @@ def _host_ip(spec: str, text: str) -> str:
 
 
 def parse_publish(spec: str) -> types_pb2.PortConfig:
-    """Parse one `-p` value; raise InvalidArgument (field "publish") if it is malformed."""
+    """Parse one `run -p` value; InvalidPublish (field "--publish") if it is malformed."""
     text = spec.strip()
     if not text:
         raise _refuse(spec, "empty value")
@@ -75,6 +87,41 @@ def parse_publish(spec: str) -> types_pb2.PortConfig:
         target_port=target,
         published_port=published,
         host_ip=host_ip,
+    )
+
+
+def parse_service_publish(spec: str) -> types_pb2.PortConfig:
+    """Parse one `service create -p` value: the short form without a host address, or
+    the long form; published in ingress mode unless `mode=host` says otherwise."""
+    if "=" in spec:
+        return _long_form(spec)
+    port = parse_publish(spec)
+    if port.host_ip:
+        raise _refuse(spec, "a host address is not supported for services")
+    port.publish_mode = types_pb2.PortConfig.INGRESS
+    return port
+
+
+def _long_form(spec: str) -> types_pb2.PortConfig:
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in _LONG_FORM_KEYS:
+            raise _refuse(spec, f'unknown field "{key.strip()}": use {", ".join(_LONG_FORM_KEYS)}')
+        fields[key.strip()] = value.strip()
+    if "target" not in fields:
+        raise _refuse(spec, "no container port (target=)")
+    protocol, mode = fields.get("protocol", "tcp").lower(), fields.get("mode", "ingress")
+    if protocol not in _PROTOCOLS:
+        raise _refuse(spec, f'protocol "{protocol}" is not tcp or udp')
+    if mode not in _MODES:
+        raise _refuse(spec, f'mode "{mode}" is not ingress or host')
+    published = fields.get("published", "")
+    return types_pb2.PortConfig(
+        protocol=_PROTOCOLS[protocol],
+        target_port=_port(spec, fields["target"], "container port", allow_zero=False),
+        published_port=_port(spec, published, "host port", allow_zero=True) if published else 0,
+        publish_mode=_MODES[mode],
     )
 
 

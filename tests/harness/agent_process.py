@@ -50,7 +50,7 @@ class AgentProcess:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PYSWARM_AGENT_SOCKET": str(self.socket)}
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30) -> None:
         log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pyswarm.cli.main", "agent", *self.flags(), *self.start_flags],
@@ -59,7 +59,7 @@ class AgentProcess:
             env=self.env(),
         )
         log.close()
-        wait_for(self.answers, timeout=30, what="the agent to answer")
+        wait_for(self.answers, timeout=timeout, what="the agent to answer")
 
     def answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:

@@ -17,7 +17,7 @@ from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.server import EndpointInfo, read_endpoint, serve
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2_grpc
-from tests.etcd_harness import manager_etcd_flags
+from tests.harness.etcd import manager_etcd_flags
 
 
 @dataclass

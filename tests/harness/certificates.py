@@ -33,7 +33,7 @@ from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.server import EndpointInfo, read_endpoint, serve
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, control_pb2_grpc, dispatcher_pb2, types_pb2
-from tests.etcd_harness import manager_etcd_flags
+from tests.harness.etcd import manager_etcd_flags
 
 #: How far in the past a test cluster's ManualClock starts (see the module doc).
 PAST = dt.timedelta(days=80)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from pyswarm.manager.store import EmbeddedEtcd
-from tests.etcd_harness import etcd_client
+from tests.harness.etcd import etcd_client
 
 
 async def raw_values(member: EmbeddedEtcd) -> list[bytes]:

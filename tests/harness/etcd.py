@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +25,7 @@ from pyswarm.manager.store import (
     EtcdTLSFiles,
     find_free_port,
 )
+from tests.waiting import within
 
 T = TypeVar("T")
 
@@ -101,21 +102,25 @@ def init_etcd_args(member: EmbeddedEtcd) -> list[str]:
     ]  # fmt: skip
 
 
-async def within(awaitable: Awaitable[T], timeout: float = 15.0) -> T:
-    """`awaitable`, failing the test if it takes longer than `timeout` seconds."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
 @contextlib.asynccontextmanager
 async def running_cache(member: EmbeddedEtcd, *, retry_delay: float = 0.1) -> AsyncIterator[Cache]:
     """A Cache over its own client of `member`, run in the background and synced;
     stopped after."""
-    async with etcd_client(member, timeout=2.0) as client:
-        cache = Cache(client, retry_delay=retry_delay, max_retry_delay=0.5)
-        runner = asyncio.create_task(cache.run())
-        try:
-            await within(cache.synced.wait())
-            yield cache
-        finally:
-            cache.stop()
-            await within(runner)
+    async with (
+        etcd_client(member, timeout=2.0) as client,
+        synced_cache(client, retry_delay=retry_delay) as cache,
+    ):
+        yield cache
+
+
+@contextlib.asynccontextmanager
+async def synced_cache(client: EtcdClient, *, retry_delay: float = 0.1) -> AsyncIterator[Cache]:
+    """A Cache over `client`, run in the background and synced; stopped after."""
+    cache = Cache(client, retry_delay=retry_delay, max_retry_delay=0.5)
+    runner = asyncio.create_task(cache.run())
+    try:
+        await within(cache.synced.wait())
+        yield cache
+    finally:
+        cache.stop()
+        await within(runner)

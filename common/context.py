@@ -1,6 +1,9 @@
 """Where the CLI's manager commands go, found the way docker and kubectl find theirs:
 the --host flag, then $PYSWARM_HOST, then the current context.
 
+Shared by the CLI and the lab (which writes the lab's context and asks its manager),
+so it lives here rather than in either of them.
+
 `init`, `join` and `lab up` write a context (manager address + the directory holding
 the client certificate) and make it current, so that after `pyswarm lab up` a plain
 `pyswarm service ls` talks to the lab.
@@ -13,7 +16,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pyswarm.cli.parse import CliInputError
+from pyswarm.common.errors import InvalidArgument
 
 HOST_ENV = "PYSWARM_HOST"
 CERT_DIR_ENV = "PYSWARM_CERT_DIR"
@@ -45,7 +48,7 @@ def _load() -> dict[str, object]:
     except FileNotFoundError:
         return {"current": "", "contexts": {}}
     except (OSError, ValueError) as err:
-        raise CliInputError(f"cannot read {_path()}: {err}", field="context") from None
+        raise InvalidArgument(f"cannot read {_path()}: {err}", field="context") from None
     if not isinstance(data, dict):
         return {"current": "", "contexts": {}}
     return data
@@ -104,7 +107,7 @@ def current() -> Context:
         cert_dir = os.environ.get(CERT_DIR_ENV) or (chosen.cert_dir if chosen else "")
         return Context(name="(flag)", manager=host, cert_dir=cert_dir)
     if chosen is None:
-        raise CliInputError(
+        raise InvalidArgument(
             "no manager configured: run `pyswarm init`, `pyswarm lab up`, or pass --host",
             field="--host",
         )

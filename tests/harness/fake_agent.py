@@ -1,0 +1,161 @@
+"""Fake agents that are real Dispatcher clients of a real manager.
+
+A `FakeAgent` joins through the join port with the worker token (so its certificate
+comes from the cluster CA), registers, holds a session, heartbeats, and "runs" what
+it is assigned: it reports RUNNING for tasks it should run and SHUTDOWN for tasks it
+should stop, through the forward-only states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyswarm.common.join import join_cluster
+from pyswarm.common.tls import identity_channel_credentials, manager_channel
+from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
+from tests.harness.manager import RunningManager
+
+
+@dataclass
+class FakeAgent:
+    """A node: joins, registers, heartbeats, and runs what it is told (in name only)."""
+
+    name: str
+    cert_dir: Path
+    heartbeat_period: float = 0.2
+    node_id: str = ""
+    tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)
+    completes: int = 0
+    _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
+    _session_id: str = ""
+    _runner: asyncio.Task[None] | None = None
+
+    async def join(self, manager: RunningManager) -> None:
+        token = await manager.worker_token()
+        identity = await join_cluster(manager.endpoint.join_address, token, self.cert_dir)
+        self.node_id = identity.node_id
+        self._identity = identity
+        self._address = manager.endpoint.address
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop heartbeating and close the session, as a crashed agent would."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(BaseException):
+                await self._runner
+            self._runner = None
+
+    def fail(self, task_id: str) -> None:
+        """Report a running task FAILED, as if its container exited non-zero."""
+        self.states[task_id] = types_pb2.FAILED
+        batch = dispatcher_pb2.TaskStatusBatch()
+        update = batch.updates.add(task_id=task_id)
+        update.status.state = types_pb2.FAILED
+        update.status.err = "exit status 1"
+        update.status.timestamp.GetCurrentTime()
+        self._outgoing.put_nowait(
+            dispatcher_pb2.AgentMessage(session_id=self._session_id, statuses=batch)
+        )
+
+    def running(self) -> set[str]:
+        return {
+            task_id
+            for task_id, state in self.states.items()
+            if state == types_pb2.RUNNING and task_id in self.tasks
+        }
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(0.1)  # register again, as an agent does
+
+    async def _session(self) -> None:
+        credentials = identity_channel_credentials(self._identity)
+        async with manager_channel(self._address, credentials) as channel:
+            stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+            request = dispatcher_pb2.RegisterRequest(
+                addr="127.0.0.1", metrics_addr=f"0.0.0.0:{9000 + len(self.name)}"
+            )
+            request.description.hostname = self.name
+            request.description.resources.nano_cpus = 4_000_000_000
+            request.description.resources.memory_bytes = 8 << 30
+            registered = await stub.Register(request, timeout=10)
+            outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = asyncio.Queue()
+            session_id = registered.session_id
+            outgoing.put_nowait(
+                dispatcher_pb2.AgentMessage(
+                    session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
+                )
+            )
+
+            async def messages() -> AsyncIterator[dispatcher_pb2.AgentMessage]:
+                while True:
+                    yield await outgoing.get()
+
+            async def heartbeat() -> None:
+                while True:
+                    await asyncio.sleep(self.heartbeat_period)
+                    outgoing.put_nowait(
+                        dispatcher_pb2.AgentMessage(
+                            session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
+                        )
+                    )
+
+            self._outgoing, self._session_id = outgoing, session_id
+            beater = asyncio.create_task(heartbeat())
+            try:
+                async for message in stub.Session(messages()):
+                    if message.WhichOneof("payload") != "assignments":
+                        continue
+                    self._assigned(message.assignments, outgoing, session_id)
+            finally:
+                beater.cancel()
+
+    def fails(self, task: types_pb2.Task) -> bool:
+        """Whether `task` fails at once here (exit status 1); a failing fake overrides it."""
+        return False
+
+    def _assigned(
+        self,
+        assignments: dispatcher_pb2.Assignments,
+        outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage],
+        session_id: str,
+    ) -> None:
+        if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
+            self.completes += 1
+            self.tasks = {}
+        for task_id in assignments.removed:
+            self.tasks.pop(task_id, None)
+        batch = dispatcher_pb2.TaskStatusBatch()
+        for task in assignments.updated:
+            self.tasks[task.id] = task
+            current = self.states.get(task.id, task.status.state)
+            err = ""
+            if task.id not in self.states and self.fails(task):
+                new_state, err = types_pb2.FAILED, "exit status 1"
+            elif task.desired_state <= types_pb2.RUNNING and current < types_pb2.RUNNING:
+                new_state = types_pb2.RUNNING
+            elif task.desired_state > types_pb2.RUNNING and current <= types_pb2.RUNNING:
+                new_state = types_pb2.SHUTDOWN
+            else:
+                continue
+            self.states[task.id] = new_state
+            update = batch.updates.add(task_id=task.id)
+            update.status.state = new_state
+            update.status.message = "fake agent"
+            update.status.err = err
+            update.status.timestamp.GetCurrentTime()
+        if batch.updates:
+            outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
