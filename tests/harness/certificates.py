@@ -17,7 +17,6 @@ import random
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -27,13 +26,8 @@ from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock, ManualClock
 from pyswarm.common.join import join_cluster
-from pyswarm.common.node_identity import NodeIdentity
-from pyswarm.common.tls import identity_channel_credentials, manager_channel
-from pyswarm.manager.config import ManagerConfig
-from pyswarm.manager.server import EndpointInfo, read_endpoint, serve
-from pyswarm.manager.store import EmbeddedEtcd
-from pyswarm.proto import control_pb2, control_pb2_grpc, dispatcher_pb2, types_pb2
-from tests.harness.etcd import manager_etcd_flags
+from pyswarm.proto import dispatcher_pb2, types_pb2
+from tests.harness.manager import RunningManager
 
 #: How far in the past a test cluster's ManualClock starts (see the module doc).
 PAST = dt.timedelta(days=80)
@@ -41,80 +35,6 @@ PAST = dt.timedelta(days=80)
 
 def past_clock() -> ManualClock:
     return ManualClock(dt.datetime.now(dt.UTC) - PAST)
-
-
-def manager_config(state_dir: Path, etcd: EmbeddedEtcd) -> ManagerConfig:
-    flags = manager_etcd_flags(etcd)
-    return ManagerConfig(
-        state_dir=state_dir,
-        listen_addr="127.0.0.1:0",
-        join_addr="127.0.0.1:0",
-        advertise_addr="127.0.0.1",
-        etcd_endpoints=[etcd.endpoint],
-        etcd_cacert=Path(str(flags["etcd_cacert"])),
-        etcd_cert=Path(str(flags["etcd_cert"])),
-        etcd_key=Path(str(flags["etcd_key"])),
-        heartbeat_period=0.2,
-        metrics_addr="",
-        lease_ttl=2,
-        restart_delay=0.0,
-        reconcile_debounce=0.01,
-        reconcile_max_delay=0.2,
-    )
-
-
-@dataclass
-class Manager:
-    config: ManagerConfig
-    endpoint: EndpointInfo
-
-    def client_identity(self) -> NodeIdentity:
-        """The CLI identity as it is on disk now (the manager renews it)."""
-        return NodeIdentity.load(self.config.client_dir)
-
-    @contextlib.asynccontextmanager
-    async def control(
-        self, identity: NodeIdentity | None = None
-    ) -> AsyncIterator[control_pb2_grpc.ControlAsyncStub]:
-        credentials = identity_channel_credentials(identity or self.client_identity())
-        async with manager_channel(self.endpoint.address, credentials) as channel:
-            yield control_pb2_grpc.ControlStub(channel)
-
-    async def tokens(self) -> control_pb2.JoinTokens:
-        async with self.control() as control:
-            return await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
-
-    async def root_ca(self) -> control_pb2.RootCAStatus:
-        async with self.control() as control:
-            return await control.GetRootCA(control_pb2.GetRootCARequest(), timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def running_manager(
-    config: ManagerConfig, clock: Clock = SYSTEM_CLOCK
-) -> AsyncIterator[Manager]:
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop, clock=clock))
-    try:
-        waiter = asyncio.ensure_future(ready.wait())
-        try:
-            await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            await asyncio.wait({waiter})
-        waiter.cancel()
-        if task.done():
-            task.result()
-        assert ready.is_set(), "the manager did not become ready"
-        yield Manager(config, read_endpoint(config.state_dir))
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, 30)
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
 
 
 class IdleExecutor:
@@ -172,7 +92,7 @@ class RunningExecutor(IdleExecutor):
 
 @contextlib.asynccontextmanager
 async def agent_session(
-    manager: Manager,
+    manager: RunningManager,
     cert_dir: Path,
     clock: Clock = SYSTEM_CLOCK,
     seed: int = 7,

@@ -18,6 +18,7 @@ from typing import TypeVar
 import grpc
 from grpc import aio
 
+from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.config import ManagerConfig
@@ -58,14 +59,27 @@ class RunningManager:
     endpoint: EndpointInfo
     task: asyncio.Task[None]
     stop: asyncio.Event
-    client_identity: NodeIdentity
-    channel: object = None
+
+    @property
+    def client_identity(self) -> NodeIdentity:
+        """The CLI identity as it is on disk now (the manager renews it)."""
+        return NodeIdentity.load(self.config.client_dir)
 
     @contextlib.asynccontextmanager
-    async def control(self) -> AsyncIterator[control_pb2_grpc.ControlAsyncStub]:
-        credentials = identity_channel_credentials(self.client_identity)
+    async def control(
+        self, identity: NodeIdentity | None = None
+    ) -> AsyncIterator[control_pb2_grpc.ControlAsyncStub]:
+        credentials = identity_channel_credentials(identity or self.client_identity)
         async with manager_channel(self.endpoint.address, credentials) as channel:
             yield control_pb2_grpc.ControlStub(channel)
+
+    async def tokens(self) -> control_pb2.JoinTokens:
+        async with self.control() as control:
+            return await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
+
+    async def root_ca(self) -> control_pb2.RootCAStatus:
+        async with self.control() as control:
+            return await control.GetRootCA(control_pb2.GetRootCARequest(), timeout=10)
 
     @contextlib.asynccontextmanager
     async def unlock_api(self) -> AsyncIterator[seal_pb2_grpc.ManagerUnlockAsyncStub]:
@@ -87,9 +101,13 @@ class RunningManager:
 
 
 @contextlib.asynccontextmanager
-async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager]:
+async def running_manager(
+    config: ManagerConfig, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[RunningManager]:
+    """serve() in this loop, ready on entry; stopped and awaited however the block ends.
+    `clock` decides certificate validity and renewal (tests drive it)."""
     ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+    task = asyncio.create_task(serve(config, ready=ready, stop=stop, clock=clock))
     try:
         waiter = asyncio.ensure_future(ready.wait())
         try:
@@ -100,13 +118,7 @@ async def running_manager(config: ManagerConfig) -> AsyncIterator[RunningManager
         if task.done():
             task.result()
         assert ready.is_set(), "the manager did not become ready"
-        yield RunningManager(
-            config,
-            read_endpoint(config.state_dir),
-            task,
-            stop,
-            NodeIdentity.load(config.client_dir),
-        )
+        yield RunningManager(config, read_endpoint(config.state_dir), task, stop)
     finally:
         stop.set()
         try:
@@ -136,11 +148,7 @@ class LockedManager:
     def serving(self) -> RunningManager:
         """The same manager once unlocked (wait for `ready` first)."""
         return RunningManager(
-            self.config,
-            read_endpoint(self.config.state_dir),
-            self.task,
-            asyncio.Event(),
-            self.client_identity,
+            self.config, read_endpoint(self.config.state_dir), self.task, asyncio.Event()
         )
 
 

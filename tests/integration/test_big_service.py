@@ -12,7 +12,7 @@ from pathlib import Path
 from pyswarm.manager.store import TASKS, EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
 from tests.harness.etcd import etcd_client
-from tests.harness.manager_runner import manager_under_test
+from tests.harness.manager import manager_config, running_manager
 from tests.waiting import eventually
 
 REPLICAS = 500
@@ -31,8 +31,8 @@ def big_spec(name: str) -> types_pb2.ServiceSpec:
 
 def test_a_12k_spec_service_scales_to_500(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with manager_under_test(tmp_path / "manager", etcd) as manager:
-            control = manager.control
+        config = manager_config(tmp_path / "manager", etcd, metrics_addr="")
+        async with running_manager(config) as manager, manager.control() as control:
             spec = big_spec("big")
             assert spec.ByteSize() >= 12 * 1024
             service = await control.CreateService(

@@ -29,25 +29,23 @@ from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
 from tests.harness.agent_process import AgentProcess
 from tests.harness.certificates import (
-    Manager,
     RunningExecutor,
     agent_session,
     expect_error,
-    manager_config,
     past_clock,
     presented_certificate,
-    running_manager,
 )
+from tests.harness.manager import RunningManager, manager_config, running_manager
 from tests.waiting import eventually
 
 
-async def running_tasks(manager: Manager) -> set[str]:
+async def running_tasks(manager: RunningManager) -> set[str]:
     async with manager.control() as control:
         tasks = await control.ListTasks(control_pb2.ListTasksRequest(), timeout=10)
     return {t.id for t in tasks.tasks if t.status.state == types_pb2.RUNNING}
 
 
-async def run_service(manager: Manager, replicas: int) -> set[str]:
+async def run_service(manager: RunningManager, replicas: int) -> set[str]:
     """A service of `replicas` tasks, once they all run; their ids."""
     spec = types_pb2.ServiceSpec()
     spec.annotations.name = "steady"
@@ -119,7 +117,7 @@ def test_a_manager_renews_its_server_certificate_for_new_connections(
         clock = past_clock()
         async with running_manager(manager_config(tmp_path / "m", etcd), clock) as manager:
             before = await presented_certificate(manager.endpoint.join_address)
-            client_before = manager.client_identity()
+            client_before = manager.client_identity
             async with manager.control(client_before) as open_connection:
                 await open_connection.ListNodes(control_pb2.ListNodesRequest(), timeout=10)
                 life = before.not_valid_after_utc - before.not_valid_before_utc
@@ -141,7 +139,7 @@ def test_a_manager_renews_its_server_certificate_for_new_connections(
             # The CLI identity on this host was renewed too, and new connections verify
             # the renewed server certificate against the cluster root.
             def renewed_client() -> NodeIdentity | None:
-                current = manager.client_identity()
+                current = manager.client_identity
                 return current if current.not_before > client_before.not_before else None
 
             client_after = await eventually(renewed_client, what="the CLI identity renewed")

@@ -17,16 +17,14 @@ from pyswarm.common.node_identity import MANAGER, WORKER, NodeIdentity, Role
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
 from tests.harness.certificates import (
-    Manager,
     agent_session,
     expect_error,
-    manager_config,
-    running_manager,
 )
+from tests.harness.manager import RunningManager, manager_config, running_manager
 from tests.waiting import eventually
 
 
-async def set_desired_role(manager: Manager, node_id: str, role: Role) -> None:
+async def set_desired_role(manager: RunningManager, node_id: str, role: Role) -> None:
     async with manager.control() as control:
         node = await control.GetNode(control_pb2.GetNodeRequest(node_id=node_id), timeout=10)
         spec = types_pb2.NodeSpec()
@@ -39,7 +37,9 @@ async def set_desired_role(manager: Manager, node_id: str, role: Role) -> None:
         )
 
 
-async def list_nodes(manager: Manager, identity: NodeIdentity) -> control_pb2.ListNodesResponse:
+async def list_nodes(
+    manager: RunningManager, identity: NodeIdentity
+) -> control_pb2.ListNodesResponse:
     async with manager.control(identity) as control:
         return await control.ListNodes(control_pb2.ListNodesRequest(), timeout=10)
 
@@ -76,7 +76,7 @@ def test_demote_revokes_the_manager_certificate_at_once(tmp_path: Path, etcd: Em
     asyncio.run(scenario())
 
 
-def _cli(manager: Manager, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(manager: RunningManager, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PYSWARM_HOST": manager.endpoint.address,
@@ -97,7 +97,7 @@ def test_a_revoked_cli_identity_is_refused_and_its_host_gets_a_new_one(
 ) -> None:
     async def scenario() -> None:
         async with running_manager(manager_config(tmp_path / "m", etcd)) as manager:
-            revoked = manager.client_identity()
+            revoked = manager.client_identity
             listing = await asyncio.to_thread(_cli, manager, "swarm", "ca", "--clients")
             assert listing.returncode == 0, listing.stderr
             assert revoked.node_id in listing.stdout
@@ -116,7 +116,7 @@ def test_a_revoked_cli_identity_is_refused_and_its_host_gets_a_new_one(
             assert f"client certificate {revoked.node_id} was revoked" in (err.details() or "")
 
             def replaced() -> NodeIdentity | None:
-                current = manager.client_identity()
+                current = manager.client_identity
                 return current if current.node_id != revoked.node_id else None
 
             fresh = await eventually(replaced, what="a new CLI identity for the host")

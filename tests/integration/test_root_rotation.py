@@ -19,13 +19,11 @@ from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, dispatcher_pb2, dispatcher_pb2_grpc
 from tests.harness.certificates import (
-    Manager,
     agent_session,
     expect_error,
-    manager_config,
     presented_certificate,
-    running_manager,
 )
+from tests.harness.manager import RunningManager, manager_config, running_manager
 from tests.waiting import eventually
 
 
@@ -88,7 +86,7 @@ def test_rotate_moves_every_node_to_the_new_root_and_drops_the_old(
             await eventually(manager_on_new_root, what="the manager on the new root")
 
             def client_on_new_root() -> NodeIdentity | None:
-                current = manager.client_identity()
+                current = manager.client_identity
                 return current if current.ca_pem == new_root_pem else None
 
             client = await eventually(client_on_new_root, what="the CLI identity on the new root")
@@ -138,7 +136,7 @@ def test_every_manager_moves_to_the_new_root(tmp_path: Path, etcd: EmbeddedEtcd)
     asyncio.run(scenario())
 
 
-async def _rotate_both(first: Manager, second: Manager) -> None:
+async def _rotate_both(first: RunningManager, second: RunningManager) -> None:
     assert first.endpoint.cluster_id == second.endpoint.cluster_id
     async with first.control() as control:
         started = await control.RotateRootCA(control_pb2.RotateRootCARequest(), timeout=10)
@@ -157,4 +155,4 @@ async def _rotate_both(first: Manager, second: Manager) -> None:
         status = await manager.root_ca()
         assert status.root_ca_certificate == new_root
         assert not status.next_root_ca_certificate
-        assert manager.client_identity().ca_pem == new_root
+        assert manager.client_identity.ca_pem == new_root

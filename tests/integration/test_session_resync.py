@@ -20,7 +20,7 @@ from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.store import TASKS, EmbeddedEtcd
 from pyswarm.proto import control_pb2, dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
 from tests.harness.etcd import etcd_client
-from tests.harness.manager_runner import manager_under_test
+from tests.harness.manager import manager_config, running_manager
 from tests.waiting import eventually
 
 REPLICAS = 300
@@ -87,10 +87,14 @@ async def agent_session(
 
 def test_a_session_past_its_bound_resyncs_the_agent(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
     async def scenario() -> None:
-        async with manager_under_test(
-            tmp_path / "manager", etcd, session_max_events=4, heartbeat_period=HEARTBEAT
-        ) as manager:
-            control = manager.control
+        config = manager_config(
+            tmp_path / "manager",
+            etcd,
+            session_max_events=4,
+            heartbeat_period=HEARTBEAT,
+            metrics_addr="",
+        )
+        async with running_manager(config) as manager, manager.control() as control:
             tokens = await control.GetJoinTokens(control_pb2.GetJoinTokensRequest(), timeout=10)
             view = AgentView()
             endpoint = manager.endpoint
