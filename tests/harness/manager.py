@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
@@ -101,15 +101,15 @@ class RunningManager:
 
 
 @contextlib.asynccontextmanager
-async def running_manager(
-    config: ManagerConfig, clock: Clock = SYSTEM_CLOCK
-) -> AsyncIterator[RunningManager]:
-    """serve() in this loop, ready on entry; stopped and awaited however the block ends.
-    `clock` decides certificate validity and renewal (tests drive it)."""
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop, clock=clock))
+async def _serving(
+    config: ManagerConfig, until: asyncio.Event, what: str, **events: Any
+) -> AsyncIterator[tuple[asyncio.Task[None], asyncio.Event]]:
+    """serve(config, **events) in this loop, entered once `until` is set (failing the
+    test with `what` otherwise); stopped and awaited however the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, stop=stop, **events))
     try:
-        waiter = asyncio.ensure_future(ready.wait())
+        waiter = asyncio.ensure_future(until.wait())
         try:
             await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -117,8 +117,8 @@ async def running_manager(
             await asyncio.wait({waiter})
         if task.done():
             task.result()
-        assert ready.is_set(), "the manager did not become ready"
-        yield RunningManager(config, read_endpoint(config.state_dir), task, stop)
+        assert until.is_set(), what
+        yield task, stop
     finally:
         stop.set()
         try:
@@ -127,6 +127,19 @@ async def running_manager(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def running_manager(
+    config: ManagerConfig, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[RunningManager]:
+    """serve() in this loop, ready on entry; stopped and awaited however the block ends.
+    `clock` decides certificate validity and renewal (tests drive it)."""
+    ready = asyncio.Event()
+    async with _serving(
+        config, ready, "the manager did not become ready", ready=ready, clock=clock
+    ) as (task, stop):
+        yield RunningManager(config, read_endpoint(config.state_dir), task, stop)
 
 
 @dataclass
@@ -156,19 +169,9 @@ class LockedManager:
 async def locked_manager(config: ManagerConfig) -> AsyncIterator[LockedManager]:
     """serve() on a state dir whose data key is locked: yields once it waits for
     `swarm unlock`; stops it (unlocked or not) at the end."""
-    ready, stop, locked = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop, locked=locked))
-    try:
-        waiter = asyncio.ensure_future(locked.wait())
-        try:
-            await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
-        if task.done():
-            task.result()
-        assert locked.is_set(), "the manager did not wait for its unlock key"
+    ready, locked = asyncio.Event(), asyncio.Event()
+    what = "the manager did not wait for its unlock key"
+    async with _serving(config, locked, what, ready=ready, locked=locked) as (task, _):
         yield LockedManager(
             config,
             read_endpoint(config.state_dir),
@@ -176,14 +179,6 @@ async def locked_manager(config: ManagerConfig) -> AsyncIterator[LockedManager]:
             ready,
             NodeIdentity.load(config.client_dir),
         )
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, 30)
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
 
 
 def replicated_spec(name: str, replicas: int) -> types_pb2.ServiceSpec:

@@ -8,9 +8,7 @@ etcd CA (key included) in the cluster record; a restart uses the same files.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from pyswarm.manager.store import (
     StoreUnavailable,
 )
 from pyswarm.proto import types_pb2
+from tests.harness.manager import running_manager
 
 
 def _config(state_dir: Path) -> ManagerConfig:
@@ -47,31 +46,6 @@ def _config(state_dir: Path) -> ManagerConfig:
         metrics_addr="",
         lease_ttl=2,
     )
-
-
-@contextlib.asynccontextmanager
-async def _embedded_manager(config: ManagerConfig) -> AsyncIterator[None]:
-    """serve() with its embedded etcd, ready on entry, stopped and awaited on exit."""
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
-    try:
-        waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
-        if task.done():
-            task.result()
-        assert ready.is_set(), "the manager did not become ready"
-        yield
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, 30)
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
 
 
 def _endpoint(state_dir: Path) -> str:
@@ -110,7 +84,7 @@ def test_the_embedded_etcd_certificates_come_from_the_cluster_ca(tmp_path: Path)
     config = _config(state_dir)
 
     async def scenario() -> None:
-        async with _embedded_manager(config):
+        async with running_manager(config):
             cluster = await _cluster(state_dir)
             cluster_id = read_endpoint(state_dir).cluster_id
             # The manager's gRPC identity is signed by the root: etcd refuses it.
@@ -138,7 +112,7 @@ def test_the_embedded_etcd_certificates_come_from_the_cluster_ca(tmp_path: Path)
         )
 
         # A restart uses the files in the state dir: same certificates, same cluster.
-        async with _embedded_manager(config):
+        async with running_manager(config):
             assert (await _cluster(state_dir)).id == cluster_id
         assert _files(state_dir) == files
 
@@ -154,7 +128,7 @@ def test_a_first_start_interrupted_before_the_record_starts_over(tmp_path: Path)
     orphan = (state_dir / "etcd-tls" / "ca.crt").read_bytes()
 
     async def scenario() -> types_pb2.Cluster:
-        async with _embedded_manager(config):
+        async with running_manager(config):
             return await _cluster(state_dir)
 
     cluster = asyncio.run(scenario())

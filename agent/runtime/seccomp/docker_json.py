@@ -23,6 +23,7 @@ from pyswarm.agent.runtime.seccomp.profile import (
     OPS,
     RET_ALLOW,
     RET_DATA_MASK,
+    RET_ERRNO,
     RET_KILL_PROCESS,
     RET_KILL_THREAD,
     RET_LOG,
@@ -65,6 +66,21 @@ def parse_profile(text: str) -> Profile:
         raise ProfileError("syscalls must be a list")
     rules = tuple(_rule(entry, i) for i, entry in enumerate(syscalls))
     return Profile(default_action=default, rules=rules)
+
+
+# The other way: one name per action value (docker's current names).
+_ACTION_NAMES = {value: name for name, value in _SIMPLE_ACTIONS.items() if name != "SCMP_ACT_KILL"}
+
+
+def action_words(value: int) -> dict[str, Any]:
+    """docker's words for an action value: {"action": NAME[, "errnoRet": N]}; the inverse
+    of reading a profile (an OCI runtime's seccomp section uses the same words)."""
+    kind = value & ~RET_DATA_MASK
+    if kind == RET_ERRNO:
+        return {"action": "SCMP_ACT_ERRNO", "errnoRet": value & RET_DATA_MASK}
+    if kind == RET_TRACE:
+        return {"action": "SCMP_ACT_TRACE", "errnoRet": value & RET_DATA_MASK}
+    return {"action": _ACTION_NAMES[value]}
 
 
 def _action(name: Any, errno_ret: int | None, where: str) -> int:
