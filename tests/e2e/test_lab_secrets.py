@@ -45,12 +45,17 @@ def test_no_lab_process_has_a_join_token_in_its_arguments(lab: LabCluster) -> No
     state = lab.state()
     tokens = [lab.cli("join-token", "-q", role).strip().encode() for role in ("worker", "manager")]
     assert all(token.startswith(b"SWMTKN-") for token in tokens)
-    # Every agent joined (its process is `pyswarm join ...`) and so did its children.
+    # Every agent joined (`pyswarm join ...`, or `pyswarm agent ...` once an earlier test
+    # restarted it), and so did its children: all of them are looked at.
     agents = {node.agent_pid for node in state.nodes}
     sessions = {_session(pid) for pid in agents} | {_session(state.manager_pid)}
     cmdlines = _cmdlines_of_sessions(sessions)
-    joined = [pid for pid in agents if b"\0join\0" in cmdlines.get(pid, b"")]
-    assert sorted(joined) == sorted(agents), "every lab agent runs `pyswarm join`"
+    running = [
+        pid
+        for pid in agents
+        if b"\0join\0" in cmdlines.get(pid, b"") or b"\0agent\0" in cmdlines.get(pid, b"")
+    ]
+    assert sorted(running) == sorted(agents), "every lab agent runs `pyswarm join` or `agent`"
     leaking = {
         pid: cmd.replace(b"\0", b" ")
         for pid, cmd in cmdlines.items()

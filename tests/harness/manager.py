@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -199,7 +200,11 @@ async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcEr
     raise AssertionError(f"expected {code}")
 
 
-def start_manager(root: Path, etcd: EmbeddedEtcd, port: int) -> subprocess.Popen[bytes]:
+def start_manager(
+    root: Path, etcd: EmbeddedEtcd, port: int, *, manager_token: str = ""
+) -> subprocess.Popen[bytes]:
+    """`pyswarm init` on `etcd` as a process; a further manager of a cluster whose
+    secrets are sealed is given the manager token (in its environment, never argv)."""
     log = open(root / "manager.log", "ab")  # noqa: SIM115 - owned by the child
     command = [
         sys.executable, "-m", "pyswarm.cli.main", "init", "--no-context",
@@ -208,7 +213,8 @@ def start_manager(root: Path, etcd: EmbeddedEtcd, port: int) -> subprocess.Popen
         *init_etcd_args(etcd), "--heartbeat-period", "1s", "--metrics-addr", "",
         "--insecure-registry", "127.0.0.1:5999",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "PYSWARM_JOIN_TOKEN": manager_token} if manager_token else None
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
     return process
 
