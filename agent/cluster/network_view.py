@@ -35,7 +35,8 @@ class NetworkViewHolder:
         yield self._view
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._serial != seen)
+                while self._serial == seen:
+                    await self._changed.wait()
                 seen = self._serial
                 view = self._view
             yield view

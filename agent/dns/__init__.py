@@ -3,7 +3,12 @@ the manager's NetworkView, every other name forwarded to the host's resolvers.""
 
 from pyswarm.agent.dns.errors import DnsError, FormatError, ResolverAttachError
 from pyswarm.agent.dns.forwarder import Forwarder, Upstream, host_upstreams
-from pyswarm.agent.dns.server import RESOLVER_ADDRESS, ContainerResolver
+from pyswarm.agent.dns.resolv_conf import (
+    RESOLVER_ADDRESS,
+    container_resolv_conf,
+    read_host_resolv_conf,
+)
+from pyswarm.agent.dns.server import ContainerResolver
 from pyswarm.agent.dns.table import ServiceTable
 
 __all__ = [
@@ -15,5 +20,7 @@ __all__ = [
     "ResolverAttachError",
     "ServiceTable",
     "Upstream",
+    "container_resolv_conf",
     "host_upstreams",
+    "read_host_resolv_conf",
 ]

@@ -78,10 +78,14 @@ class Forwarder:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(max_inflight)
 
+    def busy(self) -> bool:
+        """True while every forwarding slot is taken."""
+        return self._slots.locked()
+
     async def forward(self, query: codec.Message, raw: bytes, *, tcp: bool) -> bytes:
         """The upstream's answer to `raw` (the client's query, parsed as `query`) with the
         client's id, or SERVFAIL when no upstream answers or too many forwards run."""
-        if self._slots.locked():
+        if self.busy():
             return codec.build(codec.reply(query, codec.SERVFAIL))
         async with self._slots:
             for upstream in self.upstreams:
@@ -131,9 +135,11 @@ class Forwarder:
 
 
 def _answers(answer: bytes, ident: int) -> bool:
-    return len(answer) >= codec.HEADER.size and codec.query_id(answer) == ident and (
-        answer[2] & 0x80
-    ) != 0
+    return (
+        len(answer) >= codec.HEADER.size
+        and codec.query_id(answer) == ident
+        and (answer[2] & 0x80) != 0
+    )
 
 
 def _truncated(answer: bytes) -> bool:

@@ -18,19 +18,21 @@ import struct
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.dns import codec
 from pyswarm.agent.dns.errors import FormatError, ResolverAttachError
 from pyswarm.agent.dns.forwarder import Forwarder
+from pyswarm.agent.dns.resolv_conf import RESOLVER_ADDRESS
 from pyswarm.agent.dns.table import Outcome, ServiceTable
 from pyswarm.agent.runtime.network.netns import run_in_netns
 from pyswarm.proto import dispatcher_pb2
 
+if TYPE_CHECKING:
+    from pyswarm.agent.cluster.network_view import NetworkViewHolder
+
 log = logging.getLogger(__name__)
 
-RESOLVER_ADDRESS = "127.0.0.11"
 RESOLVER_PORT = 53
 MAX_QUERIES_PER_CONTAINER = 512  # queries in progress; more are dropped, as a busy server does
 MAX_TCP_PER_CONTAINER = 32

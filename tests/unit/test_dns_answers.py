@@ -12,6 +12,7 @@ from pathlib import Path
 from pyswarm.agent.dns import ContainerResolver, Forwarder, Upstream, codec, host_upstreams
 from pyswarm.proto import dispatcher_pb2
 from tests.harness.dns_upstream import fake_upstream
+from tests.waiting import eventually
 
 NET = frozenset({"net-a"})
 VIEW = dispatcher_pb2.NetworkView(
@@ -68,7 +69,9 @@ def test_unknown_names_are_forwarded_and_answers_keep_the_client_id() -> None:
     async def scenario() -> None:
         async with fake_upstream({"example.test": ["192.0.2.10"]}) as upstream:
             resolver = ContainerResolver(Forwarder([upstream.upstream]))
-            found = codec.parse(await resolver.answer(_query("example.test"), NET, tcp=False) or b"")
+            found = codec.parse(
+                await resolver.answer(_query("example.test"), NET, tcp=False) or b""
+            )
             assert (found.id, found.rcode, _addresses(found)) == (99, 0, ["192.0.2.10"])
             missing = codec.parse(await resolver.answer(_query("nope.test"), NET, tcp=False) or b"")
             assert missing.rcode == codec.NXDOMAIN
@@ -112,8 +115,7 @@ def test_forwards_past_the_in_flight_limit_get_servfail() -> None:
             dead = Upstream("127.0.0.1", silent.getsockname()[1])
             resolver = ContainerResolver(Forwarder([dead], timeout=5, max_inflight=1))
             first = asyncio.create_task(resolver.answer(_query("a.test"), NET, tcp=False))
-            while not resolver.forwarder._slots.locked():
-                await asyncio.sleep(0)  # yield until the first forward holds the slot
+            await eventually(resolver.forwarder.busy, what="the first forward in flight")
             second = codec.parse(await resolver.answer(_query("b.test"), NET, tcp=False) or b"")
             assert second.rcode == codec.SERVFAIL
             first.cancel()
@@ -124,7 +126,9 @@ def test_forwards_past_the_in_flight_limit_get_servfail() -> None:
 
 def test_host_upstreams_and_upstream_parsing(tmp_path: Path) -> None:
     conf = tmp_path / "resolv.conf"
-    conf.write_text("# c\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver bad\nsearch x\n")
+    conf.write_text(
+        "# c\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver bad\nsearch x\n"
+    )
     assert host_upstreams(conf) == [Upstream("127.0.0.53"), Upstream("fe80::1")]
     assert host_upstreams(tmp_path / "missing") == []
     assert Upstream.parse("127.0.0.1:5353") == Upstream("127.0.0.1", 5353)

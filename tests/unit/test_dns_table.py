@@ -12,7 +12,9 @@ FRONT, BACK = "net-front", "net-back"
 
 
 def _backends(*addresses: str) -> list[dispatcher_pb2.ServiceBackend]:
-    return [dispatcher_pb2.ServiceBackend(task_id=f"t{i}", address=a) for i, a in enumerate(addresses)]
+    return [
+        dispatcher_pb2.ServiceBackend(task_id=f"t{i}", address=a) for i, a in enumerate(addresses)
+    ]
 
 
 def _view() -> dispatcher_pb2.NetworkView:
