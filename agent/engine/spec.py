@@ -148,6 +148,7 @@ def build_container(
         created_at=created,
         auto_remove=request.auto_remove,
         user_namespace=request.user_namespace,
+        resolver_networks=request.resolver_networks,
     )
 
 
