@@ -7,7 +7,7 @@ branch's holder lands: the same API, `latest()` and `async changes()`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pyswarm.proto import dispatcher_pb2
 
@@ -29,7 +29,7 @@ class NetworkViewHolder:
             self._serial += 1
             self._changed.notify_all()
 
-    async def changes(self) -> AsyncIterator[dispatcher_pb2.NetworkView]:
+    async def changes(self) -> AsyncGenerator[dispatcher_pb2.NetworkView, None]:
         """The current view at once, then each newer one (a slow reader skips to the newest)."""
         seen = self._serial
         yield self._view
