@@ -158,6 +158,8 @@ class ContainerResolver:
         while True:
             try:
                 raw, client = await loop.sock_recvfrom(endpoint.udp, codec.UDP_LIMIT * 8)
+            except ConnectionError:
+                continue  # one client's trouble (an ICMP error): keep serving the others
             except OSError as err:
                 log.warning("dns: udp receive in %s: %s", endpoint.container_id[:12], err)
                 return
@@ -174,6 +176,8 @@ class ContainerResolver:
         while True:
             try:
                 conn, _ = await loop.sock_accept(endpoint.tcp)
+            except ConnectionError:
+                continue  # a client gone before its accept
             except OSError as err:
                 log.warning("dns: tcp accept in %s: %s", endpoint.container_id[:12], err)
                 return
