@@ -28,6 +28,9 @@ class AgentConfig:
     # --log-opt defaults for every container (docker's daemon.json "log-opts"):
     # (key, value) pairs, checked by common/log_options.py.
     log_options: tuple[tuple[str, str], ...] = ()
+    # Where the containers' resolver forwards names it does not own: ADDR[:PORT] each;
+    # empty = the host's /etc/resolv.conf nameservers.
+    dns_upstreams: tuple[str, ...] = ()
 
     @property
     def images_dir(self) -> Path:

@@ -20,8 +20,10 @@ from grpc import aio
 from pyswarm.agent.api.containers import ContainerService
 from pyswarm.agent.api.images import ImageService
 from pyswarm.agent.cluster.mode import ClusterMode
+from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.dns import ContainerResolver, Forwarder, Upstream, host_upstreams
 from pyswarm.agent.engine.adoption import adopt
 from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.metrics import MetricsServer
@@ -45,6 +47,12 @@ def make_network(config: AgentConfig) -> BridgeNetwork:
         netns_dir=config.netns_dir,
         chain=config.iptables_chain,
     )
+
+
+def make_resolver(config: AgentConfig) -> ContainerResolver:
+    """The containers' resolver, forwarding to --dns-upstream or the host's nameservers."""
+    upstreams = [Upstream.parse(text) for text in config.dns_upstreams] or host_upstreams()
+    return ContainerResolver(Forwarder(upstreams))
 
 
 async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> None:
@@ -79,7 +87,9 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     await supervisor.ensure_started(
         config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
     )
-    manager = ContainerEngine(config, images, network, cgroups, supervisor)
+    resolver = make_resolver(config)
+    views = NetworkViewHolder()  # fed by the session with each NetworkView (netmanager)
+    manager = ContainerEngine(config, images, network, cgroups, supervisor, resolver)
     await adopt(manager)
 
     server = aio.server(interceptors=[ErrorInterceptor()], options=server_options())
@@ -105,7 +115,9 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
                 group.create_task(cluster.run(manager), name="cluster")
             if metrics is not None:
                 group.create_task(metrics.run(), name="metrics")
+            names = group.create_task(resolver.follow(views), name="dns")
             await stop.wait()
+            names.cancel()
             for part in (cluster, metrics):
                 if part is not None:
                     part.stop()
@@ -113,6 +125,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         log.info("agent stopping; containers keep running")
         await server.stop(grace=2)
         await manager.close()
+        await resolver.close()  # containers' sockets: made again when adopted
         with contextlib.suppress(FileNotFoundError):
             config.socket.unlink()
 

@@ -35,6 +35,13 @@ def agent(
         list[str] | None,
         typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
     ] = None,
+    dns_upstream: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Resolver ADDR[:PORT] that containers' names not in the cluster are"
+            " forwarded to (repeatable; default: the host's /etc/resolv.conf)",
+        ),
+    ] = None,
     log_opt: Annotated[
         list[str] | None,
         typer.Option(
@@ -57,12 +64,13 @@ def agent(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from pyswarm.cli.parse import parse_listen_address
+    from pyswarm.cli.parse import parse_dns_upstreams, parse_listen_address
 
     config = AgentConfig(
         state_dir=state_dir, socket=socket, bridge=bridge, subnet=subnet,
         cgroup_parent=cgroup_parent, netns_dir=netns_dir, iptables_chain=iptables_chain,
         metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
         insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
+        dns_upstreams=parse_dns_upstreams(dns_upstream or [], "--dns-upstream"),
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))

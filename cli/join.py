@@ -58,6 +58,13 @@ def join(
         list[str] | None,
         typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
     ] = None,
+    dns_upstream: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Resolver ADDR[:PORT] that containers' names not in the cluster are"
+            " forwarded to (repeatable; default: the host's /etc/resolv.conf)",
+        ),
+    ] = None,
     log_opt: Annotated[
         list[str] | None,
         typer.Option(
@@ -72,9 +79,11 @@ def join(
 
     from pyswarm.agent.daemon import serve
     from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
+    from pyswarm.cli.parse import parse_dns_upstreams
     from pyswarm.common.log_options import parse_log_opts
 
     log_options = tuple(parse_log_opts(log_opt or []).items())
+    dns_upstreams = parse_dns_upstreams(dns_upstream or [], "--dns-upstream")
     join_token = read_join_token(token, token_file)
     os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
 
@@ -85,6 +94,7 @@ def join(
         state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
+        dns_upstreams=dns_upstreams,
     )  # fmt: skip
     asyncio.run(_join(config, manager, join_token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))

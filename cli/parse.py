@@ -35,6 +35,22 @@ def parse_listen_address(text: str, flag: str) -> str:
     return text
 
 
+def parse_dns_upstreams(texts: list[str], flag: str) -> tuple[str, ...]:
+    """ADDR[:PORT] or [V6]:PORT resolvers, checked; each kept as given."""
+    from pyswarm.agent.dns.forwarder import Upstream
+
+    for text in texts:
+        try:
+            Upstream.parse(text)
+        except ValueError:
+            raise CliInputError(
+                f'invalid argument "{text}" for "{flag}" flag: expected an IP address'
+                " with an optional :PORT",
+                field=flag,
+            ) from None
+    return tuple(texts)
+
+
 def parse_cpus(text: str) -> int:
     """--cpus 1.5 -> nano CPUs."""
     try:

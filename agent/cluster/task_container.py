@@ -74,6 +74,7 @@ def create_request(task: types_pb2.Task, image: str = "") -> agent_pb2.CreateCon
         ports=ports,
         entrypoint_set=bool(spec.command),
         start=False,
+        resolver_networks=[n.network_id for n in task.networks if n.network_id],
     )
 
 

@@ -1,9 +1,10 @@
 """Adoption: after the agent (re)starts, its records meet what the supervisor knows.
 
-Containers still running are watched again; those that exited while the agent was
-down get their exit recorded (and their host resources released); an auto_remove one
-that is not running is removed, as docker's AutoRemove would have done; a container the
-agent removed but the supervisor still remembers is forgotten.
+Containers still running are watched (and served by the resolver) again; those that
+exited while the agent was down get their exit recorded (and their host resources
+released); an auto_remove one that is not running is removed, as docker's AutoRemove
+would have done; a container the agent removed but the supervisor still remembers is
+forgotten.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ async def adopt(manager: ContainerEngine) -> None:
             if state is not None and state.running:
                 container.pid = state.pid
                 manager.records.save(container)
+                await manager.names.adopt(container)
                 manager.watch(container.id)
                 continue
             if state is None:

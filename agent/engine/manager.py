@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pyswarm.agent.config import AgentConfig
+from pyswarm.agent.dns import ContainerResolver
 from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.auto_remove import RemovalHolds
 from pyswarm.agent.engine.errors import (
@@ -30,6 +31,7 @@ from pyswarm.agent.engine.errors import (
 )
 from pyswarm.agent.engine.health import HealthMonitor, apply_image_healthcheck
 from pyswarm.agent.engine.host_resources import HostResources
+from pyswarm.agent.engine.names import ContainerNames
 from pyswarm.agent.engine.records import ContainerRecords
 from pyswarm.agent.engine.spec import (
     build_container,
@@ -64,6 +66,7 @@ class ContainerEngine:
         network: BridgeNetwork,
         cgroups: CgroupManager,
         supervisor: SupervisorClient,
+        resolver: ContainerResolver | None = None,
     ) -> None:
         self.config = config
         self.images = images
@@ -77,6 +80,7 @@ class ContainerEngine:
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[Any]] = set()
         self.resources = HostResources(self.records, network, cgroups)
+        self.names = ContainerNames(resolver, network)
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -168,6 +172,7 @@ class ContainerEngine:
                 netns_path = sandbox.netns_path
                 container.ip_address = sandbox.ip_address
                 container.mac_address = sandbox.mac_address
+                await self.names.serve(container, netns_path)
                 if container.ports:
                     published = await asyncio.to_thread(
                         functools.partial(
@@ -190,6 +195,7 @@ class ContainerEngine:
             finally:
                 await synced
         except StartError as err:
+            await self.names.stop(cid)
             await self.resources.release(cid)
             container.state = Container.EXITED
             container.exit_code = err.exit_code
@@ -198,6 +204,7 @@ class ContainerEngine:
             self.records.save(container, durable=False)
             raise ContainerStartFailed(str(err), err.exit_code) from err
         except BaseException:
+            await self.names.stop(cid)
             await self.resources.release(cid)
             raise
         container.state = Container.RUNNING
@@ -228,7 +235,9 @@ class ContainerEngine:
             container,
             directory,
             layers,
-            mounts=write_etc_files(container, directory),
+            mounts=write_etc_files(
+                container, directory, embedded_resolver=self.names.served(container)
+            ),
             netns_path=netns_path,
             cgroup_dirs=cgroup_dirs,
             log_path=self.records.log_path(cid),
@@ -293,6 +302,7 @@ class ContainerEngine:
         # or a remove from overtaking them. A crash in between is what adoption.py and
         # HostResources.release_leftovers are for.
         self._exited.setdefault(cid, asyncio.Event()).set()
+        await self.names.stop(cid)
         if exited_now:
             # No fsync, as the supervisor's own exit record: a machine crash takes the
             # container with it, and the durable RUNNING-or-CREATED record then reads
@@ -354,6 +364,7 @@ class ContainerEngine:
                 )
             await self.stop(container.id, 0)
         async with self._locks[container.id]:
+            await self.names.stop(container.id)
             await self.resources.release_leftovers(container.id)
             # One rename takes the record out of sight at once: a restarted agent never
             # finds it. The rest need not hold up the caller: the supervisor forgetting

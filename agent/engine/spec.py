@@ -15,6 +15,7 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from pyswarm.agent.dns.resolv_conf import container_resolv_conf, read_host_resolv_conf
 from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
@@ -147,6 +148,7 @@ def build_container(
         created_at=created,
         auto_remove=request.auto_remove,
         user_namespace=request.user_namespace,
+        resolver_networks=request.resolver_networks,
     )
 
 
@@ -157,27 +159,23 @@ def port_group(container: types_pb2.Container) -> str:
     return container.spec.labels.get(SERVICE_ID_LABEL, "") if ingress else ""
 
 
-def write_etc_files(container: types_pb2.Container, directory: Path) -> list[runtime_pb2.BindMount]:
-    """hosts, hostname and resolv.conf for the container, bind-mounted as docker does."""
+def write_etc_files(
+    container: types_pb2.Container, directory: Path, *, embedded_resolver: bool = False
+) -> list[runtime_pb2.BindMount]:
+    """hosts, hostname and resolv.conf for the container, bind-mounted as docker does;
+    with `embedded_resolver`, resolv.conf points to the agent's resolver (agent/dns)."""
     hostname = container.spec.hostname
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if container.ip_address:
         hosts.append(f"{container.ip_address}\t{hostname}")
     elif container.network_mode != types_pb2.Container.HOST:
         hosts.append(f"127.0.1.1\t{hostname}")
-    # The host's resolvers, less loopback ones that mean nothing inside another netns.
-    resolv = []
-    try:
-        for line in Path("/etc/resolv.conf").read_text().splitlines():
-            if line.startswith("nameserver") and " 127." in line:
-                continue
-            resolv.append(line)
-    except OSError:
-        pass
     files = {
         "hosts": "\n".join(hosts) + "\n",
         "hostname": hostname + "\n",
-        "resolv.conf": "\n".join(resolv) + "\n",
+        "resolv.conf": container_resolv_conf(
+            read_host_resolv_conf(), embedded_resolver=embedded_resolver
+        ),
     }
     mounts = []
     for name, text in files.items():
