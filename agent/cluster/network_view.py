@@ -11,6 +11,7 @@ it looked, and always gets the newest.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 from pyswarm.proto import dispatcher_pb2
@@ -42,7 +43,7 @@ class NetworkViewHolder:
         seen = -1
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda seen=seen: self._newer_than(seen))
+                await self._changed.wait_for(functools.partial(self._newer_than, seen))
                 view = self._view
             assert view is not None
             seen = view.version

@@ -37,7 +37,7 @@ ECHO_PORT = 8000
 CLIENT_ADDR = "192.168.77.100"
 CONTAINER_ADDR = "10.255.0.100"
 
-# Greets each connection with "<name> <peer address>", then echoes lines until closed.
+# Greets each connection with "<name> <peer address>\n", then echoes what it gets.
 ECHO_SERVER = r"""
 import socket, sys, threading
 name, port = sys.argv[1], int(sys.argv[2])
@@ -49,8 +49,8 @@ print("ready", flush=True)
 def serve(conn, peer):
     with conn:
         conn.sendall(f"{name} {peer[0]}\n".encode())
-        for line in conn.makefile("rb"):
-            conn.sendall(line)
+        while data := conn.recv(262144):
+            conn.sendall(data)
 while True:
     conn, peer = server.accept()
     threading.Thread(target=serve, args=(conn, peer), daemon=True).start()
@@ -160,6 +160,10 @@ class Topology:
         for name in reversed(self.made):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         self.made = []
+
+    def ip(self, role: str, *args: str) -> None:
+        """`ip` inside `role`'s namespace."""
+        _ip(self.ns(role), *args)
 
     def run(self, role: str, fn: Callable[[], T]) -> T:
         return run_in_netns(self.path(role), fn)
