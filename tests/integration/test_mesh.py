@@ -201,3 +201,18 @@ def test_teardown_leaves_nothing(net: Topology, tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.json"))
     # The port is free again.
     assert net.run("h3", lambda: hold(HostPort(TCP, "", PUBLISHED))[1].close()) is None
+
+
+def test_a_later_agent_tears_down_what_an_earlier_one_left(net: Topology, tmp_path: Path) -> None:
+    before = _snapshot(net, "h3")
+    Mesh(net, (3,), tmp_path).publish((1,))  # then "crashes": its objects are dropped
+    assert f"PSMT{net.tag}-M" in net.output("h3", "iptables-save", "-t", "nat")
+    # What `pyswarm agent --teardown` builds: the prefix and the state dir, no bridge.
+    later = RoutingMesh(f"PSMT{net.tag}", "", tmp_path / "h3")
+    net.run("h3", later.teardown)
+    assert f"PSMT{net.tag}" not in net.output("h3", "iptables-save")
+    assert _snapshot(net, "h3") == before
+    later_return = IngressReturnPath(net.path("b1"), "eth1")
+    later_return.teardown()
+    assert "fwmark" not in net.output("b1", "ip", "-4", "rule")
+    assert "PSW-" not in net.output("b1", "iptables-save")
