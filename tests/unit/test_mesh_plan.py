@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
+
+import pytest
 
 from pyswarm.agent.cluster.mesh_plan import (
     ingress_bridge,
@@ -12,9 +16,14 @@ from pyswarm.agent.cluster.mesh_plan import (
     vip_services,
 )
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
-from pyswarm.agent.runtime.network.ingress_return import endpoint_mac, return_mark
-from pyswarm.agent.runtime.network.mesh import MeshPort
-from pyswarm.agent.runtime.network.vip import VipService, balance_rules
+from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument
+from pyswarm.agent.runtime.network.ingress_return import (
+    IngressReturnPath,
+    endpoint_mac,
+    return_mark,
+)
+from pyswarm.agent.runtime.network.mesh import MeshPort, RoutingMesh
+from pyswarm.agent.runtime.network.vip import VipRules, VipService, balance_rules
 from pyswarm.proto import dispatcher_pb2, types_pb2
 
 INGRESS = types_pb2.PortConfig.INGRESS
@@ -103,3 +112,17 @@ def test_the_view_feed_yields_the_newest_and_ignores_older() -> None:
 
     seen = asyncio.run(scenario())
     assert seen[-1] == 3 and 1 not in seen
+
+
+def test_bad_addresses_are_refused_by_name_before_anything_changes(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-netns"  # never entered: validation comes first
+    with pytest.raises(InvalidNetworkArgument, match=re.escape('vip "10.0.0.300"')):
+        VipRules(missing).sync([VipService("s/n", "10.0.0.300", ("10.0.0.5",))])
+    with pytest.raises(InvalidNetworkArgument, match='backend "web"'):
+        VipRules(missing).sync([VipService("s/n", "10.0.0.3", ("web",))])
+    with pytest.raises(InvalidNetworkArgument, match='ingress peer "x"'):
+        IngressReturnPath(missing, "eth1").sync(["x"])
+    with pytest.raises(InvalidNetworkArgument, match="chain prefix"):
+        RoutingMesh("A-VERY-LONG-PREFIX-FOR-CHAINS", "ov-1", None)
+    with pytest.raises(InvalidNetworkArgument, match="ports must be 1-65535"):
+        RoutingMesh("P", "ov-1", None).sync([MeshPort(0, 0, 80, ())])

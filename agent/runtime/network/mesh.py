@@ -40,7 +40,7 @@ from pathlib import Path
 from pyswarm.agent.runtime.network import ports, xtables
 from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument, PortInUse
 from pyswarm.agent.runtime.network.sysctls import SavedSysctls
-from pyswarm.agent.runtime.network.vip import balance_rules
+from pyswarm.agent.runtime.network.vip import balance_rules, ipv4
 from pyswarm.proto import types_pb2
 
 # The longest chain is P-Mu65535.
@@ -97,6 +97,15 @@ class RoutingMesh:
 
     def sync(self, published: Sequence[MeshPort]) -> list[PortInUse]:
         """Make the mesh publish exactly `published`; return the ports held by others."""
+        for port in published:  # all input checked before anything changes
+            if not 1 <= port.published_port <= 65535 or not 1 <= port.target_port <= 65535:
+                raise InvalidNetworkArgument(
+                    f'invalid published port "{port.published_port}:{port.target_port}": '
+                    "ports must be 1-65535",
+                    field="publish",
+                )
+            for backend in port.backends:
+                ipv4(backend, "backend")
         conflicts: list[PortInUse] = []
         open_ports: list[MeshPort] = []
         for port in published:

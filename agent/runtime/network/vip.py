@@ -57,7 +57,7 @@ class VipService:
         return f"{SERVICE_PREFIX}{digest}"
 
 
-def _address(text: str, field: str) -> str:
+def ipv4(text: str, field: str) -> str:
     try:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
@@ -84,7 +84,7 @@ def balance_rules(chain: str, backends: Sequence[str], match: str = "") -> list[
 
 
 def _service_rules(service: VipService) -> list[str]:
-    backends = sorted({_address(b, "backend") for b in service.backends})
+    backends = sorted({ipv4(b, "backend") for b in service.backends})
     return balance_rules(service.chain(), backends)
 
 
@@ -98,8 +98,10 @@ class VipRules:
     def sync(self, services: Sequence[VipService]) -> None:
         """Make the namespace's VIP rules exactly `services` (idempotent)."""
         wanted = {s.chain(): s for s in services if s.vip}
-        for service in wanted.values():
-            _address(service.vip, "vip")
+        for service in wanted.values():  # all input checked before anything changes
+            ipv4(service.vip, "vip")
+            for backend in service.backends:
+                ipv4(backend, "backend")
 
         def apply() -> None:
             present = set(xtables.chains("nat", SERVICE_PREFIX))
