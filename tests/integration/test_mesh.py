@@ -216,3 +216,17 @@ def test_a_later_agent_tears_down_what_an_earlier_one_left(net: Topology, tmp_pa
     later_return.teardown()
     assert "fwmark" not in net.output("b1", "ip", "-4", "rule")
     assert "PSW-" not in net.output("b1", "iptables-save")
+
+
+def test_the_return_path_follows_the_peers(net: Topology) -> None:
+    path = IngressReturnPath(net.path("b1"), "eth1")
+    try:
+        path.sync([ingress_addr(i) for i in (1, 2, 3)])
+        assert net.output("b1", "ip", "-4", "rule").count("fwmark") == 3
+        # A new object (an agent restarted) with fewer peers drops the others' tables too.
+        IngressReturnPath(net.path("b1"), "eth1").sync([ingress_addr(2)])
+        rules = net.output("b1", "ip", "-4", "rule")
+        assert rules.count("fwmark") == 1 and "0x1ff0002" in rules
+        assert net.output("b1", "ip", "-4", "route", "show", "table", str(0x1FF0001)) == ""
+    finally:
+        path.teardown()

@@ -132,7 +132,7 @@ class IngressReturnPath:
                     ipr.rule(
                         "add", fwmark=table, fwmask=MARK_MASK, table=table, priority=RULE_PRIORITY
                     )
-            for table in self._tables - set(wanted):
+            for table in (self._tables | _our_tables(ipr)) - set(wanted):
                 _drop_table(ipr, table)
         self._tables = set(wanted)
 
