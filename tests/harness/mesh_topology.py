@@ -37,7 +37,8 @@ ECHO_PORT = 8000
 CLIENT_ADDR = "192.168.77.100"
 CONTAINER_ADDR = "10.255.0.100"
 
-# Greets each connection with "<name> <peer address>\n", then echoes what it gets.
+# Greets each TCP connection with "<name> <peer address>\n", then echoes what it gets;
+# answers each UDP datagram with the same greeting.
 ECHO_SERVER = r"""
 import socket, sys, threading
 name, port = sys.argv[1], int(sys.argv[2])
@@ -45,6 +46,13 @@ server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind(("0.0.0.0", port))
 server.listen(128)
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("0.0.0.0", port))
+def answer():
+    while True:
+        _, peer = udp.recvfrom(2048)
+        udp.sendto(f"{name} {peer[0]}\n".encode(), peer)
+threading.Thread(target=answer, daemon=True).start()
 print("ready", flush=True)
 def serve(conn, peer):
     with conn:
@@ -212,6 +220,19 @@ def ask(top: Topology, role: str, address: str, port: int) -> tuple[str, str]:
     """One bounded request: connect, read the greeting, close."""
     with connect(top, role, address, port) as conn:
         return greeting(conn)
+
+
+def ask_udp(top: Topology, role: str, address: str, port: int) -> tuple[str, str]:
+    """One datagram and its answer, from inside `role`'s netns (bounded by a timeout)."""
+
+    def once() -> tuple[str, str]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.sendto(b"?", (address, port))
+            name, peer = sock.recv(2048).decode().split()
+            return name, peer
+
+    return top.run(role, once)
 
 
 def echo(conn: socket.socket, text: str) -> str:

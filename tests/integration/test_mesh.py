@@ -20,6 +20,7 @@ from tests.harness.mesh_topology import (
     ECHO_PORT,
     Topology,
     ask,
+    ask_udp,
     backend_addr,
     connect,
     echo,
@@ -230,3 +231,16 @@ def test_the_return_path_follows_the_peers(net: Topology) -> None:
         assert net.output("b1", "ip", "-4", "route", "show", "table", str(0x1FF0001)) == ""
     finally:
         path.teardown()
+
+
+def test_udp_through_the_vip_and_the_mesh(
+    net: Topology, mesh_on: Callable[[tuple[int, ...]], Mesh]
+) -> None:
+    VipRules(net.path("c1")).sync(_vip(2, 3))
+    assert ask_udp(net, "c1", VIP, ECHO_PORT)[0] in {"b2", "b3"}
+    mesh = mesh_on((3,))
+    port = MeshPort(types_pb2.PortConfig.UDP, PUBLISHED, ECHO_PORT, (backend_addr(1),))
+    assert net.run("h3", lambda: mesh.hosts[3].sync([port])) == []
+    for path in mesh.returns.values():
+        path.sync([ingress_addr(3)])
+    assert ask_udp(net, "client", host_addr(3), PUBLISHED) == ("b1", CLIENT_ADDR)
