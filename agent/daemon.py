@@ -29,7 +29,8 @@ from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.runtime.network import BridgeNetwork, InvalidNetworkArgument
+from pyswarm.agent.runtime.network.mesh import RoutingMesh
 from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
@@ -144,4 +145,7 @@ async def teardown(config: AgentConfig) -> None:
             await asyncio.to_thread(cgroups.remove, cid)
     with contextlib.suppress(Exception):
         await asyncio.to_thread(cgroups.remove_parent)
+    with contextlib.suppress(InvalidNetworkArgument):  # a prefix too long never made a mesh
+        mesh = RoutingMesh(config.iptables_chain, "", config.network_dir)
+        await asyncio.to_thread(mesh.teardown)
     await asyncio.to_thread(make_network(config).teardown)

@@ -98,7 +98,7 @@ async def scene(supervisor: SupervisorHarness, netns: Path, tmp_path: Path) -> A
     async with fake_upstream({"example.test": ["192.0.2.10"]}) as upstream:
         resolver = ContainerResolver(Forwarder([upstream.upstream], timeout=1.0))
         holder = NetworkViewHolder()
-        await holder.set(VIEW)
+        await holder.update(VIEW)
         follower = asyncio.create_task(resolver.follow(holder))
         spec = supervisor.spec(
             "sleep",
@@ -147,7 +147,7 @@ def test_a_new_view_changes_the_answers(
                     _record("web", FRONT, "10.77.0.2/24", "10.77.0.6", "10.77.0.7", "10.77.0.8")
                 ],
             )
-            await s.holder.set(scaled)
+            await s.holder.update(scaled)
 
             async def new_tasks() -> bool:
                 addresses, _text, _code = await s.lookup("tasks.web")

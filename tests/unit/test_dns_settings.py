@@ -68,19 +68,23 @@ def test_resolv_conf_without_it_drops_loopback_nameservers() -> None:
 def test_view_holder_feeds_the_current_view_then_each_newer_one() -> None:
     async def check() -> list[int]:
         holder = NetworkViewHolder()
-        assert holder.latest().version == 0
+        assert holder.latest() is None
         seen: list[int] = []
         changes = holder.changes()
+        await holder.update(dispatcher_pb2.NetworkView(version=0))
         seen.append((await anext(changes)).version)
-        await holder.set(dispatcher_pb2.NetworkView(version=1))
+        await holder.update(dispatcher_pb2.NetworkView(version=1))
         seen.append((await anext(changes)).version)
         # Two views before the reader looks again: it skips to the newest.
-        await holder.set(dispatcher_pb2.NetworkView(version=2))
-        await holder.set(dispatcher_pb2.NetworkView(version=3))
+        await holder.update(dispatcher_pb2.NetworkView(version=2))
+        await holder.update(dispatcher_pb2.NetworkView(version=3))
         seen.append((await anext(changes)).version)
         waiting = asyncio.ensure_future(anext(changes))
-        await holder.set(dispatcher_pb2.NetworkView(version=4))
+        await holder.update(dispatcher_pb2.NetworkView(version=4))
         seen.append((await waiting).version)
+        await holder.update(dispatcher_pb2.NetworkView(version=2))  # older: ignored
+        latest = holder.latest()
+        assert latest is not None and latest.version == 4
         await changes.aclose()
         return seen
 

@@ -1,5 +1,10 @@
 """Container networking on one host: a bridge, a veth per container, NAT and published ports.
 
+The cross-host load-balancing rules are modules of their own, used directly:
+`vip` (a service VIP balanced in each container's netns), `mesh` (the ingress routing
+mesh on the host) and `ingress_return` (the backend's return path that keeps the
+client's address); `xtables` runs iptables for all of them and for `nat`.
+
 The public surface is `BridgeNetwork` (the facade the agent drives), `Sandbox` (what a
 container's network namespace holds) and the errors (docker's `-p` syntax is in
 pyswarm.common.publish). Everything else is an implementation module.

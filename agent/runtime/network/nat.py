@@ -13,7 +13,7 @@ Layout, for a chain prefix P (all ours, nothing else is touched but the four jum
 
 The nat chains are rewritten whole and atomically with `iptables-restore --noflush`
 from the caller's full list of published ports, so a rewrite is idempotent and never leaves a
-port half-published. The `iptables` binaries are run with -w (wait for the xtables lock).
+port half-published. The binaries are run through xtables.py.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument, NetworkError
+from pyswarm.agent.runtime.network import xtables
+from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument
 from pyswarm.proto import types_pb2
 
-# iptables chain names hold at most 28 characters; the longest suffix is "-POST".
-MAX_PREFIX_LEN = 28 - len("-POST")
+# The longest suffix is "-POST".
+MAX_PREFIX_LEN = xtables.MAX_CHAIN_LEN - len("-POST")
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,6 @@ def _protocol(port: types_pb2.PortConfig) -> str:
 
 def _host_key(rule: PortRule) -> tuple[int, str, int]:
     return (rule.port.protocol, rule.port.host_ip, rule.port.published_port)
-
-
-def _run(args: Sequence[str], *, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), input=stdin, capture_output=True, text=True, check=False)
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "no output"
 
 
 class NatRules:
@@ -86,12 +78,10 @@ class NatRules:
         return [("nat", self.pre), ("nat", self.out), ("nat", self.post), ("filter", self.fwd)]
 
     def _iptables(self, table: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return _run(["iptables", "-w", "-t", table, *args])
+        return xtables.iptables(table, *args)
 
     def _must(self, table: str, *args: str) -> None:
-        done = self._iptables(table, *args)
-        if done.returncode != 0:
-            raise NetworkError(f"iptables -t {table} {' '.join(args)}: {_first_line(done.stderr)}")
+        xtables.must(table, *args)
 
     def ensure(self, rules: Sequence[PortRule]) -> None:
         """Create the chains, fill them (published ports: `rules`), add the missing jumps."""
@@ -144,15 +134,7 @@ class NatRules:
 
     def _restore(self, tables: dict[str, tuple[list[str], list[str]]]) -> None:
         """Flush the named chains and write their rules, per table, in one transaction."""
-        text: list[str] = []
-        for table, (chains, rules) in tables.items():
-            text.append(f"*{table}")
-            text.extend(f":{chain} - [0:0]" for chain in chains)
-            text.extend(rules)
-            text.append("COMMIT")
-        done = _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join(text) + "\n")
-        if done.returncode != 0:
-            raise NetworkError(f"iptables-restore: {_first_line(done.stderr)}")
+        xtables.restore(tables)
 
     def teardown(self) -> None:
         """Remove the jumps and our chains; what is already gone is skipped."""
