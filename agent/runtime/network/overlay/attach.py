@@ -63,9 +63,7 @@ def attach(
         index = index_of(ipr, ifname)
         if index is None:
             raise NetworkError(f"{ifname} missing in the sandbox for {address}")
-        ipr.addr(
-            "add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen
-        )
+        ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
         ipr.link("set", index=index, state="up")
 
     in_netns(host_netns, f"attach {container_id} to overlay {vni}", plug)
