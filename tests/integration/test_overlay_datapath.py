@@ -7,7 +7,6 @@ Traffic goes only to addresses inside the namespaces these tests make.
 from __future__ import annotations
 
 import random
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,10 @@ import pytest
 from pyswarm.agent.cluster.overlays import container_attachments, keys_of, wanted_overlays
 from pyswarm.agent.runtime.network import links
 from pyswarm.agent.runtime.network.errors import EncryptionUnsupported
+from pyswarm.agent.runtime.network.netns import run_in_netns
 from pyswarm.agent.runtime.network.overlay import datapath, ipsec
 from pyswarm.agent.runtime.network.overlay.host import HostOverlays
 from pyswarm.agent.runtime.network.overlay.xfrm import Xfrm
-from pyswarm.agent.runtime.network.netns import run_in_netns
 from pyswarm.proto import dispatcher_pb2, types_pb2
 from tests.harness.overlay_hosts import OverlayHost, pings, run_in, underlay
 from tests.waiting import wait_for
@@ -243,4 +242,3 @@ def test_outbound_policies_are_installed_listed_and_removed(two_hosts: list[Over
     assert f"src {local}/32 dst {peer}/32 proto udp dport 4789" in shown
     assert "proto esp" in shown and "mode transport" in shown
     assert after == []
-    assert socket.AF_INET  # the policy is IPv4 only (selector family)
