@@ -28,6 +28,7 @@ from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.runtime.network.overlay.host import HostOverlays
 from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
@@ -131,4 +132,7 @@ async def teardown(config: AgentConfig) -> None:
             await asyncio.to_thread(cgroups.remove, cid)
     with contextlib.suppress(Exception):
         await asyncio.to_thread(cgroups.remove_parent)
+    # Overlays (bridges, VXLAN devices, container veths, IPsec state) need no address to
+    # be found: their names and the XFRM reqid say they are ours.
+    await asyncio.to_thread(HostOverlays("").teardown)
     await asyncio.to_thread(make_network(config).teardown)

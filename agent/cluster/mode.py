@@ -17,10 +17,13 @@ from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.image_pull import NodeImages
 from pyswarm.agent.cluster.log_publisher import LogPublisher
+from pyswarm.agent.cluster.network_view import NetworkViewHolder
+from pyswarm.agent.cluster.overlays import OverlayFollower, networks_of, underlay_address
 from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.engine.manager import ContainerEngine
+from pyswarm.agent.runtime.network.overlay.host import HostOverlays
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.trust_errors import CertificateExpired
 
@@ -41,6 +44,8 @@ class ClusterMode:
             state, identity, max_backoff=config.session_max_backoff, clock=clock
         )
         self.executor: TaskExecutor | None = None
+        self.network_views = NetworkViewHolder()
+        self.session.network_views = self.network_views
         self._stopped = False
 
     @classmethod
@@ -79,6 +84,14 @@ class ClusterMode:
         if self._stopped:
             return
         log.info("cluster mode: node %s, managers %s", self.state.node_id, self.state.managers)
+        overlays = OverlayFollower(
+            HostOverlays(underlay_address(self.state.advertise_addr)),
+            self.state.node_id,
+            lambda: networks_of(containers.records),
+            self.network_views,
+        )
+        containers.resources.overlays = overlays
         async with asyncio.TaskGroup() as group:
+            group.create_task(overlays.run(), name="overlays")
             group.create_task(self.executor.run(), name="executor")
             group.create_task(self.session.run(), name="session")

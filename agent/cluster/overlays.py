@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
 
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.runtime.network import links
-from pyswarm.agent.runtime.network.errors import NetworkError
+from pyswarm.agent.runtime.network.errors import NetworkError, NetworkUnknown
 from pyswarm.agent.runtime.network.overlay.datapath import Peer
 from pyswarm.agent.runtime.network.overlay.host import (
     ContainerAttachment,
@@ -69,6 +70,18 @@ def wanted_overlays(
     return wanted
 
 
+def underlay_address(advertise_addr: str) -> str:
+    """The host part of the node's advertised address ("10.0.0.5" or "10.0.0.5:2377")."""
+    host, colon, port = advertise_addr.rpartition(":")
+    return host if colon and port.isdigit() and "." in host else advertise_addr
+
+
+def networks_of(containers: Iterable[types_pb2.Container]) -> set[str]:
+    """The overlay networks the running (or starting) local containers use."""
+    live = (types_pb2.Container.RUNNING, types_pb2.Container.CREATED)
+    return {a.network_id for c in containers if c.state in live for a in c.overlays}
+
+
 def keys_of(view: dispatcher_pb2.NetworkView) -> list[IpsecKey]:
     return [IpsecKey(k.key, k.spi_seed, k.lamport_time) for k in view.keys]
 
@@ -89,12 +102,14 @@ def container_attachments(
 
 
 class OverlayFollower:
-    """Applies each new view to the host's overlays; `run()` until cancelled.
+    """Applies each new view to the host's overlays; `run()` until cancelled. It is the
+    engine's OverlayPort: a container's networks come up before it joins them and go
+    when their last container left.
 
-    `in_use` answers which network ids local containers use; `poke()` re-applies the
-    latest view (a container came or went) without waiting for the manager. A failure
-    is logged and retried with the next view or poke: the containers that need the
-    overlay fail on their own when it is missing.
+    `in_use` answers which network ids the local containers use (from the engine's
+    records, so an agent restart knows them again); `poke()` re-applies the latest view
+    without waiting for the manager. A failure in the loop is logged and retried with
+    the next view or poke: a container that needs a missing overlay fails its start.
     """
 
     def __init__(
@@ -109,17 +124,60 @@ class OverlayFollower:
         self._in_use = in_use
         self._views = views
         self._dirty = asyncio.Event()
+        # Containers joining or attached in this run: id -> (network ids, VNIs given).
+        self._joined: dict[str, tuple[set[str], list[int]]] = {}
 
     def poke(self) -> None:
         self._dirty.set()
 
-    async def apply_latest(self) -> None:
+    def networks_in_use(self) -> set[str]:
+        joined = {nid for ids, _vnis in self._joined.values() for nid in ids}
+        return joined | set(self._in_use())
+
+    async def apply_latest(self) -> dispatcher_pb2.NetworkView | None:
         """Bring the host to the latest view now (raises what the runtime raises)."""
         view = self._views.latest()
-        if view is None:
-            return
-        wanted = wanted_overlays(view, self.node_id, set(self._in_use()))
-        await asyncio.to_thread(self.overlays.apply, wanted, keys_of(view))
+        if view is not None:
+            wanted = wanted_overlays(view, self.node_id, self.networks_in_use())
+            await asyncio.to_thread(self.overlays.apply, wanted, keys_of(view))
+        return view
+
+    async def attach(
+        self,
+        container_id: str,
+        netns_path: str,
+        attachments: Sequence[types_pb2.ContainerNetworkAttachment],
+    ) -> None:
+        self._joined[container_id] = ({a.network_id for a in attachments}, [])
+        try:
+            view = await self.apply_latest()
+            if view is None:
+                raise NetworkUnknown("no network view from the manager yet", field="networks")
+            known = {n.id for n in view.networks if n.vni}
+            for item in attachments:
+                if item.network_id not in known:
+                    raise NetworkUnknown(
+                        f"network {item.network_id} is not in this node's view yet",
+                        field="networks",
+                    )
+            plugs = container_attachments(view, _as_task_attachments(attachments))
+            await asyncio.to_thread(self.overlays.attach, container_id, Path(netns_path), plugs)
+        except BaseException:
+            del self._joined[container_id]
+            raise
+        self._joined[container_id] = ({a.network_id for a in attachments}, [p.vni for p in plugs])
+
+    async def detach(
+        self, container_id: str, attachments: Sequence[types_pb2.ContainerNetworkAttachment]
+    ) -> None:
+        joined = self._joined.pop(container_id, None)
+        vnis = joined[1] if joined is not None else None
+        if vnis is None:  # attached before a restart: the view still names the VNIs
+            view = self._views.latest()
+            plugs = container_attachments(view, _as_task_attachments(attachments)) if view else []
+            vnis = [p.vni for p in plugs]
+        await asyncio.to_thread(self.overlays.detach, container_id, vnis)
+        self.poke()  # the last container of a network takes the network with it
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -135,3 +193,11 @@ class OverlayFollower:
     async def _watch(self) -> None:
         async for _view in self._views.changes():
             self.poke()
+
+
+def _as_task_attachments(
+    items: Sequence[types_pb2.ContainerNetworkAttachment],
+) -> list[types_pb2.NetworkAttachment]:
+    return [
+        types_pb2.NetworkAttachment(network_id=a.network_id, addresses=[a.address]) for a in items
+    ]

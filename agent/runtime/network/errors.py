@@ -47,3 +47,9 @@ class EncryptionUnsupported(NetworkError, FailedPrecondition):
     """The kernel cannot do IPsec ESP, so an encrypted overlay cannot run here (never in clear)."""
 
     kind = ErrorKind.FAILED_PRECONDITION
+
+
+class NetworkUnknown(NetworkError, FailedPrecondition):
+    """A container names an overlay network this node has not been told about (yet)."""
+
+    kind = ErrorKind.FAILED_PRECONDITION

@@ -16,10 +16,11 @@ tests pass a lab host's), as links.py does.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,9 +79,11 @@ def index_of(ipr: Any, ifname: str) -> int | None:
     return found[0] if found else None
 
 
-def _ignoring(codes: tuple[int, ...], fn: Callable[[], object]) -> None:
+@contextlib.contextmanager
+def ignoring(*codes: int) -> Iterator[None]:
+    """Let a netlink refusal with one of `codes` pass (the kernel already has it so)."""
     try:
-        fn()
+        yield
     except NetlinkError as err:
         if err.code not in codes:
             raise
@@ -92,11 +95,14 @@ def ensure_overlay(netns: Path | None, spec: OverlaySpec) -> None:
     Idempotent; a VXLAN device made for another local address is made again.
     """
     bridge, vxlan = bridge_name(spec.vni), vxlan_name(spec.vni)
+    if not spec.local_addr:
+        raise NetworkError(f"overlay {spec.vni} needs this node's advertised address; it has none")
 
     def ensure(ipr: Any) -> None:
         br = index_of(ipr, bridge)
         if br is None:
-            _ignoring((errno.EEXIST,), lambda: ipr.link("add", ifname=bridge, kind="bridge"))
+            with ignoring(errno.EEXIST):
+                ipr.link("add", ifname=bridge, kind="bridge")
             br = index_of(ipr, bridge)
             if br is None:
                 raise NetworkError(f"bridge {bridge} vanished as it was made")
@@ -155,10 +161,8 @@ def _sync_endpoint(ipr: Any, bridge: int, endpoint: str) -> None:
     for address, prefixlen in sorted(have - want):
         ipr.addr("del", index=bridge, address=address, prefixlen=prefixlen)
     for address, prefixlen in sorted(want - have):
-        _ignoring(
-            (errno.EEXIST,),
-            lambda a=address, p=prefixlen: ipr.addr("add", index=bridge, address=a, prefixlen=p),
-        )
+        with ignoring(errno.EEXIST):
+            ipr.addr("add", index=bridge, address=address, prefixlen=prefixlen)
 
 
 def _kernel_peers(ipr: Any, vx: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -190,13 +194,12 @@ def sync_peers(netns: Path | None, vni: int, peers: Iterable[Peer]) -> None:
         have_fdb, have_neigh = _kernel_peers(ipr, vx)
         for mac, dst in have_fdb.items():
             if want_fdb.get(mac) != dst:
-                _ignoring(
-                    (errno.ENOENT,),
-                    lambda m=mac, d=dst: ipr.fdb("del", ifindex=vx, lladdr=m, dst=d),
-                )
+                with ignoring(errno.ENOENT):
+                    ipr.fdb("del", ifindex=vx, lladdr=mac, dst=dst)
         for ip, mac in have_neigh.items():
             if want_neigh.get(ip) != mac:
-                _ignoring((errno.ENOENT,), lambda i=ip: ipr.neigh("del", ifindex=vx, dst=i))
+                with ignoring(errno.ENOENT):
+                    ipr.neigh("del", ifindex=vx, dst=ip)
         for mac, dst in want_fdb.items():
             if have_fdb.get(mac) != dst:
                 ipr.fdb("append", ifindex=vx, lladdr=mac, dst=dst)
@@ -232,7 +235,8 @@ def remove_overlay(netns: Path | None, vni: int) -> None:
         for name in (vxlan_name(vni), bridge_name(vni)):
             index = index_of(ipr, name)
             if index is not None:
-                _ignoring((errno.ENODEV,), lambda i=index: ipr.link("del", index=i))
+                with ignoring(errno.ENODEV):
+                    ipr.link("del", index=index)
 
     in_netns(netns, f"remove overlay {vni}", remove)
 
