@@ -8,7 +8,7 @@ replaces the one before, so a slow reader skips to the newest instead of queuein
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pyswarm.proto import dispatcher_pb2
 
@@ -32,7 +32,7 @@ class NetworkViewHolder:
             self._view = view
             self._changed.notify_all()
 
-    async def changes(self) -> AsyncIterator[dispatcher_pb2.NetworkView]:
+    async def changes(self) -> AsyncGenerator[dispatcher_pb2.NetworkView, None]:
         """The current view (if any), then each newer one; ends only when cancelled."""
         seen: list[dispatcher_pb2.NetworkView | None] = [None]
         while True:
