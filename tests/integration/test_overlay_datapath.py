@@ -20,7 +20,12 @@ from pyswarm.agent.runtime.network.errors import EncryptionUnsupported
 from pyswarm.agent.runtime.network.netns import run_in_netns
 from pyswarm.agent.runtime.network.overlay import datapath, ipsec
 from pyswarm.agent.runtime.network.overlay.host import HostOverlays
-from pyswarm.agent.runtime.network.overlay.xfrm import Xfrm
+from pyswarm.agent.runtime.network.overlay.xfrm import (
+    XFRM_POLICY_IN,
+    XFRM_POLICY_OUT,
+    Policy,
+    Xfrm,
+)
 from pyswarm.proto import dispatcher_pb2, types_pb2
 from tests.harness.overlay_hosts import OverlayHost, pings, run_in, underlay
 from tests.waiting import wait_for
@@ -228,17 +233,24 @@ def test_outbound_policies_are_installed_listed_and_removed(two_hosts: list[Over
     """The hand-packed XFRM policy messages, against the kernel (works without ESP)."""
     local, peer = two_hosts[0].address, two_hosts[1].address
 
-    def roundtrip() -> tuple[list[tuple[str, str, int]], str, list[tuple[str, str, int]]]:
+    out = Policy(XFRM_POLICY_OUT, local, peer, 4789)
+    inbound = Policy(XFRM_POLICY_IN, peer, local, 4789)
+
+    def roundtrip() -> tuple[list[Policy], str, list[Policy]]:
         with Xfrm() as xfrm:
-            xfrm.set_out_policy(local, peer, 4789)
-            xfrm.set_out_policy(local, peer, 4789)  # an update, not a second policy
-            listed = xfrm.out_policies()
+            xfrm.set_policy(out)
+            xfrm.set_policy(out)  # an update, not a second policy
+            xfrm.set_policy(inbound)
+            listed = xfrm.policies()
             shown = run_in(two_hosts[0].path, "ip", "xfrm", "policy").stdout
-            xfrm.delete_out_policy(local, peer, 4789)
-            return listed, shown, xfrm.out_policies()
+            xfrm.delete_policy(out)
+            xfrm.delete_policy(inbound)
+            return listed, shown, xfrm.policies()
 
     listed, shown, after = run_in_netns(two_hosts[0].path, roundtrip)
-    assert listed == [(local, peer, 4789)]
+    assert sorted(listed) == sorted([out, inbound])
     assert f"src {local}/32 dst {peer}/32 proto udp dport 4789" in shown
+    assert f"src {peer}/32 dst {local}/32 proto udp dport 4789" in shown
+    assert "dir in" in shown and "dir out" in shown
     assert "proto esp" in shown and "mode transport" in shown
     assert after == []

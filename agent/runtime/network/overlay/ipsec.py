@@ -2,8 +2,10 @@
 node and each peer node, with the keys the manager hands out.
 
 For every peer node and every key there is an inbound state (peer → here); the
-outbound state (here → peer) uses the primary key (the newest by lamport time), and
-one outbound policy sends all of this node's VXLAN traffic to that peer through ESP.
+outbound state (here → peer) uses the primary key (the newest by lamport time). One
+outbound policy sends all of this node's VXLAN traffic to that peer through ESP, and
+one inbound policy drops VXLAN from that peer that did not arrive as ESP, so nobody
+on the underlay can inject clear frames into an encrypted network.
 Both ends derive each SPI from the key's seed and the two addresses in order, so they
 agree without talking. Keys rotate by adding the new states first and dropping those
 of keys no longer handed out after, so traffic in flight still decrypts.
@@ -29,7 +31,15 @@ from pyswarm.agent.runtime.network import links
 from pyswarm.agent.runtime.network.errors import EncryptionUnsupported, InvalidNetworkArgument
 from pyswarm.agent.runtime.network.netns import run_in_netns
 from pyswarm.agent.runtime.network.overlay.names import VXLAN_PORT
-from pyswarm.agent.runtime.network.overlay.xfrm import AEAD_NAME, SaInfo, SaKey, Xfrm
+from pyswarm.agent.runtime.network.overlay.xfrm import (
+    AEAD_NAME,
+    XFRM_POLICY_IN,
+    XFRM_POLICY_OUT,
+    Policy,
+    SaInfo,
+    SaKey,
+    Xfrm,
+)
 
 # rfc4106: an AES key (16, 24 or 32 bytes) followed by a 4-byte salt.
 _AEAD_KEY_SIZES = (20, 28, 36)
@@ -86,7 +96,10 @@ def sync_ipsec(
     `keys` (no peers or no keys: none). New states first, then policies, then the old
     states go."""
     want = desired_states(local, peers, keys)
-    want_policies = {(s.src, s.dst, VXLAN_PORT) for s in want if s.src == local}
+    want_policies = {
+        Policy(XFRM_POLICY_OUT if s.src == local else XFRM_POLICY_IN, s.src, s.dst, VXLAN_PORT)
+        for s in want
+    }
 
     def sync() -> None:
         with Xfrm() as xfrm:
@@ -94,11 +107,11 @@ def sync_ipsec(
             for state, aead in want.items():
                 if state not in have:
                     _add_state(xfrm, state, aead)
-            have_policies = set(xfrm.out_policies())
-            for src, dst, port in sorted(want_policies - have_policies):
-                xfrm.set_out_policy(src, dst, port)
-            for src, dst, port in sorted(have_policies - want_policies):
-                xfrm.delete_out_policy(src, dst, port)
+            have_policies = set(xfrm.policies())
+            for policy in sorted(want_policies - have_policies):
+                xfrm.set_policy(policy)
+            for policy in sorted(have_policies - want_policies):
+                xfrm.delete_policy(policy)
             for state in sorted(have - set(want), key=lambda s: (s.src, s.dst, s.spi)):
                 xfrm.delete_state(state)
 
@@ -147,12 +160,12 @@ def ipsec_states(netns: Path | None) -> list[SaInfo]:
         return run_in_netns(netns, dump)
 
 
-def ipsec_policies(netns: Path | None) -> list[tuple[str, str, int]]:
-    """pyswarm's outbound policies in `netns`: (src, dst, dport)."""
+def ipsec_policies(netns: Path | None) -> list[Policy]:
+    """pyswarm's policies in `netns`."""
 
-    def dump() -> list[tuple[str, str, int]]:
+    def dump() -> list[Policy]:
         with Xfrm() as xfrm:
-            return xfrm.out_policies()
+            return xfrm.policies()
 
     with links.netlink_errors("list IPsec policies"):
         return run_in_netns(netns, dump)

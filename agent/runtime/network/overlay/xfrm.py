@@ -30,7 +30,7 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 IPPROTO_ESP, IPPROTO_UDP = 50, 17
 XFRM_MODE_TRANSPORT = 0
-XFRM_POLICY_OUT = 1
+XFRM_POLICY_IN, XFRM_POLICY_OUT = 0, 1
 XFRM_INF = (1 << 64) - 1
 PYSWARM_REQID = 0x70737761  # "pswa": marks pyswarm's states and policies
 AEAD_NAME = b"rfc4106(gcm(aes))"
@@ -94,6 +94,17 @@ class SaKey:
     src: str
     dst: str
     spi: int
+
+
+@dataclass(frozen=True, order=True)
+class Policy:
+    """VXLAN from `src` to `dst` (UDP port `dport`) must be ESP: outbound it is
+    encrypted, inbound what is not decrypted is dropped."""
+
+    direction: int  # XFRM_POLICY_IN or XFRM_POLICY_OUT
+    src: str
+    dst: str
+    dport: int
 
 
 @dataclass(frozen=True)
@@ -196,36 +207,37 @@ class Xfrm:
 
     # -- policies: VXLAN (UDP to `dport`) from src to dst must be ESP in transport mode
 
-    def set_out_policy(self, src: str, dst: str, dport: int) -> None:
+    def set_policy(self, policy: Policy) -> None:
+        """Install (or update) the policy; inbound ones drop what arrives in clear."""
         info = (
-            _selector(src, dst, dport)
+            _selector(policy.src, policy.dst, policy.dport)
             + _LIFETIME_CFG.pack(*([XFRM_INF] * 4), 0, 0, 0, 0)
             + _LIFETIME_CUR.pack(0, 0, 0, 0)
-            + _POLICY_TAIL.pack(0, 0, XFRM_POLICY_OUT, 0, 0, 0)
+            + _POLICY_TAIL.pack(0, 0, policy.direction, 0, 0, 0)
         )
         tmpl = _TMPL.pack(
-            _ID.pack(_addr(dst), 0, IPPROTO_ESP), socket.AF_INET, _addr(src),
+            _ID.pack(_addr(policy.dst), 0, IPPROTO_ESP), socket.AF_INET, _addr(policy.src),
             PYSWARM_REQID, XFRM_MODE_TRANSPORT, 0, 0, _ALL_ALGOS, _ALL_ALGOS, _ALL_ALGOS,
         )  # fmt: skip
         self._do(XFRM_MSG_UPDPOLICY, NLM_F_CREATE, info + _attr(XFRMA_TMPL, tmpl))
 
-    def delete_out_policy(self, src: str, dst: str, dport: int) -> None:
-        body = _selector(src, dst, dport) + _POLICY_ID_TAIL.pack(0, XFRM_POLICY_OUT)
-        self._do(XFRM_MSG_DELPOLICY, 0, body)
+    def delete_policy(self, policy: Policy) -> None:
+        body = _selector(policy.src, policy.dst, policy.dport)
+        self._do(XFRM_MSG_DELPOLICY, 0, body + _POLICY_ID_TAIL.pack(0, policy.direction))
 
-    def out_policies(self) -> list[tuple[str, str, int]]:
-        """(src, dst, dport) of pyswarm's outbound policies here (their template's reqid)."""
-        found: list[tuple[str, str, int]] = []
+    def policies(self) -> list[Policy]:
+        """pyswarm's policies here (those whose template carries PYSWARM_REQID)."""
+        found: list[Policy] = []
         fixed = _SELECTOR.size + _LIFETIME_CFG.size + _LIFETIME_CUR.size + _POLICY_TAIL.size
         for body in self._request(XFRM_MSG_GETPOLICY, NLM_F_DUMP, b"\0" * fixed):
             daddr, saddr, dport, *_rest = _SELECTOR.unpack_from(body)
             direction = _POLICY_TAIL.unpack_from(body, fixed - _POLICY_TAIL.size)[2]
-            if direction != XFRM_POLICY_OUT or not _has_our_template(body[fixed:]):
+            if direction not in (XFRM_POLICY_IN, XFRM_POLICY_OUT):
                 continue
-            found.append(
-                (socket.inet_ntoa(saddr[:4]), socket.inet_ntoa(daddr[:4]),
-                 struct.unpack("!H", dport)[0])
-            )  # fmt: skip
+            if not _has_our_template(body[fixed:]):
+                continue
+            src, dst = socket.inet_ntoa(saddr[:4]), socket.inet_ntoa(daddr[:4])
+            found.append(Policy(direction, src, dst, struct.unpack("!H", dport)[0]))
         return found
 
 
