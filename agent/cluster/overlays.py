@@ -1,9 +1,11 @@
 """From the manager's NetworkView to the host's overlays: which to carry, with which peers.
 
 A host carries an overlay only while a local task or attachable container uses it
-(`in_use`, network ids, from the executor). This node's own endpoint on a network is
-its Node.attachments entry, which the manager also lists among the view's peers with
-this node's id; every other peer of the network becomes an FDB and neighbour entry.
+(`in_use`, network ids, from the engine's records), except the ingress network, which
+every node with an endpoint on it carries (the routing mesh enters there). This node's
+own endpoint on a network is its Node.attachments entry, which the manager also lists
+among the view's peers with this node's id; every other peer of the network becomes
+an FDB and neighbour entry.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def wanted_overlays(
     """The overlays this node must carry now, per the view and the networks in use here."""
     wanted: list[WantedOverlay] = []
     for network in view.networks:
-        if network.id not in in_use or not network.vni:
+        if not network.vni:
             continue
         endpoint = ""
         peers: list[Peer] = []
@@ -59,6 +61,10 @@ def wanted_overlays(
                 endpoint = endpoint or entry.address
             else:
                 peers.append(_peer(entry))
+        # The ingress network is on every node that has an endpoint on it (the routing
+        # mesh answers published ports where no task runs); others only while used.
+        if network.id not in in_use and not (network.spec.ingress and endpoint):
+            continue
         wanted.append(
             WantedOverlay(
                 vni=network.vni,

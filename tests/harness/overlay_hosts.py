@@ -9,6 +9,7 @@ addresses exist only inside these namespaces.
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -86,3 +87,46 @@ def underlay(count: int) -> Iterator[list[OverlayHost]]:
                 netns.remove_netns(sandbox)
             subprocess.run(["ip", "netns", "del", host.netns], check=False, capture_output=True)
         subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+
+
+ETH_P_ALL = 0x0003
+
+
+def capture(host: OverlayHost, ifname: str = "u0") -> socket.socket:
+    """A raw AF_PACKET socket on `ifname` inside the host (every frame in or out);
+    non-blocking, so draining it ends when the kernel's queue is empty."""
+
+    def open_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock.bind((ifname, 0))
+        sock.setblocking(False)
+        return sock
+
+    return netns.run_in_netns(host.path, open_socket)
+
+
+def drain(sock: socket.socket) -> list[bytes]:
+    """Every frame queued on `sock` now."""
+    frames: list[bytes] = []
+    while True:
+        try:
+            frames.append(sock.recv(65536))
+        except BlockingIOError:
+            return frames
+
+
+def vxlan_inner(frame: bytes) -> tuple[str, str] | None:
+    """For a VXLAN frame (UDP 4789 over IPv4): ("arp"|"ip", the inner target address);
+    for anything else None."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != socket.IPPROTO_UDP:
+        return None
+    udp = 14 + (frame[14] & 0x0F) * 4
+    if int.from_bytes(frame[udp + 2 : udp + 4], "big") != 4789:
+        return None
+    inner = udp + 8 + 8  # UDP header, VXLAN header
+    kind = frame[inner + 12 : inner + 14]
+    if kind == b"\x08\x06":
+        return "arp", socket.inet_ntoa(frame[inner + 14 + 24 : inner + 14 + 28])
+    if kind == b"\x08\x00":
+        return "ip", socket.inet_ntoa(frame[inner + 14 + 16 : inner + 14 + 20])
+    return "other", ""

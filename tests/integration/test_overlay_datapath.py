@@ -27,7 +27,15 @@ from pyswarm.agent.runtime.network.overlay.xfrm import (
     Xfrm,
 )
 from pyswarm.proto import dispatcher_pb2, types_pb2
-from tests.harness.overlay_hosts import OverlayHost, pings, run_in, underlay
+from tests.harness.overlay_hosts import (
+    OverlayHost,
+    capture,
+    drain,
+    pings,
+    run_in,
+    underlay,
+    vxlan_inner,
+)
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -146,6 +154,29 @@ def test_containers_on_two_hosts_reach_each_other_without_flooding(
     assert "nolearning" in details
     assert "group" not in details and "remote" not in details
     assert f"local {two_hosts[0].address}" in details
+
+
+def test_nothing_unannounced_is_flooded_onto_the_underlay(two_hosts: list[OverlayHost]) -> None:
+    network = _network()
+    view = _view(network, two_hosts)
+    _overlays, sandboxes = _bring_up(two_hosts, view, network)
+    wait_for(lambda: pings(sandboxes[0], _task_ip(1)), what="container 0 -> container 1")
+    sock = capture(two_hosts[0])
+    try:
+        stranger = "10.77.0.200"  # in the subnet, announced by nobody
+        # Its MAC known to the container: the frame reaches the VXLAN device, which
+        # has no entry (and no default one) for it, so nothing may leave the host.
+        run_in(sandboxes[0], "ip", "neigh", "replace", stranger, "lladdr",
+               links.mac_for(stranger), "dev", "eth1", "nud", "permanent")  # fmt: skip
+        assert not pings(sandboxes[0], stranger)
+        # Something that must cross, after it: the capture sees frames in order.
+        assert pings(sandboxes[0], _task_ip(1))
+        inner = [v for v in (vxlan_inner(f) for f in drain(sock)) if v is not None]
+    finally:
+        sock.close()
+    assert ("ip", _task_ip(1)) in inner
+    assert all(target != stranger for _kind, target in inner)
+    assert all(kind != "arp" for kind, _target in inner)  # ARP is answered locally
 
 
 def test_a_peer_removed_from_the_view_loses_reachability(three_hosts: list[OverlayHost]) -> None:

@@ -127,3 +127,16 @@ def test_the_holder_keeps_the_newest_view() -> None:
         await changes.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_ingress_network_is_carried_wherever_the_node_has_an_endpoint() -> None:
+    view = _view()
+    ingress = view.networks.add(id="ing", vni=4096)
+    ingress.spec.ingress = True
+    view.peers.add(network_id="ing", node_id="me", node_addr=A, address="10.255.0.2/16")
+    view.peers.add(network_id="ing", node_id="other", node_addr=B, address="10.255.0.3/16")
+    wanted = {w.vni: w for w in wanted_overlays(view, "me", set())}
+    assert set(wanted) == {4096}
+    assert wanted[4096].endpoint == "10.255.0.2/16"
+    # A node the manager gave no endpoint on it yet carries nothing.
+    assert wanted_overlays(view, "third", set()) == []
