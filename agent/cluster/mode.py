@@ -46,6 +46,7 @@ class ClusterMode:
         self.executor: TaskExecutor | None = None
         self.network_views = NetworkViewHolder()
         self.session.network_views = self.network_views
+        self.overlays: OverlayFollower | None = None
         self._stopped = False
 
     @classmethod
@@ -73,6 +74,8 @@ class ClusterMode:
         self.session.stop()
         if self.executor is not None:
             self.executor.stop()
+        if self.overlays is not None:
+            self.overlays.stop()
 
     async def run(self, containers: ContainerEngine) -> None:
         # Typed so that mypy checks the engine against the executor's seam here.
@@ -84,7 +87,7 @@ class ClusterMode:
         if self._stopped:
             return
         log.info("cluster mode: node %s, managers %s", self.state.node_id, self.state.managers)
-        overlays = OverlayFollower(
+        self.overlays = overlays = OverlayFollower(
             HostOverlays(underlay_address(self.state.advertise_addr)),
             self.state.node_id,
             lambda: networks_of(containers.records),

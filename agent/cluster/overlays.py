@@ -130,6 +130,7 @@ class OverlayFollower:
         self._in_use = in_use
         self._views = views
         self._dirty = asyncio.Event()
+        self._stopped = False
         # Containers joining or attached in this run: id -> (network ids, VNIs given).
         self._joined: dict[str, tuple[set[str], list[int]]] = {}
 
@@ -186,15 +187,24 @@ class OverlayFollower:
         self.poke()  # the last container of a network takes the network with it
 
     async def run(self) -> None:
+        """Follow the views until `stop()`; the host's overlays stay as they are then
+        (containers keep running across an agent restart)."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._watch())
+            watch = group.create_task(self._watch())
             while True:
                 await self._dirty.wait()
                 self._dirty.clear()
+                if self._stopped:
+                    break
                 try:
                     await self.apply_latest()
                 except NetworkError as err:
                     log.warning("overlay networks: %s", err)
+            watch.cancel()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._dirty.set()
 
     async def _watch(self) -> None:
         async for _view in self._views.changes():

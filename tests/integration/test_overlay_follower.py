@@ -69,7 +69,8 @@ def test_the_follower_brings_networks_up_for_containers_and_down_after(
             for i, host in enumerate(hosts)
         ]
         async with asyncio.TaskGroup() as group:
-            runs = [group.create_task(f.run()) for f in followers]
+            for follower in followers:
+                group.create_task(follower.run())
             try:
                 # Before the manager said anything, a container cannot join.
                 with pytest.raises(NetworkUnknown):
@@ -106,8 +107,8 @@ def test_the_follower_brings_networks_up_for_containers_and_down_after(
                 await eventually(gone, what="overlay removed from host 0")
                 assert f"vx-{VNI}" in _links(hosts[1])
             finally:
-                for run in runs:
-                    run.cancel()
+                for follower in followers:
+                    follower.stop()
         await asyncio.to_thread(HostOverlays(hosts[1].address, netns=hosts[1].path).teardown)
 
     asyncio.run(scenario())
