@@ -250,12 +250,16 @@ def test_an_encrypted_network_never_runs_in_clear(two_hosts: list[OverlayHost]) 
         sent = {s.key.dst: s.packets for s in ipsec.ipsec_states(two_hosts[0].path)}
         assert sent.get(two_hosts[1].address, 0) > 0
         return
-    # This kernel has XFRM but no ESP: the network is refused, and nothing of it is
-    # left behind (no VXLAN device that could carry it in clear, no policy, no state).
+    # This kernel has XFRM but no ESP: the encrypted network is refused, and nothing
+    # of it is left behind (no VXLAN device that could carry it in clear, no policy,
+    # no state), while a plain network beside it is carried as usual.
+    plain = _network()
+    plain.vni = network.vni + 1
+    view.networks.append(plain)
     overlay = HostOverlays(two_hosts[0].address, netns=two_hosts[0].path)
     with pytest.raises(EncryptionUnsupported, match="ESP"):
-        overlay.apply(wanted_overlays(view, "node0", {network.id}), keys_of(view))
-    assert _our_links(two_hosts[0]) == []
+        overlay.apply(wanted_overlays(view, "node0", {network.id, plain.id}), keys_of(view))
+    assert sorted(_our_links(two_hosts[0])) == [f"ov-{plain.vni}", f"vx-{plain.vni}"]
     assert ipsec.ipsec_states(two_hosts[0].path) == []
     assert ipsec.ipsec_policies(two_hosts[0].path) == []
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyswarm.agent.runtime.network.errors import EncryptionUnsupported
 from pyswarm.agent.runtime.network.overlay import attach, datapath, ipsec
 from pyswarm.agent.runtime.network.overlay.datapath import OverlaySpec, Peer
 from pyswarm.agent.runtime.network.overlay.ipsec import IpsecKey
@@ -59,13 +60,21 @@ class HostOverlays:
 
     def apply(self, wanted: Iterable[WantedOverlay], keys: Iterable[IpsecKey] = ()) -> None:
         """Make the host carry exactly `wanted` (peers by difference), IPsec for the peer
-        nodes of the encrypted ones, and nothing else of ours."""
+        nodes of the encrypted ones, and nothing else of ours. EncryptionUnsupported
+        (after the rest is done) if the kernel cannot protect the encrypted ones."""
         wanted = list(wanted)
+        refused: EncryptionUnsupported | None = None
         with self._lock:
             # Keys first: an encrypted overlay must never carry a packet in clear, so
-            # its peers' states and policies exist before its VXLAN device does.
+            # its peers' states and policies exist before its VXLAN device does. A
+            # kernel without ESP carries the other overlays and none of the encrypted.
             secured = {p.node_addr for w in wanted if w.encrypted for p in w.peers}
-            ipsec.sync_ipsec(self.netns, self.local_addr, secured, keys if secured else ())
+            try:
+                ipsec.sync_ipsec(self.netns, self.local_addr, secured, keys if secured else ())
+            except EncryptionUnsupported as err:
+                refused = err
+                wanted = [w for w in wanted if not w.encrypted]
+                ipsec.sync_ipsec(self.netns, self.local_addr, (), ())
             for overlay in wanted:
                 spec = OverlaySpec(overlay.vni, self.local_addr, overlay.endpoint, overlay.mtu)
                 datapath.ensure_overlay(self.netns, spec)
@@ -73,6 +82,8 @@ class HostOverlays:
             keep = {w.vni for w in wanted}
             for vni in sorted(datapath.present_vnis(self.netns) - keep):
                 datapath.remove_overlay(self.netns, vni)
+        if refused is not None:
+            raise refused
 
     def attach(
         self, container_id: str, sandbox: Path, attachments: Sequence[ContainerAttachment]
