@@ -247,6 +247,15 @@ def test_an_encrypted_network_never_runs_in_clear(two_hosts: list[OverlayHost]) 
     if ipsec.ipsec_supported():
         _overlays, sandboxes = _bring_up(two_hosts, view, network)
         wait_for(lambda: pings(sandboxes[0], _task_ip(1)), what="ping through ESP")
+        sock = capture(two_hosts[0])
+        try:
+            assert pings(sandboxes[0], _task_ip(1))
+            frames = drain(sock)
+        finally:
+            sock.close()
+        esp = [f for f in frames if len(f) > 23 and f[12:14] == b"\x08\x00" and f[23] == 50]
+        assert esp, "no ESP on the underlay"
+        assert not [f for f in frames if vxlan_inner(f) is not None], "VXLAN in clear"
         sent = {s.key.dst: s.packets for s in ipsec.ipsec_states(two_hosts[0].path)}
         assert sent.get(two_hosts[1].address, 0) > 0
         return
