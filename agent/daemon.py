@@ -120,7 +120,8 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
 
 async def teardown(config: AgentConfig) -> None:
     """Remove everything an agent made on this host: containers, network, cgroups."""
-    if ClusterState.exists(config.state_dir):
+    in_cluster = ClusterState.exists(config.state_dir)
+    if in_cluster:
         subnet = ClusterState.load(config.state_dir).subnet
         config = dataclasses.replace(config, subnet=subnet or config.subnet)
     supervisor = SupervisorClient(config.supervisor_socket)
@@ -132,7 +133,8 @@ async def teardown(config: AgentConfig) -> None:
             await asyncio.to_thread(cgroups.remove, cid)
     with contextlib.suppress(Exception):
         await asyncio.to_thread(cgroups.remove_parent)
-    # Overlays (bridges, VXLAN devices, container veths, IPsec state) need no address to
-    # be found: their names and the XFRM reqid say they are ours.
-    await asyncio.to_thread(HostOverlays("").teardown)
+    if in_cluster:
+        # Only a swarm member makes overlays (bridges, VXLAN devices, container veths,
+        # IPsec state); their names and the XFRM reqid say they are ours.
+        await asyncio.to_thread(HostOverlays("").teardown)
     await asyncio.to_thread(make_network(config).teardown)
