@@ -14,6 +14,7 @@ from pyswarm.agent.cluster.overlays import (
     underlay_address,
     wanted_overlays,
 )
+from pyswarm.agent.cluster.task_container import create_request
 from pyswarm.agent.runtime.network.errors import InvalidNetworkArgument
 from pyswarm.agent.runtime.network.overlay.datapath import Peer
 from pyswarm.agent.runtime.network.overlay.ipsec import IpsecKey, desired_states, spi_for
@@ -140,3 +141,16 @@ def test_the_ingress_network_is_carried_wherever_the_node_has_an_endpoint() -> N
     assert wanted[4096].endpoint == "10.255.0.2/16"
     # A node the manager gave no endpoint on it yet carries nothing.
     assert wanted_overlays(view, "third", set()) == []
+
+
+def test_a_tasks_networks_become_its_containers_overlay_attachments() -> None:
+    task = types_pb2.Task(id="t1", service_id="s1", slot=1)
+    task.spec.container.image = "busybox"
+    task.networks.add(network_id="n2", addresses=["10.0.1.5/24"])
+    task.networks.add(network_id="n1", addresses=["10.0.0.5/24"])
+    task.networks.add(network_id="pending")  # no address allocated yet: not joined
+    request = create_request(task)
+    assert [(a.network_id, a.address) for a in request.overlays] == [
+        ("n2", "10.0.1.5/24"),
+        ("n1", "10.0.0.5/24"),
+    ]
