@@ -31,6 +31,7 @@ from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.network import BridgeNetwork, InvalidNetworkArgument
 from pyswarm.agent.runtime.network.mesh import RoutingMesh
+from pyswarm.agent.runtime.network.overlay.host import HostOverlays
 from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
@@ -89,7 +90,8 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
     )
     resolver = make_resolver(config)
-    views = NetworkViewHolder()  # fed by the session with each NetworkView (netmanager)
+    # The cluster's networks as the session hears them (none outside a swarm).
+    views = cluster.network_views if cluster is not None else NetworkViewHolder()
     manager = ContainerEngine(config, images, network, cgroups, supervisor, resolver)
     await adopt(manager)
 
@@ -133,7 +135,8 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
 
 async def teardown(config: AgentConfig) -> None:
     """Remove everything an agent made on this host: containers, network, cgroups."""
-    if ClusterState.exists(config.state_dir):
+    in_cluster = ClusterState.exists(config.state_dir)
+    if in_cluster:
         subnet = ClusterState.load(config.state_dir).subnet
         config = dataclasses.replace(config, subnet=subnet or config.subnet)
     supervisor = SupervisorClient(config.supervisor_socket)
@@ -148,4 +151,8 @@ async def teardown(config: AgentConfig) -> None:
     with contextlib.suppress(InvalidNetworkArgument):  # a prefix too long never made a mesh
         mesh = RoutingMesh(config.iptables_chain, "", config.network_dir)
         await asyncio.to_thread(mesh.teardown)
+    if in_cluster:
+        # Only a swarm member makes overlays (bridges, VXLAN devices, container veths,
+        # IPsec state); their names and the XFRM reqid say they are ours.
+        await asyncio.to_thread(HostOverlays("").teardown)
     await asyncio.to_thread(make_network(config).teardown)

@@ -38,7 +38,7 @@ class CreateContainerRequest(_message.Message):
     START_FIELD_NUMBER: _builtins.int
     USER_NAMESPACE_FIELD_NUMBER: _builtins.int
     ENTRYPOINT_SET_FIELD_NUMBER: _builtins.int
-    RESOLVER_NETWORKS_FIELD_NUMBER: _builtins.int
+    OVERLAYS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     network_mode: _types_pb2.Container.NetworkMode.ValueType
@@ -57,8 +57,8 @@ class CreateContainerRequest(_message.Message):
     @_builtins.property
     def ports(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.PortConfig]: ...
     @_builtins.property
-    def resolver_networks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Container.resolver_networks"""
+    def overlays(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.ContainerNetworkAttachment]:
+        """eth1, eth2, ... on overlay networks"""
 
     def __init__(
         self,
@@ -73,11 +73,11 @@ class CreateContainerRequest(_message.Message):
         start: _builtins.bool = ...,
         user_namespace: _builtins.bool = ...,
         entrypoint_set: _builtins.bool = ...,
-        resolver_networks: _abc.Iterable[_builtins.str] | None = ...,
+        overlays: _abc.Iterable[_types_pb2.ContainerNetworkAttachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "entrypoint_set", b"entrypoint_set", "image", b"image", "limits", b"limits", "name", b"name", "network_mode", b"network_mode", "ports", b"ports", "resolver_networks", b"resolver_networks", "spec", b"spec", "start", b"start", "user_namespace", b"user_namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "entrypoint_set", b"entrypoint_set", "image", b"image", "limits", b"limits", "name", b"name", "network_mode", b"network_mode", "overlays", b"overlays", "ports", b"ports", "spec", b"spec", "start", b"start", "user_namespace", b"user_namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

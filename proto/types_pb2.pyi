@@ -1476,7 +1476,7 @@ class Container(_message.Message):
     OOM_KILLED_FIELD_NUMBER: _builtins.int
     HEALTHCHECK_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
-    RESOLVER_NETWORKS_FIELD_NUMBER: _builtins.int
+    OVERLAYS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     image: _builtins.str
@@ -1519,10 +1519,8 @@ class Container(_message.Message):
         """set while a healthcheck runs (docker's State.Health)"""
 
     @_builtins.property
-    def resolver_networks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Ids of the networks the agent's resolver (127.0.0.11) answers this container's
-        service names on; empty: no resolver, the host's nameservers in resolv.conf.
-        """
+    def overlays(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerNetworkAttachment]:
+        """Its interfaces on overlay networks (eth1, eth2, ... in this order)."""
 
     def __init__(
         self,
@@ -1551,15 +1549,40 @@ class Container(_message.Message):
         oom_killed: _builtins.bool = ...,
         healthcheck: Global___HealthConfig | None = ...,
         health: Global___Health | None = ...,
-        resolver_networks: _abc.Iterable[_builtins.str] | None = ...,
+        overlays: _abc.Iterable[Global___ContainerNetworkAttachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "health", b"health", "healthcheck", b"healthcheck", "limits", b"limits", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "created_at", b"created_at", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "health", b"health", "healthcheck", b"healthcheck", "id", b"id", "image", b"image", "image_id", b"image_id", "ip_address", b"ip_address", "limits", b"limits", "mac_address", b"mac_address", "name", b"name", "network_mode", b"network_mode", "oom_killed", b"oom_killed", "pid", b"pid", "ports", b"ports", "resolver_networks", b"resolver_networks", "restart_count", b"restart_count", "spec", b"spec", "started_at", b"started_at", "state", b"state", "task_id", b"task_id", "user_namespace", b"user_namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "created_at", b"created_at", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "health", b"health", "healthcheck", b"healthcheck", "id", b"id", "image", b"image", "image_id", b"image_id", "ip_address", b"ip_address", "limits", b"limits", "mac_address", b"mac_address", "name", b"name", "network_mode", b"network_mode", "oom_killed", b"oom_killed", "overlays", b"overlays", "pid", b"pid", "ports", b"ports", "restart_count", b"restart_count", "spec", b"spec", "started_at", b"started_at", "state", b"state", "task_id", b"task_id", "user_namespace", b"user_namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Container: _TypeAlias = Container  # noqa: Y015
+
+@_typing.final
+class ContainerNetworkAttachment(_message.Message):
+    """A container's address on one overlay network (from its task's NetworkAttachment)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    network_id: _builtins.str
+    address: _builtins.str
+    """CIDR"""
+    def __init__(
+        self,
+        *,
+        network_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "network_id", b"network_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerNetworkAttachment: _TypeAlias = ContainerNetworkAttachment  # noqa: Y015
 
 @_typing.final
 class HealthConfig(_message.Message):

@@ -16,11 +16,15 @@ import logging
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.image_pull import NodeImages
+from pyswarm.agent.cluster.load_balancing import LoadBalancing
 from pyswarm.agent.cluster.log_publisher import LogPublisher
+from pyswarm.agent.cluster.network_view import NetworkViewHolder
+from pyswarm.agent.cluster.overlays import OverlayFollower, networks_of, underlay_address
 from pyswarm.agent.cluster.session import AgentSession
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.engine.manager import ContainerEngine
+from pyswarm.agent.runtime.network.overlay.host import HostOverlays
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.trust_errors import CertificateExpired
 
@@ -41,6 +45,10 @@ class ClusterMode:
             state, identity, max_backoff=config.session_max_backoff, clock=clock
         )
         self.executor: TaskExecutor | None = None
+        self.network_views = NetworkViewHolder()
+        self.session.network_views = self.network_views
+        self.overlays: OverlayFollower | None = None
+        self.load_balancing: LoadBalancing | None = None
         self._stopped = False
 
     @classmethod
@@ -68,6 +76,10 @@ class ClusterMode:
         self.session.stop()
         if self.executor is not None:
             self.executor.stop()
+        if self.overlays is not None:
+            self.overlays.stop()
+        if self.load_balancing is not None:
+            self.load_balancing.stop()
 
     async def run(self, containers: ContainerEngine) -> None:
         # Typed so that mypy checks the engine against the executor's seam here.
@@ -79,6 +91,22 @@ class ClusterMode:
         if self._stopped:
             return
         log.info("cluster mode: node %s, managers %s", self.state.node_id, self.state.managers)
+        self.overlays = overlays = OverlayFollower(
+            HostOverlays(underlay_address(self.state.advertise_addr)),
+            self.state.node_id,
+            lambda: networks_of(containers.records),
+            self.network_views,
+        )
+        containers.resources.overlays = overlays
+        self.load_balancing = balancing = LoadBalancing(
+            self.network_views,
+            overlays,
+            chain_prefix=self.config.iptables_chain,
+            state_dir=self.config.network_dir,
+        )
+        overlays.on_change = balancing.poke
         async with asyncio.TaskGroup() as group:
+            group.create_task(overlays.run(), name="overlays")
+            group.create_task(balancing.run(), name="load-balancing")
             group.create_task(self.executor.run(), name="executor")
             group.create_task(self.session.run(), name="session")

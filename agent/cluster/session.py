@@ -40,6 +40,7 @@ from pyswarm.agent.cluster.certificate import CertificateChange, NodeCertificate
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.log_publisher import LogPublisher
+from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import NodeIdentity
@@ -91,6 +92,7 @@ class AgentSession:
         self.connected = asyncio.Event()
         #: Serves `service logs` subscriptions while in session, when set.
         self.log_publisher: LogPublisher | None = None
+        self.network_views: NetworkViewHolder | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -272,6 +274,9 @@ class AgentSession:
             payload = message.WhichOneof("payload")
             if payload == "assignments":
                 self.executor.assign(message.assignments)
+            elif payload == "network_view":
+                if self.network_views is not None:
+                    await self.network_views.update(message.network_view)
             elif payload == "heartbeat_ack":
                 ack = message.heartbeat_ack
                 if ack.period_ms > 0:

@@ -74,8 +74,17 @@ def create_request(task: types_pb2.Task, image: str = "") -> agent_pb2.CreateCon
         ports=ports,
         entrypoint_set=bool(spec.command),
         start=False,
-        resolver_networks=[n.network_id for n in task.networks if n.network_id],
+        overlays=overlay_attachments(task),
     )
+
+
+def overlay_attachments(task: types_pb2.Task) -> list[types_pb2.ContainerNetworkAttachment]:
+    """The task's addresses on its networks (Task.networks, in the task's order)."""
+    return [
+        types_pb2.ContainerNetworkAttachment(network_id=a.network_id, address=a.addresses[0])
+        for a in task.networks
+        if a.addresses
+    ]
 
 
 def _published(port: types_pb2.PortConfig) -> types_pb2.PortConfig:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from pyswarm.agent.engine.overlay_port import OverlayPort
 from pyswarm.agent.engine.records import ContainerRecords
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.network import BridgeNetwork
@@ -22,6 +23,8 @@ class HostResources:
         self.records = records
         self.network = network
         self.cgroups = cgroups
+        # Set by the cluster side of the agent when it follows the network view.
+        self.overlays: OverlayPort | None = None
         # Containers whose sandbox and cgroups are known to be given back (this run).
         self._released: set[str] = set()
 
@@ -40,6 +43,12 @@ class HostResources:
             # Only bridge containers have a sandbox and ports the agent made.
             steps = [self.network.unpublish, self.network.remove_sandbox, *steps]
         released = True
+        if container is not None and container.overlays and self.overlays is not None:
+            try:
+                await self.overlays.detach(cid, list(container.overlays))
+            except Exception as err:
+                released = False
+                log.warning("releasing %s: overlay detach failed: %s", cid[:12], err)
         for step in steps:
             try:
                 await asyncio.to_thread(step, cid)

@@ -172,6 +172,8 @@ class ContainerEngine:
                 netns_path = sandbox.netns_path
                 container.ip_address = sandbox.ip_address
                 container.mac_address = sandbox.mac_address
+                if container.overlays:
+                    await self._attach_overlays(container, netns_path)
                 await self.names.serve(container, netns_path)
                 if container.ports:
                     published = await asyncio.to_thread(
@@ -217,6 +219,12 @@ class ContainerEngine:
         self.records.save(container, durable=False)
         self._exited[cid] = asyncio.Event()
         self.watch(cid)
+
+    async def _attach_overlays(self, container: Container, netns_path: str) -> None:
+        port = self.resources.overlays
+        if port is None:
+            raise ContainerStartFailed("this agent runs no overlay networks (not in a swarm)", 1)
+        await port.attach(container.id, netns_path, list(container.overlays))
 
     def _runtime_spec(self, container: Container, netns_path: str) -> runtime_pb2.RuntimeSpec:
         """The record written, then dirs, cgroups, /etc files and bind sources made; the

@@ -1,6 +1,6 @@
 """Which of this host's containers the agent's resolver (agent/dns) serves.
 
-A bridge container on cluster networks (`resolver_networks`) gets the resolver's
+A bridge container on cluster networks (its `overlays`) gets the resolver's
 sockets in its network namespace before its process starts, loses them when it exits,
 and gets them again when a restarted agent adopts it still running.
 """
@@ -27,14 +27,14 @@ class ContainerNames:
         """True if the container's resolv.conf should point at the resolver."""
         return (
             self.resolver is not None
-            and bool(container.resolver_networks)
+            and bool(container.overlays)
             and container.network_mode == types_pb2.Container.BRIDGE
         )
 
     async def serve(self, container: types_pb2.Container, netns_path: str) -> None:
         """Serve the container in the netns at `netns_path` (DnsError if impossible)."""
         if self.resolver is not None and self.served(container):
-            networks = frozenset(container.resolver_networks)
+            networks = frozenset(o.network_id for o in container.overlays)
             await self.resolver.attach(container.id, Path(netns_path), networks)
 
     async def adopt(self, container: types_pb2.Container) -> None:

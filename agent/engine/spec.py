@@ -97,6 +97,8 @@ def build_container(
     _validate_limits(request.limits)
     _validate_mounts(list(request.spec.mounts))
     _validate_ports(list(request.ports))
+    if request.overlays and request.network_mode != types_pb2.Container.BRIDGE:
+        raise BadSpec("overlay networks need the bridge network mode", field="network")
     if request.network_mode == types_pb2.Container.HOST and request.ports:
         raise BadSpec("published ports are discarded when using host network mode", field="publish")
     if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
@@ -148,7 +150,7 @@ def build_container(
         created_at=created,
         auto_remove=request.auto_remove,
         user_namespace=request.user_namespace,
-        resolver_networks=request.resolver_networks,
+        overlays=request.overlays,
     )
 
 

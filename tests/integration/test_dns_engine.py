@@ -10,7 +10,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -76,6 +76,27 @@ def _images(config: AgentConfig) -> ImageStore:
     return images
 
 
+class RecordedOverlays:
+    """The engine's overlay port without a datapath: the container joins its cluster
+    networks in name only (the overlays themselves are tested in test_overlay_*)."""
+
+    def __init__(self) -> None:
+        self.attached: dict[str, list[str]] = {}
+
+    async def attach(
+        self,
+        container_id: str,
+        netns_path: str,
+        attachments: Sequence[types_pb2.ContainerNetworkAttachment],
+    ) -> None:
+        self.attached[container_id] = [a.network_id for a in attachments]
+
+    async def detach(
+        self, container_id: str, attachments: Sequence[types_pb2.ContainerNetworkAttachment]
+    ) -> None:
+        self.attached.pop(container_id, None)
+
+
 @asynccontextmanager
 async def engine_with_resolver(
     config: AgentConfig, upstream: FakeUpstream
@@ -96,6 +117,7 @@ async def engine_with_resolver(
         supervisor,
         resolver,
     )
+    engine.resources.overlays = RecordedOverlays()
     try:
         yield engine
     finally:
@@ -115,7 +137,10 @@ async def _start(engine: ContainerEngine, *networks: str) -> types_pb2.Container
         spec=types_pb2.ContainerSpec(command=["sleep", "600"]),
         entrypoint_set=True,
         start=True,
-        resolver_networks=list(networks),
+        overlays=[
+            types_pb2.ContainerNetworkAttachment(network_id=n, address=f"10.0.{i}.2/24")
+            for i, n in enumerate(networks, start=9)
+        ],
     )
     return await engine.create(request)
 

@@ -71,3 +71,14 @@ def test_bad_specs_name_the_field(fields: dict[str, object], field: str) -> None
 def test_no_command_at_all_is_refused() -> None:
     with pytest.raises(BadSpec, match="no command"):
         build_container(_request(), _image())
+
+
+def test_overlay_attachments_are_kept_in_order_and_need_the_bridge_mode() -> None:
+    first = types_pb2.ContainerNetworkAttachment(network_id="n1", address="10.0.1.5/24")
+    second = types_pb2.ContainerNetworkAttachment(network_id="n2", address="10.0.2.5/24")
+    image = _image(cmd=["sh"])
+    c = build_container(_request(overlays=[first, second]), image)
+    assert [a.network_id for a in c.overlays] == ["n1", "n2"]
+    with pytest.raises(BadSpec) as caught:
+        build_container(_request(overlays=[first], network_mode=types_pb2.Container.HOST), image)
+    assert caught.value.field == "network"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyswarm.common.errors import (
     AlreadyExists,
     ErrorKind,
+    FailedPrecondition,
     InvalidArgument,
     PyswarmError,
     Unavailable,
@@ -40,3 +41,15 @@ class AddressPoolExhausted(NetworkError, Unavailable):
 
 class BridgeMissing(NetworkError):
     """The bridge a veth was to join is gone (deleted behind the agent's back)."""
+
+
+class EncryptionUnsupported(NetworkError, FailedPrecondition):
+    """The kernel cannot do IPsec ESP, so an encrypted overlay cannot run here (never in clear)."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+
+
+class NetworkUnknown(NetworkError, FailedPrecondition):
+    """A container names an overlay network this node has not been told about (yet)."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
