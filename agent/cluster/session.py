@@ -40,6 +40,7 @@ from pyswarm.agent.cluster.certificate import CertificateChange, NodeCertificate
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.log_publisher import LogPublisher
+from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import NodeIdentity
@@ -91,6 +92,8 @@ class AgentSession:
         self.connected = asyncio.Event()
         #: Serves `service logs` subscriptions while in session, when set.
         self.log_publisher: LogPublisher | None = None
+        #: The manager's latest NetworkView for this node (overlay, DNS, load balancing).
+        self.network_view = NetworkViewHolder()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -272,6 +275,8 @@ class AgentSession:
             payload = message.WhichOneof("payload")
             if payload == "assignments":
                 self.executor.assign(message.assignments)
+            elif payload == "network_view":
+                self.network_view.put(message.network_view)
             elif payload == "heartbeat_ack":
                 ack = message.heartbeat_ack
                 if ack.period_ms > 0:
@@ -317,6 +322,7 @@ class AgentSession:
         return changed
 
     def _disconnected(self) -> None:
+        self.network_view.reset()  # the next manager numbers its views anew
         self.connected.clear()
         self.manager = ""
         self.session_id = ""
