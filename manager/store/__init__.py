@@ -26,10 +26,12 @@ from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS, EtcdTLSFiles, MemberTLS
 from pyswarm.manager.store.kinds import (
+    ADDRESSES,
     CLIENT_CERTIFICATES,
     CLUSTERS,
     KINDS,
     LIVENESS,
+    NETWORKS,
     NODES,
     PLAIN,
     REMOVED_NODES,
@@ -44,6 +46,7 @@ from pyswarm.manager.store.ops import Create, Delete, Op, Update
 from pyswarm.manager.store.store import DEFAULT_MAX_TXN_BYTES, DEFAULT_MAX_TXN_OPS, Store
 
 __all__ = [
+    "ADDRESSES",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "DEFAULT_LEASE_TTL",
@@ -52,6 +55,7 @@ __all__ = [
     "KINDS",
     "LEADER_KEY",
     "LIVENESS",
+    "NETWORKS",
     "NODES",
     "PLAIN",
     "REMOVED_NODES",
