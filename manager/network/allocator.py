@@ -10,8 +10,10 @@ the cache and the reservations it holds (addresses.py), for every dirty key:
 - a service gets a VIP on each of its networks (vip mode), recorded in Service.endpoint;
 - a node gets its own endpoint (load balancer / routing-mesh source) on the ingress
   network and on every network its live tasks join, in Node.attachments;
-- a task, service, node or network that is gone has its reservations deleted, and so
-  does a reservation whose owner no longer exists (found at start).
+- a task that ended (or is no longer wanted and never ran), and a service, node or
+  network that is gone, has its reservations deleted, and so does a reservation whose
+  owner no longer exists (found at start). An ended task keeps its attachments as
+  history; nothing programs them any more (manager/network/view.py skips it).
 
 The whole tick is one `store.batch`: reservations first, then the records that hold them
 (a 0→1000 scale is a handful of transactions). The ingress network is created at start
@@ -113,6 +115,13 @@ class NetworkAllocator(ReconcileLoop):
             await write_ops(self.context, ops)  # else another manager made it first
 
 
+def _done(task: types_pb2.Task) -> bool:
+    """Its addresses are free again: it ended, or it is no longer wanted and never ran."""
+    if task.status.state > types_pb2.RUNNING:
+        return True
+    return task.desired_state > types_pb2.RUNNING and task.status.state < types_pb2.ASSIGNED
+
+
 def _waiting(task: types_pb2.Task) -> bool:
     return task.status.state == types_pb2.PENDING and not networks_allocated(task)
 
@@ -147,7 +156,7 @@ class _Plan:
 
     def task(self, task_id: str) -> None:
         task = self.cache.get(TASKS, task_id)
-        if task is None:
+        if task is None or _done(task):
             self.ops.extend(release(self.index, TASKS.name, task_id))
             return
         if not _waiting(task):

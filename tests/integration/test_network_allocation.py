@@ -1,0 +1,222 @@
+"""Networks through the real manager: create/inspect/remove, task and VIP addresses
+reserved in etcd, pool exhaustion, and the NetworkView fake agents are sent."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+
+from pyswarm.manager.store import ADDRESSES, EmbeddedEtcd
+from pyswarm.proto import control_pb2, types_pb2
+from tests.harness.etcd import etcd_client
+from tests.harness.fake_agent import FakeAgent
+from tests.harness.manager import (
+    RunningManager,
+    expect_error,
+    manager_config,
+    replicated_spec,
+    running_manager,
+)
+from tests.waiting import eventually
+
+Scenario = Callable[[RunningManager, list[FakeAgent]], Awaitable[None]]
+
+
+def run_cluster(tmp_path: Path, etcd: EmbeddedEtcd, scenario: Scenario, agents: int = 3) -> None:
+    async def body() -> None:
+        async with running_manager(manager_config(tmp_path / "manager", etcd)) as manager:
+            fleet = [FakeAgent(f"node{i}", tmp_path / f"agent{i}") for i in range(agents)]
+            try:
+                for agent in fleet:
+                    await agent.join(manager)
+                    agent.start()
+                await scenario(manager, fleet)
+            finally:
+                for agent in fleet:
+                    await agent.stop()
+
+    asyncio.run(body())
+
+
+def network_spec(name: str, subnet: str = "") -> types_pb2.NetworkSpec:
+    spec = types_pb2.NetworkSpec(driver="overlay")
+    spec.annotations.name = name
+    if subnet:
+        spec.ipam.add(subnet=subnet)
+    return spec
+
+
+def on_network(name: str, replicas: int, network: str) -> types_pb2.ServiceSpec:
+    spec = replicated_spec(name, replicas)
+    spec.task.networks.add(target=network)
+    return spec
+
+
+async def reservations(etcd: EmbeddedEtcd) -> list[types_pb2.AddressReservation]:
+    async with etcd_client(etcd) as client:
+        result = await client.range_paged(ADDRESSES.prefix)
+    return [types_pb2.AddressReservation.FromString(kv.value) for kv in result.kvs]
+
+
+async def tasks_of(manager: RunningManager, service: str) -> list[types_pb2.Task]:
+    async with manager.control() as control:
+        listing = await control.ListTasks(
+            control_pb2.ListTasksRequest(service_id=service), timeout=10
+        )
+    return [t for t in listing.tasks if t.desired_state <= types_pb2.RUNNING]
+
+
+async def running_count(manager: RunningManager, service: str) -> int:
+    return sum(t.status.state == types_pb2.RUNNING for t in await tasks_of(manager, service))
+
+
+async def ingress_exists(manager: RunningManager) -> bool:
+    async with manager.control() as control:
+        listing = await control.ListNetworks(control_pb2.ListNetworksRequest(), timeout=10)
+    return any(n.spec.ingress for n in listing.networks)
+
+
+def test_network_lifecycle_addresses_vips_and_views(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        await eventually(lambda: ingress_exists(manager), what="the ingress network")
+        async with manager.control() as control:
+            front = await control.CreateNetwork(
+                control_pb2.CreateNetworkRequest(spec=network_spec("front")), timeout=10
+            )
+            assert front.vni >= 4096 and front.ipam.subnet.endswith("/20")
+            assert front.ipam.gateway == str(ipaddress.ip_network(front.ipam.subnet)[1])
+            got = await control.GetNetwork(control_pb2.GetNetworkRequest(network_id="front"))
+            assert got.id == front.id
+            err = await expect_error(
+                control.CreateNetwork(control_pb2.CreateNetworkRequest(spec=network_spec("front"))),
+                grpc.StatusCode.ALREADY_EXISTS,
+            )
+            overlapping = network_spec("other", front.ipam.subnet.replace("/20", "/24"))
+            err = await expect_error(
+                control.CreateNetwork(control_pb2.CreateNetworkRequest(spec=overlapping)),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            )
+            assert "network front" in (err.details() or "")
+            err = await expect_error(
+                control.CreateNetwork(
+                    control_pb2.CreateNetworkRequest(spec=network_spec("bad", "10.300.0.0/16"))
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            )
+            assert "subnet" in (err.details() or "")
+            err = await expect_error(
+                control.CreateService(
+                    control_pb2.CreateServiceRequest(spec=on_network("x", 1, "nowhere"))
+                ),
+                grpc.StatusCode.NOT_FOUND,
+            )
+            assert "nowhere" in (err.details() or "")
+
+            created = await control.CreateService(
+                control_pb2.CreateServiceRequest(spec=on_network("web", 6, "front")), timeout=10
+            )
+            assert created.spec.task.networks[0].target == front.id
+
+            await eventually(lambda: _running(manager, "web", 6), what="6/6 running")
+            tasks = await tasks_of(manager, "web")
+            addresses = [t.networks[0].addresses[0] for t in tasks]
+            assert len(set(addresses)) == 6
+            subnet = ipaddress.ip_network(front.ipam.subnet)
+            assert all(ipaddress.ip_interface(a).ip in subnet for a in addresses)
+
+            service = await control.GetService(control_pb2.GetServiceRequest(service_id="web"))
+            vips = {v.network_id: v.addr for v in service.endpoint.virtual_ips}
+            assert set(vips) == {front.id} and vips[front.id] not in addresses
+
+            held = [r for r in await reservations(etcd) if r.network_id == front.id]
+            held_addresses = Counter(r.address for r in held)
+            assert all(n == 1 for n in held_addresses.values())
+            for address in addresses + [vips[front.id]]:
+                assert address.partition("/")[0] in held_addresses
+
+            err = await expect_error(
+                control.RemoveNetwork(control_pb2.RemoveNetworkRequest(network_id="front")),
+                grpc.StatusCode.FAILED_PRECONDITION,
+            )
+            assert "service web" in (err.details() or "")
+
+            # Each agent is told of the network, of the tasks on the OTHER nodes, and of
+            # the service's record with all six backends.
+            for agent in fleet:
+                await eventually(
+                    lambda agent=agent: _view_complete(agent, front.id, 6),  # type: ignore[misc]
+                    what=f"{agent.name}'s view",
+                )
+                view = agent.network_views[-1]
+                peers = [p for p in view.peers if p.network_id == front.id and p.address]
+                assert all(p.node_id != agent.node_id for p in peers)
+                assert all(p.mac.startswith("02:42:") for p in peers)
+
+            await control.ScaleService(
+                control_pb2.ScaleServiceRequest(service_id="web", replicas=2), timeout=10
+            )
+            await eventually(lambda: _task_count(manager, "web", 2), what="2 tasks left")
+            await eventually(
+                lambda: _task_reservations(etcd, front.id, 2), what="addresses freed on scale-down"
+            )
+            for agent in fleet:
+                await eventually(
+                    lambda agent=agent: _view_complete(agent, front.id, 2),  # type: ignore[misc]
+                    what=f"{agent.name}'s view after scale-down",
+                )
+
+            await control.RemoveService(control_pb2.RemoveServiceRequest(service_id="web"))
+            await eventually(lambda: _removable(manager, "front"), what="front removable")
+            listing = await control.ListNetworks(control_pb2.ListNetworksRequest())
+            assert "front" not in {n.spec.annotations.name for n in listing.networks}
+            await eventually(
+                lambda: _network_reservations_gone(etcd, front.id), what="front's keys gone"
+            )
+
+    run_cluster(tmp_path, etcd, scenario)
+
+
+async def _running(manager: RunningManager, name: str, n: int) -> bool:
+    return await running_count(manager, name) == n
+
+
+async def _task_count(manager: RunningManager, name: str, n: int) -> bool:
+    return len(await tasks_of(manager, name)) == n
+
+
+async def _task_reservations(etcd: EmbeddedEtcd, network_id: str, n: int) -> bool:
+    held = await reservations(etcd)
+    return sum(r.network_id == network_id and r.owner_kind == "tasks" for r in held) == n
+
+
+async def _network_reservations_gone(etcd: EmbeddedEtcd, network_id: str) -> bool:
+    return not any(r.owner_id == network_id for r in await reservations(etcd))
+
+
+async def _view_complete(agent: FakeAgent, network_id: str, backends: int) -> bool:
+    if not agent.network_views:
+        return False
+    view = agent.network_views[-1]
+    records = [r for r in view.services if r.network_id == network_id and r.name == "web"]
+    return (
+        any(n.id == network_id for n in view.networks)
+        and len(records) == 1
+        and len(records[0].backends) == backends
+        and bool(records[0].vip)
+    )
+
+
+async def _removable(manager: RunningManager, name: str) -> bool:
+    async with manager.control() as control:
+        try:
+            await control.RemoveNetwork(control_pb2.RemoveNetworkRequest(network_id=name))
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                return False
+            raise
+    return True
