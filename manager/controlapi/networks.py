@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pyswarm.common.errors import FailedPrecondition
 from pyswarm.manager.controlapi.base import Context, ControlBase
-from pyswarm.manager.network.addresses import ReservationIndex, release
+from pyswarm.manager.network.addresses import ReservationIndex, release_network
 from pyswarm.manager.network.ipam import check_pools
 from pyswarm.manager.network.networks import plan_network
 from pyswarm.manager.network.usage import find_network, users_of
@@ -87,4 +87,4 @@ class NetworksAPI(ControlBase):
         ops: list[Op] = [
             Delete(NETWORKS, network.id, network.meta.version, name=network.spec.annotations.name)
         ]
-        return ops + release(index, NETWORKS.name, network.id)
+        return ops + release_network(index, network.id)

@@ -85,6 +85,10 @@ class ReservationIndex:
     def owned_by(self, owner_kind: str, owner_id: str) -> list[str]:
         return sorted(self._by_owner.get((owner_kind, owner_id), set()))
 
+    def on_network(self, network_id: str) -> list[str]:
+        """The ids of every reservation on `network_id`, whoever holds it."""
+        return sorted(rid for rid, r in self._by_id.items() if r.network_id == network_id)
+
     def ids(self) -> set[str]:
         return set(self._by_id)
 
@@ -95,3 +99,10 @@ class ReservationIndex:
 def release(index: ReservationIndex, owner_kind: str, owner_id: str) -> list[Op]:
     """Deletes of every reservation `owner_id` holds."""
     return [Delete(ADDRESSES, rid) for rid in index.owned_by(owner_kind, owner_id)]
+
+
+def release_network(index: ReservationIndex, network_id: str) -> list[Op]:
+    """Deletes of every reservation of a removed network: its subnet and VNI, and the
+    addresses still held on it (nodes' endpoints, ended tasks not yet freed)."""
+    ids = set(index.owned_by("networks", network_id)) | set(index.on_network(network_id))
+    return [Delete(ADDRESSES, rid) for rid in sorted(ids)]

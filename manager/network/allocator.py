@@ -29,6 +29,7 @@ from pyswarm.manager.network.addresses import (
     ReservationIndex,
     address_id,
     release,
+    release_network,
     reserve_address,
 )
 from pyswarm.manager.network.errors import AddressPoolExhausted
@@ -98,7 +99,8 @@ class NetworkAllocator(ReconcileLoop):
             elif kind == "n":
                 plan.node(object_id)
             elif kind == "net" and self.cache.get(NETWORKS, object_id) is None:
-                plan.ops.extend(release(plan.index, NETWORKS.name, object_id))
+                plan.ops.extend(release_network(plan.index, object_id))
+                self.mark_all(f"n:{node.id}" for node in self.cache.list(NODES))
         await write_ops(self.context, plan.reservations + plan.ops)
 
     async def _ensure_ingress(self) -> None:
@@ -250,10 +252,14 @@ class _Plan:
                 wanted.update(a.network_id for a in task.networks if a.network_id in self.networks)
         have = {a.network_id for a in node.attachments}
         missing = sorted(wanted - have)
-        if not missing:
+        gone = {nid for nid in have if nid not in self.networks}  # network removed
+        if not missing and not gone:
             return
         updated = types_pb2.Node()
         updated.CopyFrom(node)
+        kept = [a for a in node.attachments if a.network_id not in gone]
+        del updated.attachments[:]
+        updated.attachments.extend(kept)
         mark = len(self.reservations)
         for network_id in missing:
             try:

@@ -136,7 +136,7 @@ def test_network_lifecycle_addresses_vips_and_views(tmp_path: Path, etcd: Embedd
             held = [r for r in await reservations(etcd) if r.network_id == front.id]
             held_addresses = Counter(r.address for r in held)
             assert all(n == 1 for n in held_addresses.values())
-            for address in addresses + [vips[front.id]]:
+            for address in [*addresses, vips[front.id]]:
                 assert address.partition("/")[0] in held_addresses
 
             err = await expect_error(
@@ -195,7 +195,8 @@ async def _task_reservations(etcd: EmbeddedEtcd, network_id: str, n: int) -> boo
 
 
 async def _network_reservations_gone(etcd: EmbeddedEtcd, network_id: str) -> bool:
-    return not any(r.owner_id == network_id for r in await reservations(etcd))
+    held = await reservations(etcd)
+    return not any(network_id in (r.owner_id, r.network_id) for r in held)
 
 
 async def _view_complete(agent: FakeAgent, network_id: str, backends: int) -> bool:
@@ -220,3 +221,83 @@ async def _removable(manager: RunningManager, name: str) -> bool:
                 return False
             raise
     return True
+
+
+def test_concurrent_scaling_never_hands_out_an_address_twice(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        await eventually(lambda: ingress_exists(manager), what="the ingress network")
+        async with manager.control() as control:
+            shared = await control.CreateNetwork(
+                control_pb2.CreateNetworkRequest(spec=network_spec("shared")), timeout=10
+            )
+            for name in ("a", "b"):
+                await control.CreateService(
+                    control_pb2.CreateServiceRequest(spec=on_network(name, 1, "shared")),
+                    timeout=10,
+                )
+
+            async def scale(name: str, replicas: int) -> None:
+                await control.ScaleService(
+                    control_pb2.ScaleServiceRequest(service_id=name, replicas=replicas),
+                    timeout=10,
+                )
+
+            for a, b in ((40, 30), (10, 50), (60, 20)):
+                await asyncio.gather(scale("a", a), scale("b", b))
+                await eventually(lambda a=a: _running(manager, "a", a), what=f"a at {a}")  # type: ignore[misc]
+                await eventually(lambda b=b: _running(manager, "b", b), what=f"b at {b}")  # type: ignore[misc]
+                live = await tasks_of(manager, "a") + await tasks_of(manager, "b")
+                addresses = [t.networks[0].addresses[0] for t in live]
+                assert len(addresses) == len(set(addresses)) == a + b
+                held = [r for r in await reservations(etcd) if r.network_id == shared.id]
+                counts = Counter(r.address for r in held)
+                assert all(n == 1 for n in counts.values())
+                assert {a.partition("/")[0] for a in addresses} <= set(counts)
+
+    run_cluster(tmp_path, etcd, scenario)
+
+
+def test_an_exhausted_network_leaves_tasks_pending_with_the_reason(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        await eventually(lambda: ingress_exists(manager), what="the ingress network")
+        async with manager.control() as control:
+            # A /28: 14 hosts, one the gateway, one the VIP; nodes take theirs as tasks land.
+            await control.CreateNetwork(
+                control_pb2.CreateNetworkRequest(spec=network_spec("small", "10.99.0.0/28")),
+                timeout=10,
+            )
+            await control.CreateService(
+                control_pb2.CreateServiceRequest(spec=on_network("many", 14, "small")),
+                timeout=10,
+            )
+            await eventually(lambda: _stuck(manager, "many"), what="tasks pending for addresses")
+            tasks = await tasks_of(manager, "many")
+            running = [t for t in tasks if t.status.state == types_pb2.RUNNING]
+            pending = [t for t in tasks if t.status.state == types_pb2.PENDING]
+            assert len(running) + len(pending) == 14 and running and pending
+            assert all(t.status.err == "no free address on network small" for t in pending)
+            listing = await control.ListTasks(control_pb2.ListTasksRequest(service_id="many"))
+            assert not [t for t in listing.tasks if t.status.state == types_pb2.FAILED]
+
+            # Scaling down frees addresses, and the pending ones take them.
+            await control.ScaleService(
+                control_pb2.ScaleServiceRequest(service_id="many", replicas=len(running)),
+                timeout=10,
+            )
+            await eventually(
+                lambda: _running(manager, "many", len(running)), what="all running after scale"
+            )
+
+    run_cluster(tmp_path, etcd, scenario)
+
+
+async def _stuck(manager: RunningManager, name: str) -> bool:
+    tasks = await tasks_of(manager, name)
+    running = sum(t.status.state == types_pb2.RUNNING for t in tasks)
+    reason = "no free address on network small"
+    pending = sum(t.status.state == types_pb2.PENDING and t.status.err == reason for t in tasks)
+    return running + pending == 14 and pending > 0 and running > 0
