@@ -65,7 +65,7 @@ def check_ipam(config: types_pb2.IPAMConfig) -> types_pb2.IPAMConfig:
             raise InvalidIPAM(
                 f"gateway {config.gateway!r} is not an IPv4 address", field="gateway"
             ) from None
-        if gateway not in _hosts_range(subnet):
+        if int(gateway) not in _hosts_range(subnet):
             raise InvalidIPAM(
                 f"gateway {gateway} is not a host address of subnet {subnet}", field="gateway"
             )
