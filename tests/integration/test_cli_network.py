@@ -104,3 +104,66 @@ async def _has_ingress(cli: Cli) -> bool:
 async def _removed(cli: Cli, name: str) -> bool:
     code, _, _ = await cli("network", "rm", name)
     return code == 0 and name not in await _names(cli)
+
+
+def test_services_on_networks_through_the_cli(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    async def body() -> None:
+        async with running_manager(manager_config(tmp_path / "manager", etcd)) as manager:
+            cli = Cli(manager, tmp_path / "cli-config")
+            await with_agents(manager, tmp_path, 2, lambda fleet: _services(cli))
+
+    asyncio.run(body())
+
+
+async def _services(cli: Cli) -> None:
+    await eventually(lambda: _has_ingress(cli), what="the ingress network")
+    front = (await cli.ok("network", "create", "front")).strip()
+    back = (await cli.ok("network", "create", "back")).strip()
+    await cli.ok(
+        "service", "create", "--name", "web", "--replicas", "2", "--no-resolve-image",
+        "--network", "front", "--network", "name=back,alias=db,alias=store",
+        "-p", "8080:80", "busybox", "httpd", "-f",
+    )  # fmt: skip
+    shown = await cli.inspect("web")
+    targets = [n["target"] for n in shown["spec"]["task"]["networks"]]
+    assert targets == [front, back]
+    assert shown["spec"]["task"]["networks"][1]["aliases"] == ["db", "store"]
+    vips = {v["networkId"] for v in shown["endpoint"]["virtualIps"]}
+    ingress = json.loads(await cli.ok("network", "inspect", "ingress"))[0]["Id"]
+    assert vips == {front, back, ingress}
+    pretty = await cli.ok("service", "inspect", "--pretty", "web")
+    assert "VirtualIPs:" in pretty and "Endpoint Mode:\tvip" in pretty
+
+    # The same ingress port for another service: refused, naming the one that has it.
+    code, _, err = await cli(
+        "service", "create", "--name", "other", "--no-resolve-image", "-p", "8080:80",
+        "busybox",
+    )  # fmt: skip
+    assert code != 0 and "service web" in err
+    code, _, err = await cli(
+        "service", "create", "--name", "lost", "--no-resolve-image", "--network", "nowhere",
+        "busybox",
+    )  # fmt: skip
+    assert code != 0 and "nowhere" in err and len(err.strip().splitlines()) == 1
+    code, _, err = await cli(
+        "service", "create", "--name", "bad", "--no-resolve-image", "--endpoint-mode", "rr",
+        "busybox",
+    )  # fmt: skip
+    assert code != 0 and "--endpoint-mode" in err
+
+    await cli.ok(
+        "service", "update", "--network-rm", "back", "--network-add", "name=back,alias=x",
+        "--publish-rm", "80", "--publish-add", "mode=host,target=81,published=9090", "web",
+    )  # fmt: skip
+    shown = await cli.inspect("web")
+    assert [n.get("aliases") for n in shown["spec"]["task"]["networks"]] == [None, ["x"]]
+    ports = shown["spec"]["endpoint"]["ports"]
+    assert [(p["targetPort"], p.get("publishMode")) for p in ports] == [(81, "HOST")]
+    await eventually(lambda: _vips_are(cli, {front, back}), what="the ingress VIP released")
+    code, _, err = await cli("service", "update", "--network-rm", "nowhere", "web")
+    assert code != 0 and "nowhere" in err
+
+
+async def _vips_are(cli: Cli, expected: set[str]) -> bool:
+    shown = await cli.inspect("web")
+    return {v["networkId"] for v in shown["endpoint"].get("virtualIps", [])} == expected
