@@ -35,7 +35,8 @@ class NetworksAPI(ControlBase):
         )
         if request.spec.ingress:
             raise FailedPrecondition("the ingress network is made by the cluster itself")
-        network, ops = plan_network(request.spec, cache.list(NETWORKS), pools, mask)
+        node_pool = cluster.node_subnet_pool if cluster else ""
+        network, ops = plan_network(request.spec, cache.list(NETWORKS), pools, mask, node_pool)
         await self.written(await self.store.batch(ops))
         return network
 

@@ -112,7 +112,8 @@ class NetworkAllocator(ReconcileLoop):
             list(clusters[0].default_addr_pool) if clusters else [],
             clusters[0].default_addr_pool_mask_length if clusters else 0,
         )
-        _, ops = plan_network(ingress_spec(), networks, pools, mask)
+        node_pool = clusters[0].node_subnet_pool if clusters else ""
+        _, ops = plan_network(ingress_spec(), networks, pools, mask, node_pool)
         with contextlib.suppress(NameConflict, ObjectExists):
             await write_ops(self.context, ops)  # else another manager made it first
 

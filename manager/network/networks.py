@@ -10,6 +10,7 @@ default pools is taken.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from pyswarm.manager.ca import new_id
@@ -48,8 +49,11 @@ def plan_network(
     existing: Iterable[types_pb2.Network],
     pools: list[str],
     mask_length: int,
+    node_pool: str = "",
 ) -> tuple[types_pb2.Network, list[Op]]:
-    """The network `spec` makes, and the ops that store it (see the module doc)."""
+    """The network `spec` makes, and the ops that store it (see the module doc).
+    `node_pool` (the nodes' bridge subnets) is never overlapped: a host would route
+    both."""
     validate_name(spec.annotations.name, "network")
     driver = spec.driver or "overlay"
     if driver not in DRIVERS:
@@ -66,12 +70,18 @@ def plan_network(
     if spec.ipam and spec.ipam[0].subnet:
         ipam = check_ipam(spec.ipam[0])
         check_overlap(ipam.subnet, taken)
+        if node_pool and ipaddress.ip_network(ipam.subnet).overlaps(
+            ipaddress.ip_network(node_pool)
+        ):
+            raise InvalidIPAM(
+                f"subnet {ipam.subnet} overlaps the nodes' container subnet pool {node_pool}",
+                field="subnet",
+            )
     else:
         if spec.ipam and (spec.ipam[0].gateway or spec.ipam[0].ip_range):
             raise InvalidIPAM("--gateway and --ip-range need --subnet", field="subnet")
-        ipam = check_ipam(
-            types_pb2.IPAMConfig(subnet=pick_subnet(pools, mask_length, taken.values()))
-        )
+        avoid = [*taken.values(), node_pool]
+        ipam = check_ipam(types_pb2.IPAMConfig(subnet=pick_subnet(pools, mask_length, avoid)))
     network = types_pb2.Network(id=new_id(), ipam=ipam)
     network.spec.CopyFrom(spec)
     network.spec.driver = driver

@@ -301,3 +301,40 @@ async def _stuck(manager: RunningManager, name: str) -> bool:
     reason = "no free address on network small"
     pending = sum(t.status.state == types_pb2.PENDING and t.status.err == reason for t in tasks)
     return running + pending == 14 and pending > 0 and running > 0
+
+
+def test_default_address_pools_from_init(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    async def body() -> None:
+        config = manager_config(
+            tmp_path / "manager",
+            etcd,
+            default_addr_pool=("10.50.0.0/23", "10.60.0.0/24"),
+            default_addr_pool_mask_length=24,
+        )
+        async with running_manager(config) as manager:
+            await eventually(lambda: ingress_exists(manager), what="the ingress network")
+            async with manager.control() as control:
+                made = [
+                    await control.CreateNetwork(
+                        control_pb2.CreateNetworkRequest(spec=network_spec(name)), timeout=10
+                    )
+                    for name in ("one", "two")
+                ]
+                listing = await control.ListNetworks(control_pb2.ListNetworksRequest())
+                subnets = {n.spec.annotations.name: n.ipam.subnet for n in listing.networks}
+                assert subnets == {
+                    "ingress": "10.50.0.0/24",
+                    "one": "10.50.1.0/24",
+                    "two": "10.60.0.0/24",
+                }
+                assert len({n.vni for n in listing.networks}) == 3
+                err = await expect_error(
+                    control.CreateNetwork(
+                        control_pb2.CreateNetworkRequest(spec=network_spec("three"))
+                    ),
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                )
+                assert "no free /24" in (err.details() or "")
+                assert made[0].ipam.gateway == "10.50.1.1"
+
+    asyncio.run(body())
