@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -338,3 +339,44 @@ def test_default_address_pools_from_init(tmp_path: Path, etcd: EmbeddedEtcd) -> 
                 assert made[0].ipam.gateway == "10.50.1.1"
 
     asyncio.run(body())
+
+
+def test_scale_0_to_1000_on_one_overlay_converges(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        await eventually(lambda: ingress_exists(manager), what="the ingress network")
+        async with manager.control() as control:
+            big = await control.CreateNetwork(
+                control_pb2.CreateNetworkRequest(spec=network_spec("big")), timeout=10
+            )
+            await control.CreateService(
+                control_pb2.CreateServiceRequest(spec=on_network("many", 0, "big")), timeout=10
+            )
+            started = time.monotonic()
+            await control.ScaleService(
+                control_pb2.ScaleServiceRequest(service_id="many", replicas=1000), timeout=10
+            )
+            await eventually(
+                lambda: _running(manager, "many", 1000), timeout=300, what="1000/1000 running"
+            )
+            # Reported, not asserted: the time depends on the machine and its load.
+            print(f"scale 0->1000 on an overlay: {time.monotonic() - started:.1f}s")
+            tasks = await tasks_of(manager, "many")
+            addresses = {t.networks[0].addresses[0] for t in tasks}
+            assert len(addresses) == 1000
+            held = [r for r in await reservations(etcd) if r.network_id == big.id]
+            assert sum(r.owner_kind == "tasks" for r in held) == 1000
+            for agent in fleet:
+                await eventually(
+                    lambda agent=agent: _backends(agent, big.id) == 1000,  # type: ignore[misc]
+                    timeout=60,
+                    what=f"{agent.name}'s view of 1000 backends",
+                )
+
+    run_cluster(tmp_path, etcd, scenario)
+
+
+def _backends(agent: FakeAgent, network_id: str) -> int:
+    if not agent.network_views:
+        return 0
+    records = [r for r in agent.network_views[-1].services if r.network_id == network_id]
+    return len(records[0].backends) if records else 0
