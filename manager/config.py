@@ -104,6 +104,8 @@ class ManagerConfig:
     lease_ttl: int = 5
     #: Wait before replacing a task that ended, when its RestartPolicy sets no delay.
     restart_delay: float = 5.0
+    #: How often the IPsec keys of encrypted networks are rotated (SwarmKit: 12 h).
+    network_key_rotation: float = 12 * 3600.0
     #: Restart backoff and scheduler debounce are product constants; tests shorten them.
     reconcile_debounce: float = 0.05
     reconcile_max_delay: float = 1.0

@@ -62,6 +62,7 @@ from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_c
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
 from pyswarm.manager.network.allocator import NetworkAllocator
+from pyswarm.manager.network.keys import NetworkKeyRotation
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
 from pyswarm.manager.orchestrator.loop import LoopContext, Part, ReconcileLoop
 from pyswarm.manager.orchestrator.node_health import NodeHealth
@@ -340,6 +341,7 @@ def control_loops(context: LoopContext) -> list[ReconcileLoop]:
         GlobalOrchestrator(context),
         RollingUpdater(context),
         NetworkAllocator(context),
+        NetworkKeyRotation(context),
         SchedulingLoop(context),
         RestartSupervisor(context, default_delay=context.config.restart_delay),
         NodeHealth(context),

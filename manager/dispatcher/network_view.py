@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pyswarm.manager.network.keys import KEYS_ID
 from pyswarm.manager.network.view import build_view
-from pyswarm.manager.store import NETWORKS, NODES, SERVICES, TASKS, Cache, StoreEvent
+from pyswarm.manager.store import NETWORK_KEYS, NETWORKS, NODES, SERVICES, TASKS, Cache, StoreEvent
 from pyswarm.proto import dispatcher_pb2
 
 #: The kinds whose changes can change a node's view.
-VIEW_KINDS = (NETWORKS, TASKS, SERVICES, NODES)
+VIEW_KINDS = (NETWORKS, TASKS, SERVICES, NODES, NETWORK_KEYS)
 _VIEW_KIND_NAMES = frozenset(kind.name for kind in VIEW_KINDS)
 
 
@@ -35,6 +36,7 @@ class NetworkViewTracker:
             services=cache.list(SERVICES),
             nodes=cache.list(NODES),
             version=cache.revision,
+            keys=cache.get(NETWORK_KEYS, KEYS_ID),
         )
 
     def complete(self, cache: Cache) -> dispatcher_pb2.NetworkView:

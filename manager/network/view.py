@@ -13,7 +13,8 @@ and always the ingress network. For each of them it gets:
   it; health is not yet part of the task status), and the published ports of services
   on the ingress network.
 
-Encryption keys are not produced yet (see the module that will seal them).
+When any network of the view is encrypted, the cluster's IPsec keys come with it
+(keys.py; the last is the primary).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pyswarm.manager.network.ipam import mac_for
+from pyswarm.manager.network.networks import ENCRYPTED
 from pyswarm.proto import dispatcher_pb2, types_pb2
 
 NetworkView = dispatcher_pb2.NetworkView
@@ -61,6 +63,7 @@ def build_view(
     services: Iterable[types_pb2.Service],
     nodes: Iterable[types_pb2.Node],
     version: int,
+    keys: dispatcher_pb2.NetworkKeys | None = None,
 ) -> NetworkView:
     """The whole NetworkView of `node_id` (deterministically ordered)."""
     all_networks = {network.id: network for network in networks}
@@ -73,6 +76,8 @@ def build_view(
     view.networks.extend(all_networks[nid] for nid in sorted(wanted))
     view.peers.extend(_peers(node_id, wanted, all_tasks, node_by_id))
     view.services.extend(_records(wanted, all_networks, all_tasks, services))
+    if keys is not None and any(ENCRYPTED in all_networks[nid].spec.options for nid in wanted):
+        view.keys.extend(keys.keys)
     return view
 
 

@@ -380,3 +380,46 @@ def _backends(agent: FakeAgent, network_id: str) -> int:
         return 0
     records = [r for r in agent.network_views[-1].services if r.network_id == network_id]
     return len(records[0].backends) if records else 0
+
+
+def test_ipsec_keys_are_sealed_in_etcd_rotated_and_sent(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    async def body() -> None:
+        config = manager_config(tmp_path / "manager", etcd, network_key_rotation=1.0)
+        async with running_manager(config) as manager:
+            agent = FakeAgent("node0", tmp_path / "agent0")
+            await agent.join(manager)
+            agent.start()
+            try:
+                await _keys_scenario(manager, agent, etcd)
+            finally:
+                await agent.stop()
+
+    asyncio.run(body())
+
+
+async def _keys_scenario(manager: RunningManager, agent: FakeAgent, etcd: EmbeddedEtcd) -> None:
+    await eventually(lambda: ingress_exists(manager), what="the ingress network")
+    spec = network_spec("secret")
+    spec.options["encrypted"] = ""
+    async with manager.control() as control:
+        await control.CreateNetwork(control_pb2.CreateNetworkRequest(spec=spec), timeout=10)
+        await control.CreateService(
+            control_pb2.CreateServiceRequest(spec=on_network("hidden", 1, "secret")), timeout=10
+        )
+    # Rotated every second here: three keys, Lamport times in order, the newest last.
+    await eventually(lambda: _rotated_keys(agent), what="three rotated keys in the view")
+    keys = list(agent.network_views[-1].keys)
+    assert all(len(k.key) == 36 and k.spi_seed for k in keys)
+    async with etcd_client(etcd) as client:
+        result = await client.range_paged(b"/")
+    raw = b"".join(kv.key + kv.value for kv in result.kvs)
+    assert b"network_keys" in raw
+    for key in keys:
+        assert key.key not in raw and key.key[:8] not in raw
+
+
+def _rotated_keys(agent: FakeAgent) -> bool:
+    if not agent.network_views:
+        return False
+    times = [k.lamport_time for k in agent.network_views[-1].keys]
+    return len(times) == 3 and times == sorted(times) and times[0] >= 2
