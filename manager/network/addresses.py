@@ -89,6 +89,12 @@ class ReservationIndex:
         """The ids of every reservation on `network_id`, whoever holds it."""
         return sorted(rid for rid, r in self._by_id.items() if r.network_id == network_id)
 
+    def held_on(self, owner_kind: str, owner_id: str, network_id: str) -> list[str]:
+        """The addresses `owner_id` already holds on `network_id` (a write that failed
+        half-way may have reserved them without recording them in the owner)."""
+        found = (self._by_id[rid] for rid in self.owned_by(owner_kind, owner_id))
+        return sorted(r.address for r in found if r.network_id == network_id)
+
     def ids(self) -> set[str]:
         return set(self._by_id)
 

@@ -146,8 +146,13 @@ class _Plan:
         return self.networks.get(target) or self.by_name.get(target)
 
     def _take(self, network: types_pb2.Network, owner_kind: str, owner_id: str) -> str:
-        """A fresh address on `network` for the owner (CIDR), reserved in this tick."""
+        """An address on `network` for the owner (CIDR): one it already holds but does not
+        record, else a fresh one reserved in this tick."""
         picked = self._picked.setdefault(network.id, set())
+        for held in self.index.held_on(owner_kind, owner_id, network.id):
+            if held not in picked:
+                picked.add(held)
+                return with_prefix(held, network.ipam)
         used = self.index.used(network.id) | picked
         try:
             (address,) = free_addresses(network.ipam, used, 1)

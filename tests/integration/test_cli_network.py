@@ -131,6 +131,8 @@ async def _services(cli: Cli) -> None:
     vips = {v["networkId"] for v in shown["endpoint"]["virtualIps"]}
     ingress = json.loads(await cli.ok("network", "inspect", "ingress"))[0]["Id"]
     assert vips == {front, back, ingress}
+    code, _, err = await cli("network", "rm", "ingress")
+    assert code != 0 and "in use by service web" in err
     pretty = await cli.ok("service", "inspect", "--pretty", "web")
     assert "VirtualIPs:" in pretty and "Endpoint Mode:\tvip" in pretty
 

@@ -8,6 +8,7 @@ import ipaddress
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -150,7 +151,7 @@ def test_network_lifecycle_addresses_vips_and_views(tmp_path: Path, etcd: Embedd
             # the service's record with all six backends.
             for agent in fleet:
                 await eventually(
-                    lambda agent=agent: _view_complete(agent, front.id, 6),  # type: ignore[misc]
+                    partial(_view_complete, agent, front.id, 6),
                     what=f"{agent.name}'s view",
                 )
                 view = agent.network_views[-1]
@@ -167,7 +168,7 @@ def test_network_lifecycle_addresses_vips_and_views(tmp_path: Path, etcd: Embedd
             )
             for agent in fleet:
                 await eventually(
-                    lambda agent=agent: _view_complete(agent, front.id, 2),  # type: ignore[misc]
+                    partial(_view_complete, agent, front.id, 2),
                     what=f"{agent.name}'s view after scale-down",
                 )
 
@@ -247,8 +248,8 @@ def test_concurrent_scaling_never_hands_out_an_address_twice(
 
             for a, b in ((40, 30), (10, 50), (60, 20)):
                 await asyncio.gather(scale("a", a), scale("b", b))
-                await eventually(lambda a=a: _running(manager, "a", a), what=f"a at {a}")  # type: ignore[misc]
-                await eventually(lambda b=b: _running(manager, "b", b), what=f"b at {b}")  # type: ignore[misc]
+                await eventually(partial(_running, manager, "a", a), what=f"a at {a}")
+                await eventually(partial(_running, manager, "b", b), what=f"b at {b}")
                 live = await tasks_of(manager, "a") + await tasks_of(manager, "b")
                 addresses = [t.networks[0].addresses[0] for t in live]
                 assert len(addresses) == len(set(addresses)) == a + b
@@ -367,7 +368,7 @@ def test_scale_0_to_1000_on_one_overlay_converges(tmp_path: Path, etcd: Embedded
             assert sum(r.owner_kind == "tasks" for r in held) == 1000
             for agent in fleet:
                 await eventually(
-                    lambda agent=agent: _backends(agent, big.id) == 1000,  # type: ignore[misc]
+                    partial(_has_backends, agent, big.id, 1000),
                     timeout=60,
                     what=f"{agent.name}'s view of 1000 backends",
                 )
@@ -375,11 +376,11 @@ def test_scale_0_to_1000_on_one_overlay_converges(tmp_path: Path, etcd: Embedded
     run_cluster(tmp_path, etcd, scenario)
 
 
-def _backends(agent: FakeAgent, network_id: str) -> int:
+def _has_backends(agent: FakeAgent, network_id: str, count: int) -> bool:
     if not agent.network_views:
-        return 0
+        return False
     records = [r for r in agent.network_views[-1].services if r.network_id == network_id]
-    return len(records[0].backends) if records else 0
+    return bool(records) and len(records[0].backends) == count
 
 
 def test_ipsec_keys_are_sealed_in_etcd_rotated_and_sent(tmp_path: Path, etcd: EmbeddedEtcd) -> None:
