@@ -7,7 +7,9 @@ the cache and the reservations it holds (addresses.py), for every dirty key:
   (needs.py); a task that cannot get one stays PENDING with "no free address on network
   X" in its status (the scheduler does not place it), and is tried again whenever a
   reservation is freed;
-- a service gets a VIP on each of its networks (vip mode), recorded in Service.endpoint;
+- a service gets a VIP on each of its networks (vip mode) and its ingress ports
+  reserved (a published number picked when none is given: ports.py), recorded in
+  Service.endpoint;
 - a node gets its own endpoint (load balancer / routing-mesh source) on the ingress
   network and on every network its live tasks join, in Node.attachments;
 - a task that ended (or is no longer wanted and never ran), and a service, node or
@@ -36,6 +38,7 @@ from pyswarm.manager.network.errors import AddressPoolExhausted
 from pyswarm.manager.network.ipam import check_pools, free_addresses, with_prefix
 from pyswarm.manager.network.needs import networks_allocated, publishes_ingress
 from pyswarm.manager.network.networks import ingress_spec, plan_network
+from pyswarm.manager.network.ports import PortPlan
 from pyswarm.manager.orchestrator.loop import ReconcileLoop, write_ops
 from pyswarm.manager.store import (
     ADDRESSES,
@@ -141,6 +144,7 @@ class _Plan:
         self.by_name = {n.spec.annotations.name: n for n in self.networks.values()}
         self.ingress = next((n for n in self.networks.values() if n.spec.ingress), None)
         self._picked: dict[str, set[str]] = {}
+        self.ports = PortPlan(index, set())
 
     def resolve(self, target: str) -> types_pb2.Network | None:
         return self.networks.get(target) or self.by_name.get(target)
@@ -223,14 +227,24 @@ class _Plan:
                 wanted += [] if ingress in wanted else [ingress]
         current = {vip.network_id: vip.addr for vip in service.endpoint.virtual_ips}
         wanted_ids = [n.id for n in wanted]
-        if list(current) == wanted_ids and service.endpoint.spec == service.spec.endpoint:
+        try:
+            ports, port_creates, port_deletes = self.ports.plan(service)
+        except AddressPoolExhausted:
+            return  # tried again when a reservation is freed
+        if (
+            list(current) == wanted_ids
+            and service.endpoint.spec == service.spec.endpoint
+            and list(service.endpoint.ports) == ports
+            and not port_creates
+            and not port_deletes
+        ):
             return
         updated = types_pb2.Service()
         updated.CopyFrom(service)
         endpoint = updated.endpoint
         endpoint.spec.CopyFrom(service.spec.endpoint)
         del endpoint.ports[:]
-        endpoint.ports.extend(service.spec.endpoint.ports)
+        endpoint.ports.extend(ports)
         del endpoint.virtual_ips[:]
         mark = len(self.reservations)
         for network in wanted:
@@ -245,6 +259,8 @@ class _Plan:
         for network_id, addr in current.items():
             if network_id not in wanted_ids:
                 self.ops.append(_unreserve(network_id, addr))
+        self.reservations.extend(port_creates)
+        self.ops.extend(port_deletes)
         self.ops.append(Update(SERVICES, updated))
 
     def node(self, node_id: str) -> None:

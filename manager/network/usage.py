@@ -58,7 +58,8 @@ def check_published_ports(
     for other in services:
         if other.id == service_id:
             continue
-        for port in other.spec.endpoint.ports:
+        # The spec's ports, and those the allocator picked a number for.
+        for port in [*other.spec.endpoint.ports, *other.endpoint.ports]:
             if port.publish_mode == ingress and (port.published_port, port.protocol) in mine:
                 raise FailedPrecondition(
                     f"port {port.published_port} is already published by service"

@@ -424,3 +424,50 @@ def _rotated_keys(agent: FakeAgent) -> bool:
         return False
     times = [k.lamport_time for k in agent.network_views[-1].keys]
     return len(times) == 3 and times == sorted(times) and times[0] >= 2
+
+
+def test_ingress_ports_are_reserved_and_picked_when_not_given(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        await eventually(lambda: ingress_exists(manager), what="the ingress network")
+        async with manager.control() as control:
+            for name, published in (("fixed", 8080), ("auto1", 0), ("auto2", 0)):
+                spec = replicated_spec(name, 1)
+                spec.endpoint.ports.add(target_port=80, published_port=published)
+                await control.CreateService(control_pb2.CreateServiceRequest(spec=spec), timeout=10)
+            await eventually(lambda: _published(manager), what="ports allocated")
+            chosen = await _published(manager)
+            assert chosen["fixed"] == 8080
+            assert {chosen["auto1"], chosen["auto2"]} == {30000, 30001}
+            held = {r.id for r in await reservations(etcd) if r.id.startswith("port-")}
+            assert held == {"port-tcp-8080", "port-tcp-30000", "port-tcp-30001"}
+            # A port another service got from the pool is refused, naming that service.
+            taken = replicated_spec("late", 1)
+            taken.endpoint.ports.add(target_port=80, published_port=chosen["auto1"])
+            err = await expect_error(
+                control.CreateService(control_pb2.CreateServiceRequest(spec=taken)),
+                grpc.StatusCode.FAILED_PRECONDITION,
+            )
+            assert "service auto1" in (err.details() or "")
+            await control.RemoveService(control_pb2.RemoveServiceRequest(service_id="auto1"))
+            await eventually(
+                lambda: _port_freed(etcd, f"port-tcp-{chosen['auto1']}"), what="port freed"
+            )
+
+    run_cluster(tmp_path, etcd, scenario, agents=1)
+
+
+async def _published(manager: RunningManager) -> dict[str, int]:
+    async with manager.control() as control:
+        listing = await control.ListServices(control_pb2.ListServicesRequest(), timeout=10)
+    found = {
+        s.spec.annotations.name: s.endpoint.ports[0].published_port
+        for s in listing.services
+        if s.endpoint.ports
+    }
+    return found if len(found) == 3 and all(found.values()) else {}
+
+
+async def _port_freed(etcd: EmbeddedEtcd, reservation_id: str) -> bool:
+    return all(r.id != reservation_id for r in await reservations(etcd))
