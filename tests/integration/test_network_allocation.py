@@ -418,6 +418,13 @@ async def _keys_scenario(manager: RunningManager, agent: FakeAgent, etcd: Embedd
     for key in keys:
         assert key.key not in raw and key.key[:8] not in raw
 
+    # A reconnecting agent is sent the whole view again at once.
+    await agent.stop()
+    del agent.network_views[:]
+    agent.start()
+    await eventually(lambda: _rotated_keys(agent), what="the view again after a reconnect")
+    assert any(n.spec.annotations.name == "secret" for n in agent.network_views[0].networks)
+
 
 def _rotated_keys(agent: FakeAgent) -> bool:
     if not agent.network_views:
