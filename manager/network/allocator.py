@@ -39,7 +39,7 @@ from pyswarm.manager.network.ipam import check_pools, free_addresses, with_prefi
 from pyswarm.manager.network.needs import networks_allocated, publishes_ingress
 from pyswarm.manager.network.networks import ingress_spec, plan_network
 from pyswarm.manager.network.ports import PortPlan
-from pyswarm.manager.orchestrator.loop import ReconcileLoop, write_ops
+from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
 from pyswarm.manager.store import (
     ADDRESSES,
     CLUSTERS,
@@ -68,7 +68,12 @@ class NetworkAllocator(ReconcileLoop):
     name = "network-allocator"
     kinds = (NETWORKS, TASKS, SERVICES, NODES, ADDRESSES)
 
+    def __init__(self, context: LoopContext) -> None:
+        super().__init__(context)
+        self._waiting: set[str] = set()  # tasks waiting for an address
+
     def prime(self) -> None:
+        self._waiting = {task.id for task in self.cache.list(TASKS) if _waiting(task)}
         self.mark("ingress")
         self.mark("orphans")
         self.mark_all(f"t:{task.id}" for task in self.cache.list(TASKS))
@@ -78,6 +83,12 @@ class NetworkAllocator(ReconcileLoop):
     def observe(self, event: StoreEvent) -> None:
         if event.kind in _OWNERS:
             self.mark(f"{_OWNERS[event.kind]}:{event.id}")
+            if event.kind == TASKS.name:
+                task = event.message
+                if isinstance(task, types_pb2.Task) and _waiting(task):
+                    self._waiting.add(event.id)
+                else:
+                    self._waiting.discard(event.id)
             if isinstance(event.message, types_pb2.Task) and event.message.node_id:
                 self.mark(f"n:{event.message.node_id}")
         elif event.kind == NETWORKS.name:
@@ -85,7 +96,7 @@ class NetworkAllocator(ReconcileLoop):
             self.mark(f"net:{event.id}")
         elif event.kind == ADDRESSES.name and event.message is None:
             # Freed: tasks waiting for an address may get one now.
-            self.mark_all(f"t:{task.id}" for task in self.cache.list(TASKS) if _waiting(task))
+            self.mark_all(f"t:{task_id}" for task_id in self._waiting)
 
     async def reconcile(self, keys: set[str]) -> None:
         if "ingress" in keys:
