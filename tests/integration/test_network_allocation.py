@@ -478,3 +478,66 @@ async def _published(manager: RunningManager) -> dict[str, int]:
 
 async def _port_freed(etcd: EmbeddedEtcd, reservation_id: str) -> bool:
     return all(r.id != reservation_id for r in await reservations(etcd))
+
+
+def test_network_changes_roll_and_a_removed_node_frees_its_endpoints(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
+    async def scenario(manager: RunningManager, fleet: list[FakeAgent]) -> None:
+        await eventually(lambda: ingress_exists(manager), what="the ingress network")
+        async with manager.control() as control:
+            made = {}
+            for name in ("front", "back"):
+                made[name] = await control.CreateNetwork(
+                    control_pb2.CreateNetworkRequest(spec=network_spec(name)), timeout=10
+                )
+            await control.CreateService(
+                control_pb2.CreateServiceRequest(spec=on_network("web", 4, "front")), timeout=10
+            )
+            await eventually(lambda: _running(manager, "web", 4), what="4 running on front")
+            service = await control.GetService(control_pb2.GetServiceRequest(service_id="web"))
+            spec = types_pb2.ServiceSpec()
+            spec.CopyFrom(service.spec)
+            spec.task.networks.add(target="back", aliases=["api"])
+            await control.UpdateService(
+                control_pb2.UpdateServiceRequest(
+                    service_id=service.id, version=service.meta.version, spec=spec
+                ),
+                timeout=10,
+            )
+            wanted = {made["front"].id, made["back"].id}
+            await eventually(lambda: _on_networks(manager, wanted), what="tasks on both networks")
+            updated = await control.GetService(control_pb2.GetServiceRequest(service_id="web"))
+            assert {v.network_id for v in updated.endpoint.virtual_ips} == wanted
+
+            # A node that goes away gives back its own endpoints.
+            gone = fleet[0]
+            await eventually(
+                lambda: _node_holds(etcd, gone.node_id), what="the node's endpoints reserved"
+            )
+            await gone.stop()
+            await control.RemoveNode(
+                control_pb2.RemoveNodeRequest(node_id=gone.node_id, force=True), timeout=10
+            )
+            await eventually(
+                partial(_node_freed, etcd, gone.node_id), what="the node's endpoints freed"
+            )
+
+    run_cluster(tmp_path, etcd, scenario)
+
+
+async def _on_networks(manager: RunningManager, wanted: set[str]) -> bool:
+    tasks = await tasks_of(manager, "web")
+    return (
+        len(tasks) == 4
+        and all(t.status.state == types_pb2.RUNNING for t in tasks)
+        and all({a.network_id for a in t.networks} == wanted for t in tasks)
+    )
+
+
+async def _node_holds(etcd: EmbeddedEtcd, node_id: str) -> bool:
+    return any(r.owner_id == node_id for r in await reservations(etcd))
+
+
+async def _node_freed(etcd: EmbeddedEtcd, node_id: str) -> bool:
+    return not await _node_holds(etcd, node_id)
