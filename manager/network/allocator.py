@@ -25,8 +25,10 @@ when the cluster has none, with the name index guarding against a second manager
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 
+from pyswarm.common.errors import PyswarmError
 from pyswarm.manager.network.addresses import (
     ReservationIndex,
     address_id,
@@ -57,6 +59,7 @@ from pyswarm.manager.store import (
 )
 from pyswarm.proto import types_pb2
 
+log = logging.getLogger(__name__)
 _OWNERS = {TASKS.name: "t", SERVICES.name: "s", NODES.name: "n"}
 
 
@@ -127,7 +130,11 @@ class NetworkAllocator(ReconcileLoop):
             clusters[0].default_addr_pool_mask_length if clusters else 0,
         )
         node_pool = clusters[0].node_subnet_pool if clusters else ""
-        _, ops = plan_network(ingress_spec(), networks, pools, mask, node_pool)
+        try:
+            _, ops = plan_network(ingress_spec(), networks, pools, mask, node_pool)
+        except PyswarmError as err:  # e.g. the pools are full: say so, keep allocating
+            log.warning("cannot create the ingress network: %s", err)
+            return
         with contextlib.suppress(NameConflict, ObjectExists):
             await write_ops(self.context, ops)  # else another manager made it first
 
