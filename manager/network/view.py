@@ -9,9 +9,9 @@ and always the ingress network. For each of them it gets:
   MAC derived from the IP, what the VXLAN FDB and neighbour entries are made of;
 - the service records: each service attached to that network, with its aliases there,
   its VIP there (vip mode) and its backends, the RUNNING tasks' addresses on that
-  network (a task with a healthcheck reports RUNNING only once the agent has started
-  it; health is not yet part of the task status), and the published ports of services
-  on the ingress network.
+  network (healthy ones: as in Swarm, the agent holds a task with a healthcheck at
+  STARTING until it is healthy and fails it when unhealthy), and the published ports
+  of services on the ingress network.
 
 When any network of the view is encrypted, the cluster's IPsec keys come with it
 (keys.py; the last is the primary).
