@@ -13,8 +13,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from pyswarm.common.names import validate_name
 from pyswarm.manager.ca import new_id
-from pyswarm.manager.controlapi.validation import validate_name
 from pyswarm.manager.network.addresses import reserve, subnet_id, vni_id
 from pyswarm.manager.network.errors import InvalidIPAM
 from pyswarm.manager.network.ipam import check_ipam, check_overlap, pick_subnet
