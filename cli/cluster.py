@@ -42,6 +42,20 @@ def etcd_flags(etcd: str, cacert: Path | None, cert: Path | None, key: Path | No
     return [e.strip() for e in etcd.split(",") if e.strip()]
 
 
+def _address_pools(pools: list[str], mask_length: int) -> int:
+    """--default-addr-pool values checked (a clear error naming the flag); the mask."""
+    from pyswarm.manager.network.errors import InvalidIPAM
+    from pyswarm.manager.network.ipam import check_pools
+
+    if not pools and not mask_length:
+        return 0
+    try:
+        check_pools(pools, mask_length)
+    except InvalidIPAM as err:
+        raise CliInputError(str(err), field=f"--{err.field}") from None
+    return mask_length
+
+
 def init(
     state_dir: Annotated[Path, typer.Option(help="Manager state")] = Path(
         "/var/lib/pyswarm/manager"
@@ -81,6 +95,13 @@ def init(
             help="Manager join token (or $PYSWARM_JOIN_TOKEN), for a further manager on --etcd"
         ),
     ] = None,
+    default_addr_pool: Annotated[
+        list[str] | None,
+        typer.Option(help="A new cluster's pool (CIDR, repeatable) for overlay subnets"),
+    ] = None,
+    default_addr_pool_mask_length: Annotated[
+        int, typer.Option(help="Prefix length of each overlay subnet from the pools")
+    ] = 0,
     no_context: Annotated[bool, typer.Option("--no-context", hidden=True)] = False,
 ) -> None:
     """Start a manager (and its embedded etcd) in the foreground, as a new cluster or an
@@ -94,6 +115,7 @@ def init(
     from pyswarm.manager.server import serve
 
     endpoints = etcd_flags(etcd, cacert, cert, key)
+    pools = _address_pools(default_addr_pool or [], default_addr_pool_mask_length)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     heartbeat_ns = parse_duration_ns(heartbeat_period, "--heartbeat-period", bare_seconds=True)
     config = ManagerConfig(
@@ -110,6 +132,8 @@ def init(
         insecure_registries=tuple(insecure_registry or ()),
         autolock=autolock,
         join_token=_manager_token(token_file),
+        default_addr_pool=tuple(default_addr_pool or ()),
+        default_addr_pool_mask_length=pools,
     )
     new_key = not key_file_path(state_dir).exists()
 

@@ -23,6 +23,7 @@ GROUPS = {
     "system": "pyswarm.cli.system",
     "service": "pyswarm.cli.service",
     "node": "pyswarm.cli.node",
+    "network": "pyswarm.cli.network",
     "lab": "pyswarm.cli.lab",
     "swarm": "pyswarm.cli.swarm",
 }

@@ -10,6 +10,18 @@ import typer
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.service_inspect import print_pretty
+from pyswarm.cli.service_network import (
+    EndpointModeOption,
+    NetworkAddOption,
+    NetworkOption,
+    NetworkRmOption,
+    PublishAddOption,
+    PublishRmOption,
+    apply_create_networks,
+    apply_network_changes,
+    apply_publish_changes,
+)
 from pyswarm.cli.service_spec import (
     apply_update_flags,
     build_service_spec,
@@ -31,8 +43,6 @@ from pyswarm.cli.service_update import (
     UpdateParallelism,
     converge,
     pacing_flags,
-    print_update_config,
-    print_update_status,
 )
 from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
@@ -83,6 +93,8 @@ def create(
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
+    network: NetworkOption = None,
+    endpoint_mode: EndpointModeOption = "vip",
     no_resolve_image: NoResolveImage = False,
     with_registry_auth: WithRegistryAuth = False,
     detach: Annotated[bool, typer.Option("-d", "--detach")] = False,
@@ -114,6 +126,7 @@ def create(
         restart_condition=restart_condition, hostname=hostname, workdir=workdir, user=user,
         labels=label or [],
     )  # fmt: skip
+    apply_create_networks(spec, network or [], endpoint_mode)
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
         apply_update_flags(config, flags)
@@ -250,28 +263,7 @@ def inspect(
         print_json([MessageToDict(s) for s in found])
         return
     for s in found:
-        c = s.spec.task.container
-        print(f"ID:\t\t{s.id}\nName:\t\t{s.spec.annotations.name}")
-        if _mode(s) == "global":
-            print("Service Mode:\tGlobal")
-        else:
-            print(f"Service Mode:\tReplicated\n Replicas:\t{s.spec.replicated.replicas}")
-        print_update_status(s.update_status)
-        print(f"Placement:\n Constraints:\t{list(s.spec.task.placement.constraints)}")
-        if s.spec.HasField("update"):
-            print_update_config("UpdateConfig", "Update", s.spec.update)
-        if s.spec.HasField("rollback"):
-            print_update_config("RollbackConfig", "Rollback", s.spec.rollback)
-        print(f"ContainerSpec:\n Image:\t\t{c.image}")
-        if c.args:
-            print(f" Args:\t\t{' '.join(c.args)}")
-        if c.env:
-            print(f" Env:\t\t{' '.join(c.env)}")
-        if s.spec.endpoint.ports:
-            print("Ports:")
-            for p in s.spec.endpoint.ports:
-                print(f" PublishedPort = {p.published_port}\n  TargetPort = {p.target_port}")
-        print()
+        print_pretty(s)
 
 
 @app.command("scale")
@@ -307,6 +299,10 @@ def update(
     replicas: Annotated[int | None, typer.Option("--replicas")] = None,
     image: Annotated[str, typer.Option("--image")] = "",
     env_add: Annotated[list[str] | None, typer.Option("--env-add")] = None,
+    network_add: NetworkAddOption = None,
+    network_rm: NetworkRmOption = None,
+    publish_add: PublishAddOption = None,
+    publish_rm: PublishRmOption = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Force update even if no changes require it")
@@ -352,6 +348,11 @@ def update(
     if image:
         spec.task.container.image = image
     spec.task.container.env.extend(env_add or [])
+    if network_add or network_rm:
+        names = stub.ListNetworks(control_pb2.ListNetworksRequest()).networks
+        resolve = {n.spec.annotations.name: n.id for n in names}
+        apply_network_changes(spec, current, network_add or [], network_rm or [], resolve)
+    apply_publish_changes(spec, publish_add or [], publish_rm or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         apply_update_flags(config, flags)
     if force:

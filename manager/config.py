@@ -15,7 +15,8 @@ DEFAULT_STATE_DIR = Path("/var/lib/pyswarm/manager")
 DEFAULT_LISTEN_ADDR = "0.0.0.0:4242"
 DEFAULT_JOIN_ADDR = "0.0.0.0:4243"
 DEFAULT_METRICS_ADDR = "0.0.0.0:9323"
-DEFAULT_SUBNET_POOL = "10.210.0.0/16"
+#: Nodes' container subnets: a /22 each (registration.py), so 1,024 nodes.
+DEFAULT_SUBNET_POOL = "10.208.0.0/12"
 #: A node that misses this many heartbeat periods in a row is DOWN.
 MISSED_HEARTBEATS = 3
 
@@ -94,11 +95,17 @@ class ManagerConfig:
     etcd_peer_port: int = 2380
     heartbeat_period: float = 5.0
     node_subnet_pool: str = DEFAULT_SUBNET_POOL
+    #: init --default-addr-pool / --default-addr-pool-mask-length: where overlay networks
+    #: get their subnets (manager/network/ipam.py has the defaults). New clusters only.
+    default_addr_pool: tuple[str, ...] = ()
+    default_addr_pool_mask_length: int = 0
     metrics_addr: str = DEFAULT_METRICS_ADDR
     task_history: int = 5
     lease_ttl: int = 5
     #: Wait before replacing a task that ended, when its RestartPolicy sets no delay.
     restart_delay: float = 5.0
+    #: How often the IPsec keys of encrypted networks are rotated (SwarmKit: 12 h).
+    network_key_rotation: float = 12 * 3600.0
     #: Restart backoff and scheduler debounce are product constants; tests shorten them.
     reconcile_debounce: float = 0.05
     reconcile_max_delay: float = 1.0

@@ -61,6 +61,8 @@ from pyswarm.manager.endpoint import (
 from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_connection
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
+from pyswarm.manager.network.allocator import NetworkAllocator
+from pyswarm.manager.network.keys import NetworkKeyRotation
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
 from pyswarm.manager.orchestrator.loop import LoopContext, Part, ReconcileLoop
 from pyswarm.manager.orchestrator.node_health import NodeHealth
@@ -338,6 +340,8 @@ def control_loops(context: LoopContext) -> list[ReconcileLoop]:
         ReplicatedOrchestrator(context),
         GlobalOrchestrator(context),
         RollingUpdater(context),
+        NetworkAllocator(context),
+        NetworkKeyRotation(context),
         SchedulingLoop(context),
         RestartSupervisor(context, default_delay=context.config.restart_delay),
         NodeHealth(context),

@@ -90,6 +90,31 @@ class ControlStub:
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_control__pb2.ListTasksResponse.FromString,
                 _registered_method=True)
+        self.CreateNetwork = channel.unary_unary(
+                '/pyswarm.v1.Control/CreateNetwork',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.CreateNetworkRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Network.FromString,
+                _registered_method=True)
+        self.GetNetwork = channel.unary_unary(
+                '/pyswarm.v1.Control/GetNetwork',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.GetNetworkRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Network.FromString,
+                _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/pyswarm.v1.Control/ListNetworks',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.ListNetworksRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.ListNetworksResponse.FromString,
+                _registered_method=True)
+        self.RemoveNetwork = channel.unary_unary(
+                '/pyswarm.v1.Control/RemoveNetwork',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveNetworkRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveNetworkResponse.FromString,
+                _registered_method=True)
+        self.PruneNetworks = channel.unary_unary(
+                '/pyswarm.v1.Control/PruneNetworks',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.PruneNetworksRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.PruneNetworksResponse.FromString,
+                _registered_method=True)
         self.GetJoinTokens = channel.unary_unary(
                 '/pyswarm.v1.Control/GetJoinTokens',
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.GetJoinTokensRequest.SerializeToString,
@@ -206,6 +231,36 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJoinTokens(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -317,6 +372,31 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=pyswarm_dot_proto_dot_control__pb2.ListTasksRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_control__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.CreateNetworkRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Network.SerializeToString,
+            ),
+            'GetNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetwork,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.GetNetworkRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Network.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.ListNetworksRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.ListNetworksResponse.SerializeToString,
+            ),
+            'RemoveNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNetwork,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveNetworkRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveNetworkResponse.SerializeToString,
+            ),
+            'PruneNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneNetworks,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.PruneNetworksRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.PruneNetworksResponse.SerializeToString,
             ),
             'GetJoinTokens': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJoinTokens,
@@ -661,6 +741,141 @@ class Control:
             '/pyswarm.v1.Control/ListTasks',
             pyswarm_dot_proto_dot_control__pb2.ListTasksRequest.SerializeToString,
             pyswarm_dot_proto_dot_control__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/CreateNetwork',
+            pyswarm_dot_proto_dot_control__pb2.CreateNetworkRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Network.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/GetNetwork',
+            pyswarm_dot_proto_dot_control__pb2.GetNetworkRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Network.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/ListNetworks',
+            pyswarm_dot_proto_dot_control__pb2.ListNetworksRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.ListNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/RemoveNetwork',
+            pyswarm_dot_proto_dot_control__pb2.RemoveNetworkRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RemoveNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/PruneNetworks',
+            pyswarm_dot_proto_dot_control__pb2.PruneNetworksRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.PruneNetworksResponse.FromString,
             options,
             channel_credentials,
             insecure,

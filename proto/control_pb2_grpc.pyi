@@ -45,6 +45,11 @@ class ControlStub:
     ScaleService: _grpc.UnaryUnaryMultiCallable[_control_pb2.ScaleServiceRequest, _types_pb2.Service]
     RemoveService: _grpc.UnaryUnaryMultiCallable[_control_pb2.RemoveServiceRequest, _control_pb2.RemoveServiceResponse]
     ListTasks: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListTasksRequest, _control_pb2.ListTasksResponse]
+    CreateNetwork: _grpc.UnaryUnaryMultiCallable[_control_pb2.CreateNetworkRequest, _types_pb2.Network]
+    GetNetwork: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetNetworkRequest, _types_pb2.Network]
+    ListNetworks: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListNetworksRequest, _control_pb2.ListNetworksResponse]
+    RemoveNetwork: _grpc.UnaryUnaryMultiCallable[_control_pb2.RemoveNetworkRequest, _control_pb2.RemoveNetworkResponse]
+    PruneNetworks: _grpc.UnaryUnaryMultiCallable[_control_pb2.PruneNetworksRequest, _control_pb2.PruneNetworksResponse]
     GetJoinTokens: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetJoinTokensRequest, _control_pb2.JoinTokens]
     RotateJoinToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.RotateJoinTokenRequest, _control_pb2.JoinTokens]
     GetCluster: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetClusterRequest, _control_pb2.ClusterInfo]
@@ -69,6 +74,11 @@ class ControlAsyncStub(ControlStub):
     ScaleService: _aio.UnaryUnaryMultiCallable[_control_pb2.ScaleServiceRequest, _types_pb2.Service]  # type: ignore[assignment]
     RemoveService: _aio.UnaryUnaryMultiCallable[_control_pb2.RemoveServiceRequest, _control_pb2.RemoveServiceResponse]  # type: ignore[assignment]
     ListTasks: _aio.UnaryUnaryMultiCallable[_control_pb2.ListTasksRequest, _control_pb2.ListTasksResponse]  # type: ignore[assignment]
+    CreateNetwork: _aio.UnaryUnaryMultiCallable[_control_pb2.CreateNetworkRequest, _types_pb2.Network]  # type: ignore[assignment]
+    GetNetwork: _aio.UnaryUnaryMultiCallable[_control_pb2.GetNetworkRequest, _types_pb2.Network]  # type: ignore[assignment]
+    ListNetworks: _aio.UnaryUnaryMultiCallable[_control_pb2.ListNetworksRequest, _control_pb2.ListNetworksResponse]  # type: ignore[assignment]
+    RemoveNetwork: _aio.UnaryUnaryMultiCallable[_control_pb2.RemoveNetworkRequest, _control_pb2.RemoveNetworkResponse]  # type: ignore[assignment]
+    PruneNetworks: _aio.UnaryUnaryMultiCallable[_control_pb2.PruneNetworksRequest, _control_pb2.PruneNetworksResponse]  # type: ignore[assignment]
     GetJoinTokens: _aio.UnaryUnaryMultiCallable[_control_pb2.GetJoinTokensRequest, _control_pb2.JoinTokens]  # type: ignore[assignment]
     RotateJoinToken: _aio.UnaryUnaryMultiCallable[_control_pb2.RotateJoinTokenRequest, _control_pb2.JoinTokens]  # type: ignore[assignment]
     GetCluster: _aio.UnaryUnaryMultiCallable[_control_pb2.GetClusterRequest, _control_pb2.ClusterInfo]  # type: ignore[assignment]
@@ -156,6 +166,41 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ListTasksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ListTasksResponse, _abc.Awaitable[_control_pb2.ListTasksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateNetwork(
+        self,
+        request: _control_pb2.CreateNetworkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Network, _abc.Awaitable[_types_pb2.Network]]: ...
+
+    @_abc_1.abstractmethod
+    def GetNetwork(
+        self,
+        request: _control_pb2.GetNetworkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Network, _abc.Awaitable[_types_pb2.Network]]: ...
+
+    @_abc_1.abstractmethod
+    def ListNetworks(
+        self,
+        request: _control_pb2.ListNetworksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListNetworksResponse, _abc.Awaitable[_control_pb2.ListNetworksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveNetwork(
+        self,
+        request: _control_pb2.RemoveNetworkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RemoveNetworkResponse, _abc.Awaitable[_control_pb2.RemoveNetworkResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PruneNetworks(
+        self,
+        request: _control_pb2.PruneNetworksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.PruneNetworksResponse, _abc.Awaitable[_control_pb2.PruneNetworksResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetJoinTokens(

@@ -442,6 +442,48 @@ class EncryptionKey(_message.Message):
 Global___EncryptionKey: _TypeAlias = EncryptionKey  # noqa: Y015
 
 @_typing.final
+class NetworkKeys(_message.Message):
+    """The cluster's IPsec keys for encrypted overlay networks (one record, id "ipsec"),
+    kept by the manager's key rotation (manager/network/keys.py). Stored SEALED: at rest
+    `keys` is empty and `sealed_keys` holds them under the managers' data key.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    SEALED_KEYS_FIELD_NUMBER: _builtins.int
+    ROTATED_AT_UNIX_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    sealed_keys: _builtins.bytes
+    """a seal.SealedBox of NetworkKeys{keys}"""
+    rotated_at_unix: _builtins.int
+    """when the newest key was made"""
+    @_builtins.property
+    def meta(self) -> _types_pb2.Meta: ...
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EncryptionKey]:
+        """oldest first; the last is the primary"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: _types_pb2.Meta | None = ...,
+        keys: _abc.Iterable[Global___EncryptionKey] | None = ...,
+        sealed_keys: _builtins.bytes = ...,
+        rotated_at_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "keys", b"keys", "meta", b"meta", "rotated_at_unix", b"rotated_at_unix", "sealed_keys", b"sealed_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkKeys: _TypeAlias = NetworkKeys  # noqa: Y015
+
+@_typing.final
 class HeartbeatAck(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

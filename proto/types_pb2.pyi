@@ -1946,6 +1946,48 @@ class Network(_message.Message):
 Global___Network: _TypeAlias = Network  # noqa: Y015
 
 @_typing.final
+class AddressReservation(_message.Message):
+    """One address handed out on a network, stored at its own key (id "<network id>_<ip>")
+    and created with a "does not exist" guard in the transaction that records it in its
+    owner (task, service VIP, node endpoint): no address is ever handed out twice.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    OWNER_KIND_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    network_id: _builtins.str
+    address: _builtins.str
+    """the IP, no prefix"""
+    owner_kind: _builtins.str
+    """"tasks", "services" or "nodes" """
+    owner_id: _builtins.str
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        network_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        owner_kind: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "meta", b"meta", "network_id", b"network_id", "owner_id", b"owner_id", "owner_kind", b"owner_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddressReservation: _TypeAlias = AddressReservation  # noqa: Y015
+
+@_typing.final
 class Cluster(_message.Message):
     """---------------------------------------------------------------- cluster (manager-only)
 

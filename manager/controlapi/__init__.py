@@ -14,13 +14,19 @@ from pyswarm.manager.ca.roots import Authorities, authorities
 from pyswarm.manager.controlapi.certificates import AuthoritiesProvider, CertificatesAPI
 from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
 from pyswarm.manager.controlapi.logs import ServiceLogsAPI
+from pyswarm.manager.controlapi.networks import NetworksAPI
 from pyswarm.manager.controlapi.tasks import TasksAPI
 from pyswarm.manager.store import Cache, Store
 from pyswarm.proto import control_pb2_grpc
 
 
 class ControlService(
-    ServiceLogsAPI, TasksAPI, ClusterAPI, CertificatesAPI, control_pb2_grpc.ControlServicer
+    ServiceLogsAPI,
+    TasksAPI,
+    ClusterAPI,
+    CertificatesAPI,
+    NetworksAPI,
+    control_pb2_grpc.ControlServicer,
 ):
     def __init__(
         self,

@@ -28,8 +28,10 @@ from pyswarm.manager.controlapi.images import (
     redact_service,
 )
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
+from pyswarm.manager.network.usage import check_published_ports, resolve_targets
 from pyswarm.manager.orchestrator.update_status import after_spec_change
 from pyswarm.manager.store import (
+    NETWORKS,
     SERVICES,
     TASKS,
     Conflict,
@@ -73,6 +75,7 @@ class ServicesAPI(ControlBase):
         validate_service_spec(request.spec)
         service = Service(id=new_id())
         service.spec.CopyFrom(request.spec)
+        self._check_networks(service.spec, service.id)
         warnings: list[str] = []
         if not request.no_resolve_image:
             warnings = await pin_image(
@@ -85,6 +88,13 @@ class ServicesAPI(ControlBase):
         answer = redact_service(service)
         answer.warnings.extend(warnings)
         return answer
+
+    def _check_networks(self, spec: types_pb2.ServiceSpec, service_id: str) -> None:
+        """Network targets become ids (NOT_FOUND naming an unknown one); a port another
+        service publishes is refused, naming it."""
+        cache = self.readable()
+        resolve_targets(spec, cache.list(NETWORKS))
+        check_published_ports(spec, service_id, cache.list(SERVICES))
 
     async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> Service:
         self.authorize(context)
@@ -120,6 +130,7 @@ class ServicesAPI(ControlBase):
             spec.CopyFrom(request.spec)
             keep_registry_auth(spec, current.spec)
         validate_service_spec(spec)
+        self._check_networks(spec, current.id)
         if spec.WhichOneof("mode") != current.spec.WhichOneof("mode"):
             raise InvalidArgument("a service's mode cannot change", field="mode")
         if spec.annotations.name != current.spec.annotations.name:

@@ -6,23 +6,12 @@ from __future__ import annotations
 import re
 
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.names import validate_name
 from pyswarm.proto import types_pb2
 
-_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62})$")
 _LABEL_KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$")
 MIN_MEMORY = 4 * 1024 * 1024
 MAX_REPLICAS = 100_000
-
-
-def validate_name(name: str, what: str = "service") -> None:
-    if not name:
-        raise InvalidArgument(f"{what} name must not be empty", field="name")
-    if not _NAME.match(name):
-        raise InvalidArgument(
-            f"invalid {what} name {name!r}: it must be valid as a DNS name component"
-            " (letters, digits, '_', '.', '-'; at most 63 characters)",
-            field="name",
-        )
 
 
 def validate_labels(labels: dict[str, str], field: str) -> None:

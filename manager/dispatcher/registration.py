@@ -2,9 +2,10 @@
 
 The node id is the certificate's CN and the role its OU; the Node record is created on
 first registration (ACTIVE, desired role = its role) and refreshed on every one after
-(description, addresses, READY). A container subnet is allocated once per node from
-the cluster's pool and kept in the Cluster record, so it is unique cluster-wide and a
-node gets the same one back when it registers again.
+(description, addresses, READY). A container subnet (a /22) is allocated once per node
+from the cluster's pool and kept in the Cluster record, so it is unique cluster-wide
+(overlapping none recorded before, /24s of older clusters included) and a node gets the
+same one back when it registers again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pyswarm.common.errors import FailedPrecondition
 from pyswarm.manager.store import CLUSTERS, NODES, Conflict, ObjectExists, ObjectNotFound, Store
 from pyswarm.proto import dispatcher_pb2, types_pb2
 
-SUBNET_PREFIX = 24
+#: A /22 per node: 1,021 container addresses (a /24 capped a node at ~250). Nodes
+#: registered before keep the (smaller) subnet recorded for them.
+SUBNET_PREFIX = 22
 
 
 class SubnetPoolExhausted(FailedPrecondition):
@@ -28,12 +31,14 @@ def allocate_subnet(cluster: types_pb2.Cluster, node_id: str) -> str | bool:
     if node_id in cluster.node_subnets.values():
         return False
     pool = ipaddress.ip_network(cluster.node_subnet_pool)
-    for candidate in pool.subnets(new_prefix=SUBNET_PREFIX):
-        text = str(candidate)
-        if text not in cluster.node_subnets:
+    prefix = max(SUBNET_PREFIX, pool.prefixlen)
+    taken = [ipaddress.ip_network(subnet) for subnet in cluster.node_subnets]
+    for candidate in pool.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(other) for other in taken):
+            text = str(candidate)
             cluster.node_subnets[text] = node_id
             return text
-    raise SubnetPoolExhausted(f"the node subnet pool {pool} has no free /{SUBNET_PREFIX} left")
+    raise SubnetPoolExhausted(f"the node subnet pool {pool} has no free /{prefix} left")
 
 
 def subnet_of(cluster: types_pb2.Cluster, node_id: str) -> str:

@@ -30,6 +30,7 @@ from pyswarm.manager.ca.roots import Authorities, certificate_info
 from pyswarm.manager.config import SESSION_MAX_EVENTS
 from pyswarm.manager.dispatcher.assignments import AssignmentTracker
 from pyswarm.manager.dispatcher.liveness import Liveness
+from pyswarm.manager.dispatcher.network_view import VIEW_KINDS, NetworkViewTracker
 from pyswarm.manager.dispatcher.registration import (
     describe_node,
     ensure_subnet,
@@ -195,10 +196,12 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                 await handle(message)
 
         tracker = AssignmentTracker(node_id)
+        views = NetworkViewTracker(node_id)
         subscribe = self._cache.subscribe
-        with subscribe([TASKS], max_events=self._session_max_events) as subscription:
+        with subscribe(VIEW_KINDS, max_events=self._session_max_events) as subscription:
             complete = tracker.complete(self._cache)
             yield dispatcher_pb2.ManagerMessage(assignments=complete)
+            yield dispatcher_pb2.ManagerMessage(network_view=views.complete(self._cache))
             reader = asyncio.ensure_future(read())
             events = asyncio.ensure_future(subscription.get())
             acks = asyncio.ensure_future(outgoing.get())
@@ -219,9 +222,12 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                             # (which includes every event of the batch).
                             change = tracker.complete(self._cache)
                         else:
-                            change = tracker.incremental(batch)
+                            change = tracker.incremental(e for e in batch if e.kind == TASKS.name)
                         if change is not None:
                             yield dispatcher_pb2.ManagerMessage(assignments=change)
+                        view = views.changed(self._cache, batch)
+                        if view is not None:
+                            yield dispatcher_pb2.ManagerMessage(network_view=view)
                     if reader.done():
                         reader.result()  # the agent's error, or its end of stream
                         return

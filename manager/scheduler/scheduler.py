@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Sequence
 
+from pyswarm.manager.network.needs import networks_allocated
 from pyswarm.manager.scheduler.decisions import SchedulingResult
 from pyswarm.manager.scheduler.errors import InvalidConstraint
 from pyswarm.manager.scheduler.filters import Filter, default_filters, explain_rejections
@@ -50,8 +51,13 @@ def _first_failing(filters: Sequence[Filter], node: NodeInfo) -> Filter | None:
 
 
 def is_schedulable(task: types_pb2.Task) -> bool:
-    """The scheduler places tasks that are PENDING and still wanted running."""
-    return task.status.state == types_pb2.PENDING and task.desired_state <= types_pb2.RUNNING
+    """The scheduler places tasks that are PENDING, still wanted running, and holding
+    their network addresses (the network allocator gives them first)."""
+    return (
+        task.status.state == types_pb2.PENDING
+        and task.desired_state <= types_pb2.RUNNING
+        and networks_allocated(task)
+    )
 
 
 class Scheduler:

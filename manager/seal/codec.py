@@ -7,6 +7,8 @@ the rest of the manager sees clear messages in memory and etcd never holds one:
 - the Cluster record: every field named in `SENSITIVE_CLUSTER_FIELDS` goes into
   `sealed_secrets` (a partial Cluster holding just those fields, sealed with the
   cluster id as associated data); the clear fields are left empty;
+- the IPsec keys of encrypted networks (NetworkKeys): the keys go into `sealed_keys`,
+  sealed with the cluster and the record named as associated data;
 - services and tasks: the registry password of `--with-registry-auth` is replaced by
   `SEALED_PASSWORD_PREFIX` and the sealed box in base64, the associated data naming the
   cluster, the kind and the object, so a sealed password cannot be moved to another.
@@ -24,8 +26,8 @@ from google.protobuf.message import Message
 
 from pyswarm.manager.seal.box import DataKey
 from pyswarm.manager.seal.errors import SealBroken
-from pyswarm.manager.store.kinds import CLUSTERS, SERVICES, TASKS, Kind, M
-from pyswarm.proto import seal_pb2, types_pb2
+from pyswarm.manager.store.kinds import CLUSTERS, NETWORK_KEYS, SERVICES, TASKS, Kind, M
+from pyswarm.proto import dispatcher_pb2, seal_pb2, types_pb2
 
 #: The Cluster fields that hold secrets: only ever clear in a manager's memory. A new
 #: secret field of the Cluster is sealed by adding its name here.
@@ -55,7 +57,7 @@ class SealingCodec:
     # -- the store's ValueCodec ------------------------------------------------------
 
     def encode(self, kind: Kind[Message], message: Message) -> bytes:
-        if kind is CLUSTERS or kind is SERVICES or kind is TASKS:
+        if kind is CLUSTERS or kind is SERVICES or kind is TASKS or kind is NETWORK_KEYS:
             copy = type(message)()
             copy.CopyFrom(message)
             self._seal(kind, copy)
@@ -71,6 +73,8 @@ class SealingCodec:
                 self._open_task_spec(spec.task, kind, message.id)
         elif isinstance(message, types_pb2.Task):
             self._open_task_spec(message.spec, kind, message.id)
+        elif isinstance(message, dispatcher_pb2.NetworkKeys):
+            self._open_network_keys(message)
         return message
 
     # -- the cluster record ----------------------------------------------------------
@@ -112,6 +116,30 @@ class SealingCodec:
                 self._seal_task_spec(spec.task, kind, message.id)
         elif isinstance(message, types_pb2.Task):
             self._seal_task_spec(message.spec, kind, message.id)
+        elif isinstance(message, dispatcher_pb2.NetworkKeys):
+            self._seal_network_keys(message)
+
+    # -- network keys ----------------------------------------------------------------
+
+    def _keys_context(self, record_id: str) -> bytes:
+        return f"{self.cluster_id}/{NETWORK_KEYS.name}/{record_id}".encode()
+
+    def _seal_network_keys(self, record: dispatcher_pb2.NetworkKeys) -> None:
+        clear = dispatcher_pb2.NetworkKeys(keys=record.keys)
+        del record.keys[:]
+        box = self.key.seal(clear.SerializeToString(), self._keys_context(record.id))
+        record.sealed_keys = box.SerializeToString()
+
+    def _open_network_keys(self, record: dispatcher_pb2.NetworkKeys) -> None:
+        if not record.sealed_keys:
+            return
+        box = seal_pb2.SealedBox.FromString(record.sealed_keys)
+        clear = dispatcher_pb2.NetworkKeys.FromString(
+            self.key.open(box, self._keys_context(record.id))
+        )
+        del record.keys[:]
+        record.keys.extend(clear.keys)
+        record.sealed_keys = b""
 
     def _auth_context(self, kind: Kind[Message], object_id: str) -> bytes:
         return f"{self.cluster_id}/{kind.name}/{object_id}/registry_auth".encode()

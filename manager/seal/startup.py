@@ -151,6 +151,8 @@ async def _create(store: Store, config: ManagerConfig, new: NewAuthorities | Non
         worker_join_token=tokens.worker,
         manager_join_token=tokens.manager,
         node_subnet_pool=config.node_subnet_pool,
+        default_addr_pool=config.default_addr_pool,
+        default_addr_pool_mask_length=config.default_addr_pool_mask_length,
         autolock=config.autolock,
         unlock_key=new_unlock_key() if config.autolock else "",
     )

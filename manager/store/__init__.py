@@ -26,10 +26,13 @@ from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS, EtcdTLSFiles, MemberTLS
 from pyswarm.manager.store.kinds import (
+    ADDRESSES,
     CLIENT_CERTIFICATES,
     CLUSTERS,
     KINDS,
     LIVENESS,
+    NETWORK_KEYS,
+    NETWORKS,
     NODES,
     PLAIN,
     REMOVED_NODES,
@@ -44,6 +47,7 @@ from pyswarm.manager.store.ops import Create, Delete, Op, Update
 from pyswarm.manager.store.store import DEFAULT_MAX_TXN_BYTES, DEFAULT_MAX_TXN_OPS, Store
 
 __all__ = [
+    "ADDRESSES",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "DEFAULT_LEASE_TTL",
@@ -52,6 +56,8 @@ __all__ = [
     "KINDS",
     "LEADER_KEY",
     "LIVENESS",
+    "NETWORKS",
+    "NETWORK_KEYS",
     "NODES",
     "PLAIN",
     "REMOVED_NODES",

@@ -13,14 +13,17 @@ from typing import Generic, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from pyswarm.manager.store.errors import InvalidBatch
-from pyswarm.proto import ca_pb2, types_pb2
+from pyswarm.proto import ca_pb2, dispatcher_pb2, types_pb2
 
 __all__ = [
+    "ADDRESSES",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "KINDS",
     "LIVENESS",
     "NAMES_PREFIX",
+    "NETWORKS",
+    "NETWORK_KEYS",
     "NODES",
     "PLAIN",
     "PREFIX",
@@ -99,13 +102,19 @@ REMOVED_NODES = Kind("removed_nodes", ca_pb2.RemovedNode)
 REVOKED_CERTIFICATES = Kind("revoked_certificates", ca_pb2.RevokedCertificate)
 #: The CLI identities managers wrote for their hosts (ca/renewal.py).
 CLIENT_CERTIFICATES = Kind("client_certificates", ca_pb2.ClientCertificate)
+#: Swarm-scope networks (network create, and the ingress network made at init).
+NETWORKS = Kind("networks", types_pb2.Network)
+#: One key per address handed out on a network (manager/network/addresses.py).
+ADDRESSES = Kind("addresses", types_pb2.AddressReservation)
+#: The IPsec keys of encrypted networks, sealed at rest (seal/codec.py).
+NETWORK_KEYS = Kind("network_keys", dispatcher_pb2.NetworkKeys)
 
 #: The kinds the manager stores, by name; the cache decodes every kind listed here.
 KINDS: dict[str, Kind[Message]] = {
     kind.name: kind
     for kind in (
         NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES, REVOKED_CERTIFICATES,
-        CLIENT_CERTIFICATES,
+        CLIENT_CERTIFICATES, NETWORKS, ADDRESSES, NETWORK_KEYS,
     )
 }  # fmt: skip
 

@@ -31,6 +31,8 @@ class FakeAgent:
     tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
     completes: int = 0
+    #: Every NetworkView the manager sent, oldest first.
+    network_views: list[dispatcher_pb2.NetworkView] = field(default_factory=list)
     _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
     _session_id: str = ""
     _runner: asyncio.Task[None] | None = None
@@ -117,6 +119,8 @@ class FakeAgent:
             beater = asyncio.create_task(heartbeat())
             try:
                 async for message in stub.Session(messages()):
+                    if message.WhichOneof("payload") == "network_view":
+                        self.network_views.append(message.network_view)
                     if message.WhichOneof("payload") != "assignments":
                         continue
                     self._assigned(message.assignments, outgoing, session_id)

@@ -5,12 +5,8 @@ protocol."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,39 +14,10 @@ from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
 from tests.harness.fleet import BAD, NEW, OLD, all_running, with_agents
 from tests.harness.manager import RunningManager, manager_config, running_manager
+from tests.harness.manager_cli import Cli
 from tests.waiting import eventually
 
 Status = types_pb2.UpdateStatus
-
-
-class Cli:
-    """The pyswarm CLI aimed at one manager."""
-
-    def __init__(self, manager: RunningManager, config_dir: Path) -> None:
-        self.env = {
-            **os.environ,
-            "PYSWARM_HOST": manager.endpoint.address,
-            "PYSWARM_CERT_DIR": str(manager.config.client_dir),
-            "PYSWARM_CONFIG": str(config_dir),
-        }
-
-    async def __call__(self, *args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pyswarm.cli.main", *args, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    async def ok(self, *args: str) -> str:
-        code, out, err = await self(*args)
-        assert code == 0, f"pyswarm {' '.join(args)}: {out!r} {err!r}"
-        return out
-
-    async def inspect(self, service: str) -> dict[str, Any]:
-        found: list[dict[str, Any]] = json.loads(await self.ok("service", "inspect", service))
-        return found[0]
 
 
 def run_cli_cluster(

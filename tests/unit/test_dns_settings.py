@@ -3,18 +3,15 @@ malformed, the containers' resolv.conf, and the NetworkView holder's change feed
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.dns import container_resolv_conf
 from pyswarm.cli.parse import CliInputError, parse_dns_upstreams
 from pyswarm.common.join_token import format_join_token, new_secret
-from pyswarm.proto import dispatcher_pb2
 
 TOKEN = format_join_token(bytes(32), new_secret())
 
@@ -63,29 +60,3 @@ def test_resolv_conf_without_it_drops_loopback_nameservers() -> None:
     assert container_resolv_conf(HOST, embedded_resolver=False) == (
         "nameserver 192.0.2.1\nsearch corp.test\noptions edns0 trust-ad\n"
     )
-
-
-def test_view_holder_feeds_the_current_view_then_each_newer_one() -> None:
-    async def check() -> list[int]:
-        holder = NetworkViewHolder()
-        assert holder.latest() is None
-        seen: list[int] = []
-        changes = holder.changes()
-        await holder.update(dispatcher_pb2.NetworkView(version=0))
-        seen.append((await anext(changes)).version)
-        await holder.update(dispatcher_pb2.NetworkView(version=1))
-        seen.append((await anext(changes)).version)
-        # Two views before the reader looks again: it skips to the newest.
-        await holder.update(dispatcher_pb2.NetworkView(version=2))
-        await holder.update(dispatcher_pb2.NetworkView(version=3))
-        seen.append((await anext(changes)).version)
-        waiting = asyncio.ensure_future(anext(changes))
-        await holder.update(dispatcher_pb2.NetworkView(version=4))
-        seen.append((await waiting).version)
-        await holder.update(dispatcher_pb2.NetworkView(version=2))  # older: ignored
-        latest = holder.latest()
-        assert latest is not None and latest.version == 4
-        await changes.aclose()
-        return seen
-
-    assert asyncio.run(check()) == [0, 1, 3, 4]

@@ -48,13 +48,21 @@ def test_assignments_send_only_what_the_agent_acts_on() -> None:
 
 
 def test_subnets_are_unique_stable_and_bounded() -> None:
-    cluster = types_pb2.Cluster(id="c", node_subnet_pool="10.210.0.0/23")
-    assert allocate_subnet(cluster, "n1") == "10.210.0.0/24"
-    assert allocate_subnet(cluster, "n2") == "10.210.1.0/24"
+    cluster = types_pb2.Cluster(id="c", node_subnet_pool="10.210.0.0/21")
+    assert allocate_subnet(cluster, "n1") == "10.210.0.0/22"
+    assert allocate_subnet(cluster, "n2") == "10.210.4.0/22"
     assert allocate_subnet(cluster, "n1") is False
-    assert subnet_of(cluster, "n1") == "10.210.0.0/24"
+    assert subnet_of(cluster, "n1") == "10.210.0.0/22"
     with pytest.raises(SubnetPoolExhausted):
         allocate_subnet(cluster, "n3")
+
+
+def test_a_new_node_subnet_overlaps_no_older_smaller_one() -> None:
+    cluster = types_pb2.Cluster(id="c", node_subnet_pool="10.210.0.0/16")
+    cluster.node_subnets["10.210.0.0/24"] = "old1"  # recorded by an older manager
+    cluster.node_subnets["10.210.5.0/24"] = "old2"
+    assert allocate_subnet(cluster, "n1") == "10.210.8.0/22"
+    assert subnet_of(cluster, "old1") == "10.210.0.0/24"
 
 
 def test_tasks_of_an_old_spec_are_outdated_while_they_run() -> None:

@@ -1,0 +1,49 @@
+"""How `service inspect --pretty` shows a service, in docker's words: mode, update
+status and configs, the container, and the endpoint (ports, networks, virtual IPs)."""
+
+from __future__ import annotations
+
+from pyswarm.cli.service_update import print_update_config, print_update_status
+from pyswarm.proto import types_pb2
+
+
+def print_pretty(s: types_pb2.Service) -> None:
+    c = s.spec.task.container
+    print(f"ID:\t\t{s.id}\nName:\t\t{s.spec.annotations.name}")
+    if s.spec.WhichOneof("mode") == "global":
+        print("Service Mode:\tGlobal")
+    else:
+        print(f"Service Mode:\tReplicated\n Replicas:\t{s.spec.replicated.replicas}")
+    print_update_status(s.update_status)
+    print(f"Placement:\n Constraints:\t{list(s.spec.task.placement.constraints)}")
+    if s.spec.HasField("update"):
+        print_update_config("UpdateConfig", "Update", s.spec.update)
+    if s.spec.HasField("rollback"):
+        print_update_config("RollbackConfig", "Rollback", s.spec.rollback)
+    print(f"ContainerSpec:\n Image:\t\t{c.image}")
+    if c.args:
+        print(f" Args:\t\t{' '.join(c.args)}")
+    if c.env:
+        print(f" Env:\t\t{' '.join(c.env)}")
+    print_endpoint(s)
+    print()
+
+
+def print_endpoint(s: types_pb2.Service) -> None:
+    if s.spec.task.networks:
+        print("Networks:", " ".join(n.target for n in s.spec.task.networks))
+    mode = "dnsrr" if s.spec.endpoint.mode == types_pb2.EndpointSpec.DNSRR else "vip"
+    print(f"Endpoint Mode:\t{mode}")
+    if s.spec.endpoint.ports:
+        print("Ports:")
+        for p in s.spec.endpoint.ports:
+            publish = "host" if p.publish_mode == types_pb2.PortConfig.HOST else "ingress"
+            print(
+                f" PublishedPort = {p.published_port}\n  Protocol = "
+                f"{'udp' if p.protocol == types_pb2.PortConfig.UDP else 'tcp'}\n"
+                f"  TargetPort = {p.target_port}\n  PublishMode = {publish}"
+            )
+    if s.endpoint.virtual_ips:
+        print("VirtualIPs:")
+        for vip in s.endpoint.virtual_ips:
+            print(f" {vip.network_id}: {vip.addr}")
