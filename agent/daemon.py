@@ -124,6 +124,11 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
             for part in (cluster, metrics):
                 if part is not None:
                     part.stop()
+    except BaseException as err:
+        if not isinstance(err, asyncio.CancelledError | KeyboardInterrupt):
+            # The operator's log gets the whole story; the CLI prints one line.
+            log.exception("the agent failed")
+        raise
     finally:
         log.info("agent stopping; containers keep running")
         await server.stop(grace=2)

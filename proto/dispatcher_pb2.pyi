@@ -298,6 +298,8 @@ Global___NetworkView: _TypeAlias = NetworkView  # noqa: Y015
 class OverlayPeer(_message.Message):
     """One endpoint (a task, or a node's own load-balancer endpoint) on an overlay network,
     living on host `node_addr`: what the VXLAN FDB and neighbour tables are made from.
+    The receiving node's own endpoint is among them (node_id its own): its bridge's
+    address on that network.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -87,8 +87,14 @@ class LoadBalancing:
                     if self._stopping.is_set():
                         break
                     view = self.views.latest()
-                    if view is not None:
+                    if view is None:
+                        continue
+                    try:
                         await asyncio.to_thread(self.apply, view)
+                    except NetworkError as err:
+                        # E.g. the ingress bridge is not up yet: the overlays poke
+                        # again once they changed, and the next view retries too.
+                        log.warning("load balancing: %s (retried on the next change)", err)
             finally:
                 feeder.cancel()
 

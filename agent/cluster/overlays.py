@@ -215,6 +215,8 @@ class OverlayFollower:
                     await self.apply_latest()
                 except NetworkError as err:
                     log.warning("overlay networks: %s", err)
+                else:
+                    self.on_change()  # bridges may have come or gone: the mesh follows
             watch.cancel()
 
     def stop(self) -> None:

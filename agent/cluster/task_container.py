@@ -65,7 +65,13 @@ def create_request(task: types_pb2.Task, image: str = "") -> agent_pb2.CreateCon
     spec.labels[TASK_NAME_LABEL] = name.rsplit(".", 1)[0]
     if task.node_id:
         spec.labels[NODE_ID_LABEL] = task.node_id
-    ports = [_published(port) for port in task.ports if port.published_port]
+    # Host-mode ports are the container's own (kernel DNAT on this node); ingress-mode
+    # ports are the routing mesh's, open on every node (load_balancing.py).
+    ports = [
+        _published(port)
+        for port in task.ports
+        if port.published_port and port.publish_mode == types_pb2.PortConfig.HOST
+    ]
     return agent_pb2.CreateContainerRequest(
         name=name,
         image=image or spec.image,

@@ -6,7 +6,8 @@ and always the ingress network. For each of them it gets:
 
 - the peers: every endpoint on that network living on ANOTHER node (each live task's
   address and each node's own endpoint), with that node's advertised address and a
-  MAC derived from the IP, what the VXLAN FDB and neighbour entries are made of;
+  MAC derived from the IP, what the VXLAN FDB and neighbour entries are made of; and
+  this node's own endpoint (its node_id is the node's), which its bridge carries;
 - the service records: each service attached to that network, with its aliases there,
   its VIP there (vip mode) and its backends, the RUNNING tasks' addresses on that
   network (healthy ones: as in Swarm, the agent holds a task with a healthcheck at
@@ -105,9 +106,9 @@ def _peers(
         for attachment in task.networks:
             if attachment.network_id in wanted:
                 peers.extend(_peer(attachment.network_id, node, a) for a in attachment.addresses)
-    for other_id, node in nodes.items():
-        if other_id == node_id:
-            continue
+    # Every node's own endpoint, this node's too: the agent gives its own to the
+    # network's bridge (the host's address there) and programs the others as peers.
+    for node in nodes.values():
         for attachment in node.attachments:
             if attachment.network_id in wanted:
                 peers.extend(_peer(attachment.network_id, node, a) for a in attachment.addresses)

@@ -42,7 +42,7 @@ def _service() -> types_pb2.Service:
     return service
 
 
-def test_view_of_a_node_lists_remote_endpoints_and_running_backends() -> None:
+def test_view_of_a_node_lists_its_endpoints_the_remote_ones_and_running_backends() -> None:
     tasks = [
         _task("t1", "n1", "10.0.0.3/24"),
         _task("t2", "n2", "10.0.0.4/24", slot=2),
@@ -66,6 +66,9 @@ def test_view_of_a_node_lists_remote_endpoints_and_running_backends() -> None:
     assert [n.id for n in view.networks] == ["front", "ingress"]
     peers = {(p.network_id, p.node_id, p.address, p.node_addr, p.mac) for p in view.peers}
     assert peers == {
+        # n1's own endpoints (its bridges' addresses), then the others' endpoints.
+        ("front", "n1", "10.0.0.7/24", "192.0.2.1", "02:42:0a:00:00:07"),
+        ("ingress", "n1", "10.1.0.3/24", "192.0.2.1", "02:42:0a:01:00:03"),
         ("front", "n2", "10.0.0.4/24", "192.0.2.2", "02:42:0a:00:00:04"),
         ("front", "n2", "10.0.0.5/24", "192.0.2.2", "02:42:0a:00:00:05"),
         ("ingress", "n2", "10.1.0.4/24", "192.0.2.2", "02:42:0a:01:00:04"),
