@@ -19,6 +19,12 @@ from grpc import aio
 
 from pyswarm.agent.api.containers import ContainerService
 from pyswarm.agent.api.images import ImageService
+from pyswarm.agent.api.swarm import SwarmService
+from pyswarm.agent.cluster.membership import (
+    SwarmMembership,
+    remove_cluster_networking,
+    remove_mesh,
+)
 from pyswarm.agent.cluster.mode import ClusterMode
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.state import ClusterState
@@ -29,9 +35,7 @@ from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.network import BridgeNetwork, InvalidNetworkArgument
-from pyswarm.agent.runtime.network.mesh import RoutingMesh
-from pyswarm.agent.runtime.network.overlay.host import HostOverlays
+from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
@@ -94,6 +98,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     views = cluster.network_views if cluster is not None else NetworkViewHolder()
     manager = ContainerEngine(config, images, network, cgroups, supervisor, resolver)
     await adopt(manager)
+    membership = SwarmMembership(config, cluster, manager, views)
 
     server = aio.server(interceptors=[ErrorInterceptor()], options=server_options())
     agent_pb2_grpc.add_ContainerAPIServicer_to_server(ContainerService(manager), server)
@@ -101,6 +106,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         ImageService(images, manager, insecure_registries=config.insecure_registries),
         server,
     )
+    agent_pb2_grpc.add_SwarmAPIServicer_to_server(SwarmService(membership), server)
     config.socket.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         config.socket.unlink()
@@ -114,14 +120,14 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         ready.set()
     try:
         async with asyncio.TaskGroup() as group:
-            if cluster is not None:
-                group.create_task(cluster.run(manager), name="cluster")
+            if membership.in_swarm:
+                group.create_task(membership.run(), name="cluster")
             if metrics is not None:
                 group.create_task(metrics.run(), name="metrics")
             names = group.create_task(resolver.follow(views), name="dns")
             await stop.wait()
             names.cancel()
-            for part in (cluster, metrics):
+            for part in (membership, metrics):
                 if part is not None:
                     part.stop()
     except BaseException as err:
@@ -153,11 +159,6 @@ async def teardown(config: AgentConfig) -> None:
             await asyncio.to_thread(cgroups.remove, cid)
     with contextlib.suppress(Exception):
         await asyncio.to_thread(cgroups.remove_parent)
-    with contextlib.suppress(InvalidNetworkArgument):  # a prefix too long never made a mesh
-        mesh = RoutingMesh(config.iptables_chain, "", config.network_dir)
-        await asyncio.to_thread(mesh.teardown)
-    if in_cluster:
-        # Only a swarm member makes overlays (bridges, VXLAN devices, container veths,
-        # IPsec state); their names and the XFRM reqid say they are ours.
-        await asyncio.to_thread(HostOverlays("").teardown)
+    # Only a swarm member makes overlays; the mesh goes either way (an earlier run's).
+    await asyncio.to_thread(remove_cluster_networking if in_cluster else remove_mesh, config)
     await asyncio.to_thread(make_network(config).teardown)

@@ -55,3 +55,9 @@ def images() -> agent_pb2_grpc.ImageAPIStub:
     from pyswarm.proto import agent_pb2_grpc
 
     return agent_pb2_grpc.ImageAPIStub(channel())
+
+
+def swarm() -> agent_pb2_grpc.SwarmAPIStub:
+    from pyswarm.proto import agent_pb2_grpc
+
+    return agent_pb2_grpc.SwarmAPIStub(channel())

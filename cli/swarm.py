@@ -4,6 +4,7 @@ unlock-key) and leave live here. `swarm ca` is in swarm_ca.py."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -42,6 +43,28 @@ def update(
         from pyswarm.cli.swarm_lock import set_autolock
 
         set_autolock(_boolean(autolock, "--autolock"))
+
+
+@app.command("leave")
+def leave(
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Leave even if this node is a manager")
+    ] = False,
+) -> None:
+    """Leave the swarm: asks the local agent (--socket), which stops its tasks and goes
+    on as a standalone agent (docker swarm leave)."""
+    from pyswarm.cli import client
+    from pyswarm.proto import agent_pb2
+
+    response = client.swarm().LeaveSwarm(agent_pb2.LeaveSwarmRequest(force=force))
+    if response.was_manager:
+        # The etcd membership stays until the managers can remove it safely (quorum).
+        print(
+            "Warning: this node left as a worker does; its manager's etcd membership was"
+            " not removed (not supported yet)",
+            file=sys.stderr,
+        )
+    print("Node left the swarm.")
 
 
 def _boolean(text: str, flag: str) -> bool:

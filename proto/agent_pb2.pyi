@@ -1228,3 +1228,57 @@ class DiskUsageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DiskUsageResponse: _TypeAlias = DiskUsageResponse  # noqa: Y015
+
+@_typing.final
+class LeaveSwarmRequest(_message.Message):
+    """---------------------------------------------------------------- swarm membership
+
+    docker swarm leave, asked of the local agent: it stops its cluster mode, removes its
+    tasks' containers and the cluster's networking on this host, forgets its membership
+    and goes on serving as a standalone agent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORCE_FIELD_NUMBER: _builtins.int
+    force: _builtins.bool
+    """needed on a node whose certificate is a manager's"""
+    def __init__(
+        self,
+        *,
+        force: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveSwarmRequest: _TypeAlias = LeaveSwarmRequest  # noqa: Y015
+
+@_typing.final
+class LeaveSwarmResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    WAS_MANAGER_FIELD_NUMBER: _builtins.int
+    REMOVED_CONTAINERS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """the id this node had in the swarm"""
+    was_manager: _builtins.bool
+    removed_containers: _builtins.int
+    """task containers stopped and removed"""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        was_manager: _builtins.bool = ...,
+        removed_containers: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "removed_containers", b"removed_containers", "was_manager", b"was_manager"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveSwarmResponse: _TypeAlias = LeaveSwarmResponse  # noqa: Y015

@@ -1420,3 +1420,75 @@ class ImageAPI:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SwarmAPIStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.LeaveSwarm = channel.unary_unary(
+                '/pyswarm.v1.SwarmAPI/LeaveSwarm',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.LeaveSwarmRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.LeaveSwarmResponse.FromString,
+                _registered_method=True)
+
+
+class SwarmAPIServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def LeaveSwarm(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SwarmAPIServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'LeaveSwarm': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveSwarm,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.LeaveSwarmRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.LeaveSwarmResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pyswarm.v1.SwarmAPI', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pyswarm.v1.SwarmAPI', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SwarmAPI:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def LeaveSwarm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.SwarmAPI/LeaveSwarm',
+            pyswarm_dot_proto_dot_agent__pb2.LeaveSwarmRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.LeaveSwarmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -354,3 +354,25 @@ class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agent_pb2.ImageRawConfig, _abc.Awaitable[_agent_pb2.ImageRawConfig]]: ...
 
 def add_ImageAPIServicer_to_server(servicer: ImageAPIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class SwarmAPIStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> SwarmAPIAsyncStub: ...
+    LeaveSwarm: _grpc.UnaryUnaryMultiCallable[_agent_pb2.LeaveSwarmRequest, _agent_pb2.LeaveSwarmResponse]
+
+@_typing.type_check_only
+class SwarmAPIAsyncStub(SwarmAPIStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    LeaveSwarm: _aio.UnaryUnaryMultiCallable[_agent_pb2.LeaveSwarmRequest, _agent_pb2.LeaveSwarmResponse]  # type: ignore[assignment]
+
+class SwarmAPIServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def LeaveSwarm(
+        self,
+        request: _agent_pb2.LeaveSwarmRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.LeaveSwarmResponse, _abc.Awaitable[_agent_pb2.LeaveSwarmResponse]]: ...
+
+def add_SwarmAPIServicer_to_server(servicer: SwarmAPIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,159 @@
+"""`pyswarm swarm leave` on a worker: the agent leaves, its tasks move, it stays up.
+
+Everything is real: etcd, a manager started by `pyswarm init`, one agent process that
+joined it with `pyswarm join` and runs a busybox task, and the `pyswarm` CLI against both.
+Tests run in file order: the first leaves, the next ones look at what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pyswarm.agent.cluster.state import cluster_dir
+from tests.harness.cluster_agent import ClusterAgent, free_port_pair
+from tests.harness.etcd import running_etcd
+from tests.harness.manager import start_manager, stop_process
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.root
+
+
+@dataclass
+class Swarm:
+    root: Path
+    port: int
+    node: ClusterAgent
+    task_id: str = ""
+    container_id: str = ""
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The CLI aimed at the manager."""
+        env = {
+            **os.environ,
+            "PYSWARM_HOST": f"127.0.0.1:{self.port}",
+            "PYSWARM_CERT_DIR": str(self.root / "manager" / "client"),
+            "PYSWARM_CONFIG": str(self.root / "cli-config"),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "pyswarm.cli.main", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"pyswarm {' '.join(args)}: {result.stdout!r} {result.stderr!r}")
+        return result
+
+    def tasks(self, service: str) -> list[dict[str, str]]:
+        out = self.cli("service", "ps", service, "--format", "json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def node_status(self) -> str:
+        for row in self.cli("node", "ls").stdout.splitlines():
+            if f"node-{self.node.tag}" in row:
+                return row
+        return ""
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+    root = tmp_path_factory.mktemp("leave")
+    with contextlib.ExitStack() as stack:
+        etcd = stack.enter_context(running_etcd(root / "etcd"))
+        port = free_port_pair()
+        manager = start_manager(root, etcd, port)
+        stack.callback(stop_process, manager)
+        node = ClusterAgent(root / "node")
+        node.root.mkdir()
+        swarm = Swarm(root, port, node)
+        wait_for(
+            lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
+            timeout=60,
+            what="the manager to answer",
+        )
+        token = swarm.cli("join-token", "worker", "-q").stdout.strip()
+        stack.callback(node.close)
+        node.join(token, f"127.0.0.1:{port + 1}")
+        node.cli("image", "busybox", "busybox:latest")
+        wait_for(lambda: "Ready" in swarm.node_status(), timeout=60, what="the node ready")
+        swarm.cli("service", "create", "-d", "--name", "web", "busybox", "httpd", "-f")
+
+        def running() -> dict[str, str] | None:
+            tasks = [t for t in swarm.tasks("web") if t["CurrentState"].startswith("Running")]
+            return tasks[0] if tasks else None
+
+        task = wait_for(running, timeout=90, what="the task running")
+        swarm.task_id = task["ID"]
+        container = next(c for c in node.containers() if c.task_id.startswith(swarm.task_id))
+        swarm.container_id = container.id
+        yield swarm
+
+
+def test_a_worker_leaves_and_goes_on_standalone(swarm: Swarm) -> None:
+    node = swarm.node
+    assert cluster_dir(node.state_dir).is_dir()
+    standalone = node.cli("run", "-d", "--name", "mine", "busybox", "sleep", "300").stdout.strip()
+
+    result = node.cli("swarm", "leave")
+
+    assert result.stdout == "Node left the swarm.\n", result
+    assert result.stderr == ""
+    ids = [c.id for c in node.containers()]
+    assert swarm.container_id not in ids
+    assert standalone in ids  # a container of its own is no business of the swarm's
+    assert not cluster_dir(node.state_dir).exists()
+    listed = node.cli("ps").stdout
+    assert "mine" in listed and "web." not in listed
+    assert node.process is not None and node.process.poll() is None
+
+
+def test_the_manager_marks_the_node_down_and_moves_its_task(swarm: Swarm) -> None:
+    wait_for(lambda: "Down" in swarm.node_status(), timeout=60, what="the node marked Down")
+
+    def replaced() -> list[dict[str, str]] | None:
+        tasks = swarm.tasks("web")
+        old = [t for t in tasks if t["ID"] == swarm.task_id]
+        fresh = [t for t in tasks if t["ID"] != swarm.task_id and t["DesiredState"] == "Running"]
+        if old and old[0]["DesiredState"] != "Running" and fresh:
+            return fresh
+        return None
+
+    fresh = wait_for(replaced, timeout=60, what="the task rescheduled")
+    # No other node: the new task waits, and nothing comes back to the node that left.
+    assert all(not t["CurrentState"].startswith("Running") for t in fresh), fresh
+    assert all(not c.task_id for c in swarm.node.containers())
+
+
+def test_a_second_leave_says_the_node_is_not_in_a_swarm(swarm: Swarm) -> None:
+    result = swarm.node.cli("swarm", "leave", check=False)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "Error response from daemon: This node is not part of a swarm"
+    ], result.stderr
+
+
+def test_node_rm_removes_the_node_that_left(swarm: Swarm) -> None:
+    name = f"node-{swarm.node.tag}"
+    swarm.cli("node", "rm", name)
+    assert name not in swarm.cli("node", "ls").stdout
+
+
+def test_a_restarted_agent_comes_back_standalone(swarm: Swarm) -> None:
+    node = swarm.node
+    node.cli("rm", "-f", "mine")
+    node.kill()
+    node.start()  # `pyswarm agent` again: no membership in the state dir
+    assert not cluster_dir(node.state_dir).exists()
+    assert node.cli("swarm", "leave", check=False).returncode != 0
