@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pyswarm.agent.cluster.state import cluster_dir
+from pyswarm.agent.runtime.network import xtables
 from tests.harness.cluster_agent import ClusterAgent, free_port_pair
 from tests.harness.etcd import running_etcd
 from tests.harness.manager import start_manager, stop_process
@@ -58,6 +59,10 @@ class Swarm:
     def tasks(self, service: str) -> list[dict[str, str]]:
         out = self.cli("service", "ps", service, "--format", "json").stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def mesh_chains(self) -> list[str]:
+        """The node's routing mesh chains (its iptables prefix is unique to the test)."""
+        return xtables.chains("nat", f"PST{self.node.tag.upper()}-M")
 
     def node_status(self) -> str:
         for row in self.cli("node", "ls").stdout.splitlines():
@@ -103,6 +108,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
 def test_a_worker_leaves_and_goes_on_standalone(swarm: Swarm) -> None:
     node = swarm.node
     assert cluster_dir(node.state_dir).is_dir()
+    wait_for(swarm.mesh_chains, timeout=60, what="the routing mesh (ingress) on the node")
     standalone = node.cli("run", "-d", "--name", "mine", "busybox", "sleep", "300").stdout.strip()
 
     result = node.cli("swarm", "leave")
@@ -113,6 +119,7 @@ def test_a_worker_leaves_and_goes_on_standalone(swarm: Swarm) -> None:
     assert swarm.container_id not in ids
     assert standalone in ids  # a container of its own is no business of the swarm's
     assert not cluster_dir(node.state_dir).exists()
+    assert swarm.mesh_chains() == []
     listed = node.cli("ps").stdout
     assert "mine" in listed and "web." not in listed
     assert node.process is not None and node.process.poll() is None
