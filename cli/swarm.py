@@ -60,8 +60,8 @@ def leave(
     if response.was_manager:
         # The etcd membership stays until the managers can remove it safely (quorum).
         print(
-            "Warning: this node left as a worker does; its manager's etcd membership was"
-            " not removed (not supported yet)",
+            "Warning: only a worker's part of leaving was done: this node's place among the"
+            " managers (its etcd membership) is not removed yet",
             file=sys.stderr,
         )
     print("Node left the swarm.")

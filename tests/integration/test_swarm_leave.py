@@ -164,3 +164,44 @@ def test_a_restarted_agent_comes_back_standalone(swarm: Swarm) -> None:
     node.start()  # `pyswarm agent` again: no membership in the state dir
     assert not cluster_dir(node.state_dir).exists()
     assert node.cli("swarm", "leave", check=False).returncode != 0
+
+
+@pytest.fixture(scope="module")
+def manager_node(swarm: Swarm) -> Iterator[ClusterAgent]:
+    """A second agent, joined with the MANAGER token (so its certificate is a manager's)."""
+    node = ClusterAgent(swarm.root / "second")
+    node.root.mkdir()
+    try:
+        token = swarm.cli("join-token", "manager", "-q").stdout.strip()
+        node.join(token, f"127.0.0.1:{swarm.port + 1}")
+        node.cli("image", "busybox", "busybox:latest")
+        yield node
+    finally:
+        node.close()
+
+
+def test_a_manager_node_leaves_only_with_force(swarm: Swarm, manager_node: ClusterAgent) -> None:
+    # The task waiting since the first node left comes to this one.
+    container = wait_for(
+        lambda: next((c for c in manager_node.containers() if c.task_id), None),
+        timeout=90,
+        what="the pending task on the second node",
+    )
+
+    refused = manager_node.cli("swarm", "leave", check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "Error response from daemon: You are attempting to leave the swarm on a node that is"
+        " participating as a manager."
+    ), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert cluster_dir(manager_node.state_dir).is_dir()
+    assert container.id in [c.id for c in manager_node.containers()]
+
+    result = manager_node.cli("swarm", "leave", "--force")
+
+    assert result.stdout == "Node left the swarm.\n"
+    assert "etcd" in result.stderr  # says what --force did not do
+    assert all(not c.task_id for c in manager_node.containers())
+    assert not cluster_dir(manager_node.state_dir).exists()
