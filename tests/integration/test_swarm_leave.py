@@ -1,8 +1,10 @@
 """`pyswarm swarm leave` on a worker: the agent leaves, its tasks move, it stays up.
 
-Everything is real: etcd, a manager started by `pyswarm init`, one agent process that
+Everything is real: etcd, a manager started by `pyswarm init`, an agent process that
 joined it with `pyswarm join` and runs a busybox task, and the `pyswarm` CLI against both.
-Tests run in file order: the first leaves, the next ones look at what is left.
+Tests run in file order: the first leaves, the next ones look at what is left; the last
+joins a second agent with the manager token, which the pending task comes to, and which
+leaves only with --force.
 """
 
 from __future__ import annotations
