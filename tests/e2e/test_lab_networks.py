@@ -280,6 +280,15 @@ def test_dns_follows_scaling_and_node_loss(lab: LabCluster, made: Made) -> None:
         )
 
 
+def peer_address(printed: str) -> str:
+    """The IPv4 address httpd printed: it listens on a dual-stack socket, so a v4 peer
+    reads as [::ffff:A.B.C.D]."""
+    address = ipaddress.ip_address(printed.strip("[]"))
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def test_ingress_port_answers_everywhere_with_the_client_address(
     lab: LabCluster, made: Made
 ) -> None:
@@ -294,16 +303,16 @@ def test_ingress_port_answers_everywhere_with_the_client_address(
     url = f"http://{lab.node(entry).address}:8081/cgi-bin/addr"
 
     def fetched_from_here() -> str:
-        return subprocess.run(
+        return peer_address(subprocess.run(
             [sys.executable, "-c", FETCH, url],
             capture_output=True, text=True, check=True, timeout=30,
-        ).stdout.strip()  # fmt: skip
+        ).stdout.strip())  # fmt: skip
 
     assert wait_for(fetched_from_here, timeout=CONVERGE, what=f"{url} to answer") == gateway
 
     # From another lab host: the container sees that host's own address.
     def fetched_from_client() -> str:
-        return host_run(lab, client, sys.executable, "-c", FETCH, url).strip()
+        return peer_address(host_run(lab, client, sys.executable, "-c", FETCH, url).strip())
 
     seen = wait_for(fetched_from_client, timeout=CONVERGE, what=f"{url} to answer {client}")
     assert seen == lab.node(client).address
