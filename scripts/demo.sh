@@ -2,9 +2,10 @@
 # The main job: a 3-host lab on this machine (network namespaces on one bridge, etcd and
 # a manager on the first host, an agent on each, and a registry), the demo web image
 # built from demo/web/Dockerfile on node-1 and pushed to the lab's registry, a service of
-# it with 3 replicas (each host pulls only the layers it lacks), scaled to 5, its tasks
-# shown, and a page fetched from a replica. Idempotent: an existing demo lab is taken
-# down and built again.
+# it with 3 replicas (each host pulls only the layers it lacks), scaled to 5 and back to
+# 2, its tasks shown, and a page fetched through a host that runs no replica (the
+# routing mesh carries it to a replica on another host). Idempotent: an existing demo
+# lab is taken down and built again.
 set -euo pipefail
 [[ $EUID -eq 0 ]] || { echo "demo.sh: run as root" >&2; exit 1; }
 cd "$(dirname "$0")/.."
@@ -28,13 +29,16 @@ step pyswarm --socket "$node1" image build -t "$image" demo/web
 step pyswarm --socket "$node1" push "$image"
 step pyswarm service create --name web --replicas 3 -p 8080:80 "$image"
 step pyswarm service scale web=5
+step pyswarm service scale web=2
 step pyswarm service ps web
 step pyswarm service ls
 
-address=$(pyswarm node ls --format json | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; print(sorted(rows, key=lambda r: r["Hostname"])[1]["Address"])')
+# The host that runs no replica of web, from `service ps`, and its address.
+busy=$(pyswarm service ps web --format json | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin if l.strip()]; print(" ".join(r["Node"] for r in rows if r["DesiredState"] == "Running" and r["CurrentState"].startswith("Running")))')
+read -r idle address < <(pyswarm node ls --format json | python3 -c 'import json,sys; busy=set(sys.argv[1].split()); rows=[json.loads(l) for l in sys.stdin if l.strip()]; idle=sorted((r for r in rows if r["Hostname"] not in busy), key=lambda r: r["Hostname"]); print(idle[0]["Hostname"], idle[0]["Address"])' "$busy")
 echo
-echo "demo: fetching http://$address:8080/ (a replica on node-2, through its published port)"
-python3 -c "import urllib.request as u; print('demo: the page says:', u.urlopen('http://$address:8080/', timeout=5).read().decode().strip())"
+echo "demo: fetching http://$address:8080/ from $idle, which runs no replica of web (replicas on: $busy): the routing mesh carries it to one"
+python3 -c "import urllib.request as u; o=u.build_opener(u.ProxyHandler({})); print('demo: the page says:', o.open('http://$address:8080/', timeout=5).read().decode().strip())"
 
 cat <<'TXT'
 
