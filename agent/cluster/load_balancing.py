@@ -95,6 +95,10 @@ class LoadBalancing:
                         # E.g. the ingress bridge is not up yet: the overlays poke
                         # again once they changed, and the next view retries too.
                         log.warning("load balancing: %s (retried on the next change)", err)
+                    except Exception:
+                        # A reconciler: whatever failed is tried again with the next view
+                        # or change; it never takes the agent (and its tasks) down.
+                        log.exception("load balancing failed (retried on the next change)")
             finally:
                 feeder.cancel()
 

@@ -215,6 +215,9 @@ class OverlayFollower:
                     await self.apply_latest()
                 except NetworkError as err:
                     log.warning("overlay networks: %s", err)
+                except Exception:
+                    # Retried with the next view or poke; never takes the agent down.
+                    log.exception("overlay networks failed (retried on the next change)")
                 else:
                     self.on_change()  # bridges may have come or gone: the mesh follows
             watch.cancel()
