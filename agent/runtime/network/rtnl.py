@@ -18,12 +18,14 @@ import itertools
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from types import TracebackType
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
-NLMSG_ERROR = 2
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_DUMP = 0x300
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
@@ -84,29 +86,7 @@ class Rtnl:
 
     def request(self, kind: int, flags: int, body: bytes) -> list[bytes]:
         """Send one request; return the bodies of the replies before the kernel's ack."""
-        seq = next(self._seq)
-        header = _HEADER.pack(
-            _HEADER.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0
-        )
-        self._sock.send(header + body)
-        replies: list[bytes] = []
-        while True:
-            data = self._sock.recv(_RECV_SIZE)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, reply_kind, _flags, reply_seq, _pid = _HEADER.unpack_from(data, offset)
-                if length < _HEADER.size:
-                    raise OSError(errno.EPROTO, "malformed netlink reply")
-                payload = data[offset + _HEADER.size : offset + length]
-                offset += (length + 3) & ~3
-                if reply_seq != seq:
-                    continue
-                if reply_kind == NLMSG_ERROR:
-                    (code,) = _ERROR.unpack_from(payload)
-                    if code:
-                        raise OSError(-code, os.strerror(-code))
-                    return replies
-                replies.append(payload)
+        return list(exchange(self._sock, next(self._seq), kind, flags, body))
 
     # -- the messages a sandbox needs
 
@@ -162,3 +142,31 @@ class Rtnl:
         )
         body += attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr(RTA_OIF, _u32(index))
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def exchange(sock: socket.socket, seq: int, kind: int, flags: int, body: bytes) -> Iterator[bytes]:
+    """Send one netlink request (`seq` unique on `sock`); yield the reply bodies until the
+    kernel's ack, or a dump's end (NLMSG_DONE) for NLM_F_DUMP. An error reply raises
+    OSError with its errno. Every netlink family we pack by hand talks through this."""
+    dump = flags & NLM_F_DUMP == NLM_F_DUMP
+    flags |= NLM_F_REQUEST | (0 if dump else NLM_F_ACK)
+    sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, seq, 0) + body)
+    while True:
+        data = sock.recv(_RECV_SIZE)
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            length, reply_kind, _flags, reply_seq, _pid = _HEADER.unpack_from(data, offset)
+            if length < _HEADER.size:
+                raise OSError(errno.EPROTO, "malformed netlink reply")
+            payload = data[offset + _HEADER.size : offset + length]
+            offset += (length + 3) & ~3
+            if reply_seq != seq:
+                continue
+            if reply_kind == NLMSG_DONE:
+                return
+            if reply_kind == NLMSG_ERROR:
+                (code,) = _ERROR.unpack_from(payload)
+                if code:
+                    raise OSError(-code, os.strerror(-code))
+                return
+            yield payload

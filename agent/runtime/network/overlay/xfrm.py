@@ -11,21 +11,20 @@ An `Xfrm` is bound to the namespace of the thread that opens it (see netns.py).
 
 from __future__ import annotations
 
-import errno
 import itertools
-import os
 import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
+from pyswarm.agent.runtime.network.rtnl import exchange
+
 NETLINK_XFRM = 6
 XFRM_MSG_NEWSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA = 0x10, 0x11, 0x12
 XFRM_MSG_NEWPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_GETPOLICY = 0x13, 0x14, 0x15
 XFRM_MSG_UPDPOLICY = 0x19
 XFRMA_TMPL, XFRMA_SRCADDR, XFRMA_ALG_AEAD = 5, 13, 18
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 IPPROTO_ESP, IPPROTO_UDP = 50, 17
@@ -36,7 +35,6 @@ PYSWARM_REQID = 0x70737761  # "pswa": marks pyswarm's states and policies
 AEAD_NAME = b"rfc4106(gcm(aes))"
 ICV_BITS = 128
 
-_HEADER = struct.Struct("=IHHII")
 # xfrm_selector: daddr, saddr, dport, dport_mask, sport, sport_mask (big-endian ports),
 # family, prefixlen_d, prefixlen_s, proto, ifindex, user: 56 bytes.
 _SELECTOR = struct.Struct("=16s16s2s2s2s2sHBBBxxxiI")
@@ -58,7 +56,6 @@ _POLICY_ID_TAIL = struct.Struct("=IB3x")  # xfrm_userpolicy_id: sel, index, dir
 # xfrm_user_tmpl: id, family, saddr, reqid, mode, share, optional, aalgos, ealgos, calgos
 _TMPL = struct.Struct("=24sHxx16sIBBBxIII")
 _AEAD = struct.Struct("=64sII")
-_RECV_SIZE = 1 << 16
 _ALL_ALGOS = 0xFFFFFFFF  # a template that accepts any algorithm of the state
 
 
@@ -139,29 +136,7 @@ class Xfrm:
 
     def _request(self, kind: int, flags: int, body: bytes) -> Iterator[bytes]:
         """Send one request; yield reply bodies until the ack (or a dump's end)."""
-        seq = next(self._seq)
-        dump = flags & NLM_F_DUMP == NLM_F_DUMP
-        flags |= NLM_F_REQUEST | (0 if dump else NLM_F_ACK)
-        self._sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, seq, 0) + body)
-        while True:
-            data = self._sock.recv(_RECV_SIZE)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, reply_kind, _flags, reply_seq, _pid = _HEADER.unpack_from(data, offset)
-                if length < _HEADER.size:
-                    raise OSError(errno.EPROTO, "malformed netlink reply")
-                payload = data[offset + _HEADER.size : offset + length]
-                offset += (length + 3) & ~3
-                if reply_seq != seq:
-                    continue
-                if reply_kind == NLMSG_DONE:
-                    return
-                if reply_kind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)
-                    if code:
-                        raise OSError(-code, os.strerror(-code))
-                    return
-                yield payload
+        return exchange(self._sock, next(self._seq), kind, flags, body)
 
     def _do(self, kind: int, flags: int, body: bytes) -> None:
         for _ in self._request(kind, flags, body):
