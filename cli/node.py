@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import grpc
 import typer
 
 from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
@@ -104,9 +105,42 @@ def update(
 ) -> None:
     """Change a node's availability, labels or role."""
     stub = control()
-    current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
+    # The manager also writes node records (heartbeats' addresses, network endpoints):
+    # an update that raced one of those is read again and re-applied, a few times.
+    for attempt in range(_UPDATE_ATTEMPTS):
+        current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
+        spec = _updated_spec(current.spec, availability, label_add, label_rm, role)
+        request = control_pb2.UpdateNodeRequest(
+            node_id=current.id, version=current.meta.version, spec=spec
+        )
+        try:
+            stub.UpdateNode(request)
+            break
+        except grpc.RpcError as err:
+            if not _out_of_sequence(err) or attempt == _UPDATE_ATTEMPTS - 1:
+                raise
+    print(node)
+
+
+_UPDATE_ATTEMPTS = 3
+
+
+def _out_of_sequence(err: grpc.RpcError) -> bool:
+    code = err.code() if isinstance(err, grpc.Call) else None
+    details = err.details() if isinstance(err, grpc.Call) else ""
+    return code == grpc.StatusCode.FAILED_PRECONDITION and "out of sequence" in (details or "")
+
+
+def _updated_spec(
+    current: types_pb2.NodeSpec,
+    availability: str,
+    label_add: list[str] | None,
+    label_rm: list[str] | None,
+    role: str,
+) -> types_pb2.NodeSpec:
+    """`current` with the flags applied (CliInputError names a bad one)."""
     spec = types_pb2.NodeSpec()
-    spec.CopyFrom(current.spec)
+    spec.CopyFrom(current)
     if availability:
         if availability not in _AVAILABILITY:
             raise CliInputError(
@@ -128,10 +162,7 @@ def update(
         if role not in roles:
             raise CliInputError(f"invalid role {role!r}: worker or manager", field="--role")
         spec.desired_role = roles[role]
-    stub.UpdateNode(
-        control_pb2.UpdateNodeRequest(node_id=current.id, version=current.meta.version, spec=spec)
-    )
-    print(node)
+    return spec
 
 
 @app.command("promote")
