@@ -19,7 +19,6 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 from cryptography import x509
 
 from pyswarm.agent.cluster.session import AgentSession
@@ -138,12 +137,3 @@ def _presented_certificate(address: str) -> x509.Certificate:
         der = tls.getpeercert(binary_form=True)
     assert der, "the manager presented no certificate"
     return x509.load_der_x509_certificate(der)
-
-
-async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as err:
-        assert err.code() == code, (err.code(), err.details())
-        return err
-    raise AssertionError(f"expected {code}")

@@ -31,11 +31,10 @@ from tests.harness.agent_process import AgentProcess
 from tests.harness.certificates import (
     RunningExecutor,
     agent_session,
-    expect_error,
     past_clock,
     presented_certificate,
 )
-from tests.harness.manager import RunningManager, manager_config, running_manager
+from tests.harness.manager import RunningManager, expect_error, manager_config, running_manager
 from tests.waiting import eventually
 
 

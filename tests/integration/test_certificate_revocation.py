@@ -18,9 +18,8 @@ from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, types_pb2
 from tests.harness.certificates import (
     agent_session,
-    expect_error,
 )
-from tests.harness.manager import RunningManager, manager_config, running_manager
+from tests.harness.manager import RunningManager, expect_error, manager_config, running_manager
 from tests.waiting import eventually
 
 

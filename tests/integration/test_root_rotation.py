@@ -20,10 +20,9 @@ from pyswarm.manager.store import EmbeddedEtcd
 from pyswarm.proto import control_pb2, dispatcher_pb2, dispatcher_pb2_grpc
 from tests.harness.certificates import (
     agent_session,
-    expect_error,
     presented_certificate,
 )
-from tests.harness.manager import RunningManager, manager_config, running_manager
+from tests.harness.manager import RunningManager, expect_error, manager_config, running_manager
 from tests.waiting import eventually
 
 
