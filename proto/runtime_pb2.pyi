@@ -112,6 +112,26 @@ class RuntimeSpec(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class SysctlsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
@@ -137,6 +157,10 @@ class RuntimeSpec(_message.Message):
     NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
     LOG_MAX_BYTES_FIELD_NUMBER: _builtins.int
     LOG_MAX_FILES_FIELD_NUMBER: _builtins.int
+    INIT_FIELD_NUMBER: _builtins.int
+    SYSCTLS_FIELD_NUMBER: _builtins.int
+    RLIMITS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cwd: _builtins.str
     user: _builtins.str
@@ -161,6 +185,8 @@ class RuntimeSpec(_message.Message):
     """json-file rotation: 0 = unbounded"""
     log_max_files: _builtins.int
     """files kept, the live one included (>= 1)"""
+    init: _builtins.bool
+    """pid 1 stays a minimal init (reaps orphans, forwards signals) and forks the process."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; args[0] looked up in the container's PATH"""
@@ -197,6 +223,18 @@ class RuntimeSpec(_message.Message):
     def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceNode]:
         """extra nodes made in /dev (--device, privileged)"""
 
+    @_builtins.property
+    def sysctls(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """written in the container's namespaces"""
+
+    @_builtins.property
+    def rlimits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rlimit]:
+        """setrlimit before execve"""
+
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """extra supplementary groups, resolved inside"""
+
     def __init__(
         self,
         *,
@@ -225,14 +263,45 @@ class RuntimeSpec(_message.Message):
         no_new_privileges: _builtins.bool = ...,
         log_max_bytes: _builtins.int = ...,
         log_max_files: _builtins.int = ...,
+        init: _builtins.bool = ...,
+        sysctls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        rlimits: _abc.Iterable[Global___Rlimit] | None = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rootfs", b"rootfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "devices", b"devices", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "devices", b"devices", "env", b"env", "gid_map", b"gid_map", "groups", b"groups", "hostname", b"hostname", "id", b"id", "init", b"init", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rlimits", b"rlimits", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "sysctls", b"sysctls", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeSpec: _TypeAlias = RuntimeSpec  # noqa: Y015
+
+@_typing.final
+class Rlimit(_message.Message):
+    """One resource limit by docker's name ("nofile"); -1 = unlimited."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
+    HARD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    soft: _builtins.int
+    hard: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        soft: _builtins.int = ...,
+        hard: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hard", b"hard", "name", b"name", "soft", b"soft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rlimit: _TypeAlias = Rlimit  # noqa: Y015
 
 @_typing.final
 class DeviceNode(_message.Message):

@@ -527,6 +527,26 @@ class ContainerSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class SysctlsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     IMAGE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
@@ -549,6 +569,13 @@ class ContainerSpec(_message.Message):
     NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
     DEVICES_FIELD_NUMBER: _builtins.int
     LOG_OPTIONS_FIELD_NUMBER: _builtins.int
+    INIT_FIELD_NUMBER: _builtins.int
+    SYSCTLS_FIELD_NUMBER: _builtins.int
+    ULIMITS_FIELD_NUMBER: _builtins.int
+    DNS_CONFIG_FIELD_NUMBER: _builtins.int
+    HOSTS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    STOP_SIGNAL_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     hostname: _builtins.str
     dir: _builtins.str
@@ -563,6 +590,14 @@ class ContainerSpec(_message.Message):
     """
     no_new_privileges: _builtins.bool
     """--security-opt no-new-privileges"""
+    init: _builtins.bool
+    """The container's own settings (docker's `service create` flags of the same names).
+    --init: a minimal init as pid 1 reaps and forwards
+    """
+    stop_signal: _builtins.str
+    """--stop-signal; "" takes the image's STOPSIGNAL, else SIGTERM. A container record
+    holds the signal it was resolved to.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -612,6 +647,26 @@ class ContainerSpec(_message.Message):
         agent's defaults.
         """
 
+    @_builtins.property
+    def sysctls(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """--sysctl: namespaced kernel parameters only (net.*, kernel.msg*/sem/shm*, fs.mqueue.*)."""
+
+    @_builtins.property
+    def ulimits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ulimit]:
+        """--ulimit NAME=SOFT[:HARD]"""
+
+    @_builtins.property
+    def dns_config(self) -> Global___DNSConfig:
+        """--dns, --dns-search, --dns-option"""
+
+    @_builtins.property
+    def hosts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """--host HOST:IP: extra /etc/hosts lines, stored as SwarmKit does: "IP HOST [ALIAS...]"."""
+
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """--group: supplementary groups, names or gids"""
+
     def __init__(
         self,
         *,
@@ -637,14 +692,78 @@ class ContainerSpec(_message.Message):
         no_new_privileges: _builtins.bool = ...,
         devices: _abc.Iterable[Global___DeviceMapping] | None = ...,
         log_options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        init: _builtins.bool = ...,
+        sysctls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        ulimits: _abc.Iterable[Global___Ulimit] | None = ...,
+        dns_config: Global___DNSConfig | None = ...,
+        hosts: _abc.Iterable[_builtins.str] | None = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+        stop_signal: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns_config", b"dns_config", "healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "devices", b"devices", "dir", b"dir", "env", b"env", "healthcheck", b"healthcheck", "hostname", b"hostname", "image", b"image", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "devices", b"devices", "dir", b"dir", "dns_config", b"dns_config", "env", b"env", "groups", b"groups", "healthcheck", b"healthcheck", "hostname", b"hostname", "hosts", b"hosts", "image", b"image", "init", b"init", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "stop_grace_period", b"stop_grace_period", "stop_signal", b"stop_signal", "sysctls", b"sysctls", "tty", b"tty", "ulimits", b"ulimits", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerSpec: _TypeAlias = ContainerSpec  # noqa: Y015
+
+@_typing.final
+class Ulimit(_message.Message):
+    """--ulimit NAME=SOFT[:HARD]: docker's names (nofile, nproc, core, ...); -1 is unlimited."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
+    HARD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    soft: _builtins.int
+    hard: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        soft: _builtins.int = ...,
+        hard: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hard", b"hard", "name", b"name", "soft", b"soft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ulimit: _TypeAlias = Ulimit  # noqa: Y015
+
+@_typing.final
+class DNSConfig(_message.Message):
+    """The container's resolv.conf: each list, when set, replaces the host's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESERVERS_FIELD_NUMBER: _builtins.int
+    SEARCH_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def nameservers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def search(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        nameservers: _abc.Iterable[_builtins.str] | None = ...,
+        search: _abc.Iterable[_builtins.str] | None = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nameservers", b"nameservers", "options", b"options", "search", b"search"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DNSConfig: _TypeAlias = DNSConfig  # noqa: Y015
 
 @_typing.final
 class DeviceMapping(_message.Message):
