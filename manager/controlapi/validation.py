@@ -7,6 +7,7 @@ import re
 
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.common.names import validate_name
+from pyswarm.manager.controlapi.container_validation import validate_container_settings
 from pyswarm.proto import types_pb2
 
 _LABEL_KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$")
@@ -85,6 +86,8 @@ def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
                 f"invalid mount target {mount.target!r}: must be an absolute path",
                 field="task.container.mounts",
             )
+    validate_container_settings(container)
+    validate_labels(dict(container.labels), "task.container.labels")
     validate_resources(spec.task.resources.limits, "task.resources.limits")
     validate_resources(spec.task.resources.reservations, "task.resources.reservations")
     limits, reservations = spec.task.resources.limits, spec.task.resources.reservations
