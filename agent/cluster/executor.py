@@ -72,8 +72,10 @@ class TaskExecutor:
         images: TaskImages,
         *,
         observer: StatusObserver | None = None,
+        node: types_pb2.NodeDescription | None = None,
     ) -> None:
         self._containers = containers
+        self._node = node or types_pb2.NodeDescription()  # what task templates read
         self._images = images
         self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
@@ -326,7 +328,7 @@ class TaskExecutor:
         if not image:
             return _Next.IDLE  # rejected
         try:
-            await self._containers.create(create_request(task, image), task_id=task.id)
+            await self._containers.create(create_request(task, image, self._node), task_id=task.id)
         except PyswarmError as err:
             self._report(task.id, State.REJECTED, "preparing", err=err.message)
             return _Next.IDLE

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 
+from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.image_pull import NodeImages
@@ -85,7 +86,8 @@ class ClusterMode:
         # Typed so that mypy checks the engine against the executor's seam here.
         engine: TaskContainers = containers
         images: TaskImages = NodeImages(containers.images, insecure=self.config.insecure_registries)
-        self.executor = TaskExecutor(engine, images)
+        node = node_description(self.state.hostname or None)
+        self.executor = TaskExecutor(engine, images, node=node)
         self.session.executor = self.executor
         self.session.log_publisher = LogPublisher(containers)
         if self._stopped:

@@ -39,6 +39,7 @@ from pyswarm.agent.engine.spec import (
     port_group,
     prepare_bind_sources,
     runtime_spec,
+    stop_settings,
     timestamp_of,
     validate_name,
     write_etc_files,
@@ -338,10 +339,10 @@ class ContainerEngine:
         container = self.records.get(ref)
         if container.state != Container.RUNNING:
             return container
-        grace = DEFAULT_STOP_TIMEOUT if timeout < 0 else timeout
+        number, grace = stop_settings(container, timeout, DEFAULT_STOP_TIMEOUT)
         event = self._exited.setdefault(container.id, asyncio.Event())
         with contextlib.suppress(Exception):
-            await self.supervisor.signal(container.id, signals.SIGTERM)
+            await self.supervisor.signal(container.id, number)
         try:
             await asyncio.wait_for(event.wait(), grace)
         except TimeoutError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pyswarm.agent.dns.resolv_conf import container_resolv_conf, read_host_resolv_conf
 from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.errors import BadSpec
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.name_resolution import validate_dns, validate_hosts
+from pyswarm.common.signals import InvalidSignal, parse_signal
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 # A cluster task's container carries its service's id under docker's label; replicas of
@@ -25,6 +29,7 @@ from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MIN_MEMORY = 6 * 1024 * 1024
+DEFAULT_STOP_SIGNAL = "SIGTERM"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$")
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift")
@@ -103,7 +108,8 @@ def build_container(
         raise BadSpec("published ports are discarded when using host network mode", field="publish")
     if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
         raise BadSpec(f"invalid hostname {request.spec.hostname!r}", field="hostname")
-    hardening.validate(request.spec)
+    hardening.validate(request.spec, host_network=request.network_mode == types_pb2.Container.HOST)
+    validate_name_settings(request.spec)
     if request.spec.privileged and request.user_namespace:
         # As docker: host devices and capabilities mean nothing to a mapped root.
         raise BadSpec("--privileged is incompatible with --userns", field="privileged")
@@ -134,6 +140,7 @@ def build_container(
     spec.dir = request.spec.dir or config.working_dir or "/"
     spec.user = request.spec.user or config.user
     spec.hostname = request.spec.hostname or container_id[:12]
+    spec.stop_signal = stop_signal(request.spec.stop_signal, config.stop_signal)
 
     created = Timestamp()
     created.GetCurrentTime()
@@ -154,6 +161,47 @@ def build_container(
     )
 
 
+def stop_signal(requested: str, image: str) -> str:
+    """The signal that stops the container: --stop-signal, else the image's STOPSIGNAL
+    (when the kernel has it), else SIGTERM. Kept as written, as docker shows it."""
+    if requested:
+        parse_signal(requested, "stop-signal")
+        return requested
+    try:
+        parse_signal(image, "STOPSIGNAL")
+    except InvalidSignal:
+        return DEFAULT_STOP_SIGNAL
+    return image
+
+
+def stop_settings(container: types_pb2.Container, timeout: int, default: int) -> tuple[int, float]:
+    """The signal `stop` sends and the seconds of grace before SIGKILL: `timeout` when
+    given (>= 0), else the container's stop grace period (run --stop-timeout), else
+    `default`."""
+    try:
+        number = parse_signal(container.spec.stop_signal or DEFAULT_STOP_SIGNAL)
+    except InvalidSignal:
+        number = signal.SIGTERM
+    if timeout >= 0:
+        return number, timeout
+    if container.spec.HasField("stop_grace_period"):
+        return number, container.spec.stop_grace_period.ToNanoseconds() / 1e9
+    return number, default
+
+
+def validate_name_settings(spec: types_pb2.ContainerSpec) -> None:
+    """--add-host, --dns*, --group-add: the same rules as the manager's (common/)."""
+    dns = spec.dns_config
+    try:
+        validate_hosts(list(spec.hosts), "add-host")
+        validate_dns(list(dns.nameservers), list(dns.search), list(dns.options), "dns")
+    except InvalidArgument as err:
+        raise BadSpec(err.message, field=err.field) from None
+    for group in spec.groups:
+        if not group or ":" in group or any(c.isspace() for c in group):
+            raise BadSpec(f"invalid group {group!r}", field="group-add")
+
+
 def port_group(container: types_pb2.Container) -> str:
     """The group whose members may publish the same host ports: the service, for
     ingress-mode ports of a cluster task; none for a plain container."""
@@ -168,15 +216,22 @@ def write_etc_files(
     with `embedded_resolver`, resolv.conf points to the agent's resolver (agent/dns)."""
     hostname = container.spec.hostname
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    # --add-host lines ("IP HOST ..."), before the container's own, as docker writes them.
+    hosts += ["\t".join(entry.split(maxsplit=1)) for entry in container.spec.hosts]
     if container.ip_address:
         hosts.append(f"{container.ip_address}\t{hostname}")
     elif container.network_mode != types_pb2.Container.HOST:
         hosts.append(f"127.0.1.1\t{hostname}")
+    dns = container.spec.dns_config
     files = {
         "hosts": "\n".join(hosts) + "\n",
         "hostname": hostname + "\n",
         "resolv.conf": container_resolv_conf(
-            read_host_resolv_conf(), embedded_resolver=embedded_resolver
+            read_host_resolv_conf(),
+            embedded_resolver=embedded_resolver,
+            nameservers=dns.nameservers,
+            search=dns.search,
+            options=dns.options,
         ),
     }
     mounts = []
@@ -230,6 +285,8 @@ def runtime_spec(
         tty=spec.tty,
         open_stdin=spec.open_stdin,
         log_path=str(log_path),
+        init=spec.init,
+        groups=spec.groups,
     )
     hardening.apply_to_runtime(spec, runtime)
     return runtime

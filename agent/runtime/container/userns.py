@@ -41,7 +41,9 @@ from pyswarm.agent.runtime.container.init import (
     setup_tty,
     step,
 )
+from pyswarm.agent.runtime.container.process_settings import ProcessSettings, write_sysctls
 from pyswarm.common.scoped_paths import secure_join
+from pyswarm.common.sysctls import is_net
 from pyswarm.proto import runtime_pb2
 
 # docker's userns-remap default: container ids 0-65535 are host ids 100000-165535.
@@ -157,6 +159,9 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     rootfs.mount_sys(root, read_only=not spec.privileged)
     os.makedirs(secure_join(root, "/proc"), exist_ok=True)
     ptmx = rootfs.mount_dev(root)
+    # A netns the agent made belongs to the host's user namespace: only host root may
+    # set its sysctls. Through the host's /proc: the files act on the writer's netns.
+    write_sysctls("/proc/sys", {k: v for k, v in spec.sysctls.items() if is_net(k)})
     # mknod needs host root; the container's root could not make them.
     rootfs.make_device_nodes(root, spec.devices, spec.uid_map, spec.gid_map)
     # Masked here, the /sys paths are locked under the user namespace's mounts: its
@@ -192,6 +197,10 @@ def run_container_in_userns(
         bind_rootfs_onto_itself(root)
     with step("mount /proc"):
         rootfs.mount_proc(root)
+    with step("sysctl"):  # the IPC namespace is the user namespace's own
+        write_sysctls(
+            os.path.join(root, "proc/sys"), {k: v for k, v in spec.sysctls.items() if not is_net(k)}
+        )
     with step("mask /proc paths"):
         masks.protect_paths(root, spec.masked_paths, spec.readonly_paths, select=masks.in_proc)
     with step("pivot_root"):
@@ -215,4 +224,5 @@ def run_container_in_userns(
         channel,
         seccomp_filter=spec.seccomp_filter,
         no_new_privileges=spec.no_new_privileges,
+        settings=ProcessSettings.of(spec),
     )
