@@ -10,6 +10,58 @@ import typer
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.service_container import (
+    ArgsOption,
+    CapAddOption,
+    CapDropOption,
+    ContainerLabelAddOption,
+    ContainerLabelOption,
+    ContainerLabelRmOption,
+    DnsAddOption,
+    DnsOption,
+    DnsOptionAddOption,
+    DnsOptionOption,
+    DnsOptionRmOption,
+    DnsRmOption,
+    DnsSearchAddOption,
+    DnsSearchOption,
+    DnsSearchRmOption,
+    EntrypointOption,
+    EnvFileOption,
+    EnvRmOption,
+    GroupAddOption,
+    GroupOption,
+    GroupRmOption,
+    HealthCmdOption,
+    HealthIntervalOption,
+    HealthRetriesOption,
+    HealthStartOption,
+    HealthTimeoutOption,
+    HostAddOption,
+    HostnameOption,
+    HostOption,
+    HostRmOption,
+    InitOption,
+    InitSwitch,
+    NoHealthcheckOption,
+    QuietOption,
+    ReadOnlyOption,
+    ReadOnlySwitch,
+    StopGraceOption,
+    StopSignalOption,
+    SysctlAddOption,
+    SysctlOption,
+    SysctlRmOption,
+    TtyOption,
+    TtySwitch,
+    UlimitAddOption,
+    UlimitOption,
+    UlimitRmOption,
+    UserOption,
+    WorkdirOption,
+    apply_container_flags,
+    apply_container_updates,
+)
 from pyswarm.cli.service_inspect import print_pretty
 from pyswarm.cli.service_network import (
     EndpointModeOption,
@@ -110,6 +162,30 @@ def create(
     rollback_monitor: RollbackMonitor = None,
     rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
     rollback_order: RollbackOrder = None,
+    env_file: EnvFileOption = None,
+    container_label: ContainerLabelOption = None,
+    entrypoint: EntrypointOption = None,
+    init: InitOption = False,
+    read_only: ReadOnlyOption = False,
+    tty: TtyOption = False,
+    cap_add: CapAddOption = None,
+    cap_drop: CapDropOption = None,
+    sysctl: SysctlOption = None,
+    ulimit: UlimitOption = None,
+    dns: DnsOption = None,
+    dns_search: DnsSearchOption = None,
+    dns_option: DnsOptionOption = None,
+    host: HostOption = None,
+    group: GroupOption = None,
+    stop_signal: StopSignalOption = None,
+    stop_grace_period: StopGraceOption = None,
+    health_cmd: HealthCmdOption = None,
+    health_interval: HealthIntervalOption = None,
+    health_timeout: HealthTimeoutOption = None,
+    health_retries: HealthRetriesOption = None,
+    health_start_period: HealthStartOption = None,
+    no_healthcheck: NoHealthcheckOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Create a service."""
     pacing = pacing_flags(
@@ -126,6 +202,7 @@ def create(
         restart_condition=restart_condition, hostname=hostname, workdir=workdir, user=user,
         labels=label or [],
     )  # fmt: skip
+    apply_container_flags(spec.task.container, locals())
     apply_create_networks(spec, network or [], endpoint_mode)
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
@@ -140,7 +217,7 @@ def create(
     _print_warnings(service)
     print(service.id)
     if not detach:
-        converge(stub, [service.id])
+        converge(stub, [service.id], quiet=quiet)
 
 
 def _send_auth(
@@ -322,6 +399,42 @@ def update(
     rollback_monitor: RollbackMonitor = None,
     rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
     rollback_order: RollbackOrder = None,
+    env_rm: EnvRmOption = None,
+    container_label_add: ContainerLabelAddOption = None,
+    container_label_rm: ContainerLabelRmOption = None,
+    entrypoint: EntrypointOption = None,
+    args: ArgsOption = None,
+    init: InitSwitch = None,
+    read_only: ReadOnlySwitch = None,
+    tty: TtySwitch = None,
+    cap_add: CapAddOption = None,
+    cap_drop: CapDropOption = None,
+    sysctl_add: SysctlAddOption = None,
+    sysctl_rm: SysctlRmOption = None,
+    ulimit_add: UlimitAddOption = None,
+    ulimit_rm: UlimitRmOption = None,
+    dns_add: DnsAddOption = None,
+    dns_rm: DnsRmOption = None,
+    dns_search_add: DnsSearchAddOption = None,
+    dns_search_rm: DnsSearchRmOption = None,
+    dns_option_add: DnsOptionAddOption = None,
+    dns_option_rm: DnsOptionRmOption = None,
+    host_add: HostAddOption = None,
+    host_rm: HostRmOption = None,
+    group_add: GroupAddOption = None,
+    group_rm: GroupRmOption = None,
+    hostname: HostnameOption = None,
+    user: UserOption = None,
+    workdir: WorkdirOption = None,
+    stop_signal: StopSignalOption = None,
+    stop_grace_period: StopGraceOption = None,
+    health_cmd: HealthCmdOption = None,
+    health_interval: HealthIntervalOption = None,
+    health_timeout: HealthTimeoutOption = None,
+    health_retries: HealthRetriesOption = None,
+    health_start_period: HealthStartOption = None,
+    no_healthcheck: NoHealthcheckOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Update a service's spec (a new version; the old one is kept for rollback).
 
@@ -347,7 +460,7 @@ def update(
         spec.replicated.replicas = replicas
     if image:
         spec.task.container.image = image
-    spec.task.container.env.extend(env_add or [])
+    apply_container_updates(spec.task.container, locals())
     if network_add or network_rm:
         names = stub.ListNetworks(control_pb2.ListNetworksRequest()).networks
         resolve = {n.spec.annotations.name: n.id for n in names}
@@ -370,7 +483,7 @@ def update(
     if rollback and updated.update_status.message:
         print(f"rollback: {updated.update_status.message}", file=sys.stderr)
     if not detach:
-        converge(stub, [updated.id], update="rollback" if rollback else "update")
+        converge(stub, [updated.id], update="rollback" if rollback else "update", quiet=quiet)
 
 
 @app.command("rollback")
