@@ -14,6 +14,20 @@ from pyswarm.cli.container_health import (
     health_flags,
     health_suffix,
 )
+from pyswarm.cli.container_runtime import (
+    AddHostOption,
+    GroupAddOption,
+    RunDnsOption,
+    RunDnsOptionOption,
+    RunDnsSearchOption,
+    RunInitOption,
+    RunStopSignalOption,
+    RunSysctlOption,
+    RunUlimitOption,
+    StopTimeoutOption,
+    apply_run_flags,
+    runtime_host_config,
+)
 from pyswarm.cli.container_security import apply_security_flags, security_dict
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
@@ -121,6 +135,12 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Entrypoint": list(c.spec.command) or None,
             "Image": c.image,
             "WorkingDir": c.spec.dir,
+            "StopSignal": c.spec.stop_signal,
+            **(
+                {"StopTimeout": c.spec.stop_grace_period.seconds}
+                if c.spec.HasField("stop_grace_period")
+                else {}
+            ),
             **({"Healthcheck": healthcheck_document(c.healthcheck)} if c.healthcheck.test else {}),
         },
         "HostConfig": {
@@ -134,6 +154,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "NanoCpus": c.limits.nano_cpus,
             "PidsLimit": c.limits.pids or None,
             **security_dict(c.spec),
+            **runtime_host_config(c.spec),
         },
         "NetworkSettings": {
             "IPAddress": c.ip_address,
@@ -187,6 +208,16 @@ def run(
     log_opt: Annotated[
         list[str] | None, typer.Option("--log-opt", help="Log option: max-size=10m, max-file=3")
     ] = None,
+    init: RunInitOption = False,
+    sysctl: RunSysctlOption = None,
+    ulimit: RunUlimitOption = None,
+    dns: RunDnsOption = None,
+    dns_search: RunDnsSearchOption = None,
+    dns_option: RunDnsOptionOption = None,
+    add_host: AddHostOption = None,
+    group_add: GroupAddOption = None,
+    stop_signal: RunStopSignalOption = "",
+    stop_timeout: StopTimeoutOption = None,
 ) -> None:
     """Create and start a container (docker run)."""
     expect_failure_code(125)
@@ -202,6 +233,7 @@ def run(
         security_opt=security_opt or [], device=device or [],
     )  # fmt: skip
     request.spec.log_options.update(parse_log_opts(log_opt or []))
+    apply_run_flags(request.spec, locals())
     check = health_flags(
         cmd=health_cmd, interval=health_interval, timeout=health_timeout,
         start_period=health_start_period, retries=health_retries, disabled=no_healthcheck,

@@ -10,8 +10,12 @@ group names are resolved in the container, against its /etc/group.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 
 from pyswarm.cli.parse import CliInputError
 from pyswarm.common.name_resolution import (
@@ -108,3 +112,58 @@ def apply_runtime_flags(spec: types_pb2.ContainerSpec, flags: RuntimeFlags) -> N
     spec.groups.extend(parse_group(g, flags.group_flag) for g in flags.groups)
     if flags.stop_signal:
         spec.stop_signal = parse_stop_signal(flags.stop_signal)
+
+
+# `run`'s spellings of the same flags.
+_Many = list[str] | None
+RunInitOption = Annotated[bool, typer.Option("--init", help="Run an init inside the container")]
+RunSysctlOption = Annotated[_Many, typer.Option("--sysctl", help="Namespaced kernel parameters")]
+RunUlimitOption = Annotated[_Many, typer.Option("--ulimit", help="Ulimit options")]
+RunDnsOption = Annotated[_Many, typer.Option("--dns", help="Set custom DNS servers")]
+RunDnsSearchOption = Annotated[_Many, typer.Option("--dns-search", help="Set DNS search domains")]
+RunDnsOptionOption = Annotated[_Many, typer.Option("--dns-option", help="Set DNS options")]
+AddHostOption = Annotated[
+    _Many, typer.Option("--add-host", help="Add a custom host-to-IP mapping (host:ip)")
+]
+GroupAddOption = Annotated[_Many, typer.Option("--group-add", help="Add additional groups")]
+RunStopSignalOption = Annotated[
+    str, typer.Option("--stop-signal", help="Signal to stop the container")
+]
+StopTimeoutOption = Annotated[
+    int | None, typer.Option("--stop-timeout", help="Timeout (in seconds) to stop a container")
+]
+
+
+def apply_run_flags(spec: types_pb2.ContainerSpec, params: Mapping[str, Any]) -> None:
+    """`run`'s runtime flags from the command's `params` (its locals)."""
+
+    def many(name: str) -> list[str]:
+        return list(params.get(name) or [])
+
+    apply_runtime_flags(
+        spec,
+        RuntimeFlags(
+            init=bool(params.get("init")), sysctls=many("sysctl"), ulimits=many("ulimit"),
+            dns=many("dns"), dns_search=many("dns_search"), dns_options=many("dns_option"),
+            hosts=many("add_host"), groups=many("group_add"),
+            stop_signal=params.get("stop_signal") or "", host_flag="--add-host",
+            group_flag="--group-add",
+        ),
+    )  # fmt: skip
+    if params.get("stop_timeout") is not None:
+        # docker's StopTimeout: the grace `stop` gives this container when not told one.
+        spec.stop_grace_period.FromSeconds(max(0, int(params["stop_timeout"])))
+
+
+def runtime_host_config(spec: types_pb2.ContainerSpec) -> dict[str, Any]:
+    """docker inspect's HostConfig fields for these flags."""
+    return {
+        "Init": spec.init,
+        "Sysctls": dict(spec.sysctls) or None,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits] or None,
+        "Dns": list(spec.dns_config.nameservers),
+        "DnsSearch": list(spec.dns_config.search),
+        "DnsOptions": list(spec.dns_config.options),
+        "ExtraHosts": [":".join(reversed(h.split(maxsplit=1))) for h in spec.hosts] or None,
+        "GroupAdd": list(spec.groups) or None,
+    }
