@@ -148,3 +148,13 @@ def test_group_add_by_name_and_id(agent: AgentProcess) -> None:
     missing = run(agent, "--group-add", "nosuchgroup", "busybox", "true")
     assert missing.returncode != 0
     assert "nosuchgroup" in missing.stderr
+
+
+def test_sysctls_ulimits_and_init_in_a_user_namespace(agent: AgentProcess) -> None:
+    result = run(
+        agent, "--userns", "--init", "--sysctl", "net.ipv4.ip_forward=1",
+        "--ulimit", "nofile=512:1024", "busybox", "sh", "-c",
+        "cat /proc/sys/net/ipv4/ip_forward /proc/1/comm;"
+        " grep 'open files' /proc/self/limits | tr -s ' ' | cut -d' ' -f4,5",
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["1", "docker-init", "512 1024"], result.stderr
