@@ -260,12 +260,7 @@ def ls(
         for service, _ in pairs:
             print(service.id[:12])
         return
-    rows = [
-        [s.id[:12], s.spec.annotations.name, _mode(s),
-         f"{st.running_tasks}/{st.desired_tasks}",
-         shown_image(s.spec.task.container.image, no_trunc), _ports(s)]
-        for s, st in pairs
-    ]  # fmt: skip
+    rows = service_rows(pairs, no_trunc)
     if format == Format.json:
         keys = ["ID", "Name", "Mode", "Replicas", "Image", "Ports"]
         print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
@@ -273,7 +268,19 @@ def ls(
     print_table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows)
 
 
-def _task_rows(stub: Any, service: types_pb2.Service, no_trunc: bool) -> list[dict[str, str]]:
+def service_rows(
+    pairs: list[tuple[types_pb2.Service, control_pb2.ServiceStatus]], no_trunc: bool
+) -> list[list[str]]:
+    """`service ls` rows: ID, NAME, MODE, REPLICAS, IMAGE, PORTS."""
+    return [
+        [s.id[:12], s.spec.annotations.name, _mode(s),
+         f"{st.running_tasks}/{st.desired_tasks}",
+         shown_image(s.spec.task.container.image, no_trunc), _ports(s)]
+        for s, st in pairs
+    ]  # fmt: skip
+
+
+def task_rows(stub: Any, service: types_pb2.Service, no_trunc: bool) -> list[dict[str, str]]:
     tasks = stub.ListTasks(control_pb2.ListTasksRequest(service_id=service.id)).tasks
     nodes = {n.id: n for n in stub.ListNodes(control_pb2.ListNodesRequest()).nodes}
     name = service.spec.annotations.name
@@ -315,7 +322,11 @@ def ps(
     rows: list[dict[str, str]] = []
     for ref in services:
         service = stub.GetService(control_pb2.GetServiceRequest(service_id=ref))
-        rows.extend(_task_rows(stub, service, no_trunc))
+        rows.extend(task_rows(stub, service, no_trunc))
+    print_task_rows(rows, format)
+
+
+def print_task_rows(rows: list[dict[str, str]], format: Format) -> None:
     if format == Format.json:
         print_json_lines(rows)
         return
