@@ -4,55 +4,22 @@ names them (STACK_SERVICE, STACK_default, label com.docker.stack.namespace)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from google.protobuf.duration_pb2 import Duration
 
 from pyswarm.cli.service_spec import UpdateFlags, apply_update_flags, docker_update_defaults
 from pyswarm.common.byte_sizes import parse_size
-from pyswarm.common.durations import parse_duration_ns
 from pyswarm.proto import types_pb2
 from pyswarm.stack.compose.loader import ComposeProject
 from pyswarm.stack.compose.references import DEFAULT_NETWORK
+from pyswarm.stack.convert_container import container_spec, duration
 from pyswarm.stack.errors import ComposeError
-
-NAMESPACE_LABEL = "com.docker.stack.namespace"
-IMAGE_LABEL = "com.docker.stack.image"
+from pyswarm.stack.names import NAMESPACE_LABEL, Namer
 
 _CONDITIONS = {
     "any": types_pb2.RestartPolicy.ANY,
     "none": types_pb2.RestartPolicy.NONE,
     "on-failure": types_pb2.RestartPolicy.ON_FAILURE,
 }
-_MOUNT_TYPES = {
-    "bind": types_pb2.Mount.BIND,
-    "volume": types_pb2.Mount.VOLUME,
-    "tmpfs": types_pb2.Mount.TMPFS,
-}
-
-
-@dataclass
-class Namer:
-    """Names in the stack's namespace: `name:` at top level wins, as docker's."""
-
-    stack: str
-
-    def scoped(self, name: str) -> str:
-        return f"{self.stack}_{name}"
-
-    def object_name(self, key: str, item: dict[str, Any]) -> str:
-        explicit = item.get("name")
-        if explicit:
-            return str(explicit)
-        return key if item.get("external") else self.scoped(key)
-
-
-def _duration(text: str, path: str) -> Duration:
-    duration = Duration()
-    duration.FromNanoseconds(parse_duration_ns(str(text), path, bare_seconds=True))
-    return duration
 
 
 def _bytes(value: Any, path: str) -> int:
@@ -95,60 +62,6 @@ def _update_config(
     apply_update_flags(config, flags)
 
 
-def _environment(service: dict[str, Any], project: ComposeProject, path: str) -> list[str]:
-    """env_file lines first, then `environment` (which wins); a key without a value
-    takes the deploying user's environment, or is left out, as docker does."""
-    merged: dict[str, str | None] = {}
-    for env_file in service.get("env_file", []):
-        file = Path(env_file["path"])
-        if not file.is_file():
-            if env_file["required"]:
-                raise ComposeError(f"env file {file} not found", field=f"{path}.env_file")
-            continue
-        from pyswarm.stack.compose.normalize import key_values
-
-        lines = [
-            line.strip() for line in file.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.lstrip().startswith("#")
-        ]  # fmt: skip
-        merged.update(key_values(lines))
-    merged.update(service.get("environment", {}))
-    env = []
-    for key, value in merged.items():
-        if value is None:
-            value = project.lookup(key)
-            if value is None:
-                continue
-        env.append(f"{key}={value}")
-    return env
-
-
-def _mounts(service: dict[str, Any], namer: Namer, project: ComposeProject) -> list[Any]:
-    mounts = []
-    volumes = project.document.get("volumes", {})
-    for mount in service.get("volumes", []):
-        source = str(mount.get("source", ""))
-        if mount["type"] == "volume" and source:
-            source = namer.object_name(source, volumes.get(source, {}))
-        mounts.append(types_pb2.Mount(
-            type=_MOUNT_TYPES[mount["type"]], source=source, target=mount["target"],
-            read_only=bool(mount.get("read_only", False)),
-        ))  # fmt: skip
-    for target in service.get("tmpfs", []):
-        mounts.append(types_pb2.Mount(type=types_pb2.Mount.TMPFS, target=target))
-    return mounts
-
-
-def _healthcheck(check: dict[str, Any], path: str) -> types_pb2.HealthConfig:
-    config = types_pb2.HealthConfig(test=check.get("test", []))
-    for key, attr in (("interval", "interval_ns"), ("timeout", "timeout_ns"),
-                      ("start_period", "start_period_ns")):  # fmt: skip
-        if key in check:
-            setattr(config, attr, parse_duration_ns(check[key], f"{path}.{key}"))
-    config.retries = int(check.get("retries", 0))
-    return config
-
-
 def _ports(service: dict[str, Any]) -> list[types_pb2.PortConfig]:
     out = []
     for port in service.get("ports", []):
@@ -170,33 +83,7 @@ def service_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb2.
     spec.annotations.name = namer.scoped(name)
     spec.annotations.labels.update({k: v or "" for k, v in deploy.get("labels", {}).items()})
     spec.annotations.labels[NAMESPACE_LABEL] = namer.stack
-    container = spec.task.container
-    container.image = service["image"]
-    container.labels.update({k: v or "" for k, v in service.get("labels", {}).items()})
-    container.labels[NAMESPACE_LABEL] = namer.stack
-    container.command.extend(service.get("entrypoint", []))
-    container.args.extend(service.get("command", []))
-    container.env.extend(_environment(service, project, path))
-    container.hostname = service.get("hostname", "")
-    container.dir = service.get("working_dir", "")
-    container.user = service.get("user", "")
-    container.tty = bool(service.get("tty", False))
-    container.open_stdin = bool(service.get("stdin_open", False))
-    container.read_only = bool(service.get("read_only", False))
-    container.capability_add.extend(service.get("cap_add", []))
-    container.capability_drop.extend(service.get("cap_drop", []))
-    container.mounts.extend(_mounts(service, namer, project))
-    if "stop_grace_period" in service:
-        container.stop_grace_period.CopyFrom(
-            _duration(service["stop_grace_period"], f"{path}.stop_grace_period")
-        )
-    if "healthcheck" in service:
-        container.healthcheck.CopyFrom(_healthcheck(service["healthcheck"], f"{path}.healthcheck"))
-    logging = service.get("logging", {})
-    if logging.get("driver", "json-file") != "json-file":
-        raise ComposeError("only the json-file logging driver is supported",
-                           field=f"{path}.logging.driver")  # fmt: skip
-    container.log_options.update({k: str(v) for k, v in (logging.get("options") or {}).items()})
+    spec.task.container.CopyFrom(container_spec(name, project, namer))
     resources = deploy.get("resources", {})
     _resources(
         spec.task.resources.limits, resources.get("limits", {}), f"{path}.deploy.resources.limits"
@@ -206,12 +93,12 @@ def service_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb2.
     restart = deploy.get("restart_policy", {})
     spec.task.restart.condition = _CONDITIONS[restart.get("condition", "any")]
     spec.task.restart.delay.CopyFrom(
-        _duration(restart.get("delay", "5s"), f"{path}.deploy.restart_policy.delay")
+        duration(restart.get("delay", "5s"), f"{path}.deploy.restart_policy.delay")
     )
     spec.task.restart.max_attempts = int(restart.get("max_attempts", 0))
     if "window" in restart:
         spec.task.restart.window.CopyFrom(
-            _duration(restart["window"], f"{path}.deploy.restart_policy.window")
+            duration(restart["window"], f"{path}.deploy.restart_policy.window")
         )
     placement = deploy.get("placement", {})
     spec.task.placement.constraints.extend(placement.get("constraints", []))

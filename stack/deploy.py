@@ -20,9 +20,10 @@ from pyswarm.common.errors import NotFound
 from pyswarm.proto import control_pb2, types_pb2
 from pyswarm.stack.compose.loader import ComposeProject
 from pyswarm.stack.compose.references import DEFAULT_NETWORK
-from pyswarm.stack.convert import NAMESPACE_LABEL, Namer, network_spec, service_spec
+from pyswarm.stack.convert import network_spec, service_spec
 from pyswarm.stack.errors import ComposeError
 from pyswarm.stack.inventory import stack_services
+from pyswarm.stack.names import NAMESPACE_LABEL, Namer
 
 
 class ResolveImage(StrEnum):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pyswarm.common.errors import NotFound
 from pyswarm.proto import control_pb2, types_pb2
-from pyswarm.stack.convert import NAMESPACE_LABEL
+from pyswarm.stack.names import NAMESPACE_LABEL
 
 # How often a network still used by a removed service's ending tasks is tried again.
 RETRY_SECONDS = 0.2

@@ -23,8 +23,9 @@ from pyswarm.stack.compose.schema import (
     SERVICE,
     VOLUME,
 )
-from pyswarm.stack.convert import NAMESPACE_LABEL, Namer, service_spec
+from pyswarm.stack.convert import service_spec
 from pyswarm.stack.errors import ComposeError, ComposeErrors
+from pyswarm.stack.names import NAMESPACE_LABEL, Namer
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "compose-corpus"
 DEPLOYABLE = {
@@ -121,3 +122,27 @@ def test_every_compose_spec_key_is_known(definition: str | None, ours: dict[str,
     theirs = spec["definitions"][definition] if definition else spec
     missing = set(theirs["properties"]) - set(ours["properties"])
     assert missing == set(), sorted(missing)
+
+
+def test_runtime_settings_reach_the_container_spec(tmp_path: Path) -> None:
+    name = "docker_compose__pkg_e2e_fixtures_restart-test_compose-depends-on.yaml"
+    project = load_project(sources_from_paths([str(CORPUS / name)]), {"LABEL": "from-env"})
+    container = service_spec("with-restart", project, Namer("c")).task.container
+    assert container.init and container.stop_signal == "SIGTERM"
+    assert list(container.args) == ["tail", "-f", "/dev/null"]
+    nginx = service_spec("nginx", project, Namer("c")).task.container
+    assert nginx.labels["TEST"] == "from-env"
+    assert list(nginx.healthcheck.test) == ["CMD-SHELL", "echo | nc -w 5 localhost:80"]
+    assert nginx.healthcheck.interval_ns == 2_000_000_000 and nginx.healthcheck.retries == 10
+    compose = tmp_path / "c.yml"
+    compose.write_text(
+        "services:\n  s:\n    image: busybox\n    sysctls: {net.core.somaxconn: 1024}\n"
+        "    ulimits: {nofile: {soft: 100, hard: 200}}\n    dns: [10.0.0.2]\n"
+        "    extra_hosts: ['db:10.0.0.9']\n    group_add: [audio]\n"
+    )
+    spec = service_spec("s", load_project(sources_from_paths([str(compose)]), {}), Namer("c"))
+    container = spec.task.container
+    assert dict(container.sysctls) == {"net.core.somaxconn": "1024"}
+    assert [(u.name, u.soft, u.hard) for u in container.ulimits] == [("nofile", 100, 200)]
+    assert list(container.dns_config.nameservers) == ["10.0.0.2"]
+    assert list(container.hosts) == ["10.0.0.9 db"] and list(container.groups) == ["audio"]
