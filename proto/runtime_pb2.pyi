@@ -137,6 +137,9 @@ class RuntimeSpec(_message.Message):
     NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
     LOG_MAX_BYTES_FIELD_NUMBER: _builtins.int
     LOG_MAX_FILES_FIELD_NUMBER: _builtins.int
+    SECRET_FILES_FIELD_NUMBER: _builtins.int
+    CONFIG_FILES_FIELD_NUMBER: _builtins.int
+    FILES_DIR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cwd: _builtins.str
     user: _builtins.str
@@ -161,6 +164,7 @@ class RuntimeSpec(_message.Message):
     """json-file rotation: 0 = unbounded"""
     log_max_files: _builtins.int
     """files kept, the live one included (>= 1)"""
+    files_dir: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; args[0] looked up in the container's PATH"""
@@ -197,6 +201,17 @@ class RuntimeSpec(_message.Message):
     def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceNode]:
         """extra nodes made in /dev (--device, privileged)"""
 
+    @_builtins.property
+    def secret_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFile]:
+        """A cluster task's secrets and configs, with their bytes: only ever in memory (this
+        message goes over the supervisor's socket to the forked init, never to a disk).
+        Secrets are written into a tmpfs at /run/secrets (read-only once written); configs
+        into a tmpfs mounted on `files_dir` (an empty host directory, mounted over in the
+        container's own mount namespace only), each bind-mounted read-only at its target.
+        """
+
+    @_builtins.property
+    def config_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFile]: ...
     def __init__(
         self,
         *,
@@ -225,14 +240,52 @@ class RuntimeSpec(_message.Message):
         no_new_privileges: _builtins.bool = ...,
         log_max_bytes: _builtins.int = ...,
         log_max_files: _builtins.int = ...,
+        secret_files: _abc.Iterable[Global___TaskFile] | None = ...,
+        config_files: _abc.Iterable[Global___TaskFile] | None = ...,
+        files_dir: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rootfs", b"rootfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "devices", b"devices", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "config_files", b"config_files", "cwd", b"cwd", "devices", b"devices", "env", b"env", "files_dir", b"files_dir", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "secret_files", b"secret_files", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeSpec: _TypeAlias = RuntimeSpec  # noqa: Y015
+
+@_typing.final
+class TaskFile(_message.Message):
+    """A file written into a container from memory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """absolute path inside the container"""
+    data: _builtins.bytes
+    uid: _builtins.int
+    """inside the container (mapped with a userns)"""
+    gid: _builtins.int
+    mode: _builtins.int
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        uid: _builtins.int = ...,
+        gid: _builtins.int = ...,
+        mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "gid", b"gid", "mode", b"mode", "target", b"target", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskFile: _TypeAlias = TaskFile  # noqa: Y015
 
 @_typing.final
 class DeviceNode(_message.Message):
