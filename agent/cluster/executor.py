@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
+from pyswarm.agent.cluster.task_files import TaskFiles
 from pyswarm.agent.engine.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.engine.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
 from pyswarm.agent.engine.spec import now_timestamp
@@ -72,8 +73,11 @@ class TaskExecutor:
         images: TaskImages,
         *,
         observer: StatusObserver | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self._containers = containers
+        #: The tasks' secrets and configs, in memory only (task_files.py).
+        self.files = files if files is not None else TaskFiles()
         self._images = images
         self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
@@ -110,6 +114,7 @@ class TaskExecutor:
 
     def assign(self, assignments: dispatcher_pb2.Assignments) -> None:
         """Apply a COMPLETE set (replaces everything) or an INCREMENTAL change."""
+        self.files.receive(assignments)
         if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
             wanted = {task.id for task in assignments.updated}
             for task_id in list(self._tasks):
@@ -123,6 +128,7 @@ class TaskExecutor:
             self._update(task)
         for task_id in assignments.removed:
             self._forget(task_id)
+        self.files.keep_for(self._tasks.values())
 
     def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
         """The status changes not yet sent, oldest task first; clears the queue."""
@@ -320,6 +326,8 @@ class TaskExecutor:
         if state < State.PREPARING:
             self._report(task.id, State.PREPARING, "preparing")
             return _Next.AGAIN
+        if self._waiting_for_files(task, report=True):
+            return _Next.IDLE
         image = await self._local_image(task)
         if image is None:
             return _Next.AGAIN
@@ -377,6 +385,8 @@ class TaskExecutor:
         if state < State.STARTING:
             self._report(task.id, State.STARTING, "starting")
             return _Next.AGAIN
+        if self._waiting_for_files(task, report=False):
+            return _Next.IDLE
         try:
             await self._containers.start(container.id)
         except ContainerStartFailed as err:
@@ -388,6 +398,14 @@ class TaskExecutor:
             self._report(task.id, State.FAILED, "starting", err=err.message)
             return _Next.IDLE
         return _Next.AGAIN  # RUNNING, or STARTING until healthy: see _step
+
+    def _waiting_for_files(self, task: types_pb2.Task, *, report: bool) -> bool:
+        """Whether the task's secrets or configs have yet to come (with its assignment:
+        the next one wakes the task)."""
+        missing = self.files.missing(task)
+        if missing and report:
+            self._report(task.id, State.PREPARING, f"waiting for {', '.join(missing)}")
+        return bool(missing)
 
     def _report_exit(self, task: types_pb2.Task, container: Container) -> None:
         code = container.exit_code

@@ -86,6 +86,7 @@ class ClusterMode:
         engine: TaskContainers = containers
         images: TaskImages = NodeImages(containers.images, insecure=self.config.insecure_registries)
         self.executor = TaskExecutor(engine, images)
+        containers.task_files = self.executor.files
         self.session.executor = self.executor
         self.session.log_publisher = LogPublisher(containers)
         if self._stopped:
