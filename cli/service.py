@@ -10,6 +10,16 @@ import typer
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.service_files import (
+    ConfigAddOption,
+    ConfigOption,
+    ConfigRmOption,
+    SecretAddOption,
+    SecretOption,
+    SecretRmOption,
+    apply_create_files,
+    apply_file_changes,
+)
 from pyswarm.cli.service_inspect import print_pretty
 from pyswarm.cli.service_network import (
     EndpointModeOption,
@@ -94,6 +104,8 @@ def create(
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
     network: NetworkOption = None,
+    secrets: SecretOption = None,
+    configs: ConfigOption = None,
     endpoint_mode: EndpointModeOption = "vip",
     no_resolve_image: NoResolveImage = False,
     with_registry_auth: WithRegistryAuth = False,
@@ -127,6 +139,7 @@ def create(
         labels=label or [],
     )  # fmt: skip
     apply_create_networks(spec, network or [], endpoint_mode)
+    apply_create_files(spec, secrets or [], configs or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
         apply_update_flags(config, flags)
@@ -303,6 +316,10 @@ def update(
     network_rm: NetworkRmOption = None,
     publish_add: PublishAddOption = None,
     publish_rm: PublishRmOption = None,
+    secret_add: SecretAddOption = None,
+    secret_rm: SecretRmOption = None,
+    config_add: ConfigAddOption = None,
+    config_rm: ConfigRmOption = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Force update even if no changes require it")
@@ -353,6 +370,7 @@ def update(
         resolve = {n.spec.annotations.name: n.id for n in names}
         apply_network_changes(spec, current, network_add or [], network_rm or [], resolve)
     apply_publish_changes(spec, publish_add or [], publish_rm or [])
+    apply_file_changes(spec, secret_add or [], secret_rm or [], config_add or [], config_rm or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         apply_update_flags(config, flags)
     if force:
