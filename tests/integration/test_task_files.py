@@ -22,7 +22,7 @@ SECRET = b"s3cr3t-bytes-0f-the-task\n"
 CONFIG = b"listen 8080\n"
 
 
-def _files(directory: Path) -> dict[str, object]:
+def _files(directory: Path) -> dict[str, Any]:
     return {
         "secret_files": [
             runtime_pb2.TaskFile(target="/run/secrets/db", data=SECRET, uid=0, gid=0, mode=0o444),
@@ -61,9 +61,7 @@ def run_script(
 
 
 def _search_disk(base: Path, needle: bytes) -> list[Path]:
-    return [
-        path for path in base.rglob("*") if path.is_file() and needle in path.read_bytes()
-    ]
+    return [path for path in base.rglob("*") if path.is_file() and needle in path.read_bytes()]
 
 
 SCRIPT = (

@@ -106,9 +106,7 @@ def test_references_are_resolved_with_docker_defaults() -> None:
 def test_bad_targets_are_refused(secret_target: str, error: type[Exception]) -> None:
     spec = types_pb2.ServiceSpec()
     spec.task.container.secrets.add(secret_name="db")
-    spec.task.container.secrets.add(
-        secret_name="s2", file=types_pb2.FileTarget(name=secret_target)
-    )
+    spec.task.container.secrets.add(secret_name="s2", file=types_pb2.FileTarget(name=secret_target))
     with pytest.raises(error) as caught:
         resolve_references(spec, [secret("i1", "db"), secret("i2", "s2")], [])
     assert caught.value.field == "task.container.secrets"  # type: ignore[attr-defined]
