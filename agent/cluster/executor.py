@@ -9,7 +9,8 @@ status and its container) and advances it ONE state at a time, then looks again:
 
 It reaches containers and images only through the seam in engine.py. In PREPARING an
 image the store lacks is pulled (with the task's registry credentials, if any), the
-status message showing the pull's progress. An image that cannot be pulled is REJECTED;
+status message showing the pull's progress; a task waits there for its secrets and
+configs (task_files.py) to come with an assignment. An image that cannot be pulled is REJECTED;
 a start failure FAILED with the runtime's error and exit code; desired SHUTDOWN stops
 the container (the spec's grace) and reports SHUTDOWN; a task removed from the
 assignments (or desired REMOVE) has its container stopped and removed. States only move
@@ -73,11 +74,9 @@ class TaskExecutor:
         images: TaskImages,
         *,
         observer: StatusObserver | None = None,
-        files: TaskFiles | None = None,
     ) -> None:
         self._containers = containers
-        #: The tasks' secrets and configs, in memory only (task_files.py).
-        self.files = files if files is not None else TaskFiles()
+        self.files = TaskFiles()  # the tasks' secrets and configs, in memory only
         self._images = images
         self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
@@ -326,7 +325,9 @@ class TaskExecutor:
         if state < State.PREPARING:
             self._report(task.id, State.PREPARING, "preparing")
             return _Next.AGAIN
-        if self._waiting_for_files(task, report=True):
+        missing = self.files.missing(task)  # they come with an assignment, which wakes us
+        if missing:
+            self._report(task.id, State.PREPARING, f"waiting for {', '.join(missing)}")
             return _Next.IDLE
         image = await self._local_image(task)
         if image is None:
@@ -385,7 +386,7 @@ class TaskExecutor:
         if state < State.STARTING:
             self._report(task.id, State.STARTING, "starting")
             return _Next.AGAIN
-        if self._waiting_for_files(task, report=False):
+        if self.files.missing(task):
             return _Next.IDLE
         try:
             await self._containers.start(container.id)
@@ -398,14 +399,6 @@ class TaskExecutor:
             self._report(task.id, State.FAILED, "starting", err=err.message)
             return _Next.IDLE
         return _Next.AGAIN  # RUNNING, or STARTING until healthy: see _step
-
-    def _waiting_for_files(self, task: types_pb2.Task, *, report: bool) -> bool:
-        """Whether the task's secrets or configs have yet to come (with its assignment:
-        the next one wakes the task)."""
-        missing = self.files.missing(task)
-        if missing and report:
-            self._report(task.id, State.PREPARING, f"waiting for {', '.join(missing)}")
-        return bool(missing)
 
     def _report_exit(self, task: types_pb2.Task, container: Container) -> None:
         code = container.exit_code
