@@ -19,6 +19,8 @@ from pyswarm.manager.secrets.flavors import CONFIG, SECRET, SECRETS_DIR, Flavor
 from pyswarm.proto import types_pb2
 
 DEFAULT_MODE = 0o444
+#: The container's own filesystems, mounted over whatever was placed there before.
+KERNEL_DIRS = ("/proc", "/sys", "/dev")
 
 
 def find_object(flavor: Flavor, stored: Iterable[Any], reference: str) -> Any:
@@ -91,6 +93,11 @@ def container_path(flavor: Flavor, name: str, field: str) -> str:
     parts = path.split("/")[1:]
     if any(part in ("", ".", "..") for part in parts):
         raise InvalidArgument(f"invalid {flavor.what} target {name!r}", field=field)
+    if any(path == top or path.startswith(top + "/") for top in KERNEL_DIRS):
+        raise InvalidArgument(
+            f"invalid {flavor.what} target {name!r}: not under {', '.join(KERNEL_DIRS)}",
+            field=field,
+        )
     return path
 
 

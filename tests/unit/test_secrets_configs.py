@@ -112,6 +112,15 @@ def test_bad_targets_are_refused(secret_target: str, error: type[Exception]) -> 
     assert caught.value.field == "task.container.secrets"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("target", ["/proc/x", "/dev/shm/x", "/sys", "a//b", "/"])
+def test_a_config_target_outside_the_image_files_is_refused(target: str) -> None:
+    spec = types_pb2.ServiceSpec()
+    spec.task.container.configs.add(config_name="c", file=types_pb2.FileTarget(name=target))
+    with pytest.raises(InvalidArgument, match="invalid config target") as caught:
+        resolve_references(spec, [], [config("c1", "c")])
+    assert caught.value.field == "task.container.configs"
+
+
 def test_a_missing_reference_is_not_found_by_name() -> None:
     spec = types_pb2.ServiceSpec()
     spec.task.container.configs.add(config_name="nope")
