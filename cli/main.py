@@ -24,6 +24,8 @@ GROUPS = {
     "service": "pyswarm.cli.service",
     "node": "pyswarm.cli.node",
     "network": "pyswarm.cli.network",
+    "secret": "pyswarm.cli.secret",
+    "config": "pyswarm.cli.config",
     "lab": "pyswarm.cli.lab",
     "swarm": "pyswarm.cli.swarm",
     "stack": "pyswarm.cli.stack",

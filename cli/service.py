@@ -62,6 +62,16 @@ from pyswarm.cli.service_container import (
     apply_container_flags,
     apply_container_updates,
 )
+from pyswarm.cli.service_files import (
+    ConfigAddOption,
+    ConfigOption,
+    ConfigRmOption,
+    SecretAddOption,
+    SecretOption,
+    SecretRmOption,
+    apply_create_files,
+    apply_file_changes,
+)
 from pyswarm.cli.service_inspect import print_pretty
 from pyswarm.cli.service_network import (
     EndpointModeOption,
@@ -146,6 +156,8 @@ def create(
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
     network: NetworkOption = None,
+    secrets: SecretOption = None,
+    configs: ConfigOption = None,
     endpoint_mode: EndpointModeOption = "vip",
     no_resolve_image: NoResolveImage = False,
     with_registry_auth: WithRegistryAuth = False,
@@ -204,6 +216,7 @@ def create(
     )  # fmt: skip
     apply_container_flags(spec.task.container, locals())
     apply_create_networks(spec, network or [], endpoint_mode)
+    apply_create_files(spec, secrets or [], configs or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
         apply_update_flags(config, flags)
@@ -391,6 +404,10 @@ def update(
     network_rm: NetworkRmOption = None,
     publish_add: PublishAddOption = None,
     publish_rm: PublishRmOption = None,
+    secret_add: SecretAddOption = None,
+    secret_rm: SecretRmOption = None,
+    config_add: ConfigAddOption = None,
+    config_rm: ConfigRmOption = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Force update even if no changes require it")
@@ -477,6 +494,7 @@ def update(
         resolve = {n.spec.annotations.name: n.id for n in names}
         apply_network_changes(spec, current, network_add or [], network_rm or [], resolve)
     apply_publish_changes(spec, publish_add or [], publish_rm or [])
+    apply_file_changes(spec, secret_add or [], secret_rm or [], config_add or [], config_rm or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         apply_update_flags(config, flags)
     if force:

@@ -25,6 +25,14 @@ def print_pretty(s: types_pb2.Service) -> None:
         print(f" Args:\t\t{' '.join(c.args)}")
     if c.env:
         print(f" Env:\t\t{' '.join(c.env)}")
+    for title, references in (("Secrets", c.secrets), ("Configs", c.configs)):
+        if references:
+            print(f" {title}:")
+        for ref in references:
+            source = (
+                ref.secret_name if isinstance(ref, types_pb2.SecretReference) else ref.config_name
+            )
+            print(f"  Target:\t{ref.file.name}\n   Source:\t{source}")
     print_endpoint(s)
     print()
 

@@ -193,6 +193,8 @@ class Assignments(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
+    SECRETS_FIELD_NUMBER: _builtins.int
+    CONFIGS_FIELD_NUMBER: _builtins.int
     kind: Global___Assignments.Kind.ValueType
     @_builtins.property
     def updated(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]:
@@ -202,16 +204,26 @@ class Assignments(_message.Message):
     def removed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """task ids the agent should forget"""
 
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Secret]:
+        """The secrets and configs the tasks in `updated` use (data in clear, on the mTLS
+        session only): the agent keeps them in memory while a task of its needs them.
+        """
+
+    @_builtins.property
+    def configs(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Config]: ...
     def __init__(
         self,
         *,
         kind: Global___Assignments.Kind.ValueType = ...,
         updated: _abc.Iterable[_types_pb2.Task] | None = ...,
         removed: _abc.Iterable[_builtins.str] | None = ...,
+        secrets: _abc.Iterable[_types_pb2.Secret] | None = ...,
+        configs: _abc.Iterable[_types_pb2.Config] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "removed", b"removed", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configs", b"configs", "kind", b"kind", "removed", b"removed", "secrets", b"secrets", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

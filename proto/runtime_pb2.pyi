@@ -161,6 +161,9 @@ class RuntimeSpec(_message.Message):
     SYSCTLS_FIELD_NUMBER: _builtins.int
     RLIMITS_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
+    SECRET_FILES_FIELD_NUMBER: _builtins.int
+    CONFIG_FILES_FIELD_NUMBER: _builtins.int
+    FILES_DIR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cwd: _builtins.str
     user: _builtins.str
@@ -187,6 +190,7 @@ class RuntimeSpec(_message.Message):
     """files kept, the live one included (>= 1)"""
     init: _builtins.bool
     """pid 1 stays a minimal init (reaps orphans, forwards signals) and forks the process."""
+    files_dir: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; args[0] looked up in the container's PATH"""
@@ -235,6 +239,17 @@ class RuntimeSpec(_message.Message):
     def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """extra supplementary groups, resolved inside"""
 
+    @_builtins.property
+    def secret_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFile]:
+        """A cluster task's secrets and configs, with their bytes: only ever in memory (this
+        message goes over the supervisor's socket to the forked init, never to a disk).
+        Secrets are written into a tmpfs at /run/secrets (read-only once written); configs
+        into a tmpfs mounted on `files_dir` (an empty host directory, mounted over in the
+        container's own mount namespace only), each bind-mounted read-only at its target.
+        """
+
+    @_builtins.property
+    def config_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFile]: ...
     def __init__(
         self,
         *,
@@ -267,10 +282,13 @@ class RuntimeSpec(_message.Message):
         sysctls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         rlimits: _abc.Iterable[Global___Rlimit] | None = ...,
         groups: _abc.Iterable[_builtins.str] | None = ...,
+        secret_files: _abc.Iterable[Global___TaskFile] | None = ...,
+        config_files: _abc.Iterable[Global___TaskFile] | None = ...,
+        files_dir: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rootfs", b"rootfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "devices", b"devices", "env", b"env", "gid_map", b"gid_map", "groups", b"groups", "hostname", b"hostname", "id", b"id", "init", b"init", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rlimits", b"rlimits", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "sysctls", b"sysctls", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "config_files", b"config_files", "cwd", b"cwd", "devices", b"devices", "env", b"env", "files_dir", b"files_dir", "gid_map", b"gid_map", "groups", b"groups", "hostname", b"hostname", "id", b"id", "init", b"init", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rlimits", b"rlimits", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "secret_files", b"secret_files", "sysctls", b"sysctls", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -302,6 +320,41 @@ class Rlimit(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Rlimit: _TypeAlias = Rlimit  # noqa: Y015
+
+@_typing.final
+class TaskFile(_message.Message):
+    """A file written into a container from memory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """absolute path inside the container"""
+    data: _builtins.bytes
+    uid: _builtins.int
+    """inside the container (mapped with a userns)"""
+    gid: _builtins.int
+    mode: _builtins.int
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        uid: _builtins.int = ...,
+        gid: _builtins.int = ...,
+        mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "gid", b"gid", "mode", b"mode", "target", b"target", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskFile: _TypeAlias = TaskFile  # noqa: Y015
 
 @_typing.final
 class DeviceNode(_message.Message):

@@ -576,6 +576,8 @@ class ContainerSpec(_message.Message):
     HOSTS_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
     STOP_SIGNAL_FIELD_NUMBER: _builtins.int
+    SECRETS_FIELD_NUMBER: _builtins.int
+    CONFIGS_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     hostname: _builtins.str
     dir: _builtins.str
@@ -667,6 +669,14 @@ class ContainerSpec(_message.Message):
     def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """--group: supplementary groups, names or gids"""
 
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedCompositeFieldContainer[Global___SecretReference]:
+        """--secret / --config: references by id (the manager resolves the names given); the
+        bytes reach the task's node over its session only, never in the spec.
+        """
+
+    @_builtins.property
+    def configs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigReference]: ...
     def __init__(
         self,
         *,
@@ -699,10 +709,12 @@ class ContainerSpec(_message.Message):
         hosts: _abc.Iterable[_builtins.str] | None = ...,
         groups: _abc.Iterable[_builtins.str] | None = ...,
         stop_signal: _builtins.str = ...,
+        secrets: _abc.Iterable[Global___SecretReference] | None = ...,
+        configs: _abc.Iterable[Global___ConfigReference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dns_config", b"dns_config", "healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "devices", b"devices", "dir", b"dir", "dns_config", b"dns_config", "env", b"env", "groups", b"groups", "healthcheck", b"healthcheck", "hostname", b"hostname", "hosts", b"hosts", "image", b"image", "init", b"init", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "stop_grace_period", b"stop_grace_period", "stop_signal", b"stop_signal", "sysctls", b"sysctls", "tty", b"tty", "ulimits", b"ulimits", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "configs", b"configs", "devices", b"devices", "dir", b"dir", "dns_config", b"dns_config", "env", b"env", "groups", b"groups", "healthcheck", b"healthcheck", "hostname", b"hostname", "hosts", b"hosts", "image", b"image", "init", b"init", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "secrets", b"secrets", "stop_grace_period", b"stop_grace_period", "stop_signal", b"stop_signal", "sysctls", b"sysctls", "tty", b"tty", "ulimits", b"ulimits", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -764,6 +776,92 @@ class DNSConfig(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DNSConfig: _TypeAlias = DNSConfig  # noqa: Y015
+
+@_typing.final
+class FileTarget(_message.Message):
+    """Where a secret or config appears in a container, as docker's
+    SecretReferenceFileTarget: a secret's `name` is a file name under /run/secrets, a
+    config's an absolute path (default /<config name>); mode 0444, uid and gid "0"
+    unless given.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    uid: _builtins.str
+    gid: _builtins.str
+    mode: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        gid: _builtins.str = ...,
+        mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "mode", b"mode", "name", b"name", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileTarget: _TypeAlias = FileTarget  # noqa: Y015
+
+@_typing.final
+class SecretReference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_ID_FIELD_NUMBER: _builtins.int
+    SECRET_NAME_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    secret_id: _builtins.str
+    secret_name: _builtins.str
+    @_builtins.property
+    def file(self) -> Global___FileTarget: ...
+    def __init__(
+        self,
+        *,
+        secret_id: _builtins.str = ...,
+        secret_name: _builtins.str = ...,
+        file: Global___FileTarget | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "secret_id", b"secret_id", "secret_name", b"secret_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretReference: _TypeAlias = SecretReference  # noqa: Y015
+
+@_typing.final
+class ConfigReference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    CONFIG_NAME_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    config_id: _builtins.str
+    config_name: _builtins.str
+    @_builtins.property
+    def file(self) -> Global___FileTarget: ...
+    def __init__(
+        self,
+        *,
+        config_id: _builtins.str = ...,
+        config_name: _builtins.str = ...,
+        file: Global___FileTarget | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "config_name", b"config_name", "file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigReference: _TypeAlias = ConfigReference  # noqa: Y015
 
 @_typing.final
 class DeviceMapping(_message.Message):
@@ -2105,6 +2203,129 @@ class AddressReservation(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AddressReservation: _TypeAlias = AddressReservation  # noqa: Y015
+
+@_typing.final
+class SecretSpec(_message.Message):
+    """---------------------------------------------------------------- secrets and configs
+
+    `secret create`: at most 500 KiB of data (Swarm's limit), immutable once created
+    (an update may change the labels only).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def annotations(self) -> Global___Annotations: ...
+    def __init__(
+        self,
+        *,
+        annotations: Global___Annotations | None = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretSpec: _TypeAlias = SecretSpec  # noqa: Y015
+
+@_typing.final
+class Secret(_message.Message):
+    """Stored SEALED: at rest `spec.data` is empty and `sealed_data` holds it under the
+    managers' data key (seal/codec.py). Control answers never carry the data; agents get
+    it over their session for the tasks assigned to them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    SEALED_DATA_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    sealed_data: _builtins.bytes
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    @_builtins.property
+    def spec(self) -> Global___SecretSpec: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        spec: Global___SecretSpec | None = ...,
+        sealed_data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "sealed_data", b"sealed_data", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Secret: _TypeAlias = Secret  # noqa: Y015
+
+@_typing.final
+class ConfigSpec(_message.Message):
+    """`config create`: at most 1000 KiB (Swarm's limit), immutable like a secret's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def annotations(self) -> Global___Annotations: ...
+    def __init__(
+        self,
+        *,
+        annotations: Global___Annotations | None = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigSpec: _TypeAlias = ConfigSpec  # noqa: Y015
+
+@_typing.final
+class Config(_message.Message):
+    """Sealed at rest like a secret (Swarm encrypts its whole store); unlike a secret's,
+    its data is shown by `config inspect`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    SEALED_DATA_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    sealed_data: _builtins.bytes
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    @_builtins.property
+    def spec(self) -> Global___ConfigSpec: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        spec: Global___ConfigSpec | None = ...,
+        sealed_data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "sealed_data", b"sealed_data", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Config: _TypeAlias = Config  # noqa: Y015
 
 @_typing.final
 class Cluster(_message.Message):

@@ -9,7 +9,8 @@ status and its container) and advances it ONE state at a time, then looks again:
 
 It reaches containers and images only through the seam in engine.py. In PREPARING an
 image the store lacks is pulled (with the task's registry credentials, if any), the
-status message showing the pull's progress. An image that cannot be pulled is REJECTED;
+status message showing the pull's progress; a task waits there for its secrets and
+configs (task_files.py) to come with an assignment. An image that cannot be pulled is REJECTED;
 a start failure FAILED with the runtime's error and exit code; desired SHUTDOWN stops
 the container (the spec's grace) and reports SHUTDOWN; a task removed from the
 assignments (or desired REMOVE) has its container stopped and removed. States only move
@@ -35,6 +36,7 @@ from collections.abc import Callable
 
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
+from pyswarm.agent.cluster.task_files import TaskFiles
 from pyswarm.agent.engine.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.engine.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
 from pyswarm.agent.engine.spec import now_timestamp
@@ -76,6 +78,7 @@ class TaskExecutor:
     ) -> None:
         self._containers = containers
         self._node = node or types_pb2.NodeDescription()  # what task templates read
+        self.files = TaskFiles()  # the tasks' secrets and configs, in memory only
         self._images = images
         self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
@@ -112,6 +115,7 @@ class TaskExecutor:
 
     def assign(self, assignments: dispatcher_pb2.Assignments) -> None:
         """Apply a COMPLETE set (replaces everything) or an INCREMENTAL change."""
+        self.files.receive(assignments)
         if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
             wanted = {task.id for task in assignments.updated}
             for task_id in list(self._tasks):
@@ -125,6 +129,7 @@ class TaskExecutor:
             self._update(task)
         for task_id in assignments.removed:
             self._forget(task_id)
+        self.files.keep_for(self._tasks.values())
 
     def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
         """The status changes not yet sent, oldest task first; clears the queue."""
@@ -322,6 +327,10 @@ class TaskExecutor:
         if state < State.PREPARING:
             self._report(task.id, State.PREPARING, "preparing")
             return _Next.AGAIN
+        missing = self.files.missing(task)  # they come with an assignment, which wakes us
+        if missing:
+            self._report(task.id, State.PREPARING, f"waiting for {', '.join(missing)}")
+            return _Next.IDLE
         image = await self._local_image(task)
         if image is None:
             return _Next.AGAIN
@@ -379,6 +388,8 @@ class TaskExecutor:
         if state < State.STARTING:
             self._report(task.id, State.STARTING, "starting")
             return _Next.AGAIN
+        if self.files.missing(task):
+            return _Next.IDLE
         try:
             await self._containers.start(container.id)
         except ContainerStartFailed as err:

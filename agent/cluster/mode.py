@@ -88,6 +88,7 @@ class ClusterMode:
         images: TaskImages = NodeImages(containers.images, insecure=self.config.insecure_registries)
         node = node_description(self.state.hostname or None)
         self.executor = TaskExecutor(engine, images, node=node)
+        containers.task_files = self.executor.files
         self.session.executor = self.executor
         self.session.log_publisher = LogPublisher(containers)
         if self._stopped:

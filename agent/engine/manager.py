@@ -16,7 +16,7 @@ import logging
 import signal as signals
 from asyncio import Task
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ from pyswarm.agent.engine.spec import (
     validate_name,
     write_etc_files,
 )
+from pyswarm.agent.engine.task_files import TaskFileSource, has_task_files, task_files
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
 from pyswarm.agent.runtime.network import BridgeNetwork
@@ -82,6 +83,8 @@ class ContainerEngine:
         self._watchers: set[asyncio.Task[Any]] = set()
         self.resources = HostResources(self.records, network, cgroups)
         self.names = ContainerNames(resolver, network)
+        #: Where a cluster task's secrets and configs come from (memory only), if any.
+        self.task_files: TaskFileSource | None = None
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -163,6 +166,7 @@ class ContainerEngine:
 
     async def _start_locked(self, container: Container) -> None:
         cid = container.id
+        files = task_files(self.task_files, container.spec)  # before anything is made
         self.resources.taken(cid)
         try:
             netns_path = ""
@@ -190,6 +194,8 @@ class ContainerEngine:
                     container.ports.extend(published)
             # The rest of the host-side work is quick: one trip to a worker thread.
             spec = await asyncio.to_thread(self._runtime_spec, container, netns_path)
+            if has_task_files(container.spec):
+                self._add_task_files(spec, *files)
             # The record's fsync runs while the supervisor starts the process; both
             # finish before the caller hears the container runs.
             synced = asyncio.create_task(asyncio.to_thread(self.records.sync, cid))
@@ -260,6 +266,22 @@ class ContainerEngine:
             )
         prepare_bind_sources(container.spec.mounts)
         return spec
+
+    def _add_task_files(
+        self,
+        spec: runtime_pb2.RuntimeSpec,
+        secrets: Sequence[runtime_pb2.TaskFile],
+        configs: Sequence[runtime_pb2.TaskFile],
+    ) -> None:
+        """The bytes go into the spec only, never into the container's directory: the
+        configs' tmpfs is mounted over an empty `files` directory in the container's
+        own mount namespace (runtime/container/task_files.py)."""
+        spec.secret_files.extend(secrets)
+        spec.config_files.extend(configs)
+        if configs:
+            files_dir = self.records.dir(spec.id) / "files"
+            files_dir.mkdir(mode=0o700, exist_ok=True)
+            spec.files_dir = str(files_dir)
 
     def watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())

@@ -15,6 +15,7 @@ from pyswarm.manager.controlapi.certificates import AuthoritiesProvider, Certifi
 from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
 from pyswarm.manager.controlapi.logs import ServiceLogsAPI
 from pyswarm.manager.controlapi.networks import NetworksAPI
+from pyswarm.manager.controlapi.secrets import SecretsAPI
 from pyswarm.manager.controlapi.tasks import TasksAPI
 from pyswarm.manager.store import Cache, Store
 from pyswarm.proto import control_pb2_grpc
@@ -26,6 +27,7 @@ class ControlService(
     ClusterAPI,
     CertificatesAPI,
     NetworksAPI,
+    SecretsAPI,
     control_pb2_grpc.ControlServicer,
 ):
     def __init__(

@@ -30,8 +30,11 @@ from pyswarm.manager.controlapi.images import (
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
 from pyswarm.manager.network.usage import check_published_ports, resolve_targets
 from pyswarm.manager.orchestrator.update_status import after_spec_change
+from pyswarm.manager.secrets.references import resolve_references
 from pyswarm.manager.store import (
+    CONFIGS,
     NETWORKS,
+    SECRETS,
     SERVICES,
     TASKS,
     Conflict,
@@ -90,10 +93,11 @@ class ServicesAPI(ControlBase):
         return answer
 
     def _check_networks(self, spec: types_pb2.ServiceSpec, service_id: str) -> None:
-        """Network targets become ids (NOT_FOUND naming an unknown one); a port another
-        service publishes is refused, naming it."""
+        """Network targets, secrets and configs become ids (NOT_FOUND naming an unknown
+        one); a port another service publishes is refused, naming it."""
         cache = self.readable()
         resolve_targets(spec, cache.list(NETWORKS))
+        resolve_references(spec, cache.list(SECRETS), cache.list(CONFIGS))
         check_published_ports(spec, service_id, cache.list(SERVICES))
 
     async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> Service:

@@ -33,6 +33,9 @@ class FakeAgent:
     completes: int = 0
     #: Every NetworkView the manager sent, oldest first.
     network_views: list[dispatcher_pb2.NetworkView] = field(default_factory=list)
+    #: The secrets' and configs' data the manager sent with the tasks, by id.
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    configs: dict[str, bytes] = field(default_factory=dict)
     _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
     _session_id: str = ""
     _runner: asyncio.Task[None] | None = None
@@ -142,6 +145,8 @@ class FakeAgent:
             self.tasks = {}
         for task_id in assignments.removed:
             self.tasks.pop(task_id, None)
+        self.secrets.update((s.id, s.spec.data) for s in assignments.secrets)
+        self.configs.update((c.id, c.spec.data) for c in assignments.configs)
         batch = dispatcher_pb2.TaskStatusBatch()
         for task in assignments.updated:
             self.tasks[task.id] = task

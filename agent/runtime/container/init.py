@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pyswarm.agent.runtime import syscalls as sc
-from pyswarm.agent.runtime.container import masks, pid_one, rootfs, terminal
+from pyswarm.agent.runtime.container import masks, pid_one, rootfs, task_files, terminal
 from pyswarm.agent.runtime.container.capabilities import capability_mask, last_capability
 from pyswarm.agent.runtime.container.errors import (
     EXIT_NOT_EXECUTABLE,
@@ -200,6 +200,8 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
         rootfs.mount_overlay(spec.rootfs)
     with step("bind mounts"):
         rootfs.bind_mounts(root, list(spec.mounts))
+    with step("mount secrets and configs"):
+        task_files.mount_task_files(root, spec)
     with step("mount /proc and /sys"):
         rootfs.mount_proc_and_sys(root, sys_read_only=not spec.privileged)
     with step("mount /dev"):

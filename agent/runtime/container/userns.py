@@ -29,7 +29,7 @@ import struct
 from collections.abc import Iterable
 
 from pyswarm.agent.runtime import syscalls as sc
-from pyswarm.agent.runtime.container import masks, rootfs
+from pyswarm.agent.runtime.container import masks, rootfs, task_files
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init import (
     ChildStdio,
@@ -154,6 +154,7 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     rootfs.make_private()
     rootfs.mount_overlay(spec.rootfs)
     rootfs.bind_mounts(root, list(spec.mounts))
+    task_files.mount_task_files(root, spec, spec.uid_map, spec.gid_map)
     # sysfs shows the network namespace of its mounter, which we have joined; from
     # inside the user namespace it could not be mounted (that netns is not ours).
     rootfs.mount_sys(root, read_only=not spec.privileged)
