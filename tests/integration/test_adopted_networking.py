@@ -92,7 +92,8 @@ def vip_of(swarm: Swarm, service: str, subnet: str) -> str:
 
 
 def hostname_of(swarm: Swarm, container_id: str) -> str:
-    return swarm.node.cli("exec", container_id, "busybox", "cat", "/etc/hostname").stdout.strip()
+    out: str = swarm.node.cli("exec", container_id, "busybox", "cat", "/etc/hostname").stdout
+    return out.strip()
 
 
 def tasks_web(swarm: Swarm, client: str) -> set[str]:
