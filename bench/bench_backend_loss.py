@@ -65,7 +65,7 @@ from bench.lab_traffic import (
 from bench.machine import describe
 from bench.stats import percentile
 from pyswarm.agent.runtime.network.netns import run_in_netns
-from pyswarm.proto import types_pb2
+from pyswarm.proto import control_pb2, types_pb2
 
 GOAL_S = 1.0
 REPLICAS = 4
@@ -74,6 +74,13 @@ WINDOW_S = 60.0
 
 def _node_id(bench: BenchLab, hostname: str) -> str:
     return next(i for i, h in bench.hostnames().items() if h == hostname)
+
+
+def _tasks_of(bench: BenchLab, service_id: str) -> Tasks:
+    """The tasks of a service, also once the service is removed (ListTasks by service id
+    refuses an unknown service)."""
+    tasks = bench.stub.ListTasks(control_pb2.ListTasksRequest(), timeout=10).tasks
+    return [t for t in tasks if t.service_id == service_id]
 
 
 def _ready_nodes(bench: BenchLab) -> int:
@@ -176,7 +183,7 @@ def one_round(
     bench.remove_service(web)
     bench.lab.start_agent(victim)
     wait_until("3 nodes READY", lambda: _ready_nodes(bench) == 3)
-    wait_until("web's tasks gone", lambda: not bench.tasks(web))
+    wait_until("web's tasks gone", lambda: not _tasks_of(bench, web))
     return times, notes, direct
 
 
