@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import grpc
 import typer
 
 from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
@@ -105,30 +104,12 @@ def update(
 ) -> None:
     """Change a node's availability, labels or role."""
     stub = control()
-    # The manager also writes node records (heartbeats' addresses, network endpoints):
-    # an update that raced one of those is read again and re-applied, a few times.
-    for attempt in range(_UPDATE_ATTEMPTS):
-        current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
-        spec = _updated_spec(current.spec, availability, label_add, label_rm, role)
-        request = control_pb2.UpdateNodeRequest(
-            node_id=current.id, version=current.meta.version, spec=spec
-        )
-        try:
-            stub.UpdateNode(request)
-            break
-        except grpc.RpcError as err:
-            if not _out_of_sequence(err) or attempt == _UPDATE_ATTEMPTS - 1:
-                raise
+    current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
+    spec = _updated_spec(current.spec, availability, label_add, label_rm, role)
+    stub.UpdateNode(
+        control_pb2.UpdateNodeRequest(node_id=current.id, version=current.meta.version, spec=spec)
+    )
     print(node)
-
-
-_UPDATE_ATTEMPTS = 3
-
-
-def _out_of_sequence(err: grpc.RpcError) -> bool:
-    code = err.code() if isinstance(err, grpc.Call) else None
-    details = err.details() if isinstance(err, grpc.Call) else ""
-    return code == grpc.StatusCode.FAILED_PRECONDITION and "out of sequence" in (details or "")
 
 
 def _updated_spec(

@@ -183,9 +183,20 @@ class OverlayFollower:
             del self._joined[container_id]
             raise
         self._joined[container_id] = ({a.network_id for a in attachments}, [p.vni for p in plugs])
-        interfaces = {a.network_id: container_ifname(i) for i, a in enumerate(attachments)}
-        self._endpoints[container_id] = ContainerEndpoints(container_id, netns_path, interfaces)
+        self._endpoints[container_id] = _endpoints_of(container_id, netns_path, attachments)
         self.on_change()
+
+    def adopt(
+        self,
+        container_id: str,
+        netns_path: str,
+        attachments: Sequence[types_pb2.ContainerNetworkAttachment],
+    ) -> None:
+        """A container attached before the agent restarted, still running: its
+        interfaces are in place, and its VIPs and return path follow the view again."""
+        if container_id not in self._endpoints:
+            self._endpoints[container_id] = _endpoints_of(container_id, netns_path, attachments)
+            self.on_change()
 
     async def detach(
         self, container_id: str, attachments: Sequence[types_pb2.ContainerNetworkAttachment]
@@ -229,6 +240,16 @@ class OverlayFollower:
     async def _watch(self) -> None:
         async for _view in self._views.changes():
             self.poke()
+
+
+def _endpoints_of(
+    container_id: str,
+    netns_path: str,
+    attachments: Sequence[types_pb2.ContainerNetworkAttachment],
+) -> ContainerEndpoints:
+    """The container's interface on each network: eth1, eth2, ... in attachment order."""
+    interfaces = {a.network_id: container_ifname(i) for i, a in enumerate(attachments)}
+    return ContainerEndpoints(container_id, netns_path, interfaces)
 
 
 def _as_task_attachments(

@@ -10,6 +10,11 @@ Changing the desired role (`node promote` / `node demote`) reaches the node thro
 dispatcher session; its agent then renews its certificate and NodeCA issues one of the
 new role. A demotion also revokes the node's manager certificates at once (they would
 otherwise stay good for the Control API until they expire).
+
+An update's version guards the node's spec, not the whole record: the manager itself
+writes node records (status, description, network attachments) at any time, and a
+`node update` that read the node before one of those writes is still up to date. The
+spec as the caller read it comes from etcd's history at that version.
 """
 
 from __future__ import annotations
@@ -61,11 +66,13 @@ class NodesAPI(ControlBase):
             raise InvalidArgument("unknown availability", field="spec.availability")
         if spec.desired_role not in types_pb2.NodeSpec.Role.values():
             raise InvalidArgument("unknown role", field="spec.desired_role")
-        if request.version and request.version != found.meta.version:
-            raise Conflict(NODES.name, found.id)
+        base = await self._spec_read(found, request.version)
 
         def apply(node: Node) -> bool:
-            if request.version and node.meta.version != request.version:
+            # The version guards the spec: the manager's own writes of the record since
+            # (status, description, network attachments) do not make the caller's
+            # spec stale, another spec write does.
+            if base is not None and node.spec != base:
                 raise Conflict(NODES.name, node.id)
             if node.spec == spec:
                 return False
@@ -79,6 +86,18 @@ class NodesAPI(ControlBase):
         node = await self.store.update_with_retry(NODES, found.id, apply)
         await self.written(node.meta.version)
         return node
+
+    async def _spec_read(self, found: Node, version: int) -> types_pb2.NodeSpec | None:
+        """The spec the caller read at `version` (None: no version given, no check);
+        Conflict if that version is gone from the store's history."""
+        if not version:
+            return None
+        if version == found.meta.version:
+            return found.spec
+        then = await self.store.get_at(NODES, found.id, version)
+        if then is None or then.meta.version != version:
+            raise Conflict(NODES.name, found.id)
+        return then.spec
 
     async def RemoveNode(
         self, request: control_pb2.RemoveNodeRequest, context: Context
