@@ -14,6 +14,7 @@ from pyswarm.common.name_resolution import parse_extra_host
 from pyswarm.proto import types_pb2
 from pyswarm.stack.compose.loader import ComposeProject
 from pyswarm.stack.errors import ComposeError
+from pyswarm.stack.file_objects import references
 from pyswarm.stack.names import NAMESPACE_LABEL, Namer
 
 _MOUNT_TYPES = {
@@ -136,4 +137,5 @@ def container_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb
         )
     container.log_options.update({k: str(v) for k, v in (logging.get("options") or {}).items()})
     _runtime_settings(container, service, path)
+    references(service, project, namer, container)
     return container

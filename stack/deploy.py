@@ -22,6 +22,7 @@ from pyswarm.stack.compose.loader import ComposeProject
 from pyswarm.stack.compose.references import DEFAULT_NETWORK
 from pyswarm.stack.convert import network_spec, service_spec
 from pyswarm.stack.errors import ComposeError
+from pyswarm.stack.file_objects import FileObject, apply_objects, check_external, wanted_objects
 from pyswarm.stack.inventory import stack_services
 from pyswarm.stack.names import NAMESPACE_LABEL, Namer
 
@@ -45,6 +46,7 @@ class DeployPlan:
     """What a deploy will do, decided before it does anything."""
 
     networks: list[types_pb2.NetworkSpec] = field(default_factory=list)
+    files: list[FileObject] = field(default_factory=list)  # secrets and configs
     order: list[str] = field(default_factory=list)  # compose service names, dependencies first
     specs: dict[str, types_pb2.ServiceSpec] = field(default_factory=dict)
     prune: list[types_pb2.Service] = field(default_factory=list)
@@ -91,6 +93,8 @@ def plan(stub: Any, project: ComposeProject, stack: str, prune: bool) -> DeployP
             result.networks.append(network_spec(key, item, namer))
     if missing:
         raise NotFound("; ".join(missing), field="networks")
+    result.files, external = wanted_objects(project, namer)
+    check_external(stub, external)
     result.order = start_order(project)
     result.specs = {name: service_spec(name, project, namer) for name in result.order}
     if prune:
@@ -121,6 +125,12 @@ def _comparable(
     else:
         spec.task.container.ClearField("registry_auth")
     spec.task.force_update = current.spec.task.force_update
+    stored_ids = {r.secret_name: r.secret_id for r in stored.secrets}
+    for secret in spec.task.container.secrets:
+        secret.secret_id = stored_ids.get(secret.secret_name, "")
+    config_ids = {r.config_name: r.config_id for r in stored.configs}
+    for reference in spec.task.container.configs:
+        reference.config_id = config_ids.get(reference.config_name, "")
     return spec
 
 
@@ -132,6 +142,7 @@ def deploy(
     if not project.services:
         raise ComposeError("no services to deploy", field="services")
     chosen = plan(stub, project, stack, options.prune)
+    apply_objects(stub, chosen.files, say)
     for network in chosen.networks:
         say(f"Creating network {network.annotations.name}")
         stub.CreateNetwork(control_pb2.CreateNetworkRequest(spec=network))

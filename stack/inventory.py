@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pyswarm.common.errors import NotFound
@@ -35,6 +36,11 @@ def stack_networks(stub: Any, stack: str) -> list[types_pb2.Network]:
     return [n for n in networks if n.spec.annotations.labels.get(NAMESPACE_LABEL) == stack]
 
 
+def _labelled(items: Any, stack: str) -> list[Any]:
+    chosen = [i for i in items if i.spec.annotations.labels.get(NAMESPACE_LABEL) == stack]
+    return sorted(chosen, key=lambda i: i.spec.annotations.name)
+
+
 def list_stacks(stub: Any) -> dict[str, int]:
     """Stack name -> number of services, for `stack ls`."""
     counts: dict[str, int] = {}
@@ -46,27 +52,41 @@ def list_stacks(stub: Any) -> dict[str, int]:
 
 
 def remove_stack(stub: Any, stack: str, say: Callable[[str], None], deadline: float) -> None:
-    """Services first, then networks once the removed services' tasks have left them
-    (until `deadline`, a time.monotonic() value); volumes stay, as docker keeps them.
+    """Services first, then their secrets and configs, then networks once the removed
+    services' tasks have left them (until `deadline`, a time.monotonic() value);
+    volumes stay, as docker keeps them.
     NotFound when nothing carries the stack's label."""
     services = stack_services(stub, stack)
     networks = stack_networks(stub, stack)
-    if not services and not networks:
+    secrets = _labelled(stub.ListSecrets(control_pb2.ListSecretsRequest()).secrets, stack)
+    configs = _labelled(stub.ListConfigs(control_pb2.ListConfigsRequest()).configs, stack)
+    if not (services or networks or secrets or configs):
         raise NotFound(f"nothing found in stack: {stack}", field="stack")
     for service in sorted(services, key=lambda s: s.spec.annotations.name):
         say(f"Removing service {service.spec.annotations.name}")
         stub.RemoveService(control_pb2.RemoveServiceRequest(service_id=service.id))
+    for secret in secrets:
+        say(f"Removing secret {secret.spec.annotations.name}")
+        secret_removal = control_pb2.RemoveSecretRequest(secret_id=secret.id)
+        _remove_when_free(partial(stub.RemoveSecret, secret_removal), deadline)
+    for config in configs:
+        say(f"Removing config {config.spec.annotations.name}")
+        config_removal = control_pb2.RemoveConfigRequest(config_id=config.id)
+        _remove_when_free(partial(stub.RemoveConfig, config_removal), deadline)
     for network in sorted(networks, key=lambda n: n.spec.annotations.name):
         say(f"Removing network {network.spec.annotations.name}")
-        _remove_network_when_free(stub, network.id, deadline)
+        network_removal = control_pb2.RemoveNetworkRequest(network_id=network.id)
+        _remove_when_free(partial(stub.RemoveNetwork, network_removal), deadline)
 
 
-def _remove_network_when_free(stub: Any, network_id: str, deadline: float) -> None:
+def _remove_when_free(remove: Callable[[], object], deadline: float) -> None:
+    """Removal is refused (FAILED_PRECONDITION) while the removed services' tasks still
+    use the object; they end within their grace period."""
     import grpc
 
     while True:
         try:
-            stub.RemoveNetwork(control_pb2.RemoveNetworkRequest(network_id=network_id))
+            remove()
             return
         except grpc.RpcError as err:
             busy = err.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -26,6 +26,8 @@ services:
   db:
     image: OLD
     networks: [back]
+    secrets: [db_password]
+    configs: [{source: db_conf, target: /etc/db.conf, mode: 0400}]
   worker:
     image: OLD
     networks: [front, back]
@@ -33,6 +35,10 @@ services:
 networks:
   front: {labels: {tier: front}}
   back: {}
+secrets:
+  db_password: {file: ./password.txt}
+configs:
+  db_conf: {content: "max_connections=10"}
 """.replace("OLD", OLD)
 
 
@@ -72,6 +78,7 @@ async def _deploy(cli: Cli, *args: str) -> tuple[str, str]:
 
 async def _scenario(manager: RunningManager, cli: Cli, tmp_path: Path) -> None:
     compose = _write(tmp_path, STACK)
+    (tmp_path / "password.txt").write_text("s3cret")
     out, err = await _deploy(cli, "-c", compose, "app")
     assert "Creating network app_front" in out and "Creating network app_back" in out
     assert out.index("Creating service app_db") < out.index("Creating service app_web")
@@ -85,6 +92,17 @@ async def _scenario(manager: RunningManager, cli: Cli, tmp_path: Path) -> None:
     assert web.spec.replicated.replicas == 2
     assert [p.published_port for p in web.spec.endpoint.ports] == [8080]
     db = await get_service(manager, "app_db")
+    (secret,) = db.spec.task.container.secrets
+    assert secret.secret_name == "app_db_password" and secret.file.name == "db_password"
+    (config,) = db.spec.task.container.configs
+    assert config.config_name == "app_db_conf" and config.file.name == "/etc/db.conf"
+    assert config.file.mode == 0o400
+    async with manager.control() as control:
+        stored = await control.GetConfig(control_pb2.GetConfigRequest(config_id="app_db_conf"))
+        assert stored.spec.data == b"max_connections=10"
+        assert stored.spec.annotations.labels["com.docker.stack.namespace"] == "app"
+        listed_secrets = (await control.ListSecrets(control_pb2.ListSecretsRequest())).secrets
+        assert [s.spec.annotations.name for s in listed_secrets] == ["app_db_password"]
     async with manager.control() as control:
         db_tasks = (await control.ListTasks(control_pb2.ListTasksRequest(service_id=db.id))).tasks
     # depends_on as start order: web was created once db ran its replica.
@@ -139,6 +157,9 @@ async def _scenario(manager: RunningManager, cli: Cli, tmp_path: Path) -> None:
     # stack rm: services and networks go.
     await cli.ok("stack", "rm", "app")
     assert await _versions(manager) == {}
+    async with manager.control() as control:
+        assert not (await control.ListSecrets(control_pb2.ListSecretsRequest())).secrets
+        assert not (await control.ListConfigs(control_pb2.ListConfigsRequest())).configs
     await eventually(lambda: _gone(manager), what="the stack's networks removed")
     code, _, err = await cli("stack", "rm", "app")
     assert code != 0 and "nothing found in stack: app" in err
