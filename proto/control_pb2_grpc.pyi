@@ -59,6 +59,7 @@ class ControlStub:
     ListClientCertificates: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]
     RevokeClientCertificate: _grpc.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]
     ServiceLogs: _grpc.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]
+    ListAttachments: _grpc.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -88,6 +89,7 @@ class ControlAsyncStub(ControlStub):
     ListClientCertificates: _aio.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]  # type: ignore[assignment]
     RevokeClientCertificate: _aio.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]  # type: ignore[assignment]
     ServiceLogs: _aio.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]  # type: ignore[assignment]
+    ListAttachments: _aio.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -264,5 +266,12 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ServiceLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.ServiceLogsMessage], _abc.AsyncIterator[_control_pb2.ServiceLogsMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAttachments(
+        self,
+        request: _control_pb2.AttachmentListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.AttachmentListResponse, _abc.Awaitable[_control_pb2.AttachmentListResponse]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 
+from pyswarm.agent.cluster.attachments import NetworkAttacher, attached_containers
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.image_pull import NodeImages
@@ -98,6 +99,9 @@ class ClusterMode:
             self.network_views,
         )
         containers.resources.overlays = overlays
+        attacher = NetworkAttacher(lambda: attached_containers(containers.records))
+        self.session.attachments = attacher
+        containers.attachments = attacher
         self.load_balancing = balancing = LoadBalancing(
             self.network_views,
             overlays,

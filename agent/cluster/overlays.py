@@ -11,6 +11,7 @@ an FDB and neighbour entry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -33,6 +34,8 @@ from pyswarm.proto import dispatcher_pb2, types_pb2
 log = logging.getLogger(__name__)
 
 ENCRYPTED_OPTION = "encrypted"
+#: How long a container's start waits for the view to bring a network it joins.
+VIEW_WAIT_S = 10.0
 
 
 def is_encrypted(network: types_pb2.Network) -> bool:
@@ -167,6 +170,7 @@ class OverlayFollower:
     ) -> None:
         self._joined[container_id] = ({a.network_id for a in attachments}, [])
         try:
+            await self._view_knowing({a.network_id for a in attachments})
             view = await self.apply_latest()
             if view is None:
                 raise NetworkUnknown("no network view from the manager yet", field="networks")
@@ -186,6 +190,23 @@ class OverlayFollower:
         interfaces = {a.network_id: container_ifname(i) for i, a in enumerate(attachments)}
         self._endpoints[container_id] = ContainerEndpoints(container_id, netns_path, interfaces)
         self.on_change()
+
+    async def _view_knowing(self, network_ids: set[str]) -> None:
+        """Return once the latest view knows every network of `network_ids`, or after
+        VIEW_WAIT_S: a standalone container's attachment (run --network) was just made,
+        and its network comes to this node with the next view."""
+
+        def knows(view: dispatcher_pb2.NetworkView | None) -> bool:
+            return view is not None and network_ids <= {n.id for n in view.networks if n.vni}
+
+        if knows(self._views.latest()):
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(VIEW_WAIT_S):
+                async with contextlib.aclosing(self._views.changes()) as views:
+                    async for view in views:
+                        if knows(view):
+                            return
 
     async def detach(
         self, container_id: str, attachments: Sequence[types_pb2.ContainerNetworkAttachment]
