@@ -135,6 +135,7 @@ class OverlayFollower:
         self._in_use = in_use
         self._views = views
         self._dirty = asyncio.Event()
+        self._applying = asyncio.Lock()
         self._stopped = False
         # Containers joining or attached in this run: id -> (network ids, VNIs given).
         self._joined: dict[str, tuple[set[str], list[int]]] = {}
@@ -156,11 +157,15 @@ class OverlayFollower:
 
     async def apply_latest(self) -> dispatcher_pb2.NetworkView | None:
         """Bring the host to the latest view now (raises what the runtime raises)."""
-        view = self._views.latest()
-        if view is not None:
-            wanted = wanted_overlays(view, self.node_id, self.networks_in_use())
-            await asyncio.to_thread(self.overlays.apply, wanted, keys_of(view))
-        return view
+        # One at a time, each planned from what is in use when its turn comes: a plan
+        # made before a container joined must not run after the join's own and take
+        # away the network the container is about to be plugged into.
+        async with self._applying:
+            view = self._views.latest()
+            if view is not None:
+                wanted = wanted_overlays(view, self.node_id, self.networks_in_use())
+                await asyncio.to_thread(self.overlays.apply, wanted, keys_of(view))
+            return view
 
     async def attach(
         self,

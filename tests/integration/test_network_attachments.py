@@ -100,10 +100,15 @@ def test_attach_refuse_view_release_sync_and_node_removal(
                 addresses = {(p.node_id, p.address) for p in view.peers if p.network_id == net.id}
                 names = {a.container_name for a in view.attachments}
                 own = any(node == agent.node_id for node, _ in addresses)
-                return (peer.node_id, peer.address) in addresses and names == {
-                    "probe",
-                    "other",
-                } and own
+                return (
+                    (peer.node_id, peer.address) in addresses
+                    and names
+                    == {
+                        "probe",
+                        "other",
+                    }
+                    and own
+                )
 
             await eventually(lambda: knows(one, other), what="node one's view of 'other'")
             await eventually(lambda: knows(two, probe), what="node two's view of 'probe'")
