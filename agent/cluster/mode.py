@@ -109,6 +109,7 @@ class ClusterMode:
             state_dir=self.config.network_dir,
         )
         overlays.on_change = balancing.poke
+        overlays.balanced = balancing.covered
         async with asyncio.TaskGroup() as group:
             group.create_task(overlays.run(), name="overlays")
             group.create_task(balancing.run(), name="load-balancing")

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from pyswarm.agent.cluster.mesh_plan import ContainerEndpoints
@@ -34,7 +34,8 @@ from pyswarm.proto import dispatcher_pb2, types_pb2
 log = logging.getLogger(__name__)
 
 ENCRYPTED_OPTION = "encrypted"
-#: How long a container's start waits for the view to bring a network it joins.
+#: How long a container's start waits for the view to bring a network it joins (and,
+#: once joined, for load balancing to give it the VIPs).
 VIEW_WAIT_S = 10.0
 
 
@@ -143,6 +144,8 @@ class OverlayFollower:
         self._endpoints: dict[str, ContainerEndpoints] = {}
         #: Called when the local containers on overlays change (load balancing's poke).
         self.on_change: Callable[[], None] = lambda: None
+        #: Awaited (up to VIEW_WAIT_S) before a container's start goes on: its VIPs.
+        self.balanced: Callable[[str], Awaitable[None]] | None = None
 
     def container_endpoints(self) -> list[ContainerEndpoints]:
         """The local containers attached in this run: netns and interface per network."""
@@ -195,6 +198,10 @@ class OverlayFollower:
         interfaces = {a.network_id: container_ifname(i) for i, a in enumerate(attachments)}
         self._endpoints[container_id] = ContainerEndpoints(container_id, netns_path, interfaces)
         self.on_change()
+        if self.balanced is not None:
+            with contextlib.suppress(TimeoutError):  # started all the same; rules follow
+                async with asyncio.timeout(VIEW_WAIT_S):
+                    await self.balanced(container_id)
 
     async def _view_knowing(self, network_ids: set[str]) -> None:
         """Return once the latest view knows every network of `network_ids`, or after
