@@ -179,7 +179,9 @@ def run(
     cpus: Annotated[str, typer.Option("--cpus")] = "",
     pids_limit: Annotated[int, typer.Option("--pids-limit")] = 0,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits")] = False,
-    network: Annotated[str, typer.Option("--network", help="bridge, host or none")] = "bridge",
+    network: Annotated[
+        str, typer.Option("--network", help="bridge, host, none or an attachable swarm network")
+    ] = "bridge",
     interactive: Annotated[bool, typer.Option("-i", "--interactive")] = False,
     tty: Annotated[bool, typer.Option("-t", "--tty")] = False,
     entrypoint: Annotated[str | None, typer.Option("--entrypoint")] = None,
@@ -267,10 +269,11 @@ def _create_request(
     from pyswarm.common.publish import parse_publish
 
     modes = {"bridge": 0, "default": 0, "host": 1, "none": 2}
-    if network not in modes:
-        raise CliInputError(
-            f"network {network} not found (use bridge, host or none)", field="--network"
-        )
+    if not network:
+        raise CliInputError("invalid --network: a name is required", field="--network")
+    # Any other name is a cluster network (an attachable overlay): the agent asks the
+    # manager for an address on it, or answers that there is no such network.
+    cluster_networks = [] if network in modes else [network]
     spec = types_pb2.ContainerSpec(
         image=image,
         env=parse_env(env),
@@ -299,7 +302,8 @@ def _create_request(
         spec=spec,
         limits=limits,
         ports=[parse_publish(p) for p in publish],
-        network_mode=modes[network],  # type: ignore[arg-type]
+        network_mode=modes.get(network, 0),  # type: ignore[arg-type]
+        networks=cluster_networks,
         auto_remove=rm,
         user_namespace=userns,
         entrypoint_set=entrypoint_set,

@@ -51,6 +51,7 @@ from pyswarm.manager.ca.roots import AuthorityView
 from pyswarm.manager.config import ManagerConfig, with_port
 from pyswarm.manager.controlapi import ControlService
 from pyswarm.manager.controlapi.cluster import join_tokens
+from pyswarm.manager.dispatcher.attachments import NetworkAttachmentsService
 from pyswarm.manager.dispatcher.service import DispatcherService
 from pyswarm.manager.endpoint import (
     EndpointInfo,
@@ -408,6 +409,9 @@ def _servers(
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
+    dispatcher_pb2_grpc.add_NetworkAttachmentsServicer_to_server(
+        NetworkAttachmentsService(store=store, cache=cache, cluster_id=cluster_id), main
+    )
     seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
     listen_addr, join_addr = addresses
     # Asked on every handshake: a renewed or rotated certificate serves new connections.

@@ -39,6 +39,7 @@ class CreateContainerRequest(_message.Message):
     USER_NAMESPACE_FIELD_NUMBER: _builtins.int
     ENTRYPOINT_SET_FIELD_NUMBER: _builtins.int
     OVERLAYS_FIELD_NUMBER: _builtins.int
+    NETWORKS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     network_mode: _types_pb2.Container.NetworkMode.ValueType
@@ -60,6 +61,12 @@ class CreateContainerRequest(_message.Message):
     def overlays(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.ContainerNetworkAttachment]:
         """eth1, eth2, ... on overlay networks"""
 
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """docker run --network NAME for a cluster network (attachable overlay): the agent
+        asks the manager for an address on it and fills `overlays`.
+        """
+
     def __init__(
         self,
         *,
@@ -74,10 +81,11 @@ class CreateContainerRequest(_message.Message):
         user_namespace: _builtins.bool = ...,
         entrypoint_set: _builtins.bool = ...,
         overlays: _abc.Iterable[_types_pb2.ContainerNetworkAttachment] | None = ...,
+        networks: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "entrypoint_set", b"entrypoint_set", "image", b"image", "limits", b"limits", "name", b"name", "network_mode", b"network_mode", "overlays", b"overlays", "ports", b"ports", "spec", b"spec", "start", b"start", "user_namespace", b"user_namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_remove", b"auto_remove", "entrypoint_set", b"entrypoint_set", "image", b"image", "limits", b"limits", "name", b"name", "network_mode", b"network_mode", "networks", b"networks", "overlays", b"overlays", "ports", b"ports", "spec", b"spec", "start", b"start", "user_namespace", b"user_namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

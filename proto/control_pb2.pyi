@@ -865,6 +865,47 @@ class PruneNetworksResponse(_message.Message):
 Global___PruneNetworksResponse: _TypeAlias = PruneNetworksResponse  # noqa: Y015
 
 @_typing.final
+class AttachmentListRequest(_message.Message):
+    """The standalone containers attached to a network (network inspect's Containers)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    network_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        network_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["network_id", b"network_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentListRequest: _TypeAlias = AttachmentListRequest  # noqa: Y015
+
+@_typing.final
+class AttachmentListResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Attachment]: ...
+    def __init__(
+        self,
+        *,
+        attachments: _abc.Iterable[_types_pb2.Attachment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentListResponse: _TypeAlias = AttachmentListResponse  # noqa: Y015
+
+@_typing.final
 class CreateSecretRequest(_message.Message):
     """Secrets and configs. A Secret in an answer never carries its data; a Config does.
     Update changes labels only (the data is immutable): `version` is the one read.

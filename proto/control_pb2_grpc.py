@@ -210,6 +210,11 @@ class ControlStub:
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigResponse.FromString,
                 _registered_method=True)
+        self.ListAttachments = channel.unary_unary(
+                '/pyswarm.v1.Control/ListAttachments',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -425,6 +430,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAttachments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -602,6 +613,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RemoveConfig,
                     request_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigResponse.SerializeToString,
+            ),
+            'ListAttachments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAttachments,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1549,6 +1565,33 @@ class Control:
             '/pyswarm.v1.Control/RemoveConfig',
             pyswarm_dot_proto_dot_control__pb2.RemoveConfigRequest.SerializeToString,
             pyswarm_dot_proto_dot_control__pb2.RemoveConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAttachments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/ListAttachments',
+            pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,7 @@ class ControlStub:
     ListConfigs: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListConfigsRequest, _control_pb2.ListConfigsResponse]
     UpdateConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.UpdateConfigRequest, _types_pb2.Config]
     RemoveConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.RemoveConfigRequest, _control_pb2.RemoveConfigResponse]
+    ListAttachments: _grpc.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -108,6 +109,7 @@ class ControlAsyncStub(ControlStub):
     ListConfigs: _aio.UnaryUnaryMultiCallable[_control_pb2.ListConfigsRequest, _control_pb2.ListConfigsResponse]  # type: ignore[assignment]
     UpdateConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.UpdateConfigRequest, _types_pb2.Config]  # type: ignore[assignment]
     RemoveConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.RemoveConfigRequest, _control_pb2.RemoveConfigResponse]  # type: ignore[assignment]
+    ListAttachments: _aio.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -354,5 +356,12 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.RemoveConfigRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.RemoveConfigResponse, _abc.Awaitable[_control_pb2.RemoveConfigResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAttachments(
+        self,
+        request: _control_pb2.AttachmentListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.AttachmentListResponse, _abc.Awaitable[_control_pb2.AttachmentListResponse]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2552,3 +2552,49 @@ class NodeLiveness(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeLiveness: _TypeAlias = NodeLiveness  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    """A standalone container's place on an attachable overlay network (`run --network`):
+    asked for by its node's agent (dispatcher.proto's NetworkAttachments), stored at
+    /pyswarm/v1/attachments/<id> in the transaction that reserves its address (owner kind
+    "attachments"), and deleted with that reservation when the container is removed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    CONTAINER_NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    network_id: _builtins.str
+    node_id: _builtins.str
+    container_id: _builtins.str
+    container_name: _builtins.str
+    """resolved on the network, as docker does"""
+    address: _builtins.str
+    """CIDR"""
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        network_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        container_id: _builtins.str = ...,
+        container_name: _builtins.str = ...,
+        address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "container_id", b"container_id", "container_name", b"container_name", "id", b"id", "meta", b"meta", "network_id", b"network_id", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015

@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import logging
 
+from pyswarm.agent.cluster.attachments import NetworkAttacher, attached_containers
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
@@ -104,6 +105,9 @@ class ClusterMode:
             self.network_views,
         )
         containers.resources.overlays = overlays
+        attacher = NetworkAttacher(lambda: attached_containers(containers.records))
+        self.session.attachments = attacher
+        containers.attachments = attacher
         self.load_balancing = balancing = LoadBalancing(
             self.network_views,
             overlays,
@@ -111,6 +115,7 @@ class ClusterMode:
             state_dir=self.config.network_dir,
         )
         overlays.on_change = balancing.poke
+        overlays.balanced = balancing.covered
         await adopt_endpoints(containers, overlays)
         async with asyncio.TaskGroup() as group:
             group.create_task(overlays.run(), name="overlays")

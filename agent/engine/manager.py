@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.dns import ContainerResolver
 from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.attachment_port import AttachmentPort, join_networks
 from pyswarm.agent.engine.auto_remove import RemovalHolds
 from pyswarm.agent.engine.errors import (
     ContainerNotRunning,
@@ -85,6 +86,8 @@ class ContainerEngine:
         self.names = ContainerNames(resolver, network)
         #: Where a cluster task's secrets and configs come from (memory only), if any.
         self.task_files: TaskFileSource | None = None
+        # Set by the cluster side of the agent: cluster networks for standalone containers.
+        self.attachments: AttachmentPort | None = None
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -125,21 +128,30 @@ class ContainerEngine:
         container.task_id = task_id
         await asyncio.to_thread(apply_image_healthcheck, container, self.images)
         self.records.check_name_free(container.name)
-        if request.start:
-            # Indexed now (the name is taken); written with the rest of the start's
-            # host-side work and synced while the supervisor starts the process.
-            self.records.put(container)
-            if held_by is not None:
-                held_by(container)
-                self.holds.take(container.id)
-            try:
-                return await self.start(container.id)
-            except BaseException:
+        port = await join_networks(self.attachments, container, list(request.networks))
+        try:
+            if request.start:
+                # Indexed now (the name is taken); written with the rest of the start's
+                # host-side work and synced while the supervisor starts the process.
+                self.records.put(container)
                 if held_by is not None:
-                    self.holds.release(container.id)
-                raise
-        self.records.save(container)
-        return container
+                    held_by(container)
+                    self.holds.take(container.id)
+                try:
+                    return await self.start(container.id)
+                except BaseException:
+                    if held_by is not None:
+                        self.holds.release(container.id)
+                    raise
+            self.records.save(container)
+            return container
+        except BaseException:
+            if port is not None and self.records.find(container.id) is None:
+                await port.release(container.id)  # never recorded: nothing else would
+            raise
+        finally:
+            if port is not None:
+                port.settled(container.id)
 
     async def run(
         self, request: agent_pb2.CreateContainerRequest, held_by: Callable[[Container], None]
@@ -403,6 +415,8 @@ class ContainerEngine:
             # deleting the writable layer and the log (the records do, on load).
             aside = self.records.discard(container.id)
             self._background(self._forget(container.id, aside))
+            if container.overlays and not container.task_id and self.attachments is not None:
+                await self.attachments.release(container.id)  # run --network's addresses
         self.resources.forget(container.id)
         self._locks.pop(container.id, None)
         self._exited.pop(container.id, None)

@@ -102,7 +102,8 @@ def build_container(
     _validate_limits(request.limits)
     _validate_mounts(list(request.spec.mounts))
     _validate_ports(list(request.ports))
-    if request.overlays and request.network_mode != types_pb2.Container.BRIDGE:
+    bridged = request.network_mode == types_pb2.Container.BRIDGE
+    if (request.overlays or request.networks) and not bridged:
         raise BadSpec("overlay networks need the bridge network mode", field="network")
     if request.network_mode == types_pb2.Container.HOST and request.ports:
         raise BadSpec("published ports are discarded when using host network mode", field="publish")

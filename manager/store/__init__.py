@@ -27,6 +27,7 @@ from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS, EtcdTLSFiles, MemberTLS
 from pyswarm.manager.store.kinds import (
     ADDRESSES,
+    ATTACHMENTS,
     CLIENT_CERTIFICATES,
     CLUSTERS,
     CONFIGS,
@@ -50,6 +51,7 @@ from pyswarm.manager.store.store import DEFAULT_MAX_TXN_BYTES, DEFAULT_MAX_TXN_O
 
 __all__ = [
     "ADDRESSES",
+    "ATTACHMENTS",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "CONFIGS",

@@ -17,6 +17,7 @@ from pyswarm.proto import ca_pb2, dispatcher_pb2, types_pb2
 
 __all__ = [
     "ADDRESSES",
+    "ATTACHMENTS",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
     "CONFIGS",
@@ -108,6 +109,8 @@ CLIENT_CERTIFICATES = Kind("client_certificates", ca_pb2.ClientCertificate)
 NETWORKS = Kind("networks", types_pb2.Network)
 #: One key per address handed out on a network (manager/network/addresses.py).
 ADDRESSES = Kind("addresses", types_pb2.AddressReservation)
+#: Standalone containers on attachable networks (manager/network/attachments.py).
+ATTACHMENTS = Kind("attachments", types_pb2.Attachment)
 #: The IPsec keys of encrypted networks, sealed at rest (seal/codec.py).
 NETWORK_KEYS = Kind("network_keys", dispatcher_pb2.NetworkKeys)
 #: `secret create`: data sealed at rest (seal/codec.py); names unique (name index).
@@ -120,7 +123,7 @@ KINDS: dict[str, Kind[Message]] = {
     kind.name: kind
     for kind in (
         NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES, REVOKED_CERTIFICATES,
-        CLIENT_CERTIFICATES, NETWORKS, ADDRESSES, NETWORK_KEYS, SECRETS, CONFIGS,
+        CLIENT_CERTIFICATES, NETWORKS, ADDRESSES, NETWORK_KEYS, SECRETS, CONFIGS, ATTACHMENTS,
     )
 }  # fmt: skip
 

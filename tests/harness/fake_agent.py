@@ -50,6 +50,13 @@ class FakeAgent:
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
 
+    @contextlib.asynccontextmanager
+    async def attachments(self) -> AsyncIterator[dispatcher_pb2_grpc.NetworkAttachmentsAsyncStub]:
+        """The manager's NetworkAttachments service, called as this node."""
+        credentials = identity_channel_credentials(self._identity)
+        async with manager_channel(self._address, credentials) as channel:
+            yield dispatcher_pb2_grpc.NetworkAttachmentsStub(channel)
+
     async def stop(self) -> None:
         """Stop heartbeating and close the session, as a crashed agent would."""
         if self._runner is not None:
