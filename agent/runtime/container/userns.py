@@ -151,6 +151,7 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     root = spec.rootfs.merged_dir
     rootfs.make_private()
     rootfs.mount_overlay(spec.rootfs)
+    rootfs.volume_mounts(root, spec.volume_mounts)
     rootfs.bind_mounts(root, list(spec.mounts))
     # sysfs shows the network namespace of its mounter, which we have joined; from
     # inside the user namespace it could not be mounted (that netns is not ours).
