@@ -24,6 +24,7 @@ GROUPS = {
     "service": "pyswarm.cli.service",
     "node": "pyswarm.cli.node",
     "network": "pyswarm.cli.network",
+    "volume": "pyswarm.cli.volume",
     "lab": "pyswarm.cli.lab",
     "swarm": "pyswarm.cli.swarm",
 }
