@@ -11,6 +11,13 @@ from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
 from pyswarm.cli.parse import CliInputError
 from pyswarm.cli.service_inspect import print_pretty
+from pyswarm.cli.service_mounts import (
+    MountAddOption,
+    MountOption,
+    MountRmOption,
+    apply_create_mounts,
+    apply_mount_changes,
+)
 from pyswarm.cli.service_network import (
     EndpointModeOption,
     NetworkAddOption,
@@ -93,6 +100,7 @@ def create(
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
+    mount: MountOption = None,
     network: NetworkOption = None,
     endpoint_mode: EndpointModeOption = "vip",
     no_resolve_image: NoResolveImage = False,
@@ -127,6 +135,7 @@ def create(
         labels=label or [],
     )  # fmt: skip
     apply_create_networks(spec, network or [], endpoint_mode)
+    apply_create_mounts(spec, mount or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
         apply_update_flags(config, flags)
@@ -303,6 +312,8 @@ def update(
     network_rm: NetworkRmOption = None,
     publish_add: PublishAddOption = None,
     publish_rm: PublishRmOption = None,
+    mount_add: MountAddOption = None,
+    mount_rm: MountRmOption = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Force update even if no changes require it")
@@ -353,6 +364,7 @@ def update(
         resolve = {n.spec.annotations.name: n.id for n in names}
         apply_network_changes(spec, current, network_add or [], network_rm or [], resolve)
     apply_publish_changes(spec, publish_add or [], publish_rm or [])
+    apply_mount_changes(spec, mount_add or [], mount_rm or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         apply_update_flags(config, flags)
     if force:
