@@ -262,7 +262,3 @@ def validate_mounts(mounts: list[Mount], field: str = "mounts") -> None:
             raise MountError(f"Duplicate mount point: {target}", field=f"{field}.target")
         seen.add(target)
 
-
-def describe(mount: Mount) -> str:
-    """docker's short form of a mount, as `service inspect --pretty` lists them."""
-    return f"{TYPE_NAMES.get(mount.type, '?')} {mount.source or '-'} -> {mount.target}"
