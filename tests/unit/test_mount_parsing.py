@@ -139,3 +139,33 @@ def test_local_driver_options() -> None:
         validate_local_options({"device": "/dev/sdb1"})
     with pytest.raises(MountError, match='invalid option: "colour"'):
         validate_local_options({"colour": "blue"})
+
+
+@pytest.mark.parametrize(
+    ("mount", "field", "words"),
+    [
+        (Mount(type=Mount.VOLUME, source="data", target="data"), "mounts.target", "absolute"),
+        (Mount(type=9, target="/x"), "mounts", "mount type 9 unknown"),  # type: ignore[arg-type]
+        (
+            Mount(type=Mount.VOLUME, source="data", target="/d", volume_options={"colour": "x"}),
+            "mounts.volume_options",
+            'invalid option: "colour"',
+        ),
+        (Mount(type=Mount.BIND, source="rel", target="/d"), "mounts.source", "absolute"),
+    ],
+)
+def test_the_manager_refuses_bad_mounts_naming_the_field(
+    mount: Mount, field: str, words: str
+) -> None:
+    from pyswarm.common.errors import ErrorKind
+    from pyswarm.manager.controlapi.validation import validate_service_spec
+
+    spec = types_pb2.ServiceSpec()
+    spec.annotations.name = "stateful"
+    spec.task.container.image = "busybox"
+    spec.replicated.replicas = 1
+    spec.task.container.mounts.append(mount)
+    with pytest.raises(MountError) as caught:
+        validate_service_spec(spec)
+    assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
+    assert caught.value.field == f"task.container.{field}" and words in caught.value.message
