@@ -47,3 +47,17 @@ def apply_mount_changes(spec: types_pb2.ServiceSpec, add: list[str], rm: list[st
 
 def _same_target(mount: types_pb2.Mount, target: str) -> bool:
     return os.path.normpath(mount.target) == os.path.normpath(target)
+
+
+def print_mounts(container: types_pb2.ContainerSpec) -> None:
+    """`service inspect --pretty`'s Mounts block, as docker prints it."""
+    from pyswarm.common.mounts import TYPE_NAMES
+
+    if not container.mounts:
+        return
+    print("Mounts:")
+    for mount in container.mounts:
+        print(f" Target:\t{mount.target}\n  Source:\t{mount.source}")
+        print(
+            f"  ReadOnly:\t{str(mount.read_only).lower()}\n  Type:\t\t{TYPE_NAMES.get(mount.type)}"
+        )

@@ -261,4 +261,3 @@ def validate_mounts(mounts: list[Mount], field: str = "mounts") -> None:
         if target in seen:
             raise MountError(f"Duplicate mount point: {target}", field=f"{field}.target")
         seen.add(target)
-

@@ -36,7 +36,7 @@ def test_bad_input_changes_nothing(tmp_path: Path) -> None:
     store = VolumeStore(tmp_path)
     for kwargs in ({"options": {"size": "1g"}}, {"driver": "nfs"}, {"options": {"o": "x"}}):
         with pytest.raises(MountError):
-            store.create("v1", **kwargs)  # type: ignore[arg-type]
+            store.create("v1", **kwargs)
     with pytest.raises(MountError, match="invalid characters"):
         store.create("../x")
     assert store.list() == [] and not (tmp_path / "v1").exists()
