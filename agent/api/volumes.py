@@ -29,7 +29,9 @@ class VolumeService(agent_pb2_grpc.VolumesServicer):
         )
 
     async def Inspect(self, request: agent_pb2.VolumeRef, context: Context) -> agent_pb2.Volume:
-        return self.volumes.store.get(request.name)
+        volume = self.volumes.store.get(request.name)
+        volume.size = volume.ref_count = -1  # docker's inspect has no usage
+        return volume
 
     async def List(
         self, request: agent_pb2.VolumeListRequest, context: Context

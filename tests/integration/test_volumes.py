@@ -48,6 +48,7 @@ def test_a_named_volume_keeps_its_data_across_containers(agent: AgentProcess) ->
     assert mountpoint == agent.state_dir / "volumes" / "keep" / "_data"
     assert (mountpoint / "f").read_text() == "kept\n"
     assert (volume["Driver"], volume["Scope"], volume["Name"]) == ("local", "local", "keep")
+    assert "UsageData" not in volume and volume["Options"] is None
     record = agent.state_dir / "volumes" / "keep" / "volume.pb"
     assert record.stat().st_mode & 0o777 == 0o600
     # read-only: the container cannot write, the data stays
