@@ -39,7 +39,15 @@ from pyswarm.cli.output import (
     print_json_lines,
     print_table,
 )
-from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env, parse_volume
+from pyswarm.cli.parse import (
+    CliInputError,
+    parse_bytes,
+    parse_cpus,
+    parse_env,
+    parse_mount,
+    parse_volume,
+)
+from pyswarm.cli.volume import mount_dict
 from pyswarm.common.healthcheck import healthcheck_document
 from pyswarm.common.log_options import parse_log_opts
 from pyswarm.proto import agent_pb2, types_pb2
@@ -156,6 +164,7 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             **security_dict(c.spec),
             **runtime_host_config(c.spec),
         },
+        "Mounts": [mount_dict(m) for m in c.spec.mounts],
         "NetworkSettings": {
             "IPAddress": c.ip_address,
             "MacAddress": c.mac_address,
@@ -171,6 +180,9 @@ def run(
     name: Annotated[str, typer.Option("--name", help="Container name")] = "",
     publish: Annotated[list[str] | None, typer.Option("-p", "--publish")] = None,
     volume: Annotated[list[str] | None, typer.Option("-v", "--volume")] = None,
+    mount: Annotated[
+        list[str] | None, typer.Option("--mount", help="type=volume|bind|tmpfs,src=..,dst=..")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("-e", "--env")] = None,
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
@@ -230,6 +242,7 @@ def run(
         entrypoint=entrypoint, read_only=read_only, userns=userns,
     )  # fmt: skip
     request.start = True
+    request.spec.mounts.extend(parse_mount(m) for m in mount or [])
     apply_security_flags(
         request.spec, cap_add=cap_add or [], cap_drop=cap_drop or [], privileged=privileged,
         security_opt=security_opt or [], device=device or [],
@@ -392,11 +405,17 @@ def kill(
 def rm(
     containers: Annotated[list[str], typer.Argument()],
     force: Annotated[bool, typer.Option("-f", "--force")] = False,
+    volumes: Annotated[
+        bool, typer.Option("-v", "--volumes", help="Remove its anonymous volumes too")
+    ] = False,
 ) -> None:
     """Remove containers."""
     stub = client.containers()
     apply_each(
-        containers, lambda r: stub.Remove(agent_pb2.RemoveContainerRequest(id=r, force=force))
+        containers,
+        lambda r: stub.Remove(
+            agent_pb2.RemoveContainerRequest(id=r, force=force, remove_volumes=volumes)
+        ),
     )
 
 

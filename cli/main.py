@@ -26,6 +26,7 @@ GROUPS = {
     "network": "pyswarm.cli.network",
     "secret": "pyswarm.cli.secret",
     "config": "pyswarm.cli.config",
+    "volume": "pyswarm.cli.volume",
     "lab": "pyswarm.cli.lab",
     "swarm": "pyswarm.cli.swarm",
     "stack": "pyswarm.cli.stack",

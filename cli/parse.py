@@ -67,34 +67,25 @@ def parse_cpus(text: str) -> int:
 
 
 def parse_volume(text: str) -> types_pb2.Mount:
-    """-v HOST:CONTAINER[:ro|rw]; only absolute host paths (bind mounts)."""
-    parts = text.split(":")
-    mode = ""
-    if len(parts) == 3:
-        mode = parts.pop()
-    if len(parts) != 2 or not parts[0] or not parts[1]:
-        raise CliInputError(f"invalid volume specification: '{text}'", field="--volume")
-    source, target = parts
-    if mode not in ("", "ro", "rw"):
-        raise CliInputError(
-            f"invalid volume specification: '{text}': invalid mode: {mode}", field="--volume"
-        )
-    if not source.startswith("/"):
-        raise CliInputError(
-            f"invalid volume specification: '{text}': the host path must be absolute"
-            " (named volumes are not supported)",
-            field="--volume",
-        )
-    if not target.startswith("/"):
-        raise CliInputError(
-            f"invalid volume specification: '{text}': invalid mount config: the container"
-            " path must be absolute",
-            field="--volume",
-        )
-    return types_pb2.Mount(
-        type=types_pb2.Mount.BIND, source=os.path.normpath(source), target=target,
-        read_only=mode == "ro",
-    )  # fmt: skip
+    """-v [SOURCE:]TARGET[:MODE]: a bind mount, a named or an anonymous volume."""
+    from pyswarm.common.mounts import MountError
+    from pyswarm.common.mounts import parse_volume as parse
+
+    try:
+        return parse(text)
+    except MountError as err:
+        raise CliInputError(err.message, field="--volume") from None
+
+
+def parse_mount(text: str, flag: str = "--mount") -> types_pb2.Mount:
+    """--mount type=volume|bind|tmpfs,src=..,dst=..,... (docker's csv)."""
+    from pyswarm.common.mounts import MountError
+    from pyswarm.common.mounts import parse_mount as parse
+
+    try:
+        return parse(text, flag)
+    except MountError as err:
+        raise CliInputError(err.message, field=flag) from None
 
 
 def parse_env(items: list[str]) -> list[str]:

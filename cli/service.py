@@ -73,6 +73,13 @@ from pyswarm.cli.service_files import (
     apply_file_changes,
 )
 from pyswarm.cli.service_inspect import print_pretty
+from pyswarm.cli.service_mounts import (
+    MountAddOption,
+    MountOption,
+    MountRmOption,
+    apply_create_mounts,
+    apply_mount_changes,
+)
 from pyswarm.cli.service_network import (
     EndpointModeOption,
     NetworkAddOption,
@@ -155,6 +162,7 @@ def create(
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
+    mount: MountOption = None,
     network: NetworkOption = None,
     secrets: SecretOption = None,
     configs: ConfigOption = None,
@@ -217,6 +225,7 @@ def create(
     apply_container_flags(spec.task.container, locals())
     apply_create_networks(spec, network or [], endpoint_mode)
     apply_create_files(spec, secrets or [], configs or [])
+    apply_create_mounts(spec, mount or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
         apply_update_flags(config, flags)
@@ -408,6 +417,8 @@ def update(
     secret_rm: SecretRmOption = None,
     config_add: ConfigAddOption = None,
     config_rm: ConfigRmOption = None,
+    mount_add: MountAddOption = None,
+    mount_rm: MountRmOption = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Force update even if no changes require it")
@@ -495,6 +506,7 @@ def update(
         apply_network_changes(spec, current, network_add or [], network_rm or [], resolve)
     apply_publish_changes(spec, publish_add or [], publish_rm or [])
     apply_file_changes(spec, secret_add or [], secret_rm or [], config_add or [], config_rm or [])
+    apply_mount_changes(spec, mount_add or [], mount_rm or [])
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         apply_update_flags(config, flags)
     if force:

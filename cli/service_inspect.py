@@ -3,6 +3,7 @@ status and configs, the container, and the endpoint (ports, networks, virtual IP
 
 from __future__ import annotations
 
+from pyswarm.cli.service_mounts import print_mounts
 from pyswarm.cli.service_update import print_update_config, print_update_status
 from pyswarm.proto import types_pb2
 
@@ -33,6 +34,7 @@ def print_pretty(s: types_pb2.Service) -> None:
                 ref.secret_name if isinstance(ref, types_pb2.SecretReference) else ref.config_name
             )
             print(f"  Target:\t{ref.file.name}\n   Source:\t{source}")
+    print_mounts(c)
     print_endpoint(s)
     print()
 

@@ -1,4 +1,4 @@
-"""`pyswarm system df`: what images and containers use on disk."""
+"""`pyswarm system df`: what images, containers and volumes use on disk."""
 
 from __future__ import annotations
 
@@ -17,9 +17,23 @@ def _pct(part: int, whole: int) -> str:
     return f"{human_size(part)} ({100 * part // whole if whole else 0}%)"
 
 
+def _volumes_row() -> list[str]:
+    """docker's "Local Volumes" row: active = used by a container; reclaimable = the
+    size of the unused ones."""
+    volumes = client.volumes().List(agent_pb2.VolumeListRequest(usage=True)).volumes
+    size = sum(v.size for v in volumes)
+    active = sum(1 for v in volumes if v.ref_count > 0)
+    reclaimable = sum(v.size for v in volumes if v.ref_count == 0)
+    return [
+        "Local Volumes", str(len(volumes)), str(active), human_size(size),
+        _pct(reclaimable, size), "-", "-",
+    ]  # fmt: skip
+
+
 @app.command("df")
 def df(format: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
-    """Show disk usage: images (real and shared size) and containers' writable layers."""
+    """Show disk usage: images (real and shared size), containers' writable layers and
+    local volumes."""
     usage = client.images().DiskUsage(agent_pb2.DiskUsageRequest())
     rows = [
         [
@@ -33,6 +47,7 @@ def df(format: Annotated[Format, typer.Option("--format")] = Format.table) -> No
             _pct(usage.containers_reclaimable, usage.containers_size), "-", "-",
         ],
     ]  # fmt: skip
+    rows.append(_volumes_row())
     headers = ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE", "SHARED", "UNIQUE"]
     if format == Format.json:
         keys = ["Type", "TotalCount", "Active", "Size", "Reclaimable", "Shared", "Unique"]

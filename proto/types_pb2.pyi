@@ -442,6 +442,10 @@ Global___ResourceRequirements: _TypeAlias = ResourceRequirements  # noqa: Y015
 
 @_typing.final
 class Mount(_message.Message):
+    """docker's Mount (--mount type=bind|volume|tmpfs, -v): `source` is a host path (bind),
+    a volume name ("" = an anonymous volume) or nothing (tmpfs).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     class _Type:
@@ -459,14 +463,84 @@ class Mount(_message.Message):
     VOLUME: Mount.Type.ValueType  # 1
     TMPFS: Mount.Type.ValueType  # 2
 
+    @_typing.final
+    class VolumeOptionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class VolumeLabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TYPE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
+    VOLUME_DRIVER_FIELD_NUMBER: _builtins.int
+    VOLUME_OPTIONS_FIELD_NUMBER: _builtins.int
+    VOLUME_LABELS_FIELD_NUMBER: _builtins.int
+    VOLUME_NOCOPY_FIELD_NUMBER: _builtins.int
+    TMPFS_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    TMPFS_MODE_FIELD_NUMBER: _builtins.int
+    BIND_PROPAGATION_FIELD_NUMBER: _builtins.int
+    BIND_CREATE_SOURCE_FIELD_NUMBER: _builtins.int
+    BIND_NONRECURSIVE_FIELD_NUMBER: _builtins.int
     type: Global___Mount.Type.ValueType
     source: _builtins.str
     target: _builtins.str
     read_only: _builtins.bool
+    volume_driver: _builtins.str
+    """VOLUME: how the volume is made when it does not exist on the node yet
+    (volume-driver, volume-opt, volume-label), and volume-nocopy (the image's content
+    at the target is not copied into a new, empty volume).
+    """
+    volume_nocopy: _builtins.bool
+    tmpfs_size_bytes: _builtins.int
+    """TMPFS: tmpfs-size (bytes, 0 = the kernel's default: half the memory) and
+    tmpfs-mode (permission bits, 0 = 1777).
+    """
+    tmpfs_mode: _builtins.int
+    bind_propagation: _builtins.str
+    """BIND: bind-propagation (rprivate, private, rshared, shared, rslave, slave; "" =
+    rprivate), and whether a missing source is created (-v does, --mount refuses).
+    """
+    bind_create_source: _builtins.bool
+    bind_nonrecursive: _builtins.bool
+    @_builtins.property
+    def volume_options(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def volume_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -474,10 +548,19 @@ class Mount(_message.Message):
         source: _builtins.str = ...,
         target: _builtins.str = ...,
         read_only: _builtins.bool = ...,
+        volume_driver: _builtins.str = ...,
+        volume_options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        volume_labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        volume_nocopy: _builtins.bool = ...,
+        tmpfs_size_bytes: _builtins.int = ...,
+        tmpfs_mode: _builtins.int = ...,
+        bind_propagation: _builtins.str = ...,
+        bind_create_source: _builtins.bool = ...,
+        bind_nonrecursive: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["read_only", b"read_only", "source", b"source", "target", b"target", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bind_create_source", b"bind_create_source", "bind_nonrecursive", b"bind_nonrecursive", "bind_propagation", b"bind_propagation", "read_only", b"read_only", "source", b"source", "target", b"target", "tmpfs_mode", b"tmpfs_mode", "tmpfs_size_bytes", b"tmpfs_size_bytes", "type", b"type", "volume_driver", b"volume_driver", "volume_labels", b"volume_labels", "volume_nocopy", b"volume_nocopy", "volume_options", b"volume_options"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

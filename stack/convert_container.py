@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 
 from pyswarm.cli.container_runtime import read_env_files
+from pyswarm.common.byte_sizes import parse_size
 from pyswarm.common.durations import parse_duration_ns
 from pyswarm.common.name_resolution import parse_extra_host
 from pyswarm.proto import types_pb2
@@ -56,19 +57,50 @@ def _environment(service: dict[str, Any], project: ComposeProject, path: str) ->
     return env
 
 
+def _mount(
+    mount: dict[str, Any], namer: Namer, volumes: dict[str, Any], path: str
+) -> types_pb2.Mount:
+    """One long-syntax mount; a named volume carries its top-level definition (driver,
+    options, labels) so the node a task lands on makes it as the file says."""
+    result = types_pb2.Mount(
+        type=_MOUNT_TYPES[mount["type"]], source=str(mount.get("source", "")),
+        target=mount["target"], read_only=bool(mount.get("read_only", False)),
+    )  # fmt: skip
+    if mount["type"] == "volume":
+        result.volume_nocopy = bool(mount.get("volume", {}).get("nocopy", False))
+        if result.source:
+            volume = volumes.get(result.source, {})
+            result.source = namer.object_name(result.source, volume)
+            if not volume.get("external"):
+                driver = volume.get("driver", "local")
+                result.volume_driver = "local" if driver == "default" else driver
+                options = volume.get("driver_opts", {})
+                result.volume_options.update({k: str(v) for k, v in options.items()})
+                labels = volume.get("labels", {})
+                result.volume_labels.update({k: v or "" for k, v in labels.items()})
+                result.volume_labels[NAMESPACE_LABEL] = namer.stack
+    elif mount["type"] == "tmpfs":
+        tmpfs = mount.get("tmpfs", {})
+        if "size" in tmpfs:
+            size = tmpfs["size"]
+            parsed = size if isinstance(size, int) else parse_size(str(size), binary=True)
+            if parsed is None:
+                raise ComposeError(f"invalid tmpfs size {size!r}", field=f"{path}.tmpfs.size")
+            result.tmpfs_size_bytes = parsed
+        result.tmpfs_mode = int(tmpfs.get("mode", 0))
+    else:
+        result.bind_propagation = mount.get("bind", {}).get("propagation", "")
+    return result
+
+
 def _mounts(
-    service: dict[str, Any], namer: Namer, project: ComposeProject
+    service: dict[str, Any], namer: Namer, project: ComposeProject, path: str
 ) -> list[types_pb2.Mount]:
-    mounts = []
     volumes = project.document.get("volumes", {})
-    for mount in service.get("volumes", []):
-        source = str(mount.get("source", ""))
-        if mount["type"] == "volume" and source:
-            source = namer.object_name(source, volumes.get(source, {}))
-        mounts.append(types_pb2.Mount(
-            type=_MOUNT_TYPES[mount["type"]], source=source, target=mount["target"],
-            read_only=bool(mount.get("read_only", False)),
-        ))  # fmt: skip
+    mounts = [
+        _mount(mount, namer, volumes, f"{path}.volumes[{n}]")
+        for n, mount in enumerate(service.get("volumes", []))
+    ]
     for target in service.get("tmpfs", []):
         mounts.append(types_pb2.Mount(type=types_pb2.Mount.TMPFS, target=target))
     return mounts
@@ -123,7 +155,7 @@ def container_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb
     container.read_only = bool(service.get("read_only", False))
     container.capability_add.extend(service.get("cap_add", []))
     container.capability_drop.extend(service.get("cap_drop", []))
-    container.mounts.extend(_mounts(service, namer, project))
+    container.mounts.extend(_mounts(service, namer, project, path))
     if "stop_grace_period" in service:
         container.stop_grace_period.CopyFrom(
             duration(service["stop_grace_period"], f"{path}.stop_grace_period")

@@ -25,6 +25,7 @@ from pyswarm.agent.dns import ContainerResolver
 from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.attachment_port import AttachmentPort, join_networks
 from pyswarm.agent.engine.auto_remove import RemovalHolds
+from pyswarm.agent.engine.container_volumes import ContainerVolumes
 from pyswarm.agent.engine.errors import (
     ContainerNotRunning,
     ContainerRunning,
@@ -38,7 +39,6 @@ from pyswarm.agent.engine.spec import (
     build_container,
     now_timestamp,
     port_group,
-    prepare_bind_sources,
     runtime_spec,
     stop_settings,
     timestamp_of,
@@ -49,6 +49,7 @@ from pyswarm.agent.engine.task_files import TaskFileSource, has_task_files, task
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.volumes import VolumeStore
 from pyswarm.common import log_options
 from pyswarm.common.signals import parse_signal
 from pyswarm.images import ImageStore
@@ -82,7 +83,8 @@ class ContainerEngine:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[Any]] = set()
-        self.resources = HostResources(self.records, network, cgroups)
+        self.volumes = ContainerVolumes(VolumeStore(config.volumes_dir), self.records)
+        self.resources = HostResources(self.records, network, cgroups, self.volumes)
         self.names = ContainerNames(resolver, network)
         #: Where a cluster task's secrets and configs come from (memory only), if any.
         self.task_files: TaskFileSource | None = None
@@ -128,6 +130,7 @@ class ContainerEngine:
         container.task_id = task_id
         await asyncio.to_thread(apply_image_healthcheck, container, self.images)
         self.records.check_name_free(container.name)
+        await asyncio.to_thread(self.volumes.prepare, container, image)
         port = await join_networks(self.attachments, container, list(request.networks))
         try:
             if request.start:
@@ -270,13 +273,13 @@ class ContainerEngine:
             log_path=self.records.log_path(cid),
         )
         spec.log_max_bytes, spec.log_max_files = rotation.max_bytes, rotation.max_files
+        spec.volume_mounts.extend(self.volumes.runtime_mounts(container, layers, directory))
         if container.user_namespace:
             spec.uid_map.extend(userns.default_id_map())
             spec.gid_map.extend(userns.default_id_map())
             userns.prepare_writable_layer(
                 spec.rootfs.upper_dir, spec.rootfs.work_dir, spec.uid_map, spec.gid_map
             )
-        prepare_bind_sources(container.spec.mounts)
         return spec
 
     def _add_task_files(
@@ -397,7 +400,9 @@ class ContainerEngine:
         finally:
             self.holds.release(cid)
 
-    async def remove(self, ref: str, *, force: bool) -> Container:
+    async def remove(self, ref: str, *, force: bool, volumes: bool = False) -> Container:
+        """docker rm; with `volumes` (-v), and always for --rm and a task's container (as
+        docker and Swarm do), its anonymous volumes go too."""
         container = self.records.get(ref)
         if container.state == Container.RUNNING:
             if not force:
@@ -417,6 +422,8 @@ class ContainerEngine:
             self._background(self._forget(container.id, aside))
             if container.overlays and not container.task_id and self.attachments is not None:
                 await self.attachments.release(container.id)  # run --network's addresses
+        if volumes or container.auto_remove or container.task_id:
+            await asyncio.to_thread(self.volumes.remove_anonymous, container)
         self.resources.forget(container.id)
         self._locks.pop(container.id, None)
         self._exited.pop(container.id, None)

@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,6 +20,7 @@ from pyswarm.agent.dns.resolv_conf import container_resolv_conf, read_host_resol
 from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.mounts import MountError, validate_mounts
 from pyswarm.common.name_resolution import validate_dns, validate_hosts
 from pyswarm.common.signals import InvalidSignal, parse_signal
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
@@ -72,17 +73,10 @@ def _validate_limits(limits: types_pb2.Resources) -> None:
 
 
 def _validate_mounts(mounts: list[types_pb2.Mount]) -> None:
-    for mount in mounts:
-        if not mount.target.startswith("/") or ".." in Path(mount.target).parts:
-            raise BadSpec(
-                f"invalid mount target {mount.target!r}: it must be an absolute path",
-                field="volume",
-            )
-        if mount.type == types_pb2.Mount.BIND and not mount.source.startswith("/"):
-            raise BadSpec(
-                f"invalid mount source {mount.source!r}: it must be an absolute path",
-                field="volume",
-            )
+    try:
+        validate_mounts(mounts, "mount")
+    except MountError as err:
+        raise BadSpec(err.message, field=err.field) from None
 
 
 def _validate_ports(ports: list[types_pb2.PortConfig]) -> None:
@@ -257,9 +251,9 @@ def runtime_spec(
     log_path: Path,
 ) -> runtime_pb2.RuntimeSpec:
     """What the supervisor needs to start the container: its process, an overlay of the
-    image `layers` under the writable layer in `directory`, the bind mounts (`mounts`,
-    the /etc files, after the user's), the namespaces and cgroups to join, and the
-    security floor (hardening.py)."""
+    image `layers` under the writable layer in `directory`, the bind mounts of the /etc
+    files (`mounts`; the user's mounts and volumes are container_volumes.py's), the
+    namespaces and cgroups to join, and the security floor (hardening.py)."""
     spec = container.spec
     runtime = runtime_pb2.RuntimeSpec(
         id=container.id,
@@ -275,11 +269,7 @@ def runtime_spec(
             merged_dir=str(directory / "rootfs"),
             read_only=spec.read_only,
         ),
-        mounts=[
-            runtime_pb2.BindMount(source=m.source, target=m.target, read_only=m.read_only)
-            for m in spec.mounts
-        ]
-        + mounts,
+        mounts=mounts,
         netns_path=netns_path,
         private_network=container.network_mode == types_pb2.Container.NONE,
         cgroup_dirs=cgroup_dirs,
@@ -291,13 +281,6 @@ def runtime_spec(
     )
     hardening.apply_to_runtime(spec, runtime)
     return runtime
-
-
-def prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
-    """docker -v creates a missing host directory for a bind mount."""
-    for mount in mounts:
-        if mount.type == types_pb2.Mount.BIND:
-            Path(mount.source).mkdir(parents=True, exist_ok=True)
 
 
 def now_timestamp() -> Timestamp:

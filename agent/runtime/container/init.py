@@ -198,6 +198,8 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
         rootfs.make_private()
     with step("mount the overlay rootfs"):
         rootfs.mount_overlay(spec.rootfs)
+    with step("volumes and mounts"):
+        rootfs.volume_mounts(root, spec.volume_mounts)
     with step("bind mounts"):
         rootfs.bind_mounts(root, list(spec.mounts))
     with step("mount secrets and configs"):

@@ -153,6 +153,7 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     root = spec.rootfs.merged_dir
     rootfs.make_private()
     rootfs.mount_overlay(spec.rootfs)
+    rootfs.volume_mounts(root, spec.volume_mounts)
     rootfs.bind_mounts(root, list(spec.mounts))
     task_files.mount_task_files(root, spec, spec.uid_map, spec.gid_map)
     # sysfs shows the network namespace of its mounter, which we have joined; from
