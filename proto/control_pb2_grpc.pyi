@@ -59,6 +59,8 @@ class ControlStub:
     ListClientCertificates: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]
     RevokeClientCertificate: _grpc.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]
     ServiceLogs: _grpc.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]
+    Events: _grpc.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventsMessage]
+    GetSystemInfo: _grpc.UnaryUnaryMultiCallable[_control_pb2.SystemInfoRequest, _control_pb2.SystemInfo]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -88,6 +90,8 @@ class ControlAsyncStub(ControlStub):
     ListClientCertificates: _aio.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]  # type: ignore[assignment]
     RevokeClientCertificate: _aio.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]  # type: ignore[assignment]
     ServiceLogs: _aio.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]  # type: ignore[assignment]
+    Events: _aio.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventsMessage]  # type: ignore[assignment]
+    GetSystemInfo: _aio.UnaryUnaryMultiCallable[_control_pb2.SystemInfoRequest, _control_pb2.SystemInfo]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -264,5 +268,19 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ServiceLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.ServiceLogsMessage], _abc.AsyncIterator[_control_pb2.ServiceLogsMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def Events(
+        self,
+        request: _control_pb2.EventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.EventsMessage], _abc.AsyncIterator[_control_pb2.EventsMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSystemInfo(
+        self,
+        request: _control_pb2.SystemInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SystemInfo, _abc.Awaitable[_control_pb2.SystemInfo]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
