@@ -66,6 +66,8 @@ def _local_facts() -> tuple[dict[str, Any], str]:
     try:
         containers = client.containers().List(agent_pb2.ListContainersRequest(all=True))
         images = client.images().List(agent_pb2.ImageRef()).images
+    except client.AgentUnavailable as err:
+        return facts, f"{err} (containers and images not shown)"
     except grpc.RpcError as err:
         detail = err.details() if isinstance(err, grpc.Call) else str(err)
         return facts, f"no local agent answers ({detail}): containers and images not shown"

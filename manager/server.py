@@ -238,13 +238,9 @@ async def _run(
     metrics.watch(cache)
     # When each revision came, from the first listing on (events --since).
     revision_clock = RevisionClock(cache)
-    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [
-        revision_clock,
-        cache,
-    ]
+    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
-        group.create_task(revision_clock.run())
         try:
             check_etcd_ca(etcd, cluster)
             view = AuthorityView(cache, cluster, clock)
@@ -299,7 +295,7 @@ async def _run(
                 running.append(metrics_server)
             for part in running:
                 group.create_task(part.run())
-            stoppable = [*running, revision_clock, cache]
+            stoppable = [*running, cache]
             await servers.started.wait()
             if metrics_server is not None:
                 await metrics_server.started.wait()

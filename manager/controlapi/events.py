@@ -70,8 +70,9 @@ class EventsAPI(ServicesAPI, NodesAPI, ClusterAPI):
         node = cache.get(NODES, node_id) if node_id else None
         info = control_pb2.SystemInfo(
             node_id=node_id,
-            # Only a manager certificate gets this far (authorize), a CLI identity too.
-            is_manager=node.role == MANAGER if node is not None else peer.role == MANAGER,
+            # As docker's "Is Manager": whether the caller's side runs a manager. Only a
+            # manager identity (a manager host's CLI identity too) gets this far.
+            is_manager=peer.role == MANAGER,
             cluster_id=cluster.id,
             managers=len(cluster.managers),
             nodes=cache.count(NODES),

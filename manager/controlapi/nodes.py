@@ -25,7 +25,14 @@ from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
 from pyswarm.manager.controlapi.list_filters import NODE_KEYS, filter_nodes, parse_filters
 from pyswarm.manager.controlapi.validation import validate_labels
 from pyswarm.manager.dispatcher.registration import release_subnet
-from pyswarm.manager.store import CLIENT_CERTIFICATES, LIVENESS, NODES, Conflict, ObjectNotFound
+from pyswarm.manager.store import (
+    CLIENT_CERTIFICATES,
+    CLUSTERS,
+    LIVENESS,
+    NODES,
+    Conflict,
+    ObjectNotFound,
+)
 from pyswarm.proto import control_pb2, types_pb2
 
 Node = types_pb2.Node
@@ -44,14 +51,23 @@ class NodesAPI(ControlBase):
         )
 
     def caller_node_id(self, context: Context) -> str:
-        """The node the caller runs on: its own node certificate's, or for a CLI identity
-        the node of the manager that issued it (docker's "self"); "" when neither is known."""
+        """The node the caller runs on (docker's "self"): its own node certificate's, or
+        for a CLI identity the node on the host of the manager that issued it (the node
+        whose address is that manager's); "" when neither is known."""
         caller = self.authorize(context).node_id
         cache = self.readable()
         if cache.get(NODES, caller) is not None:
             return caller
         issued = cache.get(CLIENT_CERTIFICATES, caller)
-        return issued.manager_id if issued is not None else ""
+        if issued is None:
+            return ""
+        if cache.get(NODES, issued.manager_id) is not None:
+            return issued.manager_id
+        cluster = cache.get(CLUSTERS, self.cluster_id)
+        address = cluster.managers.get(issued.manager_id, "") if cluster is not None else ""
+        host = address.rpartition(":")[0].strip("[]")
+        on_host = [n.id for n in cache.list(NODES) if host and n.status.addr == host]
+        return on_host[0] if len(on_host) == 1 else ""
 
     def find_node_for(self, reference: str, context: Context) -> Node:
         """`find_node`, with docker's "self" for the caller's own node."""

@@ -3,8 +3,9 @@
 etcd keeps no times: a revision is only a number. `events --since 10m` needs the
 revision to replay from, and a replayed removal needs a time (a put carries its own,
 `meta.updated_at`; a delete leaves nothing). `RevisionClock` notes the wall-clock time
-at which the manager's watch-fed cache reached each revision, in a bounded ring, from
-the moment this manager started. Before that, `start_revision` answers None (replay
+at which the manager's watch-fed cache reached each revision (`Cache.on_advance`: a
+call per watch batch, no queue), in bounded memory, from the moment this manager
+started. Before that, `start_revision` answers None (replay
 from the oldest history etcd still holds) and `time_of` answers None.
 """
 
@@ -14,7 +15,6 @@ import bisect
 import time
 from collections.abc import Callable
 
-from pyswarm.manager.orchestrator.loop import Part
 from pyswarm.manager.store import Cache
 
 __all__ = ["RevisionClock"]
@@ -23,9 +23,9 @@ __all__ = ["RevisionClock"]
 DEFAULT_CAPACITY = 100_000
 
 
-class RevisionClock(Part):
-    """`record(revision)` notes when a revision was seen; `run()` records every
-    revision the cache reaches until `stop()`."""
+class RevisionClock:
+    """`record(revision)` notes when a revision was seen; given a cache, every revision
+    the cache reaches is recorded."""
 
     def __init__(
         self,
@@ -34,13 +34,13 @@ class RevisionClock(Part):
         now: Callable[[], float] = time.time,
         capacity: int = DEFAULT_CAPACITY,
     ) -> None:
-        super().__init__()
-        self._cache = cache
         self._now = now
         self._capacity = capacity
         # Two sorted lists (bisect needs indexing); trimmed by a quarter when full.
         self._revisions: list[int] = []
         self._times: list[float] = []
+        if cache is not None:
+            cache.on_advance(self.record)
 
     def record(self, revision: int, at: float | None = None) -> None:
         if self._revisions and revision <= self._revisions[-1]:
@@ -66,13 +66,3 @@ class RevisionClock(Part):
             return None
         index = bisect.bisect_left(self._revisions, revision)
         return self._times[index] if index < len(self._times) else self._now()
-
-    async def _main(self) -> None:
-        assert self._cache is not None, "a clock that runs needs a cache"
-        with self._cache.subscribe(max_events=1_000) as subscription:
-            await self._cache.synced.wait()
-            self.record(self._cache.revision)
-            while True:
-                await subscription.wait()
-                subscription.drain()
-                self.record(self._cache.revision)
