@@ -36,6 +36,7 @@ COMMANDS = {
     "join": ("pyswarm.cli.join", "join"),
     "init": ("pyswarm.cli.cluster", "init"),
     "join-token": ("pyswarm.cli.cluster", "join_token"),
+    "events": ("pyswarm.cli.events", "events"),
     "images": ("pyswarm.cli.image", "ls"),
     "rmi": ("pyswarm.cli.image", "rm"),
     "build": ("pyswarm.cli.build", "build"),

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
-from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.parse import CliInputError, parse_filters
 from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
 
@@ -32,14 +32,21 @@ def _node_row(node: types_pb2.Node, leader_id: str) -> list[str]:
     ]  # fmt: skip
 
 
+FilterOption = Annotated[
+    list[str] | None, typer.Option("-f", "--filter", help="Filter output (KEY=VALUE)")
+]
+
+
 @app.command("ls")
 def ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
+    filter: FilterOption = None,
 ) -> None:
-    """List nodes."""
+    """List nodes (--filter id=, label=, node.label=KEY[=VALUE], membership=, name=, role=)."""
     stub = control()
-    nodes = stub.ListNodes(control_pb2.ListNodesRequest()).nodes
+    request = control_pb2.ListNodesRequest(filters=parse_filters(filter))
+    nodes = stub.ListNodes(request).nodes
     leader = stub.GetCluster(control_pb2.GetClusterRequest()).leader_id
     if quiet:
         for node in nodes:
@@ -52,6 +59,27 @@ def ls(
         print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
         return
     print_table(headers, rows)
+
+
+@app.command("ps")
+def ps(
+    nodes: Annotated[list[str] | None, typer.Argument(help="Nodes (default: self)")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display task IDs")] = False,
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
+    filter: FilterOption = None,
+) -> None:
+    """List the tasks on nodes (default: the node this CLI's manager runs on), with
+    --filter id=, name=, node=, desired-state=, as `service ps`."""
+    from pyswarm.cli.task_rows import print_tasks, task_rows
+
+    filters = parse_filters(filter)
+    stub = control()
+    tasks: list[types_pb2.Task] = []
+    for node in nodes or ["self"]:
+        request = control_pb2.ListTasksRequest(node_id=node, filters=filters)
+        tasks.extend(stub.ListTasks(request).tasks)
+    print_tasks(task_rows(stub, tasks, no_trunc=no_trunc), quiet=quiet, format=format)
 
 
 @app.command("inspect")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime
 
 from pyswarm.common.byte_sizes import parse_size
+from pyswarm.common.durations import InvalidDuration, parse_duration_ns
 from pyswarm.common.errors import InvalidArgument
-from pyswarm.proto import types_pb2
+from pyswarm.proto import control_pb2, types_pb2
 
 
 class CliInputError(InvalidArgument):
@@ -101,3 +104,41 @@ def parse_env(items: list[str]) -> list[str]:
             value = os.environ[key]
         env.append(f"{key}={value}")
     return env
+
+
+def parse_time_ns(text: str, flag: str, now: float | None = None) -> int:
+    """docker's --since/--until: a unix timestamp, an RFC 3339 date or a duration before
+    now (10m, 1h, 90s); nanoseconds since the epoch. '' is 0."""
+    if not text:
+        return 0
+    if text.replace(".", "", 1).isdigit():
+        return round(float(text) * 1e9)
+    try:
+        ago_ns = parse_duration_ns(text, flag)
+    except InvalidDuration:
+        pass
+    else:
+        return round((time.time() if now is None else now) * 1e9) - ago_ns
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliInputError(
+            f'invalid value "{text}" for {flag}: use a timestamp, a date or a duration (10m)',
+            field=flag,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # docker reads a date without a zone as local time
+    return round(moment.timestamp() * 1e9)
+
+
+def parse_filters(texts: list[str] | None) -> list[control_pb2.ListFilter]:
+    """docker's `--filter KEY=VALUE` flags (the manager checks the keys)."""
+    filters = []
+    for text in texts or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise CliInputError(
+                f"bad format of filter '{text}' (expected name=value)", field="--filter"
+            )
+        filters.append(control_pb2.ListFilter(key=key.strip(), value=value))
+    return filters

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from pyswarm.cli.errors import apply_each, expect_failure_code
-from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
-from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
+from pyswarm.cli.parse import CliInputError, parse_filters
 from pyswarm.cli.service_container import (
     ArgsOption,
     CapAddOption,
@@ -113,13 +113,12 @@ from pyswarm.cli.service_update import (
     converge,
     pacing_flags,
 )
+from pyswarm.cli.task_rows import print_tasks, shown_image, task_rows
 from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
 
 app = typer.Typer(help="Manage services across the cluster.", no_args_is_help=True)
 PASSTHROUGH = {"allow_interspersed_args": False}
-
-_STATE_NAMES = {v: k.lower() for k, v in types_pb2.TaskState.items()}
 
 
 def _mode(service: types_pb2.Service) -> str:
@@ -260,13 +259,10 @@ def _print_warnings(service: types_pb2.Service) -> None:
         print(warning, file=sys.stderr)
 
 
-NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Show images with their digest")]
-
-
-def shown_image(image: str, no_trunc: bool) -> str:
-    """`name:tag` of a pinned `name:tag@sha256:...`, as docker's ls and ps show it."""
-    name, at, _ = image.partition("@")
-    return image if no_trunc or not at or not name else name
+NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")]
+FilterOption = Annotated[
+    list[str] | None, typer.Option("-f", "--filter", help="Filter output (KEY=VALUE)")
+]
 
 
 @app.command("ls")
@@ -274,13 +270,15 @@ def ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
     no_trunc: NoTrunc = False,
+    filter: FilterOption = None,
 ) -> None:
-    """List services."""
-    response = control().ListServices(control_pb2.ListServicesRequest())
+    """List services (--filter id=, label=KEY[=VALUE], mode=, name=)."""
+    request = control_pb2.ListServicesRequest(filters=parse_filters(filter))
+    response = control().ListServices(request)
     pairs = list(zip(response.services, response.statuses, strict=True))
     if quiet:
         for service, _ in pairs:
-            print(service.id[:12])
+            print(service.id if no_trunc else service.id[:12])
         return
     rows = service_rows(pairs, no_trunc)
     if format == Format.json:
@@ -302,61 +300,23 @@ def service_rows(
     ]  # fmt: skip
 
 
-def task_rows(stub: Any, service: types_pb2.Service, no_trunc: bool) -> list[dict[str, str]]:
-    tasks = stub.ListTasks(control_pb2.ListTasksRequest(service_id=service.id)).tasks
-    nodes = {n.id: n for n in stub.ListNodes(control_pb2.ListNodesRequest()).nodes}
-    name = service.spec.annotations.name
-    tasks = sorted(
-        tasks,
-        key=lambda t: (t.slot or 0, t.node_id if not t.slot else "", -t.meta.created_at.seconds),
-    )
-    rows = []
-    previous_slot: tuple[int, str] | None = None
-    for task in tasks:
-        slot_key = (task.slot, "" if task.slot else task.node_id)
-        label = f"{name}.{task.slot}" if task.slot else f"{name}.{task.node_id[:12]}"
-        if slot_key == previous_slot:
-            label = r" \_ " + label
-        previous_slot = slot_key
-        node = nodes.get(task.node_id)
-        state = _STATE_NAMES.get(task.status.state, "?")
-        since = ago(task.status.timestamp.seconds) if task.status.timestamp.seconds else ""
-        since = since[:1].lower() + since[1:]  # "Running less than a second ago", as docker
-        rows.append({
-            "ID": task.id[:12], "Name": label,
-            "Image": shown_image(task.spec.container.image, no_trunc),
-            "Node": node.description.hostname if node else task.node_id[:12],
-            "DesiredState": _STATE_NAMES.get(task.desired_state, "?").capitalize(),
-            "CurrentState": f"{state.capitalize()} {since}".strip(),
-            "Error": task.status.err,
-        })  # fmt: skip
-    return rows
-
-
 @app.command("ps")
 def ps(
     services: Annotated[list[str], typer.Argument()],
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display task IDs")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
     no_trunc: NoTrunc = False,
+    filter: FilterOption = None,
 ) -> None:
-    """List the tasks of services, newest per slot first, with their history."""
+    """List the tasks of services, newest per slot first, with their history
+    (--filter id=, name=, node=, desired-state=running|shutdown|accepted)."""
+    filters = parse_filters(filter)
     stub = control()
-    rows: list[dict[str, str]] = []
+    tasks: list[types_pb2.Task] = []
     for ref in services:
-        service = stub.GetService(control_pb2.GetServiceRequest(service_id=ref))
-        rows.extend(task_rows(stub, service, no_trunc))
-    print_task_rows(rows, format)
-
-
-def print_task_rows(rows: list[dict[str, str]], format: Format) -> None:
-    if format == Format.json:
-        print_json_lines(rows)
-        return
-    keys = ["ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error"]
-    print_table(
-        ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"],
-        [[row[k] for k in keys] for row in rows],
-    )
+        request = control_pb2.ListTasksRequest(service_id=ref, filters=filters)
+        tasks.extend(stub.ListTasks(request).tasks)
+    print_tasks(task_rows(stub, tasks, no_trunc=no_trunc), quiet=quiet, format=format)
 
 
 @app.command("inspect")

@@ -130,23 +130,29 @@ def ps(
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     no_trunc: Annotated[bool, typer.Option("--no-trunc")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
+    filter: Annotated[
+        list[str] | None,
+        typer.Option("-f", "--filter", help="id=, name=, node=, desired-state=running|shutdown"),
+    ] = None,
 ) -> None:
     """List the tasks of a stack."""
-    from pyswarm.cli.service import print_task_rows, task_rows
+    from pyswarm.cli.parse import parse_filters
+    from pyswarm.cli.task_rows import print_tasks, task_rows
     from pyswarm.common.manager_client import control
+    from pyswarm.proto import control_pb2
     from pyswarm.stack.inventory import stack_services
 
     stub = control()
     found = stack_services(stub, stack)
     if not found:
         raise CliInputError(f"nothing found in stack: {stack}", field="STACK")
-    rows = [row for s in sorted(found, key=lambda s: s.spec.annotations.name)
-            for row in task_rows(stub, s, no_trunc)]  # fmt: skip
-    if quiet:
-        for row in rows:
-            print(row["ID"])
-        return
-    print_task_rows(rows, format)
+    filters = parse_filters(filter)
+    tasks = [
+        task for service in found
+        for task in stub.ListTasks(
+            control_pb2.ListTasksRequest(service_id=service.id, filters=filters)).tasks
+    ]  # fmt: skip
+    print_tasks(task_rows(stub, tasks, no_trunc=no_trunc), quiet=quiet, format=format)
 
 
 @app.command("rm")

@@ -215,6 +215,16 @@ class ControlStub:
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.FromString,
                 _registered_method=True)
+        self.Events = channel.unary_stream(
+                '/pyswarm.v1.Control/Events',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.EventsRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.EventsMessage.FromString,
+                _registered_method=True)
+        self.GetSystemInfo = channel.unary_unary(
+                '/pyswarm.v1.Control/GetSystemInfo',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.SystemInfoRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.SystemInfo.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -436,6 +446,18 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Events(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSystemInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -618,6 +640,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListAttachments,
                     request_deserializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.SerializeToString,
+            ),
+            'Events': grpc.unary_stream_rpc_method_handler(
+                    servicer.Events,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.EventsRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.EventsMessage.SerializeToString,
+            ),
+            'GetSystemInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSystemInfo,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.SystemInfoRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.SystemInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1592,6 +1624,60 @@ class Control:
             '/pyswarm.v1.Control/ListAttachments',
             pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.SerializeToString,
             pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Events(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.Control/Events',
+            pyswarm_dot_proto_dot_control__pb2.EventsRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.EventsMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSystemInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/GetSystemInfo',
+            pyswarm_dot_proto_dot_control__pb2.SystemInfoRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.SystemInfo.FromString,
             options,
             channel_credentials,
             insecure,

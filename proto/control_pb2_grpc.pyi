@@ -70,6 +70,8 @@ class ControlStub:
     UpdateConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.UpdateConfigRequest, _types_pb2.Config]
     RemoveConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.RemoveConfigRequest, _control_pb2.RemoveConfigResponse]
     ListAttachments: _grpc.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]
+    Events: _grpc.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventsMessage]
+    GetSystemInfo: _grpc.UnaryUnaryMultiCallable[_control_pb2.SystemInfoRequest, _control_pb2.SystemInfo]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -110,6 +112,8 @@ class ControlAsyncStub(ControlStub):
     UpdateConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.UpdateConfigRequest, _types_pb2.Config]  # type: ignore[assignment]
     RemoveConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.RemoveConfigRequest, _control_pb2.RemoveConfigResponse]  # type: ignore[assignment]
     ListAttachments: _aio.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]  # type: ignore[assignment]
+    Events: _aio.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventsMessage]  # type: ignore[assignment]
+    GetSystemInfo: _aio.UnaryUnaryMultiCallable[_control_pb2.SystemInfoRequest, _control_pb2.SystemInfo]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -363,5 +367,19 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.AttachmentListRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.AttachmentListResponse, _abc.Awaitable[_control_pb2.AttachmentListResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Events(
+        self,
+        request: _control_pb2.EventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.EventsMessage], _abc.AsyncIterator[_control_pb2.EventsMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSystemInfo(
+        self,
+        request: _control_pb2.SystemInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SystemInfo, _abc.Awaitable[_control_pb2.SystemInfo]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,6 +13,7 @@ from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.manager.ca.roots import Authorities, authorities
 from pyswarm.manager.controlapi.certificates import AuthoritiesProvider, CertificatesAPI
 from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
+from pyswarm.manager.controlapi.events import EventsAPI, SystemFacts
 from pyswarm.manager.controlapi.logs import ServiceLogsAPI
 from pyswarm.manager.controlapi.networks import NetworksAPI
 from pyswarm.manager.controlapi.secrets import SecretsAPI
@@ -22,6 +23,7 @@ from pyswarm.proto import control_pb2_grpc
 
 
 class ControlService(
+    EventsAPI,
     ServiceLogsAPI,
     TasksAPI,
     ClusterAPI,
@@ -52,4 +54,4 @@ class ControlService(
         return authorities(self._cluster(), self.clock)
 
 
-__all__ = ["ControlService"]
+__all__ = ["ControlService", "SystemFacts"]

@@ -27,6 +27,11 @@ from pyswarm.manager.controlapi.images import (
     pin_image,
     redact_service,
 )
+from pyswarm.manager.controlapi.list_filters import (
+    SERVICE_KEYS,
+    filter_services,
+    parse_filters,
+)
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
 from pyswarm.manager.network.usage import check_published_ports, resolve_targets
 from pyswarm.manager.orchestrator.update_status import after_spec_change
@@ -108,11 +113,14 @@ class ServicesAPI(ControlBase):
         self, request: control_pb2.ListServicesRequest, context: Context
     ) -> control_pb2.ListServicesResponse:
         self.authorize(context)
+        filters = parse_filters(request.filters, SERVICE_KEYS)
         cache = self.readable()
+        services = filter_services(cache.list(SERVICES), filters)
+        wanted = {s.id for s in services}
         by_service: dict[str, list[types_pb2.Task]] = {}
         for task in cache.list(TASKS):
-            by_service.setdefault(task.service_id, []).append(task)
-        services = cache.list(SERVICES)
+            if task.service_id in wanted:
+                by_service.setdefault(task.service_id, []).append(task)
         return control_pb2.ListServicesResponse(
             services=[redact_service(s) for s in services],
             statuses=[service_status(s, by_service.get(s.id, [])) for s in services],
