@@ -36,6 +36,8 @@ class FakeAgent:
     _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
     _session_id: str = ""
     _runner: asyncio.Task[None] | None = None
+    #: Further managers' main addresses: a session that fails moves on to the next.
+    failover: list[str] = field(default_factory=list)
 
     async def join(self, manager: RunningManager) -> None:
         token = await manager.worker_token()
@@ -43,6 +45,13 @@ class FakeAgent:
         self.node_id = identity.node_id
         self._identity = identity
         self._address = manager.endpoint.address
+
+    async def join_at(self, join_address: str, token: str, address: str) -> None:
+        """Join through `join_address` with `token`; sessions go to `address`."""
+        identity = await join_cluster(join_address, token, self.cert_dir)
+        self.node_id = identity.node_id
+        self._identity = identity
+        self._address = address
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
@@ -81,6 +90,9 @@ class FakeAgent:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self.failover:  # the next manager, as an agent fails over
+                    self.failover.append(self._address)
+                    self._address = self.failover.pop(0)
                 await asyncio.sleep(0.1)  # register again, as an agent does
 
     async def _session(self) -> None:
