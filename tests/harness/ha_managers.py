@@ -9,6 +9,7 @@ this loop (`embedded_config` + `running_manager`) or as `pyswarm init` processes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -119,10 +120,8 @@ class ManagerProcess:
         """SIGKILL the manager and its etcd (its whole session), as a crash."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -131,14 +130,10 @@ class ManagerProcess:
             return
         if self.process.poll() is None:
             self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # its etcd, if it outlived it
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=30)
 
 

@@ -43,7 +43,7 @@ async def _three_voters(manager: RunningManager) -> bool:
     return len(members) == 3 and all(m.healthy and not m.learner for m in members)
 
 
-def test_further_managers_join_the_etcd_cluster_and_survive_the_leader(tmp_path: Path) -> None:
+def test_further_managers_join_the_etcd_cluster_and_keep_its_quorum(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with contextlib.AsyncExitStack() as stack:
             first = await stack.enter_async_context(
@@ -97,15 +97,9 @@ async def _unhealthy(manager: RunningManager, count: int) -> bool:
     return sum(1 for m in await _members(manager) if not m.healthy) == count
 
 
-async def _leader(control: control_pb2_grpc.ControlStub) -> str:
+async def _leader(control: control_pb2_grpc.ControlAsyncStub) -> str:
     info = await control.GetCluster(control_pb2.GetClusterRequest(), timeout=5)
     return info.leader_id
-
-
-def _control(process: ManagerProcess) -> control_pb2_grpc.ControlStub:
-    identity = NodeIdentity.load(process.state_dir / "client")
-    channel = manager_channel(process.address, identity_channel_credentials(identity))
-    return control_pb2_grpc.ControlStub(channel)
 
 
 def test_three_manager_processes_lose_the_leader_then_the_quorum(tmp_path: Path) -> None:
@@ -207,8 +201,8 @@ async def _scaled(control: control_pb2_grpc.ControlAsyncStub, service: str, n: i
 async def _refused_write(
     control: control_pb2_grpc.ControlAsyncStub,
 ) -> grpc.aio.AioRpcError | None:
-    """The error of a write that fails for want of quorum (None while one succeeds or
-    fails otherwise, e.g. while etcd still believes in its leader)."""
+    """The error of a write that fails for want of quorum (None while one succeeds, as
+    it may while etcd still believes in its leader)."""
     try:
         await control.ScaleService(
             control_pb2.ScaleServiceRequest(service_id="web", replicas=5), timeout=20
@@ -218,5 +212,3 @@ async def _refused_write(
             return err
         raise  # eventually() shows it as the last answer
     return None
-
-    asyncio.run(scenario())
