@@ -8,6 +8,13 @@ from typing import Annotated
 import typer
 
 from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR
+from pyswarm.cli.manager_node import (
+    ManagerEtcdPort,
+    ManagerMetricsPort,
+    ManagerPort,
+    ManagerStateDir,
+    manager_settings,
+)
 
 
 def agent(
@@ -49,6 +56,10 @@ def agent(
             help="Default json-file log option for containers: max-size=10m, max-file=3",
         ),
     ] = None,
+    manager_state_dir: ManagerStateDir = None,
+    manager_port: ManagerPort = 4242,
+    manager_etcd_port: ManagerEtcdPort = 2379,
+    manager_metrics_port: ManagerMetricsPort = 9323,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -72,5 +83,8 @@ def agent(
         metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
         insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
         dns_upstreams=parse_dns_upstreams(dns_upstream or [], "--dns-upstream"),
+        **manager_settings(
+            manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
+        ),
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))

@@ -20,6 +20,13 @@ from typing import Annotated
 import typer
 
 from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR, AgentConfig
+from pyswarm.cli.manager_node import (
+    ManagerEtcdPort,
+    ManagerMetricsPort,
+    ManagerPort,
+    ManagerStateDir,
+    manager_settings,
+)
 
 DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
 
@@ -72,6 +79,10 @@ def join(
             help="Default json-file log option for containers: max-size=10m, max-file=3",
         ),
     ] = None,
+    manager_state_dir: ManagerStateDir = None,
+    manager_port: ManagerPort = 4242,
+    manager_etcd_port: ManagerEtcdPort = 2379,
+    manager_metrics_port: ManagerMetricsPort = 9323,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
@@ -95,6 +106,9 @@ def join(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
         dns_upstreams=dns_upstreams,
+        **manager_settings(
+            manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
+        ),
     )  # fmt: skip
     asyncio.run(_join(config, manager, join_token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))

@@ -37,6 +37,7 @@ from pyswarm.common.grpc_options import server_options
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
+from pyswarm.common.state_lock import manager_lock
 from pyswarm.common.tls import renewable_server_credentials
 from pyswarm.manager.ca import (
     NodeCAService,
@@ -186,7 +187,7 @@ async def serve(
     `clock` decides certificate validity and renewal (tests drive it)."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
-    with stop_on_signals(stop):
+    with manager_lock(config.state_dir), stop_on_signals(stop):
         await run_with_grace(
             _serve(config, ready, stop, locked, clock), stop, grace=config.stop_grace
         )

@@ -94,6 +94,11 @@ class AgentSession:
         self.log_publisher: LogPublisher | None = None
         self.network_views: NetworkViewHolder | None = None
 
+    @property
+    def heartbeat_period(self) -> float:
+        """Seconds between heartbeats, as the managers last said."""
+        return self._period
+
     # ------------------------------------------------------------ lifecycle
 
     def stop(self) -> None:

@@ -45,11 +45,7 @@ JOIN_DEADLINE = 120.0
 T = TypeVar("T")
 
 #: Answers worth asking again (another manager, or the same one a moment later).
-_RETRY_CODES = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.FAILED_PRECONDITION,
-}
+_RETRY_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 @dataclass(frozen=True)

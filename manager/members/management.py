@@ -16,7 +16,7 @@ ManagerMembers API, service.py) and for `node demote` (controlapi/nodes.py):
 
 A node's manager is the one with the node's id (a manager an agent started for its
 node runs under the node's id), else the one advertising the node's address (a
-manager started by `init` beside that node's agent).
+manager started by `init` beside that node's agent), loopback excepted.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from pyswarm.common.errors import FailedPrecondition, InvalidArgument
+from pyswarm.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from pyswarm.manager.ca.etcd_authority import EtcdCA
 from pyswarm.manager.members.presence import present_managers
 from pyswarm.manager.members.quorum import check_removal
@@ -50,11 +50,19 @@ def manager_of_node(cluster: types_pb2.Cluster, node: types_pb2.Node) -> str | N
     """The id of the manager that runs on `node`, None when none does."""
     if node.id in cluster.managers:
         return node.id
-    if node.status.addr:
+    # Loopback is every host's own address: it says nothing of which host a node is.
+    if node.status.addr and not _is_loopback_host(node.status.addr):
         for manager_id, address in sorted(cluster.managers.items()):
             if _host(address) == node.status.addr:
                 return manager_id
     return None
+
+
+def _is_loopback_host(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _url_ip(url: str, field: str) -> str:
@@ -70,11 +78,7 @@ def _url_ip(url: str, field: str) -> str:
 
 
 def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    return _is_loopback_host(urlsplit(url).hostname or "")
 
 
 class MemberManagement:
@@ -97,7 +101,7 @@ class MemberManagement:
     def _cluster(self) -> types_pb2.Cluster:
         cluster = self.cache.get(CLUSTERS, self.cluster_id)
         if cluster is None:
-            raise FailedPrecondition("the cluster record is not loaded yet; retry")
+            raise Unavailable("the cluster record is not loaded yet; retry")
         return cluster
 
     def _etcd_ca(self) -> EtcdCA:
