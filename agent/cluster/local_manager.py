@@ -38,7 +38,7 @@ __all__ = ["LocalManager"]
 
 PID_FILE = "agent-manager.pid"
 CHECK_PERIOD = 1.0
-STOP_GRACE = 20.0
+STOP_GRACE = 12.0
 MAX_BACKOFF = 30.0
 
 
