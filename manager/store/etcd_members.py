@@ -141,8 +141,26 @@ class EtcdMembers:
             if "can only promote a learner member" not in text:
                 raise
 
-    async def remove(self, member_id: int) -> None:
-        """Remove the member; one already gone is fine."""
+    async def remove(self, member_id: int, *, settle: float = 15.0) -> None:
+        """Remove the member; one already gone is fine. etcd refuses ("unhealthy
+        cluster") while the members left have not all been connected for a few seconds
+        (a member just added, a peer just back): asked again for up to `settle` seconds,
+        then StoreUnavailable."""
+        deadline = asyncio.get_running_loop().time() + settle
+        while True:
+            try:
+                return await self._remove(member_id)
+            except StoreError as err:
+                if "unhealthy cluster" not in str(err):
+                    raise
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StoreUnavailable(
+                        f"etcd refuses to remove member {member_id:x} now: its other members"
+                        " have not all been connected long enough; retry shortly"
+                    ) from err
+            await asyncio.sleep(0.5)  # etcd's health window is a few seconds
+
+    async def _remove(self, member_id: int) -> None:
 
         async def attempt() -> Any:
             stub = await self._cluster()
