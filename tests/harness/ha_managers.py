@@ -20,7 +20,6 @@ from pathlib import Path
 from pyswarm.common.join import join_cluster
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.server import EndpointInfo, read_endpoint
-from pyswarm.manager.store import find_free_port
 from tests.waiting import wait_for
 
 
@@ -135,22 +134,3 @@ class ManagerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # its etcd, if it outlived it
         self.process.wait(timeout=30)
-
-
-def free_port_pair() -> int:
-    """A port whose successor is free too (main and join ports of one manager)."""
-    while True:
-        port = find_free_port()
-        if port < 65535:
-            try:
-                find_free_port_at(port + 1)
-            except OSError:
-                continue
-            return port
-
-
-def find_free_port_at(port: int) -> None:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", port))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,13 +21,9 @@ import pytest
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import control_pb2, control_pb2_grpc, members_pb2, members_pb2_grpc
+from tests.harness.cluster_agent import free_port_pair
 from tests.harness.fake_agent import FakeAgent
-from tests.harness.ha_managers import (
-    ManagerProcess,
-    embedded_config,
-    free_port_pair,
-    manager_node_identity,
-)
+from tests.harness.ha_managers import ManagerProcess, embedded_config, manager_node_identity
 from tests.harness.manager import RunningManager, replicated_spec, running_manager
 from tests.waiting import eventually
 
@@ -212,3 +210,36 @@ async def _refused_write(
             return err
         raise  # eventually() shows it as the last answer
     return None
+
+
+#: What a manager promises on SIGTERM: its parts' grace (5 s), then etcd's stop (5 s).
+STOP_DEADLINE = 15.0
+
+
+def test_sigterm_stops_a_manager_whose_etcd_is_frozen(tmp_path: Path) -> None:
+    manager = ManagerProcess(tmp_path / "m", free_port_pair())
+    etcd_pid = 0
+    try:
+        manager.start()
+        manager.wait_ready()
+        etcd_pid = int((manager.state_dir / "etcd.pid").read_text().split()[0])
+        os.kill(etcd_pid, signal.SIGSTOP)  # etcd answers nothing from now on
+        assert manager.process is not None
+        manager.process.terminate()
+
+        manager.process.wait(timeout=STOP_DEADLINE)
+
+        assert manager.process.returncode == 0, manager.log_tail()
+        assert not _alive(etcd_pid), "the manager's etcd outlived it"
+    finally:
+        if etcd_pid and _alive(etcd_pid):
+            os.kill(etcd_pid, signal.SIGKILL)
+        manager.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
