@@ -9,6 +9,10 @@ address is the main port: join port - 1, see pyswarm.agent.cluster.state). Then 
 the agent daemon in cluster mode, exactly as `pyswarm agent` with the same flags would
 afterwards. A wrong token or a manager of another cluster: a one-line error, exit 1,
 nothing written. A node that has already joined this cluster just starts its agent.
+
+With the manager token the node is a manager node: its agent also runs the node's
+manager, whose etcd member joins the managers' etcd cluster (agent/cluster/
+local_manager.py; `--manager-state-dir`, `--manager-port`, `--manager-etcd-port`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ port with the token (root pinned by the token's digest, as every join is), and w
 the manager certificate it is issued calls `ManagerUnlock.GetSealedDataKey` on that
 manager's main port over mutual TLS. The key only ever travels inside that session.
 The throwaway identity is removed; the manager then issues its own from the CA.
+
+A manager an agent started for its manager node (HA managers) needs no token: the
+node's own manager certificate asks for the key, from each of the other managers in
+turn.
 """
 
 from __future__ import annotations
