@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyswarm.common.join import join_cluster
+from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
 from tests.harness.manager import RunningManager
@@ -107,6 +108,7 @@ class FakeAgent:
             request.description.resources.memory_bytes = 8 << 30
             registered = await stub.Register(request, timeout=10)
             outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = asyncio.Queue()
+            ended = asyncio.Event()
             session_id = registered.session_id
             outgoing.put_nowait(
                 dispatcher_pb2.AgentMessage(
@@ -115,8 +117,18 @@ class FakeAgent:
             )
 
             async def messages() -> AsyncIterator[dispatcher_pb2.AgentMessage]:
-                while True:
-                    yield await outgoing.get()
+                while not ended.is_set():
+                    # Ends with the session: gRPC does not end a request iterator whose
+                    # call has ended, and a waiting one would outlive the test.
+                    getting = asyncio.ensure_future(outgoing.get())
+                    ending = asyncio.ensure_future(ended.wait())
+                    try:
+                        await asyncio.wait({getting, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        getting.cancel()
+                        ending.cancel()
+                    if getting.done() and not getting.cancelled():
+                        yield getting.result()
 
             async def heartbeat() -> None:
                 while True:
@@ -129,8 +141,9 @@ class FakeAgent:
 
             self._outgoing, self._session_id = outgoing, session_id
             beater = asyncio.create_task(heartbeat())
+            call = stub.Session(messages())
             try:
-                async for message in stub.Session(messages()):
+                async for message in call:
                     if message.WhichOneof("payload") == "network_view":
                         self.network_views.append(message.network_view)
                     if message.WhichOneof("payload") != "assignments":
@@ -138,6 +151,8 @@ class FakeAgent:
                     self._assigned(message.assignments, outgoing, session_id)
             finally:
                 beater.cancel()
+                ended.set()
+                await asyncio.shield(end_call(call))
 
     def fails(self, task: types_pb2.Task) -> bool:
         """Whether `task` fails at once here (exit status 1); a failing fake overrides it."""
