@@ -31,6 +31,16 @@ class AgentConfig:
     # Where the containers' resolver forwards names it does not own: ADDR[:PORT] each;
     # empty = the host's /etc/resolv.conf nameservers.
     dns_upstreams: tuple[str, ...] = ()
+    # Where this node's manager keeps its state when the node is a manager (its agent
+    # runs it: local_manager.py); None = <state_dir>/manager, `init`'s default.
+    manager_state_dir: Path | None = None
+    manager_port: int = 4242  # its main port; the join port is the next one
+    manager_etcd_port: int = 2379  # its etcd's client port, the peer port next; 0: free
+    manager_metrics_port: int = 9323  # 0: no /metrics
+
+    @property
+    def manager_dir(self) -> Path:
+        return self.manager_state_dir or self.state_dir / "manager"
 
     @property
     def images_dir(self) -> Path:

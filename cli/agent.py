@@ -7,6 +7,13 @@ from typing import Annotated
 import typer
 
 from pyswarm.cli import agent_flags as flags
+from pyswarm.cli.manager_node import (
+    ManagerEtcdPort,
+    ManagerMetricsPort,
+    ManagerPort,
+    ManagerStateDir,
+    manager_settings,
+)
 
 
 def agent(
@@ -27,6 +34,10 @@ def agent(
     insecure_registry: flags.InsecureRegistry = None,
     dns_upstream: flags.DnsUpstream = None,
     log_opt: flags.LogOpt = None,
+    manager_state_dir: ManagerStateDir = None,
+    manager_port: ManagerPort = 4242,
+    manager_etcd_port: ManagerEtcdPort = 2379,
+    manager_metrics_port: ManagerMetricsPort = 9323,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -41,8 +52,12 @@ def agent(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
     )  # fmt: skip
-    config = dataclasses.replace(
-        config, subnet=subnet, metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr")
+    manager = manager_settings(
+        manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
     )
+    config = dataclasses.replace(
+        config, subnet=subnet, metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
+        **manager,
+    )  # fmt: skip
     flags.setup_logging(log_level)
     asyncio.run(teardown_host(config) if teardown else serve(config))

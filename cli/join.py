@@ -9,6 +9,10 @@ address is the main port: join port - 1, see pyswarm.agent.cluster.state). Then 
 the agent daemon in cluster mode, exactly as `pyswarm agent` with the same flags would
 afterwards. A wrong token or a manager of another cluster: a one-line error, exit 1,
 nothing written. A node that has already joined this cluster just starts its agent.
+
+With the manager token the node is a manager node: its agent also runs the node's
+manager, whose etcd member joins the managers' etcd cluster (agent/cluster/
+local_manager.py; `--manager-state-dir`, `--manager-port`, `--manager-etcd-port`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ import typer
 
 from pyswarm.agent.config import AgentConfig
 from pyswarm.cli import agent_flags as flags
+from pyswarm.cli.manager_node import (
+    ManagerEtcdPort,
+    ManagerMetricsPort,
+    ManagerPort,
+    ManagerStateDir,
+    manager_settings,
+)
 
 DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
 
@@ -52,9 +63,14 @@ def join(
     insecure_registry: flags.InsecureRegistry = None,
     dns_upstream: flags.DnsUpstream = None,
     log_opt: flags.LogOpt = None,
+    manager_state_dir: ManagerStateDir = None,
+    manager_port: ManagerPort = 4242,
+    manager_etcd_port: ManagerEtcdPort = 2379,
+    manager_metrics_port: ManagerMetricsPort = 9323,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
+    import dataclasses
 
     from pyswarm.agent.daemon import serve
     from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
@@ -64,6 +80,12 @@ def join(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
     )  # fmt: skip
+    config = dataclasses.replace(
+        config,
+        **manager_settings(
+            manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
+        ),
+    )
     join_token = read_join_token(token, token_file)
     os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
     flags.setup_logging(log_level)

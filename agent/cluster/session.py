@@ -99,6 +99,11 @@ class AgentSession:
         #: Serves standalone containers' network attachments while in session, when set.
         self.attachments: NetworkAttacher | None = None
 
+    @property
+    def heartbeat_period(self) -> float:
+        """Seconds between heartbeats, as the managers last said."""
+        return self._period
+
     # ------------------------------------------------------------ lifecycle
 
     def stop(self) -> None:
