@@ -116,7 +116,12 @@ class AgentMessage(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    LEAVING_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    leaving: _builtins.bool
+    """`swarm leave` on the node: the last message of its last session. The manager marks
+    the node DOWN at once (its tasks are rescheduled) and ends the stream.
+    """
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
     @_builtins.property
@@ -127,10 +132,11 @@ class AgentMessage(_message.Message):
         session_id: _builtins.str = ...,
         heartbeat: Global___Heartbeat | None = ...,
         statuses: Global___TaskStatusBatch | None = ...,
+        leaving: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "payload", b"payload", "statuses", b"statuses"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "payload", b"payload", "session_id", b"session_id", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "leaving", b"leaving", "payload", b"payload", "session_id", b"session_id", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["heartbeat", "statuses"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015

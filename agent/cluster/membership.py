@@ -6,8 +6,9 @@ run is awaited, the tasks' containers are stopped (each with its grace period) a
 removed, the swarm's networking on this host (routing mesh, overlays) is taken down and
 the membership is deleted from the state dir, so that a restart comes back standalone.
 The agent goes on serving its local API (docker's daemon keeps running after `swarm
-leave`). The managers see the node fall silent, mark it down at the heartbeat deadline
-and reschedule its tasks, as for a lost node.
+leave`). Once its session has ended, the node tells the managers it leaves
+(leave_notice.py): they mark it DOWN and reschedule its tasks at once; a node that
+cannot tell them is marked down at the heartbeat deadline, as a lost node is.
 
 A manager's certificate asks for `force` (as Swarm's does); with it the node's etcd
 member is removed first (manager_leave.py), then its manager stops with the cluster
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import shutil
 
+from pyswarm.agent.cluster.leave_notice import announce_leave
 from pyswarm.agent.cluster.manager_leave import remove_own_member
 from pyswarm.agent.cluster.mode import ClusterMode
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
@@ -125,6 +127,15 @@ class SwarmMembership:
             cluster.stop()  # with it, the node's manager (local_manager.py)
             if self._running:
                 await self._ended.wait()
+            # Told now, the managers reschedule its tasks at once (not at the deadline).
+            session = cluster.session
+            last = session.last_manager
+            managers = [last] if last else []
+            managers += [m for m in cluster.state.managers if m != last]
+            told = await announce_leave(
+                session.certificate.credentials, session.last_session_id, managers
+            )
+            warning = "; ".join(w for w in (warning, told) if w)
             if cluster.local_manager is not None:
                 await asyncio.to_thread(cluster.local_manager.forget)
             tasks = cluster.executor.tasks() if cluster.executor is not None else {}

@@ -91,6 +91,10 @@ class AgentSession:
         self.node_id = identity.node_id
         self.session_id = ""
         self.manager = ""  # the manager of the current session, "" when none
+        #: The latest session Register gave and its manager, kept after it ends (so a
+        #: node that leaves can say so in that session's name: leave_notice.py).
+        self.last_session_id = ""
+        self.last_manager = ""
         self.sessions = 0  # sessions established so far (for tests and logs)
         self.connected = asyncio.Event()
         #: Serves `service logs` subscriptions while in session, when set.
@@ -224,6 +228,7 @@ class AgentSession:
     def _registered(self, response: dispatcher_pb2.RegisterResponse, address: str) -> None:
         self.node_id = response.node_id or self.node_id
         self.session_id = response.session_id
+        self.last_session_id, self.last_manager = response.session_id, address
         if response.heartbeat_period_ms > 0:
             self._period = response.heartbeat_period_ms / 1000
         changed = self._learn(response.managers, address)

@@ -4,15 +4,23 @@ heartbeat periods, refreshed by every heartbeat on whichever manager the node ta
 When the node goes quiet the lease runs out, etcd deletes the record, and the leader's
 node health loop (watching through the cache) marks the node DOWN. A session that ends
 leaves the record to expire: the node is not DOWN until its deadline has passed.
+A node that says it leaves the swarm (`node_left`) is DOWN at once, its record gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 
-from pyswarm.manager.store import LIVENESS, Store
+from pyswarm.manager.store import LIVENESS, NODES, ObjectNotFound, Store
 from pyswarm.manager.store.etcd_client import PutOp
 from pyswarm.proto import types_pb2
+
+log = logging.getLogger(__name__)
+
+#: What `node ls` / `node inspect` show of a node that left (`swarm leave`).
+NODE_LEFT = "node left the swarm"
 
 #: etcd refuses (rounds up) shorter leases; tiny test periods get this much.
 MIN_LEASE_TTL = 2
@@ -44,3 +52,21 @@ class Liveness:
     async def refresh(self, record: types_pb2.NodeLiveness) -> bool:
         """Extend the record's lease; False when it has already expired."""
         return await self._store.client.keep_alive(record.lease_id) > 0
+
+
+async def node_left(store: Store, node_id: str) -> None:
+    """The node left the swarm: DOWN now (node health reschedules its tasks at once)
+    and its liveness record removed, so nothing counts it alive."""
+
+    def mark(node: types_pb2.Node) -> bool:
+        if node.status.state == types_pb2.NodeStatus.DOWN and node.status.message == NODE_LEFT:
+            return False
+        node.status.state = types_pb2.NodeStatus.DOWN
+        node.status.message = NODE_LEFT
+        return True
+
+    with contextlib.suppress(ObjectNotFound):  # removed meanwhile: nothing to mark
+        await store.update_with_retry(NODES, node_id, mark)
+    with contextlib.suppress(ObjectNotFound):
+        await store.delete(LIVENESS, node_id)
+    log.info("node %s left the swarm", node_id)

@@ -29,7 +29,7 @@ from pyswarm.manager.ca import NodeRemoved, new_id, removed_now
 from pyswarm.manager.ca.roots import Authorities, certificate_info
 from pyswarm.manager.config import SESSION_MAX_EVENTS
 from pyswarm.manager.dispatcher.assignments import AssignmentTracker
-from pyswarm.manager.dispatcher.liveness import Liveness
+from pyswarm.manager.dispatcher.liveness import NODE_LEFT, Liveness, node_left
 from pyswarm.manager.dispatcher.network_view import VIEW_KINDS, NetworkViewTracker
 from pyswarm.manager.dispatcher.registration import (
     describe_node,
@@ -156,6 +156,15 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             raise SessionInvalid("the node registered again since")
         return record
 
+    async def _leaving(self, node_id: str, session_id: str) -> None:
+        """The node says it leaves (`swarm leave`), in its last session's name: DOWN at
+        once. Said again (a retry after the first answer was lost), it is a no-op."""
+        node = self._cache.get(NODES, node_id)
+        if node is not None and node.status.message == NODE_LEFT:
+            return
+        self._check_session(node_id, session_id)
+        await node_left(self._store, node_id)
+
     async def Session(
         self,
         request_iterator: AsyncIterator[dispatcher_pb2.AgentMessage],
@@ -170,6 +179,9 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                 "the first session message needs the session id", field="session_id"
             )
         session_id = first.session_id
+        if first.leaving:
+            await self._leaving(node_id, session_id)
+            return
         self._check_session(node_id, session_id)
         outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue(ACK_BACKLOG)
 

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from pyswarm.common.join import join_cluster
 from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
@@ -56,6 +58,15 @@ class FakeAgent:
         self.node_id = identity.node_id
         self._identity = identity
         self._address = address
+
+    @property
+    def session_id(self) -> str:
+        """The id of its latest session ("" before the first)."""
+        return self._session_id
+
+    @property
+    def credentials(self) -> grpc.ChannelCredentials:
+        return identity_channel_credentials(self._identity)
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
