@@ -96,6 +96,9 @@ def test_a_worker_leaves_and_goes_on_standalone(swarm: Leaving) -> None:
 
 def test_the_manager_marks_the_node_down_and_moves_its_task(swarm: Leaving) -> None:
     wait_for(lambda: "Down" in swarm.node_status(), timeout=60, what="the node marked Down")
+    # Down because the node said it left, not because its heartbeats stopped.
+    inspected = swarm.cli("node", "inspect", f"node-{swarm.node.tag}").stdout
+    assert "node left the swarm" in inspected, inspected
 
     def replaced() -> list[dict[str, str]] | None:
         tasks = swarm.tasks("web")
