@@ -118,6 +118,19 @@ def init(
         Path | None,
         typer.Option(hidden=True, help="The identity of the manager node this manager is for"),
     ] = None,
+    force_new_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--force-new-cluster",
+            help="Lost quorum for good: this manager's etcd alone, with its data, as a new cluster",
+        ),
+    ] = False,
+    restore: Annotated[
+        Path | None,
+        typer.Option(
+            "--restore", help="Start a new manager, in an empty --state-dir, from a swarm backup"
+        ),
+    ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", hidden=True)] = False,
 ) -> None:
     """Start a manager (and its embedded etcd) in the foreground, as a new cluster or an
@@ -131,6 +144,17 @@ def init(
     from pyswarm.manager.server import serve
 
     endpoints = etcd_flags(etcd, cacert, cert, key)
+    if force_new_cluster and endpoints:
+        raise CliInputError(
+            "--force-new-cluster is for a manager's embedded etcd, not --etcd",
+            field="--force-new-cluster",
+        )
+    if force_new_cluster and not (state_dir / "etcd" / "member").is_dir():
+        raise CliInputError(
+            f"--force-new-cluster needs this manager's etcd data: {state_dir} holds none"
+            " (run it on a surviving manager, with its --state-dir)",
+            field="--force-new-cluster",
+        )
     pools = _address_pools(default_addr_pool or [], default_addr_pool_mask_length)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     heartbeat_ns = parse_duration_ns(heartbeat_period, "--heartbeat-period", bare_seconds=True)
@@ -154,7 +178,17 @@ def init(
         etcd_peer_port=_port(etcd_peer_port, "--etcd-peer-port"),
         join_managers=list(join_manager or ()),
         node_cert_dir=node_cert_dir,
+        force_new_cluster=force_new_cluster,
     )
+    if restore is not None:
+        if force_new_cluster:
+            raise CliInputError(
+                "--restore makes a new cluster already: no --force-new-cluster",
+                field="--restore",
+            )
+        from pyswarm.cli.swarm_backup import restore_backup
+
+        restore_backup(config, restore)
     new_key = not key_file_path(state_dir).exists()
 
     async def run() -> None:

@@ -5,6 +5,7 @@ unlock-key) and leave live here. `swarm ca` is in swarm_ca.py."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,6 +44,17 @@ def update(
         from pyswarm.cli.swarm_lock import set_autolock
 
         set_autolock(_boolean(autolock, "--autolock"))
+
+
+@app.command("backup")
+def backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the backup (mode 0600)")],
+) -> None:
+    """Save the cluster (every service, task, network, secret and config, the CA and
+    the managers' data key) to FILE, for `init --restore FILE`."""
+    from pyswarm.cli.swarm_backup import save_backup
+
+    save_backup(file)
 
 
 @app.command("leave")

@@ -38,7 +38,7 @@ def set_autolock(enabled: bool) -> None:
         print_unlock_key(answer.unlock_key)
 
 
-def _read_unlock_key() -> str:
+def read_unlock_key() -> str:
     if sys.stdin.isatty():
         import getpass
 
@@ -56,7 +56,7 @@ def unlock() -> None:
     from pyswarm.common.manager_client import manager_unlock
     from pyswarm.proto import seal_pb2
 
-    key = _read_unlock_key()
+    key = read_unlock_key()
     manager_unlock().Unlock(seal_pb2.UnlockRequest(unlock_key=key))
 
 

@@ -88,6 +88,9 @@ class ManagerConfig:
     - `join_managers`: main addresses of running managers: a first start joins their
       embedded etcd cluster as a new member through them (HA managers) instead of
       starting a new cluster.
+    - `force_new_cluster`: this start makes the embedded etcd member a cluster of its
+      own with the data it holds (`init --force-new-cluster`: the quorum is lost for
+      good); the other managers must join again.
     - `node_cert_dir`: the node identity (a manager certificate) of the node this
       manager runs for: its id is the manager's, and it is what asks to join.
     """
@@ -126,6 +129,7 @@ class ManagerConfig:
     etcd_addr: str = ""
     join_managers: list[str] = field(default_factory=list)
     node_cert_dir: Path | None = None
+    force_new_cluster: bool = False
     #: Seconds a stopping manager gives its parts to end before cancelling them.
     stop_grace: float = 5.0
 

@@ -14,6 +14,10 @@ joins the running managers' etcd cluster as a new member instead (members/joinin
 its certificates come from the cluster's etcd CA through a running manager, and its
 member starts with the cluster's state. etcd listens on `ManagerConfig.etcd_host`.
 
+Disaster recovery (`force_new_cluster`, `init --force-new-cluster`): a manager whose
+etcd cluster lost its quorum for good starts its member as a cluster of that member
+alone, with every key it holds; the other managers must join again.
+
 External (`etcd_endpoints`): the operator's etcd and certificates, given as etcdctl's
 `--cacert`, `--cert` and `--key`; all three are required.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 from collections.abc import AsyncIterator, Sequence
@@ -49,6 +54,7 @@ __all__ = [
     "check_etcd_ca",
     "etcd_connection",
     "issue_member_tls",
+    "restored_member",
 ]
 
 log = logging.getLogger(__name__)
@@ -167,6 +173,10 @@ async def etcd_connection(config: ManagerConfig) -> AsyncIterator[EtcdConnection
     if config.etcd_endpoints:
         yield EtcdConnection(",".join(config.etcd_endpoints), external_tls(config))
         return
+    if config.force_new_cluster:
+        async with _forced_member(config) as connection:
+            yield connection
+        return
     joined = JoinedMember.load(config.state_dir)
     if joined is None and config.join_managers and not _has_member_data(config):
         joined = await _join(config)
@@ -186,6 +196,32 @@ async def etcd_connection(config: ManagerConfig) -> AsyncIterator[EtcdConnection
             etcd = _embedded_etcd(config, files)
             await asyncio.to_thread(etcd.start)
         yield EtcdConnection(etcd.endpoint, files.client(), etcd, new)
+    finally:
+        await asyncio.to_thread(etcd.stop)
+
+
+@contextlib.asynccontextmanager
+async def _forced_member(config: ManagerConfig) -> AsyncIterator[EtcdConnection]:
+    """This manager's etcd member started as a new cluster of its own, its data kept
+    (etcd's --force-new-cluster): the member list is this member alone."""
+    files = EtcdTLSFiles(config.state_dir / ETCD_TLS_DIR)
+    if not _has_member_data(config) or not files.exists():
+        raise StoreError(
+            f"--force-new-cluster needs this manager's etcd data: {config.state_dir} holds"
+            " none (run it on a surviving manager, with its --state-dir)"
+        )
+    joined = JoinedMember.load(config.state_dir)
+    etcd = _embedded_etcd(config, files, joined)
+    etcd.force_new_cluster = True
+    await asyncio.to_thread(etcd.start)
+    try:
+        if joined is not None and not joined.promoted:
+            # Alone now, it is a voter: a later start must not ask to be promoted.
+            dataclasses.replace(joined, promoted=True).save(config.state_dir)
+        log.warning(
+            "etcd forced into a new cluster of this member alone: other managers must join again"
+        )
+        yield EtcdConnection(etcd.endpoint, files.client(), etcd)
     finally:
         await asyncio.to_thread(etcd.stop)
 
@@ -258,3 +294,12 @@ def check_etcd_ca(connection: EtcdConnection, cluster: types_pb2.Cluster) -> Non
             " (a cluster from before etcd TLS): etcd works, but that CA's key is not kept",
             connection.embedded.state_dir / ETCD_TLS_DIR,
         )
+
+
+def restored_member(config: ManagerConfig, etcd_ca: EtcdCA) -> tuple[EmbeddedEtcd, EtcdClientTLS]:
+    """A new embedded member for `init --restore`: its certificates from the backed-up
+    cluster's etcd CA (so the restored record's CA keeps vouching for it), written into
+    the state dir, which holds no etcd yet."""
+    files = EtcdTLSFiles(config.state_dir / ETCD_TLS_DIR)
+    issue_member_tls(etcd_ca, files.directory, ip_addresses=[_listen(config).host])
+    return _embedded_etcd(config, files), files.client()

@@ -75,6 +75,7 @@ from pyswarm.manager.orchestrator.restart import RestartSupervisor
 from pyswarm.manager.orchestrator.root_rotation import RootRotation
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
+from pyswarm.manager.recovery import ClusterBackupService
 from pyswarm.manager.seal import (
     KeyFileKeeper,
     LockedManager,
@@ -96,6 +97,7 @@ from pyswarm.manager.store.etcd_members import member_status
 from pyswarm.manager.store.etcd_process import AUTO_COMPACTION
 from pyswarm.manager.stream_cap import StreamCapInterceptor
 from pyswarm.proto import (
+    backup_pb2_grpc,
     ca_pb2_grpc,
     control_pb2,
     control_pb2_grpc,
@@ -287,6 +289,9 @@ async def _run(
                 ),
                 (listen_addr, join_addr),
                 revision_clock,
+                ClusterBackupService(
+                    store=store, cache=cache, cluster_id=cluster.id, key=opened.codec.key
+                ),
             )
             address = f"{advertise}:{listen_port}"
             join_address = f"{advertise}:{join_port}"
@@ -405,6 +410,7 @@ def _servers(
     unlock: ManagerUnlockService,
     addresses: tuple[str, str],
     revision_clock: RevisionClock,
+    backup: ClusterBackupService,
 ) -> tuple[GrpcServers, int, int]:
     async def tokens() -> control_pb2.JoinTokens:
         record = cache.get(CLUSTERS, cluster_id) or await store.get(CLUSTERS, cluster_id)
@@ -470,6 +476,7 @@ def _servers(
     )
     seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
     members_pb2_grpc.add_ManagerMembersServicer_to_server(ManagerMembersService(members), main)
+    backup_pb2_grpc.add_ClusterBackupServicer_to_server(backup, main)
     listen_addr, join_addr = addresses
     # Asked on every handshake: a renewed or rotated certificate serves new connections.
     listen_credentials = renewable_server_credentials(lambda: certificates.server)

@@ -28,7 +28,7 @@ from pyswarm.proto import seal_pb2
 DATA_KEY_FILE = "data.key"
 UNLOCK_KEY_PREFIX = "SWMKEY-1-"
 _KEK_INFO = b"pyswarm data key encryption key"
-_SALT_BYTES = 16
+SALT_BYTES = 16
 
 
 def new_unlock_key() -> str:
@@ -53,7 +53,8 @@ def parse_unlock_key(text: str) -> bytes:
     return raw
 
 
-def _kek(unlock_key: str, salt: bytes) -> DataKey:
+def unlock_kek(unlock_key: str, salt: bytes) -> DataKey:
+    """The key that seals what the unlock key locks (a key file, a backup)."""
     derive = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=_KEK_INFO)
     return DataKey(derive.derive(parse_unlock_key(unlock_key)))
 
@@ -75,9 +76,11 @@ def write_key_file(state_dir: Path, cluster_id: str, key: DataKey, unlock_key: s
     """Save `key` for this manager: locked under `unlock_key` when one is given."""
     record = seal_pb2.SealedDataKeyFile(cluster_id=cluster_id)
     if unlock_key:
-        salt = os.urandom(_SALT_BYTES)
+        salt = os.urandom(SALT_BYTES)
         record.kek_salt = salt
-        record.locked_data_key.CopyFrom(_kek(unlock_key, salt).seal(key.raw(), cluster_id.encode()))
+        record.locked_data_key.CopyFrom(
+            unlock_kek(unlock_key, salt).seal(key.raw(), cluster_id.encode())
+        )
     else:
         record.data_key = key.raw()
     write_private_file(key_file_path(state_dir), record.SerializeToString())
@@ -94,7 +97,7 @@ def open_key_file(record: seal_pb2.SealedDataKeyFile, unlock_key: str = "") -> D
         return DataKey(record.data_key)
     if not unlock_key:
         raise ManagerLocked()
-    kek = _kek(unlock_key, record.kek_salt)
+    kek = unlock_kek(unlock_key, record.kek_salt)
     try:
         return DataKey(kek.open(record.locked_data_key, record.cluster_id.encode()))
     except SealBroken:

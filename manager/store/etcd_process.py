@@ -78,6 +78,9 @@ class EmbeddedEtcd:
         self.initial_cluster = initial_cluster
         #: "new", or "existing" for a member added to a running cluster (member add).
         self.cluster_state = cluster_state
+        #: Start this once as a cluster of this member alone, keeping its data (disaster
+        #: recovery when the quorum is lost for good: etcd's --force-new-cluster).
+        self.force_new_cluster = False
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -136,6 +139,7 @@ class EmbeddedEtcd:
             "--logger=zap",
             "--log-outputs=stderr",
             "--log-level=warn",
+            *(["--force-new-cluster"] if self.force_new_cluster else []),
         ]
 
     def start(self, timeout: float = 30.0) -> None:

@@ -60,6 +60,8 @@ class ManagerProcess:
     join: list[str] = field(default_factory=list)
     node_cert_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: Further `init` flags for the next start (e.g. --force-new-cluster).
+    extra: list[str] = field(default_factory=list)
 
     @property
     def state_dir(self) -> Path:
@@ -85,7 +87,7 @@ class ManagerProcess:
             command += ["--join-manager", address]
         if self.node_cert_dir is not None:
             command += ["--node-cert-dir", str(self.node_cert_dir)]
-        return command
+        return command + self.extra
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
