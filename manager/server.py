@@ -61,6 +61,7 @@ from pyswarm.manager.endpoint import (
 from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_connection
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
+from pyswarm.manager.metrics_cluster import ClusterStateCollector, ManagerStandingCollector
 from pyswarm.manager.network.allocator import NetworkAllocator
 from pyswarm.manager.network.keys import NetworkKeyRotation
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
@@ -72,6 +73,7 @@ from pyswarm.manager.orchestrator.restart import RestartSupervisor
 from pyswarm.manager.orchestrator.root_rotation import RootRotation
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
+from pyswarm.manager.quorum_probe import QuorumProbe
 from pyswarm.manager.seal import (
     KeyFileKeeper,
     LockedManager,
@@ -234,7 +236,8 @@ async def _run(
     cluster = opened.cluster
     cache = Cache(client, codec=opened.codec)
     metrics.watch(cache)
-    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [cache]
+    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates | QuorumProbe]
+    stoppable = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
         try:
@@ -247,6 +250,9 @@ async def _run(
             )  # fmt: skip
             manager_id = certificates.manager_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
+            quorum = QuorumProbe(client)
+            metrics.registry.register(ClusterStateCollector(cache))
+            metrics.registry.register(ManagerStandingCollector(election, quorum))
             keeper = KeyFileKeeper(config.state_dir, cache, cluster.id, opened.codec.key)
             servers, listen_port, join_port = _servers(
                 config,
@@ -277,12 +283,15 @@ async def _run(
             # And registry passwords written in clear by older managers are sealed.
             await _retry_unavailable("seal passwords", lambda: seal_registry_passwords(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
-            running: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [
+            running: list[
+                Part | Cache | Election | MetricsServer | ManagerCertificates | QuorumProbe
+            ] = [
                 certificates,
                 servers,
                 LeaderLoops(election, lambda: control_loops(context)),
                 election,
                 keeper,
+                quorum,
             ]
             metrics_server: MetricsServer | None = None
             if config.metrics_addr:
