@@ -2,8 +2,9 @@
 
 Everything is read at scrape time by one custom collector (nothing is sampled in the
 background): containers by state from the container records, and for each running
-container its CPU seconds and memory bytes from its cgroup, labelled with the container
-name, the task id and the service name (empty for a plain local container). Image
+container its CPU seconds and memory bytes from its cgroup, and for every container its
+restart count, labelled with the container name, the task id and the service name
+(empty for a plain local container). Image
 pulls (the Pull RPC and pulls on assignment alike) are counted where they happen
 (cluster/image_pull.py) and exported here: pyswarm_agent_image_pull_bytes_total and
 pyswarm_agent_image_pull_layers_total{result="fetched|present"}.
@@ -45,8 +46,9 @@ _LABELS = ["container", "task_id", "service"]
 
 
 class ContainerCollector(Collector):
-    """pyswarm_agent_containers{state}, pyswarm_container_cpu_seconds_total and
-    pyswarm_container_memory_bytes for the containers of one ContainerEngine."""
+    """pyswarm_agent_containers{state}, pyswarm_container_cpu_seconds_total,
+    pyswarm_container_memory_bytes (running containers) and
+    pyswarm_container_restarts_total (every container) of one ContainerEngine."""
 
     def __init__(self, containers: ContainerEngine) -> None:
         self._containers = containers
@@ -61,20 +63,26 @@ class ContainerCollector(Collector):
         memory = GaugeMetricFamily(
             "pyswarm_container_memory_bytes", "Memory used by a running container", labels=_LABELS
         )
+        restarts = CounterMetricFamily(
+            "pyswarm_container_restarts",
+            "Times the engine restarted a container under its restart policy",
+            labels=_LABELS,
+        )
         counts = dict.fromkeys(_STATES.values(), 0)
         for container in self._containers.list(all=True):
             counts[_STATES.get(container.state, "dead")] += 1
+            labels = [
+                container.name,
+                container.task_id,
+                container.spec.labels.get(SERVICE_NAME_LABEL, ""),
+            ]
+            restarts.add_metric(labels, container.restart_count)
             if container.state != types_pb2.Container.RUNNING:
                 continue
             try:
                 stats = self._containers.cgroups.stats(container.id)
             except (OSError, ValueError):
                 continue  # exited between the listing and the read
-            labels = [
-                container.name,
-                container.task_id,
-                container.spec.labels.get(SERVICE_NAME_LABEL, ""),
-            ]
             cpu.add_metric(labels, stats.cpu_usage_ns / 1e9)
             memory.add_metric(labels, stats.memory_usage_bytes)
         for state, count in counts.items():
@@ -82,6 +90,7 @@ class ContainerCollector(Collector):
         yield by_state
         yield cpu
         yield memory
+        yield restarts
 
 
 class PullCollector(Collector):

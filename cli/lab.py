@@ -31,6 +31,9 @@ def up(
     registry: Annotated[
         bool, typer.Option(help="Run an image registry every lab host reaches (plain http)")
     ] = False,
+    monitoring: Annotated[
+        bool, typer.Option(help="Run Prometheus (deploy/prometheus.yml) on the first host")
+    ] = False,
 ) -> None:
     """Create N hosts (network namespaces on one bridge), etcd and a manager on the first
     (on the first M with --managers M), and an agent on each; make the lab the current
@@ -45,6 +48,7 @@ def up(
             managers=managers,
             heartbeat=heartbeat_period,
             registry=registry,
+            monitoring=monitoring,
             progress=_say,
         )
         if image:
@@ -62,6 +66,8 @@ def up(
         print(f"{node.name}\t{node.address}\tagent socket {node.agent_socket}")
     if state.registry_addr:
         print(f"registry\t{state.registry_addr}\tpush to {state.registry_addr}/NAME:TAG")
+    if state.prometheus_addr:
+        print(f"prometheus\t{state.prometheus_addr}\thttp://{state.prometheus_addr}")
 
 
 @app.command("down")
@@ -94,6 +100,8 @@ def status(name: NameOption = "pslab") -> None:
     print(f"manager {state.manager_addr}: {running(state.manager_pid)}")
     if state.registry_addr:
         print(f"registry {state.registry_addr}: {running(state.registry_pid)}")
+    if state.prometheus_addr:
+        print(f"prometheus http://{state.prometheus_addr}: {running(state.prometheus_pid)}")
     print_table(["NODE", "ADDRESS", "AGENT", "NETNS"], rows)
 
 

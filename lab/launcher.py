@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV
 from pyswarm.lab.errors import LabError
 from pyswarm.lab.hosts import LabHost, LabNetwork
+from pyswarm.lab.monitoring import PORT as PROMETHEUS_PORT
+from pyswarm.lab.monitoring import LabPrometheus
 from pyswarm.lab.registry import DEFAULT_PORT as REGISTRY_PORT
 from pyswarm.lab.registry import RegistryServer
 from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState, NodeRecord
@@ -149,6 +151,7 @@ class Lab:
         managers: int = 1,
         heartbeat: str = "1s",
         registry: bool = False,
+        monitoring: bool = False,
         progress: Callable[[str], None],
     ) -> LabState:
         if nodes < 1:
@@ -200,7 +203,25 @@ class Lab:
         for node in state.nodes:
             # An agent registers with the manager before it serves its local API.
             _wait(partial(_agent_answers, node), f"the agent of {node.name} to answer")
+        if monitoring:
+            progress(f"starting prometheus on {first.name} (port {PROMETHEUS_PORT})")
+            self._start_prometheus(state, first)
         return state
+
+    def _start_prometheus(self, state: LabState, host: LabHost) -> None:
+        """Prometheus in `host`'s namespace, scraping the manager and, through its /sd,
+        every agent (lab/monitoring.py)."""
+        prometheus = LabPrometheus(self.root / "prometheus", f"{host.address}:{PROMETHEUS_PORT}")
+        managers = [
+            f"{address.rpartition(':')[0]}:{METRICS_PORT}"
+            for address in (state.managers or [state.manager_addr])
+        ]
+        state.prometheus_pid = prometheus.launch(
+            lambda argv, log, env: _spawn(host, argv, log, env=env), managers
+        )
+        state.prometheus_addr = prometheus.address
+        state.save()
+        prometheus.wait_ready(lambda: process_alive(state.prometheus_pid))
 
     def _start_agent(
         self, host: LabHost, token: str, manager_host: str, state: LabState
@@ -272,6 +293,9 @@ class Lab:
     def down(self, progress: Callable[[str], None]) -> None:
         state = LabState.load(self.name)
         if state is not None:
+            if state.prometheus_pid:
+                progress("stopping prometheus")
+                _stop_group(state.prometheus_pid)
             for node in state.nodes:
                 progress(f"stopping the agent on {node.name}")
                 _stop_group(node.agent_pid)

@@ -3,7 +3,8 @@
 `ManagerMetrics` owns one registry per manager (so several managers can live in one
 test process): histograms the loops observe (scheduling latency, reconcile duration per
 loop, etcd request latency per operation) and gauges computed from the cache at scrape
-time (nodes by state, tasks by state, services). `MetricsServer` serves
+time (nodes by state, tasks by state, services; more in metrics_cluster.py), and a
+counter of the tasks the restart supervisor replaced, by service. `MetricsServer` serves
 `/metrics` and `/sd`, a Prometheus http_sd target list of every agent's /metrics.
 `InstrumentedEtcdClient` is the store's EtcdClient timing every request.
 """
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as CounterMetric
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -58,6 +60,12 @@ class ManagerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.task_restarts = CounterMetric(
+            "pyswarm_task_restarts",
+            "Tasks replaced by the restart supervisor because they ended while meant to run",
+            ["service"],
+            registry=self.registry,
+        )
 
     def watch(self, cache: Cache) -> None:
         self.registry.register(_CacheCollector(cache))
@@ -92,9 +100,18 @@ class _CacheCollector(Collector):
 
 
 def http_sd_targets(cache: Cache) -> list[dict[str, Any]]:
-    """Prometheus http_sd: one group with every node's metrics address."""
-    targets = sorted(node.metrics_addr for node in cache.list(NODES) if node.metrics_addr)
-    return [{"targets": targets, "labels": {"job": AGENT_JOB}}] if targets else []
+    """Prometheus http_sd: one group per node with a metrics address, labelled with the
+    node's hostname and id (so dashboards and alerts name nodes, not addresses)."""
+    nodes = sorted(
+        (node for node in cache.list(NODES) if node.metrics_addr), key=lambda n: n.metrics_addr
+    )
+    return [
+        {
+            "targets": [node.metrics_addr],
+            "labels": {"job": AGENT_JOB, "node": node.description.hostname, "node_id": node.id},
+        }
+        for node in nodes
+    ]
 
 
 class InstrumentedEtcdClient(EtcdClient):

@@ -64,6 +64,7 @@ from pyswarm.manager.events import EventFeed, RevisionClock
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.members import ManagerMembersService, ManagerPresence, MemberManagement
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
+from pyswarm.manager.metrics_cluster import ClusterStateCollector, ManagerStandingCollector
 from pyswarm.manager.network.allocator import NetworkAllocator
 from pyswarm.manager.network.keys import NetworkKeyRotation
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
@@ -75,6 +76,7 @@ from pyswarm.manager.orchestrator.restart import RestartSupervisor
 from pyswarm.manager.orchestrator.root_rotation import RootRotation
 from pyswarm.manager.orchestrator.scheduling import SchedulingLoop
 from pyswarm.manager.orchestrator.updater import RollingUpdater
+from pyswarm.manager.quorum_probe import QuorumProbe
 from pyswarm.manager.recovery import ClusterBackupService
 from pyswarm.manager.seal import (
     KeyFileKeeper,
@@ -113,7 +115,9 @@ log = logging.getLogger(__name__)
 
 GRPC_STOP_GRACE = 1.0
 T = TypeVar("T")
-Stoppable = Part | Cache | Election | MetricsServer | ManagerCertificates | ManagerPresence
+Stoppable = (
+    Part | Cache | Election | MetricsServer | ManagerCertificates | ManagerPresence | QuorumProbe
+)
 
 
 def _node_id(config: ManagerConfig) -> str | None:
@@ -272,6 +276,9 @@ async def _run(
             )  # fmt: skip
             manager_id = certificates.manager_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
+            quorum = QuorumProbe(client)
+            metrics.registry.register(ClusterStateCollector(cache))
+            metrics.registry.register(ManagerStandingCollector(election, quorum))
             keeper = KeyFileKeeper(config.state_dir, cache, cluster.id, opened.codec.key)
             servers, listen_port, join_port = _servers(
                 config,
@@ -316,6 +323,7 @@ async def _run(
                 election,
                 keeper,
                 ManagerPresence(client, manager_id, config.lease_ttl, address),
+                quorum,
             ]
             metrics_server: MetricsServer | None = None
             if config.metrics_addr:

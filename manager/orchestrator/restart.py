@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.store import TASKS, Op, StoreEvent, Update
+from pyswarm.manager.store import SERVICES, TASKS, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
 
 Task = types_pb2.Task
@@ -59,6 +59,7 @@ class RestartSupervisor(ReconcileLoop):
 
     async def reconcile(self, keys: set[str]) -> None:
         ops: list[Op] = []
+        restarted: list[str] = []  # service ids, for the restarts counter
         now = self.clock()
         for task_id in sorted(keys):
             task = self.tasks.by_id.get(task_id)
@@ -77,7 +78,15 @@ class RestartSupervisor(ReconcileLoop):
             stopped = copy_task(task)
             stopped.desired_state = types_pb2.SHUTDOWN
             ops.append(Update(TASKS, stopped))
+            restarted.append(task.service_id)
         await write_ops(self.context, ops)
+        for service_id in restarted:
+            self._count_restart(service_id)
+
+    def _count_restart(self, service_id: str) -> None:
+        service = self.cache.get(SERVICES, service_id)
+        name = service.spec.annotations.name if service is not None else service_id
+        self.context.metrics.task_restarts.labels(name).inc()
 
     def _should_restart(self, task: Task) -> bool:
         policy = task.spec.restart

@@ -201,16 +201,24 @@ async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcEr
 
 
 def start_manager(
-    root: Path, etcd: EmbeddedEtcd, port: int, *, manager_token: str = "", heartbeat: str = "1s"
+    root: Path,
+    etcd: EmbeddedEtcd,
+    port: int,
+    *,
+    manager_token: str = "",
+    heartbeat: str = "1s",
+    metrics_port: int = 0,
 ) -> subprocess.Popen[bytes]:
     """`pyswarm init` on `etcd` as a process; a further manager of a cluster whose
-    secrets are sealed is given the manager token (in its environment, never argv)."""
+    secrets are sealed is given the manager token (in its environment, never argv).
+    /metrics and /sd on 127.0.0.1:`metrics_port` when it is given."""
+    metrics_addr = f"127.0.0.1:{metrics_port}" if metrics_port else ""
     log = open(root / "manager.log", "ab")  # noqa: SIM115 - owned by the child
     command = [
         sys.executable, "-m", "pyswarm.cli.main", "init", "--no-context",
         "--state-dir", str(root / "manager"), "--advertise-addr", "127.0.0.1",
         "--listen-addr", f"127.0.0.1:{port}", "--join-addr", f"127.0.0.1:{port + 1}",
-        *init_etcd_args(etcd), "--heartbeat-period", heartbeat, "--metrics-addr", "",
+        *init_etcd_args(etcd), "--heartbeat-period", heartbeat, "--metrics-addr", metrics_addr,
         "--insecure-registry", "127.0.0.1:5999",
     ]  # fmt: skip
     env = {**os.environ, "PYSWARM_JOIN_TOKEN": manager_token} if manager_token else None

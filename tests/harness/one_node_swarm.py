@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.cluster_agent import ClusterAgent, free_port_pair
+from tests.harness.cluster_agent import ClusterAgent, free_port, free_port_pair
 from tests.harness.etcd import running_etcd
 from tests.harness.manager import start_manager, stop_process
 from tests.waiting import wait_for
@@ -25,6 +25,7 @@ class Swarm:
     root: Path
     port: int
     node: ClusterAgent
+    metrics_port: int = 0  # the manager's /metrics and /sd, when asked for
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The CLI aimed at the manager."""
@@ -58,16 +59,20 @@ class Swarm:
 
 
 @contextlib.contextmanager
-def one_node_swarm(root: Path, *, heartbeat: str = "1s") -> Iterator[Swarm]:
-    """The swarm, its node Ready (a node is Down 3 heartbeats after it fell silent)."""
+def one_node_swarm(
+    root: Path, *, heartbeat: str = "1s", manager_metrics: bool = False
+) -> Iterator[Swarm]:
+    """The swarm, its node Ready (a node is Down 3 heartbeats after it fell silent);
+    the manager serves /metrics on loopback when `manager_metrics` is set."""
     with contextlib.ExitStack() as stack:
         etcd = stack.enter_context(running_etcd(root / "etcd"))
         port = free_port_pair()
-        manager = start_manager(root, etcd, port, heartbeat=heartbeat)
+        metrics_port = free_port() if manager_metrics else 0
+        manager = start_manager(root, etcd, port, heartbeat=heartbeat, metrics_port=metrics_port)
         stack.callback(stop_process, manager)
         node = ClusterAgent(root / "node")
         node.root.mkdir()
-        swarm = Swarm(root, port, node)
+        swarm = Swarm(root, port, node, metrics_port)
         wait_for(
             lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
             timeout=60,
