@@ -106,7 +106,7 @@ class ServicesAPI(ControlBase):
         self.authorize(context)
         cache = self.readable()
         by_service: dict[str, list[types_pb2.Task]] = {}
-        for task in cache.list(TASKS):
+        for task in cache.view(TASKS):  # read only: counted, never returned
             by_service.setdefault(task.service_id, []).append(task)
         services = cache.list(SERVICES)
         return control_pb2.ListServicesResponse(
