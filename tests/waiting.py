@@ -50,6 +50,7 @@ async def eventually(
     loop keeps running while it waits."""
     deadline = time.monotonic() + timeout
     last: object = None
+    delay = 0.01
     while True:
         try:
             value = condition()
@@ -62,7 +63,11 @@ async def eventually(
             last = err
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: last {last!r}")
-        await asyncio.sleep(0.01)  # polling interval; the condition is what synchronises
+        # Polling interval; the condition is what synchronises. Backing off as `wait_for`
+        # does: a condition that lists thousands of tasks must not starve the manager
+        # sharing this loop.
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 async def within(awaitable: Awaitable[T], timeout: float = 15.0) -> T:

@@ -47,6 +47,10 @@ class TaskContainers(Protocol):
         """The container `ref` (id or name); NoSuchContainer if there is none."""
         ...
 
+    def of_task(self, task_id: str) -> Container | None:
+        """The container made for cluster task `task_id` (the newest, if several), or None."""
+        ...
+
     async def create(
         self, request: agent_pb2.CreateContainerRequest, *, task_id: str = ""
     ) -> Container:

@@ -49,6 +49,13 @@ log = logging.getLogger(__name__)
 State = types_pb2.TaskState
 Container = types_pb2.Container
 RETRY_DELAY_S = 1.0
+#: Tasks between "create the container" and "it started" at once. The work is CPU (the
+#: kernel's and this interpreter's) on a handful of cores: more at once starts none
+#: sooner, and a scale to hundreds would otherwise run hundreds of workers' synchronous
+#: steps in each turn of the event loop and queue thousands of calls for the worker
+#: threads, so long that the session's heartbeats miss their deadline. A task keeps its
+#: slot from create to start, so the first containers run early instead of all at the end.
+START_CONCURRENCY = 8
 StatusObserver = Callable[[str, types_pb2.TaskStatus], None]
 
 
@@ -75,10 +82,13 @@ class TaskExecutor:
         *,
         observer: StatusObserver | None = None,
         node: types_pb2.NodeDescription | None = None,
+        start_concurrency: int = START_CONCURRENCY,
     ) -> None:
         self._containers = containers
         self._node = node or types_pb2.NodeDescription()  # what task templates read
         self.files = TaskFiles()  # the tasks' secrets and configs, in memory only
+        self._starting = asyncio.Semaphore(start_concurrency)
+        self._holding: set[str] = set()  # task ids holding a slot of _starting
         self._images = images
         self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
@@ -213,10 +223,7 @@ class TaskExecutor:
         log.log(level, "task %s: %s %s", task_id, State.Name(state), err or message)
 
     def _container_of(self, task_id: str) -> Container | None:
-        for container in self._containers.list(all=True):
-            if container.task_id == task_id:
-                return container
-        return None
+        return self._containers.of_task(task_id)
 
     # ------------------------------------------------------------ the worker
 
@@ -234,6 +241,8 @@ class TaskExecutor:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(changed.wait(), RETRY_DELAY_S)
                     changed.set()
+                if step is not _Next.AGAIN:
+                    self._give_slot(task_id)  # kept only from create straight to start
                 if step is _Next.DONE:
                     return
                 if step is _Next.AGAIN:
@@ -242,6 +251,7 @@ class TaskExecutor:
                     container_id = self._watching.get(task_id, "")
                 await self._wait(changed, container_id)
         finally:
+            self._give_slot(task_id)
             self._workers.pop(task_id, None)
             self._watching.pop(task_id, None)
             if task_id not in self._tasks:
@@ -336,6 +346,7 @@ class TaskExecutor:
             return _Next.AGAIN
         if not image:
             return _Next.IDLE  # rejected
+        await self._take_slot(task.id)  # given back by _start (or any other outcome)
         try:
             await self._containers.create(create_request(task, image, self._node), task_id=task.id)
         except PyswarmError as err:
@@ -384,12 +395,23 @@ class TaskExecutor:
             return ""
         return found
 
+    async def _take_slot(self, task_id: str) -> None:
+        if task_id not in self._holding:
+            await self._starting.acquire()
+            self._holding.add(task_id)
+
+    def _give_slot(self, task_id: str) -> None:
+        if task_id in self._holding:
+            self._holding.discard(task_id)
+            self._starting.release()
+
     async def _start(self, task: types_pb2.Task, container: Container, state: int) -> _Next:
         if state < State.STARTING:
             self._report(task.id, State.STARTING, "starting")
             return _Next.AGAIN
         if self.files.missing(task):
             return _Next.IDLE
+        await self._take_slot(task.id)  # held already when this worker just created it
         try:
             await self._containers.start(container.id)
         except ContainerStartFailed as err:
@@ -400,6 +422,8 @@ class TaskExecutor:
         except PyswarmError as err:
             self._report(task.id, State.FAILED, "starting", err=err.message)
             return _Next.IDLE
+        finally:
+            self._give_slot(task.id)
         return _Next.AGAIN  # RUNNING, or STARTING until healthy: see _step
 
     def _report_exit(self, task: types_pb2.Task, container: Container) -> None:

@@ -108,6 +108,9 @@ class ContainerEngine:
     def inspect(self, ref: str) -> Container:
         return self.records.get(ref)
 
+    def of_task(self, task_id: str) -> Container | None:
+        return self.records.of_task(task_id)
+
     def images_in_use(self) -> set[str]:
         return {c.image_id for c in self.records}
 
@@ -146,7 +149,10 @@ class ContainerEngine:
                     if held_by is not None:
                         self.holds.release(container.id)
                     raise
-            self.records.save(container)
+            # Indexed at once (the name is taken), made durable in a worker thread: three
+            # fsyncs must not hold up the event loop (a scale to hundreds creates at once).
+            self.records.put(container)
+            await asyncio.to_thread(self.records.write, container, durable=True)
             return container
         except BaseException:
             if port is not None and self.records.find(container.id) is None:

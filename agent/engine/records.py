@@ -35,6 +35,8 @@ class ContainerRecords:
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._by_id: dict[str, types_pb2.Container] = {}
+        # task id -> ids of its containers: the executor looks a task's up on every step.
+        self._by_task: dict[str, set[str]] = {}
         self._write_lock = threading.Lock()
         for entry in sorted(root.iterdir()):
             if entry.name.startswith(REMOVED_PREFIX):
@@ -45,7 +47,7 @@ class ContainerRecords:
             if record.is_file():
                 container = types_pb2.Container()
                 container.ParseFromString(record.read_bytes())
-                self._by_id[container.id] = container
+                self.put(container)
 
     def dir(self, container_id: str) -> Path:
         return self.root / container_id
@@ -89,6 +91,11 @@ class ContainerRecords:
     def find(self, container_id: str) -> types_pb2.Container | None:
         return self._by_id.get(container_id)
 
+    def of_task(self, task_id: str) -> types_pb2.Container | None:
+        """The newest container recorded for cluster task `task_id`, or None."""
+        found = [self._by_id[cid] for cid in self._by_task.get(task_id, ())]
+        return max(found, key=lambda c: c.created_at.ToNanoseconds(), default=None)
+
     def save(self, container: types_pb2.Container, *, durable: bool = True) -> None:
         """Index the container and write its record (atomically; with `durable`, also
         through to the disk)."""
@@ -98,6 +105,8 @@ class ContainerRecords:
     def put(self, container: types_pb2.Container) -> None:
         """Index the container without writing it (`write` follows, in a worker thread)."""
         self._by_id[container.id] = container
+        if container.task_id:
+            self._by_task.setdefault(container.task_id, set()).add(container.id)
 
     def write(self, container: types_pb2.Container, *, durable: bool = False) -> None:
         """Write the record of an indexed container (atomically; see `save`)."""
@@ -134,7 +143,12 @@ class ContainerRecords:
         """Forget the container: drop it from the index and rename its directory aside
         (one rename, so a restarted agent never finds the record). Returns the renamed
         directory, for `purge`, or None if there was none."""
-        self._by_id.pop(container_id, None)
+        container = self._by_id.pop(container_id, None)
+        if container is not None and container.task_id:
+            ids = self._by_task.get(container.task_id, set())
+            ids.discard(container_id)
+            if not ids:
+                self._by_task.pop(container.task_id, None)
         aside = self.root / f"{REMOVED_PREFIX}{container_id}"
         try:
             self.dir(container_id).rename(aside)

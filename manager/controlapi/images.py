@@ -105,6 +105,11 @@ def redact_task(task: types_pb2.Task) -> types_pb2.Task:
     """A copy of `task` with no password in its spec."""
     copy = types_pb2.Task()
     copy.CopyFrom(task)
-    if copy.spec.container.HasField("registry_auth"):
-        copy.spec.container.registry_auth.ClearField("password")
+    redact_task_in_place(copy)
     return copy
+
+
+def redact_task_in_place(task: types_pb2.Task) -> None:
+    """Clear the password in `task`'s spec (a copy the caller owns)."""
+    if task.spec.container.HasField("registry_auth"):
+        task.spec.container.registry_auth.ClearField("password")

@@ -118,7 +118,7 @@ class ServicesAPI(ControlBase):
         services = filter_services(cache.list(SERVICES), filters)
         wanted = {s.id for s in services}
         by_service: dict[str, list[types_pb2.Task]] = {}
-        for task in cache.list(TASKS):
+        for task in cache.view(TASKS):  # read only: counted, never returned
             if task.service_id in wanted:
                 by_service.setdefault(task.service_id, []).append(task)
         return control_pb2.ListServicesResponse(

@@ -5,7 +5,7 @@ cleared in the answer."""
 from __future__ import annotations
 
 from pyswarm.manager.controlapi.base import Context
-from pyswarm.manager.controlapi.images import redact_task
+from pyswarm.manager.controlapi.images import redact_task_in_place
 from pyswarm.manager.controlapi.list_filters import TASK_KEYS, filter_tasks, parse_filters
 from pyswarm.manager.controlapi.nodes import NodesAPI
 from pyswarm.manager.controlapi.services import ServicesAPI
@@ -24,7 +24,7 @@ class TasksAPI(ServicesAPI, NodesAPI):
         cache = self.readable()
         tasks = [
             task
-            for task in cache.list(TASKS)
+            for task in cache.view(TASKS)  # the answer copies those kept
             if (not service_id or task.service_id == service_id)
             and (not node_id or task.node_id == node_id)
             and (not request.running_only or task.desired_state <= types_pb2.RUNNING)
@@ -51,4 +51,9 @@ class TasksAPI(ServicesAPI, NodesAPI):
                 service_ids=service_ids,
             )
         tasks.sort(key=lambda t: (t.service_id, t.slot, t.node_id, -t.meta.created_at.seconds))
-        return control_pb2.ListTasksResponse(tasks=[redact_task(t) for t in tasks])
+        # One copy per task (into the answer), then redacted there: a listing of
+        # thousands of tasks is polled by `service ps` and scripts while a scale runs.
+        response = control_pb2.ListTasksResponse(tasks=tasks)
+        for task in response.tasks:
+            redact_task_in_place(task)
+        return response

@@ -34,7 +34,9 @@ class AssignmentTracker:
         self._sent: dict[str, tuple[int, int, int]] = {}
 
     def complete(self, cache: Cache) -> Assignments:
-        tasks = [task for task in cache.list(TASKS) if is_assigned_to(task, self.node_id)]
+        # The message copies the tasks it carries: the cache's own need no copy first.
+        tasks = [task for task in cache.view(TASKS) if is_assigned_to(task, self.node_id)]
+        tasks.sort(key=lambda task: task.id)
         self._sent = {task.id: _fingerprint(task) for task in tasks}
         assignments = Assignments(kind=Assignments.COMPLETE, updated=tasks)
         attach_files(assignments, cache)

@@ -36,7 +36,7 @@ from pyswarm.manager.dispatcher.registration import (
     ensure_subnet,
     upsert_node,
 )
-from pyswarm.manager.dispatcher.status import StatusWriter
+from pyswarm.manager.dispatcher.status import PendingReports, StatusWriter
 from pyswarm.manager.store import (
     LIVENESS,
     NODES,
@@ -184,6 +184,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             return
         self._check_session(node_id, session_id)
         outgoing: asyncio.Queue[dispatcher_pb2.ManagerMessage] = asyncio.Queue(ACK_BACKLOG)
+        reports = PendingReports()
 
         async def handle(message: dispatcher_pb2.AgentMessage) -> None:
             which = message.WhichOneof("payload")
@@ -200,12 +201,18 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                     outgoing.get_nowait()
                 outgoing.put_nowait(dispatcher_pb2.ManagerMessage(heartbeat_ack=ack))
             elif which == "statuses":
-                await self._status.apply(node_id, message.statuses.updates)
+                # Written by `write` below: a heartbeat never waits behind a batch of
+                # status writes (during a scale to hundreds, etcd may take seconds).
+                reports.add(message.statuses.updates)
 
         async def read() -> None:
             await handle(first)
             async for message in request_iterator:
                 await handle(message)
+
+        async def write() -> None:
+            while True:
+                await self._status.apply(node_id, await reports.take())
 
         tracker = AssignmentTracker(node_id)
         views = NetworkViewTracker(node_id)
@@ -215,11 +222,14 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             yield dispatcher_pb2.ManagerMessage(assignments=complete)
             yield dispatcher_pb2.ManagerMessage(network_view=views.complete(self._cache))
             reader = asyncio.ensure_future(read())
+            writer = asyncio.ensure_future(write())
             events = asyncio.ensure_future(subscription.get())
             acks = asyncio.ensure_future(outgoing.get())
             try:
                 while True:
-                    await asyncio.wait({reader, events, acks}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {reader, writer, events, acks}, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if acks.done():
                         yield acks.result()
                         acks = asyncio.ensure_future(outgoing.get())
@@ -242,10 +252,15 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                         view = views.changed(self._cache, batch)
                         if view is not None:
                             yield dispatcher_pb2.ManagerMessage(network_view=view)
+                    if writer.done():
+                        writer.result()  # a store error: the session ends, as before
                     if reader.done():
                         reader.result()  # the agent's error, or its end of stream
                         return
+            except Exception as err:
+                log.info("session %s of node %s ended: %s", session_id, node_id, err)
+                raise
             finally:
-                for pending in (reader, events, acks):
+                for pending in (reader, writer, events, acks):
                     pending.cancel()
-                await asyncio.wait({reader, events, acks})
+                await asyncio.wait({reader, writer, events, acks})

@@ -4,10 +4,15 @@ A report is ignored when the task is unknown, on another node, or would not move
 the task's state forward (an agent repeating itself, a late report about a task the
 manager already orphaned). The rest are written in one batch; when a task changed
 under us (Conflict) each remaining report is applied on its own, re-read first.
+
+A session hands its reports to `PendingReports` and writes them from a task of its own,
+so its heartbeats are never held up by the store: what arrives while a batch is being
+written is coalesced (the latest per task) into the next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -65,3 +70,27 @@ class StatusWriter:
         except ObjectNotFound:
             return 0
         return task.meta.version
+
+
+class PendingReports:
+    """Status reports received and not yet written, the latest per task (states only
+    move forward: a later report of a task supersedes an earlier one)."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, dispatcher_pb2.TaskStatusUpdate] = {}
+        self._ready = asyncio.Event()
+
+    def add(self, updates: Iterable[dispatcher_pb2.TaskStatusUpdate]) -> None:
+        for update in updates:
+            known = self._latest.get(update.task_id)
+            if known is None or update.status.state >= known.status.state:
+                self._latest[update.task_id] = update
+        if self._latest:
+            self._ready.set()
+
+    async def take(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
+        """Every report waiting, once there is one."""
+        await self._ready.wait()
+        self._ready.clear()
+        taken, self._latest = list(self._latest.values()), {}
+        return taken

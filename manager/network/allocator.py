@@ -296,7 +296,7 @@ class _Plan:
             self.ops.extend(self.attachments_of("node_id", node_id))
             return
         wanted = {self.ingress.id} if self.ingress is not None else set()
-        for task in self.cache.list(TASKS):
+        for task in self.cache.view(TASKS):  # read only, once per node and pass
             if task.node_id == node_id and task.desired_state <= types_pb2.RUNNING:
                 wanted.update(a.network_id for a in task.networks if a.network_id in self.networks)
         for attachment in self.cache.list(ATTACHMENTS):

@@ -43,6 +43,19 @@ def _live(task: types_pb2.Task) -> bool:
     )
 
 
+TaskViewKey = tuple[object, ...]
+
+
+def task_view_key(task: types_pb2.Task) -> TaskViewKey | None:
+    """All that any node's view reads of `task` (None: nothing, it attaches to no
+    network): a change of task that leaves this alone changes no view."""
+    if not task.networks:
+        return None
+    backend = task.status.state == types_pb2.RUNNING and task.desired_state <= types_pb2.RUNNING
+    attachments = tuple((a.network_id, tuple(a.addresses)) for a in task.networks)
+    return (task.node_id, _live(task), backend, task.service_id, task.slot, attachments)
+
+
 def node_network_ids(
     node_id: str,
     networks: Iterable[types_pb2.Network],

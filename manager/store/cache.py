@@ -219,6 +219,13 @@ class Cache:
         objects = self._objects[kind.name]
         return [_copy(objects[i].message) for i in sorted(objects)]  # type: ignore[misc]
 
+    def view(self, kind: Kind[M]) -> builtins.list[M]:
+        """The cache's own objects of the kind, in no particular order, for reading only
+        (never modify one: a StoreEvent's message is the same object). No copies: a
+        hot path that scans every task (a node's network view, a listing filtered
+        down) costs a walk, not a copy of each of thousands of tasks."""
+        return [entry.message for entry in self._objects[kind.name].values()]  # type: ignore[misc]
+
     def count(self, kind: Kind[Message]) -> int:
         return len(self._objects[kind.name])
 

@@ -66,6 +66,10 @@ class FakeContainers:
                 return container
         raise NoSuchContainer(ref)
 
+    def of_task(self, task_id: str) -> Container | None:
+        found = [c for c in self.records.values() if c.task_id == task_id]
+        return max(found, key=lambda c: c.created_at.ToNanoseconds(), default=None)
+
     async def create(
         self, request: agent_pb2.CreateContainerRequest, *, task_id: str = ""
     ) -> Container:

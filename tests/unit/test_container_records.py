@@ -66,3 +66,22 @@ def test_writable_layer_size_counts_a_hard_linked_file_once(tmp_path: Path) -> N
     (upper / "sub" / "a-again").hardlink_to(upper / "a")
     assert records.writable_layer_size(cid) == 120
     assert records.writable_layer_size("0" * 64) == 0
+
+
+def test_a_tasks_container_is_found_by_its_task_id(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    older = types_pb2.Container(id="a" * 64, name="web.1.t1", task_id="t1")
+    older.created_at.FromSeconds(100)
+    newer = types_pb2.Container(id="b" * 64, name="web.1.t1b", task_id="t1")
+    newer.created_at.FromSeconds(200)
+    other = types_pb2.Container(id="c" * 64, name="solo")
+    for container in (older, newer, other):
+        records.save(container, durable=False)
+    assert records.of_task("t1") == newer
+    assert records.of_task("t2") is None
+    records.discard(newer.id)
+    assert records.of_task("t1") == older
+    # A restarted agent indexes what it reads back from disk.
+    assert ContainerRecords(tmp_path).of_task("t1") == older
+    records.discard(older.id)
+    assert records.of_task("t1") is None

@@ -324,4 +324,33 @@ def test_a_task_waits_for_its_secret_then_starts_with_it() -> None:
             await node.reaches(State.SHUTDOWN)
             assert node.executor.files.held() == (set(), set())
 
+
+def test_at_most_so_many_tasks_are_between_create_and_start_at_once() -> None:
+    async def body() -> None:
+        containers = FakeContainers()
+        gate = containers.start_gate = asyncio.Event()
+        executor = TaskExecutor(containers, FakeImages(IMAGE), start_concurrency=3)
+        tasks = [make_task(f"t{i}") for i in range(7)]
+        async with asyncio.TaskGroup() as group:
+            group.create_task(executor.run(), name="executor")
+            try:
+                executor.assign(dispatcher_pb2.Assignments(kind=COMPLETE, updated=tasks))
+                await eventually(
+                    lambda: sum(verb == "start" for verb, _ in containers.calls) == 3,
+                    what="three starts",
+                )
+                # The other four wait for a slot before creating: none is released
+                # while the three starts are held.
+                assert sum(verb == "create" for verb, _ in containers.calls) == 3
+                gate.set()
+
+                def all_running() -> bool:
+                    statuses = [executor.status(task.id) for task in tasks]
+                    return all(s is not None and s.state == State.RUNNING for s in statuses)
+
+                await eventually(all_running, what="all seven RUNNING")
+                assert sum(verb == "create" for verb, _ in containers.calls) == 7
+            finally:
+                executor.stop()
+
     run(body)

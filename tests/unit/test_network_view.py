@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyswarm.manager.network.view import build_view
+from pyswarm.manager.network.view import build_view, task_view_key
 from pyswarm.proto import types_pb2
 
 
@@ -138,3 +138,21 @@ def test_standalone_containers_bring_their_network_their_peers_and_their_names()
     # A node with nothing on the network learns nothing of it.
     assert [n.id for n in views["n3"].networks] == ["ingress"]
     assert not views["n3"].peers and not views["n3"].attachments
+
+
+def test_only_what_a_view_reads_of_a_task_changes_its_key() -> None:
+    """A status moving between states no view tells apart keeps the key (no view is
+    rebuilt for it); becoming a backend, moving node, or ending changes it."""
+    accepted = _task("t1", "n1", "10.0.0.3/24", state=types_pb2.ACCEPTED)
+    starting = _task("t1", "n1", "10.0.0.3/24", state=types_pb2.STARTING)
+    starting.status.message = "starting"
+    assert task_view_key(accepted) == task_view_key(starting) is not None
+    running = _task("t1", "n1", "10.0.0.3/24")
+    assert task_view_key(running) != task_view_key(starting)
+    assert task_view_key(_task("t1", "n2", "10.0.0.3/24")) != task_view_key(running)
+    ending = _task("t1", "n1", "10.0.0.3/24")
+    ending.desired_state = types_pb2.SHUTDOWN
+    assert task_view_key(ending) != task_view_key(running)
+    unattached = types_pb2.Task(id="t2", service_id="web", node_id="n1")
+    unattached.status.state = types_pb2.RUNNING
+    assert task_view_key(unattached) is None

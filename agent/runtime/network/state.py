@@ -122,7 +122,9 @@ def save_state(path: Path, state: NetworkState) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with open(fd, "w") as out:
-            json.dump(raw, out, indent=1)
+            # Compact, one string: the C encoder (an indented dump runs the pure-Python
+            # one), as this is rewritten on every sandbox made or removed.
+            out.write(json.dumps(raw, separators=(",", ":")))
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
