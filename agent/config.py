@@ -31,6 +31,11 @@ class AgentConfig:
     # Where the containers' resolver forwards names it does not own: ADDR[:PORT] each;
     # empty = the host's /etc/resolv.conf nameservers.
     dns_upstreams: tuple[str, ...] = ()
+    # What the node advertises about itself (docker's daemon flags): `--label K=V`
+    # (engine labels, for `engine.labels.K` constraints) and `--node-generic-resource
+    # KIND=N` (discrete resources services reserve with --generic-resource).
+    engine_labels: tuple[tuple[str, str], ...] = ()
+    generic_resources: tuple[tuple[str, int], ...] = ()
 
     @property
     def images_dir(self) -> Path:

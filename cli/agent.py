@@ -8,6 +8,12 @@ from typing import Annotated
 import typer
 
 from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR
+from pyswarm.cli.agent_advertise import (
+    LabelOption,
+    NodeGenericResourceOption,
+    parse_engine_labels,
+    parse_node_generic_resources,
+)
 
 
 def agent(
@@ -49,6 +55,8 @@ def agent(
             help="Default json-file log option for containers: max-size=10m, max-file=3",
         ),
     ] = None,
+    label: LabelOption = None,
+    node_generic_resource: NodeGenericResourceOption = None,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -72,5 +80,7 @@ def agent(
         metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
         insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
         dns_upstreams=parse_dns_upstreams(dns_upstream or [], "--dns-upstream"),
+        engine_labels=parse_engine_labels(label or []),
+        generic_resources=parse_node_generic_resources(node_generic_resource or []),
     )  # fmt: skip
     asyncio.run(teardown_host(config) if teardown else serve(config))

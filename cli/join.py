@@ -20,6 +20,12 @@ from typing import Annotated
 import typer
 
 from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR, AgentConfig
+from pyswarm.cli.agent_advertise import (
+    LabelOption,
+    NodeGenericResourceOption,
+    parse_engine_labels,
+    parse_node_generic_resources,
+)
 
 DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
 
@@ -72,6 +78,8 @@ def join(
             help="Default json-file log option for containers: max-size=10m, max-file=3",
         ),
     ] = None,
+    label: LabelOption = None,
+    node_generic_resource: NodeGenericResourceOption = None,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
@@ -95,6 +103,8 @@ def join(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
         dns_upstreams=dns_upstreams,
+        engine_labels=parse_engine_labels(label or []),
+        generic_resources=parse_node_generic_resources(node_generic_resource or []),
     )  # fmt: skip
     asyncio.run(_join(config, manager, join_token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))

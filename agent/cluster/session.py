@@ -93,6 +93,9 @@ class AgentSession:
         #: Serves `service logs` subscriptions while in session, when set.
         self.log_publisher: LogPublisher | None = None
         self.network_views: NetworkViewHolder | None = None
+        #: What the agent was started with (`--label`, `--node-generic-resource`).
+        self.engine_labels: tuple[tuple[str, str], ...] = ()
+        self.generic_resources: tuple[tuple[str, int], ...] = ()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -164,7 +167,11 @@ class AgentSession:
         self, stub: dispatcher_pb2_grpc.DispatcherAsyncStub
     ) -> dispatcher_pb2.RegisterResponse:
         request = dispatcher_pb2.RegisterRequest(
-            description=node_description(self.state.hostname or None),
+            description=node_description(
+                self.state.hostname or None,
+                engine_labels=self.engine_labels,
+                generic_resources=self.generic_resources,
+            ),
             addr=self.state.advertise_addr,
             metrics_addr=reachable_metrics_addr(self.state.metrics_addr, self.state.advertise_addr),
         )
