@@ -31,8 +31,8 @@ class JobOrchestrator(ReconcileLoop):
         self._jobs: set[str] = set()
 
     def prime(self) -> None:
-        self.tasks.load(self.cache.list(TASKS))
         self._jobs = {s.id for s in self.cache.list(SERVICES) if is_job(s)}
+        self.tasks.load(t for t in self.cache.list(TASKS) if t.service_id in self._jobs)
         self.mark_all(self._jobs)
 
     def observe(self, event: StoreEvent) -> None:
@@ -46,10 +46,16 @@ class JobOrchestrator(ReconcileLoop):
         elif event.kind == NODES.name:
             self.mark_all(self._jobs)
         else:
+            # Only jobs' tasks are indexed: a cluster without jobs costs this loop nothing.
+            # (A job exists before its tasks, and a service's mode never changes.)
+            task = event.message
+            of_job = isinstance(task, types_pb2.Task) and task.service_id in self._jobs
+            if not of_job and event.id not in self.tasks.by_id:
+                return
             before, after = self.tasks.apply(event)
-            for task in (before, after):
-                if task is not None and task.service_id in self._jobs:
-                    self.mark(task.service_id)
+            for changed in (before, after):
+                if changed is not None:
+                    self.mark(changed.service_id)
 
     async def reconcile(self, keys: set[str]) -> None:
         nodes = self.cache.list(NODES)
