@@ -46,6 +46,10 @@ class AgentConfig:
         return self.state_dir / "containers"
 
     @property
+    def volumes_dir(self) -> Path:
+        return self.state_dir / "volumes"
+
+    @property
     def network_dir(self) -> Path:
         return self.state_dir / "network"
 

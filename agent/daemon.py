@@ -20,6 +20,7 @@ from grpc import aio
 from pyswarm.agent.api.containers import ContainerService
 from pyswarm.agent.api.images import ImageService
 from pyswarm.agent.api.swarm import SwarmService
+from pyswarm.agent.api.volumes import VolumeService
 from pyswarm.agent.cluster.membership import (
     SwarmMembership,
     remove_cluster_networking,
@@ -37,6 +38,7 @@ from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.agent.state_modes import secure_state_dir
+from pyswarm.agent.volumes import VolumeStore
 from pyswarm.common.grpc_options import server_options
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.images import ImageStore
@@ -107,6 +109,7 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
         server,
     )
     agent_pb2_grpc.add_SwarmAPIServicer_to_server(SwarmService(membership), server)
+    agent_pb2_grpc.add_VolumesServicer_to_server(VolumeService(manager.volumes), server)
     config.socket.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         config.socket.unlink()
@@ -162,3 +165,5 @@ async def teardown(config: AgentConfig) -> None:
     # Only a swarm member makes overlays; the mesh goes either way (an earlier run's).
     await asyncio.to_thread(remove_cluster_networking if in_cluster else remove_mesh, config)
     await asyncio.to_thread(make_network(config).teardown)
+    with contextlib.suppress(Exception):  # their content stays, as the images do
+        await asyncio.to_thread(VolumeStore(config.volumes_dir).unmount_all)

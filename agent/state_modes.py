@@ -31,6 +31,7 @@ def secure_state_dir(config: AgentConfig) -> None:
         config.images_dir,
         config.network_dir,
         config.supervisor_dir,
+        config.volumes_dir,
     ):
         _chmod_dir(directory)
     _chmod_file(config.state_dir / SUPERVISOR_LOG)

@@ -61,3 +61,9 @@ def swarm() -> agent_pb2_grpc.SwarmAPIStub:
     from pyswarm.proto import agent_pb2_grpc
 
     return agent_pb2_grpc.SwarmAPIStub(channel())
+
+
+def volumes() -> agent_pb2_grpc.VolumesStub:
+    from pyswarm.proto import agent_pb2_grpc
+
+    return agent_pb2_grpc.VolumesStub(channel())

@@ -14,6 +14,20 @@ from pyswarm.cli.container_health import (
     health_flags,
     health_suffix,
 )
+from pyswarm.cli.container_runtime import (
+    AddHostOption,
+    GroupAddOption,
+    RunDnsOption,
+    RunDnsOptionOption,
+    RunDnsSearchOption,
+    RunInitOption,
+    RunStopSignalOption,
+    RunSysctlOption,
+    RunUlimitOption,
+    StopTimeoutOption,
+    apply_run_flags,
+    runtime_host_config,
+)
 from pyswarm.cli.container_security import apply_security_flags, security_dict
 from pyswarm.cli.errors import apply_each, expect_failure_code
 from pyswarm.cli.output import (
@@ -25,7 +39,15 @@ from pyswarm.cli.output import (
     print_json_lines,
     print_table,
 )
-from pyswarm.cli.parse import CliInputError, parse_bytes, parse_cpus, parse_env, parse_volume
+from pyswarm.cli.parse import (
+    CliInputError,
+    parse_bytes,
+    parse_cpus,
+    parse_env,
+    parse_mount,
+    parse_volume,
+)
+from pyswarm.cli.volume import mount_dict
 from pyswarm.common.healthcheck import healthcheck_document
 from pyswarm.common.log_options import parse_log_opts
 from pyswarm.proto import agent_pb2, types_pb2
@@ -121,6 +143,12 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "Entrypoint": list(c.spec.command) or None,
             "Image": c.image,
             "WorkingDir": c.spec.dir,
+            "StopSignal": c.spec.stop_signal,
+            **(
+                {"StopTimeout": c.spec.stop_grace_period.seconds}
+                if c.spec.HasField("stop_grace_period")
+                else {}
+            ),
             **({"Healthcheck": healthcheck_document(c.healthcheck)} if c.healthcheck.test else {}),
         },
         "HostConfig": {
@@ -134,7 +162,9 @@ def inspect_dict(c: types_pb2.Container) -> dict[str, Any]:
             "NanoCpus": c.limits.nano_cpus,
             "PidsLimit": c.limits.pids or None,
             **security_dict(c.spec),
+            **runtime_host_config(c.spec),
         },
+        "Mounts": [mount_dict(m) for m in c.spec.mounts],
         "NetworkSettings": {
             "IPAddress": c.ip_address,
             "MacAddress": c.mac_address,
@@ -150,6 +180,9 @@ def run(
     name: Annotated[str, typer.Option("--name", help="Container name")] = "",
     publish: Annotated[list[str] | None, typer.Option("-p", "--publish")] = None,
     volume: Annotated[list[str] | None, typer.Option("-v", "--volume")] = None,
+    mount: Annotated[
+        list[str] | None, typer.Option("--mount", help="type=volume|bind|tmpfs,src=..,dst=..")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("-e", "--env")] = None,
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
@@ -158,7 +191,9 @@ def run(
     cpus: Annotated[str, typer.Option("--cpus")] = "",
     pids_limit: Annotated[int, typer.Option("--pids-limit")] = 0,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits")] = False,
-    network: Annotated[str, typer.Option("--network", help="bridge, host or none")] = "bridge",
+    network: Annotated[
+        str, typer.Option("--network", help="bridge, host, none or an attachable swarm network")
+    ] = "bridge",
     interactive: Annotated[bool, typer.Option("-i", "--interactive")] = False,
     tty: Annotated[bool, typer.Option("-t", "--tty")] = False,
     entrypoint: Annotated[str | None, typer.Option("--entrypoint")] = None,
@@ -187,6 +222,16 @@ def run(
     log_opt: Annotated[
         list[str] | None, typer.Option("--log-opt", help="Log option: max-size=10m, max-file=3")
     ] = None,
+    init: RunInitOption = False,
+    sysctl: RunSysctlOption = None,
+    ulimit: RunUlimitOption = None,
+    dns: RunDnsOption = None,
+    dns_search: RunDnsSearchOption = None,
+    dns_option: RunDnsOptionOption = None,
+    add_host: AddHostOption = None,
+    group_add: GroupAddOption = None,
+    stop_signal: RunStopSignalOption = "",
+    stop_timeout: StopTimeoutOption = None,
 ) -> None:
     """Create and start a container (docker run)."""
     expect_failure_code(125)
@@ -197,11 +242,13 @@ def run(
         entrypoint=entrypoint, read_only=read_only, userns=userns,
     )  # fmt: skip
     request.start = True
+    request.spec.mounts.extend(parse_mount(m) for m in mount or [])
     apply_security_flags(
         request.spec, cap_add=cap_add or [], cap_drop=cap_drop or [], privileged=privileged,
         security_opt=security_opt or [], device=device or [],
     )  # fmt: skip
     request.spec.log_options.update(parse_log_opts(log_opt or []))
+    apply_run_flags(request.spec, locals())
     check = health_flags(
         cmd=health_cmd, interval=health_interval, timeout=health_timeout,
         start_period=health_start_period, retries=health_retries, disabled=no_healthcheck,
@@ -235,10 +282,11 @@ def _create_request(
     from pyswarm.common.publish import parse_publish
 
     modes = {"bridge": 0, "default": 0, "host": 1, "none": 2}
-    if network not in modes:
-        raise CliInputError(
-            f"network {network} not found (use bridge, host or none)", field="--network"
-        )
+    if not network:
+        raise CliInputError("invalid --network: a name is required", field="--network")
+    # Any other name is a cluster network (an attachable overlay): the agent asks the
+    # manager for an address on it, or answers that there is no such network.
+    cluster_networks = [] if network in modes else [network]
     spec = types_pb2.ContainerSpec(
         image=image,
         env=parse_env(env),
@@ -267,7 +315,8 @@ def _create_request(
         spec=spec,
         limits=limits,
         ports=[parse_publish(p) for p in publish],
-        network_mode=modes[network],  # type: ignore[arg-type]
+        network_mode=modes.get(network, 0),  # type: ignore[arg-type]
+        networks=cluster_networks,
         auto_remove=rm,
         user_namespace=userns,
         entrypoint_set=entrypoint_set,
@@ -356,11 +405,17 @@ def kill(
 def rm(
     containers: Annotated[list[str], typer.Argument()],
     force: Annotated[bool, typer.Option("-f", "--force")] = False,
+    volumes: Annotated[
+        bool, typer.Option("-v", "--volumes", help="Remove its anonymous volumes too")
+    ] = False,
 ) -> None:
     """Remove containers."""
     stub = client.containers()
     apply_each(
-        containers, lambda r: stub.Remove(agent_pb2.RemoveContainerRequest(id=r, force=force))
+        containers,
+        lambda r: stub.Remove(
+            agent_pb2.RemoveContainerRequest(id=r, force=force, remove_volumes=volumes)
+        ),
     )
 
 

@@ -19,13 +19,9 @@ from typing import Annotated
 
 import typer
 
-from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR, AgentConfig
-from pyswarm.cli.agent_advertise import (
-    LabelOption,
-    NodeGenericResourceOption,
-    parse_engine_labels,
-    parse_node_generic_resources,
-)
+from pyswarm.agent.config import AgentConfig
+from pyswarm.cli import agent_flags as flags
+from pyswarm.cli.agent_advertise import LabelOption, NodeGenericResourceOption
 
 DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
 
@@ -47,65 +43,34 @@ def join(
         str, typer.Option(help="Serve Prometheus /metrics on HOST:PORT (empty: off)")
     ] = DEFAULT_METRICS_ADDR,
     hostname: Annotated[str, typer.Option(help="The node's name (default: the hostname)")] = "",
-    state_dir: Annotated[Path, typer.Option(help="Where images and containers live")] = (
-        DEFAULT_STATE_DIR
-    ),
-    socket: Annotated[Path, typer.Option(help="The local API's unix socket")] = DEFAULT_SOCKET,
-    bridge: Annotated[str, typer.Option(help="This host's container bridge")] = "pyswarm0",
-    cgroup_parent: Annotated[str, typer.Option(help="Parent cgroup of containers")] = "pyswarm",
-    netns_dir: Annotated[Path, typer.Option(help="Where network namespaces are pinned")] = Path(
-        "/run/pyswarm/netns"
-    ),
-    iptables_chain: Annotated[str, typer.Option(help="Prefix of our iptables chains")] = (
-        "PYSWARM"
-    ),
-    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
-    insecure_registry: Annotated[
-        list[str] | None,
-        typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
-    ] = None,
-    dns_upstream: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Resolver ADDR[:PORT] that containers' names not in the cluster are"
-            " forwarded to (repeatable; default: the host's /etc/resolv.conf)",
-        ),
-    ] = None,
-    log_opt: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--log-opt",
-            help="Default json-file log option for containers: max-size=10m, max-file=3",
-        ),
-    ] = None,
+    state_dir: flags.StateDir = flags.STATE_DIR,
+    socket: flags.Socket = flags.SOCKET,
+    bridge: flags.Bridge = flags.BRIDGE,
+    cgroup_parent: flags.CgroupParent = flags.CGROUP_PARENT,
+    netns_dir: flags.NetnsDir = flags.NETNS_DIR,
+    iptables_chain: flags.IptablesChain = flags.IPTABLES_CHAIN,
+    log_level: flags.LogLevel = flags.LOG_LEVEL,
+    insecure_registry: flags.InsecureRegistry = None,
+    dns_upstream: flags.DnsUpstream = None,
+    log_opt: flags.LogOpt = None,
     label: LabelOption = None,
     node_generic_resource: NodeGenericResourceOption = None,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
-    import logging
 
     from pyswarm.agent.daemon import serve
     from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
-    from pyswarm.cli.parse import parse_dns_upstreams
-    from pyswarm.common.log_options import parse_log_opts
 
-    log_options = tuple(parse_log_opts(log_opt or []).items())
-    dns_upstreams = parse_dns_upstreams(dns_upstream or [], "--dns-upstream")
-    join_token = read_join_token(token, token_file)
-    os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
-
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = AgentConfig(
+    config = flags.agent_config(
         state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
         netns_dir=netns_dir, iptables_chain=iptables_chain,
-        insecure_registries=tuple(insecure_registry or ()), log_options=log_options,
-        dns_upstreams=dns_upstreams,
-        engine_labels=parse_engine_labels(label or []),
-        generic_resources=parse_node_generic_resources(node_generic_resource or []),
+        insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
+        label=label, node_generic_resource=node_generic_resource,
     )  # fmt: skip
+    join_token = read_join_token(token, token_file)
+    os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
+    flags.setup_logging(log_level)
     asyncio.run(_join(config, manager, join_token, advertise_addr, metrics_addr, hostname))
     asyncio.run(serve(config))
 

@@ -93,8 +93,14 @@ def exec_(
     name: NameOption = "pslab",
 ) -> None:
     """Run a command on one of the lab's hosts (inside its network namespace)."""
+    from pyswarm.cli.parse import CliInputError
     from pyswarm.lab.launcher import Lab
 
+    # Options end at the node, so a `--` before the command arrives as its first word.
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise CliInputError("lab exec needs a command after the node", field="COMMAND")
     host = Lab(name).host(node)
     argv = host.exec_args(*command)
     os.execvp(argv[0], argv)

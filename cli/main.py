@@ -24,14 +24,19 @@ GROUPS = {
     "service": "pyswarm.cli.service",
     "node": "pyswarm.cli.node",
     "network": "pyswarm.cli.network",
+    "secret": "pyswarm.cli.secret",
+    "config": "pyswarm.cli.config",
+    "volume": "pyswarm.cli.volume",
     "lab": "pyswarm.cli.lab",
     "swarm": "pyswarm.cli.swarm",
+    "stack": "pyswarm.cli.stack",
 }
 COMMANDS = {
     "agent": ("pyswarm.cli.agent", "agent"),
     "join": ("pyswarm.cli.join", "join"),
     "init": ("pyswarm.cli.cluster", "init"),
     "join-token": ("pyswarm.cli.cluster", "join_token"),
+    "events": ("pyswarm.cli.events", "events"),
     "images": ("pyswarm.cli.image", "ls"),
     "rmi": ("pyswarm.cli.image", "rm"),
     "build": ("pyswarm.cli.build", "build"),
@@ -109,9 +114,26 @@ def command_word(argv: list[str]) -> str | None:
     return None
 
 
+def go_bool_flags(argv: list[str]) -> list[str]:
+    """docker's (Go's) `--detach=false` / `--detach=true` spelling of a boolean flag,
+    which click does not take: `=true` is the flag itself, `=false` its absence."""
+    out = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            out.extend(argv[index:])
+            break
+        if arg in ("--detach=false", "--detach=true"):
+            if arg.endswith("true"):
+                out.append("--detach")
+            continue
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     from pyswarm.cli.errors import report
 
+    sys.argv[1:] = go_bool_flags(sys.argv[1:])
     try:
         build_app(command_word(sys.argv[1:]))()
     except SystemExit:

@@ -18,8 +18,11 @@ app = typer.Typer(help="Manage the cluster's networks.", no_args_is_help=True)
 _FILTERS = ("name", "id", "driver", "label", "scope")
 
 
-def network_json(network: types_pb2.Network) -> dict[str, Any]:
-    """docker's `network inspect` shape for a swarm-scope network."""
+def network_json(
+    network: types_pb2.Network, attachments: list[types_pb2.Attachment] | None = None
+) -> dict[str, Any]:
+    """docker's `network inspect` shape for a swarm-scope network; `Containers` holds the
+    standalone containers attached to it (run --network), on any node."""
     config: dict[str, str] = {"Subnet": network.ipam.subnet, "Gateway": network.ipam.gateway}
     if network.ipam.ip_range and network.ipam.ip_range != network.ipam.subnet:
         config["IPRange"] = network.ipam.ip_range
@@ -38,6 +41,19 @@ def network_json(network: types_pb2.Network) -> dict[str, Any]:
         "Ingress": network.spec.ingress,
         "Options": options,
         "Labels": dict(network.spec.annotations.labels),
+        "Containers": {a.container_id: _endpoint_json(a) for a in attachments or []},
+    }
+
+
+def _endpoint_json(attachment: types_pb2.Attachment) -> dict[str, str]:
+    address = attachment.address.partition("/")[0]
+    octets = ipaddress.IPv4Address(address).packed if address else b""
+    return {
+        "Name": attachment.container_name,
+        "EndpointID": attachment.id,
+        "MacAddress": "02:42:" + ":".join(f"{b:02x}" for b in octets) if octets else "",
+        "IPv4Address": attachment.address,
+        "IPv6Address": "",
     }
 
 
@@ -143,7 +159,19 @@ def inspect(
         raise CliInputError(f"invalid --format {format!r}: only json", field="--format")
     stub = control()
     found = [stub.GetNetwork(control_pb2.GetNetworkRequest(network_id=n)) for n in networks]
-    print_json([network_json(n) for n in found])
+    print_json(
+        [
+            network_json(
+                n,
+                list(
+                    stub.ListAttachments(
+                        control_pb2.AttachmentListRequest(network_id=n.id)
+                    ).attachments
+                ),
+            )
+            for n in found
+        ]
+    )
 
 
 @app.command("rm")

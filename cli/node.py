@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import grpc
 import typer
 
 from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
-from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.parse import CliInputError, parse_filters
 from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
 
@@ -33,14 +32,21 @@ def _node_row(node: types_pb2.Node, leader_id: str) -> list[str]:
     ]  # fmt: skip
 
 
+FilterOption = Annotated[
+    list[str] | None, typer.Option("-f", "--filter", help="Filter output (KEY=VALUE)")
+]
+
+
 @app.command("ls")
 def ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
+    filter: FilterOption = None,
 ) -> None:
-    """List nodes."""
+    """List nodes (--filter id=, label=, node.label=KEY[=VALUE], membership=, name=, role=)."""
     stub = control()
-    nodes = stub.ListNodes(control_pb2.ListNodesRequest()).nodes
+    request = control_pb2.ListNodesRequest(filters=parse_filters(filter))
+    nodes = stub.ListNodes(request).nodes
     leader = stub.GetCluster(control_pb2.GetClusterRequest()).leader_id
     if quiet:
         for node in nodes:
@@ -53,6 +59,27 @@ def ls(
         print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
         return
     print_table(headers, rows)
+
+
+@app.command("ps")
+def ps(
+    nodes: Annotated[list[str] | None, typer.Argument(help="Nodes (default: self)")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display task IDs")] = False,
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
+    filter: FilterOption = None,
+) -> None:
+    """List the tasks on nodes (default: the node this CLI's manager runs on), with
+    --filter id=, name=, node=, desired-state=, as `service ps`."""
+    from pyswarm.cli.task_rows import print_tasks, task_rows
+
+    filters = parse_filters(filter)
+    stub = control()
+    tasks: list[types_pb2.Task] = []
+    for node in nodes or ["self"]:
+        request = control_pb2.ListTasksRequest(node_id=node, filters=filters)
+        tasks.extend(stub.ListTasks(request).tasks)
+    print_tasks(task_rows(stub, tasks, no_trunc=no_trunc), quiet=quiet, format=format)
 
 
 @app.command("inspect")
@@ -105,30 +132,12 @@ def update(
 ) -> None:
     """Change a node's availability, labels or role."""
     stub = control()
-    # The manager also writes node records (heartbeats' addresses, network endpoints):
-    # an update that raced one of those is read again and re-applied, a few times.
-    for attempt in range(_UPDATE_ATTEMPTS):
-        current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
-        spec = _updated_spec(current.spec, availability, label_add, label_rm, role)
-        request = control_pb2.UpdateNodeRequest(
-            node_id=current.id, version=current.meta.version, spec=spec
-        )
-        try:
-            stub.UpdateNode(request)
-            break
-        except grpc.RpcError as err:
-            if not _out_of_sequence(err) or attempt == _UPDATE_ATTEMPTS - 1:
-                raise
+    current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
+    spec = _updated_spec(current.spec, availability, label_add, label_rm, role)
+    stub.UpdateNode(
+        control_pb2.UpdateNodeRequest(node_id=current.id, version=current.meta.version, spec=spec)
+    )
     print(node)
-
-
-_UPDATE_ATTEMPTS = 3
-
-
-def _out_of_sequence(err: grpc.RpcError) -> bool:
-    code = err.code() if isinstance(err, grpc.Call) else None
-    details = err.details() if isinstance(err, grpc.Call) else ""
-    return code == grpc.StatusCode.FAILED_PRECONDITION and "out of sequence" in (details or "")
 
 
 def _updated_spec(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime
 
 from pyswarm.common.byte_sizes import parse_size
+from pyswarm.common.durations import InvalidDuration, parse_duration_ns
 from pyswarm.common.errors import InvalidArgument
-from pyswarm.proto import types_pb2
+from pyswarm.proto import control_pb2, types_pb2
 
 
 class CliInputError(InvalidArgument):
@@ -67,34 +70,25 @@ def parse_cpus(text: str) -> int:
 
 
 def parse_volume(text: str) -> types_pb2.Mount:
-    """-v HOST:CONTAINER[:ro|rw]; only absolute host paths (bind mounts)."""
-    parts = text.split(":")
-    mode = ""
-    if len(parts) == 3:
-        mode = parts.pop()
-    if len(parts) != 2 or not parts[0] or not parts[1]:
-        raise CliInputError(f"invalid volume specification: '{text}'", field="--volume")
-    source, target = parts
-    if mode not in ("", "ro", "rw"):
-        raise CliInputError(
-            f"invalid volume specification: '{text}': invalid mode: {mode}", field="--volume"
-        )
-    if not source.startswith("/"):
-        raise CliInputError(
-            f"invalid volume specification: '{text}': the host path must be absolute"
-            " (named volumes are not supported)",
-            field="--volume",
-        )
-    if not target.startswith("/"):
-        raise CliInputError(
-            f"invalid volume specification: '{text}': invalid mount config: the container"
-            " path must be absolute",
-            field="--volume",
-        )
-    return types_pb2.Mount(
-        type=types_pb2.Mount.BIND, source=os.path.normpath(source), target=target,
-        read_only=mode == "ro",
-    )  # fmt: skip
+    """-v [SOURCE:]TARGET[:MODE]: a bind mount, a named or an anonymous volume."""
+    from pyswarm.common.mounts import MountError
+    from pyswarm.common.mounts import parse_volume as parse
+
+    try:
+        return parse(text)
+    except MountError as err:
+        raise CliInputError(err.message, field="--volume") from None
+
+
+def parse_mount(text: str, flag: str = "--mount") -> types_pb2.Mount:
+    """--mount type=volume|bind|tmpfs,src=..,dst=..,... (docker's csv)."""
+    from pyswarm.common.mounts import MountError
+    from pyswarm.common.mounts import parse_mount as parse
+
+    try:
+        return parse(text, flag)
+    except MountError as err:
+        raise CliInputError(err.message, field=flag) from None
 
 
 def parse_env(items: list[str]) -> list[str]:
@@ -110,3 +104,41 @@ def parse_env(items: list[str]) -> list[str]:
             value = os.environ[key]
         env.append(f"{key}={value}")
     return env
+
+
+def parse_time_ns(text: str, flag: str, now: float | None = None) -> int:
+    """docker's --since/--until: a unix timestamp, an RFC 3339 date or a duration before
+    now (10m, 1h, 90s); nanoseconds since the epoch. '' is 0."""
+    if not text:
+        return 0
+    if text.replace(".", "", 1).isdigit():
+        return round(float(text) * 1e9)
+    try:
+        ago_ns = parse_duration_ns(text, flag)
+    except InvalidDuration:
+        pass
+    else:
+        return round((time.time() if now is None else now) * 1e9) - ago_ns
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliInputError(
+            f'invalid value "{text}" for {flag}: use a timestamp, a date or a duration (10m)',
+            field=flag,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # docker reads a date without a zone as local time
+    return round(moment.timestamp() * 1e9)
+
+
+def parse_filters(texts: list[str] | None) -> list[control_pb2.ListFilter]:
+    """docker's `--filter KEY=VALUE` flags (the manager checks the keys)."""
+    filters = []
+    for text in texts or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise CliInputError(
+                f"bad format of filter '{text}' (expected name=value)", field="--filter"
+            )
+        filters.append(control_pb2.ListFilter(key=key.strip(), value=value))
+    return filters

@@ -3,14 +3,83 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from pyswarm.cli.errors import apply_each, expect_failure_code
-from pyswarm.cli.output import Format, ago, print_json, print_json_lines, print_table
-from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.output import Format, print_json, print_json_lines, print_table
+from pyswarm.cli.parse import CliInputError, parse_filters
+from pyswarm.cli.service_container import (
+    ArgsOption,
+    CapAddOption,
+    CapDropOption,
+    ContainerLabelAddOption,
+    ContainerLabelOption,
+    ContainerLabelRmOption,
+    DnsAddOption,
+    DnsOption,
+    DnsOptionAddOption,
+    DnsOptionOption,
+    DnsOptionRmOption,
+    DnsRmOption,
+    DnsSearchAddOption,
+    DnsSearchOption,
+    DnsSearchRmOption,
+    EntrypointOption,
+    EnvFileOption,
+    EnvRmOption,
+    GroupAddOption,
+    GroupOption,
+    GroupRmOption,
+    HealthCmdOption,
+    HealthIntervalOption,
+    HealthRetriesOption,
+    HealthStartOption,
+    HealthTimeoutOption,
+    HostAddOption,
+    HostnameOption,
+    HostOption,
+    HostRmOption,
+    InitOption,
+    InitSwitch,
+    NoHealthcheckOption,
+    QuietOption,
+    ReadOnlyOption,
+    ReadOnlySwitch,
+    StopGraceOption,
+    StopSignalOption,
+    SysctlAddOption,
+    SysctlOption,
+    SysctlRmOption,
+    TtyOption,
+    TtySwitch,
+    UlimitAddOption,
+    UlimitOption,
+    UlimitRmOption,
+    UserOption,
+    WorkdirOption,
+    apply_container_flags,
+    apply_container_updates,
+)
+from pyswarm.cli.service_files import (
+    ConfigAddOption,
+    ConfigOption,
+    ConfigRmOption,
+    SecretAddOption,
+    SecretOption,
+    SecretRmOption,
+    apply_create_files,
+    apply_file_changes,
+)
 from pyswarm.cli.service_inspect import print_pretty
+from pyswarm.cli.service_mounts import (
+    MountAddOption,
+    MountOption,
+    MountRmOption,
+    apply_create_mounts,
+    apply_mount_changes,
+)
 from pyswarm.cli.service_network import (
     EndpointModeOption,
     NetworkAddOption,
@@ -73,13 +142,12 @@ from pyswarm.cli.service_update import (
     converge,
     pacing_flags,
 )
+from pyswarm.cli.task_rows import print_tasks, shown_image, task_rows
 from pyswarm.common.manager_client import control
 from pyswarm.proto import control_pb2, types_pb2
 
 app = typer.Typer(help="Manage services across the cluster.", no_args_is_help=True)
 PASSTHROUGH = {"allow_interspersed_args": False}
-
-_STATE_NAMES = {v: k.lower() for k, v in types_pb2.TaskState.items()}
 
 
 def _mode(service: types_pb2.Service) -> str:
@@ -131,7 +199,10 @@ def create(
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
     label: Annotated[list[str] | None, typer.Option("-l", "--label")] = None,
+    mount: MountOption = None,
     network: NetworkOption = None,
+    secrets: SecretOption = None,
+    configs: ConfigOption = None,
     endpoint_mode: EndpointModeOption = "vip",
     no_resolve_image: NoResolveImage = False,
     with_registry_auth: WithRegistryAuth = False,
@@ -148,6 +219,30 @@ def create(
     rollback_monitor: RollbackMonitor = None,
     rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
     rollback_order: RollbackOrder = None,
+    env_file: EnvFileOption = None,
+    container_label: ContainerLabelOption = None,
+    entrypoint: EntrypointOption = None,
+    init: InitOption = False,
+    read_only: ReadOnlyOption = False,
+    tty: TtyOption = False,
+    cap_add: CapAddOption = None,
+    cap_drop: CapDropOption = None,
+    sysctl: SysctlOption = None,
+    ulimit: UlimitOption = None,
+    dns: DnsOption = None,
+    dns_search: DnsSearchOption = None,
+    dns_option: DnsOptionOption = None,
+    host: HostOption = None,
+    group: GroupOption = None,
+    stop_signal: StopSignalOption = None,
+    stop_grace_period: StopGraceOption = None,
+    health_cmd: HealthCmdOption = None,
+    health_interval: HealthIntervalOption = None,
+    health_timeout: HealthTimeoutOption = None,
+    health_retries: HealthRetriesOption = None,
+    health_start_period: HealthStartOption = None,
+    no_healthcheck: NoHealthcheckOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Create a service."""
     pacing = pacing_flags(
@@ -164,7 +259,10 @@ def create(
         restart_condition=restart_condition or "any", hostname=hostname, workdir=workdir, user=user,
         labels=label or [],
     )  # fmt: skip
+    apply_container_flags(spec.task.container, locals())
     apply_create_networks(spec, network or [], endpoint_mode)
+    apply_create_files(spec, secrets or [], configs or [])
+    apply_create_mounts(spec, mount or [])
     apply_orchestration(spec, OrchestrationFlags(
         max_concurrent=max_concurrent, restart_condition=restart_condition,
         restart_delay=restart_delay, restart_max_attempts=restart_max_attempts,
@@ -184,7 +282,7 @@ def create(
     _print_warnings(service)
     print(service.id)
     if not detach:
-        converge_service(stub, spec, [service.id])
+        converge_service(stub, spec, [service.id], quiet=quiet)
 
 
 def _send_auth(
@@ -205,13 +303,10 @@ def _print_warnings(service: types_pb2.Service) -> None:
         print(warning, file=sys.stderr)
 
 
-NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Show images with their digest")]
-
-
-def shown_image(image: str, no_trunc: bool) -> str:
-    """`name:tag` of a pinned `name:tag@sha256:...`, as docker's ls and ps show it."""
-    name, at, _ = image.partition("@")
-    return image if no_trunc or not at or not name else name
+NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")]
+FilterOption = Annotated[
+    list[str] | None, typer.Option("-f", "--filter", help="Filter output (KEY=VALUE)")
+]
 
 
 @app.command("ls")
@@ -219,20 +314,17 @@ def ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
     no_trunc: NoTrunc = False,
+    filter: FilterOption = None,
 ) -> None:
-    """List services."""
-    response = control().ListServices(control_pb2.ListServicesRequest())
+    """List services (--filter id=, label=KEY[=VALUE], mode=, name=)."""
+    request = control_pb2.ListServicesRequest(filters=parse_filters(filter))
+    response = control().ListServices(request)
     pairs = list(zip(response.services, response.statuses, strict=True))
     if quiet:
         for service, _ in pairs:
-            print(service.id[:12])
+            print(service.id if no_trunc else service.id[:12])
         return
-    rows = [
-        [s.id[:12], s.spec.annotations.name, _mode(s),
-         replicas_cell(s, st),
-         shown_image(s.spec.task.container.image, no_trunc), _ports(s)]
-        for s, st in pairs
-    ]  # fmt: skip
+    rows = service_rows(pairs, no_trunc)
     if format == Format.json:
         keys = ["ID", "Name", "Mode", "Replicas", "Image", "Ports"]
         print_json_lines([dict(zip(keys, row, strict=True)) for row in rows])
@@ -240,57 +332,35 @@ def ls(
     print_table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows)
 
 
-def _task_rows(stub: Any, service: types_pb2.Service, no_trunc: bool) -> list[dict[str, str]]:
-    tasks = stub.ListTasks(control_pb2.ListTasksRequest(service_id=service.id)).tasks
-    nodes = {n.id: n for n in stub.ListNodes(control_pb2.ListNodesRequest()).nodes}
-    name = service.spec.annotations.name
-    tasks = sorted(
-        tasks,
-        key=lambda t: (t.slot or 0, t.node_id if not t.slot else "", -t.meta.created_at.seconds),
-    )
-    rows = []
-    previous_slot: tuple[int, str] | None = None
-    for task in tasks:
-        slot_key = (task.slot, "" if task.slot else task.node_id)
-        label = f"{name}.{task.slot}" if task.slot else f"{name}.{task.node_id[:12]}"
-        if slot_key == previous_slot:
-            label = r" \_ " + label
-        previous_slot = slot_key
-        node = nodes.get(task.node_id)
-        state = _STATE_NAMES.get(task.status.state, "?")
-        since = ago(task.status.timestamp.seconds) if task.status.timestamp.seconds else ""
-        since = since[:1].lower() + since[1:]  # "Running less than a second ago", as docker
-        rows.append({
-            "ID": task.id[:12], "Name": label,
-            "Image": shown_image(task.spec.container.image, no_trunc),
-            "Node": node.description.hostname if node else task.node_id[:12],
-            "DesiredState": _STATE_NAMES.get(task.desired_state, "?").capitalize(),
-            "CurrentState": f"{state.capitalize()} {since}".strip(),
-            "Error": task.status.err,
-        })  # fmt: skip
-    return rows
+def service_rows(
+    pairs: list[tuple[types_pb2.Service, control_pb2.ServiceStatus]], no_trunc: bool
+) -> list[list[str]]:
+    """`service ls` rows: ID, NAME, MODE, REPLICAS, IMAGE, PORTS."""
+    return [
+        [s.id[:12], s.spec.annotations.name, _mode(s),
+         replicas_cell(s, st),
+         shown_image(s.spec.task.container.image, no_trunc), _ports(s)]
+        for s, st in pairs
+    ]  # fmt: skip
 
 
 @app.command("ps")
 def ps(
     services: Annotated[list[str], typer.Argument()],
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display task IDs")] = False,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
     no_trunc: NoTrunc = False,
+    filter: FilterOption = None,
 ) -> None:
-    """List the tasks of services, newest per slot first, with their history."""
+    """List the tasks of services, newest per slot first, with their history
+    (--filter id=, name=, node=, desired-state=running|shutdown|accepted)."""
+    filters = parse_filters(filter)
     stub = control()
-    rows: list[dict[str, str]] = []
+    tasks: list[types_pb2.Task] = []
     for ref in services:
-        service = stub.GetService(control_pb2.GetServiceRequest(service_id=ref))
-        rows.extend(_task_rows(stub, service, no_trunc))
-    if format == Format.json:
-        print_json_lines(rows)
-        return
-    keys = ["ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error"]
-    print_table(
-        ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"],
-        [[row[k] for k in keys] for row in rows],
-    )
+        request = control_pb2.ListTasksRequest(service_id=ref, filters=filters)
+        tasks.extend(stub.ListTasks(request).tasks)
+    print_tasks(task_rows(stub, tasks, no_trunc=no_trunc), quiet=quiet, format=format)
 
 
 @app.command("inspect")
@@ -366,6 +436,12 @@ def update(
     network_rm: NetworkRmOption = None,
     publish_add: PublishAddOption = None,
     publish_rm: PublishRmOption = None,
+    secret_add: SecretAddOption = None,
+    secret_rm: SecretRmOption = None,
+    config_add: ConfigAddOption = None,
+    config_rm: ConfigRmOption = None,
+    mount_add: MountAddOption = None,
+    mount_rm: MountRmOption = None,
     rollback: Annotated[bool, typer.Option("--rollback")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Force update even if no changes require it")
@@ -385,6 +461,42 @@ def update(
     rollback_monitor: RollbackMonitor = None,
     rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
     rollback_order: RollbackOrder = None,
+    env_rm: EnvRmOption = None,
+    container_label_add: ContainerLabelAddOption = None,
+    container_label_rm: ContainerLabelRmOption = None,
+    entrypoint: EntrypointOption = None,
+    args: ArgsOption = None,
+    init: InitSwitch = None,
+    read_only: ReadOnlySwitch = None,
+    tty: TtySwitch = None,
+    cap_add: CapAddOption = None,
+    cap_drop: CapDropOption = None,
+    sysctl_add: SysctlAddOption = None,
+    sysctl_rm: SysctlRmOption = None,
+    ulimit_add: UlimitAddOption = None,
+    ulimit_rm: UlimitRmOption = None,
+    dns_add: DnsAddOption = None,
+    dns_rm: DnsRmOption = None,
+    dns_search_add: DnsSearchAddOption = None,
+    dns_search_rm: DnsSearchRmOption = None,
+    dns_option_add: DnsOptionAddOption = None,
+    dns_option_rm: DnsOptionRmOption = None,
+    host_add: HostAddOption = None,
+    host_rm: HostRmOption = None,
+    group_add: GroupAddOption = None,
+    group_rm: GroupRmOption = None,
+    hostname: HostnameOption = None,
+    user: UserOption = None,
+    workdir: WorkdirOption = None,
+    stop_signal: StopSignalOption = None,
+    stop_grace_period: StopGraceOption = None,
+    health_cmd: HealthCmdOption = None,
+    health_interval: HealthIntervalOption = None,
+    health_timeout: HealthTimeoutOption = None,
+    health_retries: HealthRetriesOption = None,
+    health_start_period: HealthStartOption = None,
+    no_healthcheck: NoHealthcheckOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Update a service's spec (a new version; the old one is kept for rollback).
 
@@ -405,12 +517,14 @@ def update(
     set_replicas(spec, replicas)
     if image is not None:
         spec.task.container.image = image
-    spec.task.container.env.extend(env_add or [])
+    apply_container_updates(spec.task.container, locals())
     if network_add or network_rm:
         names = stub.ListNetworks(control_pb2.ListNetworksRequest()).networks
         resolve = {n.spec.annotations.name: n.id for n in names}
         apply_network_changes(spec, current, network_add or [], network_rm or [], resolve)
     apply_publish_changes(spec, publish_add or [], publish_rm or [])
+    apply_file_changes(spec, secret_add or [], secret_rm or [], config_add or [], config_rm or [])
+    apply_mount_changes(spec, mount_add or [], mount_rm or [])
     apply_orchestration(spec, OrchestrationFlags(
         max_concurrent=max_concurrent, restart_condition=restart_condition,
         restart_delay=restart_delay, restart_max_attempts=restart_max_attempts,
@@ -440,7 +554,9 @@ def update(
     if rollback and updated.update_status.message:
         print(f"rollback: {updated.update_status.message}", file=sys.stderr)
     if not detach:
-        converge_service(stub, spec, [updated.id], update="rollback" if rollback else "update")
+        converge_service(
+            stub, spec, [updated.id], update="rollback" if rollback else "update", quiet=quiet
+        )
 
 
 @app.command("rollback")

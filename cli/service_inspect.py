@@ -3,6 +3,7 @@ status and configs, the container, and the endpoint (ports, networks, virtual IP
 
 from __future__ import annotations
 
+from pyswarm.cli.service_mounts import print_mounts
 from pyswarm.cli.service_update import print_update_config, print_update_status
 from pyswarm.proto import types_pb2
 
@@ -38,6 +39,15 @@ def print_pretty(s: types_pb2.Service) -> None:
         print(f" Args:\t\t{' '.join(c.args)}")
     if c.env:
         print(f" Env:\t\t{' '.join(c.env)}")
+    for title, references in (("Secrets", c.secrets), ("Configs", c.configs)):
+        if references:
+            print(f" {title}:")
+        for ref in references:
+            source = (
+                ref.secret_name if isinstance(ref, types_pb2.SecretReference) else ref.config_name
+            )
+            print(f"  Target:\t{ref.file.name}\n   Source:\t{source}")
+    print_mounts(c)
     print_endpoint(s)
     print()
 

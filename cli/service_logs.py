@@ -11,15 +11,13 @@ app by cli/service.py.
 from __future__ import annotations
 
 import sys
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.parse import CliInputError, parse_time_ns
 from pyswarm.cli.service import app
-from pyswarm.common.durations import InvalidDuration, parse_duration_ns
 
 if TYPE_CHECKING:
     from pyswarm.proto import dispatcher_pb2
@@ -30,26 +28,7 @@ SHORT_ID = 12
 def parse_since(text: str, now: float | None = None) -> int:
     """docker's --since: a unix timestamp, an RFC 3339 date or a duration before now
     (10m, 1h, 90s); nanoseconds since the epoch. '' is 0 (from the start)."""
-    if not text:
-        return 0
-    if text.replace(".", "", 1).isdigit():
-        return round(float(text) * 1e9)
-    try:
-        ago_ns = parse_duration_ns(text, "--since")
-    except InvalidDuration:
-        pass
-    else:
-        return round((time.time() if now is None else now) * 1e9) - ago_ns
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliInputError(
-            f'invalid value "{text}" for --since: use a timestamp, a date or a duration (10m)',
-            field="--since",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # docker reads a date without a zone as local time
-    return round(moment.timestamp() * 1e9)
+    return parse_time_ns(text, "--since", now)
 
 
 def parse_tail(text: str) -> int:

@@ -110,12 +110,13 @@ def _running_and_desired(stub: Any, service_id: str) -> tuple[int, int]:
     raise CliInputError(f"service {service_id} not found", field="service")
 
 
-def converge(stub: Any, service_ids: list[str], *, update: str = "") -> None:
+def converge(stub: Any, service_ids: list[str], *, update: str = "", quiet: bool = False) -> None:
     """Show progress until every service runs its desired tasks (docker's verify);
-    with `update` ("update" or "rollback"), until its rolling update is over too."""
+    with `update` ("update" or "rollback"), until its rolling update is over too.
+    `quiet` (-q) waits as long and shows nothing but a failure."""
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, quiet=quiet)
     deadline = time.monotonic() + CONVERGE_TIMEOUT
     with console.status("") as status:
         while True:

@@ -14,7 +14,17 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from pyswarm.common.errors import ErrorKind, PyswarmError
+from pyswarm.common.errors import (
+    AlreadyExists,
+    ErrorKind,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    PyswarmError,
+    ResourceExhausted,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +127,29 @@ def describe(err: grpc.RpcError) -> tuple[str, int | None]:
     if not details.strip():
         details = "the server is unavailable" if code == grpc.StatusCode.UNAVAILABLE else str(code)
     return details.splitlines()[0], exit_code
+
+
+_KINDS = {code: kind for kind, code in _CODES.items()}
+_ERRORS: dict[ErrorKind, type[PyswarmError]] = {
+    error.kind: error
+    for error in (
+        InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, PermissionDenied,
+        Unavailable, ResourceExhausted,
+    )
+}  # fmt: skip
+
+
+def error_of(err: grpc.RpcError) -> PyswarmError:
+    """A failed call as the PyswarmError the server raised (its kind, message and field),
+    for a server that relays another's answer (the agent relaying the manager's)."""
+    call: Any = err
+    code = call.code() if hasattr(call, "code") else None
+    message, _exit_code = describe(err)
+    field = ""
+    trailing: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
+    for item in trailing or ():
+        if item[0] == FIELD_KEY:
+            field = str(item[1])
+    kind = _KINDS.get(code, ErrorKind.UNAVAILABLE) if code is not None else ErrorKind.UNAVAILABLE
+    error_type = _ERRORS.get(kind, Unavailable)
+    return error_type(message, field=field)

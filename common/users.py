@@ -5,6 +5,7 @@ Runs inside the container (after pivot_root), so names mean what the image says.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,17 @@ def _entries(path: Path) -> list[list[str]]:
 
 
 def resolve_user(
-    spec: str, passwd: Path = Path("/etc/passwd"), group: Path = Path("/etc/group")
+    spec: str,
+    passwd: Path = Path("/etc/passwd"),
+    group: Path = Path("/etc/group"),
+    *,
+    extra_groups: Sequence[str] = (),
 ) -> ResolvedUser:
     """ "" = root; "uid", "name", "uid:gid", "name:group" as docker.
 
     A numeric uid missing from passwd is allowed (gid 0, home "/"), as docker; a
-    name missing from passwd is an error.
+    name missing from passwd is an error. `extra_groups` (--group-add: names or gids)
+    join the supplementary groups; a name missing from the group file is an error.
     """
     user_part, _, group_part = spec.partition(":")
     user_part = user_part or "0"
@@ -70,4 +76,13 @@ def resolve_user(
                 supplementary.append(int(entry[2]))
     if gid not in supplementary:
         supplementary.insert(0, gid)
+    for extra in extra_groups:
+        found = next((e for e in groups_table if e[0] == extra), None)
+        if found is None and not extra.isdigit():
+            raise UserLookupError(
+                f"unable to find group {extra}: no matching entries in group file"
+            )
+        number = int(found[2]) if found is not None else int(extra)
+        if number not in supplementary:
+            supplementary.append(number)
     return ResolvedUser(uid=uid, gid=gid, groups=tuple(supplementary), home=home)

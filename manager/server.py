@@ -49,8 +49,9 @@ from pyswarm.manager.ca.renewal import ManagerCertificates
 from pyswarm.manager.ca.revocation import revocations
 from pyswarm.manager.ca.roots import AuthorityView
 from pyswarm.manager.config import ManagerConfig, with_port
-from pyswarm.manager.controlapi import ControlService
+from pyswarm.manager.controlapi import ControlService, SystemFacts
 from pyswarm.manager.controlapi.cluster import join_tokens
+from pyswarm.manager.dispatcher.attachments import NetworkAttachmentsService
 from pyswarm.manager.dispatcher.service import DispatcherService
 from pyswarm.manager.endpoint import (
     EndpointInfo,
@@ -59,6 +60,7 @@ from pyswarm.manager.endpoint import (
     write_locked_endpoint,
 )
 from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_connection
+from pyswarm.manager.events import EventFeed, RevisionClock
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
 from pyswarm.manager.network.allocator import NetworkAllocator
@@ -89,6 +91,7 @@ from pyswarm.manager.store import (
     backfill_all,
     current_leader,
 )
+from pyswarm.manager.store.etcd_process import AUTO_COMPACTION
 from pyswarm.manager.stream_cap import StreamCapInterceptor
 from pyswarm.proto import (
     ca_pb2_grpc,
@@ -235,6 +238,8 @@ async def _run(
     cluster = opened.cluster
     cache = Cache(client, codec=opened.codec)
     metrics.watch(cache)
+    # When each revision came, from the first listing on (events --since).
+    revision_clock = RevisionClock(cache)
     stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
@@ -264,6 +269,7 @@ async def _run(
                     keeper=keeper,
                 ),
                 (listen_addr, join_addr),
+                revision_clock,
             )
             address = f"{advertise}:{listen_port}"
             join_address = f"{advertise}:{join_port}"
@@ -361,6 +367,7 @@ def _servers(
     cluster_id: str,
     unlock: ManagerUnlockService,
     addresses: tuple[str, str],
+    revision_clock: RevisionClock,
 ) -> tuple[GrpcServers, int, int]:
     async def tokens() -> control_pb2.JoinTokens:
         record = cache.get(CLUSTERS, cluster_id) or await store.get(CLUSTERS, cluster_id)
@@ -391,6 +398,13 @@ def _servers(
         authorities=view.get,
         session_max_events=config.session_max_events,
     )
+    control.event_feed = EventFeed(store, cache, revision_clock)
+    control.system_facts = SystemFacts(
+        heartbeat_period=config.heartbeat_period,
+        task_history=config.task_history,
+        embedded_etcd=not config.etcd_endpoints,
+        compaction=", ".join(AUTO_COMPACTION) if not config.etcd_endpoints else "",
+    )
     # Agents publish logs to the address this manager advertises (set once bound).
     log_broker = LogBroker(store.client, cache, address="")
     control.log_broker = log_broker
@@ -410,6 +424,9 @@ def _servers(
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, main)
     ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, main)
     dispatcher_pb2_grpc.add_LogBrokerServicer_to_server(log_broker_service, main)
+    dispatcher_pb2_grpc.add_NetworkAttachmentsServicer_to_server(
+        NetworkAttachmentsService(store=store, cache=cache, cluster_id=cluster_id), main
+    )
     seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
     listen_addr, join_addr = addresses
     # Asked on every handshake: a renewed or rotated certificate serves new connections.

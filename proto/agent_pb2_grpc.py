@@ -1422,6 +1422,250 @@ class ImageAPI:
             _registered_method=True)
 
 
+class VolumesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/pyswarm.v1.Volumes/Create',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumeCreateRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.Volume.FromString,
+                _registered_method=True)
+        self.Inspect = channel.unary_unary(
+                '/pyswarm.v1.Volumes/Inspect',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumeRef.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.Volume.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/pyswarm.v1.Volumes/List',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumeListRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumeListResponse.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/pyswarm.v1.Volumes/Remove',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumeRemoveRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumeRef.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/pyswarm.v1.Volumes/Prune',
+                request_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumePruneRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumePruneResponse.FromString,
+                _registered_method=True)
+
+
+class VolumesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Create(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Inspect(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Prune(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_VolumesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumeCreateRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.Volume.SerializeToString,
+            ),
+            'Inspect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Inspect,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumeRef.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.Volume.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumeListRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumeListResponse.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumeRemoveRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumeRef.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=pyswarm_dot_proto_dot_agent__pb2.VolumePruneRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_agent__pb2.VolumePruneResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pyswarm.v1.Volumes', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pyswarm.v1.Volumes', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Volumes:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Volumes/Create',
+            pyswarm_dot_proto_dot_agent__pb2.VolumeCreateRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.Volume.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Inspect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Volumes/Inspect',
+            pyswarm_dot_proto_dot_agent__pb2.VolumeRef.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.Volume.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Volumes/List',
+            pyswarm_dot_proto_dot_agent__pb2.VolumeListRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.VolumeListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Volumes/Remove',
+            pyswarm_dot_proto_dot_agent__pb2.VolumeRemoveRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.VolumeRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Volumes/Prune',
+            pyswarm_dot_proto_dot_agent__pb2.VolumePruneRequest.SerializeToString,
+            pyswarm_dot_proto_dot_agent__pb2.VolumePruneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class SwarmAPIStub:
     """Missing associated documentation comment in .proto file."""
 

@@ -355,6 +355,64 @@ class ImageAPIServicer(metaclass=_abc_1.ABCMeta):
 
 def add_ImageAPIServicer_to_server(servicer: ImageAPIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class VolumesStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> VolumesAsyncStub: ...
+    Create: _grpc.UnaryUnaryMultiCallable[_agent_pb2.VolumeCreateRequest, _agent_pb2.Volume]
+    Inspect: _grpc.UnaryUnaryMultiCallable[_agent_pb2.VolumeRef, _agent_pb2.Volume]
+    List: _grpc.UnaryUnaryMultiCallable[_agent_pb2.VolumeListRequest, _agent_pb2.VolumeListResponse]
+    Remove: _grpc.UnaryUnaryMultiCallable[_agent_pb2.VolumeRemoveRequest, _agent_pb2.VolumeRef]
+    Prune: _grpc.UnaryUnaryMultiCallable[_agent_pb2.VolumePruneRequest, _agent_pb2.VolumePruneResponse]
+
+@_typing.type_check_only
+class VolumesAsyncStub(VolumesStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Create: _aio.UnaryUnaryMultiCallable[_agent_pb2.VolumeCreateRequest, _agent_pb2.Volume]  # type: ignore[assignment]
+    Inspect: _aio.UnaryUnaryMultiCallable[_agent_pb2.VolumeRef, _agent_pb2.Volume]  # type: ignore[assignment]
+    List: _aio.UnaryUnaryMultiCallable[_agent_pb2.VolumeListRequest, _agent_pb2.VolumeListResponse]  # type: ignore[assignment]
+    Remove: _aio.UnaryUnaryMultiCallable[_agent_pb2.VolumeRemoveRequest, _agent_pb2.VolumeRef]  # type: ignore[assignment]
+    Prune: _aio.UnaryUnaryMultiCallable[_agent_pb2.VolumePruneRequest, _agent_pb2.VolumePruneResponse]  # type: ignore[assignment]
+
+class VolumesServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def Create(
+        self,
+        request: _agent_pb2.VolumeCreateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.Volume, _abc.Awaitable[_agent_pb2.Volume]]: ...
+
+    @_abc_1.abstractmethod
+    def Inspect(
+        self,
+        request: _agent_pb2.VolumeRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.Volume, _abc.Awaitable[_agent_pb2.Volume]]: ...
+
+    @_abc_1.abstractmethod
+    def List(
+        self,
+        request: _agent_pb2.VolumeListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.VolumeListResponse, _abc.Awaitable[_agent_pb2.VolumeListResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Remove(
+        self,
+        request: _agent_pb2.VolumeRemoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.VolumeRef, _abc.Awaitable[_agent_pb2.VolumeRef]]: ...
+
+    @_abc_1.abstractmethod
+    def Prune(
+        self,
+        request: _agent_pb2.VolumePruneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.VolumePruneResponse, _abc.Awaitable[_agent_pb2.VolumePruneResponse]]: ...
+
+def add_VolumesServicer_to_server(servicer: VolumesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class SwarmAPIStub:
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...

@@ -160,6 +160,71 @@ class ControlStub:
                 request_serializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.SerializeToString,
                 response_deserializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsMessage.FromString,
                 _registered_method=True)
+        self.CreateSecret = channel.unary_unary(
+                '/pyswarm.v1.Control/CreateSecret',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.CreateSecretRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Secret.FromString,
+                _registered_method=True)
+        self.GetSecret = channel.unary_unary(
+                '/pyswarm.v1.Control/GetSecret',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.GetSecretRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Secret.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/pyswarm.v1.Control/ListSecrets',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSecret = channel.unary_unary(
+                '/pyswarm.v1.Control/UpdateSecret',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.UpdateSecretRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Secret.FromString,
+                _registered_method=True)
+        self.RemoveSecret = channel.unary_unary(
+                '/pyswarm.v1.Control/RemoveSecret',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveSecretRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveSecretResponse.FromString,
+                _registered_method=True)
+        self.CreateConfig = channel.unary_unary(
+                '/pyswarm.v1.Control/CreateConfig',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.CreateConfigRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Config.FromString,
+                _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/pyswarm.v1.Control/GetConfig',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Config.FromString,
+                _registered_method=True)
+        self.ListConfigs = channel.unary_unary(
+                '/pyswarm.v1.Control/ListConfigs',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.ListConfigsRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.ListConfigsResponse.FromString,
+                _registered_method=True)
+        self.UpdateConfig = channel.unary_unary(
+                '/pyswarm.v1.Control/UpdateConfig',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.UpdateConfigRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Config.FromString,
+                _registered_method=True)
+        self.RemoveConfig = channel.unary_unary(
+                '/pyswarm.v1.Control/RemoveConfig',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigResponse.FromString,
+                _registered_method=True)
+        self.ListAttachments = channel.unary_unary(
+                '/pyswarm.v1.Control/ListAttachments',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.FromString,
+                _registered_method=True)
+        self.Events = channel.unary_stream(
+                '/pyswarm.v1.Control/Events',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.EventsRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.EventsMessage.FromString,
+                _registered_method=True)
+        self.GetSystemInfo = channel.unary_unary(
+                '/pyswarm.v1.Control/GetSystemInfo',
+                request_serializer=pyswarm_dot_proto_dot_control__pb2.SystemInfoRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_control__pb2.SystemInfo.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -315,6 +380,84 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConfigs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAttachments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Events(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSystemInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -442,6 +585,71 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ServiceLogs,
                     request_deserializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.FromString,
                     response_serializer=pyswarm_dot_proto_dot_control__pb2.ServiceLogsMessage.SerializeToString,
+            ),
+            'CreateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecret,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.CreateSecretRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Secret.SerializeToString,
+            ),
+            'GetSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecret,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.GetSecretRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Secret.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.ListSecretsRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'UpdateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSecret,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.UpdateSecretRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Secret.SerializeToString,
+            ),
+            'RemoveSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveSecret,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveSecretRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveSecretResponse.SerializeToString,
+            ),
+            'CreateConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConfig,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.CreateConfigRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Config.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.GetConfigRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Config.SerializeToString,
+            ),
+            'ListConfigs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConfigs,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.ListConfigsRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.ListConfigsResponse.SerializeToString,
+            ),
+            'UpdateConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConfig,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.UpdateConfigRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Config.SerializeToString,
+            ),
+            'RemoveConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveConfig,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.RemoveConfigResponse.SerializeToString,
+            ),
+            'ListAttachments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAttachments,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.SerializeToString,
+            ),
+            'Events': grpc.unary_stream_rpc_method_handler(
+                    servicer.Events,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.EventsRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.EventsMessage.SerializeToString,
+            ),
+            'GetSystemInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSystemInfo,
+                    request_deserializer=pyswarm_dot_proto_dot_control__pb2.SystemInfoRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_control__pb2.SystemInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1119,6 +1327,357 @@ class Control:
             '/pyswarm.v1.Control/ServiceLogs',
             pyswarm_dot_proto_dot_control__pb2.ServiceLogsRequest.SerializeToString,
             pyswarm_dot_proto_dot_control__pb2.ServiceLogsMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/CreateSecret',
+            pyswarm_dot_proto_dot_control__pb2.CreateSecretRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/GetSecret',
+            pyswarm_dot_proto_dot_control__pb2.GetSecretRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/ListSecrets',
+            pyswarm_dot_proto_dot_control__pb2.ListSecretsRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/UpdateSecret',
+            pyswarm_dot_proto_dot_control__pb2.UpdateSecretRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/RemoveSecret',
+            pyswarm_dot_proto_dot_control__pb2.RemoveSecretRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RemoveSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/CreateConfig',
+            pyswarm_dot_proto_dot_control__pb2.CreateConfigRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Config.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/GetConfig',
+            pyswarm_dot_proto_dot_control__pb2.GetConfigRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Config.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConfigs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/ListConfigs',
+            pyswarm_dot_proto_dot_control__pb2.ListConfigsRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.ListConfigsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/UpdateConfig',
+            pyswarm_dot_proto_dot_control__pb2.UpdateConfigRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Config.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/RemoveConfig',
+            pyswarm_dot_proto_dot_control__pb2.RemoveConfigRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.RemoveConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAttachments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/ListAttachments',
+            pyswarm_dot_proto_dot_control__pb2.AttachmentListRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.AttachmentListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Events(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyswarm.v1.Control/Events',
+            pyswarm_dot_proto_dot_control__pb2.EventsRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.EventsMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSystemInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.Control/GetSystemInfo',
+            pyswarm_dot_proto_dot_control__pb2.SystemInfoRequest.SerializeToString,
+            pyswarm_dot_proto_dot_control__pb2.SystemInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,19 @@ class ControlStub:
     ListClientCertificates: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]
     RevokeClientCertificate: _grpc.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]
     ServiceLogs: _grpc.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]
+    CreateSecret: _grpc.UnaryUnaryMultiCallable[_control_pb2.CreateSecretRequest, _types_pb2.Secret]
+    GetSecret: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetSecretRequest, _types_pb2.Secret]
+    ListSecrets: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListSecretsRequest, _control_pb2.ListSecretsResponse]
+    UpdateSecret: _grpc.UnaryUnaryMultiCallable[_control_pb2.UpdateSecretRequest, _types_pb2.Secret]
+    RemoveSecret: _grpc.UnaryUnaryMultiCallable[_control_pb2.RemoveSecretRequest, _control_pb2.RemoveSecretResponse]
+    CreateConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.CreateConfigRequest, _types_pb2.Config]
+    GetConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetConfigRequest, _types_pb2.Config]
+    ListConfigs: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListConfigsRequest, _control_pb2.ListConfigsResponse]
+    UpdateConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.UpdateConfigRequest, _types_pb2.Config]
+    RemoveConfig: _grpc.UnaryUnaryMultiCallable[_control_pb2.RemoveConfigRequest, _control_pb2.RemoveConfigResponse]
+    ListAttachments: _grpc.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]
+    Events: _grpc.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventsMessage]
+    GetSystemInfo: _grpc.UnaryUnaryMultiCallable[_control_pb2.SystemInfoRequest, _control_pb2.SystemInfo]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -88,6 +101,19 @@ class ControlAsyncStub(ControlStub):
     ListClientCertificates: _aio.UnaryUnaryMultiCallable[_control_pb2.ListClientCertificatesRequest, _control_pb2.ListClientCertificatesResponse]  # type: ignore[assignment]
     RevokeClientCertificate: _aio.UnaryUnaryMultiCallable[_control_pb2.RevokeClientCertificateRequest, _control_pb2.RevokeClientCertificateResponse]  # type: ignore[assignment]
     ServiceLogs: _aio.UnaryStreamMultiCallable[_control_pb2.ServiceLogsRequest, _control_pb2.ServiceLogsMessage]  # type: ignore[assignment]
+    CreateSecret: _aio.UnaryUnaryMultiCallable[_control_pb2.CreateSecretRequest, _types_pb2.Secret]  # type: ignore[assignment]
+    GetSecret: _aio.UnaryUnaryMultiCallable[_control_pb2.GetSecretRequest, _types_pb2.Secret]  # type: ignore[assignment]
+    ListSecrets: _aio.UnaryUnaryMultiCallable[_control_pb2.ListSecretsRequest, _control_pb2.ListSecretsResponse]  # type: ignore[assignment]
+    UpdateSecret: _aio.UnaryUnaryMultiCallable[_control_pb2.UpdateSecretRequest, _types_pb2.Secret]  # type: ignore[assignment]
+    RemoveSecret: _aio.UnaryUnaryMultiCallable[_control_pb2.RemoveSecretRequest, _control_pb2.RemoveSecretResponse]  # type: ignore[assignment]
+    CreateConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.CreateConfigRequest, _types_pb2.Config]  # type: ignore[assignment]
+    GetConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.GetConfigRequest, _types_pb2.Config]  # type: ignore[assignment]
+    ListConfigs: _aio.UnaryUnaryMultiCallable[_control_pb2.ListConfigsRequest, _control_pb2.ListConfigsResponse]  # type: ignore[assignment]
+    UpdateConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.UpdateConfigRequest, _types_pb2.Config]  # type: ignore[assignment]
+    RemoveConfig: _aio.UnaryUnaryMultiCallable[_control_pb2.RemoveConfigRequest, _control_pb2.RemoveConfigResponse]  # type: ignore[assignment]
+    ListAttachments: _aio.UnaryUnaryMultiCallable[_control_pb2.AttachmentListRequest, _control_pb2.AttachmentListResponse]  # type: ignore[assignment]
+    Events: _aio.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventsMessage]  # type: ignore[assignment]
+    GetSystemInfo: _aio.UnaryUnaryMultiCallable[_control_pb2.SystemInfoRequest, _control_pb2.SystemInfo]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -264,5 +290,96 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ServiceLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.ServiceLogsMessage], _abc.AsyncIterator[_control_pb2.ServiceLogsMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateSecret(
+        self,
+        request: _control_pb2.CreateSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Secret, _abc.Awaitable[_types_pb2.Secret]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSecret(
+        self,
+        request: _control_pb2.GetSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Secret, _abc.Awaitable[_types_pb2.Secret]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSecrets(
+        self,
+        request: _control_pb2.ListSecretsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListSecretsResponse, _abc.Awaitable[_control_pb2.ListSecretsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateSecret(
+        self,
+        request: _control_pb2.UpdateSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Secret, _abc.Awaitable[_types_pb2.Secret]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveSecret(
+        self,
+        request: _control_pb2.RemoveSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RemoveSecretResponse, _abc.Awaitable[_control_pb2.RemoveSecretResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateConfig(
+        self,
+        request: _control_pb2.CreateConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Config, _abc.Awaitable[_types_pb2.Config]]: ...
+
+    @_abc_1.abstractmethod
+    def GetConfig(
+        self,
+        request: _control_pb2.GetConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Config, _abc.Awaitable[_types_pb2.Config]]: ...
+
+    @_abc_1.abstractmethod
+    def ListConfigs(
+        self,
+        request: _control_pb2.ListConfigsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListConfigsResponse, _abc.Awaitable[_control_pb2.ListConfigsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateConfig(
+        self,
+        request: _control_pb2.UpdateConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Config, _abc.Awaitable[_types_pb2.Config]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveConfig(
+        self,
+        request: _control_pb2.RemoveConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RemoveConfigResponse, _abc.Awaitable[_control_pb2.RemoveConfigResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAttachments(
+        self,
+        request: _control_pb2.AttachmentListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.AttachmentListResponse, _abc.Awaitable[_control_pb2.AttachmentListResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Events(
+        self,
+        request: _control_pb2.EventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.EventsMessage], _abc.AsyncIterator[_control_pb2.EventsMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSystemInfo(
+        self,
+        request: _control_pb2.SystemInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SystemInfo, _abc.Awaitable[_control_pb2.SystemInfo]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -193,6 +193,8 @@ class Assignments(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
+    SECRETS_FIELD_NUMBER: _builtins.int
+    CONFIGS_FIELD_NUMBER: _builtins.int
     kind: Global___Assignments.Kind.ValueType
     @_builtins.property
     def updated(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]:
@@ -202,16 +204,26 @@ class Assignments(_message.Message):
     def removed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """task ids the agent should forget"""
 
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Secret]:
+        """The secrets and configs the tasks in `updated` use (data in clear, on the mTLS
+        session only): the agent keeps them in memory while a task of its needs them.
+        """
+
+    @_builtins.property
+    def configs(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Config]: ...
     def __init__(
         self,
         *,
         kind: Global___Assignments.Kind.ValueType = ...,
         updated: _abc.Iterable[_types_pb2.Task] | None = ...,
         removed: _abc.Iterable[_builtins.str] | None = ...,
+        secrets: _abc.Iterable[_types_pb2.Secret] | None = ...,
+        configs: _abc.Iterable[_types_pb2.Config] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "removed", b"removed", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configs", b"configs", "kind", b"kind", "removed", b"removed", "secrets", b"secrets", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -261,6 +273,7 @@ class NetworkView(_message.Message):
     SERVICES_FIELD_NUMBER: _builtins.int
     KEYS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """increases with every view sent"""
     @_builtins.property
@@ -277,6 +290,12 @@ class NetworkView(_message.Message):
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EncryptionKey]:
         """for networks with "encrypted" (IPsec)"""
 
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Attachment]:
+        """Standalone containers on the view's networks (their names resolve; their
+        addresses are among `peers` too).
+        """
+
     def __init__(
         self,
         *,
@@ -285,10 +304,11 @@ class NetworkView(_message.Message):
         services: _abc.Iterable[Global___ServiceRecord] | None = ...,
         keys: _abc.Iterable[Global___EncryptionKey] | None = ...,
         version: _builtins.int = ...,
+        attachments: _abc.Iterable[_types_pb2.Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys", "networks", b"networks", "peers", b"peers", "services", b"services", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "keys", b"keys", "networks", b"networks", "peers", b"peers", "services", b"services", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -775,3 +795,99 @@ class PublishLogsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PublishLogsResponse: _TypeAlias = PublishLogsResponse  # noqa: Y015
+
+@_typing.final
+class AttachmentRequest(_message.Message):
+    """---- Network attachments: a standalone container on an attachable overlay network
+    (docker run --network, SwarmKit's ResourceAllocator). The agent asks over its node
+    identity; the node is the caller's certificate's, never a field.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    CONTAINER_NAME_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
+    container_id: _builtins.str
+    container_name: _builtins.str
+    network: _builtins.str
+    """name, id or unique id prefix"""
+    def __init__(
+        self,
+        *,
+        container_id: _builtins.str = ...,
+        container_name: _builtins.str = ...,
+        network: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "container_name", b"container_name", "network", b"network"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentRequest: _TypeAlias = AttachmentRequest  # noqa: Y015
+
+@_typing.final
+class AttachmentRelease(_message.Message):
+    """Release the attachments of one container of the caller's node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    container_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        container_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentRelease: _TypeAlias = AttachmentRelease  # noqa: Y015
+
+@_typing.final
+class AttachmentSync(_message.Message):
+    """The caller's containers that still hold attachments: every other attachment of
+    the node is released (after an agent restart, or a release that did not arrive).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def container_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        container_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_ids", b"container_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentSync: _TypeAlias = AttachmentSync  # noqa: Y015
+
+@_typing.final
+class AttachmentReleased(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTACHMENT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def attachment_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        attachment_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_ids", b"attachment_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentReleased: _TypeAlias = AttachmentReleased  # noqa: Y015

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from pyswarm.proto import dispatcher_pb2 as pyswarm_dot_proto_dot_dispatcher__pb2
+from pyswarm.proto import types_pb2 as pyswarm_dot_proto_dot_types__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -244,6 +245,164 @@ class LogBroker:
             '/pyswarm.v1.LogBroker/PublishLogs',
             pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsMessage.SerializeToString,
             pyswarm_dot_proto_dot_dispatcher__pb2.PublishLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class NetworkAttachmentsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Attach = channel.unary_unary(
+                '/pyswarm.v1.NetworkAttachments/Attach',
+                request_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentRequest.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_types__pb2.Attachment.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/pyswarm.v1.NetworkAttachments/Release',
+                request_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentRelease.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentReleased.FromString,
+                _registered_method=True)
+        self.Sync = channel.unary_unary(
+                '/pyswarm.v1.NetworkAttachments/Sync',
+                request_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentSync.SerializeToString,
+                response_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentReleased.FromString,
+                _registered_method=True)
+
+
+class NetworkAttachmentsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Attach(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Sync(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NetworkAttachmentsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Attach': grpc.unary_unary_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentRequest.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_types__pb2.Attachment.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentRelease.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentReleased.SerializeToString,
+            ),
+            'Sync': grpc.unary_unary_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentSync.FromString,
+                    response_serializer=pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentReleased.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pyswarm.v1.NetworkAttachments', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pyswarm.v1.NetworkAttachments', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NetworkAttachments:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.NetworkAttachments/Attach',
+            pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentRequest.SerializeToString,
+            pyswarm_dot_proto_dot_types__pb2.Attachment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.NetworkAttachments/Release',
+            pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentRelease.SerializeToString,
+            pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentReleased.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyswarm.v1.NetworkAttachments/Sync',
+            pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentSync.SerializeToString,
+            pyswarm_dot_proto_dot_dispatcher__pb2.AttachmentReleased.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,7 @@ down (the complete set first, then incremental changes).
 from collections import abc as _abc
 from grpc import aio as _aio
 from pyswarm.proto import dispatcher_pb2 as _dispatcher_pb2
+from pyswarm.proto import types_pb2 as _types_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -90,3 +91,43 @@ class LogBrokerServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_dispatcher_pb2.PublishLogsResponse, _abc.Awaitable[_dispatcher_pb2.PublishLogsResponse]]: ...
 
 def add_LogBrokerServicer_to_server(servicer: LogBrokerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class NetworkAttachmentsStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> NetworkAttachmentsAsyncStub: ...
+    Attach: _grpc.UnaryUnaryMultiCallable[_dispatcher_pb2.AttachmentRequest, _types_pb2.Attachment]
+    Release: _grpc.UnaryUnaryMultiCallable[_dispatcher_pb2.AttachmentRelease, _dispatcher_pb2.AttachmentReleased]
+    Sync: _grpc.UnaryUnaryMultiCallable[_dispatcher_pb2.AttachmentSync, _dispatcher_pb2.AttachmentReleased]
+
+@_typing.type_check_only
+class NetworkAttachmentsAsyncStub(NetworkAttachmentsStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Attach: _aio.UnaryUnaryMultiCallable[_dispatcher_pb2.AttachmentRequest, _types_pb2.Attachment]  # type: ignore[assignment]
+    Release: _aio.UnaryUnaryMultiCallable[_dispatcher_pb2.AttachmentRelease, _dispatcher_pb2.AttachmentReleased]  # type: ignore[assignment]
+    Sync: _aio.UnaryUnaryMultiCallable[_dispatcher_pb2.AttachmentSync, _dispatcher_pb2.AttachmentReleased]  # type: ignore[assignment]
+
+class NetworkAttachmentsServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def Attach(
+        self,
+        request: _dispatcher_pb2.AttachmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_types_pb2.Attachment, _abc.Awaitable[_types_pb2.Attachment]]: ...
+
+    @_abc_1.abstractmethod
+    def Release(
+        self,
+        request: _dispatcher_pb2.AttachmentRelease,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatcher_pb2.AttachmentReleased, _abc.Awaitable[_dispatcher_pb2.AttachmentReleased]]: ...
+
+    @_abc_1.abstractmethod
+    def Sync(
+        self,
+        request: _dispatcher_pb2.AttachmentSync,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatcher_pb2.AttachmentReleased, _abc.Awaitable[_dispatcher_pb2.AttachmentReleased]]: ...
+
+def add_NetworkAttachmentsServicer_to_server(servicer: NetworkAttachmentsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -82,6 +83,68 @@ class BindMount(_message.Message):
 Global___BindMount: _TypeAlias = BindMount  # noqa: Y015
 
 @_typing.final
+class VolumeMount(_message.Message):
+    """A user's mount (-v, --mount, a volume), made in the container's mount namespace before
+    the /etc files; the list is mounted in order, parents before children.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[VolumeMount._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        BIND: VolumeMount._Kind.ValueType  # 0
+        TMPFS: VolumeMount._Kind.ValueType  # 1
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    BIND: VolumeMount.Kind.ValueType  # 0
+    TMPFS: VolumeMount.Kind.ValueType  # 1
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    PROPAGATION_FIELD_NUMBER: _builtins.int
+    NON_RECURSIVE_FIELD_NUMBER: _builtins.int
+    TMPFS_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    TMPFS_MODE_FIELD_NUMBER: _builtins.int
+    kind: Global___VolumeMount.Kind.ValueType
+    source: _builtins.str
+    """BIND: the host path (a volume: its _data directory)"""
+    target: _builtins.str
+    read_only: _builtins.bool
+    propagation: _builtins.str
+    """BIND: rprivate (""), private, rshared, shared, ..."""
+    non_recursive: _builtins.bool
+    """BIND: submounts of the source are not carried along"""
+    tmpfs_size_bytes: _builtins.int
+    """TMPFS: 0 = the kernel's default"""
+    tmpfs_mode: _builtins.int
+    """TMPFS: 0 = 1777"""
+    def __init__(
+        self,
+        *,
+        kind: Global___VolumeMount.Kind.ValueType = ...,
+        source: _builtins.str = ...,
+        target: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+        propagation: _builtins.str = ...,
+        non_recursive: _builtins.bool = ...,
+        tmpfs_size_bytes: _builtins.int = ...,
+        tmpfs_mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "non_recursive", b"non_recursive", "propagation", b"propagation", "read_only", b"read_only", "source", b"source", "target", b"target", "tmpfs_mode", b"tmpfs_mode", "tmpfs_size_bytes", b"tmpfs_size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeMount: _TypeAlias = VolumeMount  # noqa: Y015
+
+@_typing.final
 class IdMap(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -112,6 +175,26 @@ class RuntimeSpec(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class SysctlsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
@@ -137,6 +220,14 @@ class RuntimeSpec(_message.Message):
     NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
     LOG_MAX_BYTES_FIELD_NUMBER: _builtins.int
     LOG_MAX_FILES_FIELD_NUMBER: _builtins.int
+    VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
+    INIT_FIELD_NUMBER: _builtins.int
+    SYSCTLS_FIELD_NUMBER: _builtins.int
+    RLIMITS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    SECRET_FILES_FIELD_NUMBER: _builtins.int
+    CONFIG_FILES_FIELD_NUMBER: _builtins.int
+    FILES_DIR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cwd: _builtins.str
     user: _builtins.str
@@ -161,6 +252,9 @@ class RuntimeSpec(_message.Message):
     """json-file rotation: 0 = unbounded"""
     log_max_files: _builtins.int
     """files kept, the live one included (>= 1)"""
+    init: _builtins.bool
+    """pid 1 stays a minimal init (reaps orphans, forwards signals) and forks the process."""
+    files_dir: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; args[0] looked up in the container's PATH"""
@@ -197,6 +291,33 @@ class RuntimeSpec(_message.Message):
     def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceNode]:
         """extra nodes made in /dev (--device, privileged)"""
 
+    @_builtins.property
+    def volume_mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeMount]:
+        """Volumes: the user's mounts (binds, volumes, tmpfs), in mount order."""
+
+    @_builtins.property
+    def sysctls(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """written in the container's namespaces"""
+
+    @_builtins.property
+    def rlimits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rlimit]:
+        """setrlimit before execve"""
+
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """extra supplementary groups, resolved inside"""
+
+    @_builtins.property
+    def secret_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFile]:
+        """A cluster task's secrets and configs, with their bytes: only ever in memory (this
+        message goes over the supervisor's socket to the forked init, never to a disk).
+        Secrets are written into a tmpfs at /run/secrets (read-only once written); configs
+        into a tmpfs mounted on `files_dir` (an empty host directory, mounted over in the
+        container's own mount namespace only), each bind-mounted read-only at its target.
+        """
+
+    @_builtins.property
+    def config_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFile]: ...
     def __init__(
         self,
         *,
@@ -225,14 +346,84 @@ class RuntimeSpec(_message.Message):
         no_new_privileges: _builtins.bool = ...,
         log_max_bytes: _builtins.int = ...,
         log_max_files: _builtins.int = ...,
+        volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
+        init: _builtins.bool = ...,
+        sysctls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        rlimits: _abc.Iterable[Global___Rlimit] | None = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+        secret_files: _abc.Iterable[Global___TaskFile] | None = ...,
+        config_files: _abc.Iterable[Global___TaskFile] | None = ...,
+        files_dir: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rootfs", b"rootfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "cwd", b"cwd", "devices", b"devices", "env", b"env", "gid_map", b"gid_map", "hostname", b"hostname", "id", b"id", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "tty", b"tty", "uid_map", b"uid_map", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capabilities", b"capabilities", "cgroup_dirs", b"cgroup_dirs", "config_files", b"config_files", "cwd", b"cwd", "devices", b"devices", "env", b"env", "files_dir", b"files_dir", "gid_map", b"gid_map", "groups", b"groups", "hostname", b"hostname", "id", b"id", "init", b"init", "log_max_bytes", b"log_max_bytes", "log_max_files", b"log_max_files", "log_path", b"log_path", "masked_paths", b"masked_paths", "mounts", b"mounts", "netns_path", b"netns_path", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "private_network", b"private_network", "privileged", b"privileged", "readonly_paths", b"readonly_paths", "rlimits", b"rlimits", "rootfs", b"rootfs", "seccomp_filter", b"seccomp_filter", "secret_files", b"secret_files", "sysctls", b"sysctls", "tty", b"tty", "uid_map", b"uid_map", "user", b"user", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeSpec: _TypeAlias = RuntimeSpec  # noqa: Y015
+
+@_typing.final
+class Rlimit(_message.Message):
+    """One resource limit by docker's name ("nofile"); -1 = unlimited."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
+    HARD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    soft: _builtins.int
+    hard: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        soft: _builtins.int = ...,
+        hard: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hard", b"hard", "name", b"name", "soft", b"soft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rlimit: _TypeAlias = Rlimit  # noqa: Y015
+
+@_typing.final
+class TaskFile(_message.Message):
+    """A file written into a container from memory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """absolute path inside the container"""
+    data: _builtins.bytes
+    uid: _builtins.int
+    """inside the container (mapped with a userns)"""
+    gid: _builtins.int
+    mode: _builtins.int
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        uid: _builtins.int = ...,
+        gid: _builtins.int = ...,
+        mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "gid", b"gid", "mode", b"mode", "target", b"target", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskFile: _TypeAlias = TaskFile  # noqa: Y015
 
 @_typing.final
 class DeviceNode(_message.Message):

@@ -498,6 +498,10 @@ Global___ResourceRequirements: _TypeAlias = ResourceRequirements  # noqa: Y015
 
 @_typing.final
 class Mount(_message.Message):
+    """docker's Mount (--mount type=bind|volume|tmpfs, -v): `source` is a host path (bind),
+    a volume name ("" = an anonymous volume) or nothing (tmpfs).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     class _Type:
@@ -515,14 +519,84 @@ class Mount(_message.Message):
     VOLUME: Mount.Type.ValueType  # 1
     TMPFS: Mount.Type.ValueType  # 2
 
+    @_typing.final
+    class VolumeOptionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class VolumeLabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TYPE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
+    VOLUME_DRIVER_FIELD_NUMBER: _builtins.int
+    VOLUME_OPTIONS_FIELD_NUMBER: _builtins.int
+    VOLUME_LABELS_FIELD_NUMBER: _builtins.int
+    VOLUME_NOCOPY_FIELD_NUMBER: _builtins.int
+    TMPFS_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    TMPFS_MODE_FIELD_NUMBER: _builtins.int
+    BIND_PROPAGATION_FIELD_NUMBER: _builtins.int
+    BIND_CREATE_SOURCE_FIELD_NUMBER: _builtins.int
+    BIND_NONRECURSIVE_FIELD_NUMBER: _builtins.int
     type: Global___Mount.Type.ValueType
     source: _builtins.str
     target: _builtins.str
     read_only: _builtins.bool
+    volume_driver: _builtins.str
+    """VOLUME: how the volume is made when it does not exist on the node yet
+    (volume-driver, volume-opt, volume-label), and volume-nocopy (the image's content
+    at the target is not copied into a new, empty volume).
+    """
+    volume_nocopy: _builtins.bool
+    tmpfs_size_bytes: _builtins.int
+    """TMPFS: tmpfs-size (bytes, 0 = the kernel's default: half the memory) and
+    tmpfs-mode (permission bits, 0 = 1777).
+    """
+    tmpfs_mode: _builtins.int
+    bind_propagation: _builtins.str
+    """BIND: bind-propagation (rprivate, private, rshared, shared, rslave, slave; "" =
+    rprivate), and whether a missing source is created (-v does, --mount refuses).
+    """
+    bind_create_source: _builtins.bool
+    bind_nonrecursive: _builtins.bool
+    @_builtins.property
+    def volume_options(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def volume_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -530,10 +604,19 @@ class Mount(_message.Message):
         source: _builtins.str = ...,
         target: _builtins.str = ...,
         read_only: _builtins.bool = ...,
+        volume_driver: _builtins.str = ...,
+        volume_options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        volume_labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        volume_nocopy: _builtins.bool = ...,
+        tmpfs_size_bytes: _builtins.int = ...,
+        tmpfs_mode: _builtins.int = ...,
+        bind_propagation: _builtins.str = ...,
+        bind_create_source: _builtins.bool = ...,
+        bind_nonrecursive: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["read_only", b"read_only", "source", b"source", "target", b"target", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bind_create_source", b"bind_create_source", "bind_nonrecursive", b"bind_nonrecursive", "bind_propagation", b"bind_propagation", "read_only", b"read_only", "source", b"source", "target", b"target", "tmpfs_mode", b"tmpfs_mode", "tmpfs_size_bytes", b"tmpfs_size_bytes", "type", b"type", "volume_driver", b"volume_driver", "volume_labels", b"volume_labels", "volume_nocopy", b"volume_nocopy", "volume_options", b"volume_options"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,6 +666,26 @@ class ContainerSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class SysctlsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     IMAGE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
@@ -605,6 +708,15 @@ class ContainerSpec(_message.Message):
     NO_NEW_PRIVILEGES_FIELD_NUMBER: _builtins.int
     DEVICES_FIELD_NUMBER: _builtins.int
     LOG_OPTIONS_FIELD_NUMBER: _builtins.int
+    INIT_FIELD_NUMBER: _builtins.int
+    SYSCTLS_FIELD_NUMBER: _builtins.int
+    ULIMITS_FIELD_NUMBER: _builtins.int
+    DNS_CONFIG_FIELD_NUMBER: _builtins.int
+    HOSTS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    STOP_SIGNAL_FIELD_NUMBER: _builtins.int
+    SECRETS_FIELD_NUMBER: _builtins.int
+    CONFIGS_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     hostname: _builtins.str
     dir: _builtins.str
@@ -619,6 +731,14 @@ class ContainerSpec(_message.Message):
     """
     no_new_privileges: _builtins.bool
     """--security-opt no-new-privileges"""
+    init: _builtins.bool
+    """The container's own settings (docker's `service create` flags of the same names).
+    --init: a minimal init as pid 1 reaps and forwards
+    """
+    stop_signal: _builtins.str
+    """--stop-signal; "" takes the image's STOPSIGNAL, else SIGTERM. A container record
+    holds the signal it was resolved to.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -668,6 +788,34 @@ class ContainerSpec(_message.Message):
         agent's defaults.
         """
 
+    @_builtins.property
+    def sysctls(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """--sysctl: namespaced kernel parameters only (net.*, kernel.msg*/sem/shm*, fs.mqueue.*)."""
+
+    @_builtins.property
+    def ulimits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ulimit]:
+        """--ulimit NAME=SOFT[:HARD]"""
+
+    @_builtins.property
+    def dns_config(self) -> Global___DNSConfig:
+        """--dns, --dns-search, --dns-option"""
+
+    @_builtins.property
+    def hosts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """--host HOST:IP: extra /etc/hosts lines, stored as SwarmKit does: "IP HOST [ALIAS...]"."""
+
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """--group: supplementary groups, names or gids"""
+
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedCompositeFieldContainer[Global___SecretReference]:
+        """--secret / --config: references by id (the manager resolves the names given); the
+        bytes reach the task's node over its session only, never in the spec.
+        """
+
+    @_builtins.property
+    def configs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigReference]: ...
     def __init__(
         self,
         *,
@@ -693,14 +841,166 @@ class ContainerSpec(_message.Message):
         no_new_privileges: _builtins.bool = ...,
         devices: _abc.Iterable[Global___DeviceMapping] | None = ...,
         log_options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        init: _builtins.bool = ...,
+        sysctls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        ulimits: _abc.Iterable[Global___Ulimit] | None = ...,
+        dns_config: Global___DNSConfig | None = ...,
+        hosts: _abc.Iterable[_builtins.str] | None = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+        stop_signal: _builtins.str = ...,
+        secrets: _abc.Iterable[Global___SecretReference] | None = ...,
+        configs: _abc.Iterable[Global___ConfigReference] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns_config", b"dns_config", "healthcheck", b"healthcheck", "registry_auth", b"registry_auth", "stop_grace_period", b"stop_grace_period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "devices", b"devices", "dir", b"dir", "env", b"env", "healthcheck", b"healthcheck", "hostname", b"hostname", "image", b"image", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "stop_grace_period", b"stop_grace_period", "tty", b"tty", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "capability_add", b"capability_add", "capability_drop", b"capability_drop", "command", b"command", "configs", b"configs", "devices", b"devices", "dir", b"dir", "dns_config", b"dns_config", "env", b"env", "groups", b"groups", "healthcheck", b"healthcheck", "hostname", b"hostname", "hosts", b"hosts", "image", b"image", "init", b"init", "labels", b"labels", "log_options", b"log_options", "mounts", b"mounts", "no_new_privileges", b"no_new_privileges", "open_stdin", b"open_stdin", "privileged", b"privileged", "read_only", b"read_only", "registry_auth", b"registry_auth", "seccomp_profile", b"seccomp_profile", "secrets", b"secrets", "stop_grace_period", b"stop_grace_period", "stop_signal", b"stop_signal", "sysctls", b"sysctls", "tty", b"tty", "ulimits", b"ulimits", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerSpec: _TypeAlias = ContainerSpec  # noqa: Y015
+
+@_typing.final
+class Ulimit(_message.Message):
+    """--ulimit NAME=SOFT[:HARD]: docker's names (nofile, nproc, core, ...); -1 is unlimited."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
+    HARD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    soft: _builtins.int
+    hard: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        soft: _builtins.int = ...,
+        hard: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hard", b"hard", "name", b"name", "soft", b"soft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ulimit: _TypeAlias = Ulimit  # noqa: Y015
+
+@_typing.final
+class DNSConfig(_message.Message):
+    """The container's resolv.conf: each list, when set, replaces the host's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESERVERS_FIELD_NUMBER: _builtins.int
+    SEARCH_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def nameservers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def search(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        nameservers: _abc.Iterable[_builtins.str] | None = ...,
+        search: _abc.Iterable[_builtins.str] | None = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nameservers", b"nameservers", "options", b"options", "search", b"search"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DNSConfig: _TypeAlias = DNSConfig  # noqa: Y015
+
+@_typing.final
+class FileTarget(_message.Message):
+    """Where a secret or config appears in a container, as docker's
+    SecretReferenceFileTarget: a secret's `name` is a file name under /run/secrets, a
+    config's an absolute path (default /<config name>); mode 0444, uid and gid "0"
+    unless given.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    uid: _builtins.str
+    gid: _builtins.str
+    mode: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        gid: _builtins.str = ...,
+        mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "mode", b"mode", "name", b"name", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileTarget: _TypeAlias = FileTarget  # noqa: Y015
+
+@_typing.final
+class SecretReference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_ID_FIELD_NUMBER: _builtins.int
+    SECRET_NAME_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    secret_id: _builtins.str
+    secret_name: _builtins.str
+    @_builtins.property
+    def file(self) -> Global___FileTarget: ...
+    def __init__(
+        self,
+        *,
+        secret_id: _builtins.str = ...,
+        secret_name: _builtins.str = ...,
+        file: Global___FileTarget | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "secret_id", b"secret_id", "secret_name", b"secret_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretReference: _TypeAlias = SecretReference  # noqa: Y015
+
+@_typing.final
+class ConfigReference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    CONFIG_NAME_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    config_id: _builtins.str
+    config_name: _builtins.str
+    @_builtins.property
+    def file(self) -> Global___FileTarget: ...
+    def __init__(
+        self,
+        *,
+        config_id: _builtins.str = ...,
+        config_name: _builtins.str = ...,
+        file: Global___FileTarget | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "config_name", b"config_name", "file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigReference: _TypeAlias = ConfigReference  # noqa: Y015
 
 @_typing.final
 class DeviceMapping(_message.Message):
@@ -2212,6 +2512,129 @@ class AddressReservation(_message.Message):
 Global___AddressReservation: _TypeAlias = AddressReservation  # noqa: Y015
 
 @_typing.final
+class SecretSpec(_message.Message):
+    """---------------------------------------------------------------- secrets and configs
+
+    `secret create`: at most 500 KiB of data (Swarm's limit), immutable once created
+    (an update may change the labels only).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def annotations(self) -> Global___Annotations: ...
+    def __init__(
+        self,
+        *,
+        annotations: Global___Annotations | None = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretSpec: _TypeAlias = SecretSpec  # noqa: Y015
+
+@_typing.final
+class Secret(_message.Message):
+    """Stored SEALED: at rest `spec.data` is empty and `sealed_data` holds it under the
+    managers' data key (seal/codec.py). Control answers never carry the data; agents get
+    it over their session for the tasks assigned to them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    SEALED_DATA_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    sealed_data: _builtins.bytes
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    @_builtins.property
+    def spec(self) -> Global___SecretSpec: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        spec: Global___SecretSpec | None = ...,
+        sealed_data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "sealed_data", b"sealed_data", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Secret: _TypeAlias = Secret  # noqa: Y015
+
+@_typing.final
+class ConfigSpec(_message.Message):
+    """`config create`: at most 1000 KiB (Swarm's limit), immutable like a secret's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def annotations(self) -> Global___Annotations: ...
+    def __init__(
+        self,
+        *,
+        annotations: Global___Annotations | None = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigSpec: _TypeAlias = ConfigSpec  # noqa: Y015
+
+@_typing.final
+class Config(_message.Message):
+    """Sealed at rest like a secret (Swarm encrypts its whole store); unlike a secret's,
+    its data is shown by `config inspect`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    SEALED_DATA_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    sealed_data: _builtins.bytes
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    @_builtins.property
+    def spec(self) -> Global___ConfigSpec: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        spec: Global___ConfigSpec | None = ...,
+        sealed_data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "meta", b"meta", "sealed_data", b"sealed_data", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Config: _TypeAlias = Config  # noqa: Y015
+
+@_typing.final
 class Cluster(_message.Message):
     """---------------------------------------------------------------- cluster (manager-only)
 
@@ -2436,3 +2859,49 @@ class NodeLiveness(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeLiveness: _TypeAlias = NodeLiveness  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    """A standalone container's place on an attachable overlay network (`run --network`):
+    asked for by its node's agent (dispatcher.proto's NetworkAttachments), stored at
+    /pyswarm/v1/attachments/<id> in the transaction that reserves its address (owner kind
+    "attachments"), and deleted with that reservation when the container is removed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    NETWORK_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    CONTAINER_NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    network_id: _builtins.str
+    node_id: _builtins.str
+    container_id: _builtins.str
+    container_name: _builtins.str
+    """resolved on the network, as docker does"""
+    address: _builtins.str
+    """CIDR"""
+    @_builtins.property
+    def meta(self) -> Global___Meta: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        meta: Global___Meta | None = ...,
+        network_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        container_id: _builtins.str = ...,
+        container_name: _builtins.str = ...,
+        address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "container_id", b"container_id", "container_name", b"container_name", "id", b"id", "meta", b"meta", "network_id", b"network_id", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015

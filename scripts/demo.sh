@@ -4,8 +4,9 @@
 # built from demo/web/Dockerfile on node-1 and pushed to the lab's registry, a service of
 # it with 3 replicas (each host pulls only the layers it lacks), scaled to 5 and back to
 # 2, its tasks shown, and a page fetched through a host that runs no replica (the
-# routing mesh carries it to a replica on another host). Idempotent: an existing demo
-# lab is taken down and built again.
+# routing mesh carries it to a replica on another host), then the multi-tier stack demo
+# (demo/stack.yml) on the three hosts. Idempotent: an existing demo lab is taken down and
+# built again.
 set -euo pipefail
 [[ $EUID -eq 0 ]] || { echo "demo.sh: run as root" >&2; exit 1; }
 cd "$(dirname "$0")/.."
@@ -40,10 +41,17 @@ echo
 echo "demo: fetching http://$address:8080/ from $idle, which runs no replica of web (replicas on: $busy): the routing mesh carries it to one"
 python3 -c "import urllib.request as u; o=u.build_opener(u.ProxyHandler({})); print('demo: the page says:', o.open('http://$address:8080/', timeout=5).read().decode().strip())"
 
+# The stack demo: the same image as a front end, a queue, a worker and a store, spread
+# over the three hosts, talking by service name; an order goes through all four.
+step env DEMO_IMAGE="$image" pyswarm stack deploy -c demo/stack.yml demo
+step pyswarm stack ps demo
+python3 -c "import urllib.request as u; o=u.build_opener(u.ProxyHandler({})); print(o.open('http://$address:8081/cgi-bin/status?order=demo', timeout=5).read().decode())"
+
 cat <<'TXT'
 
 Try:  pyswarm service scale web=50     pyswarm node update --availability drain node-2
       pyswarm service inspect --pretty web   (the image pinned to its digest)
       pyswarm lab exec node-1 -- ip addr   pyswarm lab status
+      pyswarm stack services demo          pyswarm service logs demo_worker
 Done: pyswarm lab down
 TXT

@@ -12,7 +12,7 @@ ruff format --check .
 # mypy resolves the pyswarm namespace through a tree of symlinks that mirrors
 # pyproject's package-dir mapping (mypy does not follow setuptools' import hooks).
 rm -rf .typecheck && mkdir -p .typecheck/pyswarm
-for d in common proto agent manager cli lab images; do ln -s "../../$d" ".typecheck/pyswarm/$d"; done
+for d in common proto agent manager cli lab images stack; do ln -s "../../$d" ".typecheck/pyswarm/$d"; done
 MYPYPATH=.typecheck mypy -p pyswarm
 MYPYPATH=.typecheck mypy tests bench scripts
 

@@ -5,17 +5,14 @@ read-only overlay views of an image's layers."""
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from pyswarm.agent.engine.manager import ContainerEngine
-from pyswarm.agent.runtime import syscalls
 from pyswarm.agent.runtime.container.logs import follow_log
-from pyswarm.agent.runtime.container.rootfs import mount_overlay
+from pyswarm.agent.runtime.host_mounts import image_view
 from pyswarm.images.build.host import Emit, OnSuccess
-from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
+from pyswarm.proto import agent_pb2, types_pb2
 
 
 class ContainerBuildHost:
@@ -57,21 +54,10 @@ class ContainerBuildHost:
             return code
         finally:
             with contextlib.suppress(Exception):
-                await containers.remove(cid, force=True)
+                await containers.remove(cid, force=True, volumes=True)
             await emit(f"Removing intermediate container {cid[:12]}\n")
 
     @contextlib.contextmanager
     def image_view(self, layer_dirs: list[Path], scratch: Path) -> Iterator[Path]:
-        view = Path(tempfile.mkdtemp(prefix="view-", dir=scratch))
-        try:
-            if not layer_dirs:
-                yield view
-                return
-            lower = [str(d) for d in layer_dirs]
-            mount_overlay(runtime_pb2.OverlayRootfs(lower_dirs=lower, merged_dir=str(view)))
-            try:
-                yield view
-            finally:
-                syscalls.umount2(str(view), syscalls.MNT_DETACH)
-        finally:
-            shutil.rmtree(view, ignore_errors=True)
+        with image_view(layer_dirs, scratch) as view:
+            yield view

@@ -58,7 +58,9 @@ class ContainerService(agent_pb2_grpc.ContainerAPIServicer):
     async def Remove(
         self, request: agent_pb2.RemoveContainerRequest, context: Context
     ) -> types_pb2.Container:
-        return await self.manager.remove(request.id, force=request.force)
+        return await self.manager.remove(
+            request.id, force=request.force, volumes=request.remove_volumes
+        )
 
     async def Rename(
         self, request: agent_pb2.RenameContainerRequest, context: Context

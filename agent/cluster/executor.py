@@ -9,7 +9,8 @@ status and its container) and advances it ONE state at a time, then looks again:
 
 It reaches containers and images only through the seam in engine.py. In PREPARING an
 image the store lacks is pulled (with the task's registry credentials, if any), the
-status message showing the pull's progress. An image that cannot be pulled is REJECTED;
+status message showing the pull's progress; a task waits there for its secrets and
+configs (task_files.py) to come with an assignment. An image that cannot be pulled is REJECTED;
 a start failure FAILED with the runtime's error and exit code; desired SHUTDOWN stops
 the container (the spec's grace) and reports SHUTDOWN; a task removed from the
 assignments (or desired REMOVE) has its container stopped and removed. States only move
@@ -35,6 +36,7 @@ from collections.abc import Callable
 
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
+from pyswarm.agent.cluster.task_files import TaskFiles
 from pyswarm.agent.engine.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.engine.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
 from pyswarm.agent.engine.spec import now_timestamp
@@ -72,8 +74,11 @@ class TaskExecutor:
         images: TaskImages,
         *,
         observer: StatusObserver | None = None,
+        node: types_pb2.NodeDescription | None = None,
     ) -> None:
         self._containers = containers
+        self._node = node or types_pb2.NodeDescription()  # what task templates read
+        self.files = TaskFiles()  # the tasks' secrets and configs, in memory only
         self._images = images
         self._observer = observer
         self._tasks: dict[str, types_pb2.Task] = {}
@@ -110,6 +115,7 @@ class TaskExecutor:
 
     def assign(self, assignments: dispatcher_pb2.Assignments) -> None:
         """Apply a COMPLETE set (replaces everything) or an INCREMENTAL change."""
+        self.files.receive(assignments)
         if assignments.kind == dispatcher_pb2.Assignments.COMPLETE:
             wanted = {task.id for task in assignments.updated}
             for task_id in list(self._tasks):
@@ -123,6 +129,7 @@ class TaskExecutor:
             self._update(task)
         for task_id in assignments.removed:
             self._forget(task_id)
+        self.files.keep_for(self._tasks.values())
 
     def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
         """The status changes not yet sent, oldest task first; clears the queue."""
@@ -320,13 +327,17 @@ class TaskExecutor:
         if state < State.PREPARING:
             self._report(task.id, State.PREPARING, "preparing")
             return _Next.AGAIN
+        missing = self.files.missing(task)  # they come with an assignment, which wakes us
+        if missing:
+            self._report(task.id, State.PREPARING, f"waiting for {', '.join(missing)}")
+            return _Next.IDLE
         image = await self._local_image(task)
         if image is None:
             return _Next.AGAIN
         if not image:
             return _Next.IDLE  # rejected
         try:
-            await self._containers.create(create_request(task, image), task_id=task.id)
+            await self._containers.create(create_request(task, image, self._node), task_id=task.id)
         except PyswarmError as err:
             self._report(task.id, State.REJECTED, "preparing", err=err.message)
             return _Next.IDLE
@@ -377,6 +388,8 @@ class TaskExecutor:
         if state < State.STARTING:
             self._report(task.id, State.STARTING, "starting")
             return _Next.AGAIN
+        if self.files.missing(task):
+            return _Next.IDLE
         try:
             await self._containers.start(container.id)
         except ContainerStartFailed as err:

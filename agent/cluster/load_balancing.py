@@ -68,6 +68,8 @@ class LoadBalancing:
         self._returns: dict[str, IngressReturnPath] = {}
         self._dirty = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Per local container: set once an apply has given it its VIPs (`covered`).
+        self._covered: dict[str, asyncio.Event] = {}
 
     def poke(self) -> None:
         """The local containers changed: apply the current view again."""
@@ -90,7 +92,8 @@ class LoadBalancing:
                     if view is None:
                         continue
                     try:
-                        await asyncio.to_thread(self.apply, view)
+                        present = await asyncio.to_thread(self.apply, view)
+                        self._cover(present)
                     except NetworkError as err:
                         # E.g. the ingress bridge is not up yet: the overlays poke
                         # again once they changed, and the next view retries too.
@@ -102,12 +105,24 @@ class LoadBalancing:
             finally:
                 feeder.cancel()
 
+    async def covered(self, container_id: str) -> None:
+        """Return once the container's VIPs are in its namespace (an apply that saw it
+        went through): a one-off container's first connection must find them."""
+        await self._covered.setdefault(container_id, asyncio.Event()).wait()
+
+    def _cover(self, present: set[str]) -> None:
+        for container_id in present:
+            self._covered.setdefault(container_id, asyncio.Event()).set()
+        for gone in [c for c, e in self._covered.items() if e.is_set() and c not in present]:
+            del self._covered[gone]
+
     async def _follow(self) -> None:
         async for _ in self.views.changes():
             self._dirty.set()
 
-    def apply(self, view: dispatcher_pb2.NetworkView) -> None:
-        """Make this node's rules match `view` (blocking: call from a worker thread)."""
+    def apply(self, view: dispatcher_pb2.NetworkView) -> set[str]:
+        """Make this node's rules match `view` (blocking: call from a worker thread);
+        the local containers it covered."""
         if self.host_mesh:
             self._apply_mesh(view)
         ingress = ingress_network(view)
@@ -124,6 +139,7 @@ class LoadBalancing:
         for gone in set(self._returns) - present:
             del self._returns[gone]
         self.applied_version = view.version
+        return present
 
     def _apply_mesh(self, view: dispatcher_pb2.NetworkView) -> None:
         ingress = ingress_network(view)

@@ -119,6 +119,7 @@ class SwarmMembership:
             tasks = cluster.executor.tasks() if cluster.executor is not None else {}
             removed = await self._remove_task_containers(tasks)
             self._containers.resources.overlays = None
+            self._containers.attachments = None
             await asyncio.to_thread(remove_cluster_networking, self._config)
             await asyncio.to_thread(
                 shutil.rmtree, cluster_dir(self._config.state_dir), ignore_errors=True

@@ -4,7 +4,9 @@ The daemon asks `ClusterMode.prepare` before it builds anything: when the state 
 holds a cluster membership (`pyswarm join` wrote it) the node's container subnet is
 settled first (the saved one, else the manager's allocation from a first Register), so
 that the bridge is made with it before any task runs. `run` then keeps the executor
-and the session going until `stop`.
+and the session going until `stop`; before that it hands the overlays the containers the
+engine adopted (still running on overlay networks), so their VIPs and return paths follow
+the cluster's view again from the first one on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import asyncio
 import dataclasses
 import logging
 
+from pyswarm.agent.cluster.attachments import NetworkAttacher, attached_containers
+from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.image_pull import NodeImages
@@ -27,6 +31,7 @@ from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.runtime.network.overlay.host import HostOverlays
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.trust_errors import CertificateExpired
+from pyswarm.proto import types_pb2
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,9 @@ class ClusterMode:
         # Typed so that mypy checks the engine against the executor's seam here.
         engine: TaskContainers = containers
         images: TaskImages = NodeImages(containers.images, insecure=self.config.insecure_registries)
-        self.executor = TaskExecutor(engine, images)
+        node = node_description(self.state.hostname or None)
+        self.executor = TaskExecutor(engine, images, node=node)
+        containers.task_files = self.executor.files
         self.session.executor = self.executor
         self.session.log_publisher = LogPublisher(containers)
         if self._stopped:
@@ -100,6 +107,9 @@ class ClusterMode:
             self.network_views,
         )
         containers.resources.overlays = overlays
+        attacher = NetworkAttacher(lambda: attached_containers(containers.records))
+        self.session.attachments = attacher
+        containers.attachments = attacher
         self.load_balancing = balancing = LoadBalancing(
             self.network_views,
             overlays,
@@ -107,8 +117,29 @@ class ClusterMode:
             state_dir=self.config.network_dir,
         )
         overlays.on_change = balancing.poke
+        overlays.balanced = balancing.covered
+        await adopt_endpoints(containers, overlays)
         async with asyncio.TaskGroup() as group:
             group.create_task(overlays.run(), name="overlays")
             group.create_task(balancing.run(), name="load-balancing")
             group.create_task(self.executor.run(), name="executor")
             group.create_task(self.session.run(), name="session")
+
+
+async def adopt_endpoints(containers: ContainerEngine, overlays: OverlayFollower) -> None:
+    """Hand the overlays the containers that were on overlay networks before the agent
+    (re)started and still run, so that load balancing gives them the current view's
+    VIPs and return path with the first view, as it does to containers started now.
+    (Their rules from before the restart stay in their namespaces meanwhile.)"""
+    for container in containers.records:
+        if (
+            container.state != types_pb2.Container.RUNNING
+            or not container.overlays
+            or container.network_mode != types_pb2.Container.BRIDGE
+        ):
+            continue
+        sandbox = await asyncio.to_thread(containers.network.sandbox, container.id)
+        if sandbox is None:
+            log.warning("overlays: no sandbox for adopted container %s", container.id[:12])
+            continue
+        overlays.adopt(container.id, sandbox.netns_path, list(container.overlays))

@@ -11,9 +11,10 @@ an FDB and neighbour entry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from pyswarm.agent.cluster.mesh_plan import ContainerEndpoints
@@ -33,6 +34,9 @@ from pyswarm.proto import dispatcher_pb2, types_pb2
 log = logging.getLogger(__name__)
 
 ENCRYPTED_OPTION = "encrypted"
+#: How long a container's start waits for the view to bring a network it joins (and,
+#: once joined, for load balancing to give it the VIPs).
+VIEW_WAIT_S = 10.0
 
 
 def is_encrypted(network: types_pb2.Network) -> bool:
@@ -132,6 +136,7 @@ class OverlayFollower:
         self._in_use = in_use
         self._views = views
         self._dirty = asyncio.Event()
+        self._applying = asyncio.Lock()
         self._stopped = False
         # Containers joining or attached in this run: id -> (network ids, VNIs given).
         self._joined: dict[str, tuple[set[str], list[int]]] = {}
@@ -139,6 +144,8 @@ class OverlayFollower:
         self._endpoints: dict[str, ContainerEndpoints] = {}
         #: Called when the local containers on overlays change (load balancing's poke).
         self.on_change: Callable[[], None] = lambda: None
+        #: Awaited (up to VIEW_WAIT_S) before a container's start goes on: its VIPs.
+        self.balanced: Callable[[str], Awaitable[None]] | None = None
 
     def container_endpoints(self) -> list[ContainerEndpoints]:
         """The local containers attached in this run: netns and interface per network."""
@@ -153,11 +160,15 @@ class OverlayFollower:
 
     async def apply_latest(self) -> dispatcher_pb2.NetworkView | None:
         """Bring the host to the latest view now (raises what the runtime raises)."""
-        view = self._views.latest()
-        if view is not None:
-            wanted = wanted_overlays(view, self.node_id, self.networks_in_use())
-            await asyncio.to_thread(self.overlays.apply, wanted, keys_of(view))
-        return view
+        # One at a time, each planned from what is in use when its turn comes: a plan
+        # made before a container joined must not run after the join's own and take
+        # away the network the container is about to be plugged into.
+        async with self._applying:
+            view = self._views.latest()
+            if view is not None:
+                wanted = wanted_overlays(view, self.node_id, self.networks_in_use())
+                await asyncio.to_thread(self.overlays.apply, wanted, keys_of(view))
+            return view
 
     async def attach(
         self,
@@ -167,6 +178,7 @@ class OverlayFollower:
     ) -> None:
         self._joined[container_id] = ({a.network_id for a in attachments}, [])
         try:
+            await self._view_knowing({a.network_id for a in attachments})
             view = await self.apply_latest()
             if view is None:
                 raise NetworkUnknown("no network view from the manager yet", field="networks")
@@ -183,9 +195,41 @@ class OverlayFollower:
             del self._joined[container_id]
             raise
         self._joined[container_id] = ({a.network_id for a in attachments}, [p.vni for p in plugs])
-        interfaces = {a.network_id: container_ifname(i) for i, a in enumerate(attachments)}
-        self._endpoints[container_id] = ContainerEndpoints(container_id, netns_path, interfaces)
+        self._endpoints[container_id] = _endpoints_of(container_id, netns_path, attachments)
         self.on_change()
+        if self.balanced is not None:
+            with contextlib.suppress(TimeoutError):  # started all the same; rules follow
+                async with asyncio.timeout(VIEW_WAIT_S):
+                    await self.balanced(container_id)
+
+    async def _view_knowing(self, network_ids: set[str]) -> None:
+        """Return once the latest view knows every network of `network_ids`, or after
+        VIEW_WAIT_S: a standalone container's attachment (run --network) was just made,
+        and its network comes to this node with the next view."""
+
+        def knows(view: dispatcher_pb2.NetworkView | None) -> bool:
+            return view is not None and network_ids <= {n.id for n in view.networks if n.vni}
+
+        if knows(self._views.latest()):
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(VIEW_WAIT_S):
+                async with contextlib.aclosing(self._views.changes()) as views:
+                    async for view in views:
+                        if knows(view):
+                            return
+
+    def adopt(
+        self,
+        container_id: str,
+        netns_path: str,
+        attachments: Sequence[types_pb2.ContainerNetworkAttachment],
+    ) -> None:
+        """A container attached before the agent restarted, still running: its
+        interfaces are in place, and its VIPs and return path follow the view again."""
+        if container_id not in self._endpoints:
+            self._endpoints[container_id] = _endpoints_of(container_id, netns_path, attachments)
+            self.on_change()
 
     async def detach(
         self, container_id: str, attachments: Sequence[types_pb2.ContainerNetworkAttachment]
@@ -229,6 +273,16 @@ class OverlayFollower:
     async def _watch(self) -> None:
         async for _view in self._views.changes():
             self.poke()
+
+
+def _endpoints_of(
+    container_id: str,
+    netns_path: str,
+    attachments: Sequence[types_pb2.ContainerNetworkAttachment],
+) -> ContainerEndpoints:
+    """The container's interface on each network: eth1, eth2, ... in attachment order."""
+    interfaces = {a.network_id: container_ifname(i) for i, a in enumerate(attachments)}
+    return ContainerEndpoints(container_id, netns_path, interfaces)
 
 
 def _as_task_attachments(

@@ -9,6 +9,8 @@ One `AgentSession` per agent, a long-running part (`run`/`stop`). Each attempt:
 3. open the Session stream: a heartbeat first, then every status the executor knows
    again (the manager may have missed some), then heartbeats every period and status
    batches as the executor produces them; assignments that come down go to the executor.
+   Beside it, on the same channel, log subscriptions and the standalone containers'
+   network attachments (attachments.py, synced at once) are served.
 
 Any failure (refused connection, RPC error, stream end, nothing heard from the manager
 for `MISSED_ACKS` periods) ends the attempt; the next one goes to the next manager in
@@ -36,6 +38,7 @@ from typing import TypeVar
 import grpc
 from grpc import aio
 
+from pyswarm.agent.cluster.attachments import NetworkAttacher
 from pyswarm.agent.cluster.certificate import CertificateChange, NodeCertificate
 from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
@@ -93,6 +96,8 @@ class AgentSession:
         #: Serves `service logs` subscriptions while in session, when set.
         self.log_publisher: LogPublisher | None = None
         self.network_views: NetworkViewHolder | None = None
+        #: Serves standalone containers' network attachments while in session, when set.
+        self.attachments: NetworkAttacher | None = None
         #: What the agent was started with (`--label`, `--node-generic-resource`).
         self.engine_labels: tuple[tuple[str, str], ...] = ()
         self.generic_resources: tuple[tuple[str, int], ...] = ()
@@ -191,6 +196,11 @@ class AgentSession:
                 if self.log_publisher is not None
                 else None
             )
+            attachments = (
+                asyncio.create_task(self.attachments.keep_synced(channel))
+                if self.attachments is not None
+                else None
+            )
             parts: set[asyncio.Task[None]] = set()
             try:
                 parts = {
@@ -208,9 +218,10 @@ class AgentSession:
                 if parts:
                     await asyncio.wait(parts)
                 await end_call(call)
-                if logs is not None:
-                    logs.cancel()
-                    await asyncio.wait({logs})
+                for helper in (logs, attachments):
+                    if helper is not None:
+                        helper.cancel()
+                        await asyncio.wait({helper})
 
     def _registered(self, response: dispatcher_pb2.RegisterResponse, address: str) -> None:
         self.node_id = response.node_id or self.node_id

@@ -14,6 +14,7 @@ failing both, the service id.
 from __future__ import annotations
 
 from pyswarm.agent.engine.spec import SERVICE_ID_LABEL
+from pyswarm.common.task_templates import expand
 from pyswarm.proto import agent_pb2, types_pb2
 
 SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
@@ -49,15 +50,46 @@ def stop_grace_seconds(task: types_pb2.Task) -> int:
     return max(0, -(-nanos // 1_000_000_000))
 
 
-def create_request(task: types_pb2.Task, image: str = "") -> agent_pb2.CreateContainerRequest:
+def template_values(task: types_pb2.Task, node: types_pb2.NodeDescription) -> dict[str, str]:
+    """What Swarm's templates ({{.Service.Name}}, {{.Task.Slot}}, ...) read for `task`
+    on the node described by `node`."""
+    return {
+        ".Service.ID": task.service_id,
+        ".Service.Name": service_name(task),
+        ".Node.ID": task.node_id,
+        ".Node.Hostname": node.hostname,
+        ".Node.Platform.OS": node.platform.os,
+        ".Node.Platform.Architecture": node.platform.architecture,
+        ".Task.ID": task.id,
+        ".Task.Name": container_name(task),
+        ".Task.Slot": str(task.slot) if task.slot else "",
+    }
+
+
+def expand_templates(spec: types_pb2.ContainerSpec, values: dict[str, str]) -> None:
+    """The hostname, environment values and mount sources with their templates expanded,
+    as SwarmKit's agent does; InvalidTemplate (the task is rejected) for a bad one."""
+    spec.hostname = expand(spec.hostname, values, "hostname")
+    env = [expand(item, values, "env") for item in spec.env]
+    del spec.env[:]
+    spec.env.extend(env)
+    for mount in spec.mounts:
+        mount.source = expand(mount.source, values, "mounts")
+
+
+def create_request(
+    task: types_pb2.Task, image: str = "", node: types_pb2.NodeDescription | None = None
+) -> agent_pb2.CreateContainerRequest:
     """The CreateContainerRequest for `task` (not started: the executor starts it), from
-    `image` if given (what the store found the task's image as), else the task's image.
+    `image` if given (what the store found the task's image as), else the task's image;
+    its templates expanded for `node` (this node's description).
 
     The registry credentials stay out: the container record is shown by `inspect`.
     """
     spec = types_pb2.ContainerSpec()
     spec.CopyFrom(task.spec.container)
     spec.ClearField("registry_auth")
+    expand_templates(spec, template_values(task, node or types_pb2.NodeDescription()))
     name = container_name(task)
     spec.labels[SERVICE_NAME_LABEL] = service_name(task)
     spec.labels[SERVICE_ID_LABEL] = task.service_id

@@ -2,9 +2,12 @@
 
 Per network, each service is known by its name and its aliases (→ its VIP, or in dnsrr
 mode its running tasks' addresses, shuffled) and by `tasks.NAME` (→ its running tasks'
-addresses). A lookup carries the networks the asking container is on and sees only
-those: a container never learns a name of a network it is not on. A table is immutable;
-a new view makes a new table, swapped in whole.
+addresses). A standalone container attached to a network (`run --network`, the view's
+attachments) is known there by its container name, as docker's user-defined networks
+resolve container names; a service of the same name wins. A lookup carries the
+networks the asking container is on and sees only those: a container never learns a
+name of a network it is not on. A table is immutable; a new view makes a new table,
+swapped in whole.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 from pyswarm.agent.dns import codec
-from pyswarm.proto import dispatcher_pb2
+from pyswarm.proto import dispatcher_pb2, types_pb2
 
 # A VIP lives as long as its service does: docker's 600 s. Task addresses follow
-# scaling, updates and node loss, so clients must not keep them: TTL 0.
+# scaling, updates and node loss, so clients must not keep them: TTL 0 (and so do
+# standalone containers' addresses: a new container may take the name).
 VIP_TTL = 600
 TASKS_TTL = 0
 
@@ -49,6 +53,8 @@ class ServiceTable:
         self.version = view.version if view is not None else 0
         for record in view.services if view is not None else ():
             self._add(record)
+        for attachment in view.attachments if view is not None else ():
+            self._add_container(attachment)
 
     def _add(self, record: dispatcher_pb2.ServiceRecord) -> None:
         tasks = tuple(b.address for b in record.backends if b.address)
@@ -62,6 +68,12 @@ class ServiceTable:
         if record.name:
             tasks_name = codec.normalise(f"tasks.{record.name}")
             self._names[tasks_name][record.network_id] = _Entry(tasks, TASKS_TTL, shuffle=True)
+
+    def _add_container(self, attachment: types_pb2.Attachment) -> None:
+        address = attachment.address.split("/")[0]
+        if attachment.container_name and address:
+            by_network = self._names[codec.normalise(attachment.container_name)]
+            by_network.setdefault(attachment.network_id, _Entry((address,), TASKS_TTL, False))
 
     def lookup(self, question: codec.Question, networks: frozenset[str]) -> Lookup:
         """What to answer `question` from a container on `networks` (network ids)."""

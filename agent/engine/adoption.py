@@ -1,10 +1,11 @@
 """Adoption: after the agent (re)starts, its records meet what the supervisor knows.
 
-Containers still running are watched (and served by the resolver) again; those that
-exited while the agent was down get their exit recorded (and their host resources
-released); an auto_remove one that is not running is removed, as docker's AutoRemove
-would have done; a container the agent removed but the supervisor still remembers is
-forgotten.
+Containers still running are watched (and served by the resolver) again; in cluster
+mode their VIPs and return paths follow the network view again too (cluster/mode.py's
+adopt_endpoints, once the overlays exist). Those that exited while the agent was down
+get their exit recorded (and their host resources released); an auto_remove one that
+is not running is removed, as docker's AutoRemove would have done; a container the
+agent removed but the supervisor still remembers is forgotten.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ from pyswarm.agent.runtime.container.capabilities import (
     normalize,
 )
 from pyswarm.agent.runtime.container.rootfs import DEVICES as STANDARD_DEVICES
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.sysctls import validate_sysctls
+from pyswarm.common.ulimits import validate_ulimit
 from pyswarm.proto import runtime_pb2, types_pb2
 
 MASKED_PATHS: tuple[str, ...] = (
@@ -113,12 +116,19 @@ def _device_mapping(mapping: types_pb2.DeviceMapping) -> tuple[str, DeviceRule]:
     return in_container, rule
 
 
-def validate(spec: types_pb2.ContainerSpec) -> None:
-    """BadSpec (or ProfileError) naming the flag at fault for a bad capability, device
-    or seccomp profile; changes nothing."""
+def validate(spec: types_pb2.ContainerSpec, *, host_network: bool = False) -> None:
+    """BadSpec (or ProfileError) naming the flag at fault for a bad capability, device,
+    seccomp profile, sysctl (only namespaced ones; no net.* on the host's network) or
+    ulimit; changes nothing."""
     process_filter(spec, capabilities(spec))
     for mapping in spec.devices:
         _device_mapping(mapping)
+    try:
+        validate_sysctls(dict(spec.sysctls), host_network=host_network)
+        for ulimit in spec.ulimits:
+            validate_ulimit(ulimit.name, ulimit.soft, ulimit.hard)
+    except InvalidArgument as err:
+        raise BadSpec(err.message, field=err.field) from None
 
 
 def device_rules(spec: types_pb2.ContainerSpec) -> list[DeviceRule]:
@@ -190,6 +200,16 @@ def apply_to_runtime(spec: types_pb2.ContainerSpec, runtime: runtime_pb2.Runtime
     del runtime.devices[:]
     runtime.devices.extend(device_nodes(spec))
     runtime.privileged = spec.privileged
+    # Checked again here: a record written by an older agent reaches the kernel too.
+    validate_sysctls(
+        dict(spec.sysctls), host_network=not (runtime.netns_path or runtime.private_network)
+    )
+    runtime.sysctls.clear()
+    runtime.sysctls.update(spec.sysctls)
+    del runtime.rlimits[:]
+    runtime.rlimits.extend(
+        runtime_pb2.Rlimit(name=u.name, soft=u.soft, hard=u.hard) for u in spec.ulimits
+    )
     confine_runtime(runtime, spec)
 
 

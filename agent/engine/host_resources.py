@@ -1,5 +1,6 @@
-"""What a running container holds on the host: its network sandbox, published ports
-and cgroups; given back when it exits, and checked again before it is removed."""
+"""What a running container holds on the host: its network sandbox, published ports,
+cgroups and volume mounts; given back when it exits, and checked again before it is
+removed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from pyswarm.agent.engine.container_volumes import ContainerVolumes
 from pyswarm.agent.engine.overlay_port import OverlayPort
 from pyswarm.agent.engine.records import ContainerRecords
 from pyswarm.agent.runtime.cgroups import CgroupManager
@@ -18,11 +20,16 @@ log = logging.getLogger(__name__)
 
 class HostResources:
     def __init__(
-        self, records: ContainerRecords, network: BridgeNetwork, cgroups: CgroupManager
+        self,
+        records: ContainerRecords,
+        network: BridgeNetwork,
+        cgroups: CgroupManager,
+        volumes: ContainerVolumes,
     ) -> None:
         self.records = records
         self.network = network
         self.cgroups = cgroups
+        self.volumes = volumes
         # Set by the cluster side of the agent when it follows the network view.
         self.overlays: OverlayPort | None = None
         # Containers whose sandbox and cgroups are known to be given back (this run).
@@ -37,7 +44,7 @@ class HostResources:
 
     async def release(self, cid: str) -> None:
         """Give back what a running container held; safe to call more than once."""
-        steps: list[Callable[[str], None]] = [self.cgroups.remove]
+        steps: list[Callable[[str], None]] = [self.cgroups.remove, self.volumes.release]
         container = self.records.find(cid)
         if container is None or container.network_mode == types_pb2.Container.BRIDGE:
             # Only bridge containers have a sandbox and ports the agent made.
@@ -66,6 +73,10 @@ class HostResources:
 
     def _still_held(self, cid: str) -> bool:
         try:
-            return self.network.sandbox(cid) is not None or self.cgroups.exists(cid)
+            return (
+                self.network.sandbox(cid) is not None
+                or self.cgroups.exists(cid)
+                or self.volumes.holds(cid)
+            )
         except Exception:
             return True

@@ -16,14 +16,16 @@ import logging
 import signal as signals
 from asyncio import Task
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.dns import ContainerResolver
 from pyswarm.agent.engine import hardening
+from pyswarm.agent.engine.attachment_port import AttachmentPort, join_networks
 from pyswarm.agent.engine.auto_remove import RemovalHolds
+from pyswarm.agent.engine.container_volumes import ContainerVolumes
 from pyswarm.agent.engine.errors import (
     ContainerNotRunning,
     ContainerRunning,
@@ -37,15 +39,17 @@ from pyswarm.agent.engine.spec import (
     build_container,
     now_timestamp,
     port_group,
-    prepare_bind_sources,
     runtime_spec,
+    stop_settings,
     timestamp_of,
     validate_name,
     write_etc_files,
 )
+from pyswarm.agent.engine.task_files import TaskFileSource, has_task_files, task_files
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
 from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.volumes import VolumeStore
 from pyswarm.common import log_options
 from pyswarm.common.signals import parse_signal
 from pyswarm.images import ImageStore
@@ -79,8 +83,13 @@ class ContainerEngine:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._exited: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Task[Any]] = set()
-        self.resources = HostResources(self.records, network, cgroups)
+        self.volumes = ContainerVolumes(VolumeStore(config.volumes_dir), self.records)
+        self.resources = HostResources(self.records, network, cgroups, self.volumes)
         self.names = ContainerNames(resolver, network)
+        #: Where a cluster task's secrets and configs come from (memory only), if any.
+        self.task_files: TaskFileSource | None = None
+        # Set by the cluster side of the agent: cluster networks for standalone containers.
+        self.attachments: AttachmentPort | None = None
 
     async def close(self) -> None:
         for task in list(self._watchers):
@@ -121,21 +130,31 @@ class ContainerEngine:
         container.task_id = task_id
         await asyncio.to_thread(apply_image_healthcheck, container, self.images)
         self.records.check_name_free(container.name)
-        if request.start:
-            # Indexed now (the name is taken); written with the rest of the start's
-            # host-side work and synced while the supervisor starts the process.
-            self.records.put(container)
-            if held_by is not None:
-                held_by(container)
-                self.holds.take(container.id)
-            try:
-                return await self.start(container.id)
-            except BaseException:
+        await asyncio.to_thread(self.volumes.prepare, container, image)
+        port = await join_networks(self.attachments, container, list(request.networks))
+        try:
+            if request.start:
+                # Indexed now (the name is taken); written with the rest of the start's
+                # host-side work and synced while the supervisor starts the process.
+                self.records.put(container)
                 if held_by is not None:
-                    self.holds.release(container.id)
-                raise
-        self.records.save(container)
-        return container
+                    held_by(container)
+                    self.holds.take(container.id)
+                try:
+                    return await self.start(container.id)
+                except BaseException:
+                    if held_by is not None:
+                        self.holds.release(container.id)
+                    raise
+            self.records.save(container)
+            return container
+        except BaseException:
+            if port is not None and self.records.find(container.id) is None:
+                await port.release(container.id)  # never recorded: nothing else would
+            raise
+        finally:
+            if port is not None:
+                port.settled(container.id)
 
     async def run(
         self, request: agent_pb2.CreateContainerRequest, held_by: Callable[[Container], None]
@@ -162,6 +181,7 @@ class ContainerEngine:
 
     async def _start_locked(self, container: Container) -> None:
         cid = container.id
+        files = task_files(self.task_files, container.spec)  # before anything is made
         self.resources.taken(cid)
         try:
             netns_path = ""
@@ -189,6 +209,8 @@ class ContainerEngine:
                     container.ports.extend(published)
             # The rest of the host-side work is quick: one trip to a worker thread.
             spec = await asyncio.to_thread(self._runtime_spec, container, netns_path)
+            if has_task_files(container.spec):
+                self._add_task_files(spec, *files)
             # The record's fsync runs while the supervisor starts the process; both
             # finish before the caller hears the container runs.
             synced = asyncio.create_task(asyncio.to_thread(self.records.sync, cid))
@@ -251,14 +273,30 @@ class ContainerEngine:
             log_path=self.records.log_path(cid),
         )
         spec.log_max_bytes, spec.log_max_files = rotation.max_bytes, rotation.max_files
+        spec.volume_mounts.extend(self.volumes.runtime_mounts(container, layers, directory))
         if container.user_namespace:
             spec.uid_map.extend(userns.default_id_map())
             spec.gid_map.extend(userns.default_id_map())
             userns.prepare_writable_layer(
                 spec.rootfs.upper_dir, spec.rootfs.work_dir, spec.uid_map, spec.gid_map
             )
-        prepare_bind_sources(container.spec.mounts)
         return spec
+
+    def _add_task_files(
+        self,
+        spec: runtime_pb2.RuntimeSpec,
+        secrets: Sequence[runtime_pb2.TaskFile],
+        configs: Sequence[runtime_pb2.TaskFile],
+    ) -> None:
+        """The bytes go into the spec only, never into the container's directory: the
+        configs' tmpfs is mounted over an empty `files` directory in the container's
+        own mount namespace (runtime/container/task_files.py)."""
+        spec.secret_files.extend(secrets)
+        spec.config_files.extend(configs)
+        if configs:
+            files_dir = self.records.dir(spec.id) / "files"
+            files_dir.mkdir(mode=0o700, exist_ok=True)
+            spec.files_dir = str(files_dir)
 
     def watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())
@@ -338,10 +376,10 @@ class ContainerEngine:
         container = self.records.get(ref)
         if container.state != Container.RUNNING:
             return container
-        grace = DEFAULT_STOP_TIMEOUT if timeout < 0 else timeout
+        number, grace = stop_settings(container, timeout, DEFAULT_STOP_TIMEOUT)
         event = self._exited.setdefault(container.id, asyncio.Event())
         with contextlib.suppress(Exception):
-            await self.supervisor.signal(container.id, signals.SIGTERM)
+            await self.supervisor.signal(container.id, number)
         try:
             await asyncio.wait_for(event.wait(), grace)
         except TimeoutError:
@@ -362,7 +400,9 @@ class ContainerEngine:
         finally:
             self.holds.release(cid)
 
-    async def remove(self, ref: str, *, force: bool) -> Container:
+    async def remove(self, ref: str, *, force: bool, volumes: bool = False) -> Container:
+        """docker rm; with `volumes` (-v), and always for --rm and a task's container (as
+        docker and Swarm do), its anonymous volumes go too."""
         container = self.records.get(ref)
         if container.state == Container.RUNNING:
             if not force:
@@ -380,6 +420,10 @@ class ContainerEngine:
             # deleting the writable layer and the log (the records do, on load).
             aside = self.records.discard(container.id)
             self._background(self._forget(container.id, aside))
+            if container.overlays and not container.task_id and self.attachments is not None:
+                await self.attachments.release(container.id)  # run --network's addresses
+        if volumes or container.auto_remove or container.task_id:
+            await asyncio.to_thread(self.volumes.remove_anonymous, container)
         self.resources.forget(container.id)
         self._locks.pop(container.id, None)
         self._exited.pop(container.id, None)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -18,6 +19,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pyswarm.agent.dns.resolv_conf import container_resolv_conf, read_host_resolv_conf
 from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.errors import BadSpec
+from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.mounts import MountError, validate_mounts
+from pyswarm.common.name_resolution import validate_dns, validate_hosts
+from pyswarm.common.signals import InvalidSignal, parse_signal
 from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 
 # A cluster task's container carries its service's id under docker's label; replicas of
@@ -25,6 +30,7 @@ from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MIN_MEMORY = 6 * 1024 * 1024
+DEFAULT_STOP_SIGNAL = "SIGTERM"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$")
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift")
@@ -67,17 +73,10 @@ def _validate_limits(limits: types_pb2.Resources) -> None:
 
 
 def _validate_mounts(mounts: list[types_pb2.Mount]) -> None:
-    for mount in mounts:
-        if not mount.target.startswith("/") or ".." in Path(mount.target).parts:
-            raise BadSpec(
-                f"invalid mount target {mount.target!r}: it must be an absolute path",
-                field="volume",
-            )
-        if mount.type == types_pb2.Mount.BIND and not mount.source.startswith("/"):
-            raise BadSpec(
-                f"invalid mount source {mount.source!r}: it must be an absolute path",
-                field="volume",
-            )
+    try:
+        validate_mounts(mounts, "mount")
+    except MountError as err:
+        raise BadSpec(err.message, field=err.field) from None
 
 
 def _validate_ports(ports: list[types_pb2.PortConfig]) -> None:
@@ -97,13 +96,15 @@ def build_container(
     _validate_limits(request.limits)
     _validate_mounts(list(request.spec.mounts))
     _validate_ports(list(request.ports))
-    if request.overlays and request.network_mode != types_pb2.Container.BRIDGE:
+    bridged = request.network_mode == types_pb2.Container.BRIDGE
+    if (request.overlays or request.networks) and not bridged:
         raise BadSpec("overlay networks need the bridge network mode", field="network")
     if request.network_mode == types_pb2.Container.HOST and request.ports:
         raise BadSpec("published ports are discarded when using host network mode", field="publish")
     if request.spec.hostname and not _HOSTNAME.match(request.spec.hostname):
         raise BadSpec(f"invalid hostname {request.spec.hostname!r}", field="hostname")
-    hardening.validate(request.spec)
+    hardening.validate(request.spec, host_network=request.network_mode == types_pb2.Container.HOST)
+    validate_name_settings(request.spec)
     if request.spec.privileged and request.user_namespace:
         # As docker: host devices and capabilities mean nothing to a mapped root.
         raise BadSpec("--privileged is incompatible with --userns", field="privileged")
@@ -134,6 +135,7 @@ def build_container(
     spec.dir = request.spec.dir or config.working_dir or "/"
     spec.user = request.spec.user or config.user
     spec.hostname = request.spec.hostname or container_id[:12]
+    spec.stop_signal = stop_signal(request.spec.stop_signal, config.stop_signal)
 
     created = Timestamp()
     created.GetCurrentTime()
@@ -154,6 +156,47 @@ def build_container(
     )
 
 
+def stop_signal(requested: str, image: str) -> str:
+    """The signal that stops the container: --stop-signal, else the image's STOPSIGNAL
+    (when the kernel has it), else SIGTERM. Kept as written, as docker shows it."""
+    if requested:
+        parse_signal(requested, "stop-signal")
+        return requested
+    try:
+        parse_signal(image, "STOPSIGNAL")
+    except InvalidSignal:
+        return DEFAULT_STOP_SIGNAL
+    return image
+
+
+def stop_settings(container: types_pb2.Container, timeout: int, default: int) -> tuple[int, float]:
+    """The signal `stop` sends and the seconds of grace before SIGKILL: `timeout` when
+    given (>= 0), else the container's stop grace period (run --stop-timeout), else
+    `default`."""
+    try:
+        number = parse_signal(container.spec.stop_signal or DEFAULT_STOP_SIGNAL)
+    except InvalidSignal:
+        number = signal.SIGTERM
+    if timeout >= 0:
+        return number, timeout
+    if container.spec.HasField("stop_grace_period"):
+        return number, container.spec.stop_grace_period.ToNanoseconds() / 1e9
+    return number, default
+
+
+def validate_name_settings(spec: types_pb2.ContainerSpec) -> None:
+    """--add-host, --dns*, --group-add: the same rules as the manager's (common/)."""
+    dns = spec.dns_config
+    try:
+        validate_hosts(list(spec.hosts), "add-host")
+        validate_dns(list(dns.nameservers), list(dns.search), list(dns.options), "dns")
+    except InvalidArgument as err:
+        raise BadSpec(err.message, field=err.field) from None
+    for group in spec.groups:
+        if not group or ":" in group or any(c.isspace() for c in group):
+            raise BadSpec(f"invalid group {group!r}", field="group-add")
+
+
 def port_group(container: types_pb2.Container) -> str:
     """The group whose members may publish the same host ports: the service, for
     ingress-mode ports of a cluster task; none for a plain container."""
@@ -168,15 +211,22 @@ def write_etc_files(
     with `embedded_resolver`, resolv.conf points to the agent's resolver (agent/dns)."""
     hostname = container.spec.hostname
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    # --add-host lines ("IP HOST ..."), before the container's own, as docker writes them.
+    hosts += ["\t".join(entry.split(maxsplit=1)) for entry in container.spec.hosts]
     if container.ip_address:
         hosts.append(f"{container.ip_address}\t{hostname}")
     elif container.network_mode != types_pb2.Container.HOST:
         hosts.append(f"127.0.1.1\t{hostname}")
+    dns = container.spec.dns_config
     files = {
         "hosts": "\n".join(hosts) + "\n",
         "hostname": hostname + "\n",
         "resolv.conf": container_resolv_conf(
-            read_host_resolv_conf(), embedded_resolver=embedded_resolver
+            read_host_resolv_conf(),
+            embedded_resolver=embedded_resolver,
+            nameservers=dns.nameservers,
+            search=dns.search,
+            options=dns.options,
         ),
     }
     mounts = []
@@ -201,9 +251,9 @@ def runtime_spec(
     log_path: Path,
 ) -> runtime_pb2.RuntimeSpec:
     """What the supervisor needs to start the container: its process, an overlay of the
-    image `layers` under the writable layer in `directory`, the bind mounts (`mounts`,
-    the /etc files, after the user's), the namespaces and cgroups to join, and the
-    security floor (hardening.py)."""
+    image `layers` under the writable layer in `directory`, the bind mounts of the /etc
+    files (`mounts`; the user's mounts and volumes are container_volumes.py's), the
+    namespaces and cgroups to join, and the security floor (hardening.py)."""
     spec = container.spec
     runtime = runtime_pb2.RuntimeSpec(
         id=container.id,
@@ -219,27 +269,18 @@ def runtime_spec(
             merged_dir=str(directory / "rootfs"),
             read_only=spec.read_only,
         ),
-        mounts=[
-            runtime_pb2.BindMount(source=m.source, target=m.target, read_only=m.read_only)
-            for m in spec.mounts
-        ]
-        + mounts,
+        mounts=mounts,
         netns_path=netns_path,
         private_network=container.network_mode == types_pb2.Container.NONE,
         cgroup_dirs=cgroup_dirs,
         tty=spec.tty,
         open_stdin=spec.open_stdin,
         log_path=str(log_path),
+        init=spec.init,
+        groups=spec.groups,
     )
     hardening.apply_to_runtime(spec, runtime)
     return runtime
-
-
-def prepare_bind_sources(mounts: Iterable[types_pb2.Mount]) -> None:
-    """docker -v creates a missing host directory for a bind mount."""
-    for mount in mounts:
-        if mount.type == types_pb2.Mount.BIND:
-            Path(mount.source).mkdir(parents=True, exist_ok=True)
 
 
 def now_timestamp() -> Timestamp:

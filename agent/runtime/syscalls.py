@@ -29,11 +29,17 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
+MS_SYNCHRONOUS = 0x10
+MS_DIRSYNC = 0x80
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_MOVE = 0x2000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
 MS_STRICTATIME = 0x1000000
 
 MNT_DETACH = 0x2
@@ -41,6 +47,7 @@ MNT_DETACH = 0x2
 # prctl(2) options
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -118,6 +125,26 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
         ),
         "prctl",
     )
+
+
+def set_process_title(name: str, argv: list[str]) -> None:
+    """comm (PR_SET_NAME) and what /proc/self/cmdline shows: `argv`, written over the
+    original argument area (arg_start..arg_end of /proc/self/stat), cut to fit."""
+    raw_name = ctypes.create_string_buffer(name.encode()[:15])
+    _check(
+        _libc.prctl(ctypes.c_int(PR_SET_NAME), raw_name, ctypes.c_ulong(0), ctypes.c_ulong(0),
+                    ctypes.c_ulong(0)),
+        "prctl",
+    )  # fmt: skip
+    with open("/proc/self/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    # Fields 48 and 49 of stat(5); the split starts at field 3 (state).
+    start, end = int(fields[45]), int(fields[46])
+    if not start or end <= start:
+        return
+    text = b"".join(arg.encode() + b"\0" for arg in argv)[: end - start - 1]
+    ctypes.memset(start, 0, end - start)
+    ctypes.memmove(start, text, len(text))
 
 
 class _CapHeader(ctypes.Structure):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -35,6 +35,7 @@ from pyswarm.common.node_identity import (
 )
 from pyswarm.common.secure_files import ensure_private_dir, write_private_file, write_public_file
 from pyswarm.manager.ca.errors import CANotFound, InvalidCertificateRequest
+from pyswarm.manager.ca.shapes import ca_certificate, leaf_certificate, load_ec_key
 
 ROOT_COMMON_NAME = "pyswarm-root-ca"
 ROOT_LIFETIME = dt.timedelta(days=20 * 365)
@@ -88,24 +89,7 @@ class ClusterCA:
             ]
         )
         now = clock.now()
-        usage = x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False,
-        )  # fmt: skip
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + ROOT_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(usage, critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .sign(key, hashes.SHA256())
-        )
+        cert = ca_certificate(name, key, not_before=now - CLOCK_SKEW, not_after=now + ROOT_LIFETIME)
         return cls(cert, key, clock=clock)
 
     @classmethod
@@ -116,9 +100,7 @@ class ClusterCA:
             key_pem = (ca_dir / CA_KEY_FILE).read_bytes()
         except FileNotFoundError as err:
             raise CANotFound(f"no cluster CA in {ca_dir}: initialise the cluster first") from err
-        key = serialization.load_pem_private_key(key_pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"the CA key in {ca_dir} is not an ECDSA key")
+        key = load_ec_key(key_pem, f"the CA key in {ca_dir}")
         return cls(x509.load_pem_x509_certificate(cert_pem), key, clock=clock)
 
     @classmethod
@@ -133,9 +115,7 @@ class ClusterCA:
     @classmethod
     def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = SYSTEM_CLOCK) -> ClusterCA:
         """The CA from its PEM certificate and key (as the managers keep them in etcd)."""
-        key = serialization.load_pem_private_key(key_pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the CA key is not an ECDSA key")
+        key = load_ec_key(key_pem, "the CA key")
         return cls(x509.load_pem_x509_certificate(cert_pem), key, clock=clock)
 
     def key_pem(self) -> bytes:
@@ -191,12 +171,6 @@ class ClusterCA:
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.cluster_id),
             ]
         )
-        usage = x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False,
-        )  # fmt: skip
-        purposes = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         now = self._clock.now()
         start = now - CLOCK_SKEW
         if valid_from is not None:
@@ -204,23 +178,12 @@ class ClusterCA:
             start = max(start, valid_from)
             if start.microsecond:
                 start = start.replace(microsecond=0) + dt.timedelta(seconds=1)
-        ca_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self._cert.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(now + lifetime)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(usage, critical=True)
-            .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
-            .add_extension(ca_key_id, critical=False)
-            .sign(self._key, hashes.SHA256())
-        )
+        cert = leaf_certificate(
+            subject, public_key, issuer=self._cert.subject, signer=self._key,
+            not_before=start, not_after=now + lifetime,
+            purposes=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            alt_names=names,
+        )  # fmt: skip
         return cert.public_bytes(serialization.Encoding.PEM)
 
     def issue_identity(

@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import generate_node_key, private_key_pem
 from pyswarm.manager.ca.authority import CLOCK_SKEW, ClusterCA, new_id
+from pyswarm.manager.ca.shapes import ca_certificate, leaf_certificate, load_ec_key
 
 __all__ = ["ETCD_CA_COMMON_NAME", "EtcdCA", "EtcdKeyPair"]
 
@@ -43,21 +44,6 @@ class EtcdKeyPair:
 
     cert_pem: bytes
     key_pem: bytes
-
-
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not ca, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-        encipher_only=False, decipher_only=False,
-    )  # fmt: skip
-
-
-def _load_key(key_pem: bytes) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError("the etcd CA key is not an ECDSA key")
-    return key
 
 
 class EtcdCA:
@@ -81,7 +67,7 @@ class EtcdCA:
     def create(cls, root: ClusterCA, *, clock: Clock = SYSTEM_CLOCK) -> EtcdCA:
         """A new etcd CA signed by the cluster's root."""
         root_cert = x509.load_pem_x509_certificate(root.cert_pem)
-        root_key = _load_key(root.key_pem())
+        root_key = load_ec_key(root.key_pem(), "the root CA key")
         key = generate_node_key()
         subject = x509.Name(
             [
@@ -90,27 +76,17 @@ class EtcdCA:
             ]
         )
         now = clock.now()
-        issuer_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(root_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + ETCD_CA_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(issuer_key_id, critical=False)
-            .sign(root_key, hashes.SHA256())
-        )
+        cert = ca_certificate(
+            subject, key, issuer=root_cert.subject, signer=root_key,
+            not_before=now - CLOCK_SKEW, not_after=now + ETCD_CA_LIFETIME,
+        )  # fmt: skip
         return cls(cert, key, clock=clock)
 
     @classmethod
     def from_pem(cls, cert_pem: bytes, key_pem: bytes, *, clock: Clock = SYSTEM_CLOCK) -> EtcdCA:
         """The etcd CA as the cluster record keeps it."""
-        return cls(x509.load_pem_x509_certificate(cert_pem), _load_key(key_pem), clock=clock)
+        key = load_ec_key(key_pem, "the etcd CA key")
+        return cls(x509.load_pem_x509_certificate(cert_pem), key, clock=clock)
 
     def key_pem(self) -> bytes:
         """The etcd CA's private key (PEM), for the cluster record only."""
@@ -153,23 +129,9 @@ class EtcdCA:
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, str(organization[0].value))
             )
         now = self._clock.now()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attributes))
-            .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + ETCD_CERT_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
-            )
-        )
-        if alt_names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), False)
-        cert = builder.sign(self._key, hashes.SHA256())
+        cert = leaf_certificate(
+            x509.Name(attributes), key.public_key(), issuer=self._cert.subject,
+            signer=self._key, not_before=now - CLOCK_SKEW, not_after=now + ETCD_CERT_LIFETIME,
+            purposes=purposes, alt_names=alt_names,
+        )  # fmt: skip
         return EtcdKeyPair(cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key))

@@ -13,19 +13,23 @@ from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.manager.ca.roots import Authorities, authorities
 from pyswarm.manager.controlapi.certificates import AuthoritiesProvider, CertificatesAPI
 from pyswarm.manager.controlapi.cluster import ClusterAPI, LeaderProvider
+from pyswarm.manager.controlapi.events import EventsAPI, SystemFacts
 from pyswarm.manager.controlapi.logs import ServiceLogsAPI
 from pyswarm.manager.controlapi.networks import NetworksAPI
+from pyswarm.manager.controlapi.secrets import SecretsAPI
 from pyswarm.manager.controlapi.tasks import TasksAPI
 from pyswarm.manager.store import Cache, Store
 from pyswarm.proto import control_pb2_grpc
 
 
 class ControlService(
+    EventsAPI,
     ServiceLogsAPI,
     TasksAPI,
     ClusterAPI,
     CertificatesAPI,
     NetworksAPI,
+    SecretsAPI,
     control_pb2_grpc.ControlServicer,
 ):
     def __init__(
@@ -50,4 +54,4 @@ class ControlService(
         return authorities(self._cluster(), self.clock)
 
 
-__all__ = ["ControlService"]
+__all__ = ["ControlService", "SystemFacts"]

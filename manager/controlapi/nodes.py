@@ -10,6 +10,11 @@ Changing the desired role (`node promote` / `node demote`) reaches the node thro
 dispatcher session; its agent then renews its certificate and NodeCA issues one of the
 new role. A demotion also revokes the node's manager certificates at once (they would
 otherwise stay good for the Control API until they expire).
+
+An update's version guards the node's spec, not the whole record: the manager itself
+writes node records (status, description, network attachments) at any time, and a
+`node update` that read the node before one of those writes is still up to date. The
+spec as the caller read it comes from etcd's history at that version.
 """
 
 from __future__ import annotations
@@ -17,14 +22,22 @@ from __future__ import annotations
 import contextlib
 
 from pyswarm.common.clock import Clock
-from pyswarm.common.errors import FailedPrecondition, InvalidArgument
+from pyswarm.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from pyswarm.common.node_identity import MANAGER, WORKER
 from pyswarm.manager.ca.authority import CLOCK_SKEW
 from pyswarm.manager.ca.revocation import revoke_manager_certificates, revoke_node
 from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
+from pyswarm.manager.controlapi.list_filters import NODE_KEYS, filter_nodes, parse_filters
 from pyswarm.manager.controlapi.validation import validate_labels
 from pyswarm.manager.dispatcher.registration import release_subnet
-from pyswarm.manager.store import LIVENESS, NODES, Conflict, ObjectNotFound
+from pyswarm.manager.store import (
+    CLIENT_CERTIFICATES,
+    CLUSTERS,
+    LIVENESS,
+    NODES,
+    Conflict,
+    ObjectNotFound,
+)
 from pyswarm.proto import control_pb2, types_pb2
 
 Node = types_pb2.Node
@@ -42,15 +55,46 @@ class NodesAPI(ControlBase):
             self.readable().list(NODES), reference, what="node", ident=lambda n: n.id, names=_names
         )
 
+    def caller_node_id(self, context: Context) -> str:
+        """The node the caller runs on (docker's "self"): its own node certificate's, or
+        for a CLI identity the node on the host of the manager that issued it (the node
+        whose address is that manager's); "" when neither is known."""
+        caller = self.authorize(context).node_id
+        cache = self.readable()
+        if cache.get(NODES, caller) is not None:
+            return caller
+        issued = cache.get(CLIENT_CERTIFICATES, caller)
+        if issued is None:
+            return ""
+        if cache.get(NODES, issued.manager_id) is not None:
+            return issued.manager_id
+        cluster = cache.get(CLUSTERS, self.cluster_id)
+        address = cluster.managers.get(issued.manager_id, "") if cluster is not None else ""
+        host = address.rpartition(":")[0].strip("[]")
+        on_host = [n.id for n in cache.list(NODES) if host and n.status.addr == host]
+        return on_host[0] if len(on_host) == 1 else ""
+
+    def find_node_for(self, reference: str, context: Context) -> Node:
+        """`find_node`, with docker's "self" for the caller's own node."""
+        if reference != "self":
+            return self.find_node(reference)
+        node_id = self.caller_node_id(context)
+        node = self.readable().get(NODES, node_id) if node_id else None
+        if node is None:
+            raise NotFound("self: the caller is not on a node of this cluster", field="node_id")
+        return node
+
     async def GetNode(self, request: control_pb2.GetNodeRequest, context: Context) -> Node:
         self.authorize(context)
-        return self.find_node(request.node_id)
+        return self.find_node_for(request.node_id, context)
 
     async def ListNodes(
         self, request: control_pb2.ListNodesRequest, context: Context
     ) -> control_pb2.ListNodesResponse:
         self.authorize(context)
-        return control_pb2.ListNodesResponse(nodes=self.readable().list(NODES))
+        filters = parse_filters(request.filters, NODE_KEYS)
+        nodes = filter_nodes(self.readable().list(NODES), filters)
+        return control_pb2.ListNodesResponse(nodes=nodes)
 
     async def UpdateNode(self, request: control_pb2.UpdateNodeRequest, context: Context) -> Node:
         self.authorize(context)
@@ -61,11 +105,13 @@ class NodesAPI(ControlBase):
             raise InvalidArgument("unknown availability", field="spec.availability")
         if spec.desired_role not in types_pb2.NodeSpec.Role.values():
             raise InvalidArgument("unknown role", field="spec.desired_role")
-        if request.version and request.version != found.meta.version:
-            raise Conflict(NODES.name, found.id)
+        base = await self._spec_read(found, request.version)
 
         def apply(node: Node) -> bool:
-            if request.version and node.meta.version != request.version:
+            # The version guards the spec: the manager's own writes of the record since
+            # (status, description, network attachments) do not make the caller's
+            # spec stale, another spec write does.
+            if base is not None and node.spec != base:
                 raise Conflict(NODES.name, node.id)
             if node.spec == spec:
                 return False
@@ -79,6 +125,18 @@ class NodesAPI(ControlBase):
         node = await self.store.update_with_retry(NODES, found.id, apply)
         await self.written(node.meta.version)
         return node
+
+    async def _spec_read(self, found: Node, version: int) -> types_pb2.NodeSpec | None:
+        """The spec the caller read at `version` (None: no version given, no check);
+        Conflict if that version is gone from the store's history."""
+        if not version:
+            return None
+        if version == found.meta.version:
+            return found.spec
+        then = await self.store.get_at(NODES, found.id, version)
+        if then is None or then.meta.version != version:
+            raise Conflict(NODES.name, found.id)
+        return then.spec
 
     async def RemoveNode(
         self, request: control_pb2.RemoveNodeRequest, context: Context

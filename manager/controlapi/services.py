@@ -27,13 +27,21 @@ from pyswarm.manager.controlapi.images import (
     pin_image,
     redact_service,
 )
+from pyswarm.manager.controlapi.list_filters import (
+    SERVICE_KEYS,
+    filter_services,
+    parse_filters,
+)
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
 from pyswarm.manager.network.usage import check_published_ports, resolve_targets
 from pyswarm.manager.orchestrator.restart_policy import is_job
 from pyswarm.manager.orchestrator.update_status import after_spec_change
 from pyswarm.manager.scheduler.job_planning import job_progress
+from pyswarm.manager.secrets.references import resolve_references
 from pyswarm.manager.store import (
+    CONFIGS,
     NETWORKS,
+    SECRETS,
     SERVICES,
     TASKS,
     Conflict,
@@ -102,10 +110,11 @@ class ServicesAPI(ControlBase):
         return answer
 
     def _check_networks(self, spec: types_pb2.ServiceSpec, service_id: str) -> None:
-        """Network targets become ids (NOT_FOUND naming an unknown one); a port another
-        service publishes is refused, naming it."""
+        """Network targets, secrets and configs become ids (NOT_FOUND naming an unknown
+        one); a port another service publishes is refused, naming it."""
         cache = self.readable()
         resolve_targets(spec, cache.list(NETWORKS))
+        resolve_references(spec, cache.list(SECRETS), cache.list(CONFIGS))
         check_published_ports(spec, service_id, cache.list(SERVICES))
 
     async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> Service:
@@ -116,11 +125,14 @@ class ServicesAPI(ControlBase):
         self, request: control_pb2.ListServicesRequest, context: Context
     ) -> control_pb2.ListServicesResponse:
         self.authorize(context)
+        filters = parse_filters(request.filters, SERVICE_KEYS)
         cache = self.readable()
+        services = filter_services(cache.list(SERVICES), filters)
+        wanted = {s.id for s in services}
         by_service: dict[str, list[types_pb2.Task]] = {}
         for task in cache.list(TASKS):
-            by_service.setdefault(task.service_id, []).append(task)
-        services = cache.list(SERVICES)
+            if task.service_id in wanted:
+                by_service.setdefault(task.service_id, []).append(task)
         return control_pb2.ListServicesResponse(
             services=[redact_service(s) for s in services],
             statuses=[service_status(s, by_service.get(s.id, [])) for s in services],

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.mounts import validate_mounts
 from pyswarm.common.names import validate_name
+from pyswarm.manager.controlapi.container_validation import validate_container_settings
 from pyswarm.proto import types_pb2
 
 _LABEL_KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$")
@@ -81,12 +83,11 @@ def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
                 f"invalid environment variable {item!r}: expected KEY=VALUE",
                 field="task.container.env",
             )
-    for mount in container.mounts:
-        if not mount.target.startswith("/"):
-            raise InvalidArgument(
-                f"invalid mount target {mount.target!r}: must be an absolute path",
-                field="task.container.mounts",
-            )
+    # docker's mount checks (type, target, options), the same the CLI and agents make;
+    # whether a bind source exists is for the node the task lands on to say.
+    validate_mounts(list(container.mounts), "task.container.mounts")
+    validate_container_settings(container)
+    validate_labels(dict(container.labels), "task.container.labels")
     validate_resources(spec.task.resources.limits, "task.resources.limits")
     validate_resources(spec.task.resources.reservations, "task.resources.reservations")
     limits, reservations = spec.task.resources.limits, spec.task.resources.reservations

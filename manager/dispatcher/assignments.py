@@ -3,13 +3,15 @@
 An agent is given every task assigned to its node (state ASSIGNED or later) that is
 still stored, whatever its desired state, so it can stop and report the ones that
 should no longer run. A task is sent again only when something the agent acts on
-changed (desired state, spec version); a deleted task is sent as removed.
+changed (desired state, spec version); a deleted task is sent as removed. Every
+message carries the secrets and configs its live tasks use (secrets/delivery.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pyswarm.manager.secrets.delivery import attach_files
 from pyswarm.manager.store import TASKS, Cache, StoreEvent
 from pyswarm.proto import dispatcher_pb2, types_pb2
 
@@ -34,10 +36,15 @@ class AssignmentTracker:
     def complete(self, cache: Cache) -> Assignments:
         tasks = [task for task in cache.list(TASKS) if is_assigned_to(task, self.node_id)]
         self._sent = {task.id: _fingerprint(task) for task in tasks}
-        return Assignments(kind=Assignments.COMPLETE, updated=tasks)
+        assignments = Assignments(kind=Assignments.COMPLETE, updated=tasks)
+        attach_files(assignments, cache)
+        return assignments
 
-    def incremental(self, events: Iterable[StoreEvent]) -> Assignments | None:
-        """The changes these task events make to this node's set; None if none."""
+    def incremental(
+        self, events: Iterable[StoreEvent], cache: Cache | None = None
+    ) -> Assignments | None:
+        """The changes these task events make to this node's set; None if none. With
+        `cache`, the message carries the secrets and configs of its tasks."""
         updated: dict[str, types_pb2.Task] = {}
         removed: set[str] = set()
         for event in events:
@@ -54,6 +61,9 @@ class AssignmentTracker:
                 removed.add(event.id)
         if not updated and not removed:
             return None
-        return Assignments(
+        assignments = Assignments(
             kind=Assignments.INCREMENTAL, updated=list(updated.values()), removed=sorted(removed)
         )
+        if cache is not None:
+            attach_files(assignments, cache)
+        return assignments

@@ -13,11 +13,20 @@ from collections.abc import Iterable
 
 from pyswarm.manager.network.keys import KEYS_ID
 from pyswarm.manager.network.view import build_view
-from pyswarm.manager.store import NETWORK_KEYS, NETWORKS, NODES, SERVICES, TASKS, Cache, StoreEvent
+from pyswarm.manager.store import (
+    ATTACHMENTS,
+    NETWORK_KEYS,
+    NETWORKS,
+    NODES,
+    SERVICES,
+    TASKS,
+    Cache,
+    StoreEvent,
+)
 from pyswarm.proto import dispatcher_pb2
 
 #: The kinds whose changes can change a node's view.
-VIEW_KINDS = (NETWORKS, TASKS, SERVICES, NODES, NETWORK_KEYS)
+VIEW_KINDS = (NETWORKS, TASKS, SERVICES, NODES, NETWORK_KEYS, ATTACHMENTS)
 _VIEW_KIND_NAMES = frozenset(kind.name for kind in VIEW_KINDS)
 
 
@@ -37,6 +46,7 @@ class NetworkViewTracker:
             nodes=cache.list(NODES),
             version=cache.revision,
             keys=cache.get(NETWORK_KEYS, KEYS_ID),
+            attachments=cache.list(ATTACHMENTS),
         )
 
     def complete(self, cache: Cache) -> dispatcher_pb2.NetworkView:

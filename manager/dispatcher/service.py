@@ -222,7 +222,9 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                             # (which includes every event of the batch).
                             change = tracker.complete(self._cache)
                         else:
-                            change = tracker.incremental(e for e in batch if e.kind == TASKS.name)
+                            change = tracker.incremental(
+                                (e for e in batch if e.kind == TASKS.name), self._cache
+                            )
                         if change is not None:
                             yield dispatcher_pb2.ManagerMessage(assignments=change)
                         view = views.changed(self._cache, batch)

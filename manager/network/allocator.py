@@ -11,10 +11,12 @@ the cache and the reservations it holds (addresses.py), for every dirty key:
   reserved (a published number picked when none is given: ports.py), recorded in
   Service.endpoint;
 - a node gets its own endpoint (load balancer / routing-mesh source) on the ingress
-  network and on every network its live tasks join, in Node.attachments;
+  network and on every network its live tasks or standalone containers (attachments.py)
+  join, in Node.attachments;
 - a task that ended (or is no longer wanted and never ran), and a service, node or
   network that is gone, has its reservations deleted, and so does a reservation whose
-  owner no longer exists (found at start). An ended task keeps its attachments as
+  owner no longer exists (found at start); a removed node's standalone attachments go
+  with their reservations. An ended task keeps its attachments as
   history; nothing programs them any more (manager/network/view.py skips it).
 
 The whole tick is one `store.batch`: reservations first, then the records that hold them
@@ -36,6 +38,7 @@ from pyswarm.manager.network.addresses import (
     release_network,
     reserve_address,
 )
+from pyswarm.manager.network.attachments import release_ops
 from pyswarm.manager.network.errors import AddressPoolExhausted
 from pyswarm.manager.network.ipam import check_pools, free_addresses, with_prefix
 from pyswarm.manager.network.needs import networks_allocated, publishes_ingress
@@ -44,6 +47,7 @@ from pyswarm.manager.network.ports import PortPlan
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
 from pyswarm.manager.store import (
     ADDRESSES,
+    ATTACHMENTS,
     CLUSTERS,
     NETWORKS,
     NODES,
@@ -69,7 +73,7 @@ def no_address_reason(network_name: str) -> str:
 
 class NetworkAllocator(ReconcileLoop):
     name = "network-allocator"
-    kinds = (NETWORKS, TASKS, SERVICES, NODES, ADDRESSES)
+    kinds = (NETWORKS, TASKS, SERVICES, NODES, ADDRESSES, ATTACHMENTS)
 
     def __init__(self, context: LoopContext) -> None:
         super().__init__(context)
@@ -97,6 +101,9 @@ class NetworkAllocator(ReconcileLoop):
         elif event.kind == NETWORKS.name:
             self.mark("ingress")
             self.mark(f"net:{event.id}")
+        elif event.kind == ATTACHMENTS.name:
+            if isinstance(event.message, types_pb2.Attachment):
+                self.mark(f"n:{event.message.node_id}")  # its node's endpoint there
         elif event.kind == ADDRESSES.name and event.message is None:
             # Freed: tasks waiting for an address may get one now.
             self.mark_all(f"t:{task_id}" for task_id in self._waiting)
@@ -117,8 +124,9 @@ class NetworkAllocator(ReconcileLoop):
                 plan.node(object_id)
             elif kind == "net" and self.cache.get(NETWORKS, object_id) is None:
                 plan.ops.extend(release_network(plan.index, object_id))
+                plan.ops.extend(plan.attachments_of("network_id", object_id, reserved=False))
                 self.mark_all(f"n:{node.id}" for node in self.cache.list(NODES))
-        await write_ops(self.context, plan.reservations + plan.ops)
+        await write_ops(self.context, _once(plan.reservations + plan.ops))
 
     async def _ensure_ingress(self) -> None:
         networks = self.cache.list(NETWORKS)
@@ -285,11 +293,15 @@ class _Plan:
         node = self.cache.get(NODES, node_id)
         if node is None:
             self.ops.extend(release(self.index, NODES.name, node_id))
+            self.ops.extend(self.attachments_of("node_id", node_id))
             return
         wanted = {self.ingress.id} if self.ingress is not None else set()
         for task in self.cache.list(TASKS):
             if task.node_id == node_id and task.desired_state <= types_pb2.RUNNING:
                 wanted.update(a.network_id for a in task.networks if a.network_id in self.networks)
+        for attachment in self.cache.list(ATTACHMENTS):
+            if attachment.node_id == node_id and attachment.network_id in self.networks:
+                wanted.add(attachment.network_id)
         have = {a.network_id for a in node.attachments}
         missing = sorted(wanted - have)
         gone = {nid for nid in have if nid not in self.networks}  # network removed
@@ -310,6 +322,14 @@ class _Plan:
             updated.attachments.add(network_id=network_id, addresses=[address])
         self.ops.append(Update(NODES, updated))
 
+    def attachments_of(self, field: str, value: str, *, reserved: bool = True) -> list[Op]:
+        """Deletes of the standalone attachments whose `field` is `value` (a removed node's,
+        a removed network's) and, with `reserved`, of their reservations."""
+        gone = [a for a in self.cache.list(ATTACHMENTS) if getattr(a, field) == value]
+        if reserved:
+            return release_ops(self.index, gone)
+        return [Delete(ATTACHMENTS, a.id) for a in gone]
+
     def orphans(self) -> None:
         """Reservations whose owner is gone (e.g. a batch cut between its transactions)."""
         kinds: dict[str, Callable[[str], object]] = {
@@ -317,6 +337,7 @@ class _Plan:
             SERVICES.name: lambda i: self.cache.get(SERVICES, i),
             NODES.name: lambda i: self.cache.get(NODES, i),
             NETWORKS.name: lambda i: self.cache.get(NETWORKS, i),
+            ATTACHMENTS.name: lambda i: self.cache.get(ATTACHMENTS, i),
         }
         for reservation_id in sorted(self.index.ids()):
             reservation = self.index.get(reservation_id)
@@ -325,6 +346,20 @@ class _Plan:
             lookup = kinds.get(reservation.owner_kind)
             if lookup is not None and lookup(reservation.owner_id) is None:
                 self.ops.extend(release(self.index, reservation.owner_kind, reservation.owner_id))
+
+
+def _once(ops: list[Op]) -> list[Op]:
+    """`ops` without repeated deletes (a removed node and a removed network may both
+    free one reservation in a tick; a batch takes each key once)."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[Op] = []
+    for op in ops:
+        if isinstance(op, Delete):
+            if (op.kind.name, op.id) in seen:
+                continue
+            seen.add((op.kind.name, op.id))
+        kept.append(op)
+    return kept
 
 
 def _unreserve(network_id: str, addr: str) -> Op:

@@ -5,12 +5,13 @@
 - `check_published_ports` refuses an ingress-mode port another service already
   publishes there (same port and protocol), naming that service;
 - `users_of` names what keeps a network in use: services attached to it (the ingress
-  network: services publishing in ingress mode) and live tasks attached to it.
+  network: services publishing in ingress mode), live tasks attached to it and
+  standalone containers attached to it (with their nodes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pyswarm.common.errors import FailedPrecondition, NotFound
 from pyswarm.manager.network.needs import publishes_ingress
@@ -71,8 +72,11 @@ def users_of(
     network: types_pb2.Network,
     services: Iterable[types_pb2.Service],
     tasks: Iterable[types_pb2.Task],
+    attachments: Iterable[types_pb2.Attachment] = (),
+    node_names: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """What uses `network`: "service NAME" and "task NAME" entries, sorted."""
+    """What uses `network`: "service NAME" and "task ID" entries (sorted), then
+    "container NAME on node HOST" entries (sorted). `node_names`: node id -> hostname."""
     users: set[str] = set()
     names: dict[str, str] = {}
     for service in services:
@@ -87,4 +91,11 @@ def users_of(
         if any(a.network_id == network.id for a in task.networks):
             owner = names.get(task.service_id)
             users.add(f"service {owner}" if owner else f"task {task.id}")
-    return sorted(users)
+    hosts = node_names or {}
+    containers = {
+        f"container {a.container_name or a.container_id[:12]}"
+        f" on node {hosts.get(a.node_id) or a.node_id}"
+        for a in attachments
+        if a.network_id == network.id
+    }
+    return sorted(users) + sorted(containers)

@@ -1,13 +1,16 @@
 """The NetworkView of one node, built from the manager's cache (pure: no I/O).
 
 A node is told about the networks it takes part in: those its assigned, not yet
-finished tasks attach to, those it has a load-balancer endpoint on (Node.attachments),
+finished tasks attach to, those its standalone containers are attached to (Attachment
+records, `run --network`), those it has a load-balancer endpoint on (Node.attachments),
 and always the ingress network. For each of them it gets:
 
 - the peers: every endpoint on that network living on ANOTHER node (each live task's
-  address and each node's own endpoint), with that node's advertised address and a
-  MAC derived from the IP, what the VXLAN FDB and neighbour entries are made of; and
-  this node's own endpoint (its node_id is the node's), which its bridge carries;
+  address, each standalone container's and each node's own endpoint), with that node's
+  advertised address and a MAC derived from the IP, what the VXLAN FDB and neighbour
+  entries are made of; and this node's own endpoint (its node_id is the node's), which
+  its bridge carries;
+- the standalone containers on that network, wherever they run (their names resolve);
 - the service records: each service attached to that network, with its aliases there,
   its VIP there (vip mode) and its backends, the RUNNING tasks' addresses on that
   network (healthy ones: as in Swarm, the agent holds a task with a healthcheck at
@@ -45,12 +48,14 @@ def node_network_ids(
     networks: Iterable[types_pb2.Network],
     tasks: Iterable[types_pb2.Task],
     node: types_pb2.Node | None,
+    attachments: Iterable[types_pb2.Attachment] = (),
 ) -> set[str]:
     """The ids of the networks `node_id` takes part in (ingress always)."""
     ids = {network.id for network in networks if network.spec.ingress}
     for task in tasks:
         if task.node_id == node_id and _live(task):
             ids.update(attachment.network_id for attachment in task.networks)
+    ids.update(a.network_id for a in attachments if a.node_id == node_id)
     if node is not None:
         ids.update(attachment.network_id for attachment in node.attachments)
     return ids
@@ -65,17 +70,21 @@ def build_view(
     nodes: Iterable[types_pb2.Node],
     version: int,
     keys: dispatcher_pb2.NetworkKeys | None = None,
+    attachments: Iterable[types_pb2.Attachment] = (),
 ) -> NetworkView:
     """The whole NetworkView of `node_id` (deterministically ordered)."""
     all_networks = {network.id: network for network in networks}
     all_tasks = list(tasks)
     node_by_id = {node.id: node for node in nodes}
+    standalone = list(attachments)
     wanted = node_network_ids(
-        node_id, all_networks.values(), all_tasks, node_by_id.get(node_id)
+        node_id, all_networks.values(), all_tasks, node_by_id.get(node_id), standalone
     ) & set(all_networks)
     view = NetworkView(version=version)
     view.networks.extend(all_networks[nid] for nid in sorted(wanted))
-    view.peers.extend(_peers(node_id, wanted, all_tasks, node_by_id))
+    view.peers.extend(_peers(node_id, wanted, all_tasks, node_by_id, standalone))
+    on_wanted = [a for a in standalone if a.network_id in wanted]
+    view.attachments.extend(sorted(on_wanted, key=lambda a: (a.network_id, a.container_name, a.id)))
     view.services.extend(_records(wanted, all_networks, all_tasks, services))
     if keys is not None and any(ENCRYPTED in all_networks[nid].spec.options for nid in wanted):
         view.keys.extend(keys.keys)
@@ -97,8 +106,13 @@ def _peers(
     wanted: set[str],
     tasks: list[types_pb2.Task],
     nodes: dict[str, types_pb2.Node],
+    attachments: list[types_pb2.Attachment],
 ) -> list[dispatcher_pb2.OverlayPeer]:
     peers: list[dispatcher_pb2.OverlayPeer] = []
+    for standalone in attachments:
+        host = nodes.get(standalone.node_id)
+        if standalone.node_id != node_id and host is not None and standalone.network_id in wanted:
+            peers.append(_peer(standalone.network_id, host, standalone.address))
     for task in tasks:
         node = nodes.get(task.node_id)
         if task.node_id == node_id or node is None or not _live(task):

@@ -176,6 +176,11 @@ class MaxReplicasFilter(Filter):
         self._limit = task.spec.placement.max_replicas
         return self._limit > 0
 
+    @property
+    def limit(self) -> int:
+        """The limit of the task given to `set_task`."""
+        return self._limit
+
     def check(self, node: NodeInfo) -> bool:
         return node.service_counts.get(self._service_id, 0) < self._limit
 
@@ -199,11 +204,3 @@ def default_filters() -> list[Filter]:
         HostPortFilter(),
         MaxReplicasFilter(),
     ]
-
-
-def explain_rejections(rejections: list[tuple[Filter, int]]) -> str:
-    """`no suitable node (…; …)` from each filter's count, in pipeline order."""
-    reasons = [f.explain(count) for f, count in rejections if count]
-    if not reasons:
-        return "no suitable node (the cluster has no nodes)"
-    return f"no suitable node ({'; '.join(reasons)})"

@@ -13,8 +13,8 @@ evened out over those groups (spread.py), each group filled the same way.
 A task that already names a node (global services) is checked against that node
 alone. A task no node can take stays PENDING with an explanation counting, per
 filter, the nodes it turned away (each node counted once, by the first filter that
-rejected it), e.g. "no suitable node (3 nodes not available for new tasks; 2 nodes
-had insufficient memory)".
+rejected it), worded by explain.py, e.g. "no suitable node (3 nodes not available for
+new tasks; 2 nodes have insufficient memory)".
 
 No I/O here: the control loop and the benchmark run this very code in memory.
 """
@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pyswarm.manager.network.needs import networks_allocated
 from pyswarm.manager.scheduler.decisions import SchedulingResult
 from pyswarm.manager.scheduler.errors import InvalidConstraint, InvalidPreference
-from pyswarm.manager.scheduler.filters import Filter, default_filters, explain_rejections
+from pyswarm.manager.scheduler.explain import explain_rejections
+from pyswarm.manager.scheduler.filters import Filter, default_filters
 from pyswarm.manager.scheduler.nodeinfo import NodeInfo, NodeSet, TaskUsage
 from pyswarm.manager.scheduler.spread import build_tree, preference_readers, spread_over_tree
 from pyswarm.proto import types_pb2

@@ -9,6 +9,8 @@ the rest of the manager sees clear messages in memory and etcd never holds one:
   cluster id as associated data); the clear fields are left empty;
 - the IPsec keys of encrypted networks (NetworkKeys): the keys go into `sealed_keys`,
   sealed with the cluster and the record named as associated data;
+- secrets and configs: their data goes into `sealed_data`, sealed with the cluster,
+  the kind and the object named as associated data;
 - services and tasks: the registry password of `--with-registry-auth` is replaced by
   `SEALED_PASSWORD_PREFIX` and the sealed box in base64, the associated data naming the
   cluster, the kind and the object, so a sealed password cannot be moved to another.
@@ -26,7 +28,16 @@ from google.protobuf.message import Message
 
 from pyswarm.manager.seal.box import DataKey
 from pyswarm.manager.seal.errors import SealBroken
-from pyswarm.manager.store.kinds import CLUSTERS, NETWORK_KEYS, SERVICES, TASKS, Kind, M
+from pyswarm.manager.store.kinds import (
+    CLUSTERS,
+    CONFIGS,
+    NETWORK_KEYS,
+    SECRETS,
+    SERVICES,
+    TASKS,
+    Kind,
+    M,
+)
 from pyswarm.proto import dispatcher_pb2, seal_pb2, types_pb2
 
 #: The Cluster fields that hold secrets: only ever clear in a manager's memory. A new
@@ -40,6 +51,8 @@ SENSITIVE_CLUSTER_FIELDS: tuple[str, ...] = (
     "etcd_ca_key",
 )
 SEALED_PASSWORD_PREFIX = "pyswarm-sealed:1:"
+#: The kinds whose records hold a secret somewhere: they are copied and sealed on encode.
+_SEALED_KINDS = (CLUSTERS, SERVICES, TASKS, NETWORK_KEYS, SECRETS, CONFIGS)
 
 
 def has_clear_secrets(cluster: types_pb2.Cluster) -> bool:
@@ -57,7 +70,7 @@ class SealingCodec:
     # -- the store's ValueCodec ------------------------------------------------------
 
     def encode(self, kind: Kind[Message], message: Message) -> bytes:
-        if kind is CLUSTERS or kind is SERVICES or kind is TASKS or kind is NETWORK_KEYS:
+        if any(kind is sealed for sealed in _SEALED_KINDS):
             copy = type(message)()
             copy.CopyFrom(message)
             self._seal(kind, copy)
@@ -75,6 +88,8 @@ class SealingCodec:
             self._open_task_spec(message.spec, kind, message.id)
         elif isinstance(message, dispatcher_pb2.NetworkKeys):
             self._open_network_keys(message)
+        elif isinstance(message, types_pb2.Secret | types_pb2.Config):
+            self._open_data(kind, message)
         return message
 
     # -- the cluster record ----------------------------------------------------------
@@ -118,6 +133,25 @@ class SealingCodec:
             self._seal_task_spec(message.spec, kind, message.id)
         elif isinstance(message, dispatcher_pb2.NetworkKeys):
             self._seal_network_keys(message)
+        elif isinstance(message, types_pb2.Secret | types_pb2.Config):
+            self._seal_data(kind, message)
+
+    # -- secrets and configs ---------------------------------------------------------
+
+    def _data_context(self, kind_name: str, object_id: str) -> bytes:
+        return f"{self.cluster_id}/{kind_name}/{object_id}/data".encode()
+
+    def _seal_data(self, kind: Kind[Message], record: types_pb2.Secret | types_pb2.Config) -> None:
+        box = self.key.seal(record.spec.data, self._data_context(kind.name, record.id))
+        record.spec.data = b""
+        record.sealed_data = box.SerializeToString()
+
+    def _open_data(self, kind: Kind[M], record: types_pb2.Secret | types_pb2.Config) -> None:
+        if not record.sealed_data:
+            return
+        box = seal_pb2.SealedBox.FromString(record.sealed_data)
+        record.spec.data = self.key.open(box, self._data_context(kind.name, record.id))
+        record.sealed_data = b""
 
     # -- network keys ----------------------------------------------------------------
 

@@ -27,8 +27,10 @@ from pyswarm.manager.store.etcd_process import EmbeddedEtcd, find_free_port
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS, EtcdTLSFiles, MemberTLS
 from pyswarm.manager.store.kinds import (
     ADDRESSES,
+    ATTACHMENTS,
     CLIENT_CERTIFICATES,
     CLUSTERS,
+    CONFIGS,
     KINDS,
     LIVENESS,
     NETWORK_KEYS,
@@ -37,6 +39,7 @@ from pyswarm.manager.store.kinds import (
     PLAIN,
     REMOVED_NODES,
     REVOKED_CERTIFICATES,
+    SECRETS,
     SERVICES,
     TASKS,
     Kind,
@@ -48,8 +51,10 @@ from pyswarm.manager.store.store import DEFAULT_MAX_TXN_BYTES, DEFAULT_MAX_TXN_O
 
 __all__ = [
     "ADDRESSES",
+    "ATTACHMENTS",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
+    "CONFIGS",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_TXN_BYTES",
     "DEFAULT_MAX_TXN_OPS",
@@ -62,6 +67,7 @@ __all__ = [
     "PLAIN",
     "REMOVED_NODES",
     "REVOKED_CERTIFICATES",
+    "SECRETS",
     "SERVICES",
     "TASKS",
     "Cache",

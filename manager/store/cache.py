@@ -193,6 +193,7 @@ class Cache:
         self.lists = 0
         #: How many times a broken watch was resumed from the last applied revision.
         self.resumes = 0
+        self._advance_listeners: builtins.list[Callable[[int], None]] = []
 
     # -- reads ---------------------------------------------------------------------
 
@@ -228,6 +229,11 @@ class Cache:
         subscription = Subscription(self, names, max_events)
         self._subscriptions.add(subscription)
         return subscription
+
+    def on_advance(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(revision)` each time the cache reaches a newer revision (at
+        once, so it must be cheap: e.g. noting when each revision came)."""
+        self._advance_listeners.append(listener)
 
     def _keys(self, wants: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
         for kind, objects in self._objects.items():
@@ -378,6 +384,9 @@ class Cache:
                 subscription._put(event)
 
     def _advance(self, revision: int) -> None:
+        if revision > self._revision:
+            for listener in self._advance_listeners:
+                listener(revision)
         self._revision = max(self._revision, revision)
         for wanted, future in self._waiters:
             if wanted <= self._revision and not future.done():

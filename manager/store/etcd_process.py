@@ -24,9 +24,18 @@ from typing import IO
 from pyswarm.manager.store.errors import StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_tls import MemberTLS
 
-__all__ = ["DEFAULT_CLIENT_PORT", "DEFAULT_PEER_PORT", "EmbeddedEtcd", "find_free_port"]
+__all__ = [
+    "AUTO_COMPACTION",
+    "DEFAULT_CLIENT_PORT",
+    "DEFAULT_PEER_PORT",
+    "EmbeddedEtcd",
+    "find_free_port",
+]
 
 DEFAULT_CLIENT_PORT = 2379
+#: How the embedded etcd compacts its history (mode, retention): an hour is kept for
+#: watchers that reconnect and for `events --since`; older revisions go.
+AUTO_COMPACTION = ("periodic", "1h")
 DEFAULT_PEER_PORT = 2380
 
 
@@ -113,9 +122,8 @@ class EmbeddedEtcd:
             "--initial-cluster-state=new",
             *self.tls.flags(),
             f"--max-txn-ops={self.max_txn_ops}",
-            # Keep an hour of history for watchers that reconnect; older revisions go.
-            "--auto-compaction-mode=periodic",
-            "--auto-compaction-retention=1h",
+            f"--auto-compaction-mode={AUTO_COMPACTION[0]}",
+            f"--auto-compaction-retention={AUTO_COMPACTION[1]}",
             "--logger=zap",
             "--log-outputs=stderr",
             "--log-level=warn",

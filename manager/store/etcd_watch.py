@@ -29,10 +29,12 @@ __all__ = ["Watch", "WatchBatch", "WatchCompacted", "WatchEvent", "open_watch"]
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     """A put or a delete; for a delete `kv.value` is empty and `kv.mod_revision` is
-    the revision of the deletion."""
+    the revision of the deletion. `prev` is the key's value before the event, for a
+    watch opened with `prev_kv` (None for a create, or when not asked for)."""
 
     type: Literal["put", "delete"]
     kv: KeyValue
+    prev: KeyValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,14 @@ class Watch:
                 continue
             if not response.events:
                 return WatchBatch(revision=int(response.header.revision), events=[])
-            events = [WatchEvent(_event_type(e), key_value(e.kv)) for e in response.events]
+            events = [
+                WatchEvent(
+                    _event_type(e),
+                    key_value(e.kv),
+                    key_value(e.prev_kv) if e.HasField("prev_kv") else None,
+                )
+                for e in response.events
+            ]
             return WatchBatch(revision=max(e.kv.mod_revision for e in events), events=events)
 
     async def _wait_created(self) -> None:
@@ -109,13 +118,19 @@ class Watch:
 
 @contextlib.asynccontextmanager
 async def open_watch(
-    client: EtcdClient, key: bytes, *, prefix: bool = False, start_revision: int = 0
+    client: EtcdClient,
+    key: bytes,
+    *,
+    prefix: bool = False,
+    start_revision: int = 0,
+    prev_kv: bool = False,
 ) -> AsyncIterator[Watch]:
     """Watch the key (or every key under it, with `prefix`) from `start_revision`
-    (0: from now on); the watch is cancelled when the block exits."""
+    (0: from now on), each event with the value before it when `prev_kv`; the watch is
+    cancelled when the block exits."""
     range_end = prefix_range_end(key) if prefix else b""
     create_request = rpc.WatchCreateRequest(
-        key=key, start_revision=start_revision, progress_notify=True
+        key=key, start_revision=start_revision, progress_notify=True, prev_kv=prev_kv
     )
     if range_end:
         create_request.range_end = range_end

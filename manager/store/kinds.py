@@ -17,8 +17,10 @@ from pyswarm.proto import ca_pb2, dispatcher_pb2, types_pb2
 
 __all__ = [
     "ADDRESSES",
+    "ATTACHMENTS",
     "CLIENT_CERTIFICATES",
     "CLUSTERS",
+    "CONFIGS",
     "KINDS",
     "LIVENESS",
     "NAMES_PREFIX",
@@ -29,6 +31,7 @@ __all__ = [
     "PREFIX",
     "REMOVED_NODES",
     "REVOKED_CERTIFICATES",
+    "SECRETS",
     "SERVICES",
     "TASKS",
     "Kind",
@@ -106,15 +109,21 @@ CLIENT_CERTIFICATES = Kind("client_certificates", ca_pb2.ClientCertificate)
 NETWORKS = Kind("networks", types_pb2.Network)
 #: One key per address handed out on a network (manager/network/addresses.py).
 ADDRESSES = Kind("addresses", types_pb2.AddressReservation)
+#: Standalone containers on attachable networks (manager/network/attachments.py).
+ATTACHMENTS = Kind("attachments", types_pb2.Attachment)
 #: The IPsec keys of encrypted networks, sealed at rest (seal/codec.py).
 NETWORK_KEYS = Kind("network_keys", dispatcher_pb2.NetworkKeys)
+#: `secret create`: data sealed at rest (seal/codec.py); names unique (name index).
+SECRETS = Kind("secrets", types_pb2.Secret)
+#: `config create`: sealed at rest as secrets are; names unique.
+CONFIGS = Kind("configs", types_pb2.Config)
 
 #: The kinds the manager stores, by name; the cache decodes every kind listed here.
 KINDS: dict[str, Kind[Message]] = {
     kind.name: kind
     for kind in (
         NODES, SERVICES, TASKS, CLUSTERS, LIVENESS, REMOVED_NODES, REVOKED_CERTIFICATES,
-        CLIENT_CERTIFICATES, NETWORKS, ADDRESSES, NETWORK_KEYS,
+        CLIENT_CERTIFICATES, NETWORKS, ADDRESSES, NETWORK_KEYS, SECRETS, CONFIGS, ATTACHMENTS,
     )
 }  # fmt: skip
 

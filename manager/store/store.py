@@ -30,6 +30,8 @@ from pyswarm.manager.store.errors import (
     Conflict,
     InvalidBatch,
     ObjectNotFound,
+    StoreError,
+    StoreUnavailable,
 )
 from pyswarm.manager.store.etcd_client import EtcdClient
 from pyswarm.manager.store.kinds import PLAIN, Kind, M, ValueCodec
@@ -70,6 +72,20 @@ class Store:
         result = await self.client.range(kind.key(object_id))
         if not result.kvs:
             raise ObjectNotFound(kind.name, object_id)
+        kv = result.kvs[0]
+        return self.codec.decode(kind, kv.value, kv.mod_revision)
+
+    async def get_at(self, kind: Kind[M], object_id: str, revision: int) -> M | None:
+        """The object as it was at `revision`; None if it did not exist then or etcd has
+        compacted that revision away (StoreUnavailable still means "retry later")."""
+        try:
+            result = await self.client.range(kind.key(object_id), revision=revision)
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            return None
+        if not result.kvs:
+            return None
         kv = result.kvs[0]
         return self.codec.decode(kind, kv.value, kv.mod_revision)
 

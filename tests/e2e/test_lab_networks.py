@@ -2,8 +2,9 @@
 
 Services on an overlay find each other by name across hosts, DNS follows scaling and a
 node's death, an ingress-mode port answers on a node that runs no replica with the
-client's own address seen in the container, and removing the services and networks
-leaves no overlay link and no mesh rule on any host.
+client's own address seen in the container, removing the services and networks
+leaves no overlay link and no mesh rule on any host, and a standalone container on an
+attachable overlay (`run --network`) reaches a service by name and is reached by name.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ class Made:
         self.services: list[str] = []
         self.networks: list[str] = []
 
-    def network(self, name: str, subnet: str) -> None:
+    def network(self, name: str, subnet: str, *flags: str) -> None:
         self.networks.append(name)
-        self.lab.cli("network", "create", "--subnet", subnet, name)
+        self.lab.cli("network", "create", "--subnet", subnet, *flags, name)
 
     def service(self, name: str, *flags_and_command: str) -> None:
         self.services.append(name)
@@ -377,3 +378,62 @@ def test_rm_leaves_nothing_behind(lab: LabCluster, made: Made) -> None:
     made.networks.clear()
     names = {row["Name"] for row in lab.json_lines("network", "ls", "--format", "json")}
     assert "gonenet" not in names
+
+
+def test_run_on_an_attachable_overlay(lab: LabCluster, made: Made) -> None:
+    """`run --network` on node-1, where no replica runs: the one-off container reaches
+    the service by name, a long-lived one is reached by name from a task on another
+    host, and once removed its address is free again and node-1 keeps no link of it."""
+    subnet = "10.50.5.0/24"
+    made.network("attnet", subnet, "--attachable")
+    made.service("front", "--network", "attnet", "--replicas", "2",
+                 "--constraint", "node.hostname!=node-1", *HTTPD)  # fmt: skip
+    running = running_on(lab, "front", 2)
+    assert running["node-1"] == set()
+    replicas = {
+        in_container(lab, node, container, "busybox", "cat", "/etc/hostname").strip()
+        for node in ("node-2", "node-3")
+        for container in lab.containers(node, "front").values()
+    }
+    socket = lab.node("node-1").agent_socket
+
+    one_off = lab.run(
+        "--socket", socket, "run", "--rm", "--network", "attnet",
+        "busybox", "wget", "-q", "-O-", "http://front/hostname",
+    )  # fmt: skip
+    assert one_off.returncode == 0, one_off
+    assert one_off.stdout.strip() in replicas
+
+    # A server of its own, found by its container name from a task on another host.
+    probe = lab.cli(
+        "--socket", socket, "run", "-d", "--network", "attnet", "--name", "probe",
+        "--hostname", "probe-host", *HTTPD,
+    ).strip()  # fmt: skip
+    network = json.loads(lab.cli("network", "inspect", "attnet"))[0]
+    address = network["Containers"][probe]["IPv4Address"].split("/")[0]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    vni = network["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+    task = one_container(lab, "node-2", "front")
+
+    def fetch(url: str) -> str:
+        return in_container(lab, "node-2", task, "busybox", "wget", "-q", "-O-", url).strip()
+
+    assert (
+        wait_for(lambda: fetch("http://probe/hostname"), timeout=CONVERGE, what="probe by name")
+        == "probe-host"
+    )
+    assert fetch(f"http://{address}/hostname") == "probe-host"
+
+    lab.cli("--socket", socket, "rm", "-f", "probe")
+    network = json.loads(lab.cli("network", "inspect", "attnet"))[0]
+    assert network["Containers"] == {}
+    ours = {f"ov-{vni}", f"vx-{vni}"}
+    wait_for(partial(links_gone, lab, "node-1", ours), timeout=CONVERGE, what=f"{ours} off node-1")
+    veths = host_run(lab, "node-1", "ip", "-br", "link")
+    assert not re.search(r"^vov", veths, re.MULTILINE), veths
+    # The address is free: the next container on the network is given it again.
+    again = lab.run(
+        "--socket", socket, "run", "--rm", "--network", "attnet",
+        "busybox", "ip", "-o", "-4", "addr", "show", "eth1",
+    )  # fmt: skip
+    assert f"inet {address}/" in again.stdout, again

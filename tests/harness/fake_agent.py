@@ -33,6 +33,9 @@ class FakeAgent:
     completes: int = 0
     #: Every NetworkView the manager sent, oldest first.
     network_views: list[dispatcher_pb2.NetworkView] = field(default_factory=list)
+    #: The secrets' and configs' data the manager sent with the tasks, by id.
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    configs: dict[str, bytes] = field(default_factory=dict)
     _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
     _session_id: str = ""
     _runner: asyncio.Task[None] | None = None
@@ -46,6 +49,13 @@ class FakeAgent:
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
+
+    @contextlib.asynccontextmanager
+    async def attachments(self) -> AsyncIterator[dispatcher_pb2_grpc.NetworkAttachmentsAsyncStub]:
+        """The manager's NetworkAttachments service, called as this node."""
+        credentials = identity_channel_credentials(self._identity)
+        async with manager_channel(self._address, credentials) as channel:
+            yield dispatcher_pb2_grpc.NetworkAttachmentsStub(channel)
 
     async def stop(self) -> None:
         """Stop heartbeating and close the session, as a crashed agent would."""
@@ -149,6 +159,8 @@ class FakeAgent:
             self.tasks = {}
         for task_id in assignments.removed:
             self.tasks.pop(task_id, None)
+        self.secrets.update((s.id, s.spec.data) for s in assignments.secrets)
+        self.configs.update((c.id, c.spec.data) for c in assignments.configs)
         batch = dispatcher_pb2.TaskStatusBatch()
         for task in assignments.updated:
             self.tasks[task.id] = task

@@ -128,13 +128,15 @@ class LabCluster:
             "PYSWARM_CERT_DIR": str(cert_dir),
         }
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """`pyswarm ARGS` against the lab, whatever its exit code."""
         return subprocess.run(
             [sys.executable, "-m", "pyswarm.cli.main", *args],
             capture_output=True,
             text=True,
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             timeout=CLI_TIMEOUT,
             check=False,
         )
@@ -221,10 +223,10 @@ class LabCluster:
                 samples[key] = float(value)
         return samples
 
-    def fetch(self, node: str, port: int) -> str:
-        """GET / from a node's address (the lab's own; never through a proxy)."""
+    def fetch(self, node: str, port: int, path: str = "/") -> str:
+        """GET `path` from a node's address (the lab's own; never through a proxy)."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         address = self.node(node).address
-        with opener.open(f"http://{address}:{port}/", timeout=5) as response:
+        with opener.open(f"http://{address}:{port}{path}", timeout=5) as response:
             body: bytes = response.read()
         return body.decode()

@@ -201,7 +201,7 @@ async def expect_error(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcEr
 
 
 def start_manager(
-    root: Path, etcd: EmbeddedEtcd, port: int, *, manager_token: str = ""
+    root: Path, etcd: EmbeddedEtcd, port: int, *, manager_token: str = "", heartbeat: str = "1s"
 ) -> subprocess.Popen[bytes]:
     """`pyswarm init` on `etcd` as a process; a further manager of a cluster whose
     secrets are sealed is given the manager token (in its environment, never argv)."""
@@ -210,7 +210,7 @@ def start_manager(
         sys.executable, "-m", "pyswarm.cli.main", "init", "--no-context",
         "--state-dir", str(root / "manager"), "--advertise-addr", "127.0.0.1",
         "--listen-addr", f"127.0.0.1:{port}", "--join-addr", f"127.0.0.1:{port + 1}",
-        *init_etcd_args(etcd), "--heartbeat-period", "1s", "--metrics-addr", "",
+        *init_etcd_args(etcd), "--heartbeat-period", heartbeat, "--metrics-addr", "",
         "--insecure-registry", "127.0.0.1:5999",
     ]  # fmt: skip
     env = {**os.environ, "PYSWARM_JOIN_TOKEN": manager_token} if manager_token else None

@@ -181,7 +181,7 @@ def test_names_rename_and_conflicts(agent: AgentProcess) -> None:
         (["-m", "12x"], "--memory"),
         (["-m", "1k"], "Minimum memory limit"),
         (["-p", "80x"], "invalid published port"),
-        (["-v", "relative:/data"], "invalid volume specification"),
+        (["-v", "rel/ative:/data"], "invalid characters for a local volume name"),
         (["--cpus", "abc"], "--cpus"),
         (["--network", "nope"], "network nope not found"),
     ],

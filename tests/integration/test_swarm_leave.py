@@ -9,11 +9,7 @@ leaves only with --force.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,78 +18,50 @@ import pytest
 
 from pyswarm.agent.cluster.state import cluster_dir
 from pyswarm.agent.runtime.network import xtables
-from tests.harness.cluster_agent import ClusterAgent, free_port_pair
-from tests.harness.etcd import running_etcd
-from tests.harness.manager import start_manager, stop_process
+from tests.harness.cluster_agent import ClusterAgent
+from tests.harness.one_node_swarm import Swarm, one_node_swarm
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
 
 
 @dataclass
-class Swarm:
-    root: Path
-    port: int
-    node: ClusterAgent
-    task_id: str = ""
-    container_id: str = ""
+class Leaving:
+    """The swarm and its node's task (a busybox httpd)."""
+
+    swarm: Swarm
+    task_id: str
+    container_id: str
+
+    @property
+    def node(self) -> ClusterAgent:
+        return self.swarm.node
+
+    @property
+    def root(self) -> Path:
+        return self.swarm.root
+
+    @property
+    def port(self) -> int:
+        return self.swarm.port
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The CLI aimed at the manager."""
-        env = {
-            **os.environ,
-            "PYSWARM_HOST": f"127.0.0.1:{self.port}",
-            "PYSWARM_CERT_DIR": str(self.root / "manager" / "client"),
-            "PYSWARM_CONFIG": str(self.root / "cli-config"),
-        }
-        result = subprocess.run(
-            [sys.executable, "-m", "pyswarm.cli.main", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"pyswarm {' '.join(args)}: {result.stdout!r} {result.stderr!r}")
-        return result
+        return self.swarm.cli(*args, check=check)
 
     def tasks(self, service: str) -> list[dict[str, str]]:
-        out = self.cli("service", "ps", service, "--format", "json").stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        return self.swarm.tasks(service)
+
+    def node_status(self) -> str:
+        return self.swarm.node_status()
 
     def mesh_chains(self) -> list[str]:
         """The node's routing mesh chains (its iptables prefix is unique to the test)."""
         return xtables.chains("nat", f"PST{self.node.tag.upper()}-M")
 
-    def node_status(self) -> str:
-        for row in self.cli("node", "ls").stdout.splitlines():
-            if f"node-{self.node.tag}" in row:
-                return row
-        return ""
-
 
 @pytest.fixture(scope="module")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    root = tmp_path_factory.mktemp("leave")
-    with contextlib.ExitStack() as stack:
-        etcd = stack.enter_context(running_etcd(root / "etcd"))
-        port = free_port_pair()
-        manager = start_manager(root, etcd, port)
-        stack.callback(stop_process, manager)
-        node = ClusterAgent(root / "node")
-        node.root.mkdir()
-        swarm = Swarm(root, port, node)
-        wait_for(
-            lambda: manager.poll() is None and swarm.cli("node", "ls", check=False).returncode == 0,
-            timeout=60,
-            what="the manager to answer",
-        )
-        token = swarm.cli("join-token", "worker", "-q").stdout.strip()
-        stack.callback(node.close)
-        node.join(token, f"127.0.0.1:{port + 1}")
-        node.cli("image", "busybox", "busybox:latest")
-        wait_for(lambda: "Ready" in swarm.node_status(), timeout=60, what="the node ready")
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Leaving]:
+    with one_node_swarm(tmp_path_factory.mktemp("leave")) as swarm:
         swarm.cli("service", "create", "-d", "--name", "web", "busybox", "httpd", "-f")
 
         def running() -> dict[str, str] | None:
@@ -101,13 +69,12 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
             return tasks[0] if tasks else None
 
         task = wait_for(running, timeout=90, what="the task running")
-        swarm.task_id = task["ID"]
-        container = next(c for c in node.containers() if c.task_id.startswith(swarm.task_id))
-        swarm.container_id = container.id
-        yield swarm
+        node = swarm.node
+        container = next(c for c in node.containers() if c.task_id.startswith(task["ID"]))
+        yield Leaving(swarm, task["ID"], container.id)
 
 
-def test_a_worker_leaves_and_goes_on_standalone(swarm: Swarm) -> None:
+def test_a_worker_leaves_and_goes_on_standalone(swarm: Leaving) -> None:
     node = swarm.node
     assert cluster_dir(node.state_dir).is_dir()
     wait_for(swarm.mesh_chains, timeout=60, what="the routing mesh (ingress) on the node")
@@ -127,7 +94,7 @@ def test_a_worker_leaves_and_goes_on_standalone(swarm: Swarm) -> None:
     assert node.process is not None and node.process.poll() is None
 
 
-def test_the_manager_marks_the_node_down_and_moves_its_task(swarm: Swarm) -> None:
+def test_the_manager_marks_the_node_down_and_moves_its_task(swarm: Leaving) -> None:
     wait_for(lambda: "Down" in swarm.node_status(), timeout=60, what="the node marked Down")
 
     def replaced() -> list[dict[str, str]] | None:
@@ -144,7 +111,7 @@ def test_the_manager_marks_the_node_down_and_moves_its_task(swarm: Swarm) -> Non
     assert all(not c.task_id for c in swarm.node.containers())
 
 
-def test_a_second_leave_says_the_node_is_not_in_a_swarm(swarm: Swarm) -> None:
+def test_a_second_leave_says_the_node_is_not_in_a_swarm(swarm: Leaving) -> None:
     result = swarm.node.cli("swarm", "leave", check=False)
     assert result.returncode != 0
     assert result.stdout == ""
@@ -153,13 +120,13 @@ def test_a_second_leave_says_the_node_is_not_in_a_swarm(swarm: Swarm) -> None:
     ], result.stderr
 
 
-def test_node_rm_removes_the_node_that_left(swarm: Swarm) -> None:
+def test_node_rm_removes_the_node_that_left(swarm: Leaving) -> None:
     name = f"node-{swarm.node.tag}"
     swarm.cli("node", "rm", name)
     assert name not in swarm.cli("node", "ls").stdout
 
 
-def test_a_restarted_agent_comes_back_standalone(swarm: Swarm) -> None:
+def test_a_restarted_agent_comes_back_standalone(swarm: Leaving) -> None:
     node = swarm.node
     node.cli("rm", "-f", "mine")
     node.kill()
@@ -169,7 +136,7 @@ def test_a_restarted_agent_comes_back_standalone(swarm: Swarm) -> None:
 
 
 @pytest.fixture(scope="module")
-def manager_node(swarm: Swarm) -> Iterator[ClusterAgent]:
+def manager_node(swarm: Leaving) -> Iterator[ClusterAgent]:
     """A second agent, joined with the MANAGER token (so its certificate is a manager's)."""
     node = ClusterAgent(swarm.root / "second")
     node.root.mkdir()
@@ -182,7 +149,7 @@ def manager_node(swarm: Swarm) -> Iterator[ClusterAgent]:
         node.close()
 
 
-def test_a_manager_node_leaves_only_with_force(swarm: Swarm, manager_node: ClusterAgent) -> None:
+def test_a_manager_node_leaves_only_with_force(swarm: Leaving, manager_node: ClusterAgent) -> None:
     # The task waiting since the first node left comes to this one.
     container = wait_for(
         lambda: next((c for c in manager_node.containers() if c.task_id), None),

@@ -34,7 +34,9 @@ def test_volumes() -> None:
     assert (mount.source, mount.target, mount.read_only) == ("/srv/data", "/data", True)
     assert mount.type == types_pb2.Mount.BIND
     assert not parse_volume("/a:/b").read_only
-    for bad in ["data:/data", "/a", "/a:b", "/a:/b:xx", "/a:/b:ro:z"]:
+    named = parse_volume("data:/data")
+    assert (named.type, named.source, named.target) == (types_pb2.Mount.VOLUME, "data", "/data")
+    for bad in ["a/b:/data", "/a:b", "/a:/b:xx", "/a:/b:ro:z", "data"]:
         with pytest.raises(CliInputError, match="invalid volume specification"):
             parse_volume(bad)
 

@@ -58,7 +58,7 @@ def test_defaults_for_dir_user_hostname_and_name() -> None:
         ({"spec": types_pb2.ContainerSpec(hostname="bad_host!")}, "hostname"),
         (
             {"spec": types_pb2.ContainerSpec(mounts=[types_pb2.Mount(source="/a", target="rel")])},
-            "volume",
+            "mount.target",
         ),
     ],
 )

@@ -106,3 +106,17 @@ def test_a_service_with_no_running_task_answers_empty() -> None:
     table = ServiceTable(view)
     assert _addresses(table, "idle", {FRONT}) == ["10.0.1.9"]
     assert _addresses(table, "tasks.idle", {FRONT}) == []
+
+
+def test_standalone_containers_answer_by_name_on_their_network() -> None:
+    view = _view()
+    view.attachments.add(id="a1", network_id=FRONT, container_name="Probe", address="10.0.1.40/24")
+    view.attachments.add(id="a2", network_id=BACK, container_name="web", address="10.0.2.40/24")
+    table = ServiceTable(view)
+    assert _addresses(table, "probe", {FRONT}) == ["10.0.1.40"]
+    found = table.lookup(codec.Question("probe", codec.A), frozenset({FRONT}))
+    assert {r.ttl for r in found.records} == {TASKS_TTL}
+    assert table.lookup(codec.Question("probe", codec.A), frozenset({BACK})).outcome is (
+        Outcome.HIDDEN
+    )
+    assert _addresses(table, "web", {BACK}) == ["10.0.2.2"]  # the service keeps its name

@@ -298,3 +298,30 @@ def test_a_complete_assignment_removes_containers_of_unknown_tasks() -> None:
             assert ("remove", "web.1.old") in containers.calls
 
     run(body)
+
+
+def test_a_task_waits_for_its_secret_then_starts_with_it() -> None:
+    async def body() -> None:
+        async with running_node() as node:
+            task = make_task()
+            task.spec.container.secrets.add(secret_id="s1", secret_name="db")
+            node.assign(task, kind=COMPLETE)
+            await eventually(
+                lambda: node.last().message.startswith("waiting"), what="waiting for the secret"
+            )
+            assert node.last().message == "waiting for secret db"
+            assert node.last().state == State.PREPARING and not node.containers.records
+            secret = types_pb2.Secret(id="s1", spec=types_pb2.SecretSpec(data=b"pw"))
+            node.executor.assign(
+                dispatcher_pb2.Assignments(kind=INCREMENTAL, updated=[task], secrets=[secret])
+            )
+            await node.reaches(State.RUNNING)
+            assert node.executor.files.secret_data("s1") == b"pw"
+            # Told to stop: nothing needs it any more, and it is dropped.
+            stopping = make_task(desired=State.SHUTDOWN)
+            stopping.spec.CopyFrom(task.spec)
+            node.assign(stopping)
+            await node.reaches(State.SHUTDOWN)
+            assert node.executor.files.held() == (set(), set())
+
+    run(body)

@@ -139,7 +139,7 @@ def test_the_pull_summary_counts_layers_and_bytes() -> None:
 
 
 def test_ls_and_ps_show_a_pinned_image_without_its_digest_unless_no_trunc() -> None:
-    from pyswarm.cli.service import shown_image
+    from pyswarm.cli.task_rows import shown_image
 
     pinned = "127.0.0.1:5000/web:1@sha256:" + "a" * 64
     assert shown_image(pinned, no_trunc=False) == "127.0.0.1:5000/web:1"

@@ -95,3 +95,46 @@ def test_a_node_without_tasks_still_has_the_ingress_network() -> None:
     )
     assert [n.id for n in view.networks] == ["ingress"]
     assert [p.address for p in view.peers] == ["10.1.0.3/24"]
+
+
+def _attachment(name: str, node_id: str, address: str) -> types_pb2.Attachment:
+    return types_pb2.Attachment(
+        id=f"a-{name}",
+        network_id="front",
+        node_id=node_id,
+        container_id=name * 4,
+        container_name=name,
+        address=address,
+    )
+
+
+def test_standalone_containers_bring_their_network_their_peers_and_their_names() -> None:
+    """run --network: the container's node takes part in the network, the other nodes
+    on it get the container's address as a peer on its host, and everyone its name."""
+    networks = [_network("front"), _network("ingress", ingress=True)]
+    nodes = [_node("n1", "192.0.2.1"), _node("n2", "192.0.2.2")]
+    attachments = [
+        _attachment("probe", "n1", "10.0.0.9/24"),
+        _attachment("other", "n2", "10.0.0.10/24"),
+    ]
+    views = {
+        node_id: build_view(
+            node_id,
+            networks=networks,
+            tasks=[],
+            services=[],
+            nodes=nodes,
+            version=2,
+            attachments=attachments,
+        )
+        for node_id in ("n1", "n2", "n3")
+    }
+    assert [n.id for n in views["n1"].networks] == ["front", "ingress"]
+    assert [(p.node_id, p.address, p.node_addr) for p in views["n1"].peers] == [
+        ("n2", "10.0.0.10/24", "192.0.2.2")
+    ]
+    assert [(p.node_id, p.address) for p in views["n2"].peers] == [("n1", "10.0.0.9/24")]
+    assert [a.container_name for a in views["n1"].attachments] == ["other", "probe"]
+    # A node with nothing on the network learns nothing of it.
+    assert [n.id for n in views["n3"].networks] == ["ingress"]
+    assert not views["n3"].peers and not views["n3"].attachments

@@ -14,7 +14,7 @@ from pyswarm.manager.scheduler import (
     new_task,
     unassigned_task,
 )
-from pyswarm.manager.scheduler.filters import explain_rejections
+from pyswarm.manager.scheduler.explain import explain_rejections
 from pyswarm.manager.simulator import ServiceShape, simulated_node, simulated_service
 from pyswarm.manager.simulator.cluster import GIB
 from pyswarm.proto import types_pb2
@@ -66,7 +66,7 @@ def test_max_replicas_leaves_the_extra_task_pending_with_an_explanation() -> Non
     assert len(result.assignments) == 3
     assert len(set(result.assignments.values())) == 3
     assert result.unassigned == {
-        tasks[3].id: "no suitable node (3 nodes already run the maximum of 1 replicas per node)"
+        tasks[3].id: "no suitable node (max replicas per node limit (1) reached on 3 nodes)"
     }
 
 
@@ -86,7 +86,7 @@ def test_down_and_paused_nodes_get_nothing_and_are_explained() -> None:
     result = Scheduler(NodeSet(nodes)).schedule(tasks_for(ServiceShape("web", 2)))
     assert result.assignments == {}
     assert set(result.unassigned.values()) == {
-        "no suitable node (1 node is not ready; 2 nodes not available for new tasks)"
+        "no suitable node (3 nodes not available for new tasks)"
     }
 
 
@@ -97,7 +97,9 @@ def test_memory_exhaustion_leaves_tasks_pending() -> None:
     # 4 GiB holds two tasks of 1.5 GiB: six placed, two left.
     assert sorted(Counter(result.assignments.values()).values()) == [2, 2, 2]
     assert set(result.unassigned) == {tasks[6].id, tasks[7].id}
-    assert set(result.unassigned.values()) == {"no suitable node (3 nodes had insufficient memory)"}
+    assert set(result.unassigned.values()) == {
+        "no suitable node (3 nodes have insufficient memory)"
+    }
 
 
 def test_reservations_already_on_a_node_count() -> None:

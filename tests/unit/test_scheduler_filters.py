@@ -16,7 +16,7 @@ from pyswarm.manager.scheduler import (
     default_filters,
 )
 from pyswarm.manager.scheduler.errors import InvalidConstraint
-from pyswarm.manager.scheduler.filters import explain_rejections
+from pyswarm.manager.scheduler.explain import explain_rejections
 from pyswarm.manager.simulator import simulated_node
 from pyswarm.manager.simulator.cluster import GIB, NANO_CPUS
 from pyswarm.proto import types_pb2
@@ -169,5 +169,5 @@ def test_explanation_lists_filters_in_order() -> None:
     memory.set_task(task(memory=GIB))
     explanation = explain_rejections([(ready, 0), (available, 3), (memory, 2)])
     assert explanation == (
-        "no suitable node (3 nodes not available for new tasks; 2 nodes had insufficient memory)"
+        "no suitable node (3 nodes not available for new tasks; 2 nodes have insufficient memory)"
     )

@@ -54,10 +54,10 @@ def test_unplaceable_tasks_stay_pending_with_the_reason() -> None:
     cluster.create_service(ServiceShape("big", 3, reserve_memory=2 * GIB))
     report = cluster.schedule()
     assert (report.placed, report.pending) == (2, 1)
-    assert report.explanations == {"no suitable node (2 nodes had insufficient memory)": 1}
+    assert report.explanations == {"no suitable node (2 nodes have insufficient memory)": 1}
     pending = [task for task in cluster.tasks.values() if task.status.state == types_pb2.PENDING]
     assert [task.status.err for task in pending] == [
-        "no suitable node (2 nodes had insufficient memory)"
+        "no suitable node (2 nodes have insufficient memory)"
     ]
 
 

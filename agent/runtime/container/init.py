@@ -20,12 +20,17 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pyswarm.agent.runtime import syscalls as sc
-from pyswarm.agent.runtime.container import masks, rootfs, terminal
+from pyswarm.agent.runtime.container import masks, pid_one, rootfs, task_files, terminal
 from pyswarm.agent.runtime.container.capabilities import capability_mask, last_capability
 from pyswarm.agent.runtime.container.errors import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
     EXIT_RUNTIME_FAILURE,
+)
+from pyswarm.agent.runtime.container.process_settings import (
+    ProcessSettings,
+    set_rlimits,
+    write_sysctls,
 )
 from pyswarm.common.users import UserLookupError, resolve_user
 from pyswarm.proto import runtime_pb2
@@ -193,14 +198,21 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
         rootfs.make_private()
     with step("mount the overlay rootfs"):
         rootfs.mount_overlay(spec.rootfs)
+    with step("volumes and mounts"):
+        rootfs.volume_mounts(root, spec.volume_mounts)
     with step("bind mounts"):
         rootfs.bind_mounts(root, list(spec.mounts))
+    with step("mount secrets and configs"):
+        task_files.mount_task_files(root, spec)
     with step("mount /proc and /sys"):
         rootfs.mount_proc_and_sys(root, sys_read_only=not spec.privileged)
     with step("mount /dev"):
         ptmx = rootfs.mount_dev(root)
     with step("make device nodes"):
         rootfs.make_device_nodes(root, spec.devices)
+    # Before /proc/sys turns read-only; the files act on the namespaces we are in.
+    with step("sysctl"):
+        write_sysctls(os.path.join(root, "proc/sys"), dict(spec.sysctls))
     with step("mask /proc and /sys paths"):
         masks.protect_paths(root, spec.masked_paths, spec.readonly_paths)
     if stdio.tty:
@@ -222,6 +234,7 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
         channel,
         seccomp_filter=spec.seccomp_filter,
         no_new_privileges=spec.no_new_privileges,
+        settings=ProcessSettings.of(spec),
     )
 
 
@@ -313,6 +326,7 @@ def become_process(
     *,
     seccomp_filter: bytes = b"",
     no_new_privileges: bool = False,
+    settings: ProcessSettings = ProcessSettings(),
 ) -> NoReturn:
     """User, cwd, capabilities, no_new_privs, seccomp, close fds, execve: the last steps.
 
@@ -326,7 +340,7 @@ def become_process(
     if not args:
         raise InitFailure(EXIT_RUNTIME_FAILURE, "no command specified")
     try:
-        who = resolve_user(user)
+        who = resolve_user(user, extra_groups=settings.groups)
     except UserLookupError as err:
         raise InitFailure(EXIT_RUNTIME_FAILURE, str(err)) from err
     environment = _with_defaults(env, who.home)
@@ -335,6 +349,8 @@ def become_process(
         os.makedirs(cwd or "/", exist_ok=True)
         os.chdir(cwd or "/")
     keep = capability_mask(capabilities)
+    with step("ulimit"):
+        set_rlimits(settings.rlimits)  # while root: raising a hard limit needs it
     if seccomp_filter and not no_new_privileges:
         with step("install the seccomp filter"):
             sc.install_seccomp_filter(seccomp_filter)
@@ -364,6 +380,19 @@ def become_process(
     if seccomp_filter and no_new_privileges:
         with step("install the seccomp filter"):
             sc.install_seccomp_filter(seccomp_filter)
+    if settings.init:
+
+        def start() -> NoReturn:
+            try:
+                _execve(program, args, environment)
+            except InitFailure as failure:
+                report_failure(channel, failure.code, failure.message)
+
+        pid_one.run_as_init(start, list(args), channel_fd=keep_fd, tty=settings.tty)
+    _execve(program, args, environment)
+
+
+def _execve(program: str, args: Sequence[str], environment: Sequence[str]) -> NoReturn:
     try:
         os.execve(program, list(args), _env_dict(environment))
     except OSError as err:

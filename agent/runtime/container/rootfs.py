@@ -26,6 +26,16 @@ DEV_LINKS = {
     "ptmx": "pts/ptmx",
 }
 _NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+PROPAGATION_FLAGS = {
+    "": sc.MS_PRIVATE | sc.MS_REC,  # docker's default: rprivate
+    "private": sc.MS_PRIVATE,
+    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED,
+    "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE,
+    "rslave": sc.MS_SLAVE | sc.MS_REC,
+}
+DEFAULT_TMPFS_MODE = 0o1777
 _NODE_TYPES = {"c": stat.S_IFCHR, "b": stat.S_IFBLK}
 
 
@@ -74,6 +84,37 @@ def bind_mounts(root: str, mounts: list[runtime_pb2.BindMount]) -> None:
         target = secure_join(root, mount.target)
         _create_target(target, source_is_dir)
         sc.mount(mount.source, target, None, sc.MS_BIND | sc.MS_REC)
+        if mount.read_only:
+            _remount_read_only(target)
+
+
+def volume_mounts(root: str, mounts: Sequence[runtime_pb2.VolumeMount]) -> None:
+    """The user's mounts (-v, --mount, volumes), in the order given (parents first; the
+    agent sorts them). Targets resolve inside `root` (secure_join): a symlink in the
+    image or in a volume mounted earlier cannot lead a mount out of the container."""
+    for mount in mounts:
+        if not mount.target.startswith("/"):
+            raise RootfsError(f"mount target {mount.target!r} is not an absolute path")
+        target = secure_join(root, mount.target)
+        if mount.kind == runtime_pb2.VolumeMount.TMPFS:
+            os.makedirs(target, exist_ok=True)
+            options = f"mode={(mount.tmpfs_mode or DEFAULT_TMPFS_MODE):o}"
+            if mount.tmpfs_size_bytes:
+                options += f",size={mount.tmpfs_size_bytes}"
+            sc.mount("tmpfs", target, "tmpfs", _NOSUID_NODEV_NOEXEC, options)
+        else:
+            if mount.propagation not in PROPAGATION_FLAGS:
+                raise RootfsError(f"mount {mount.target}: invalid propagation {mount.propagation}")
+            try:
+                source_is_dir = stat.S_ISDIR(os.stat(mount.source).st_mode)
+            except OSError as err:
+                raise RootfsError(
+                    f"bind source path does not exist: {mount.source} ({err.strerror})"
+                ) from err
+            _create_target(target, source_is_dir)
+            recursive = 0 if mount.non_recursive else sc.MS_REC
+            sc.mount(mount.source, target, None, sc.MS_BIND | recursive)
+            sc.mount(None, target, None, PROPAGATION_FLAGS[mount.propagation])
         if mount.read_only:
             _remount_read_only(target)
 

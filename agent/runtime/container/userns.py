@@ -29,7 +29,7 @@ import struct
 from collections.abc import Iterable
 
 from pyswarm.agent.runtime import syscalls as sc
-from pyswarm.agent.runtime.container import masks, rootfs
+from pyswarm.agent.runtime.container import masks, rootfs, task_files
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init import (
     ChildStdio,
@@ -41,7 +41,9 @@ from pyswarm.agent.runtime.container.init import (
     setup_tty,
     step,
 )
+from pyswarm.agent.runtime.container.process_settings import ProcessSettings, write_sysctls
 from pyswarm.common.scoped_paths import secure_join
+from pyswarm.common.sysctls import is_net
 from pyswarm.proto import runtime_pb2
 
 # docker's userns-remap default: container ids 0-65535 are host ids 100000-165535.
@@ -151,12 +153,17 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
     root = spec.rootfs.merged_dir
     rootfs.make_private()
     rootfs.mount_overlay(spec.rootfs)
+    rootfs.volume_mounts(root, spec.volume_mounts)
     rootfs.bind_mounts(root, list(spec.mounts))
+    task_files.mount_task_files(root, spec, spec.uid_map, spec.gid_map)
     # sysfs shows the network namespace of its mounter, which we have joined; from
     # inside the user namespace it could not be mounted (that netns is not ours).
     rootfs.mount_sys(root, read_only=not spec.privileged)
     os.makedirs(secure_join(root, "/proc"), exist_ok=True)
     ptmx = rootfs.mount_dev(root)
+    # A netns the agent made belongs to the host's user namespace: only host root may
+    # set its sysctls. Through the host's /proc: the files act on the writer's netns.
+    write_sysctls("/proc/sys", {k: v for k, v in spec.sysctls.items() if is_net(k)})
     # mknod needs host root; the container's root could not make them.
     rootfs.make_device_nodes(root, spec.devices, spec.uid_map, spec.gid_map)
     # Masked here, the /sys paths are locked under the user namespace's mounts: its
@@ -192,6 +199,10 @@ def run_container_in_userns(
         bind_rootfs_onto_itself(root)
     with step("mount /proc"):
         rootfs.mount_proc(root)
+    with step("sysctl"):  # the IPC namespace is the user namespace's own
+        write_sysctls(
+            os.path.join(root, "proc/sys"), {k: v for k, v in spec.sysctls.items() if not is_net(k)}
+        )
     with step("mask /proc paths"):
         masks.protect_paths(root, spec.masked_paths, spec.readonly_paths, select=masks.in_proc)
     with step("pivot_root"):
@@ -215,4 +226,5 @@ def run_container_in_userns(
         channel,
         seccomp_filter=spec.seccomp_filter,
         no_new_privileges=spec.no_new_privileges,
+        settings=ProcessSettings.of(spec),
     )

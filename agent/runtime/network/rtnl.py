@@ -20,6 +20,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Self
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR = 20
@@ -60,20 +61,20 @@ def ifinfo(index: int = 0, *, up: bool = False) -> bytes:
     return _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP if up else 0)
 
 
-class Rtnl:
-    """A NETLINK_ROUTE socket in the calling thread's namespace (see the module doc)."""
+class NetlinkSocket:
+    """A raw netlink socket of one family (NETLINK_ROUTE, NETLINK_XFRM, ...), bound in
+    the calling thread's namespace; use it from that thread only. `request` talks
+    through `exchange`; a refusal raises OSError with the kernel's errno."""
 
-    def __init__(self) -> None:
-        self._sock = socket.socket(
-            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
-        )
+    def __init__(self, family: int) -> None:
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, family)
         self._sock.bind((0, 0))
         self._seq = itertools.count(1)
 
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> Rtnl:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -85,8 +86,16 @@ class Rtnl:
         self.close()
 
     def request(self, kind: int, flags: int, body: bytes) -> list[bytes]:
-        """Send one request; return the bodies of the replies before the kernel's ack."""
+        """Send one request; return the bodies of the replies before the kernel's ack
+        (or a dump's end, for NLM_F_DUMP)."""
         return list(exchange(self._sock, next(self._seq), kind, flags, body))
+
+
+class Rtnl(NetlinkSocket):
+    """A NETLINK_ROUTE socket in the calling thread's namespace (see the module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__(socket.NETLINK_ROUTE)
 
     # -- the messages a sandbox needs
 

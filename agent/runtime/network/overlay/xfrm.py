@@ -11,22 +11,23 @@ An `Xfrm` is bound to the namespace of the thread that opens it (see netns.py).
 
 from __future__ import annotations
 
-import itertools
 import socket
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 
-from pyswarm.agent.runtime.network.rtnl import exchange
+from pyswarm.agent.runtime.network.rtnl import (
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NetlinkSocket,
+    attr,
+)
 
 NETLINK_XFRM = 6
 XFRM_MSG_NEWSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA = 0x10, 0x11, 0x12
 XFRM_MSG_NEWPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_GETPOLICY = 0x13, 0x14, 0x15
 XFRM_MSG_UPDPOLICY = 0x19
 XFRMA_TMPL, XFRMA_SRCADDR, XFRMA_ALG_AEAD = 5, 13, 18
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 IPPROTO_ESP, IPPROTO_UDP = 50, 17
 XFRM_MODE_TRANSPORT = 0
 XFRM_POLICY_IN, XFRM_POLICY_OUT = 0, 1
@@ -70,11 +71,6 @@ def _addr(address: str) -> bytes:
     return socket.inet_aton(address).ljust(16, b"\0")
 
 
-def _attr(kind: int, data: bytes) -> bytes:
-    length = 4 + len(data)
-    return struct.pack("=HH", length, kind) + data + b"\0" * (-length % 4)
-
-
 def _selector(src: str, dst: str, dport: int) -> bytes:
     port = struct.pack("!H", dport)
     mask = b"\xff\xff" if dport else b"\0\0"
@@ -113,34 +109,11 @@ class SaInfo:
     packets: int
 
 
-class Xfrm:
+class Xfrm(NetlinkSocket):
     """A NETLINK_XFRM socket in the calling thread's namespace."""
 
     def __init__(self) -> None:
-        self._sock = socket.socket(
-            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_XFRM
-        )
-        self._sock.bind((0, 0))
-        self._seq = itertools.count(1)
-
-    def __enter__(self) -> Xfrm:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._sock.close()
-
-    def _request(self, kind: int, flags: int, body: bytes) -> Iterator[bytes]:
-        """Send one request; yield reply bodies until the ack (or a dump's end)."""
-        return exchange(self._sock, next(self._seq), kind, flags, body)
-
-    def _do(self, kind: int, flags: int, body: bytes) -> None:
-        for _ in self._request(kind, flags, body):
-            pass
+        super().__init__(NETLINK_XFRM)
 
     # -- states
 
@@ -156,16 +129,16 @@ class Xfrm:
             + _SA_TAIL.pack(0, PYSWARM_REQID, socket.AF_INET, XFRM_MODE_TRANSPORT, 0, 0)
         )
         aead = _AEAD.pack(AEAD_NAME, len(aead_key) * 8, ICV_BITS) + aead_key
-        self._do(XFRM_MSG_NEWSA, NLM_F_CREATE | NLM_F_EXCL, info + _attr(XFRMA_ALG_AEAD, aead))
+        self.request(XFRM_MSG_NEWSA, NLM_F_CREATE | NLM_F_EXCL, info + attr(XFRMA_ALG_AEAD, aead))
 
     def delete_state(self, key: SaKey) -> None:
         body = _SA_ID.pack(_addr(key.dst), socket.htonl(key.spi), socket.AF_INET, IPPROTO_ESP)
-        self._do(XFRM_MSG_DELSA, 0, body + _attr(XFRMA_SRCADDR, _addr(key.src)))
+        self.request(XFRM_MSG_DELSA, 0, body + attr(XFRMA_SRCADDR, _addr(key.src)))
 
     def states(self) -> list[SaInfo]:
         """pyswarm's ESP states here (those carrying PYSWARM_REQID)."""
         found: list[SaInfo] = []
-        for body in self._request(XFRM_MSG_GETSA, NLM_F_DUMP, b"\0" * _SA_SIZE):
+        for body in self.request(XFRM_MSG_GETSA, NLM_F_DUMP, b"\0" * _SA_SIZE):
             offset = _SELECTOR.size
             daddr, spi, proto = _ID.unpack_from(body, offset)
             offset += _ID.size
@@ -194,17 +167,17 @@ class Xfrm:
             _ID.pack(_addr(policy.dst), 0, IPPROTO_ESP), socket.AF_INET, _addr(policy.src),
             PYSWARM_REQID, XFRM_MODE_TRANSPORT, 0, 0, _ALL_ALGOS, _ALL_ALGOS, _ALL_ALGOS,
         )  # fmt: skip
-        self._do(XFRM_MSG_UPDPOLICY, NLM_F_CREATE, info + _attr(XFRMA_TMPL, tmpl))
+        self.request(XFRM_MSG_UPDPOLICY, NLM_F_CREATE, info + attr(XFRMA_TMPL, tmpl))
 
     def delete_policy(self, policy: Policy) -> None:
         body = _selector(policy.src, policy.dst, policy.dport)
-        self._do(XFRM_MSG_DELPOLICY, 0, body + _POLICY_ID_TAIL.pack(0, policy.direction))
+        self.request(XFRM_MSG_DELPOLICY, 0, body + _POLICY_ID_TAIL.pack(0, policy.direction))
 
     def policies(self) -> list[Policy]:
         """pyswarm's policies here (those whose template carries PYSWARM_REQID)."""
         found: list[Policy] = []
         fixed = _SELECTOR.size + _LIFETIME_CFG.size + _LIFETIME_CUR.size + _POLICY_TAIL.size
-        for body in self._request(XFRM_MSG_GETPOLICY, NLM_F_DUMP, b"\0" * fixed):
+        for body in self.request(XFRM_MSG_GETPOLICY, NLM_F_DUMP, b"\0" * fixed):
             daddr, saddr, dport, *_rest = _SELECTOR.unpack_from(body)
             direction = _POLICY_TAIL.unpack_from(body, fixed - _POLICY_TAIL.size)[2]
             if direction not in (XFRM_POLICY_IN, XFRM_POLICY_OUT):

@@ -1,0 +1,79 @@
+"""The flags `pyswarm agent` and `pyswarm join` share (join runs the same agent), and the
+AgentConfig and logging they make: one definition, so the two commands never drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR, AgentConfig
+
+StateDir = Annotated[Path, typer.Option(help="Where images and containers live")]
+Socket = Annotated[Path, typer.Option(help="The local API's unix socket")]
+Bridge = Annotated[str, typer.Option(help="This host's container bridge")]
+CgroupParent = Annotated[str, typer.Option(help="Parent cgroup of containers")]
+NetnsDir = Annotated[Path, typer.Option(help="Where network namespaces are pinned")]
+IptablesChain = Annotated[str, typer.Option(help="Prefix of our iptables chains")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning")]
+InsecureRegistry = Annotated[
+    list[str] | None,
+    typer.Option(help="Registry HOST[:PORT] to reach over plain http (repeatable)"),
+]
+DnsUpstream = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Resolver ADDR[:PORT] that containers' names not in the cluster are"
+        " forwarded to (repeatable; default: the host's /etc/resolv.conf)",
+    ),
+]
+LogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log-opt",
+        help="Default json-file log option for containers: max-size=10m, max-file=3",
+    ),
+]
+
+STATE_DIR = DEFAULT_STATE_DIR
+SOCKET = DEFAULT_SOCKET
+BRIDGE = "pyswarm0"
+CGROUP_PARENT = "pyswarm"
+NETNS_DIR = Path("/run/pyswarm/netns")
+IPTABLES_CHAIN = "PYSWARM"
+LOG_LEVEL = "info"
+
+
+def setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def agent_config(
+    *,
+    state_dir: Path,
+    socket: Path,
+    bridge: str,
+    cgroup_parent: str,
+    netns_dir: Path,
+    iptables_chain: str,
+    insecure_registry: list[str] | None,
+    dns_upstream: list[str] | None,
+    log_opt: list[str] | None,
+) -> AgentConfig:
+    """The AgentConfig of the shared flags; CliInputError names a bad --log-opt or
+    --dns-upstream."""
+    from pyswarm.cli.parse import parse_dns_upstreams
+    from pyswarm.common.log_options import parse_log_opts
+
+    return AgentConfig(
+        state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
+        netns_dir=netns_dir, iptables_chain=iptables_chain,
+        insecure_registries=tuple(insecure_registry or ()),
+        log_options=tuple(parse_log_opts(log_opt or []).items()),
+        dns_upstreams=parse_dns_upstreams(dns_upstream or [], "--dns-upstream"),
+    )  # fmt: skip
