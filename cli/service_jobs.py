@@ -36,11 +36,13 @@ def job_states(stub: Any, service_ids: list[str]) -> list[tuple[int, int, bool]]
     return [found[sid] for sid in service_ids]
 
 
-def wait_for_jobs(stub: Any, service_ids: list[str], timeout: float = JOB_TIMEOUT) -> None:
-    """Show progress until every job's tasks completed."""
+def wait_for_jobs(
+    stub: Any, service_ids: list[str], *, timeout: float = JOB_TIMEOUT, quiet: bool = False
+) -> None:
+    """Show progress until every job's tasks completed (`quiet`: show only a failure)."""
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, quiet=quiet)
     deadline = time.monotonic() + timeout
     with console.status("") as status:
         while True:

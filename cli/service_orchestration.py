@@ -342,13 +342,18 @@ def replicas_cell(service: types_pb2.Service, status: control_pb2.ServiceStatus)
 
 
 def converge_service(
-    stub: Any, spec: types_pb2.ServiceSpec, service_ids: list[str], *, update: str = ""
+    stub: Any,
+    spec: types_pb2.ServiceSpec,
+    service_ids: list[str],
+    *,
+    update: str = "",
+    quiet: bool = False,
 ) -> None:
     """Wait as docker does: for a job until it completed, else until it converged."""
     from pyswarm.cli.service_jobs import wait_for_jobs
     from pyswarm.cli.service_update import converge
 
     if is_job(spec):
-        wait_for_jobs(stub, service_ids)
+        wait_for_jobs(stub, service_ids, quiet=quiet)
     else:
-        converge(stub, service_ids, update=update)
+        converge(stub, service_ids, update=update, quiet=quiet)

@@ -139,7 +139,8 @@ class GenericResourceFilter(Filter):
 
     def explain(self, nodes_rejected: int) -> str:
         kinds = ", ".join(sorted(self._lacking)) or "generic resources"
-        return f"{_nodes(nodes_rejected)} had insufficient {kinds}"
+        verb = "has" if nodes_rejected == 1 else "have"
+        return f"{_nodes(nodes_rejected)} {verb} insufficient {kinds}"
 
 
 class HostPortFilter(Filter):

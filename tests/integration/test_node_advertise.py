@@ -85,11 +85,11 @@ def test_engine_labels_and_generic_resources_place_tasks(
             return task.status.state == types_pb2.PENDING and why in task.status.err
 
         await eventually(
-            lambda: explained("elsewhere", "1 node does not satisfy the placement constraints"),
+            lambda: explained("elsewhere", "scheduling constraints not satisfied on 1 node"),
             what="the constraint explained",
         )
         await eventually(
-            lambda: explained("greedy", "1 node had insufficient gpu"),
+            lambda: explained("greedy", "1 node has insufficient gpu"),
             what="the generic resource explained",
         )
 

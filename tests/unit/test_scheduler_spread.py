@@ -119,4 +119,4 @@ def test_generic_resources_are_reserved_per_node() -> None:
     result = Scheduler(NodeSet([gpu, plain])).schedule(tasks_of(svc, 3))
     assert Counter(result.assignments.values()) == {gpu.id: 2}
     (explanation,) = set(result.unassigned.values())
-    assert explanation == "no suitable node (2 nodes had insufficient gpu)"
+    assert explanation == "no suitable node (2 nodes have insufficient gpu)"
