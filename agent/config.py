@@ -36,6 +36,16 @@ class AgentConfig:
     # KIND=N` (discrete resources services reserve with --generic-resource).
     engine_labels: tuple[tuple[str, str], ...] = ()
     generic_resources: tuple[tuple[str, int], ...] = ()
+    # Where this node's manager keeps its state when the node is a manager (its agent
+    # runs it: local_manager.py); None = <state_dir>/manager, `init`'s default.
+    manager_state_dir: Path | None = None
+    manager_port: int = 4242  # its main port; the join port is the next one
+    manager_etcd_port: int = 2379  # its etcd's client port, the peer port next; 0: free
+    manager_metrics_port: int = 9323  # 0: no /metrics
+
+    @property
+    def manager_dir(self) -> Path:
+        return self.manager_state_dir or self.state_dir / "manager"
 
     @property
     def images_dir(self) -> Path:

@@ -8,6 +8,13 @@ import typer
 
 from pyswarm.cli import agent_flags as flags
 from pyswarm.cli.agent_advertise import LabelOption, NodeGenericResourceOption
+from pyswarm.cli.manager_node import (
+    ManagerEtcdPort,
+    ManagerMetricsPort,
+    ManagerPort,
+    ManagerStateDir,
+    manager_settings,
+)
 
 
 def agent(
@@ -30,6 +37,10 @@ def agent(
     log_opt: flags.LogOpt = None,
     label: LabelOption = None,
     node_generic_resource: NodeGenericResourceOption = None,
+    manager_state_dir: ManagerStateDir = None,
+    manager_port: ManagerPort = 4242,
+    manager_etcd_port: ManagerEtcdPort = 2379,
+    manager_metrics_port: ManagerMetricsPort = 9323,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -45,8 +56,12 @@ def agent(
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
         label=label, node_generic_resource=node_generic_resource,
     )  # fmt: skip
-    config = dataclasses.replace(
-        config, subnet=subnet, metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr")
+    manager = manager_settings(
+        manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
     )
+    config = dataclasses.replace(
+        config, subnet=subnet, metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
+        **manager,
+    )  # fmt: skip
     flags.setup_logging(log_level)
     asyncio.run(teardown_host(config) if teardown else serve(config))

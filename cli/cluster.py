@@ -102,6 +102,22 @@ def init(
     default_addr_pool_mask_length: Annotated[
         int, typer.Option(help="Prefix length of each overlay subnet from the pools")
     ] = 0,
+    etcd_port: Annotated[
+        int, typer.Option(help="The embedded etcd's client port (0: a free one)")
+    ] = 2379,
+    etcd_peer_port: Annotated[
+        int, typer.Option(help="The embedded etcd's peer port (0: a free one)")
+    ] = 2380,
+    join_manager: Annotated[
+        list[str] | None,
+        typer.Option(
+            hidden=True, help="A running manager's main address: join its etcd (a manager node)"
+        ),
+    ] = None,
+    node_cert_dir: Annotated[
+        Path | None,
+        typer.Option(hidden=True, help="The identity of the manager node this manager is for"),
+    ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", hidden=True)] = False,
 ) -> None:
     """Start a manager (and its embedded etcd) in the foreground, as a new cluster or an
@@ -134,6 +150,10 @@ def init(
         join_token=_manager_token(token_file),
         default_addr_pool=tuple(default_addr_pool or ()),
         default_addr_pool_mask_length=pools,
+        etcd_port=_port(etcd_port, "--etcd-port"),
+        etcd_peer_port=_port(etcd_peer_port, "--etcd-peer-port"),
+        join_managers=list(join_manager or ()),
+        node_cert_dir=node_cert_dir,
     )
     new_key = not key_file_path(state_dir).exists()
 
@@ -171,6 +191,12 @@ def init(
         await server
 
     asyncio.run(run())
+
+
+def _port(port: int, flag: str) -> int:
+    if not 0 <= port < 65536:
+        raise CliInputError(f"invalid {flag} {port}: a port from 0 to 65535", field=flag)
+    return port
 
 
 def _manager_token(token_file: Path | None) -> str:

@@ -14,6 +14,17 @@ from pyswarm.common.errors import PyswarmError
 
 _failure_code = 1
 
+#: What gRPC itself says when it reaches no server (as opposed to a server's answer).
+_CONNECTION_FAILURES = (
+    "ailed to connect",
+    "Connection refused",
+    "Connection reset",
+    "Socket closed",
+    "connections to all backends failing",
+    "DNS resolution failed",
+    "No such file or directory",
+)
+
 
 def expect_failure_code(code: int) -> None:
     """The exit code this command uses when the request itself fails."""
@@ -36,6 +47,9 @@ def describe(err: BaseException) -> tuple[str, int]:
     if isinstance(err, grpc.RpcError):
         message, exit_code = describe_rpc(err)
         if getattr(err, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE:
+            if not any(text in message for text in _CONNECTION_FAILURES):
+                # A manager answered, unable to serve (e.g. the cluster has no quorum).
+                return f"Error response from daemon: {message}", _failure_code
             return f"Error: cannot reach the pyswarm agent: {message}", _failure_code
         return f"Error response from daemon: {message}", exit_code or _failure_code
     if isinstance(err, OSError):

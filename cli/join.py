@@ -9,6 +9,10 @@ address is the main port: join port - 1, see pyswarm.agent.cluster.state). Then 
 the agent daemon in cluster mode, exactly as `pyswarm agent` with the same flags would
 afterwards. A wrong token or a manager of another cluster: a one-line error, exit 1,
 nothing written. A node that has already joined this cluster just starts its agent.
+
+With the manager token the node is a manager node: its agent also runs the node's
+manager, whose etcd member joins the managers' etcd cluster (agent/cluster/
+local_manager.py; `--manager-state-dir`, `--manager-port`, `--manager-etcd-port`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ import typer
 from pyswarm.agent.config import AgentConfig
 from pyswarm.cli import agent_flags as flags
 from pyswarm.cli.agent_advertise import LabelOption, NodeGenericResourceOption
+from pyswarm.cli.manager_node import (
+    ManagerEtcdPort,
+    ManagerMetricsPort,
+    ManagerPort,
+    ManagerStateDir,
+    manager_settings,
+)
 
 DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
 
@@ -55,9 +66,14 @@ def join(
     log_opt: flags.LogOpt = None,
     label: LabelOption = None,
     node_generic_resource: NodeGenericResourceOption = None,
+    manager_state_dir: ManagerStateDir = None,
+    manager_port: ManagerPort = 4242,
+    manager_etcd_port: ManagerEtcdPort = 2379,
+    manager_metrics_port: ManagerMetricsPort = 9323,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
+    import dataclasses
 
     from pyswarm.agent.daemon import serve
     from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
@@ -68,6 +84,12 @@ def join(
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
         label=label, node_generic_resource=node_generic_resource,
     )  # fmt: skip
+    config = dataclasses.replace(
+        config,
+        **manager_settings(
+            manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
+        ),
+    )
     join_token = read_join_token(token, token_file)
     os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
     flags.setup_logging(log_level)

@@ -21,6 +21,9 @@ def _say(message: str) -> None:
 @app.command("up")
 def up(
     nodes: Annotated[int, typer.Option("--nodes", "-n", help="How many hosts")] = 3,
+    managers: Annotated[
+        int, typer.Option("--managers", "-m", help="How many hosts run a manager (node-1..)")
+    ] = 1,
     name: NameOption = "pslab",
     subnet: Annotated[str, typer.Option(help="The lab's host subnet")] = "10.231.0.0/24",
     heartbeat_period: Annotated[str, typer.Option(help="Agent heartbeat")] = "1s",
@@ -29,14 +32,21 @@ def up(
         bool, typer.Option(help="Run an image registry every lab host reaches (plain http)")
     ] = False,
 ) -> None:
-    """Create N hosts (network namespaces on one bridge), etcd and a manager on the first,
-    and an agent on each; make the lab the current context."""
+    """Create N hosts (network namespaces on one bridge), etcd and a manager on the first
+    (on the first M with --managers M), and an agent on each; make the lab the current
+    context."""
     from pyswarm.common.context import Context, save_context
     from pyswarm.lab.launcher import Lab
 
     lab = Lab(name, subnet)
     try:
-        state = lab.up(nodes, heartbeat=heartbeat_period, registry=registry, progress=_say)
+        state = lab.up(
+            nodes,
+            managers=managers,
+            heartbeat=heartbeat_period,
+            registry=registry,
+            progress=_say,
+        )
         if image:
             for node in state.nodes:
                 lab.import_busybox(node)
@@ -45,8 +55,9 @@ def up(
         lab.down(progress=_say)
         raise
     cert_dir = Lab.client_cert_dir(Path(state.manager_state_dir))
-    save_context(Context(f"lab-{name}", state.manager_addr, str(cert_dir)))
-    _say(f"up: {nodes} hosts, manager at {state.manager_addr}; context lab-{name} is current")
+    save_context(Context(f"lab-{name}", state.manager_addr, str(cert_dir), managers=state.managers))
+    where = ", ".join(state.managers or [state.manager_addr])
+    _say(f"up: {nodes} hosts, managers at {where}; context lab-{name} is current")
     for node in state.nodes:
         print(f"{node.name}\t{node.address}\tagent socket {node.agent_socket}")
     if state.registry_addr:

@@ -21,11 +21,27 @@ _AVAILABILITY = {
 _STATUS = {v: k.capitalize() for k, v in types_pb2.NodeStatus.State.items()}
 
 
+_REACHABILITY = {
+    types_pb2.ManagerStatus.REACHABLE: "Reachable",
+    types_pb2.ManagerStatus.UNREACHABLE: "Unreachable",
+}
+
+
+def manager_status(node: types_pb2.Node, leader_id: str) -> str:
+    """docker's MANAGER STATUS: Leader, Reachable, Unreachable ("" for a worker)."""
+    if node.role != types_pb2.NodeSpec.MANAGER:
+        return ""
+    if node.HasField("manager_status"):
+        status = node.manager_status
+        if status.leader:
+            return "Leader"
+        return _REACHABILITY.get(status.reachability, "Unknown")
+    return "Leader" if node.id == leader_id else "Reachable"  # a manager from before HA
+
+
 def _node_row(node: types_pb2.Node, leader_id: str) -> list[str]:
     availability = types_pb2.NodeSpec.Availability.Name(node.spec.availability).capitalize()
-    manager = ""
-    if node.role == types_pb2.NodeSpec.MANAGER:
-        manager = "Leader" if node.id == leader_id else "Reachable"
+    manager = manager_status(node, leader_id)
     return [
         node.id[:25], node.description.hostname, _STATUS.get(node.status.state, "Unknown"),
         availability, manager, node.status.addr,
@@ -110,6 +126,14 @@ def _pretty(node: types_pb2.Node) -> str:
         f" Address:\t\t{node.status.addr}",
         f"Role:\t\t\t{role}",
     ]
+    if node.HasField("manager_status"):
+        status = node.manager_status
+        lines += [
+            "Manager Status:",
+            f" Address:\t\t{status.addr}",
+            f" Raft Status:\t\t{_REACHABILITY.get(status.reachability, 'Unknown')}",
+            f" Leader:\t\t{'Yes' if status.leader else 'No'}",
+        ]
     if node.HasField("certificate"):
         cert = node.certificate
         expires = cert.not_after.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -176,16 +200,34 @@ def _updated_spec(
 
 @app.command("promote")
 def promote(nodes: Annotated[list[str], typer.Argument()]) -> None:
-    """Make nodes managers."""
+    """Make nodes managers (each starts a manager and joins the managers' etcd)."""
     for node in nodes:
-        update(node, role="manager")
+        _set_role(node, "manager")
+        print(f"Node {node} promoted to a manager in the swarm.")
+
+
+def _set_role(node: str, role: str, *, force: bool = False) -> None:
+    stub = control()
+    current = stub.GetNode(control_pb2.GetNodeRequest(node_id=node))
+    spec = _updated_spec(current.spec, "", None, None, role)
+    stub.UpdateNode(
+        control_pb2.UpdateNodeRequest(
+            node_id=current.id, version=current.meta.version, spec=spec, force=force
+        )
+    )
 
 
 @app.command("demote")
-def demote(nodes: Annotated[list[str], typer.Argument()]) -> None:
-    """Make managers workers."""
+def demote(
+    nodes: Annotated[list[str], typer.Argument()],
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Even if the managers would lose quorum")
+    ] = False,
+) -> None:
+    """Make managers workers (their manager leaves the managers' etcd cluster)."""
     for node in nodes:
-        update(node, role="worker")
+        _set_role(node, "worker", force=force)
+        print(f"Manager {node} demoted in the swarm.")
 
 
 @app.command("rm")

@@ -57,13 +57,8 @@ def leave(
     from pyswarm.proto import agent_pb2
 
     response = client.swarm().LeaveSwarm(agent_pb2.LeaveSwarmRequest(force=force))
-    if response.was_manager:
-        # The etcd membership stays until the managers can remove it safely (quorum).
-        print(
-            "Warning: only a worker's part of leaving was done: this node's place among the"
-            " managers (its etcd membership) is not removed yet",
-            file=sys.stderr,
-        )
+    if response.warning:
+        print(f"Warning: {response.warning}", file=sys.stderr)
     print("Node left the swarm.")
 
 

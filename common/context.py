@@ -6,14 +6,16 @@ so it lives here rather than in either of them.
 
 `init`, `join` and `lab up` write a context (manager address + the directory holding
 the client certificate) and make it current, so that after `pyswarm lab up` a plain
-`pyswarm service ls` talks to the lab.
+`pyswarm service ls` talks to the lab. With several managers (HA) the context lists
+them all (and --host / $PYSWARM_HOST may list several, comma-separated): the CLI
+connects to the first that answers (manager_client.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyswarm.common.errors import InvalidArgument
@@ -26,9 +28,17 @@ CONFIG_ENV = "PYSWARM_CONFIG"
 @dataclass(frozen=True)
 class Context:
     name: str
-    manager: str  # host:port of the manager's main (mutual TLS) port
+    manager: str  # host:port of the manager's main (mutual TLS) port; several: a,b,c
     cert_dir: str  # node.key, node.crt, ca.crt of a manager-role client identity
     agent_socket: str = ""
+    #: Every manager's main port (HA managers): the CLI fails over among them.
+    managers: list[str] = field(default_factory=list)
+
+    @property
+    def targets(self) -> list[str]:
+        """The managers to try, in order: `manager` first, then the others."""
+        listed = [m.strip() for m in self.manager.split(",") if m.strip()]
+        return list(dict.fromkeys([*listed, *self.managers]))
 
 
 def config_dir() -> Path:
@@ -112,5 +122,11 @@ def current() -> Context:
             field="--host",
         )
     if os.environ.get(CERT_DIR_ENV):
-        return Context(chosen.name, chosen.manager, os.environ[CERT_DIR_ENV], chosen.agent_socket)
+        return Context(
+            chosen.name,
+            chosen.manager,
+            os.environ[CERT_DIR_ENV],
+            chosen.agent_socket,
+            chosen.managers,
+        )
     return chosen

@@ -1,4 +1,5 @@
-"""A mutual-TLS connection to the manager's Control API for the current context."""
+"""A mutual-TLS connection to the manager's Control API for the current context (to the
+first of its managers that answers)."""
 
 from __future__ import annotations
 
@@ -48,5 +49,26 @@ def manager_channel_for(context: Context) -> grpc.Channel:
         )
     identity = NodeIdentity.load(cert_dir)
     return grpc.secure_channel(
-        context.manager, identity_channel_credentials(identity), options=MANAGER_CHANNEL_OPTIONS
+        channel_target(context.targets),
+        identity_channel_credentials(identity),
+        options=MANAGER_CHANNEL_OPTIONS,
     )
+
+
+def channel_target(managers: list[str]) -> str:
+    """One gRPC target for every manager: gRPC's `ipv4:` list with its pick-first policy
+    connects to the first that accepts, and to the next when that one goes away."""
+    if len(managers) < 2 or not all(_ipv4_address(m) for m in managers):
+        return managers[0] if managers else ""
+    return "ipv4:" + ",".join(managers)
+
+
+def _ipv4_address(address: str) -> bool:
+    import ipaddress
+
+    host, _, port = address.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return port.isdigit()

@@ -1,5 +1,8 @@
 """Bring a lab up and down: hosts, then the manager on node-1, then one agent per host.
 
+With `--managers N` (HA managers) node-1..N join as manager nodes: the agents of
+node-2..N each start their node's manager, whose etcd member joins node-1's etcd.
+
 Every process runs inside its host's network namespace (`ip netns exec`), in its own
 session so `lab down` can end it with everything it started, and writes its log
 under the lab's directory. Nothing here is shared between hosts but the bridge.
@@ -18,6 +21,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV
 from pyswarm.lab.errors import LabError
@@ -25,6 +29,9 @@ from pyswarm.lab.hosts import LabHost, LabNetwork
 from pyswarm.lab.registry import DEFAULT_PORT as REGISTRY_PORT
 from pyswarm.lab.registry import RegistryServer
 from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState, NodeRecord
+
+if TYPE_CHECKING:
+    from pyswarm.proto import control_pb2
 
 MANAGER_PORT = 4242
 JOIN_PORT = 4243
@@ -139,12 +146,15 @@ class Lab:
         self,
         nodes: int,
         *,
+        managers: int = 1,
         heartbeat: str = "1s",
         registry: bool = False,
         progress: Callable[[str], None],
     ) -> LabState:
         if nodes < 1:
             raise LabError("a lab needs at least one node")
+        if not 1 <= managers <= nodes:
+            raise LabError(f"--managers {managers}: from 1 to the number of nodes ({nodes})")
         if LabState.load(self.name) is not None:
             raise LabError(f"lab {self.name!r} is already up: run `pyswarm lab down` first")
         state = LabState(name=self.name, subnet=str(self.network.network))
@@ -169,11 +179,23 @@ class Lab:
         _wait(lambda: endpoint.exists() or not process_alive(state.manager_pid), "the manager")
         if not process_alive(state.manager_pid):
             raise LabError(f"the manager exited: see {self.root / 'manager.log'}")
-        token = self.worker_token(manager_dir)
-        for host in hosts:
-            progress(f"joining {host.name} ({host.address})")
+        tokens = self.join_tokens(manager_dir)
+        state.managers = [state.manager_addr]
+        for index, host in enumerate(hosts):
+            # node-1..N are manager nodes: each agent runs its node's manager (node-1's
+            # is the one started above) and etcd member; with one manager, node-1's
+            # agent is a worker beside it, as it always was.
+            manager = managers > 1 and index < managers
+            role = "manager" if manager else "worker"
+            progress(f"joining {host.name} ({host.address}) as a {role}")
+            token = tokens.manager if manager else tokens.worker
             state.nodes.append(self._start_agent(host, token, first.address, state))
+            if manager and index > 0:
+                state.managers.append(f"{host.address}:{MANAGER_PORT}")
             state.save()
+        for host in hosts[1:managers]:
+            endpoint = self.root / host.name / "manager" / "manager.json"
+            _wait(endpoint.exists, f"the manager of {host.name}", timeout=2 * STARTUP_TIMEOUT)
         _wait(lambda: self.ready_nodes(state) >= nodes, f"{nodes} nodes to be ready")
         for node in state.nodes:
             # An agent registers with the manager before it serves its local API.
@@ -190,6 +212,7 @@ class Lab:
             "--state-dir", str(state_dir), "--socket", str(run / "agent.sock"),
             "--cgroup-parent", f"pyswarm-lab-{self.name}/{host.name}",
             "--netns-dir", str(run / "netns"), *_insecure(state),
+            "--manager-state-dir", str(self.root / host.name / "manager"),
         ]  # fmt: skip
         pid = _spawn(
             host,
@@ -214,6 +237,9 @@ class Lab:
         return Path(info.get("client_cert_dir", str(manager_dir / "client")))
 
     def worker_token(self, manager_dir: Path) -> str:
+        return str(self.join_tokens(manager_dir).worker)
+
+    def join_tokens(self, manager_dir: Path) -> control_pb2.JoinTokens:
         from pyswarm.common.context import Context, set_host
         from pyswarm.common.manager_client import control_for
         from pyswarm.proto import control_pb2
@@ -222,7 +248,7 @@ class Lab:
         info = json.loads((manager_dir / "manager.json").read_text())
         address = f"{info['advertise_addr'].split(':')[0]}:{MANAGER_PORT}"
         stub = control_for(Context("lab", address, str(self.client_cert_dir(manager_dir))))
-        return str(stub.GetJoinTokens(control_pb2.GetJoinTokensRequest()).worker)
+        return stub.GetJoinTokens(control_pb2.GetJoinTokensRequest())
 
     def ready_nodes(self, state: LabState) -> int:
         from pyswarm.common.context import Context
@@ -235,6 +261,7 @@ class Lab:
                     "lab",
                     state.manager_addr,
                     str(self.client_cert_dir(Path(state.manager_state_dir))),
+                    managers=list(state.managers),
                 )
             )
             nodes = stub.ListNodes(control_pb2.ListNodesRequest(), timeout=5).nodes
@@ -257,6 +284,10 @@ class Lab:
                 )
             progress("stopping the manager and etcd")
             _stop_group(state.manager_pid)
+            for node in state.nodes:  # managers an agent ran, if they outlived it
+                pid_file = self.root / node.name / "manager" / "agent-manager.pid"
+                with contextlib.suppress(OSError, ValueError):
+                    _stop_group(int(pid_file.read_text().split()[0]))
             if state.registry_pid:
                 progress("stopping the registry")
                 _stop_group(state.registry_pid)

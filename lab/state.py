@@ -32,6 +32,8 @@ class LabState:
     registry_addr: str = ""  # HOST:PORT of the lab's registry, when it has one
     registry_pid: int = 0
     nodes: list[NodeRecord] = field(default_factory=list)
+    #: Every manager's main address (lab up --managers N: node-1..N), the first's first.
+    managers: list[str] = field(default_factory=list)
 
     @staticmethod
     def path(name: str) -> Path:

@@ -7,6 +7,7 @@ heartbeat period.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,14 @@ class ManagerConfig:
       when it pins a service's image to a digest (loopback registries always may).
     - `session_max_events`: task events one agent's session may hold unsent; past that
       the agent is sent its whole assignment set again (bounded memory per agent).
+    - `etcd_addr`: the IP the embedded etcd listens on (client and peer ports); "" =
+      the advertise address when one is given (other managers must reach it), else
+      loopback. Fixed by a first start (remembered with the ports).
+    - `join_managers`: main addresses of running managers: a first start joins their
+      embedded etcd cluster as a new member through them (HA managers) instead of
+      starting a new cluster.
+    - `node_cert_dir`: the node identity (a manager certificate) of the node this
+      manager runs for: its id is the manager's, and it is what asks to join.
     """
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -114,6 +123,11 @@ class ManagerConfig:
     join_token: str = field(default="", repr=False)
     #: Task events an agent's session holds unsent before it resyncs the agent.
     session_max_events: int = SESSION_MAX_EVENTS
+    etcd_addr: str = ""
+    join_managers: list[str] = field(default_factory=list)
+    node_cert_dir: Path | None = None
+    #: Seconds a stopping manager gives its parts to end before cancelling them.
+    stop_grace: float = 5.0
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -125,6 +139,16 @@ class ManagerConfig:
     @property
     def advertise_ip(self) -> str:
         return self.advertise_addr or default_advertise_ip()
+
+    @property
+    def etcd_host(self) -> str:
+        """The IP a first start's embedded etcd listens on (see `etcd_addr`)."""
+        for candidate in (self.etcd_addr, self.advertise_addr):
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                continue  # empty, or a host name: etcd listens on IPs only
+        return "127.0.0.1"
 
     @property
     def heartbeat_deadline(self) -> float:

@@ -9,6 +9,11 @@ start uses the files already in the state dir, unless etcd holds no cluster reco
 yet: a first start stopped before writing it, and its CA keys (kept nowhere but in
 memory and then the record) are lost, so it begins again with new authorities.
 
+A further manager (HA managers: `join_managers` given, nothing in its state dir yet)
+joins the running managers' etcd cluster as a new member instead (members/joining.py):
+its certificates come from the cluster's etcd CA through a running manager, and its
+member starts with the cluster's state. etcd listens on `ManagerConfig.etcd_host`.
+
 External (`etcd_endpoints`): the operator's etcd and certificates, given as etcdctl's
 `--cacert`, `--cert` and `--key`; all three are required.
 """
@@ -19,13 +24,14 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyswarm.manager.ca import ClusterCA
 from pyswarm.manager.ca.etcd_authority import EtcdCA
 from pyswarm.manager.config import ManagerConfig
+from pyswarm.manager.members.joining import JoinedMember, join_etcd_cluster, promote_member
 from pyswarm.manager.store import (
     CLUSTERS,
     EmbeddedEtcd,
@@ -69,11 +75,14 @@ class EtcdConnection:
     new: NewAuthorities | None = None
 
 
-def issue_member_tls(etcd_ca: EtcdCA, directory: Path, name: str = MEMBER_NAME) -> EtcdTLSFiles:
-    """An etcd member's certificate and a manager's etcd client certificate from
-    `etcd_ca`, written into `directory` (0600 files, 0700 directory)."""
+def issue_member_tls(
+    etcd_ca: EtcdCA, directory: Path, name: str = MEMBER_NAME, ip_addresses: Sequence[str] = ()
+) -> EtcdTLSFiles:
+    """An etcd member's certificate (naming `ip_addresses` besides loopback) and a
+    manager's etcd client certificate from `etcd_ca`, written into `directory` (0600
+    files, 0700 directory)."""
     files = EtcdTLSFiles(directory)
-    member = etcd_ca.issue_member(name)
+    member = etcd_ca.issue_member(name, ip_addresses=ip_addresses)
     client = etcd_ca.issue_client()
     files.write(
         etcd_ca.cert_pem, (member.cert_pem, member.key_pem), (client.cert_pem, client.key_pem)
@@ -81,28 +90,61 @@ def issue_member_tls(etcd_ca: EtcdCA, directory: Path, name: str = MEMBER_NAME) 
     return files
 
 
-def embedded_tls(config: ManagerConfig) -> tuple[EtcdTLSFiles, NewAuthorities | None]:
+def embedded_tls(
+    config: ManagerConfig, host: str = "127.0.0.1"
+) -> tuple[EtcdTLSFiles, NewAuthorities | None]:
     """The embedded member's TLS files, made (with new authorities) if there are none."""
     files = EtcdTLSFiles(config.state_dir / ETCD_TLS_DIR)
     if files.exists():
         return files, None
     root = ClusterCA.create()
     etcd_ca = EtcdCA.create(root)
-    issue_member_tls(etcd_ca, files.directory)
+    issue_member_tls(etcd_ca, files.directory, ip_addresses=[host])
     log.info("issued the embedded etcd's certificates into %s", files.directory)
     return files, NewAuthorities(root, etcd_ca)
 
 
-def _embedded_etcd(config: ManagerConfig, files: EtcdTLSFiles) -> EmbeddedEtcd:
-    """The embedded etcd; a port of 0 is chosen once and remembered in the state dir."""
+@dataclass(frozen=True)
+class _Listen:
+    host: str
+    client_port: int
+    peer_port: int
+
+
+def _listen(config: ManagerConfig) -> _Listen:
+    """Where the embedded etcd listens: chosen by a first start and remembered in the
+    state dir (`client peer host`; a file or a data dir from before HA managers means
+    loopback, where that etcd's certificates and recorded peer URL are)."""
     ports_file = config.state_dir / "etcd.ports"
-    client, peer = config.etcd_port, config.etcd_peer_port
     if ports_file.exists():
-        client, peer = (int(p) for p in ports_file.read_text().split())
-    elif not client or not peer:
-        client, peer = client or find_free_port(), peer or find_free_port()
-        ports_file.write_text(f"{client} {peer}\n")
-    return EmbeddedEtcd(config.state_dir, tls=files.member(), client_port=client, peer_port=peer)
+        fields = ports_file.read_text().split()
+        host = fields[2] if len(fields) > 2 else "127.0.0.1"
+        return _Listen(host, int(fields[0]), int(fields[1]))
+    legacy = (config.state_dir / "etcd" / "member").exists()
+    host = "127.0.0.1" if legacy else config.etcd_host
+    client = config.etcd_port or find_free_port(host)
+    peer = config.etcd_peer_port or find_free_port(host)
+    if not legacy:
+        ports_file.write_text(f"{client} {peer} {host}\n")
+    return _Listen(host, client, peer)
+
+
+def _embedded_etcd(
+    config: ManagerConfig, files: EtcdTLSFiles, joined: JoinedMember | None = None
+) -> EmbeddedEtcd:
+    listen = _listen(config)
+    etcd = EmbeddedEtcd(
+        config.state_dir,
+        tls=files.member(),
+        host=listen.host,
+        client_port=listen.client_port,
+        peer_port=listen.peer_port,
+    )
+    if joined is not None:
+        etcd.name = joined.name
+        etcd.initial_cluster = joined.initial_cluster
+        etcd.cluster_state = "existing"
+    return etcd
 
 
 def external_tls(config: ManagerConfig) -> EtcdClientTLS:
@@ -125,7 +167,14 @@ async def etcd_connection(config: ManagerConfig) -> AsyncIterator[EtcdConnection
     if config.etcd_endpoints:
         yield EtcdConnection(",".join(config.etcd_endpoints), external_tls(config))
         return
-    files, new = embedded_tls(config)
+    joined = JoinedMember.load(config.state_dir)
+    if joined is None and config.join_managers and not _has_member_data(config):
+        joined = await _join(config)
+    if joined is not None:
+        async with _joined_member(config, joined) as connection:
+            yield connection
+        return
+    files, new = embedded_tls(config, _listen(config).host)
     etcd = _embedded_etcd(config, files)
     await asyncio.to_thread(etcd.start)
     try:
@@ -133,10 +182,61 @@ async def etcd_connection(config: ManagerConfig) -> AsyncIterator[EtcdConnection
             log.warning("the first start stopped before the cluster was recorded: starting over")
             await asyncio.to_thread(etcd.stop)
             shutil.rmtree(files.directory)
-            files, new = embedded_tls(config)
+            files, new = embedded_tls(config, _listen(config).host)
             etcd = _embedded_etcd(config, files)
             await asyncio.to_thread(etcd.start)
         yield EtcdConnection(etcd.endpoint, files.client(), etcd, new)
+    finally:
+        await asyncio.to_thread(etcd.stop)
+
+
+def _has_member_data(config: ManagerConfig) -> bool:
+    return (config.state_dir / "etcd" / "member").exists()
+
+
+async def _join(config: ManagerConfig) -> JoinedMember:
+    """A first start of a further manager: become a member of the managers' etcd."""
+    if config.node_cert_dir is None:
+        raise StoreError("joining the managers' etcd cluster needs the node's identity")
+    listen = _listen(config)
+    member = EmbeddedEtcd(
+        config.state_dir,
+        tls=EtcdTLSFiles(config.state_dir / ETCD_TLS_DIR).member(),
+        host=listen.host,
+        client_port=listen.client_port,
+        peer_port=listen.peer_port,
+    )
+    return await join_etcd_cluster(
+        config.state_dir,
+        config.state_dir / ETCD_TLS_DIR,
+        managers=config.join_managers,
+        cert_dir=config.node_cert_dir,
+        peer_url=member.peer_url,
+        client_url=member.client_url,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _joined_member(
+    config: ManagerConfig, joined: JoinedMember
+) -> AsyncIterator[EtcdConnection]:
+    """A member added to the managers' etcd: started with the cluster's state, promoted
+    from learner once it has caught up (on its first start), then healthy."""
+    files = EtcdTLSFiles(config.state_dir / ETCD_TLS_DIR)
+    etcd = _embedded_etcd(config, files, joined)
+    await asyncio.to_thread(etcd.spawn)
+    try:
+        if not joined.promoted:
+            if config.node_cert_dir is None:
+                raise StoreError("promoting this etcd member needs the node's identity")
+            await promote_member(
+                config.state_dir,
+                joined,
+                managers=config.join_managers,
+                cert_dir=config.node_cert_dir,
+            )
+        await asyncio.to_thread(etcd.wait_healthy)
+        yield EtcdConnection(etcd.endpoint, files.client(), etcd)
     finally:
         await asyncio.to_thread(etcd.stop)
 

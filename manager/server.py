@@ -26,9 +26,7 @@ While etcd is unreachable the Control API answers UNAVAILABLE and everything ret
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -36,8 +34,10 @@ from grpc import aio
 
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.grpc_options import server_options
+from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.rpc_errors import ErrorInterceptor
 from pyswarm.common.secure_files import ensure_private_dir
+from pyswarm.common.state_lock import manager_lock
 from pyswarm.common.tls import renewable_server_credentials
 from pyswarm.manager.ca import (
     NodeCAService,
@@ -62,6 +62,7 @@ from pyswarm.manager.endpoint import (
 from pyswarm.manager.etcd_bootstrap import EtcdConnection, check_etcd_ca, etcd_connection
 from pyswarm.manager.events import EventFeed, RevisionClock
 from pyswarm.manager.logbroker import LogBroker, LogBrokerService
+from pyswarm.manager.members import ManagerMembersService, ManagerPresence, MemberManagement
 from pyswarm.manager.metrics import InstrumentedEtcdClient, ManagerMetrics, MetricsServer
 from pyswarm.manager.network.allocator import NetworkAllocator
 from pyswarm.manager.network.keys import NetworkKeyRotation
@@ -82,6 +83,7 @@ from pyswarm.manager.seal import (
     open_cluster,
     seal_registry_passwords,
 )
+from pyswarm.manager.shutdown import run_with_grace, stop_on_signals
 from pyswarm.manager.store import (
     CLUSTERS,
     Cache,
@@ -91,6 +93,7 @@ from pyswarm.manager.store import (
     backfill_all,
     current_leader,
 )
+from pyswarm.manager.store.etcd_members import member_status
 from pyswarm.manager.store.etcd_process import AUTO_COMPACTION
 from pyswarm.manager.stream_cap import StreamCapInterceptor
 from pyswarm.proto import (
@@ -98,6 +101,7 @@ from pyswarm.proto import (
     control_pb2,
     control_pb2_grpc,
     dispatcher_pb2_grpc,
+    members_pb2_grpc,
     seal_pb2_grpc,
     types_pb2,
 )
@@ -108,6 +112,14 @@ log = logging.getLogger(__name__)
 
 GRPC_STOP_GRACE = 1.0
 T = TypeVar("T")
+Stoppable = Part | Cache | Election | MetricsServer | ManagerCertificates | ManagerPresence
+
+
+def _node_id(config: ManagerConfig) -> str | None:
+    """The id of the node this manager runs for (its manager id), if it runs for one."""
+    if config.node_cert_dir is None or not NodeIdentity.exists(config.node_cert_dir):
+        return None
+    return NodeIdentity.load(config.node_cert_dir).node_id
 
 
 class GrpcServers(Part):
@@ -179,6 +191,19 @@ async def serve(
     `clock` decides certificate validity and renewal (tests drive it)."""
     stop = stop or asyncio.Event()
     ensure_private_dir(config.state_dir)
+    with manager_lock(config.state_dir), stop_on_signals(stop):
+        await run_with_grace(
+            _serve(config, ready, stop, locked, clock), stop, grace=config.stop_grace
+        )
+
+
+async def _serve(
+    config: ManagerConfig,
+    ready: asyncio.Event | None,
+    stop: asyncio.Event,
+    locked: asyncio.Event | None,
+    clock: Clock,
+) -> None:
     async with etcd_connection(config) as etcd:
         await _serve_on(config, etcd, ready, stop, locked, clock)
 
@@ -191,10 +216,6 @@ async def _serve_on(
     locked: asyncio.Event | None,
     clock: Clock,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
     metrics = ManagerMetrics()
     # Every member given: the client fails over between them.
     client = InstrumentedEtcdClient(etcd.endpoint, metrics, tls=etcd.tls)
@@ -202,9 +223,6 @@ async def _serve_on(
         await client.connect()
         await _run(config, etcd, client, metrics, ready, stop, locked, clock)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.remove_signal_handler(signum)
         await client.close()
 
 
@@ -240,7 +258,7 @@ async def _run(
     metrics.watch(cache)
     # When each revision came, from the first listing on (events --since).
     revision_clock = RevisionClock(cache)
-    stoppable: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [cache]
+    stoppable: list[Stoppable] = [cache]
     async with asyncio.TaskGroup() as group:
         group.create_task(cache.run())
         try:
@@ -249,7 +267,7 @@ async def _run(
             advertise = config.advertise_ip
             certificates = ManagerCertificates(
                 view, store, cache, cert_dir=config.certs_dir, client_dir=config.client_dir,
-                advertise=advertise,
+                advertise=advertise, node_id=_node_id(config),
             )  # fmt: skip
             manager_id = certificates.manager_id
             election = Election(client, manager_id, ttl=config.lease_ttl)
@@ -273,9 +291,12 @@ async def _run(
             )
             address = f"{advertise}:{listen_port}"
             join_address = f"{advertise}:{join_port}"
+            member_id = await _embedded_member_id(etcd)
             revision = await _retry_unavailable(
                 "register manager",
-                lambda: _add_manager(store, cluster.id, manager_id, address, join_address),
+                lambda: _add_manager(
+                    store, cluster.id, manager_id, (address, join_address), member_id
+                ),
             )
             await cache.synced.wait()
             await cache.wait_for_revision(revision)
@@ -284,12 +305,13 @@ async def _run(
             # And registry passwords written in clear by older managers are sealed.
             await _retry_unavailable("seal passwords", lambda: seal_registry_passwords(store))
             context = LoopContext(store=store, cache=cache, config=config, metrics=metrics)
-            running: list[Part | Cache | Election | MetricsServer | ManagerCertificates] = [
+            running: list[Stoppable] = [
                 certificates,
                 servers,
                 LeaderLoops(election, lambda: control_loops(context)),
                 election,
                 keeper,
+                ManagerPresence(client, manager_id, config.lease_ttl, address),
             ]
             metrics_server: MetricsServer | None = None
             if config.metrics_addr:
@@ -323,19 +345,36 @@ async def _run(
                 part.stop()
 
 
+async def _embedded_member_id(etcd: EtcdConnection) -> int:
+    """The etcd member id of this manager's embedded member (0: external etcd)."""
+    if etcd.embedded is None:
+        return 0
+    status = await member_status(etcd.endpoint, etcd.tls)
+    return status.member_id if status is not None else 0
+
+
 async def _add_manager(
-    store: Store, cluster_id: str, manager_id: str, address: str, join_address: str
+    store: Store,
+    cluster_id: str,
+    manager_id: str,
+    addresses: tuple[str, str],
+    member_id: int,
 ) -> int:
-    """Record this manager's addresses in the cluster; the record's revision."""
+    """Record this manager's addresses (and its etcd member) in the cluster; the
+    record's revision."""
+    address, join_address = addresses
 
     def add(cluster: types_pb2.Cluster) -> bool:
         if (
             cluster.managers.get(manager_id) == address
             and cluster.manager_join_addresses.get(manager_id) == join_address
+            and (not member_id or cluster.manager_etcd_members.get(manager_id) == member_id)
         ):
             return False
         cluster.managers[manager_id] = address
         cluster.manager_join_addresses[manager_id] = join_address
+        if member_id:
+            cluster.manager_etcd_members[manager_id] = member_id
         return True
 
     return (await store.update_with_retry(CLUSTERS, cluster_id, add)).meta.version
@@ -387,6 +426,10 @@ def _servers(
         authorities=view.get,
         clock=view.clock,
     )
+    members = MemberManagement(
+        store=store, cache=cache, cluster_id=cluster_id, leader=control.leader
+    )
+    control.members = members
     dispatcher = DispatcherService(
         store=store,
         cache=cache,
@@ -428,6 +471,7 @@ def _servers(
         NetworkAttachmentsService(store=store, cache=cache, cluster_id=cluster_id), main
     )
     seal_pb2_grpc.add_ManagerUnlockServicer_to_server(unlock, main)
+    members_pb2_grpc.add_ManagerMembersServicer_to_server(ManagerMembersService(members), main)
     listen_addr, join_addr = addresses
     # Asked on every handshake: a renewed or rotated certificate serves new connections.
     listen_credentials = renewable_server_credentials(lambda: certificates.server)

@@ -1586,21 +1586,25 @@ class LeaveSwarmResponse(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     WAS_MANAGER_FIELD_NUMBER: _builtins.int
     REMOVED_CONTAINERS_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """the id this node had in the swarm"""
     was_manager: _builtins.bool
     removed_containers: _builtins.int
     """task containers stopped and removed"""
+    warning: _builtins.str
+    """A manager's leave: what could not be undone ("" when its etcd member was removed)."""
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         was_manager: _builtins.bool = ...,
         removed_containers: _builtins.int = ...,
+        warning: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "removed_containers", b"removed_containers", "was_manager", b"was_manager"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "removed_containers", b"removed_containers", "warning", b"warning", "was_manager", b"was_manager"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -119,9 +119,12 @@ class UpdateNodeRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     version: _builtins.int
     """meta.version read; 0 = latest"""
+    force: _builtins.bool
+    """A demotion that would leave the managers without quorum is refused unless forced."""
     @_builtins.property
     def spec(self) -> _types_pb2.NodeSpec: ...
     def __init__(
@@ -130,10 +133,11 @@ class UpdateNodeRequest(_message.Message):
         node_id: _builtins.str = ...,
         version: _builtins.int = ...,
         spec: _types_pb2.NodeSpec | None = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "spec", b"spec", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "node_id", b"node_id", "spec", b"spec", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -329,6 +329,7 @@ class Node(_message.Message):
     SUBNET_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     CERTIFICATE_FIELD_NUMBER: _builtins.int
+    MANAGER_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     role: Global___NodeSpec.Role.ValueType
     metrics_addr: _builtins.str
@@ -352,6 +353,10 @@ class Node(_message.Message):
     def certificate(self) -> Global___NodeCertificateInfo:
         """The certificate the node last registered with (read from its TLS handshake)."""
 
+    @_builtins.property
+    def manager_status(self) -> Global___ManagerStatus:
+        """Managers only: their place among the managers, computed when read (never stored)."""
+
     def __init__(
         self,
         *,
@@ -365,14 +370,61 @@ class Node(_message.Message):
         subnet: _builtins.str = ...,
         attachments: _abc.Iterable[Global___NetworkAttachment] | None = ...,
         certificate: Global___NodeCertificateInfo | None = ...,
+        manager_status: Global___ManagerStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "description", b"description", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "description", b"description", "manager_status", b"manager_status", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "certificate", b"certificate", "description", b"description", "id", b"id", "meta", b"meta", "metrics_addr", b"metrics_addr", "role", b"role", "spec", b"spec", "status", b"status", "subnet", b"subnet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "certificate", b"certificate", "description", b"description", "id", b"id", "manager_status", b"manager_status", "meta", b"meta", "metrics_addr", b"metrics_addr", "role", b"role", "spec", b"spec", "status", b"status", "subnet", b"subnet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Node: _TypeAlias = Node  # noqa: Y015
+
+@_typing.final
+class ManagerStatus(_message.Message):
+    """A manager node's status as `node ls` and `node inspect` show it (Swarm's ManagerStatus)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reachability:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReachabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ManagerStatus._Reachability.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNKNOWN: ManagerStatus._Reachability.ValueType  # 0
+        UNREACHABLE: ManagerStatus._Reachability.ValueType  # 1
+        REACHABLE: ManagerStatus._Reachability.ValueType  # 2
+
+    class Reachability(_Reachability, metaclass=_ReachabilityEnumTypeWrapper): ...
+    UNKNOWN: ManagerStatus.Reachability.ValueType  # 0
+    UNREACHABLE: ManagerStatus.Reachability.ValueType  # 1
+    REACHABLE: ManagerStatus.Reachability.ValueType  # 2
+
+    LEADER_FIELD_NUMBER: _builtins.int
+    REACHABILITY_FIELD_NUMBER: _builtins.int
+    ADDR_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    leader: _builtins.bool
+    reachability: Global___ManagerStatus.Reachability.ValueType
+    addr: _builtins.str
+    """the manager's main address"""
+    manager_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        leader: _builtins.bool = ...,
+        reachability: Global___ManagerStatus.Reachability.ValueType = ...,
+        addr: _builtins.str = ...,
+        manager_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addr", b"addr", "leader", b"leader", "manager_id", b"manager_id", "reachability", b"reachability"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ManagerStatus: _TypeAlias = ManagerStatus  # noqa: Y015
 
 @_typing.final
 class NodeCertificateInfo(_message.Message):
@@ -2705,6 +2757,26 @@ class Cluster(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ManagerEtcdMembersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     META_FIELD_NUMBER: _builtins.int
     ROOT_CA_CERT_FIELD_NUMBER: _builtins.int
@@ -2726,6 +2798,7 @@ class Cluster(_message.Message):
     ETCD_CA_KEY_FIELD_NUMBER: _builtins.int
     UNLOCK_KEY_FIELD_NUMBER: _builtins.int
     MANAGER_JOIN_ADDRESSES_FIELD_NUMBER: _builtins.int
+    MANAGER_ETCD_MEMBERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     root_ca_cert: _builtins.bytes
     """PEM"""
@@ -2789,6 +2862,12 @@ class Cluster(_message.Message):
         joins with the manager token to be handed the managers' data key.
         """
 
+    @_builtins.property
+    def manager_etcd_members(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """manager id -> the id of its embedded etcd member (HA managers: demote and leave
+        remove that member).
+        """
+
     def __init__(
         self,
         *,
@@ -2813,10 +2892,11 @@ class Cluster(_message.Message):
         etcd_ca_key: _builtins.bytes = ...,
         unlock_key: _builtins.str = ...,
         manager_join_addresses: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        manager_etcd_members: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "node_cert_expiry", b"node_cert_expiry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "default_addr_pool", b"default_addr_pool", "default_addr_pool_mask_length", b"default_addr_pool_mask_length", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_join_addresses", b"manager_join_addresses", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "unlock_key", b"unlock_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autolock", b"autolock", "default_addr_pool", b"default_addr_pool", "default_addr_pool_mask_length", b"default_addr_pool_mask_length", "etcd_ca_cert", b"etcd_ca_cert", "etcd_ca_key", b"etcd_ca_key", "id", b"id", "manager_etcd_members", b"manager_etcd_members", "manager_join_addresses", b"manager_join_addresses", "manager_join_token", b"manager_join_token", "managers", b"managers", "meta", b"meta", "next_root_ca_cert", b"next_root_ca_cert", "next_root_ca_key", b"next_root_ca_key", "node_cert_expiry", b"node_cert_expiry", "node_subnet_pool", b"node_subnet_pool", "node_subnets", b"node_subnets", "root_ca_cert", b"root_ca_cert", "root_ca_key", b"root_ca_key", "root_rotation", b"root_rotation", "sealed_secrets", b"sealed_secrets", "unlock_key", b"unlock_key", "worker_join_token", b"worker_join_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -23,11 +23,11 @@ class SwarmService(agent_pb2_grpc.SwarmAPIServicer):
     ) -> agent_pb2.LeaveSwarmResponse:
         work = asyncio.ensure_future(self._membership.leave(force=request.force))
         try:
-            node_id, was_manager, removed = await asyncio.shield(work)
+            node_id, was_manager, removed, warning = await asyncio.shield(work)
         except asyncio.CancelledError:
             # The client went away: the leave still ends (half a leave helps no one).
             await asyncio.wait({work})
             raise
         return agent_pb2.LeaveSwarmResponse(
-            node_id=node_id, was_manager=was_manager, removed_containers=removed
+            node_id=node_id, was_manager=was_manager, removed_containers=removed, warning=warning
         )

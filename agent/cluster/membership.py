@@ -9,8 +9,9 @@ The agent goes on serving its local API (docker's daemon keeps running after `sw
 leave`). The managers see the node fall silent, mark it down at the heartbeat deadline
 and reschedule its tasks, as for a lost node.
 
-A manager's certificate asks for `force`: leaving does not yet take the node out of
-the managers' etcd cluster (that is the managers' own work, with its quorum checks).
+A manager's certificate asks for `force` (as Swarm's does); with it the node's etcd
+member is removed first (manager_leave.py), then its manager stops with the cluster
+mode and its manager state goes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import logging
 import shutil
 
+from pyswarm.agent.cluster.manager_leave import remove_own_member
 from pyswarm.agent.cluster.mode import ClusterMode
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.state import cluster_dir
@@ -101,9 +103,10 @@ class SwarmMembership:
         if self._cluster is not None:
             self._cluster.stop()
 
-    async def leave(self, *, force: bool) -> tuple[str, bool, int]:
+    async def leave(self, *, force: bool) -> tuple[str, bool, int, str]:
         """Leave the swarm: (the node id it had, whether it was a manager, the number of
-        task containers removed). NotInSwarm / ManagerLeaveRefused change nothing."""
+        task containers removed, a warning of what was not undone). NotInSwarm /
+        ManagerLeaveRefused change nothing."""
         async with self._leaving:
             cluster = self._cluster
             if cluster is None:
@@ -113,9 +116,17 @@ class SwarmMembership:
                 raise ManagerLeaveRefused(MANAGER_NEEDS_FORCE, field="force")
             node_id = cluster.state.node_id
             log.info("leaving the swarm (node %s)", node_id)
-            cluster.stop()
+            warning = ""
+            if was_manager:
+                own = cluster.local_manager.address if cluster.local_manager else ""
+                warning = await remove_own_member(
+                    cluster.state.identity(), list(cluster.state.managers), own
+                )
+            cluster.stop()  # with it, the node's manager (local_manager.py)
             if self._running:
                 await self._ended.wait()
+            if cluster.local_manager is not None:
+                await asyncio.to_thread(cluster.local_manager.forget)
             tasks = cluster.executor.tasks() if cluster.executor is not None else {}
             removed = await self._remove_task_containers(tasks)
             self._containers.resources.overlays = None
@@ -130,7 +141,7 @@ class SwarmMembership:
             version = latest.version + 1 if latest is not None else 0
             await self._views.update(dispatcher_pb2.NetworkView(version=version))
             log.info("left the swarm: %d task containers removed", removed)
-            return node_id, was_manager, removed
+            return node_id, was_manager, removed, warning
 
     async def _remove_task_containers(self, tasks: dict[str, types_pb2.Task]) -> int:
         """Stop (with each task's grace) and remove every container that runs a task,

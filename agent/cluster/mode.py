@@ -4,7 +4,8 @@ The daemon asks `ClusterMode.prepare` before it builds anything: when the state 
 holds a cluster membership (`pyswarm join` wrote it) the node's container subnet is
 settled first (the saved one, else the manager's allocation from a first Register), so
 that the bridge is made with it before any task runs. `run` then keeps the executor
-and the session going until `stop`; before that it hands the overlays the containers the
+and the session going until `stop` (and, while the node is a manager, its manager:
+local_manager.py); before that it hands the overlays the containers the
 engine adopted (still running on overlay networks), so their VIPs and return paths follow
 the cluster's view again from the first one on.
 """
@@ -21,6 +22,7 @@ from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.image_pull import NodeImages
 from pyswarm.agent.cluster.load_balancing import LoadBalancing
+from pyswarm.agent.cluster.local_manager import LocalManager
 from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.overlays import OverlayFollower, networks_of, underlay_address
@@ -56,6 +58,8 @@ class ClusterMode:
         self.session.generic_resources = config.generic_resources
         self.overlays: OverlayFollower | None = None
         self.load_balancing: LoadBalancing | None = None
+        #: Runs this node's manager while the node is one.
+        self.local_manager: LocalManager | None = None
         self._stopped = False
 
     @classmethod
@@ -87,6 +91,8 @@ class ClusterMode:
             self.overlays.stop()
         if self.load_balancing is not None:
             self.load_balancing.stop()
+        if self.local_manager is not None:
+            self.local_manager.stop()
 
     async def run(self, containers: ContainerEngine) -> None:
         # Typed so that mypy checks the engine against the executor's seam here.
@@ -119,7 +125,24 @@ class ClusterMode:
         overlays.on_change = balancing.poke
         overlays.balanced = balancing.covered
         await adopt_endpoints(containers, overlays)
+        self.local_manager = LocalManager(
+            state_dir=self.config.manager_dir,
+            node_cert_dir=self.state.directory,
+            advertise_addr=underlay_address(self.state.advertise_addr),
+            managers=lambda: list(self.state.managers),
+            role=lambda: self.session.certificate.identity.role,
+            heartbeat_period=lambda: self.session.heartbeat_period,
+            insecure_registries=self.config.insecure_registries,
+            ports=(
+                self.config.manager_port,
+                self.config.manager_etcd_port,
+                self.config.manager_metrics_port,
+            ),
+        )
+        if self._stopped:
+            return
         async with asyncio.TaskGroup() as group:
+            group.create_task(self.local_manager.run(), name="local-manager")
             group.create_task(overlays.run(), name="overlays")
             group.create_task(balancing.run(), name="load-balancing")
             group.create_task(self.executor.run(), name="executor")

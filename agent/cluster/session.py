@@ -102,6 +102,11 @@ class AgentSession:
         self.engine_labels: tuple[tuple[str, str], ...] = ()
         self.generic_resources: tuple[tuple[str, int], ...] = ()
 
+    @property
+    def heartbeat_period(self) -> float:
+        """Seconds between heartbeats, as the managers last said."""
+        return self._period
+
     # ------------------------------------------------------------ lifecycle
 
     def stop(self) -> None:

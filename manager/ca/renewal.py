@@ -89,6 +89,7 @@ class ManagerCertificates:
         cert_dir: Path,
         client_dir: Path,
         advertise: str,
+        node_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._view = view
@@ -100,7 +101,8 @@ class ManagerCertificates:
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
         self._recorded = b""  # the CLI certificate last recorded in the store
-        self.server = self._adopt(self._load(cert_dir), cert_dir)
+        # A manager started for a node (HA managers) is that node's: same id.
+        self.server = self._adopt(self._load(cert_dir), cert_dir, node_id)
         self.client = self._adopt(self._load(client_dir), client_dir)
         self.server_renew_at = self.server.jittered_renewal(self._rng)
         self.client_renew_at = self.client.jittered_renewal(self._rng)
@@ -179,15 +181,24 @@ class ManagerCertificates:
             log.warning("replacing the identity in %s: %s", cert_dir, err)
             return None
 
-    def _adopt(self, saved: NodeIdentity | None, cert_dir: Path) -> NodeIdentity:
-        """The saved identity if it is of these roots and unexpired, else a new one
-        under the same id (a revoked CLI id is replaced by `refresh`)."""
+    def _adopt(
+        self, saved: NodeIdentity | None, cert_dir: Path, wanted_id: str | None = None
+    ) -> NodeIdentity:
+        """The saved identity if it is of these roots, unexpired (and has `wanted_id`
+        when given), else a new one under the same id, or `wanted_id` (a revoked CLI id
+        is replaced by `refresh`)."""
         roots = self._view.get()
         now = self._view.clock.now()
-        if saved is not None and self._current(saved, roots) and not saved.expired(now):
+        if (
+            saved is not None
+            and self._current(saved, roots)
+            and not saved.expired(now)
+            and wanted_id in (None, saved.node_id)
+        ):
             return saved
         same_cluster = saved is not None and saved.cluster_id == roots.cluster_id
         node_id = saved.node_id if saved is not None and same_cluster else None
+        node_id = wanted_id or node_id
         return issue_local_identity(
             roots, cert_dir, MANAGER, advertise=self._advertise, node_id=node_id
         )

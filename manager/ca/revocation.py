@@ -58,7 +58,7 @@ Context = aio.ServicerContext[Any, Any]
 RemovedCheck = Callable[[str], bool]
 RevokedLookup = Callable[[str], ca_pb2.RevokedCertificate | None]
 #: Services that only a manager certificate may call.
-MANAGER_ONLY_SERVICES = ("/pyswarm.v1.Control/",)
+MANAGER_ONLY_SERVICES = ("/pyswarm.v1.Control/", "/pyswarm.v1.ManagerMembers/")
 
 
 class CertificateRevoked(PermissionDenied, CAError):

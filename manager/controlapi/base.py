@@ -16,7 +16,7 @@ from grpc import aio
 from pyswarm.common.errors import InvalidArgument, NotFound, PermissionDenied
 from pyswarm.common.node_identity import MANAGER
 from pyswarm.common.tls import PeerIdentity, require_role
-from pyswarm.manager.store import Cache, Store, StoreUnavailable
+from pyswarm.manager.store import Cache, NoQuorum, Store, StoreUnavailable
 
 Context = aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -37,6 +37,8 @@ class ControlBase:
     def readable(self) -> Cache:
         """The cache, if it is current; StoreUnavailable while etcd is unreachable."""
         if not self.cache.watching:
+            if isinstance(self.cache.last_error, NoQuorum):
+                raise NoQuorum("too few managers are up for etcd to elect a leader")
             raise StoreUnavailable("the manager is not connected to etcd; retrying")
         return self.cache
 

@@ -8,8 +8,12 @@ manager refuses its certificates, unexpired as they are.
 
 Changing the desired role (`node promote` / `node demote`) reaches the node through its
 dispatcher session; its agent then renews its certificate and NodeCA issues one of the
-new role. A demotion also revokes the node's manager certificates at once (they would
-otherwise stay good for the Control API until they expire).
+new role, and starts (or stops) the node's manager. A demotion also revokes the node's
+manager certificates at once (they would otherwise stay good for the Control API until
+they expire) and first takes its manager out of the managers' etcd cluster, refused
+when that would lose quorum (unless forced) or leave no manager. A node that is down
+is not promoted (nothing would start its manager). Managers' nodes are listed with
+their ManagerStatus (Leader, Reachable, Unreachable; members/management.py).
 
 An update's version guards the node's spec, not the whole record: the manager itself
 writes node records (status, description, network attachments) at any time, and a
@@ -30,6 +34,7 @@ from pyswarm.manager.controlapi.base import Context, ControlBase, resolve
 from pyswarm.manager.controlapi.list_filters import NODE_KEYS, filter_nodes, parse_filters
 from pyswarm.manager.controlapi.validation import validate_labels
 from pyswarm.manager.dispatcher.registration import release_subnet
+from pyswarm.manager.members.management import MemberManagement, manager_of_node
 from pyswarm.manager.store import (
     CLIENT_CERTIFICATES,
     CLUSTERS,
@@ -37,6 +42,7 @@ from pyswarm.manager.store import (
     NODES,
     Conflict,
     ObjectNotFound,
+    StoreUnavailable,
 )
 from pyswarm.proto import control_pb2, types_pb2
 
@@ -47,8 +53,27 @@ def _names(node: Node) -> tuple[str, ...]:
     return tuple(n for n in (node.description.hostname, node.spec.annotations.name) if n)
 
 
+LAST_MANAGER_DEMOTE = "attempting to demote the last manager of the swarm"
+
+
 class NodesAPI(ControlBase):
     clock: Clock
+    #: The managers' etcd membership (set by the server; None: node roles only).
+    members: MemberManagement | None = None
+
+    async def _with_manager_status(self, nodes: list[Node]) -> list[Node]:
+        """`nodes` with Leader / Reachable / Unreachable set on the managers (copies:
+        the cache's objects are never changed)."""
+        if self.members is None or not any(n.role == MANAGER for n in nodes):
+            return nodes
+        copies = []
+        for node in nodes:
+            copy = Node()
+            copy.CopyFrom(node)
+            copies.append(copy)
+        with contextlib.suppress(StoreUnavailable):  # no status rather than no answer
+            await self.members.decorate(copies)
+        return copies
 
     def find_node(self, reference: str) -> Node:
         return resolve(
@@ -86,14 +111,14 @@ class NodesAPI(ControlBase):
 
     async def GetNode(self, request: control_pb2.GetNodeRequest, context: Context) -> Node:
         self.authorize(context)
-        return self.find_node_for(request.node_id, context)
+        return (await self._with_manager_status([self.find_node_for(request.node_id, context)]))[0]
 
     async def ListNodes(
         self, request: control_pb2.ListNodesRequest, context: Context
     ) -> control_pb2.ListNodesResponse:
         self.authorize(context)
         filters = parse_filters(request.filters, NODE_KEYS)
-        nodes = filter_nodes(self.readable().list(NODES), filters)
+        nodes = await self._with_manager_status(filter_nodes(self.readable().list(NODES), filters))
         return control_pb2.ListNodesResponse(nodes=nodes)
 
     async def UpdateNode(self, request: control_pb2.UpdateNodeRequest, context: Context) -> Node:
@@ -118,10 +143,18 @@ class NodesAPI(ControlBase):
             node.spec.CopyFrom(spec)
             return True
 
+        demoting = found.role == MANAGER and spec.desired_role == WORKER
+        if spec.desired_role == MANAGER and found.spec.desired_role != MANAGER:
+            self._check_promotable(found)
+        if demoting:
+            self._check_not_last_manager(found)
         if found.spec.desired_role == MANAGER and spec.desired_role == WORKER:
             # Written first: no moment where the node is a worker with a usable manager
             # certificate. Certificates are back-dated by CLOCK_SKEW, hence the cutoff.
             await revoke_manager_certificates(self.store, found.id, self.clock.now() - CLOCK_SKEW)
+        if demoting and self.members is not None:
+            # The member goes before the role: a refusal (quorum) changes nothing.
+            await self.members.remove(found, force=request.force)
         node = await self.store.update_with_retry(NODES, found.id, apply)
         await self.written(node.meta.version)
         return node
@@ -137,6 +170,24 @@ class NodesAPI(ControlBase):
         if then is None or then.meta.version != version:
             raise Conflict(NODES.name, found.id)
         return then.spec
+
+    @staticmethod
+    def _check_promotable(node: Node) -> None:
+        if node.status.state != types_pb2.NodeStatus.READY:
+            state = types_pb2.NodeStatus.State.Name(node.status.state).lower()
+            raise FailedPrecondition(
+                f"node {node.description.hostname or node.id} ({node.id}) is {state}: a node"
+                " becomes a manager only while it is up (its agent starts the manager)",
+                field="node_id",
+            )
+
+    def _check_not_last_manager(self, node: Node) -> None:
+        cluster = self.readable().get(CLUSTERS, self.cluster_id)
+        if cluster is None:
+            return
+        mine = manager_of_node(cluster, node)
+        if mine is not None and set(cluster.managers) <= {mine}:
+            raise FailedPrecondition(LAST_MANAGER_DEMOTE, field="node_id")
 
     async def RemoveNode(
         self, request: control_pb2.RemoveNodeRequest, context: Context

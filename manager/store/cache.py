@@ -194,6 +194,8 @@ class Cache:
         #: How many times a broken watch was resumed from the last applied revision.
         self.resumes = 0
         self._advance_listeners: builtins.list[Callable[[int], None]] = []
+        #: Why the watch last broke (what a read refused while it is down says).
+        self.last_error: StoreError | None = None
 
     # -- reads ---------------------------------------------------------------------
 
@@ -310,6 +312,7 @@ class Cache:
             except StoreError as err:
                 watched = self._watch is not None
                 resume = self.synced.is_set()
+                self.last_error = err
                 log.warning("store cache: %s; watching again", err)
             finally:
                 self._watch = None

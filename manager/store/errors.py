@@ -19,6 +19,7 @@ __all__ = [
     "Conflict",
     "InvalidBatch",
     "NameConflict",
+    "NoQuorum",
     "ObjectExists",
     "ObjectNotFound",
     "StoreError",
@@ -46,6 +47,16 @@ class StoreUnavailable(Unavailable, StoreError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"cluster store unavailable: {reason}")
         self.reason = reason
+
+
+class NoQuorum(StoreUnavailable):
+    """etcd answered that it has no leader: too few of its members are up to write (or
+    to read consistently). Nothing changed; the managers come back once a quorum does."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.message = f"the cluster has no quorum: {reason}"
+        self.args = (self.message,)
 
 
 class Conflict(FailedPrecondition, StoreError):

@@ -4,7 +4,9 @@ aetcd is untyped; this module is the only one that touches it, so `Any` stops he
 It speaks bytes and revisions: ranges (optionally at a past revision), transactions
 of compares and put/delete/get ops (with the response header's revision, which is
 every put's new mod_revision) and leases; etcd_watch.py adds watches. Every
-failure to reach etcd becomes `StoreUnavailable`; any other etcd refusal `StoreError`.
+failure to reach etcd becomes `StoreUnavailable` (`NoQuorum` when the member has no
+leader: calls require one, so they are refused at once rather than held until their
+deadline); any other etcd refusal `StoreError`.
 
 Given several endpoints (members of one etcd cluster), the client talks to one at a
 time and fails over to the next when that one cannot be reached (connection refused,
@@ -34,7 +36,7 @@ from aetcd.utils import prefix_range_end
 
 from pyswarm.common.grpc_options import channel_options
 from pyswarm.common.rpc_calls import EOF, cancellation_pending, end_call
-from pyswarm.manager.store.errors import StoreError, StoreUnavailable
+from pyswarm.manager.store.errors import NoQuorum, StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_channel import TLSClient, parse_endpoints
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS
 
@@ -139,8 +141,21 @@ def translate_errors(what: str) -> Iterator[None]:
         raise _store_error(what, err) from err
 
 
+#: etcd's answers when its member has no leader: a quorum of members is not up.
+_NO_LEADER = ("no leader", "request timed out", "leader changed")
+
+#: Sent with every call: a member without a leader refuses at once ("no leader")
+#: instead of holding the call until its deadline (etcd's require-leader metadata).
+_REQUIRE_LEADER = (("hasleader", "true"),)
+
+
 def _store_error(what: str, err: Exception) -> StoreError:
     if isinstance(err, grpc.aio.AioRpcError):
+        details = err.details() or ""
+        if any(text in details for text in _NO_LEADER):
+            no_quorum = NoQuorum(f"{what}: etcd says {details!r}")
+            no_quorum.member_down = err.code() in _MEMBER_DOWN_CODES
+            return no_quorum
         if err.code() in _UNAVAILABLE_CODES:
             unavailable = StoreUnavailable(f"{what}: {err.details() or err.code().name}")
             unavailable.member_down = err.code() in _MEMBER_DOWN_CODES
@@ -404,5 +419,12 @@ class EtcdClient:
         await self.connect()
         return rpc.WatchStub(self._client.channel), endpoint
 
+    async def cluster_stubs(self) -> tuple[Any, Any]:
+        """The raw gRPC Cluster and Maintenance stubs on the current member's channel
+        (for etcd_members, which calls them through `failover`)."""
+        await self.connect()
+        channel = self._client.channel
+        return rpc.ClusterStub(channel), rpc.MaintenanceStub(channel)
+
     def metadata(self) -> Any:
-        return self._client.metadata
+        return _REQUIRE_LEADER

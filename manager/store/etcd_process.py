@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -62,6 +64,7 @@ class EmbeddedEtcd:
         binary: str = "etcd",
         max_txn_ops: int = 128,
         initial_cluster: str = "",
+        cluster_state: str = "new",
     ) -> None:
         self.state_dir = Path(state_dir)
         self.tls = tls
@@ -73,6 +76,8 @@ class EmbeddedEtcd:
         self.max_txn_ops = max_txn_ops
         #: `name=peer_url,...` of every member of a new multi-member cluster ("": alone).
         self.initial_cluster = initial_cluster
+        #: "new", or "existing" for a member added to a running cluster (member add).
+        self.cluster_state = cluster_state
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -83,6 +88,10 @@ class EmbeddedEtcd:
     @property
     def log_path(self) -> Path:
         return self.state_dir / "etcd.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.state_dir / "etcd.pid"
 
     @property
     def _url_host(self) -> str:
@@ -119,7 +128,7 @@ class EmbeddedEtcd:
             f"--listen-peer-urls={self.peer_url}",
             f"--initial-advertise-peer-urls={self.peer_url}",
             f"--initial-cluster={self.initial_cluster or f'{self.name}={self.peer_url}'}",
-            "--initial-cluster-state=new",
+            f"--initial-cluster-state={self.cluster_state}",
             *self.tls.flags(),
             f"--max-txn-ops={self.max_txn_ops}",
             f"--auto-compaction-mode={AUTO_COMPACTION[0]}",
@@ -152,6 +161,7 @@ class EmbeddedEtcd:
             raise StoreError(f"cannot start etcd: {self.binary!r} not found (install etcd-server)")
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.data_dir.chmod(0o700)  # one an older version made more open, too
+        self._end_orphan()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             self.command(),
@@ -160,6 +170,29 @@ class EmbeddedEtcd:
             stderr=self._log,
             close_fds=True,
         )
+        self.pid_path.write_text(f"{self._process.pid}\n")
+
+    def _end_orphan(self) -> None:
+        """End an etcd left running on this data dir by a manager that was killed (a
+        child outlives a SIGKILLed parent): it holds the ports and the data dir."""
+        try:
+            pid = int(self.pid_path.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return
+        if f"--data-dir={self.data_dir}".encode() not in cmdline:
+            return  # the pid was reused by something else
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+            except (OSError, IndexError):
+                break  # gone
+            if state == "Z":
+                break  # a zombie holds no port (its parent will reap it)
+            time.sleep(0.02)  # waiting for a killed process to go, not synchronisation
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Return once etcd reports healthy; StoreError if it exits, StoreUnavailable
@@ -193,18 +226,21 @@ class EmbeddedEtcd:
             return True, ""
         return False, f"health {body!r}"
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait up to `timeout` seconds, then SIGKILL. Idempotent."""
         process = self._process
         if process is not None:
             if process.poll() is None:
                 process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGCONT)  # a frozen etcd takes it too
                 try:
                     process.wait(timeout)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
             self._process = None
+            self.pid_path.unlink(missing_ok=True)
         if self._log is not None:
             with contextlib.suppress(OSError):
                 self._log.close()

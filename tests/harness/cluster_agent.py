@@ -39,14 +39,26 @@ class ClusterAgent(AgentProcess):
     """A real agent started by `pyswarm join` (then restarted by `pyswarm agent`)."""
 
     metrics_port: int = 0
+    #: The main port of the manager it runs if it becomes a manager node (free ports,
+    #: not the product's fixed ones, which other tests on this machine may hold).
+    manager_port: int = 0
 
     @property
     def subnet(self) -> str:
         flags = super().flags()
         return flags[flags.index("--subnet") + 1]
 
+    def flags(self) -> list[str]:
+        if not self.manager_port:
+            self.manager_port = free_port_pair()
+        return [
+            *super().flags(),
+            "--manager-port", str(self.manager_port),
+            "--manager-etcd-port", "0", "--manager-metrics-port", "0",
+        ]  # fmt: skip
+
     def agent_flags(self) -> list[str]:
-        flags = super().flags()
+        flags = self.flags()
         at = flags.index("--subnet")
         return flags[:at] + flags[at + 2 :]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyswarm.common.join import join_cluster
+from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
 from tests.harness.manager import RunningManager
@@ -39,6 +40,8 @@ class FakeAgent:
     _outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = field(default_factory=asyncio.Queue)
     _session_id: str = ""
     _runner: asyncio.Task[None] | None = None
+    #: Further managers' main addresses: a session that fails moves on to the next.
+    failover: list[str] = field(default_factory=list)
 
     async def join(self, manager: RunningManager) -> None:
         token = await manager.worker_token()
@@ -46,6 +49,13 @@ class FakeAgent:
         self.node_id = identity.node_id
         self._identity = identity
         self._address = manager.endpoint.address
+
+    async def join_at(self, join_address: str, token: str, address: str) -> None:
+        """Join through `join_address` with `token`; sessions go to `address`."""
+        identity = await join_cluster(join_address, token, self.cert_dir)
+        self.node_id = identity.node_id
+        self._identity = identity
+        self._address = address
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
@@ -98,6 +108,9 @@ class FakeAgent:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self.failover:  # the next manager, as an agent fails over
+                    self.failover.append(self._address)
+                    self._address = self.failover.pop(0)
                 await asyncio.sleep(0.1)  # register again, as an agent does
 
     async def _session(self) -> None:
@@ -112,6 +125,7 @@ class FakeAgent:
             request.description.resources.memory_bytes = 8 << 30
             registered = await stub.Register(request, timeout=10)
             outgoing: asyncio.Queue[dispatcher_pb2.AgentMessage] = asyncio.Queue()
+            ended = asyncio.Event()
             session_id = registered.session_id
             outgoing.put_nowait(
                 dispatcher_pb2.AgentMessage(
@@ -120,8 +134,18 @@ class FakeAgent:
             )
 
             async def messages() -> AsyncIterator[dispatcher_pb2.AgentMessage]:
-                while True:
-                    yield await outgoing.get()
+                while not ended.is_set():
+                    # Ends with the session: gRPC does not end a request iterator whose
+                    # call has ended, and a waiting one would outlive the test.
+                    getting = asyncio.ensure_future(outgoing.get())
+                    ending = asyncio.ensure_future(ended.wait())
+                    try:
+                        await asyncio.wait({getting, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        getting.cancel()
+                        ending.cancel()
+                    if getting.done() and not getting.cancelled():
+                        yield getting.result()
 
             async def heartbeat() -> None:
                 while True:
@@ -134,8 +158,9 @@ class FakeAgent:
 
             self._outgoing, self._session_id = outgoing, session_id
             beater = asyncio.create_task(heartbeat())
+            call = stub.Session(messages())
             try:
-                async for message in stub.Session(messages()):
+                async for message in call:
                     if message.WhichOneof("payload") == "network_view":
                         self.network_views.append(message.network_view)
                     if message.WhichOneof("payload") != "assignments":
@@ -143,6 +168,8 @@ class FakeAgent:
                     self._assigned(message.assignments, outgoing, session_id)
             finally:
                 beater.cancel()
+                ended.set()
+                await asyncio.shield(end_call(call))
 
     def fails(self, task: types_pb2.Task) -> bool:
         """Whether `task` fails at once here (exit status 1); a failing fake overrides it."""

@@ -64,16 +64,23 @@ class Task:
 
 
 class LabCluster:
-    def __init__(self, config_dir: Path) -> None:
+    def __init__(self, config_dir: Path, *, managers: int = 1) -> None:
         self.name, self.subnet = unique_lab()
         self.lab = Lab(self.name, self.subnet)
         self.config_dir = config_dir
+        self.managers = managers
         self.log: list[str] = []
 
     # -- lifetime
 
     def start(self) -> None:
-        state = self.lab.up(len(NODES), heartbeat="1s", registry=True, progress=self.log.append)
+        state = self.lab.up(
+            len(NODES),
+            managers=self.managers,
+            heartbeat="1s",
+            registry=True,
+            progress=self.log.append,
+        )
         for node in state.nodes:
             self.lab.import_busybox(node)
 
@@ -124,7 +131,8 @@ class LabCluster:
         return {
             **os.environ,
             "PYSWARM_CONFIG": str(self.config_dir),
-            "PYSWARM_HOST": state.manager_addr,
+            # Every manager (lab up --managers N): the CLI fails over among them.
+            "PYSWARM_HOST": ",".join(state.managers or [state.manager_addr]),
             "PYSWARM_CERT_DIR": str(cert_dir),
         }
 

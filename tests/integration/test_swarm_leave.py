@@ -171,6 +171,6 @@ def test_a_manager_node_leaves_only_with_force(swarm: Leaving, manager_node: Clu
     result = manager_node.cli("swarm", "leave", "--force")
 
     assert result.stdout == "Node left the swarm.\n"
-    assert "etcd" in result.stderr  # says what --force did not do
+    assert "Warning" not in result.stderr  # its etcd membership (none here) was settled
     assert all(not c.task_id for c in manager_node.containers())
     assert not cluster_dir(manager_node.state_dir).exists()
