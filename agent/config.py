@@ -31,6 +31,11 @@ class AgentConfig:
     # Where the containers' resolver forwards names it does not own: ADDR[:PORT] each;
     # empty = the host's /etc/resolv.conf nameservers.
     dns_upstreams: tuple[str, ...] = ()
+    # What the node advertises about itself (docker's daemon flags): `--label K=V`
+    # (engine labels, for `engine.labels.K` constraints) and `--node-generic-resource
+    # KIND=N` (discrete resources services reserve with --generic-resource).
+    engine_labels: tuple[tuple[str, str], ...] = ()
+    generic_resources: tuple[tuple[str, int], ...] = ()
     # Where this node's manager keeps its state when the node is a manager (its agent
     # runs it: local_manager.py); None = <state_dir>/manager, `init`'s default.
     manager_state_dir: Path | None = None

@@ -64,9 +64,12 @@ def agent_config(
     insecure_registry: list[str] | None,
     dns_upstream: list[str] | None,
     log_opt: list[str] | None,
+    label: list[str] | None = None,
+    node_generic_resource: list[str] | None = None,
 ) -> AgentConfig:
-    """The AgentConfig of the shared flags; CliInputError names a bad --log-opt or
-    --dns-upstream."""
+    """The AgentConfig of the shared flags; CliInputError names a bad --log-opt,
+    --dns-upstream, --label or --node-generic-resource."""
+    from pyswarm.cli.agent_advertise import parse_engine_labels, parse_node_generic_resources
     from pyswarm.cli.parse import parse_dns_upstreams
     from pyswarm.common.log_options import parse_log_opts
 
@@ -76,4 +79,6 @@ def agent_config(
         insecure_registries=tuple(insecure_registry or ()),
         log_options=tuple(parse_log_opts(log_opt or []).items()),
         dns_upstreams=parse_dns_upstreams(dns_upstream or [], "--dns-upstream"),
+        engine_labels=parse_engine_labels(label or []),
+        generic_resources=parse_node_generic_resources(node_generic_resource or []),
     )  # fmt: skip

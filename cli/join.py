@@ -25,6 +25,7 @@ import typer
 
 from pyswarm.agent.config import AgentConfig
 from pyswarm.cli import agent_flags as flags
+from pyswarm.cli.agent_advertise import LabelOption, NodeGenericResourceOption
 from pyswarm.cli.manager_node import (
     ManagerEtcdPort,
     ManagerMetricsPort,
@@ -63,6 +64,8 @@ def join(
     insecure_registry: flags.InsecureRegistry = None,
     dns_upstream: flags.DnsUpstream = None,
     log_opt: flags.LogOpt = None,
+    label: LabelOption = None,
+    node_generic_resource: NodeGenericResourceOption = None,
     manager_state_dir: ManagerStateDir = None,
     manager_port: ManagerPort = 4242,
     manager_etcd_port: ManagerEtcdPort = 2379,
@@ -79,6 +82,7 @@ def join(
         state_dir=state_dir, socket=socket, bridge=bridge, cgroup_parent=cgroup_parent,
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
+        label=label, node_generic_resource=node_generic_resource,
     )  # fmt: skip
     config = dataclasses.replace(
         config,

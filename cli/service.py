@@ -91,6 +91,35 @@ from pyswarm.cli.service_network import (
     apply_network_changes,
     apply_publish_changes,
 )
+from pyswarm.cli.service_orchestration import (
+    ConstraintAddOption,
+    ConstraintRmOption,
+    GenericResourceAddOption,
+    GenericResourceOption,
+    GenericResourceRmOption,
+    LabelAddOption,
+    LabelRmOption,
+    LimitCpuOption,
+    LimitMemoryOption,
+    LimitPidsOption,
+    MaxConcurrentOption,
+    OrchestrationFlags,
+    PlacementPrefAddOption,
+    PlacementPrefOption,
+    PlacementPrefRmOption,
+    ReplicasMaxPerNodeOption,
+    ReserveCpuOption,
+    ReserveMemoryOption,
+    RestartConditionOption,
+    RestartDelayOption,
+    RestartMaxAttemptsOption,
+    RestartWindowOption,
+    apply_orchestration,
+    converge_service,
+    mode_name,
+    replicas_cell,
+    set_replicas,
+)
 from pyswarm.cli.service_spec import (
     apply_update_flags,
     build_service_spec,
@@ -122,7 +151,7 @@ PASSTHROUGH = {"allow_interspersed_args": False}
 
 
 def _mode(service: types_pb2.Service) -> str:
-    return "global" if service.spec.WhichOneof("mode") == "global" else "replicated"
+    return mode_name(service)
 
 
 def _ports(service: types_pb2.Service) -> str:
@@ -147,7 +176,10 @@ def create(
     command: Annotated[list[str] | None, typer.Argument()] = None,
     name: Annotated[str, typer.Option("--name")] = "",
     replicas: Annotated[int | None, typer.Option("--replicas")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="replicated or global")] = "replicated",
+    mode: Annotated[
+        str, typer.Option("--mode", help="replicated, global, replicated-job or global-job")
+    ] = "replicated",
+    max_concurrent: MaxConcurrentOption = None,
     publish: Annotated[list[str] | None, typer.Option("-p", "--publish")] = None,
     env: Annotated[list[str] | None, typer.Option("-e", "--env")] = None,
     constraint: Annotated[list[str] | None, typer.Option("--constraint")] = None,
@@ -156,7 +188,13 @@ def create(
     limit_cpu: Annotated[str, typer.Option("--limit-cpu")] = "",
     limit_memory: Annotated[str, typer.Option("--limit-memory")] = "",
     max_replicas: Annotated[int, typer.Option("--replicas-max-per-node", "--max-replicas")] = 0,
-    restart_condition: Annotated[str, typer.Option("--restart-condition")] = "any",
+    restart_condition: RestartConditionOption = None,
+    restart_delay: RestartDelayOption = None,
+    restart_max_attempts: RestartMaxAttemptsOption = None,
+    restart_window: RestartWindowOption = None,
+    limit_pids: LimitPidsOption = None,
+    placement_pref: PlacementPrefOption = None,
+    generic_resource: GenericResourceOption = None,
     hostname: Annotated[str, typer.Option("--hostname")] = "",
     workdir: Annotated[str, typer.Option("-w", "--workdir")] = "",
     user: Annotated[str, typer.Option("-u", "--user")] = "",
@@ -218,13 +256,19 @@ def create(
         publish=publish or [], env=env or [], constraint=constraint or [],
         reserve_cpu=reserve_cpu, reserve_memory=reserve_memory, limit_cpu=limit_cpu,
         limit_memory=limit_memory, max_replicas=max_replicas,
-        restart_condition=restart_condition, hostname=hostname, workdir=workdir, user=user,
+        restart_condition=restart_condition or "any", hostname=hostname, workdir=workdir, user=user,
         labels=label or [],
     )  # fmt: skip
     apply_container_flags(spec.task.container, locals())
     apply_create_networks(spec, network or [], endpoint_mode)
     apply_create_files(spec, secrets or [], configs or [])
     apply_create_mounts(spec, mount or [])
+    apply_orchestration(spec, OrchestrationFlags(
+        max_concurrent=max_concurrent, restart_condition=restart_condition,
+        restart_delay=restart_delay, restart_max_attempts=restart_max_attempts,
+        restart_window=restart_window, limit_pids=limit_pids,
+        placement_prefs=placement_pref or [], generic_resources=generic_resource or [],
+    ), creating=True)  # fmt: skip
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         docker_update_defaults(config)
         apply_update_flags(config, flags)
@@ -238,7 +282,7 @@ def create(
     _print_warnings(service)
     print(service.id)
     if not detach:
-        converge(stub, [service.id], quiet=quiet)
+        converge_service(stub, spec, [service.id], quiet=quiet)
 
 
 def _send_auth(
@@ -294,7 +338,7 @@ def service_rows(
     """`service ls` rows: ID, NAME, MODE, REPLICAS, IMAGE, PORTS."""
     return [
         [s.id[:12], s.spec.annotations.name, _mode(s),
-         f"{st.running_tasks}/{st.desired_tasks}",
+         replicas_cell(s, st),
          shown_image(s.spec.task.container.image, no_trunc), _ports(s)]
         for s, st in pairs
     ]  # fmt: skip
@@ -367,8 +411,27 @@ def scale(
 def update(
     service: str,
     replicas: Annotated[int | None, typer.Option("--replicas")] = None,
-    image: Annotated[str, typer.Option("--image")] = "",
+    image: Annotated[str | None, typer.Option("--image")] = None,
     env_add: Annotated[list[str] | None, typer.Option("--env-add")] = None,
+    max_concurrent: MaxConcurrentOption = None,
+    restart_condition: RestartConditionOption = None,
+    restart_delay: RestartDelayOption = None,
+    restart_max_attempts: RestartMaxAttemptsOption = None,
+    restart_window: RestartWindowOption = None,
+    limit_cpu: LimitCpuOption = None,
+    limit_memory: LimitMemoryOption = None,
+    limit_pids: LimitPidsOption = None,
+    reserve_cpu: ReserveCpuOption = None,
+    reserve_memory: ReserveMemoryOption = None,
+    generic_resource_add: GenericResourceAddOption = None,
+    generic_resource_rm: GenericResourceRmOption = None,
+    placement_pref_add: PlacementPrefAddOption = None,
+    placement_pref_rm: PlacementPrefRmOption = None,
+    constraint_add: ConstraintAddOption = None,
+    constraint_rm: ConstraintRmOption = None,
+    label_add: LabelAddOption = None,
+    label_rm: LabelRmOption = None,
+    replicas_max_per_node: ReplicasMaxPerNodeOption = None,
     network_add: NetworkAddOption = None,
     network_rm: NetworkRmOption = None,
     publish_add: PublishAddOption = None,
@@ -451,13 +514,8 @@ def update(
     current = stub.GetService(control_pb2.GetServiceRequest(service_id=service))
     spec = types_pb2.ServiceSpec()
     spec.CopyFrom(current.spec)
-    if replicas is not None:
-        if _mode(current) == "global":
-            raise CliInputError(
-                "replicas can only be used with replicated mode", field="--replicas"
-            )
-        spec.replicated.replicas = replicas
-    if image:
+    set_replicas(spec, replicas)
+    if image is not None:
         spec.task.container.image = image
     apply_container_updates(spec.task.container, locals())
     if network_add or network_rm:
@@ -467,6 +525,18 @@ def update(
     apply_publish_changes(spec, publish_add or [], publish_rm or [])
     apply_file_changes(spec, secret_add or [], secret_rm or [], config_add or [], config_rm or [])
     apply_mount_changes(spec, mount_add or [], mount_rm or [])
+    apply_orchestration(spec, OrchestrationFlags(
+        max_concurrent=max_concurrent, restart_condition=restart_condition,
+        restart_delay=restart_delay, restart_max_attempts=restart_max_attempts,
+        restart_window=restart_window, limit_pids=limit_pids, limit_cpu=limit_cpu,
+        limit_memory=limit_memory, reserve_cpu=reserve_cpu, reserve_memory=reserve_memory,
+        generic_resources=generic_resource_add or [],
+        generic_resource_rm=generic_resource_rm or [],
+        placement_prefs=placement_pref_add or [], placement_pref_rm=placement_pref_rm or [],
+        constraint_add=constraint_add or [], constraint_rm=constraint_rm or [],
+        label_add=label_add or [], label_rm=label_rm or [],
+        replicas_max_per_node=replicas_max_per_node,
+    ), creating=False)  # fmt: skip
     for config, flags in zip((spec.update, spec.rollback), pacing, strict=True):
         apply_update_flags(config, flags)
     if force:
@@ -484,7 +554,9 @@ def update(
     if rollback and updated.update_status.message:
         print(f"rollback: {updated.update_status.message}", file=sys.stderr)
     if not detach:
-        converge(stub, [updated.id], update="rollback" if rollback else "update", quiet=quiet)
+        converge_service(
+            stub, spec, [updated.id], update="rollback" if rollback else "update", quiet=quiet
+        )
 
 
 @app.command("rollback")

@@ -11,12 +11,25 @@ from pyswarm.proto import types_pb2
 def print_pretty(s: types_pb2.Service) -> None:
     c = s.spec.task.container
     print(f"ID:\t\t{s.id}\nName:\t\t{s.spec.annotations.name}")
-    if s.spec.WhichOneof("mode") == "global":
+    mode = s.spec.WhichOneof("mode")
+    if mode == "global":
         print("Service Mode:\tGlobal")
+    elif mode == "global_job":
+        print("Service Mode:\tGlobal Job")
+    elif mode == "replicated_job":
+        job = s.spec.replicated_job
+        print("Service Mode:\tReplicated Job")
+        print(
+            f" Max Concurrent:\t{job.max_concurrent}\n Total Completions:\t{job.total_completions}"
+        )
     else:
         print(f"Service Mode:\tReplicated\n Replicas:\t{s.spec.replicated.replicas}")
     print_update_status(s.update_status)
-    print(f"Placement:\n Constraints:\t{list(s.spec.task.placement.constraints)}")
+    placement = s.spec.task.placement
+    print(f"Placement:\n Constraints:\t{list(placement.constraints)}")
+    if placement.preferences:
+        spreads = ", ".join(f"spread={p.spread.spread_descriptor}" for p in placement.preferences)
+        print(f" Preferences:\t{spreads}")
     if s.spec.HasField("update"):
         print_update_config("UpdateConfig", "Update", s.spec.update)
     if s.spec.HasField("rollback"):

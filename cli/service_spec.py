@@ -26,18 +26,15 @@ def build_service_spec(
     reserve_memory: str, limit_cpu: str, limit_memory: str, max_replicas: int,
     restart_condition: str, hostname: str, workdir: str, user: str, labels: list[str],
 ) -> types_pb2.ServiceSpec:  # fmt: skip
-    if mode not in ("replicated", "global"):
-        raise CliInputError(f"invalid mode {mode!r}: replicated or global", field="--mode")
-    if mode == "global" and replicas is not None:
-        raise CliInputError("replicas can only be used with replicated mode", field="--replicas")
-    if replicas is not None and replicas < 0:
-        raise CliInputError("invalid replicas value: must not be negative", field="--replicas")
+    from pyswarm.cli.service_orchestration import apply_mode
+
+    spec = types_pb2.ServiceSpec()
+    apply_mode(spec, mode, replicas)
     if restart_condition not in _CONDITIONS:
         raise CliInputError(
             f"invalid restart condition {restart_condition!r}: any, none or on-failure",
             field="--restart-condition",
         )
-    spec = types_pb2.ServiceSpec()
     spec.annotations.name = name
     for label in labels:
         key, _, value = label.partition("=")
@@ -61,10 +58,6 @@ def build_service_spec(
     spec.task.placement.constraints.extend(constraint)
     spec.task.placement.max_replicas = max_replicas
     spec.task.restart.condition = _CONDITIONS[restart_condition]
-    if mode == "global":
-        getattr(spec, "global").SetInParent()  # `global` is a Python keyword
-    else:
-        spec.replicated.replicas = 1 if replicas is None else replicas
     spec.endpoint.ports.extend(parse_service_publish(p) for p in publish)
     return spec
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyswarm.cli.parse import CliInputError
+from pyswarm.cli.service_jobs import job_progress
 from pyswarm.cli.service_update import UpdateStopped, update_ended
 from pyswarm.proto import control_pb2, types_pb2
 from pyswarm.stack.inventory import stack_statuses
@@ -40,7 +41,11 @@ class StackProgress:
     def _state(
         self, service: types_pb2.Service, status: control_pb2.ServiceStatus
     ) -> tuple[bool, str]:
-        """(converged, what to show) for one service."""
+        """(converged, what to show) for one service; a job has converged once its tasks
+        completed (depends_on's service_completed_successfully waits for that)."""
+        if service.spec.WhichOneof("mode") in ("replicated_job", "global_job"):
+            completed, total, done = job_progress(service, status)
+            return done, f"{completed}/{total} completed"
         line = f"{status.running_tasks}/{status.desired_tasks} running"
         try:
             ended = update_ended(self.stub, service.id, rollback=False)

@@ -13,8 +13,8 @@ are one path:
   (any node of this cluster), NodeCA (renewals); and on `join_addr` (server-only TLS):
   NodeCA alone, for nodes that have no certificate yet;
 - the leader election and, while this manager leads, the control loops (replicated
-  and global orchestrators, rolling updater, scheduler, restart supervisor, node
-  health, reaper, root CA rotation);
+  and global orchestrators, the job orchestrator, rolling updater, scheduler, restart
+  supervisor, node health, reaper, root CA rotation);
 - the renewal of this manager's certificates: both ports take a renewed certificate
   for their next handshake (gRPC's dynamic server credentials), without a restart;
 - /metrics and /sd on `metrics_addr`.
@@ -68,6 +68,7 @@ from pyswarm.manager.metrics_cluster import ClusterStateCollector, ManagerStandi
 from pyswarm.manager.network.allocator import NetworkAllocator
 from pyswarm.manager.network.keys import NetworkKeyRotation
 from pyswarm.manager.orchestrator.global_mode import GlobalOrchestrator
+from pyswarm.manager.orchestrator.jobs import JobOrchestrator
 from pyswarm.manager.orchestrator.loop import LoopContext, Part, ReconcileLoop
 from pyswarm.manager.orchestrator.node_health import NodeHealth
 from pyswarm.manager.orchestrator.reaper import TaskReaper
@@ -397,6 +398,7 @@ def control_loops(context: LoopContext) -> list[ReconcileLoop]:
     return [
         ReplicatedOrchestrator(context),
         GlobalOrchestrator(context),
+        JobOrchestrator(context),
         RollingUpdater(context),
         NetworkAllocator(context),
         NetworkKeyRotation(context),

@@ -257,17 +257,21 @@ class ServiceStatus(_message.Message):
 
     RUNNING_TASKS_FIELD_NUMBER: _builtins.int
     DESIRED_TASKS_FIELD_NUMBER: _builtins.int
+    COMPLETED_TASKS_FIELD_NUMBER: _builtins.int
     running_tasks: _builtins.int
     desired_tasks: _builtins.int
+    completed_tasks: _builtins.int
+    """jobs: tasks of the current iteration that completed"""
     def __init__(
         self,
         *,
         running_tasks: _builtins.int = ...,
         desired_tasks: _builtins.int = ...,
+        completed_tasks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["desired_tasks", b"desired_tasks", "running_tasks", b"running_tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_tasks", b"completed_tasks", "desired_tasks", b"desired_tasks", "running_tasks", b"running_tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

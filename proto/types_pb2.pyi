@@ -221,16 +221,41 @@ Global___Platform: _TypeAlias = Platform  # noqa: Y015
 class NodeDescription(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class EngineLabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     HOSTNAME_FIELD_NUMBER: _builtins.int
     PLATFORM_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
     ENGINE_VERSION_FIELD_NUMBER: _builtins.int
+    ENGINE_LABELS_FIELD_NUMBER: _builtins.int
     hostname: _builtins.str
     engine_version: _builtins.str
     @_builtins.property
     def platform(self) -> Global___Platform: ...
     @_builtins.property
     def resources(self) -> Global___Resources: ...
+    @_builtins.property
+    def engine_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The agent's own `--label K=V` (docker's engine labels): `engine.labels.K` constraints."""
+
     def __init__(
         self,
         *,
@@ -238,10 +263,11 @@ class NodeDescription(_message.Message):
         platform: Global___Platform | None = ...,
         resources: Global___Resources | None = ...,
         engine_version: _builtins.str = ...,
+        engine_labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["platform", b"platform", "resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "hostname", b"hostname", "platform", b"platform", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_labels", b"engine_labels", "engine_version", b"engine_version", "hostname", b"hostname", "platform", b"platform", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -450,23 +476,53 @@ class Resources(_message.Message):
     NANO_CPUS_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     PIDS_FIELD_NUMBER: _builtins.int
+    GENERIC_FIELD_NUMBER: _builtins.int
     nano_cpus: _builtins.int
     memory_bytes: _builtins.int
     pids: _builtins.int
+    @_builtins.property
+    def generic(self) -> _containers.RepeatedCompositeFieldContainer[Global___GenericResource]:
+        """Discrete generic resources (`--generic-resource KIND=N` on a service reserves them;
+        `--node-generic-resource KIND=N` on an agent advertises them), one entry per kind.
+        """
+
     def __init__(
         self,
         *,
         nano_cpus: _builtins.int = ...,
         memory_bytes: _builtins.int = ...,
         pids: _builtins.int = ...,
+        generic: _abc.Iterable[Global___GenericResource] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["memory_bytes", b"memory_bytes", "nano_cpus", b"nano_cpus", "pids", b"pids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generic", b"generic", "memory_bytes", b"memory_bytes", "nano_cpus", b"nano_cpus", "pids", b"pids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Resources: _TypeAlias = Resources  # noqa: Y015
+
+@_typing.final
+class GenericResource(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    value: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        value: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenericResource: _TypeAlias = GenericResource  # noqa: Y015
 
 @_typing.final
 class ResourceRequirements(_message.Message):
@@ -1105,23 +1161,69 @@ class Placement(_message.Message):
 
     CONSTRAINTS_FIELD_NUMBER: _builtins.int
     MAX_REPLICAS_FIELD_NUMBER: _builtins.int
+    PREFERENCES_FIELD_NUMBER: _builtins.int
     max_replicas: _builtins.int
     """per node; 0 = unlimited"""
     @_builtins.property
     def constraints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def preferences(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementPreference]:
+        """--placement-pref spread=node.labels.KEY, in order (SwarmKit's nested spread)."""
+
     def __init__(
         self,
         *,
         constraints: _abc.Iterable[_builtins.str] | None = ...,
         max_replicas: _builtins.int = ...,
+        preferences: _abc.Iterable[Global___PlacementPreference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "max_replicas", b"max_replicas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "max_replicas", b"max_replicas", "preferences", b"preferences"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Placement: _TypeAlias = Placement  # noqa: Y015
+
+@_typing.final
+class PlacementPreference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPREAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spread(self) -> Global___SpreadOver: ...
+    def __init__(
+        self,
+        *,
+        spread: Global___SpreadOver | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spread", b"spread"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spread", b"spread"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlacementPreference: _TypeAlias = PlacementPreference  # noqa: Y015
+
+@_typing.final
+class SpreadOver(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPREAD_DESCRIPTOR_FIELD_NUMBER: _builtins.int
+    spread_descriptor: _builtins.str
+    """node.labels.KEY (or engine.labels.KEY)"""
+    def __init__(
+        self,
+        *,
+        spread_descriptor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spread_descriptor", b"spread_descriptor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpreadOver: _TypeAlias = SpreadOver  # noqa: Y015
 
 @_typing.final
 class TaskSpec(_message.Message):
@@ -1223,6 +1325,74 @@ class GlobalService(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GlobalService: _TypeAlias = GlobalService  # noqa: Y015
+
+@_typing.final
+class ReplicatedJob(_message.Message):
+    """--mode replicated-job: `total_completions` tasks run to completion, at most
+    `max_concurrent` at a time (0: one at a time).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_CONCURRENT_FIELD_NUMBER: _builtins.int
+    TOTAL_COMPLETIONS_FIELD_NUMBER: _builtins.int
+    max_concurrent: _builtins.int
+    total_completions: _builtins.int
+    def __init__(
+        self,
+        *,
+        max_concurrent: _builtins.int = ...,
+        total_completions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent", b"max_concurrent", "total_completions", b"total_completions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicatedJob: _TypeAlias = ReplicatedJob  # noqa: Y015
+
+@_typing.final
+class GlobalJob(_message.Message):
+    """--mode global-job: one task to completion on every eligible node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GlobalJob: _TypeAlias = GlobalJob  # noqa: Y015
+
+@_typing.final
+class JobStatus(_message.Message):
+    """Where a job stands: every `service update` of a job runs it again (a new iteration)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ITERATION_FIELD_NUMBER: _builtins.int
+    LAST_EXECUTION_FIELD_NUMBER: _builtins.int
+    job_iteration: _builtins.int
+    @_builtins.property
+    def last_execution(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        job_iteration: _builtins.int = ...,
+        last_execution: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_execution", b"last_execution"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_iteration", b"job_iteration", "last_execution", b"last_execution"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
 @_typing.final
 class UpdateConfig(_message.Message):
@@ -1525,6 +1695,8 @@ class ServiceSpec(_message.Message):
     TASK_FIELD_NUMBER: _builtins.int
     REPLICATED_FIELD_NUMBER: _builtins.int
     GLOBAL_FIELD_NUMBER: _builtins.int
+    REPLICATED_JOB_FIELD_NUMBER: _builtins.int
+    GLOBAL_JOB_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
     ROLLBACK_FIELD_NUMBER: _builtins.int
@@ -1534,6 +1706,10 @@ class ServiceSpec(_message.Message):
     def task(self) -> Global___TaskSpec: ...
     @_builtins.property
     def replicated(self) -> Global___ReplicatedService: ...
+    @_builtins.property
+    def replicated_job(self) -> Global___ReplicatedJob: ...
+    @_builtins.property
+    def global_job(self) -> Global___GlobalJob: ...
     @_builtins.property
     def update(self) -> Global___UpdateConfig: ...
     @_builtins.property
@@ -1548,15 +1724,17 @@ class ServiceSpec(_message.Message):
         annotations: Global___Annotations | None = ...,
         task: Global___TaskSpec | None = ...,
         replicated: Global___ReplicatedService | None = ...,
+        replicated_job: Global___ReplicatedJob | None = ...,
+        global_job: Global___GlobalJob | None = ...,
         update: Global___UpdateConfig | None = ...,
         endpoint: Global___EndpointSpec | None = ...,
         rollback: Global___UpdateConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "mode", b"mode", "replicated", b"replicated", "rollback", b"rollback", "task", b"task", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "global_job", b"global_job", "mode", b"mode", "replicated", b"replicated", "replicated_job", b"replicated_job", "rollback", b"rollback", "task", b"task", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "mode", b"mode", "replicated", b"replicated", "rollback", b"rollback", "task", b"task", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "endpoint", b"endpoint", "global", b"global", "global_job", b"global_job", "mode", b"mode", "replicated", b"replicated", "replicated_job", b"replicated_job", "rollback", b"rollback", "task", b"task", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_mode: _TypeAlias = _typing.Literal["replicated", "global"]  # noqa: Y015
+    _WhichOneofReturnType_mode: _TypeAlias = _typing.Literal["replicated", "global", "replicated_job", "global_job"]  # noqa: Y015
     _WhichOneofArgType_mode: _TypeAlias = _typing.Literal["mode", b"mode"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_mode) -> _WhichOneofReturnType_mode | None: ...
 
@@ -1573,6 +1751,7 @@ class Service(_message.Message):
     WARNINGS_FIELD_NUMBER: _builtins.int
     UPDATE_STATUS_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
+    JOB_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     @_builtins.property
     def meta(self) -> Global___Meta: ...
@@ -1592,6 +1771,10 @@ class Service(_message.Message):
     def endpoint(self) -> Global___Endpoint:
         """allocated by the manager's network allocator"""
 
+    @_builtins.property
+    def job_status(self) -> Global___JobStatus:
+        """jobs only"""
+
     def __init__(
         self,
         *,
@@ -1602,10 +1785,11 @@ class Service(_message.Message):
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         update_status: Global___UpdateStatus | None = ...,
         endpoint: Global___Endpoint | None = ...,
+        job_status: Global___JobStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "job_status", b"job_status", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "id", b"id", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "id", b"id", "job_status", b"job_status", "meta", b"meta", "previous_spec", b"previous_spec", "spec", b"spec", "update_status", b"update_status", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1686,6 +1870,8 @@ class Task(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     PORTS_FIELD_NUMBER: _builtins.int
     NETWORKS_FIELD_NUMBER: _builtins.int
+    JOB_ITERATION_FIELD_NUMBER: _builtins.int
+    RESTART_HISTORY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     service_id: _builtins.str
     slot: _builtins.int
@@ -1693,6 +1879,8 @@ class Task(_message.Message):
     desired_state: Global___TaskState.ValueType
     spec_version: _builtins.int
     address: _builtins.str
+    job_iteration: _builtins.int
+    """jobs: the JobStatus.job_iteration it runs"""
     @_builtins.property
     def meta(self) -> Global___Meta: ...
     @_builtins.property
@@ -1707,6 +1895,12 @@ class Task(_message.Message):
     def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkAttachment]:
         """The task's addresses on each network it joins, allocated by the manager (in the
         transaction that makes the task schedulable); empty until then.
+        """
+
+    @_builtins.property
+    def restart_history(self) -> Global___RestartHistory:
+        """Restarts of this task's slot so far (kept with the newest task of the slot, so the
+        count outlives the tasks the reaper deletes).
         """
 
     def __init__(
@@ -1725,14 +1919,44 @@ class Task(_message.Message):
         address: _builtins.str = ...,
         ports: _abc.Iterable[Global___PortConfig] | None = ...,
         networks: _abc.Iterable[Global___NetworkAttachment] | None = ...,
+        job_iteration: _builtins.int = ...,
+        restart_history: Global___RestartHistory | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "meta", b"meta", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "meta", b"meta", "restart_history", b"restart_history", "spec", b"spec", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "annotations", b"annotations", "desired_state", b"desired_state", "id", b"id", "meta", b"meta", "networks", b"networks", "node_id", b"node_id", "ports", b"ports", "service_id", b"service_id", "slot", b"slot", "spec", b"spec", "spec_version", b"spec_version", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "annotations", b"annotations", "desired_state", b"desired_state", "id", b"id", "job_iteration", b"job_iteration", "meta", b"meta", "networks", b"networks", "node_id", b"node_id", "ports", b"ports", "restart_history", b"restart_history", "service_id", b"service_id", "slot", b"slot", "spec", b"spec", "spec_version", b"spec_version", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class RestartHistory(_message.Message):
+    """What the restart supervisor has done in one slot (or a global service's node)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RESTARTS_FIELD_NUMBER: _builtins.int
+    attempts: _builtins.int
+    """restarts in all"""
+    @_builtins.property
+    def restarts(self) -> _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]:
+        """When the recent restarts happened (only those a restart window may still count)."""
+
+    def __init__(
+        self,
+        *,
+        attempts: _builtins.int = ...,
+        restarts: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "restarts", b"restarts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestartHistory: _TypeAlias = RestartHistory  # noqa: Y015
 
 @_typing.final
 class NetworkAttachment(_message.Message):

@@ -46,6 +46,11 @@ def _resources(target: types_pb2.Resources, value: dict[str, Any], path: str) ->
         target.memory_bytes = _bytes(value["memory"], f"{path}.memory")
     if "pids" in value:
         target.pids = int(value["pids"])
+    for n, item in enumerate(value.get("generic_resources", [])):
+        discrete = item.get("discrete_resource_spec", {})
+        if not discrete.get("kind"):
+            raise ComposeError("needs a kind", field=f"{path}.generic_resources[{n}]")
+        target.generic.add(kind=str(discrete["kind"]), value=int(discrete.get("value", 0)))
 
 
 def _update_config(
@@ -73,6 +78,24 @@ def _ports(service: dict[str, Any]) -> list[types_pb2.PortConfig]:
             else types_pb2.PortConfig.INGRESS,
         ))  # fmt: skip
     return out
+
+
+def _mode(spec: types_pb2.ServiceSpec, deploy: dict[str, Any], path: str) -> None:
+    """replicated (replicas), global, replicated-job (replicas = completions, all at
+    once as docker's stack deploy runs them) or global-job."""
+    mode = deploy.get("mode", "replicated")
+    replicas = int(deploy.get("replicas", 1))
+    if mode == "global":
+        getattr(spec, "global").SetInParent()
+    elif mode == "replicated":
+        spec.replicated.replicas = replicas
+    elif mode == "replicated-job":
+        spec.replicated_job.total_completions = replicas
+        spec.replicated_job.max_concurrent = replicas
+    else:
+        spec.global_job.SetInParent()
+    if mode.endswith("-job") and "restart_policy" not in deploy:
+        spec.task.restart.condition = types_pb2.RestartPolicy.ON_FAILURE  # Swarm's for jobs
 
 
 def service_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb2.ServiceSpec:
@@ -103,6 +126,8 @@ def service_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb2.
     placement = deploy.get("placement", {})
     spec.task.placement.constraints.extend(placement.get("constraints", []))
     spec.task.placement.max_replicas = int(placement.get("max_replicas_per_node", 0))
+    for preference in placement.get("preferences", []):
+        spec.task.placement.preferences.add().spread.spread_descriptor = preference["spread"]
     networks = service.get("networks") or {DEFAULT_NETWORK: {}}
     defined = project.document.get("networks", {})
     for network, options in networks.items():
@@ -110,13 +135,7 @@ def service_spec(name: str, project: ComposeProject, namer: Namer) -> types_pb2.
             target=namer.object_name(network, defined.get(network, {})),
             aliases=[name, *options.get("aliases", [])],
         )
-    mode = deploy.get("mode", "replicated")
-    if mode == "global":
-        getattr(spec, "global").SetInParent()
-    elif mode == "replicated":
-        spec.replicated.replicas = int(deploy.get("replicas", 1))
-    else:
-        raise ComposeError(f"mode {mode} is not supported yet", field=f"{path}.deploy.mode")
+    _mode(spec, deploy, f"{path}.deploy")
     _update_config(spec.update, deploy.get("update_config"), "update")
     _update_config(spec.rollback, deploy.get("rollback_config"), "rollback")
     spec.endpoint.mode = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 from pyswarm.proto import types_pb2
@@ -24,10 +25,16 @@ def memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int:
     return 0
 
 
-def node_description(hostname: str | None = None) -> types_pb2.NodeDescription:
-    """Hostname, platform (docker's architecture names) and total CPU and memory."""
+def node_description(
+    hostname: str | None = None,
+    *,
+    engine_labels: Iterable[tuple[str, str]] = (),
+    generic_resources: Iterable[tuple[str, int]] = (),
+) -> types_pb2.NodeDescription:
+    """Hostname, platform (docker's architecture names), total CPU and memory, and what
+    the agent was started with: its own labels and its generic resources."""
     machine = platform.machine()
-    return types_pb2.NodeDescription(
+    description = types_pb2.NodeDescription(
         hostname=hostname or socket.gethostname(),
         platform=types_pb2.Platform(
             architecture=_ARCHITECTURES.get(machine, machine), os=platform.system().lower()
@@ -36,4 +43,8 @@ def node_description(hostname: str | None = None) -> types_pb2.NodeDescription:
             nano_cpus=(os.cpu_count() or 1) * 1_000_000_000, memory_bytes=memory_bytes()
         ),
         engine_version=ENGINE_VERSION,
+        engine_labels=dict(engine_labels),
     )
+    for kind, value in generic_resources:
+        description.resources.generic.add(kind=kind, value=value)
+    return description

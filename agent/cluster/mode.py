@@ -54,6 +54,8 @@ class ClusterMode:
         self.executor: TaskExecutor | None = None
         self.network_views = NetworkViewHolder()
         self.session.network_views = self.network_views
+        self.session.engine_labels = config.engine_labels
+        self.session.generic_resources = config.generic_resources
         self.overlays: OverlayFollower | None = None
         self.load_balancing: LoadBalancing | None = None
         #: Runs this node's manager while the node is one.

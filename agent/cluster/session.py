@@ -102,6 +102,9 @@ class AgentSession:
         self.network_views: NetworkViewHolder | None = None
         #: Serves standalone containers' network attachments while in session, when set.
         self.attachments: NetworkAttacher | None = None
+        #: What the agent was started with (`--label`, `--node-generic-resource`).
+        self.engine_labels: tuple[tuple[str, str], ...] = ()
+        self.generic_resources: tuple[tuple[str, int], ...] = ()
 
     @property
     def heartbeat_period(self) -> float:
@@ -178,7 +181,11 @@ class AgentSession:
         self, stub: dispatcher_pb2_grpc.DispatcherAsyncStub
     ) -> dispatcher_pb2.RegisterResponse:
         request = dispatcher_pb2.RegisterRequest(
-            description=node_description(self.state.hostname or None),
+            description=node_description(
+                self.state.hostname or None,
+                engine_labels=self.engine_labels,
+                generic_resources=self.generic_resources,
+            ),
             addr=self.state.advertise_addr,
             metrics_addr=reachable_metrics_addr(self.state.metrics_addr, self.state.advertise_addr),
         )

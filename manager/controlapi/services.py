@@ -34,7 +34,9 @@ from pyswarm.manager.controlapi.list_filters import (
 )
 from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service_spec
 from pyswarm.manager.network.usage import check_published_ports, resolve_targets
+from pyswarm.manager.orchestrator.restart_policy import is_job
 from pyswarm.manager.orchestrator.update_status import after_spec_change
+from pyswarm.manager.scheduler.job_planning import job_progress
 from pyswarm.manager.secrets.references import resolve_references
 from pyswarm.manager.store import (
     CONFIGS,
@@ -53,7 +55,15 @@ Service = types_pb2.Service
 
 
 def service_status(service: Service, tasks: list[types_pb2.Task]) -> control_pb2.ServiceStatus:
-    """Running tasks (running and wanted) and desired tasks of one service."""
+    """Running tasks (running and wanted) and desired tasks of one service; for a job,
+    of its current iteration, with the tasks that completed."""
+    if is_job(service):
+        progress = job_progress(service, tasks)
+        return control_pb2.ServiceStatus(
+            running_tasks=progress.running,
+            desired_tasks=progress.desired,
+            completed_tasks=progress.completed,
+        )
     wanted = [task for task in tasks if task.desired_state <= types_pb2.RUNNING]
     running = sum(1 for task in wanted if task.status.state == types_pb2.RUNNING)
     if service.spec.WhichOneof("mode") == "replicated":
@@ -83,6 +93,8 @@ class ServicesAPI(ControlBase):
         validate_service_spec(request.spec)
         service = Service(id=new_id())
         service.spec.CopyFrom(request.spec)
+        if is_job(service):
+            service.job_status.last_execution.GetCurrentTime()
         self._check_networks(service.spec, service.id)
         warnings: list[str] = []
         if not request.no_resolve_image:
@@ -159,7 +171,12 @@ class ServicesAPI(ControlBase):
         updated.CopyFrom(current)
         updated.previous_spec.CopyFrom(current.spec)
         updated.spec.CopyFrom(spec)
-        after_spec_change(updated, current.spec, rollback=request.rollback)
+        if is_job(updated):
+            # A job has no rolling update: every update runs it again (Swarm's JobIteration).
+            updated.job_status.job_iteration += 1
+            updated.job_status.last_execution.GetCurrentTime()
+        else:
+            after_spec_change(updated, current.spec, rollback=request.rollback)
         await self.store.update(SERVICES, updated)
         await self.written(updated.meta.version)
         answer = redact_service(updated)
@@ -173,7 +190,8 @@ class ServicesAPI(ControlBase):
         found = self.find_service(request.service_id)
         if found.spec.WhichOneof("mode") != "replicated":
             raise FailedPrecondition(
-                f"service {found.spec.annotations.name} is global: it cannot be scaled"
+                f"service {found.spec.annotations.name} is not in replicated mode:"
+                " it cannot be scaled"
             )
         if request.replicas > MAX_REPLICAS:
             raise InvalidArgument(f"replicas must be at most {MAX_REPLICAS}", field="replicas")

@@ -74,7 +74,9 @@ def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
     validate_labels(dict(spec.annotations.labels), "labels")
     container = spec.task.container
     if not container.image.strip():
-        raise InvalidArgument("image must not be empty", field="task.container.image")
+        raise InvalidArgument(
+            "invalid reference format: image must not be empty", field="task.container.image"
+        )
     for item in container.env:
         if "=" not in item or item.startswith("="):
             raise InvalidArgument(
@@ -96,7 +98,10 @@ def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
         )
     mode = spec.WhichOneof("mode")
     if mode is None:
-        raise InvalidArgument("a service needs a mode: replicated or global", field="mode")
+        raise InvalidArgument(
+            "a service needs a mode: replicated, global, replicated-job or global-job",
+            field="mode",
+        )
     if mode == "replicated" and spec.replicated.replicas > MAX_REPLICAS:
         raise InvalidArgument(
             f"replicas must be at most {MAX_REPLICAS}", field="mode.replicated.replicas"
@@ -104,6 +109,8 @@ def validate_service_spec(spec: types_pb2.ServiceSpec) -> None:
     validate_ports(list(spec.endpoint.ports))
     validate_update_config(spec.update, "update")
     validate_update_config(spec.rollback, "rollback")
+    from pyswarm.manager.controlapi.orchestration_validation import validate_orchestration
     from pyswarm.manager.scheduler.constraints import parse_constraints
 
     parse_constraints(list(spec.task.placement.constraints))
+    validate_orchestration(spec)

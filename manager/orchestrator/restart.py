@@ -1,25 +1,29 @@
 """The restart supervisor: a task that ended while it should run is replaced, per its
-RestartPolicy.
+RestartPolicy (restart_policy.py holds the arithmetic).
 
 A task whose desired state is RUNNING but whose state is past RUNNING (COMPLETE,
-SHUTDOWN, FAILED, REJECTED, ORPHANED) ended on its own. Per `spec.restart`:
-condition NONE never restarts, ON_FAILURE restarts all but COMPLETE, ANY restarts
-all; `max_attempts` (0 = no limit) counts earlier ended tasks of the same slot (within
-`window` when set); `delay` (default: the config's restart delay) is waited on the
-injected clock from when this supervisor saw the end. Restarting means setting the
-task's desired state to SHUTDOWN: the slot is then empty, and the orchestrator
-creates the replacement in the same slot.
+SHUTDOWN, FAILED, REJECTED, ORPHANED) ended on its own. When its policy wants it
+restarted and its slot has attempts left, the supervisor waits the restart delay (on
+the injected clock, from when it saw the end), then, in one transaction, creates the
+replacement in the same slot (or a global service's node) from the service's current
+spec, carrying the slot's restart history one attempt further, and sets the ended
+task's desired state to SHUTDOWN. The orchestrators never see the slot empty, so they
+never make a second replacement. A task whose attempts ran out keeps its slot, ended,
+as in Swarm.
 """
 
 from __future__ import annotations
 
+import time
+
+from pyswarm.manager.orchestrator import restart_policy
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
-from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.store import SERVICES, TASKS, Op, StoreEvent, Update
+from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop
+from pyswarm.manager.scheduler import new_task
+from pyswarm.manager.store import SERVICES, TASKS, Create, StoreEvent, Update
 from pyswarm.proto import types_pb2
 
 Task = types_pb2.Task
-Policy = types_pb2.RestartPolicy
 
 
 def has_ended(task: Task) -> bool:
@@ -58,53 +62,40 @@ class RestartSupervisor(ReconcileLoop):
             self._seen_ended.pop(event.id, None)
 
     async def reconcile(self, keys: set[str]) -> None:
-        ops: list[Op] = []
-        restarted: list[str] = []  # service ids, for the restarts counter
         now = self.clock()
+        revision = 0
         for task_id in sorted(keys):
             task = self.tasks.by_id.get(task_id)
-            if task is None or not ended_unwanted(task) or not self._should_restart(task):
+            if task is None or not ended_unwanted(task):
+                continue
+            service = self.cache.get(SERVICES, task.service_id)
+            if service is None or not restart_policy.should_restart(task, service):
                 continue
             policy = task.spec.restart
-            delay = (
-                policy.delay.ToNanoseconds() / 1e9
-                if policy.HasField("delay")
-                else self.default_delay
-            )
-            seen = self._seen_ended.setdefault(task_id, now)
-            if now < seen + delay:
-                self.wake_at(task_id, seen + delay)
+            wall_ns = time.time_ns()
+            if not restart_policy.attempts_left(policy, task.restart_history, wall_ns):
                 continue
+            seen = self._seen_ended.setdefault(task_id, now)
+            due = seen + restart_policy.delay_seconds(policy, self.default_delay)
+            if now < due:
+                self.wake_at(task_id, due)
+                continue
+            replacement = new_task(
+                service, slot=task.slot, node_id="" if task.slot else task.node_id
+            )
+            replacement.restart_history.CopyFrom(
+                restart_policy.after_restart(policy, task.restart_history, wall_ns)
+            )
             stopped = copy_task(task)
             stopped.desired_state = types_pb2.SHUTDOWN
-            ops.append(Update(TASKS, stopped))
-            restarted.append(task.service_id)
-        await write_ops(self.context, ops)
-        for service_id in restarted:
-            self._count_restart(service_id)
+            # One transaction per slot: the new task first, so that no reader of the
+            # store ever sees the slot empty (nor, for a global node, two live tasks).
+            revision = await self.store.batch([Create(TASKS, replacement), Update(TASKS, stopped)])
+            self._count_restart(task.service_id)
+        if revision:
+            await self.cache.wait_for_revision(revision, timeout=10.0)
 
     def _count_restart(self, service_id: str) -> None:
         service = self.cache.get(SERVICES, service_id)
         name = service.spec.annotations.name if service is not None else service_id
         self.context.metrics.task_restarts.labels(name).inc()
-
-    def _should_restart(self, task: Task) -> bool:
-        policy = task.spec.restart
-        if policy.condition == Policy.NONE:
-            return False
-        if policy.condition == Policy.ON_FAILURE and task.status.state == types_pb2.COMPLETE:
-            return False
-        if not policy.max_attempts:
-            return True
-        window = policy.window.ToNanoseconds() if policy.HasField("window") else 0
-        ended_at = task.status.timestamp.ToNanoseconds()
-        key = slot_key(task)
-        earlier = [
-            other
-            for other in self.tasks.of_service(task.service_id)
-            if other.id != task.id
-            and slot_key(other) == key
-            and has_ended(other)
-            and (not window or ended_at - other.status.timestamp.ToNanoseconds() <= window)
-        ]
-        return len(earlier) < policy.max_attempts

@@ -33,6 +33,7 @@ from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
 from pyswarm.manager.orchestrator.replicated import outdated_check
 from pyswarm.manager.orchestrator.restart import slot_key
+from pyswarm.manager.orchestrator.restart_policy import is_job
 from pyswarm.manager.scheduler import new_task
 from pyswarm.manager.store import SERVICES, TASKS, Create, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
@@ -108,7 +109,7 @@ class RollingUpdater(ReconcileLoop):
         ops: list[Op] = []
         for service_id in sorted(keys):
             service = self.cache.get(SERVICES, service_id)
-            if service is not None:
+            if service is not None and not is_job(service):  # a job's update re-runs it
                 ops.extend(self._advance(service))
         await write_ops(self.context, ops)
 

@@ -6,7 +6,8 @@ Public surface:
   for tasks left PENDING, the per-filter explanation), over a `NodeSet` of `NodeInfo`.
 - `assigned_task` / `unassigned_task`: the Task messages that record a decision.
 - Filters (`ReadyFilter`, `AvailabilityFilter`, `ConstraintFilter`, `ResourceFilter`,
-  `HostPortFilter`, `MaxReplicasFilter`) and `parse_constraints`.
+  `GenericResourceFilter`, `HostPortFilter`, `MaxReplicasFilter`) and `parse_constraints`.
+- Placement preferences (spread.py) and job planning (job_planning.py).
 - `plan_replicas(service, tasks)` and `plan_global(service, nodes, tasks)` (planning.py:
   pure helpers for the orchestrators in manager/orchestrator, which own the loops).
 """
@@ -20,6 +21,7 @@ from pyswarm.manager.scheduler.filters import (
     AvailabilityFilter,
     ConstraintFilter,
     Filter,
+    GenericResourceFilter,
     HostPortFilter,
     MaxReplicasFilter,
     ReadyFilter,
@@ -35,6 +37,7 @@ __all__ = [
     "Constraint",
     "ConstraintFilter",
     "Filter",
+    "GenericResourceFilter",
     "HostPortFilter",
     "InvalidConstraint",
     "MaxReplicasFilter",

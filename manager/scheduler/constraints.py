@@ -4,7 +4,9 @@ Constraints are parsed once per service (`parse_constraints`) into small matcher
 evaluated per node (`Constraint.matches`) with a few attribute reads and one string
 comparison. Values compare case-insensitively, as in Docker Swarm; label names are
 case-sensitive; a missing label reads as "" (so `node.labels.x!=y` holds on a node
-without label x). CPU architectures compare by family (`x86_64` matches `amd64`).
+without label x). `engine.labels.NAME` reads the agent's own `--label`
+(NodeDescription.engine_labels). CPU architectures compare by family (`x86_64`
+matches `amd64`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,32 @@ def _label_reader(name: str) -> NodeReader:
     return read
 
 
+def _engine_label_reader(name: str) -> NodeReader:
+    """An agent's own `--label` (docker's engine labels), as its node reported it."""
+
+    def read(node: types_pb2.Node) -> str:
+        return node.description.engine_labels.get(name, "")
+
+    return read
+
+
+def label_reader(key: str) -> tuple[str, NodeReader] | None:
+    """`node.labels.NAME` or `engine.labels.NAME` -> (the key as written, its reader);
+    None for another key. InvalidConstraint when NAME is not a label name."""
+    lowered = key.lower()
+    for prefix, make in (
+        (_LABEL_PREFIX, _label_reader),
+        (_ENGINE_LABEL_PREFIX, _engine_label_reader),
+    ):
+        if lowered.startswith(prefix):
+            name = key[len(prefix) :]
+            if not _LABEL_NAME.match(name):
+                what = prefix.split(".")[0]
+                raise InvalidConstraint(key, f"invalid {what} label name {name!r}")
+            return prefix + name, make(name)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Constraint:
     """One parsed `key==value` or `key!=value` expression."""
@@ -98,21 +126,20 @@ def parse_constraint(expression: str) -> Constraint:
     if lowered_key in _READERS:
         read = _READERS[lowered_key]
         key = lowered_key
-    elif lowered_key.startswith(_LABEL_PREFIX):
-        name = key[len(_LABEL_PREFIX) :]
-        if not _LABEL_NAME.match(name):
-            raise InvalidConstraint(expression, f"invalid node label name {name!r}")
-        read = _label_reader(name)
-        key = _LABEL_PREFIX + name
-    elif lowered_key.startswith(_ENGINE_LABEL_PREFIX):
-        raise InvalidConstraint(
-            expression, "engine.labels constraints are not supported; use node.labels"
-        )
+    elif (labelled := _labelled(expression, key)) is not None:
+        key, read = labelled
     else:
-        known = ", ".join([*_READERS, "node.labels.<name>"])
+        known = ", ".join([*_READERS, "node.labels.<name>", "engine.labels.<name>"])
         raise InvalidConstraint(expression, f"unknown key {key!r} (known keys: {known})")
     expected = _arch_family(value) if key == "node.platform.arch" else value.lower()
     return Constraint(expression, key, operator == _EQ, expected, read)
+
+
+def _labelled(expression: str, key: str) -> tuple[str, NodeReader] | None:
+    try:
+        return label_reader(key)
+    except InvalidConstraint as err:
+        raise InvalidConstraint(expression, err.message.split(": ", 1)[1]) from None
 
 
 def parse_constraints(expressions: Iterable[str]) -> tuple[Constraint, ...]:

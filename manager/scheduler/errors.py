@@ -22,3 +22,13 @@ class InvalidConstraint(InvalidArgument, SchedulerError):
 
 class WrongServiceMode(FailedPrecondition, SchedulerError):
     """A replicated plan asked of a global service, or the other way round."""
+
+
+class InvalidPreference(InvalidArgument, SchedulerError):
+    """A placement preference that is not `spread=node.labels.NAME` (or engine.labels)."""
+
+    def __init__(self, descriptor: str, reason: str) -> None:
+        super().__init__(
+            f"invalid placement preference spread={descriptor!r}: {reason}",
+            field="placement.preferences",
+        )

@@ -115,6 +115,34 @@ class ResourceFilter(Filter):
         return f"{_nodes(nodes_rejected)} had insufficient {what}"
 
 
+class GenericResourceFilter(Filter):
+    """The node must advertise enough unreserved units of each generic resource the
+    task reserves (`--generic-resource KIND=N`; agents' `--node-generic-resource`)."""
+
+    dynamic = True
+
+    def __init__(self) -> None:
+        self._wanted: tuple[tuple[str, int], ...] = ()
+        self._lacking: set[str] = set()
+
+    def set_task(self, task: types_pb2.Task) -> bool:
+        self._wanted = tuple((g.kind, g.value) for g in task.spec.resources.reservations.generic)
+        self._lacking = set()
+        return bool(self._wanted)
+
+    def check(self, node: NodeInfo) -> bool:
+        for kind, units in self._wanted:
+            if node.available_generic(kind) < units:
+                self._lacking.add(kind)
+                return False
+        return True
+
+    def explain(self, nodes_rejected: int) -> str:
+        kinds = ", ".join(sorted(self._lacking)) or "generic resources"
+        verb = "has" if nodes_rejected == 1 else "have"
+        return f"{_nodes(nodes_rejected)} {verb} insufficient {kinds}"
+
+
 class HostPortFilter(Filter):
     """A task publishing a port in HOST mode needs that port free on the node."""
 
@@ -173,6 +201,7 @@ def default_filters() -> list[Filter]:
         ConstraintFilter(),
         ResourceFilter("cpu"),
         ResourceFilter("memory"),
+        GenericResourceFilter(),
         HostPortFilter(),
         MaxReplicasFilter(),
     ]

@@ -42,12 +42,18 @@ class TaskUsage:
     nano_cpus: int
     memory_bytes: int
     ports: tuple[HostPort, ...]  # host-mode ports it publishes
+    generic: tuple[tuple[str, int], ...] = ()  # discrete generic resources: (kind, units)
 
     @classmethod
     def of(cls, task: types_pb2.Task) -> TaskUsage:
         reservations = task.spec.resources.reservations
+        generic = tuple((g.kind, g.value) for g in reservations.generic)
         return cls(
-            task.service_id, reservations.nano_cpus, reservations.memory_bytes, host_ports(task)
+            task.service_id,
+            reservations.nano_cpus,
+            reservations.memory_bytes,
+            host_ports(task),
+            generic,
         )
 
 
@@ -58,6 +64,7 @@ class NodeInfo:
         "id",
         "node",
         "ports",
+        "reserved_generic",
         "reserved_memory",
         "reserved_nano_cpus",
         "service_counts",
@@ -71,6 +78,7 @@ class NodeInfo:
         self.service_counts: dict[str, int] = {}
         self.reserved_nano_cpus = 0
         self.reserved_memory = 0
+        self.reserved_generic: dict[str, int] = {}
         # Host ports in use -> how many tasks hold them (more than one only if the
         # store already held a conflict; removing one task must not free the port).
         self.ports: dict[HostPort, int] = {}
@@ -87,6 +95,11 @@ class NodeInfo:
     def available_memory(self) -> int:
         return self.node.description.resources.memory_bytes - self.reserved_memory
 
+    def available_generic(self, kind: str) -> int:
+        """Units of a discrete generic resource the node advertises and no task holds."""
+        offered = sum(g.value for g in self.node.description.resources.generic if g.kind == kind)
+        return offered - self.reserved_generic.get(kind, 0)
+
     def add(self, task_id: str, usage: TaskUsage) -> None:
         """Count `task_id` against this node (replacing an earlier record of it)."""
         if task_id in self.tasks:
@@ -95,6 +108,8 @@ class NodeInfo:
         self.service_counts[usage.service_id] = self.service_counts.get(usage.service_id, 0) + 1
         self.reserved_nano_cpus += usage.nano_cpus
         self.reserved_memory += usage.memory_bytes
+        for kind, units in usage.generic:
+            self.reserved_generic[kind] = self.reserved_generic.get(kind, 0) + units
         for port in usage.ports:
             self.ports[port] = self.ports.get(port, 0) + 1
 
@@ -110,6 +125,8 @@ class NodeInfo:
             del self.service_counts[usage.service_id]
         self.reserved_nano_cpus -= usage.nano_cpus
         self.reserved_memory -= usage.memory_bytes
+        for kind, units in usage.generic:
+            self.reserved_generic[kind] -= units
         for port in usage.ports:
             holders = self.ports[port] - 1
             if holders:

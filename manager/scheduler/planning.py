@@ -74,6 +74,7 @@ class _TaskMaker:
             service_id=service.id,
             desired_state=types_pb2.RUNNING,
             spec_version=service.meta.version,
+            job_iteration=service.job_status.job_iteration,
         )
         template.spec.CopyFrom(service.spec.task)
         template.ports.extend(service.spec.endpoint.ports)
@@ -160,7 +161,7 @@ def _slots_to_remove(slots: dict[int, list[types_pb2.Task]], count: int) -> list
     return removed
 
 
-def _node_is_eligible(node: types_pb2.Node, constraints: Sequence[Constraint]) -> bool:
+def node_is_eligible(node: types_pb2.Node, constraints: Sequence[Constraint]) -> bool:
     if node.status.state == types_pb2.NodeStatus.DOWN:
         return False
     if node.spec.availability == types_pb2.NodeSpec.DRAIN:
@@ -196,7 +197,7 @@ def plan_global(
     for node in nodes:
         known.add(node.id)
         present = by_node.get(node.id, [])
-        if not _node_is_eligible(node, constraints):
+        if not node_is_eligible(node, constraints):
             shut_down.extend(present)
             continue
         if present:

@@ -6,7 +6,9 @@ heap ordered as SwarmKit's spread strategy orders them: fewest tasks of this ser
 then fewest tasks overall, then node id (so ties break the same way every time).
 Each task takes the top node; only that node changed, so only its dynamic filters
 (resources, host ports, max replicas) are checked again before it goes back into
-the heap with its new counts. A group costs O(nodes + tasks * log nodes).
+the heap with its new counts. A group costs O(nodes + tasks * log nodes). With
+placement preferences the nodes are first divided by label values and the tasks
+evened out over those groups (spread.py), each group filled the same way.
 
 A task that already names a node (global services) is checked against that node
 alone. A task no node can take stays PENDING with an explanation counting, per
@@ -24,10 +26,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pyswarm.manager.network.needs import networks_allocated
 from pyswarm.manager.scheduler.decisions import SchedulingResult
-from pyswarm.manager.scheduler.errors import InvalidConstraint
+from pyswarm.manager.scheduler.errors import InvalidConstraint, InvalidPreference
 from pyswarm.manager.scheduler.explain import explain_rejections
 from pyswarm.manager.scheduler.filters import Filter, default_filters
 from pyswarm.manager.scheduler.nodeinfo import NodeInfo, NodeSet, TaskUsage
+from pyswarm.manager.scheduler.spread import build_tree, preference_readers, spread_over_tree
 from pyswarm.proto import types_pb2
 
 GroupKey = tuple[str, bytes, bytes]
@@ -137,33 +140,83 @@ class Scheduler:
         dynamic: list[Filter],
         result: SchedulingResult,
     ) -> None:
-        service_id = usage.service_id
         rejected: dict[Filter, int] = {f: 0 for f in static + dynamic}
-        heap: list[_Entry] = []
+        eligible: list[NodeInfo] = []
         for node in self.nodes:
             failed = _first_failing(static, node) or _first_failing(dynamic, node)
             if failed is not None:
                 rejected[failed] += 1
             else:
-                count = node.service_counts.get(service_id, 0)
-                heap.append((count, node.total_tasks, node.id, node))
-        heapq.heapify(heap)
+                eligible.append(node)
+        placer = _Placer(self.nodes, tasks, usage, dynamic, rejected, result)
+        try:
+            readers = preference_readers(tasks[0].spec.placement)
+        except InvalidPreference as err:
+            for task in tasks:
+                result.unassigned[task.id] = f"no suitable node ({err.message})"
+            return
+        if readers:
+            spread_over_tree(
+                build_tree(eligible, readers), len(tasks), usage.service_id, placer.fill
+            )
+        else:
+            placer.fill(eligible, len(tasks))
+        left = tasks[placer.next :]
+        if left:
+            explanation = explain_rejections(list(rejected.items()))
+            for task in left:
+                result.unassigned[task.id] = explanation
 
+
+class _Placer:
+    """Places a group's tasks, in order, on the nodes it is given: each task on the node
+    with the fewest tasks of the service, then the fewest tasks, then the lowest id.
+    Only the node that took a task changed, so only its dynamic filters are checked
+    again; a node they turn away is full for the rest of the group."""
+
+    def __init__(
+        self,
+        nodes: NodeSet,
+        tasks: list[types_pb2.Task],
+        usage: TaskUsage,
+        dynamic: list[Filter],
+        rejected: dict[Filter, int],
+        result: SchedulingResult,
+    ) -> None:
+        self.nodes = nodes
+        self.tasks = tasks
+        self.usage = usage
+        self.dynamic = dynamic
+        self.rejected = rejected
+        self.result = result
+        self.next = 0  # the index of the next task to place
+        self.full: set[str] = set()
+
+    def fill(self, candidates: list[NodeInfo], count: int) -> int:
+        """Place up to `count` of the next tasks on `candidates`; how many it placed."""
+        service_id = self.usage.service_id
+        heap: list[_Entry] = [
+            (node.service_counts.get(service_id, 0), node.total_tasks, node.id, node)
+            for node in candidates
+            if node.id not in self.full
+        ]
+        heapq.heapify(heap)
         place = self.nodes.place
-        assignments = result.assignments
-        for index, task in enumerate(tasks):
-            if not heap:
-                explanation = explain_rejections(list(rejected.items()))
-                for left in tasks[index:]:
-                    result.unassigned[left.id] = explanation
-                return
+        assignments = self.result.assignments
+        placed = 0
+        while placed < count and heap and self.next < len(self.tasks):
+            task = self.tasks[self.next]
             node = heap[0][3]
-            place(task.id, node.id, usage)
+            place(task.id, node.id, self.usage)
             assignments[task.id] = node.id
-            failed = _first_failing(dynamic, node) if dynamic else None
+            self.next += 1
+            placed += 1
+            failed = _first_failing(self.dynamic, node) if self.dynamic else None
             if failed is not None:
-                rejected[failed] += 1
+                self.rejected[failed] += 1
+                self.full.add(node.id)
                 heapq.heappop(heap)
             else:
                 entry = (node.service_counts[service_id], len(node.tasks), node.id, node)
                 heapq.heapreplace(heap, entry)
+        return placed

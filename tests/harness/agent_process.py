@@ -24,7 +24,8 @@ class AgentProcess:
     root: Path
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     process: subprocess.Popen[bytes] | None = None
-    # More `pyswarm agent` flags for start() only (e.g. --log-opt defaults).
+    # More `pyswarm agent` flags (e.g. --log-opt defaults), for start() and for a
+    # cluster agent's `pyswarm join` too.
     start_flags: list[str] = field(default_factory=list)
 
     @property

@@ -68,7 +68,8 @@ class ClusterAgent(AgentProcess):
         command = [
             sys.executable, "-m", "pyswarm.cli.main", "join",
             "--advertise-addr", "127.0.0.1", "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
-            "--hostname", f"node-{self.tag}", *self.agent_flags(), join_address,
+            "--hostname", f"node-{self.tag}", *self.agent_flags(), *self.start_flags,
+            join_address,
         ]  # fmt: skip
         # The token in the environment, never in the arguments (ps shows those to all).
         env = {**self.env(), "PYSWARM_JOIN_TOKEN": token}

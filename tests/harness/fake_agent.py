@@ -88,11 +88,18 @@ class FakeAgent:
 
     def fail(self, task_id: str) -> None:
         """Report a running task FAILED, as if its container exited non-zero."""
-        self.states[task_id] = types_pb2.FAILED
+        self._report_end(task_id, types_pb2.FAILED, "exit status 1")
+
+    def complete(self, task_id: str) -> None:
+        """Report a running task COMPLETE, as if its container exited 0."""
+        self._report_end(task_id, types_pb2.COMPLETE, "")
+
+    def _report_end(self, task_id: str, state: types_pb2.TaskState.ValueType, err: str) -> None:
+        self.states[task_id] = state
         batch = dispatcher_pb2.TaskStatusBatch()
         update = batch.updates.add(task_id=task_id)
-        update.status.state = types_pb2.FAILED
-        update.status.err = "exit status 1"
+        update.status.state = state
+        update.status.err = err
         update.status.timestamp.GetCurrentTime()
         self._outgoing.put_nowait(
             dispatcher_pb2.AgentMessage(session_id=self._session_id, statuses=batch)

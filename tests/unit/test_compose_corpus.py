@@ -99,6 +99,8 @@ def test_converted_details_of_the_full_v3_file() -> None:
         (types_pb2.Mount.VOLUME, "v3_foobar", "/container/volumepath2", False),
     ]
     assert [n.target for n in spec.task.networks] == ["v3_default"]
+    (preference,) = spec.task.placement.preferences
+    assert preference.spread.spread_descriptor == "node.labels.datacenter"
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -146,3 +148,21 @@ def test_runtime_settings_reach_the_container_spec(tmp_path: Path) -> None:
     assert [(u.name, u.soft, u.hard) for u in container.ulimits] == [("nofile", 100, 200)]
     assert list(container.dns_config.nameservers) == ["10.0.0.2"]
     assert list(container.hosts) == ["10.0.0.9 db"] and list(container.groups) == ["audio"]
+
+
+def test_jobs_and_generic_resources_convert(tmp_path: Path) -> None:
+    compose = tmp_path / "jobs.yml"
+    compose.write_text(
+        "services:\n"
+        "  migrate:\n    image: busybox\n    deploy: {mode: replicated-job, replicas: 3}\n"
+        "  sweep:\n    image: busybox\n    deploy:\n      mode: global-job\n"
+        "      resources: {reservations: {generic_resources: "
+        "[{discrete_resource_spec: {kind: gpu, value: 2}}]}}\n"
+    )
+    project = load_project(sources_from_paths([str(compose)]), {})
+    migrate = service_spec("migrate", project, Namer("j"))
+    assert migrate.replicated_job.total_completions == 3
+    assert migrate.task.restart.condition == types_pb2.RestartPolicy.ON_FAILURE
+    sweep = service_spec("sweep", project, Namer("j"))
+    assert sweep.WhichOneof("mode") == "global_job"
+    assert [(g.kind, g.value) for g in sweep.task.resources.reservations.generic] == [("gpu", 2)]

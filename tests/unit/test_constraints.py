@@ -48,6 +48,18 @@ def test_matches_node(expression: str, matches: bool) -> None:
     assert parse_constraint(expression).matches(node(zone="east")) is matches
 
 
+def test_engine_labels_read_the_agents_own_labels() -> None:
+    """`engine.labels.K` is what the agent was started with (`--label K=V`), not the
+    node's labels an operator sets with `node update --label-add`."""
+    labelled = node(storage="hdd")
+    labelled.description.engine_labels["storage"] = "ssd"
+    constraint = parse_constraint("engine.labels.storage==SSD")
+    assert constraint.key == "engine.labels.storage"
+    assert constraint.matches(labelled)
+    assert not constraint.matches(node(storage="ssd"))
+    assert parse_constraint("engine.labels.storage!=ssd").matches(node())
+
+
 def test_manager_role_matches_a_manager() -> None:
     manager = simulated_node(1, role=types_pb2.NodeSpec.MANAGER)
     assert parse_constraint("node.role==manager").matches(manager)
@@ -71,7 +83,7 @@ def test_all_constraints_must_hold() -> None:
         ("node.role==a==b", "invalid value"),
         ("node.color==red", "unknown key 'node.color'"),
         ("node.labels.==x", "invalid node label name"),
-        ("engine.labels.storage==ssd", "engine.labels constraints are not supported"),
+        ("engine.labels.==ssd", "invalid engine label name"),
     ],
 )
 def test_rejects_bad_expressions_naming_them(expression: str, reason: str) -> None:

@@ -50,6 +50,7 @@ def test_the_create_request_carries_the_task() -> None:
     task.spec.container.command.extend(["sleep", "9"])
     task.spec.container.env.append("A=1")
     task.spec.resources.limits.memory_bytes = 64 << 20
+    task.spec.resources.limits.pids = 50  # --limit-pids: the container's pids.max
     task.ports.add(target_port=80, published_port=8080, publish_mode=types_pb2.PortConfig.HOST)
     task.ports.add(target_port=81)  # not published: nothing to do on the node
     request = create_request(task)
@@ -57,6 +58,7 @@ def test_the_create_request_carries_the_task() -> None:
     assert request.entrypoint_set and not request.start
     assert list(request.spec.env) == ["A=1"]
     assert request.limits.memory_bytes == 64 << 20
+    assert request.limits.pids == 50
     assert [(p.target_port, p.published_port) for p in request.ports] == [(80, 8080)]
     assert request.spec.labels[TASK_ID_LABEL] == "t1"
     assert request.spec.labels[SERVICE_NAME_LABEL] == "web"
@@ -110,6 +112,12 @@ def test_node_description(tmp_path: Path) -> None:
     assert description.hostname == "node-1"
     assert description.resources.nano_cpus >= 1_000_000_000
     assert description.platform.os == "linux"
+    assert not description.engine_labels and not description.resources.generic
+    started = node_description(
+        "node-1", engine_labels=[("zone", "a")], generic_resources=[("gpu", 2)]
+    )
+    assert dict(started.engine_labels) == {"zone": "a"}
+    assert [(g.kind, g.value) for g in started.resources.generic] == [("gpu", 2)]
 
 
 def test_a_wildcard_metrics_address_is_advertised_reachably() -> None:

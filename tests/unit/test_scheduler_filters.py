@@ -156,7 +156,12 @@ def test_max_replicas_filter_counts_the_same_service_only() -> None:
 
 def test_dynamic_filters_are_the_ones_that_depend_on_load() -> None:
     dynamic = {type(f).__name__ for f in default_filters() if f.dynamic}
-    assert dynamic == {"ResourceFilter", "HostPortFilter", "MaxReplicasFilter"}
+    assert dynamic == {
+        "ResourceFilter",
+        "GenericResourceFilter",
+        "HostPortFilter",
+        "MaxReplicasFilter",
+    }
 
 
 def test_explanation_lists_filters_in_order() -> None:
