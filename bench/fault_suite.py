@@ -3,9 +3,9 @@ updates and node drains on a lab of three managers, each round checked afterward
 
 A private lab (see lab_bench.py) of 4 hosts: node-1..3 are managers (each with an
 etcd member), node-4 a worker. One service of busybox replicas (stop-first updates,
-2 at a time). First the undisturbed anchor: each operation once with no fault, timed
+2 at a time). First the undisturbed anchor: each operation 3 times with no fault, timed
 from its call until the cluster has converged (fault_rounds.Workload.not_converged),
-then the baseline inventory of the hosts. Then round after round, fault k and
+(the median is the anchor), then the baseline inventory. Then round after round, fault k and
 operation k // 7 (so every fault meets every operation within 21 rounds):
 
   start the operation; as soon as the cluster starts acting on it, inject the fault
@@ -41,7 +41,7 @@ from bench.fault_checks import (
 )
 from bench.fault_inject import FAULTS, PARTITION_S, Fault
 from bench.fault_rounds import OPS, Workload
-from bench.lab_bench import bench_lab
+from bench.lab_bench import bench_lab, fmt, median_of
 from bench.machine import describe
 from pyswarm.lab.launcher import Lab
 
@@ -49,6 +49,8 @@ CONVERGE_TIMEOUT_S = 150.0
 MID_TIMEOUT_S = 15.0
 POLL_S = 0.1
 SETTLE_S = 30.0
+#: Undisturbed runs of each operation; their median is the anchor.
+ANCHOR_RUNS = 3
 
 
 @dataclass
@@ -151,6 +153,13 @@ def run_round(
     return result
 
 
+def round_line(result: Round) -> str:
+    took = "timeout" if result.converge_s is None else f"{result.converge_s:.2f} s"
+    return (f"round {result.number}: {result.fault} during {result.op} "
+            f"({'; '.join(result.notes)}): converged {took}; "
+            f"{'; '.join(result.problems) or 'all checks pass'}")  # fmt: skip
+
+
 def report(rounds: list[Round], anchor: dict[str, float | None]) -> None:
     print("\nundisturbed convergence (anchor, same run):")
     for op in OPS:
@@ -191,21 +200,22 @@ def main() -> None:
     with bench_lab(4, heartbeat="1s", managers=3) as bench:
         work = Workload(bench, args.replicas, args.scale_to)
         wait_converged(work, time.perf_counter())
-        anchor = {op: undisturbed(work, op, "node-4") for op in OPS}
-        print("undisturbed: " + ", ".join(f"{op} {t}" for op, t in anchor.items()), flush=True)
+        runs = {op: [undisturbed(work, op, "node-4") for _ in range(ANCHOR_RUNS)] for op in OPS}
+        anchor = {op: median_of(times) for op, times in runs.items()}
+        print("undisturbed: " + "; ".join(f"{op} " + " ".join(fmt(t) for t in times)
+                                         for op, times in runs.items()), flush=True)  # fmt: skip
         baseline = inventory(work, bench.lab)
         print(f"baseline inventory: {baseline}", flush=True)
         began = time.monotonic()
-        for number in range(1, args.rounds + 1):
-            if time.monotonic() - began > args.deadline:
-                print(f"deadline of {args.deadline:.0f} s reached before round {number}")
-                break
-            result = run_round(work, bench.lab, number, round_plan(number), baseline)
-            rounds.append(result)
-            took = "timeout" if result.converge_s is None else f"{result.converge_s:.2f} s"
-            print(f"round {number}: {result.fault} during {result.op} ({'; '.join(result.notes)})"
-                  f": converged {took}; {'; '.join(result.problems) or 'all checks pass'}",
-                  flush=True)  # fmt: skip
+        try:
+            for number in range(1, args.rounds + 1):
+                if time.monotonic() - began > args.deadline:
+                    print(f"deadline of {args.deadline:.0f} s reached before round {number}")
+                    break
+                rounds.append(run_round(work, bench.lab, number, round_plan(number), baseline))
+                print(round_line(rounds[-1]), flush=True)
+        except KeyboardInterrupt:  # stopped by hand: the lab goes down, the figures stay
+            print(f"interrupted during round {len(rounds) + 1}")
     report(rounds, anchor)
 
 
