@@ -3,10 +3,11 @@ updates and node drains on a lab of three managers, each round checked afterward
 
 A private lab (see lab_bench.py) of 4 hosts: node-1..3 are managers (each with an
 etcd member), node-4 a worker. One service of busybox replicas (stop-first updates,
-2 at a time). First the undisturbed anchor: each operation 3 times with no fault, timed
-from its call until the cluster has converged (fault_rounds.Workload.not_converged),
-(the median is the anchor), then the baseline inventory. Then round after round, fault k and
-operation k // 7 (so every fault meets every operation within 21 rounds):
+2 at a time). First the undisturbed anchor: each operation 3 times with no fault,
+timed from its call until the cluster has converged (fault_rounds.Workload.
+not_converged), the median being the anchor; then the baseline inventory. Then round
+after round, fault k and operation k // 7 (every fault meets every operation within
+21 rounds):
 
   start the operation; as soon as the cluster starts acting on it, inject the fault
   (kill -9 the leader manager, a follower manager, a follower's etcd member, the
