@@ -11,6 +11,7 @@ while the managers fail over (a fault may take the one the channel talks to).
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,7 +133,16 @@ class Workload:
 
     # -- operations
 
-    def start(self, op: str, drain_node: str) -> str:
+    def busiest_node(self) -> str:
+        """The hostname running most of the service's tasks (what a drain should move)."""
+        hostnames = self.hostnames()
+        counts = collections.Counter(
+            hostnames.get(t.node_id, "") for t in self.tasks()
+            if t.desired_state == types_pb2.RUNNING
+        )  # fmt: skip
+        return counts.most_common(1)[0][0] if counts else sorted(hostnames.values())[-1]
+
+    def start(self, op: str) -> str:
         """Start `op` (one call, as a user's command); what it does, in words."""
         if op == "scale":
             target = self.scale_to if self.written.replicated.replicas == self.base else self.base
@@ -147,6 +157,7 @@ class Workload:
             self._update_service()
             return f"rolling update {self.update_count}"
         if op == "drain":
+            drain_node = self.busiest_node()
             self._availability(drain_node, types_pb2.NodeSpec.DRAIN)
             self.drained = drain_node
             return f"drain {drain_node}"
@@ -155,7 +166,7 @@ class Workload:
     def restore(self) -> None:
         """Back to the base shape: base replicas, every node active (undisturbed)."""
         if self.written.replicated.replicas != self.base:
-            self.start("scale", "")
+            self.start("scale")
         if self.drained:
             self._availability(self.drained, types_pb2.NodeSpec.ACTIVE)
             self.drained = ""

@@ -1,5 +1,6 @@
 """The fault suite: rounds of crashes and partitions in the middle of scaling, rolling
-updates and node drains on a lab of three managers, each round checked afterwards.
+updates and node drains (of the node running most replicas) on a lab of three managers,
+each round checked afterwards.
 
 A private lab (see lab_bench.py) of 4 hosts: node-1..3 are managers (each with an
 etcd member), node-4 a worker. One service of busybox replicas (stop-first updates,
@@ -87,9 +88,9 @@ def wait_acting(work: Workload, before: set[tuple[str, int]]) -> None:
         time.sleep(0.05)  # watching for the operation's first effect
 
 
-def undisturbed(work: Workload, op: str, drain_node: str) -> float | None:
+def undisturbed(work: Workload, op: str) -> float | None:
     start = time.perf_counter()
-    work.start(op, drain_node)
+    work.start(op)
     took, _ = wait_converged(work, start)
     work.restore()
     wait_converged(work, time.perf_counter())
@@ -119,24 +120,22 @@ def check_round(work: Workload, lab: Lab) -> list[str]:
     return problems
 
 
-def round_plan(number: int) -> tuple[str, str, str]:
-    """Round `number`'s fault, operation and node to drain (if it drains)."""
-    fault = FAULTS[(number - 1) % len(FAULTS)]
-    op = OPS[((number - 1) // len(FAULTS)) % len(OPS)]
-    return fault, op, "node-4" if number % 2 else "node-3"
+def round_plan(number: int) -> tuple[str, str]:
+    """Round `number`'s fault and operation."""
+    return FAULTS[(number - 1) % len(FAULTS)], OPS[((number - 1) // len(FAULTS)) % len(OPS)]
 
 
 def run_round(
-    work: Workload, lab: Lab, number: int, plan: tuple[str, str, str], baseline: dict[str, int]
+    work: Workload, lab: Lab, number: int, plan: tuple[str, str], baseline: dict[str, int]
 ) -> Round:
     """One round: the operation, the fault in its middle, convergence, the checks, and
     back to the base shape."""
-    fault_kind, op, drain_node = plan
+    fault_kind, op = plan
     result = Round(number, fault_kind, op)
     fault = Fault(fault_kind)
     before = work.fingerprint()
     start = time.perf_counter()
-    result.notes.append(work.start(op, drain_node))
+    result.notes.append(work.start(op))
     wait_acting(work, before)
     fault.inject(lab, work.nodes())
     fault.heal(lab)
@@ -201,7 +200,7 @@ def main() -> None:
     with bench_lab(4, heartbeat="1s", managers=3) as bench:
         work = Workload(bench, args.replicas, args.scale_to)
         wait_converged(work, time.perf_counter())
-        runs = {op: [undisturbed(work, op, "node-4") for _ in range(ANCHOR_RUNS)] for op in OPS}
+        runs = {op: [undisturbed(work, op) for _ in range(ANCHOR_RUNS)] for op in OPS}
         anchor = {op: median_of(times) for op, times in runs.items()}
         print("undisturbed: " + "; ".join(f"{op} " + " ".join(fmt(t) for t in times)
                                          for op, times in runs.items()), flush=True)  # fmt: skip

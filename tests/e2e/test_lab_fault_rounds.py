@@ -46,7 +46,7 @@ def workload(lab: LabCluster) -> Workload:
     return Workload(BenchLab(lab.lab, state, control_for(context)), replicas=4, scale_to=8)
 
 
-ROUNDS = [("kill-leader", "scale", ""), ("kill-agent", "update", "")]
+ROUNDS = [("kill-leader", "scale"), ("kill-agent", "update")]
 
 
 def test_fault_rounds_keep_desired_state_and_hosts_clean(ha_lab: LabCluster) -> None:
