@@ -353,6 +353,8 @@ def test_a_killed_supervisor_is_started_again_by_its_client(
     # every task ("does not answer ... Connection refused") until the agent restarted.
     (pid,) = _supervisor_pids(supervisor.socket_path)
     os.kill(pid, signal.SIGKILL)
+    # Dead, its socket closed (a zombie's cmdline is empty): no listener any more.
+    wait_for(lambda: not _supervisor_pids(supervisor.socket_path), what="the supervisor gone")
     spec = supervisor.spec("/bin/true")
     assert run(run_to_exit(supervisor, spec)) == 0
     (again,) = _supervisor_pids(supervisor.socket_path)
