@@ -1,12 +1,14 @@
-"""End-to-end: two rounds of the fault suite (bench/fault_suite.py) on a lab of three
+"""End-to-end: three rounds of the fault suite (bench/fault_suite.py) on a lab of three
 managers, so the suite's guarantees stay checked in CI.
 
 Round 1 kills the leader manager with -9 in the middle of a scale (it is started again
 with the same arguments, or its agent restarts it); round 2 kills an agent with -9 in
-the middle of a rolling update (started again, it rejoins as itself). After each: the
-service's spec is the one last written, no slot runs twice, every host runs exactly
-the running tasks' containers, and once back to the base shape the hosts hold no more
-veths, cgroups, mounts, iptables rules or containers than before the faults.
+the middle of a rolling update (started again, it rejoins as itself); round 3 kills a
+node's container supervisor in the middle of a drain (the agent starts it again and
+learns its containers were lost). After each: the service's spec is the one last
+written, no slot runs twice, every host runs exactly the running tasks' containers,
+and once back to the base shape the hosts hold no more veths, cgroups, mounts,
+iptables rules or containers than before the faults.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def workload(lab: LabCluster) -> Workload:
     return Workload(BenchLab(lab.lab, state, control_for(context)), replicas=4, scale_to=8)
 
 
-ROUNDS = [("kill-leader", "scale"), ("kill-agent", "update")]
+ROUNDS = [("kill-leader", "scale"), ("kill-agent", "update"), ("kill-supervisor", "drain")]
 
 
 def test_fault_rounds_keep_desired_state_and_hosts_clean(ha_lab: LabCluster) -> None:
