@@ -78,6 +78,9 @@ class Workload:
         spec.update.parallelism = 2
         spec.update.order = types_pb2.UpdateConfig.STOP_FIRST
         spec.update.monitor.CopyFrom(Duration(seconds=1))
+        # The faults kill tasks by design: an update goes on past them (docker's default,
+        # pause, stops it for an operator, which no round has).
+        spec.update.failure_action = types_pb2.UpdateConfig.CONTINUE
         request = control_pb2.CreateServiceRequest(spec=spec)
         created = self.managers.call("create", lambda c: c.CreateService(request, timeout=10))
         self.service_id = str(created.id)
