@@ -135,16 +135,20 @@ class BenchLab:
 
 
 @contextlib.contextmanager
-def bench_lab(nodes: int = 3, heartbeat: str = "1s") -> Iterator[BenchLab]:
+def bench_lab(nodes: int = 3, heartbeat: str = "1s", managers: int = 1) -> Iterator[BenchLab]:
     name, subnet = pick_name_and_subnet()
     lab = Lab(name, subnet)
-    print(f"lab {name} on {subnet}: {nodes} hosts, heartbeat {heartbeat}", flush=True)
+    print(f"lab {name} on {subnet}: {nodes} hosts ({managers} managers), heartbeat {heartbeat}",
+          flush=True)  # fmt: skip
     try:
-        state = lab.up(nodes, heartbeat=heartbeat, progress=say)
+        state = lab.up(nodes, managers=managers, heartbeat=heartbeat, progress=say)
         for node in state.nodes:
             lab.import_busybox(node)
         cert_dir = Lab.client_cert_dir(Path(state.manager_state_dir))
-        stub = control_for(Context(f"bench-{name}", state.manager_addr, str(cert_dir)))
+        # Every manager: the channel fails over among them when one goes (HA labs).
+        context = Context(f"bench-{name}", state.manager_addr, str(cert_dir),
+                          managers=list(state.managers))  # fmt: skip
+        stub = control_for(context)
         yield BenchLab(lab, state, stub)
     finally:
         lab.down(progress=say)

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 ETCD_TLS_DIR = "etcd-tls"
 MEMBER_NAME = "pyswarm"
+#: How often a manager looks whether its embedded etcd member still runs.
+ETCD_WATCH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ async def etcd_connection(config: ManagerConfig) -> AsyncIterator[EtcdConnection
             files, new = embedded_tls(config, _listen(config).host)
             etcd = _embedded_etcd(config, files)
             await asyncio.to_thread(etcd.start)
-        yield EtcdConnection(etcd.endpoint, files.client(), etcd, new)
+        async with _kept_running(etcd):
+            yield EtcdConnection(etcd.endpoint, files.client(), etcd, new)
     finally:
         await asyncio.to_thread(etcd.stop)
 
@@ -224,6 +227,31 @@ async def _forced_member(config: ManagerConfig) -> AsyncIterator[EtcdConnection]
         yield EtcdConnection(etcd.endpoint, files.client(), etcd)
     finally:
         await asyncio.to_thread(etcd.stop)
+
+
+@contextlib.asynccontextmanager
+async def _kept_running(etcd: EmbeddedEtcd) -> AsyncIterator[None]:
+    """While the manager uses its embedded member, start it again when it exits under
+    it (killed, crashed): without it the manager would answer UNAVAILABLE for good."""
+    watcher = asyncio.create_task(_restart_on_exit(etcd), name="embedded-etcd-watch")
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def _restart_on_exit(etcd: EmbeddedEtcd) -> None:
+    while True:
+        await asyncio.sleep(ETCD_WATCH_S)  # a periodic look at a child process
+        if etcd.running():
+            continue
+        log.warning("the embedded etcd exited (see %s): starting it again", etcd.log_path)
+        try:
+            await asyncio.to_thread(etcd.respawn)
+        except StoreError as err:
+            log.warning("the embedded etcd did not start again: %s", err)
 
 
 def _has_member_data(config: ManagerConfig) -> bool:
@@ -272,7 +300,8 @@ async def _joined_member(
                 cert_dir=config.node_cert_dir,
             )
         await asyncio.to_thread(etcd.wait_healthy)
-        yield EtcdConnection(etcd.endpoint, files.client(), etcd)
+        async with _kept_running(etcd):
+            yield EtcdConnection(etcd.endpoint, files.client(), etcd)
     finally:
         await asyncio.to_thread(etcd.stop)
 

@@ -47,7 +47,12 @@ from pyswarm.agent.engine.spec import (
 )
 from pyswarm.agent.engine.task_files import TaskFileSource, has_task_files, task_files
 from pyswarm.agent.runtime.cgroups import CgroupManager
-from pyswarm.agent.runtime.container import StartError, SupervisorClient, userns
+from pyswarm.agent.runtime.container import (
+    StartError,
+    SupervisorClient,
+    SupervisorUnavailable,
+    userns,
+)
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.agent.volumes import VolumeStore
 from pyswarm.common import log_options
@@ -324,7 +329,9 @@ class ContainerEngine:
             try:
                 state = await self.supervisor.wait(cid)
                 break
-            except (ConnectionError, OSError) as err:
+            except (ConnectionError, OSError, SupervisorUnavailable) as err:
+                # A supervisor that died is started again by the next call; it reports
+                # the container lost (ended), which is what this wait is for.
                 log.warning("waiting for %s: %s; retrying", cid[:12], err)
                 await asyncio.sleep(1)
         async with self._locks[cid]:

@@ -176,6 +176,18 @@ class EmbeddedEtcd:
         )
         self.pid_path.write_text(f"{self._process.pid}\n")
 
+    def respawn(self) -> None:
+        """Spawn etcd again after its process exited under us (killed, crashed): the
+        same data dir, so the member comes back with every key and rejoins."""
+        if self.running():
+            return
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self._log = None
+        self._process = None
+        self.spawn()
+
     def _end_orphan(self) -> None:
         """End an etcd left running on this data dir by a manager that was killed (a
         child outlives a SIGKILLed parent): it holds the ports and the data dir."""

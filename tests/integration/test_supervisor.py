@@ -332,3 +332,30 @@ def test_follow_log_streams_until_stopped(supervisor: SupervisorHarness) -> None
 
     assert run(scenario()) == [b"one\n", b"two\n"]
     assert read_log(Path(spec.log_path), tail=1)[0].data == b"two\n"
+
+
+def _supervisor_pids(socket_path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and str(socket_path).encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_killed_supervisor_is_started_again_by_its_client(
+    supervisor: SupervisorHarness,
+) -> None:
+    # Found by the fault suite: a supervisor killed -9 left its node's agent failing
+    # every task ("does not answer ... Connection refused") until the agent restarted.
+    (pid,) = _supervisor_pids(supervisor.socket_path)
+    os.kill(pid, signal.SIGKILL)
+    # Dead, its socket closed (a zombie's cmdline is empty): no listener any more.
+    wait_for(lambda: not _supervisor_pids(supervisor.socket_path), what="the supervisor gone")
+    spec = supervisor.spec("/bin/true")
+    assert run(run_to_exit(supervisor, spec)) == 0
+    (again,) = _supervisor_pids(supervisor.socket_path)
+    assert again != pid

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pyswarm.proto import runtime_pb2
 
 START_DEADLINE_S = 15.0
 SHUTDOWN_DEADLINE_S = 30.0
+log = logging.getLogger(__name__)
 _SUPERVISOR_MODULE = "pyswarm.agent.runtime.container.supervisor"
 
 
@@ -90,15 +92,30 @@ class SupervisorClient:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = Path(socket_path)
         self._process: subprocess.Popen[bytes] | None = None
+        #: What ensure_started was given: a supervisor that died (killed, crashed) is
+        #: started again with it on the next call, as the agent's start did.
+        self._started_with: tuple[Path, Path | None] | None = None
+        self._restarting = asyncio.Lock()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             return await asyncio.open_unix_connection(str(self.socket_path))
         except OSError as err:
-            raise SupervisorUnavailable(
-                f"the container supervisor does not answer on {self.socket_path}:"
-                f" {err.strerror or err}"
-            ) from err
+            if self._started_with is None or self._restarting.locked():
+                raise self._unavailable(err) from err
+            log.warning("the container supervisor does not answer (%s): starting it again", err)
+        async with self._restarting:
+            root, log_path = self._started_with
+            await self.ensure_started(root, log_path=log_path)
+        try:
+            return await asyncio.open_unix_connection(str(self.socket_path))
+        except OSError as err:
+            raise self._unavailable(err) from err
+
+    def _unavailable(self, err: OSError) -> SupervisorUnavailable:
+        return SupervisorUnavailable(
+            f"the container supervisor does not answer on {self.socket_path}: {err.strerror or err}"
+        )
 
     async def _open(
         self, request: runtime_pb2.SupervisorRequest
@@ -140,6 +157,7 @@ class SupervisorClient:
     async def ensure_started(self, root: Path, *, log_path: Path | None = None) -> None:
         """Start the supervisor detached (own session) unless one answers; wait for it."""
         if await self.answers():
+            self._started_with = (root, log_path)
             return
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         command = [sys.executable, "-m", _SUPERVISOR_MODULE]
@@ -168,6 +186,7 @@ class SupervisorClient:
                 )
             await asyncio.sleep(delay)  # polling the socket until it answers
             delay = min(delay * 2, 0.1)
+        self._started_with = (root, log_path)
 
     async def create(self, spec: runtime_pb2.RuntimeSpec) -> runtime_pb2.ProcessState:
         """Start a container; returns once its program runs. StartError otherwise."""
@@ -208,6 +227,7 @@ class SupervisorClient:
     async def shutdown(self, *, kill_containers: bool) -> None:
         """Stop the supervisor (first SIGKILLing every container when asked)."""
         request = runtime_pb2.ShutdownRequest(kill_containers=kill_containers)
+        self._started_with = None  # stopped on purpose: not to be started again
         await self._call(runtime_pb2.SupervisorRequest(shutdown=request))
         if self._process is not None:
             process, self._process = self._process, None
