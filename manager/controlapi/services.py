@@ -189,9 +189,11 @@ class ServicesAPI(ControlBase):
         self.authorize(context)
         found = self.find_service(request.service_id)
         if found.spec.WhichOneof("mode") != "replicated":
+            mode = (found.spec.WhichOneof("mode") or "replicated").replace("_", " ")
             raise FailedPrecondition(
-                f"service {found.spec.annotations.name} is not in replicated mode:"
-                " it cannot be scaled"
+                f"service {found.spec.annotations.name} is {mode}: it cannot be scaled"
+                " (scale works on replicated services; a job's completions change with"
+                " service update --replicas)"
             )
         if request.replicas > MAX_REPLICAS:
             raise InvalidArgument(f"replicas must be at most {MAX_REPLICAS}", field="replicas")
