@@ -58,10 +58,14 @@ install -d -m 0700 /var/lib/pyswarm /var/lib/pyswarm-manager /etc/pyswarm
 for unit in pyswarm-agent.service pyswarm-manager.service; do
     install -m 0644 "$here/systemd/$unit" "/etc/systemd/system/$unit"
 done
+# Debian's etcd-server starts a plain-http etcd of its own; pyswarm's manager runs its
+# own etcd (TLS with client certificates) from the same binary, so that unit stays off.
 if [[ -d /run/systemd/system ]]; then # a running system (not a chroot or an image build)
+    systemctl disable --now etcd.service 2>/dev/null || true
     systemctl daemon-reload
     systemctl enable --now pyswarm-agent.service
 else
+    systemctl disable etcd.service 2>/dev/null || true
     systemctl enable pyswarm-agent.service
 fi
 echo "install.sh: pyswarm $("$venv/bin/pip" show pyswarm 2>/dev/null | sed -n 's/^Version: //p') installed in $venv"
