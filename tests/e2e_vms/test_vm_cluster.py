@@ -50,6 +50,13 @@ def test_the_context_lab_up_made_current_points_at_the_vm_manager(vm_lab: VmLabC
         assert vm_lab.check(node, "systemctl", "is-active", "pyswarm-agent").strip() == "active"
         assert vm_lab.check(node, "uname", "-n").strip() == node
     assert vm_lab.check("node-1", "systemctl", "is-active", "pyswarm-manager").strip() == "active"
+    status = vm_lab.cli("lab", "status", "--name", vm_lab.lab.name)
+    assert [line.split()[:4] for line in status.splitlines() if line.startswith("node-")] == [
+        [node, vm_lab.address(node), "running", "active"] for node in VMS
+    ]
+    executed = vm_lab.run("lab", "exec", "--name", vm_lab.lab.name, "node-3", "--", "sh", "-c",
+                          "hostname; exit 3")  # fmt: skip
+    assert (executed.returncode, executed.stdout.strip()) == (3, "node-3")
 
 
 def test_a_service_spreads_across_the_three_vms(vm_lab: VmLabCluster, web: str) -> None:
