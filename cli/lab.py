@@ -25,7 +25,9 @@ def up(
     subnet: Annotated[
         str | None, typer.Option(help="The lab's host subnet [10.231.0.0/24; VMs 10.232.0.0/24]")
     ] = None,
-    heartbeat_period: Annotated[str, typer.Option(help="Agent heartbeat")] = "1s",
+    heartbeat_period: Annotated[
+        str | None, typer.Option(help="Agent heartbeat [1s; VMs 5s]")
+    ] = None,
     image: Annotated[bool, typer.Option(help="Give every host the busybox image")] = True,
     registry: Annotated[
         bool, typer.Option(help="Run an image registry every lab host reaches (plain http)")
@@ -43,11 +45,11 @@ def up(
     if vms:
         from pyswarm.cli import lab_vms
 
-        lab_vms.up(vms, name, subnet, heartbeat_period, _say)
+        lab_vms.up(vms, name, subnet, heartbeat_period or lab_vms.HEARTBEAT, _say)
         return
     lab = Lab(name, subnet or "10.231.0.0/24")
     try:
-        state = lab.up(nodes, heartbeat=heartbeat_period, registry=registry, progress=_say)
+        state = lab.up(nodes, heartbeat=heartbeat_period or "1s", registry=registry, progress=_say)
         if image:
             for node in state.nodes:
                 lab.import_busybox(node)

@@ -8,6 +8,10 @@ from collections.abc import Callable
 
 from pyswarm.cli.parse import CliInputError
 
+# Software-emulated VMs on a busy host stall for seconds at a time: at the netns lab's
+# 1 s, nodes miss their deadline (3 periods) and flap DOWN. 5 s is init's own default.
+HEARTBEAT = "5s"
+
 
 def up(vms: int, name: str, subnet: str | None, heartbeat: str, say: Callable[[str], None]) -> None:
     from pyswarm.common.context import Context, save_context

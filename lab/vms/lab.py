@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pyswarm.lab.errors import LabError
-from pyswarm.lab.launcher import process_alive
 from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState
 from pyswarm.lab.vms import qemu
 from pyswarm.lab.vms.guest_agent import ExecResult, GuestAgent
@@ -25,6 +24,7 @@ from pyswarm.lab.vms.wheels import checkout_root
 
 DEFAULT_SUBNET = "10.232.0.0/24"  # beside the netns lab's 10.231.0.0/24
 MANAGER_VM_MIB = 1536  # etcd, the manager and an agent
+MANAGER_VM_CPUS = 2  # so etcd and the manager's lease keep-alive are not starved
 VM_MIB = 1024
 
 Progress = Callable[[str], None]
@@ -45,7 +45,7 @@ class VmLab:
     def is_up(name: str) -> bool:
         return VmLabState.load(name) is not None
 
-    def up(self, vms: int, *, heartbeat: str = "1s", progress: Progress) -> VmLabState:
+    def up(self, vms: int, *, heartbeat: str = "5s", progress: Progress) -> VmLabState:
         """Everything is checked before anything is made; a failure after that leaves
         what was made recorded, for `down` to remove."""
         if vms < 1:
@@ -76,6 +76,7 @@ class VmLab:
                 name=f"node-{index}", address=self.network.address(index),
                 mac=self.network.mac(index), tap=self.network.create_tap(index),
                 disk=str(self.root / f"node-{index}.qcow2"), memory_mib=memory,
+                cpus=MANAGER_VM_CPUS if index == 1 else 1,
             )  # fmt: skip
             qemu.create_overlay(disk, Path(vm.disk))
             state.vms.append(vm)
@@ -150,7 +151,7 @@ class VmLab:
 
     def power_on(self, node: str) -> None:
         state, vm = self.vm(node)
-        if process_alive(vm.pid):
+        if qemu.running(vm.pid):
             raise LabError(f"{vm.name} is running already")
         vm.pid = qemu.start(state, vm, self.network)
         state.save()
@@ -177,4 +178,4 @@ class VmLab:
             time.sleep(0.5)  # polling a VM that reboots: the condition decides
 
     def running(self, vm: VmRecord) -> bool:
-        return process_alive(vm.pid)
+        return qemu.running(vm.pid)

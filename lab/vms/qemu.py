@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from pyswarm.lab.errors import LabError
-from pyswarm.lab.launcher import process_alive
 from pyswarm.lab.vms.network import VmNetwork
 from pyswarm.lab.vms.qmp import monitor_command
 from pyswarm.lab.vms.state import VmLabState, VmRecord
@@ -46,7 +45,7 @@ def qemu_argv(state: VmLabState, vm: VmRecord) -> list[str]:
     qga = vm.guest_agent_socket(state.name)
     return [
         "qemu-system-x86_64", "-name", vm.name, "-nodefaults", "-no-user-config",
-        *accel, "-smp", "1", "-m", str(vm.memory_mib),
+        *accel, "-smp", str(vm.cpus), "-m", str(vm.memory_mib),
         "-display", "none", "-vga", "none", "-serial", f"file:{vm.console_log(state.name)}",
         "-kernel", state.kernel, "-initrd", state.initrd, "-append", cmdline,
         "-drive", f"file={vm.disk},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
@@ -61,45 +60,56 @@ def qemu_argv(state: VmLabState, vm: VmRecord) -> list[str]:
 
 
 def start(state: VmLabState, vm: VmRecord, network: VmNetwork) -> int:
-    """Start the VM's QEMU in its own session; its pid."""
+    """Start the VM's QEMU, daemonized (its own session, nobody's child: a power-off
+    from another process leaves no zombie behind); its pid."""
     run_dir = vm.run_dir(state.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for sock in (vm.guest_agent_socket(state.name), vm.monitor_socket(state.name)):
-        sock.unlink(missing_ok=True)
+    pidfile = run_dir / "qemu.pid"
+    for stale in (vm.guest_agent_socket(state.name), vm.monitor_socket(state.name), pidfile):
+        stale.unlink(missing_ok=True)
     log = vm.console_log(state.name).with_suffix(".qemu.log")
     log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [*qemu_argv(state, vm), "-daemonize", "-pidfile", str(pidfile)]
     with open(log, "ab") as out:
-        process = subprocess.Popen(
-            network.exec_args(*qemu_argv(state, vm)),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not vm.monitor_socket(state.name).exists():
-        if process.poll() is not None:
-            raise LabError(f"QEMU for {vm.name} exited {process.returncode}: {_tail(log)}")
-        if time.monotonic() > deadline:
-            raise LabError(f"QEMU for {vm.name} did not start: see {log}")
-        time.sleep(0.05)  # polling a process we started; the condition decides
-    return process.pid
+        # The parent returns once the VM is set up (its errors before that are in the log).
+        started = subprocess.run(network.exec_args(*argv), stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, timeout=120, check=False)  # fmt: skip
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if started.returncode != 0 or not running(pid):
+        raise LabError(f"QEMU for {vm.name} did not start ({started.returncode}): {_tail(log)}")
+    return pid
+
+
+def running(pid: int) -> bool:
+    """Whether pid is a live process (a zombie is not: it only waits to be reaped)."""
+    if pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def stop(state: VmLabState, vm: VmRecord, timeout: float = 10.0) -> None:
     """Power the VM off at once (no guest shutdown), and wait for QEMU to be gone."""
-    if not process_alive(vm.pid):
+    if not running(vm.pid):
         return
     with contextlib.suppress(LabError, TimeoutError, OSError):
         monitor_command(vm.monitor_socket(state.name), "quit", timeout=timeout)
     deadline = time.monotonic() + timeout
-    while process_alive(vm.pid) and time.monotonic() < deadline:
+    while running(vm.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if process_alive(vm.pid):
+    if running(vm.pid):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(vm.pid, signal.SIGKILL)
+            os.kill(vm.pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while process_alive(vm.pid) and time.monotonic() < deadline:
+        while running(vm.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-    if process_alive(vm.pid):
+    if running(vm.pid):
         raise LabError(f"QEMU for {vm.name} (pid {vm.pid}) did not end")
 
 

@@ -17,6 +17,7 @@ class VmRecord:
     tap: str  # inside the lab's namespace
     disk: str  # this VM's qcow2 overlay on the cached image
     memory_mib: int
+    cpus: int = 1
     pid: int = 0  # the QEMU process
 
     def run_dir(self, lab: str) -> Path:
@@ -43,7 +44,7 @@ class VmLabState:
     initrd: str
     manager_addr: str = ""
     cert_dir: str = ""  # the CLI's client identity, copied from the manager VM
-    heartbeat: str = "1s"
+    heartbeat: str = "5s"
     vms: list[VmRecord] = field(default_factory=list)
 
     @staticmethod
