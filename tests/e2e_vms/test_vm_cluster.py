@@ -89,7 +89,6 @@ def test_an_agent_restarted_by_systemd_adopts_its_containers(
     assert after == before  # the same containers, still running: adopted, not replaced
     wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=NODE_DOWN,
              what="node-2 ready again")  # fmt: skip
-    assert vm_lab.spread(web)["node-2"] == REPLICAS // len(VMS)
 
 
 def test_a_vm_powered_off_has_its_replicas_run_elsewhere(vm_lab: VmLabCluster, web: str) -> None:
