@@ -15,20 +15,16 @@ HEARTBEAT = "5s"
 
 def up(vms: int, name: str, subnet: str | None, heartbeat: str, say: Callable[[str], None]) -> None:
     from pyswarm.common.context import Context, save_context
-    from pyswarm.lab.errors import LabError
     from pyswarm.lab.vms.lab import DEFAULT_SUBNET, VmLab
 
     lab = VmLab(name, subnet or DEFAULT_SUBNET)
+    was_up = VmLab.is_up(name)
     try:
         state = lab.up(vms, heartbeat=heartbeat, progress=say)
-    except LabError as err:
-        if VmLab.is_up(name) and "already up" not in str(err):
-            say(f"bringing the VM lab up failed ({err}); removing what was made")
-            lab.down(progress=say)
-        raise
-    except BaseException:
-        if VmLab.is_up(name):
-            say("bringing the VM lab up failed; removing what was made")
+    except BaseException as err:
+        if not was_up and VmLab.is_up(name):  # this `up` made something: remove it
+            why = str(err) or type(err).__name__
+            say(f"bringing the VM lab up failed ({why}); removing what was made")
             lab.down(progress=say)
         raise
     save_context(Context(f"lab-{name}", state.manager_addr, state.cert_dir))
