@@ -25,8 +25,12 @@ def up(
         int, typer.Option("--managers", "-m", help="How many hosts run a manager (node-1..)")
     ] = 1,
     name: NameOption = "pslab",
-    subnet: Annotated[str, typer.Option(help="The lab's host subnet")] = "10.231.0.0/24",
-    heartbeat_period: Annotated[str, typer.Option(help="Agent heartbeat")] = "1s",
+    subnet: Annotated[
+        str | None, typer.Option(help="The lab's host subnet [10.231.0.0/24; VMs 10.232.0.0/24]")
+    ] = None,
+    heartbeat_period: Annotated[
+        str | None, typer.Option(help="Agent heartbeat [1s; VMs 5s]")
+    ] = None,
     image: Annotated[bool, typer.Option(help="Give every host the busybox image")] = True,
     registry: Annotated[
         bool, typer.Option(help="Run an image registry every lab host reaches (plain http)")
@@ -34,19 +38,27 @@ def up(
     monitoring: Annotated[
         bool, typer.Option(help="Run Prometheus (deploy/prometheus.yml) on the first host")
     ] = False,
+    vms: Annotated[
+        int, typer.Option("--vms", help="Hosts are N QEMU VMs installed by deploy/ instead")
+    ] = 0,
 ) -> None:
     """Create N hosts (network namespaces on one bridge), etcd and a manager on the first
     (on the first M with --managers M), and an agent on each; make the lab the current
-    context."""
+    context. With --vms N, the hosts are Debian VMs running pyswarm under systemd."""
     from pyswarm.common.context import Context, save_context
     from pyswarm.lab.launcher import Lab
 
-    lab = Lab(name, subnet)
+    if vms:
+        from pyswarm.cli import lab_vms
+
+        lab_vms.up(vms, name, subnet, heartbeat_period or lab_vms.HEARTBEAT, _say)
+        return
+    lab = Lab(name, subnet or "10.231.0.0/24")
     try:
         state = lab.up(
             nodes,
             managers=managers,
-            heartbeat=heartbeat_period,
+            heartbeat=heartbeat_period or "1s",
             registry=registry,
             monitoring=monitoring,
             progress=_say,
@@ -75,8 +87,14 @@ def down(name: NameOption = "pslab") -> None:
     """Remove everything the lab made: processes, containers, hosts, bridge, state."""
     from pyswarm.common.context import remove_context
     from pyswarm.lab.launcher import Lab
+    from pyswarm.lab.vms.state import VmLabState
 
-    Lab(name).down(progress=_say)
+    if VmLabState.load(name) is not None:
+        from pyswarm.cli import lab_vms
+
+        lab_vms.down(name, _say)
+    else:
+        Lab(name).down(progress=_say)
     remove_context(f"lab-{name}")
     _say("down")
 
@@ -87,7 +105,13 @@ def status(name: NameOption = "pslab") -> None:
     from pyswarm.cli.output import print_table
     from pyswarm.lab.launcher import process_alive
     from pyswarm.lab.state import LabState
+    from pyswarm.lab.vms.state import VmLabState
 
+    if VmLabState.load(name) is not None:
+        from pyswarm.cli import lab_vms
+
+        lab_vms.status(name)
+        return
     state = LabState.load(name)
     if state is None:
         print(f"lab {name} is not up")
@@ -111,7 +135,8 @@ def exec_(
     command: Annotated[list[str], typer.Argument(help="-- CMD ARGS...")],
     name: NameOption = "pslab",
 ) -> None:
-    """Run a command on one of the lab's hosts (inside its network namespace)."""
+    """Run a command on one of the lab's hosts (inside its network namespace; on a VM,
+    through its guest agent)."""
     from pyswarm.cli.parse import CliInputError
     from pyswarm.lab.launcher import Lab
 
@@ -120,6 +145,12 @@ def exec_(
         command = command[1:]
     if not command:
         raise CliInputError("lab exec needs a command after the node", field="COMMAND")
+    from pyswarm.lab.vms.state import VmLabState
+
+    if VmLabState.load(name) is not None:
+        from pyswarm.cli import lab_vms
+
+        raise typer.Exit(lab_vms.exec_(name, node, command))
     host = Lab(name).host(node)
     argv = host.exec_args(*command)
     os.execvp(argv[0], argv)

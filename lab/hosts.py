@@ -17,7 +17,7 @@ from pathlib import Path
 from pyswarm.lab.errors import LabError
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise LabError(f"ip {' '.join(args)}: {result.stderr.strip()}")
@@ -63,10 +63,10 @@ class LabNetwork:
         )
 
     def create_bridge(self) -> None:
-        if _ip("link", "show", self.bridge, check=False).returncode != 0:
-            _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("addr", "replace", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
-        _ip("link", "set", self.bridge, "up")
+        if run_ip("link", "show", self.bridge, check=False).returncode != 0:
+            run_ip("link", "add", self.bridge, "type", "bridge")
+        run_ip("addr", "replace", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
+        run_ip("link", "set", self.bridge, "up")
 
     def registry_host(self) -> LabHost:
         """The host that runs the lab's registry: the subnet's second address."""
@@ -86,29 +86,29 @@ class LabNetwork:
         return self._create(self.registry_host(), f"{self.lab}vr", f"{self.lab}pr")
 
     def _create(self, host: LabHost, outside: str, inside: str) -> LabHost:
-        _ip("netns", "add", host.netns)
-        _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
-        _ip("link", "set", outside, "master", self.bridge, "up")
-        _ip("link", "set", inside, "netns", host.netns)
+        run_ip("netns", "add", host.netns)
+        run_ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        run_ip("link", "set", outside, "master", self.bridge, "up")
+        run_ip("link", "set", inside, "netns", host.netns)
         inns = ["-n", host.netns]
-        _ip(*inns, "link", "set", inside, "name", "eth0")
-        _ip(*inns, "addr", "add", f"{host.address}/{host.prefixlen}", "dev", "eth0")
-        _ip(*inns, "link", "set", "eth0", "up")
-        _ip(*inns, "link", "set", "lo", "up")
-        _ip(*inns, "route", "add", "default", "via", self.gateway)
+        run_ip(*inns, "link", "set", inside, "name", "eth0")
+        run_ip(*inns, "addr", "add", f"{host.address}/{host.prefixlen}", "dev", "eth0")
+        run_ip(*inns, "link", "set", "eth0", "up")
+        run_ip(*inns, "link", "set", "lo", "up")
+        run_ip(*inns, "route", "add", "default", "via", self.gateway)
         return host
 
     def remove_host(self, index: int) -> None:
         host = self.host(index)
-        _ip("link", "del", f"{self.lab}v{index}", check=False)
-        _ip("netns", "del", host.netns, check=False)
+        run_ip("link", "del", f"{self.lab}v{index}", check=False)
+        run_ip("netns", "del", host.netns, check=False)
 
     def remove_registry_host(self) -> None:
-        _ip("link", "del", f"{self.lab}vr", check=False)
-        _ip("netns", "del", self.registry_host().netns, check=False)
+        run_ip("link", "del", f"{self.lab}vr", check=False)
+        run_ip("netns", "del", self.registry_host().netns, check=False)
 
     def existing_hosts(self) -> list[str]:
-        out = _ip("netns", "list", check=False).stdout
+        out = run_ip("netns", "list", check=False).stdout
         prefix = f"{self.lab}-node-"
         return sorted(line.split()[0] for line in out.splitlines() if line.startswith(prefix))
 
@@ -117,11 +117,11 @@ class LabNetwork:
             index = int(netns.rsplit("-", 1)[1])
             self.remove_host(index)
         self.remove_registry_host()
-        _ip("link", "del", self.bridge, check=False)
-        _release_netns_dir()
+        run_ip("link", "del", self.bridge, check=False)
+        release_netns_dir()
 
 
-def _release_netns_dir() -> None:
+def release_netns_dir() -> None:
     """`ip netns add` makes /run/netns a mount point on first use; once no namespace is
     left there, undo that too, so the machine is as the lab found it."""
     netns_dir = Path("/run/netns")

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server busybox-static iproute2 iptables iputils-ping runc crun python3-venv docker-registry prometheus)
+packages=(etcd-server busybox-static iproute2 iptables iputils-ping runc crun python3-venv docker-registry
+    prometheus qemu-system-x86 qemu-utils debootstrap e2fsprogs) # the last four: the VM lab (lab up --vms)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
