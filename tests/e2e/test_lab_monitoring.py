@@ -67,7 +67,7 @@ def test_lab_up_monitoring_scrapes_every_node_and_serves_the_dashboard(tmp_path:
 
         web = ("--name", "web", "--replicas", "3", "busybox", "httpd", "-f")
         cluster.cli("service", "create", *web)
-        cluster.cli("service", "create", "--name", "crashy", "busybox", "false")
+        cluster.cli("service", "create", "-d", "--name", "crashy", "busybox", "false")
 
         up_targets = wait_for(
             lambda: every_target_up(prometheus), timeout=120, what="every target up"

@@ -53,7 +53,7 @@ def running(swarm: Swarm, service: str) -> int:
 def test_metrics_pass_promtool_and_carry_what_alerts_and_dashboards_use(tmp_path: Path) -> None:
     with one_node_swarm(tmp_path, manager_metrics=True) as swarm:
         swarm.cli("service", "create", "--name", "web", "--replicas", "2", "busybox", "httpd", "-f")
-        swarm.cli("service", "create", "--name", "crashy", "busybox", "false")
+        swarm.cli("service", "create", "-d", "--name", "crashy", "busybox", "false")
         wait_for(lambda: running(swarm, "web") == 2, timeout=60, what="web's two tasks")
         restarts = 'pyswarm_task_restarts_total{service="crashy"}'
         wait_for(
