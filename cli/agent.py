@@ -9,11 +9,13 @@ import typer
 from pyswarm.cli import agent_flags as flags
 from pyswarm.cli.agent_advertise import LabelOption, NodeGenericResourceOption
 from pyswarm.cli.manager_node import (
+    MANAGER_ETCD_PORT,
+    MANAGER_METRICS_PORT,
+    MANAGER_PORT,
     ManagerEtcdPort,
     ManagerMetricsPort,
     ManagerPort,
     ManagerStateDir,
-    manager_settings,
 )
 
 
@@ -38,9 +40,9 @@ def agent(
     label: LabelOption = None,
     node_generic_resource: NodeGenericResourceOption = None,
     manager_state_dir: ManagerStateDir = None,
-    manager_port: ManagerPort = 4242,
-    manager_etcd_port: ManagerEtcdPort = 2379,
-    manager_metrics_port: ManagerMetricsPort = 9323,
+    manager_port: ManagerPort = MANAGER_PORT,
+    manager_etcd_port: ManagerEtcdPort = MANAGER_ETCD_PORT,
+    manager_metrics_port: ManagerMetricsPort = MANAGER_METRICS_PORT,
 ) -> None:
     """Run the agent daemon in the foreground (containers outlive it)."""
     import asyncio
@@ -55,13 +57,10 @@ def agent(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
         label=label, node_generic_resource=node_generic_resource,
+        manager=(manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port),
     )  # fmt: skip
-    manager = manager_settings(
-        manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
-    )
     config = dataclasses.replace(
-        config, subnet=subnet, metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr"),
-        **manager,
-    )  # fmt: skip
+        config, subnet=subnet, metrics_addr=parse_listen_address(metrics_addr, "--metrics-addr")
+    )
     flags.setup_logging(log_level)
     asyncio.run(teardown_host(config) if teardown else serve(config))

@@ -9,6 +9,12 @@ from typing import Annotated
 import typer
 
 from pyswarm.agent.config import DEFAULT_SOCKET, DEFAULT_STATE_DIR, AgentConfig
+from pyswarm.cli.manager_node import (
+    MANAGER_ETCD_PORT,
+    MANAGER_METRICS_PORT,
+    MANAGER_PORT,
+    manager_settings,
+)
 
 StateDir = Annotated[Path, typer.Option(help="Where images and containers live")]
 Socket = Annotated[Path, typer.Option(help="The local API's unix socket")]
@@ -66,9 +72,16 @@ def agent_config(
     log_opt: list[str] | None,
     label: list[str] | None = None,
     node_generic_resource: list[str] | None = None,
+    manager: tuple[Path | None, int, int, int] = (
+        None,
+        MANAGER_PORT,
+        MANAGER_ETCD_PORT,
+        MANAGER_METRICS_PORT,
+    ),
 ) -> AgentConfig:
     """The AgentConfig of the shared flags; CliInputError names a bad --log-opt,
-    --dns-upstream, --label or --node-generic-resource."""
+    --dns-upstream, --label, --node-generic-resource or manager port. `manager`: the
+    --manager-state-dir, --manager-port, --manager-etcd-port, --manager-metrics-port."""
     from pyswarm.cli.agent_advertise import parse_engine_labels, parse_node_generic_resources
     from pyswarm.cli.parse import parse_dns_upstreams
     from pyswarm.common.log_options import parse_log_opts
@@ -81,4 +94,5 @@ def agent_config(
         dns_upstreams=parse_dns_upstreams(dns_upstream or [], "--dns-upstream"),
         engine_labels=parse_engine_labels(label or []),
         generic_resources=parse_node_generic_resources(node_generic_resource or []),
+        **manager_settings(*manager),
     )  # fmt: skip

@@ -27,11 +27,13 @@ from pyswarm.agent.config import AgentConfig
 from pyswarm.cli import agent_flags as flags
 from pyswarm.cli.agent_advertise import LabelOption, NodeGenericResourceOption
 from pyswarm.cli.manager_node import (
+    MANAGER_ETCD_PORT,
+    MANAGER_METRICS_PORT,
+    MANAGER_PORT,
     ManagerEtcdPort,
     ManagerMetricsPort,
     ManagerPort,
     ManagerStateDir,
-    manager_settings,
 )
 
 DEFAULT_METRICS_ADDR = "0.0.0.0:9324"
@@ -67,13 +69,12 @@ def join(
     label: LabelOption = None,
     node_generic_resource: NodeGenericResourceOption = None,
     manager_state_dir: ManagerStateDir = None,
-    manager_port: ManagerPort = 4242,
-    manager_etcd_port: ManagerEtcdPort = 2379,
-    manager_metrics_port: ManagerMetricsPort = 9323,
+    manager_port: ManagerPort = MANAGER_PORT,
+    manager_etcd_port: ManagerEtcdPort = MANAGER_ETCD_PORT,
+    manager_metrics_port: ManagerMetricsPort = MANAGER_METRICS_PORT,
 ) -> None:
     """Join a cluster and run this node's agent in the foreground."""
     import asyncio
-    import dataclasses
 
     from pyswarm.agent.daemon import serve
     from pyswarm.cli.join_token_input import JOIN_TOKEN_ENV, read_join_token
@@ -83,13 +84,8 @@ def join(
         netns_dir=netns_dir, iptables_chain=iptables_chain,
         insecure_registry=insecure_registry, dns_upstream=dns_upstream, log_opt=log_opt,
         label=label, node_generic_resource=node_generic_resource,
+        manager=(manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port),
     )  # fmt: skip
-    config = dataclasses.replace(
-        config,
-        **manager_settings(
-            manager_state_dir, manager_port, manager_etcd_port, manager_metrics_port
-        ),
-    )
     join_token = read_join_token(token, token_file)
     os.environ.pop(JOIN_TOKEN_ENV, None)  # the agent's children do not inherit it
     flags.setup_logging(log_level)

@@ -13,6 +13,10 @@ import typer
 
 from pyswarm.cli.parse import CliInputError
 
+MANAGER_PORT = 4242
+MANAGER_ETCD_PORT = 2379
+MANAGER_METRICS_PORT = 9323
+
 ManagerStateDir = Annotated[
     Path | None,
     typer.Option(help="A manager node's manager state (default: STATE_DIR/manager)"),
