@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyswarm.common.errors import InvalidArgument
+from pyswarm.common.json_files import write_json
 
 HOST_ENV = "PYSWARM_HOST"
 CERT_DIR_ENV = "PYSWARM_CERT_DIR"
@@ -73,9 +74,7 @@ def save_context(context: Context, *, make_current: bool = True) -> None:
         data["current"] = context.name
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, data)
 
 
 def remove_context(name: str) -> None:
@@ -85,7 +84,7 @@ def remove_context(name: str) -> None:
         del contexts[name]
         if data.get("current") == name:
             data["current"] = ""
-        _path().write_text(json.dumps(data, indent=2) + "\n")
+        write_json(_path(), data)
 
 
 def list_contexts() -> tuple[str, list[Context]]:

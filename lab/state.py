@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pyswarm.common.json_files import write_json
+
 LAB_ROOT = Path("/var/lib/pyswarm-lab")
 RUN_ROOT = Path("/run/pyswarm-lab")
 
@@ -44,9 +46,7 @@ class LabState:
     def save(self) -> None:
         path = self.path(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_json(path, asdict(self))
 
     @classmethod
     def load(cls, name: str) -> LabState | None:

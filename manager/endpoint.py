@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pyswarm.common.json_files import write_json
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.manager.config import ManagerConfig
 
@@ -49,9 +50,7 @@ def read_endpoint(state_dir: Path) -> EndpointInfo:
 
 def write_endpoint(state_dir: Path, info: EndpointInfo) -> None:
     path = manager_endpoint_file(state_dir)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(info), indent=2) + "\n")
-    temporary.replace(path)
+    write_json(path, asdict(info))
 
 
 def write_locked_endpoint(config: ManagerConfig, listen_port: int, join_port: int) -> None:

@@ -24,6 +24,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from pyswarm.common.json_files import write_json
 from pyswarm.lab.errors import LabError
 from pyswarm.lab.state import LAB_ROOT
 from pyswarm.lab.vms.mirror import debian_mirror
@@ -166,9 +167,7 @@ class VmImage:
         return [p.relative_to(deploy).as_posix().encode() + b"\0" + p.read_bytes() for p in files]
 
     def _write_stamp(self, stamp: dict[str, str]) -> None:
-        tmp = self.stamp.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stamp) + "\n")
-        tmp.replace(self.stamp)
+        write_json(self.stamp, stamp, indent=None)
 
     def _build_base(self, packages: list[str]) -> None:
         self.cache.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pyswarm.common.json_files import write_json
 from pyswarm.lab.state import LAB_ROOT, RUN_ROOT
 
 
@@ -54,9 +55,7 @@ class VmLabState:
     def save(self) -> None:
         path = self.path(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_json(path, asdict(self))
 
     @classmethod
     def load(cls, name: str) -> VmLabState | None:
