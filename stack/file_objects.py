@@ -97,7 +97,7 @@ def apply_objects(stub: Any, owned: list[FileObject], say: Any) -> None:
             if found is None:
                 say(f"Creating {what} {item.name}")
                 stub.CreateSecret(control_pb2.CreateSecretRequest(spec=spec))
-            else:  # the manager refuses changed bytes, naming the secret
+            else:  # the manager refuses changed bytes; the same ones and labels write nothing
                 stub.UpdateSecret(control_pb2.UpdateSecretRequest(
                     secret_id=found.id, version=found.meta.version, spec=spec))  # fmt: skip
         else:

@@ -136,6 +136,8 @@ class SecretsAPI(ControlBase):
                 field="data",
             )
         validate_labels(dict(spec.annotations.labels), "labels")
+        if dict(spec.annotations.labels) == dict(found.spec.annotations.labels):
+            return found  # nothing changes: no write, no new version, no update event
         updated = type(found)()
         updated.CopyFrom(found)
         updated.spec.annotations.labels.clear()

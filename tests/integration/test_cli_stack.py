@@ -54,6 +54,12 @@ async def _versions(manager: RunningManager) -> dict[str, int]:
     return {s.spec.annotations.name: s.meta.version for s in services}
 
 
+async def _secret_versions(manager: RunningManager) -> dict[str, int]:
+    async with manager.control() as control:
+        secrets = (await control.ListSecrets(control_pb2.ListSecretsRequest())).secrets
+    return {s.spec.annotations.name: s.meta.version for s in secrets}
+
+
 async def _network_names(manager: RunningManager) -> set[str]:
     async with manager.control() as control:
         networks = (await control.ListNetworks(control_pb2.ListNetworksRequest())).networks
@@ -124,9 +130,11 @@ async def _scenario(manager: RunningManager, cli: Cli, tmp_path: Path) -> None:
         "app_db", "app_web", "app_web", "app_worker"]  # fmt: skip
 
     # Unchanged: nothing is touched. One service changed: only it is updated.
+    secret_versions = await _secret_versions(manager)
     _, err = await _deploy(cli, "-c", compose, "app")
     assert "no change" in err
     assert await _versions(manager) == versions
+    assert await _secret_versions(manager) == secret_versions
     cli.env["WEB_IMAGE"] = NEW
     out, _ = await _deploy(cli, "-c", compose, "app")
     assert "Updating service app_web" in out and "app_db" not in out

@@ -135,6 +135,14 @@ def test_secrets_and_configs_end_to_end_in_the_manager(tmp_path: Path, etcd: Emb
                     timeout=10,
                 )
                 assert dict(updated.spec.annotations.labels) == {"env": "prod"}
+                # The same labels again write nothing (no new version, no update event).
+                again = await control.UpdateSecret(
+                    control_pb2.UpdateSecretRequest(
+                        secret_id=secret.id, version=updated.meta.version, spec=labelled
+                    ),
+                    timeout=10,
+                )
+                assert again.meta.version == updated.meta.version
                 assert SECRET not in b"\n".join(await raw_values(etcd))
                 # Once the service and its tasks are gone, both go.
                 await control.RemoveService(
