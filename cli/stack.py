@@ -34,12 +34,13 @@ def _project(files: list[str]) -> Any:
 
 
 def _stack_name(name: str) -> str:
+    from pyswarm.common.errors import InvalidArgument
     from pyswarm.common.names import validate_name
 
     try:
         validate_name(name, "stack")
-    except Exception as err:
-        raise CliInputError(str(err), field="STACK") from None
+    except InvalidArgument as err:
+        raise CliInputError(err.message, field="STACK") from None
     return name
 
 

@@ -4,6 +4,7 @@ compose's keys mapped to the fields `service create`'s flags fill."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -37,14 +38,10 @@ def _environment(service: dict[str, Any], project: ComposeProject, path: str) ->
     merged: dict[str, str | None] = {}
     paths = []
     for env_file in service.get("env_file", []):
-        try:
-            with open(env_file["path"], "rb"):
-                paths.append(env_file["path"])
-        except OSError:
-            if env_file["required"]:
-                raise ComposeError(
-                    f"env file {env_file['path']} not found", field=f"{path}.env_file"
-                ) from None
+        if Path(env_file["path"]).is_file():
+            paths.append(env_file["path"])
+        elif env_file["required"]:
+            raise ComposeError(f"env file {env_file['path']} not found", field=f"{path}.env_file")
     for line in read_env_files(paths, flag=f"{path}.env_file"):
         key, _, text = line.partition("=")
         merged[key] = text
