@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pyswarm.manager.orchestrator.index import TaskIndex
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.orchestrator.replicated import plan_ops, split_outdated
+from pyswarm.manager.orchestrator.replicated import plan_ops
+from pyswarm.manager.orchestrator.slots import split_outdated
 from pyswarm.manager.scheduler import InvalidConstraint, plan_global
 from pyswarm.manager.store import NODES, SERVICES, TASKS, Op, StoreEvent
 from pyswarm.proto import types_pb2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.orchestrator.restart import slot_key
+from pyswarm.manager.orchestrator.slots import slot_key
 from pyswarm.manager.store import NODES, SERVICES, TASKS, Delete, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
 

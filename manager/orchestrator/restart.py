@@ -19,6 +19,7 @@ import time
 from pyswarm.manager.orchestrator import restart_policy
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop
+from pyswarm.manager.orchestrator.slots import outdated_check, slot_key
 from pyswarm.manager.scheduler import new_task
 from pyswarm.manager.store import SERVICES, TASKS, Create, StoreEvent, Update
 from pyswarm.proto import types_pb2
@@ -33,11 +34,6 @@ def has_ended(task: Task) -> bool:
 def ended_unwanted(task: Task) -> bool:
     """Ended while the manager still wants it running."""
     return task.desired_state == types_pb2.RUNNING and has_ended(task)
-
-
-def slot_key(task: Task) -> tuple[str, int, str]:
-    """A replicated task's slot, or a global task's node: where replacements go."""
-    return (task.service_id, task.slot, "" if task.slot else task.node_id)
 
 
 class RestartSupervisor(ReconcileLoop):
@@ -80,20 +76,37 @@ class RestartSupervisor(ReconcileLoop):
             if now < due:
                 self.wake_at(task_id, due)
                 continue
+            stopped = copy_task(task)
+            stopped.desired_state = types_pb2.SHUTDOWN
+            if self._replaced_already(task, service):
+                # The rolling updater put an up-to-date task in the slot meanwhile.
+                revision = await self.store.batch([Update(TASKS, stopped)])
+                continue
             replacement = new_task(
                 service, slot=task.slot, node_id="" if task.slot else task.node_id
             )
             replacement.restart_history.CopyFrom(
                 restart_policy.after_restart(policy, task.restart_history, wall_ns)
             )
-            stopped = copy_task(task)
-            stopped.desired_state = types_pb2.SHUTDOWN
             # One transaction per slot: the new task first, so that no reader of the
             # store ever sees the slot empty (nor, for a global node, two live tasks).
             revision = await self.store.batch([Create(TASKS, replacement), Update(TASKS, stopped)])
             self._count_restart(task.service_id)
         if revision:
             await self.cache.wait_for_revision(revision, timeout=10.0)
+
+    def _replaced_already(self, ended: Task, service: types_pb2.Service) -> bool:
+        """Whether the slot (a global service's node) holds a live task of the current spec."""
+        key = slot_key(ended)
+        is_outdated = outdated_check(service)
+        return any(
+            t.id != ended.id
+            and slot_key(t) == key
+            and t.desired_state <= types_pb2.RUNNING
+            and not has_ended(t)
+            and not is_outdated(t)
+            for t in self.tasks.of_service(ended.service_id)
+        )
 
     def _count_restart(self, service_id: str) -> None:
         service = self.cache.get(SERVICES, service_id)

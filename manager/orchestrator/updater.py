@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from pyswarm.manager.orchestrator import update_status
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
-from pyswarm.manager.orchestrator.replicated import outdated_check
-from pyswarm.manager.orchestrator.restart import slot_key
 from pyswarm.manager.orchestrator.restart_policy import is_job
+from pyswarm.manager.orchestrator.slots import SlotKey, outdated_check, slot_key
 from pyswarm.manager.scheduler import new_task
 from pyswarm.manager.store import SERVICES, TASKS, Create, Op, StoreEvent, Update
 from pyswarm.proto import types_pb2
@@ -42,7 +41,7 @@ Task = types_pb2.Task
 Service = types_pb2.Service
 Config = types_pb2.UpdateConfig
 Status = types_pb2.UpdateStatus
-SlotKey = tuple[str, int, str]
+
 
 #: Ends that count against an update within the monitor window (ORPHANED is the node's
 #: fault, SHUTDOWN the manager's own doing).

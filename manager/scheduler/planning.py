@@ -132,6 +132,10 @@ def plan_replicas(
     return Plan(create, shut_down)
 
 
+def _live_first(task: types_pb2.Task) -> tuple[bool, int, str]:
+    return (task.status.state > types_pb2.RUNNING, -task.status.state, task.id)
+
+
 def _slots_to_remove(slots: dict[int, list[types_pb2.Task]], count: int) -> list[int]:
     if count <= 0:
         return []
@@ -201,8 +205,9 @@ def plan_global(
             shut_down.extend(present)
             continue
         if present:
-            # Keep the most advanced task, drop duplicates.
-            present.sort(key=lambda task: (-task.status.state, task.id))
+            # Keep the most advanced live task (an ended one awaits its restart), drop
+            # duplicates.
+            present.sort(key=_live_first)
             shut_down.extend(present[1:])
         elif node.spec.availability == types_pb2.NodeSpec.ACTIVE:
             create.append(maker.make(node_id=node.id))

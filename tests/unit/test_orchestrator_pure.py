@@ -12,7 +12,7 @@ from pyswarm.manager.dispatcher.registration import (
     allocate_subnet,
     subnet_of,
 )
-from pyswarm.manager.orchestrator.replicated import split_outdated
+from pyswarm.manager.orchestrator.slots import split_outdated
 from pyswarm.manager.store import StoreEvent
 from pyswarm.proto import dispatcher_pb2, types_pb2
 

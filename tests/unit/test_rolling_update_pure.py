@@ -10,7 +10,7 @@ from pyswarm.cli.service_update import go_duration
 from pyswarm.common.errors import InvalidArgument
 from pyswarm.manager.controlapi.validation import validate_service_spec
 from pyswarm.manager.orchestrator import update_status
-from pyswarm.manager.orchestrator.replicated import split_outdated
+from pyswarm.manager.orchestrator.slots import split_outdated, surplus_in_slots
 from pyswarm.proto import types_pb2
 
 Status = types_pb2.UpdateStatus
@@ -39,6 +39,26 @@ def test_outdated_tasks_hold_their_slot_until_a_new_task_shares_it() -> None:
     # Slot 1 keeps its outdated task (the updater replaces it at its pace); slot 2's
     # start-first replacement stands for the slot alone.
     assert {t.id for t in plan} == {"held", "new"}
+
+
+def test_a_slot_with_two_live_new_tasks_keeps_the_running_one() -> None:
+    # Resuming a paused start-first update: the updater and the restart supervisor both
+    # replaced slot 1's failed task, so slot 1 has two tasks of the new spec.
+    running, starting = task("running", 1, "new"), task("starting", 1, "new")
+    running.status.state = types_pb2.RUNNING
+    starting.status.state = types_pb2.PREPARING
+    failed = task("failed", 1, "bad")
+    failed.status.state = types_pb2.FAILED
+    old, lone = task("old", 2, "old"), task("lone", 2, "new")
+    surplus = surplus_in_slots(service(), [starting, running, failed, old, lone])
+    assert [t.id for t in surplus] == ["starting"]
+    # Two of the same state: the newest stays. An ended task is not live: no surplus.
+    first, second = task("first", 1, "new"), task("second", 1, "new")
+    second.meta.created_at.seconds = 10
+    assert [t.id for t in surplus_in_slots(service(), [second, first])] == ["first"]
+    ended = task("ended", 1, "new")
+    ended.status.state = types_pb2.FAILED
+    assert surplus_in_slots(service(), [ended, first]) == []
 
 
 def test_a_task_change_starts_an_update_and_a_rollback_says_so() -> None:

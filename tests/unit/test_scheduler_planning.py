@@ -139,6 +139,11 @@ def test_global_keeps_one_task_per_node() -> None:
     create, shut_down = plan_global(service(global_mode=True), global_nodes()[:1], [older, newer])
     assert create == []
     assert [task.id for task in shut_down] == ["dup"]
+    # A task that ended (awaiting its restart) gives way to a live one.
+    ended = running(0, "sim-node-000000", state=types_pb2.FAILED)
+    ended.id = "ended"
+    create, shut_down = plan_global(service(global_mode=True), global_nodes()[:1], [ended, newer])
+    assert [task.id for task in shut_down] == ["ended"]
 
 
 def test_global_plan_refuses_a_replicated_service_and_bad_constraints() -> None:
