@@ -14,17 +14,6 @@ from pyswarm.common.errors import PyswarmError
 
 _failure_code = 1
 
-#: What gRPC itself says when it reaches no server (as opposed to a server's answer).
-_CONNECTION_FAILURES = (
-    "ailed to connect",
-    "Connection refused",
-    "Connection reset",
-    "Socket closed",
-    "connections to all backends failing",
-    "DNS resolution failed",
-    "No such file or directory",
-)
-
 
 def expect_failure_code(code: int) -> None:
     """The exit code this command uses when the request itself fails."""
@@ -42,12 +31,13 @@ def describe(err: BaseException) -> tuple[str, int]:
         return f"Error: {err}", _failure_code
     import grpc
 
+    from pyswarm.common.manager_failover import reached_no_server
     from pyswarm.common.rpc_errors import describe as describe_rpc
 
     if isinstance(err, grpc.RpcError):
         message, exit_code = describe_rpc(err)
         if getattr(err, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE:
-            if not any(text in message for text in _CONNECTION_FAILURES):
+            if not reached_no_server(message):
                 # A manager answered, unable to serve (e.g. the cluster has no quorum).
                 return f"Error response from daemon: {message}", _failure_code
             return f"Error: cannot reach the pyswarm agent: {message}", _failure_code

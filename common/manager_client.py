@@ -37,6 +37,7 @@ def manager_channel_for(context: Context) -> grpc.Channel:
     """A mutual-TLS channel to the context's manager with the context's client identity."""
     import grpc
 
+    from pyswarm.common.manager_failover import ManagerFailover
     from pyswarm.common.node_identity import NodeIdentity
     from pyswarm.common.tls import MANAGER_CHANNEL_OPTIONS, identity_channel_credentials
 
@@ -47,12 +48,17 @@ def manager_channel_for(context: Context) -> grpc.Channel:
             " host, or set PYSWARM_CERT_DIR",
             field="--cert-dir",
         )
-    identity = NodeIdentity.load(cert_dir)
-    return grpc.secure_channel(
-        channel_target(context.targets),
-        identity_channel_credentials(identity),
-        options=MANAGER_CHANNEL_OPTIONS,
-    )
+    credentials = identity_channel_credentials(NodeIdentity.load(cert_dir))
+
+    def channel_to(target: str) -> grpc.Channel:
+        return grpc.secure_channel(target, credentials, options=MANAGER_CHANNEL_OPTIONS)
+
+    targets = context.targets
+    channel = channel_to(channel_target(targets))
+    if len(targets) < 2:
+        return channel
+    # A manager that answers but cannot serve is passed over too (manager_failover.py).
+    return grpc.intercept_channel(channel, ManagerFailover(targets[1:], channel_to))
 
 
 def channel_target(managers: list[str]) -> str:

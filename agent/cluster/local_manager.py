@@ -9,8 +9,13 @@ backoff) and stops it when the agent stops.
 
 A manager that some other process already runs from that state dir (the `init` that
 made the cluster, a systemd unit) holds its lock (common/state_lock.py): the agent
-leaves it alone. When the node is demoted (its certificate says worker again; the managers took
-its member out of etcd first), the agent stops the manager it runs and removes its
+leaves it alone - unless it is the one this node's previous agent started (its pid in
+agent-manager.pid, its command line ours): an agent killed with -9 leaves its manager
+running, and the agent that comes back adopts it (watching it through a pidfd), so
+that it is restarted when it dies and stopped with the agent or on demotion.
+
+When the node is demoted (its certificate says worker again; the managers took its
+member out of etcd first), the agent stops the manager it runs and removes its
 state, so that a later promotion joins afresh.
 """
 
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -69,6 +75,7 @@ class LocalManager:
         self.port, self.etcd_port, self.metrics_port = ports
         self._stopping = asyncio.Event()
         self._process: subprocess.Popen[bytes] | None = None
+        self._adopted: _Adopted | None = None  # started by this node's previous agent
         self._backoff = 1.0
         self._started_at = 0.0
         self.starts = 0  # managers started (for tests and logs)
@@ -90,7 +97,13 @@ class LocalManager:
 
     async def _reconcile(self) -> None:
         wanted = self._role() == MANAGER
-        running = self._process is not None and self._process.poll() is None
+        if self._adopted is not None and not self._adopted.alive():
+            log.warning("this node's manager (pid %d, adopted) exited", self._adopted.pid)
+            self._adopted.close()
+            self._adopted = None
+        running = self._adopted is not None or (
+            self._process is not None and self._process.poll() is None
+        )
         if wanted and not running:
             if self._process is not None:  # it ended: restart, backing off
                 log.warning("this node's manager exited with %s", self._process.returncode)
@@ -102,9 +115,13 @@ class LocalManager:
                 if self._stopping.is_set():
                     return
             if held_by_another(self.state_dir):
-                return  # run by init or a unit: not ours to start
+                # Run by init or a unit (not ours to start), or by our predecessor.
+                self._adopted = _Adopted.find(self.state_dir)
+                if self._adopted is not None:
+                    log.info("adopted this node's manager (pid %d)", self._adopted.pid)
+                return
             self._start()
-        elif not wanted and self._process is not None:
+        elif not wanted and (self._process is not None or self._adopted is not None):
             log.info("this node is no longer a manager: stopping its manager")
             await asyncio.to_thread(self._terminate)
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -154,6 +171,10 @@ class LocalManager:
 
     def _terminate(self) -> None:
         """SIGTERM the manager's session, SIGKILL what is left after the grace."""
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None:
+            adopted.terminate()
+            (self.state_dir / PID_FILE).unlink(missing_ok=True)
         process, self._process = self._process, None
         if process is None:
             return
@@ -166,3 +187,52 @@ class LocalManager:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         (self.state_dir / PID_FILE).unlink(missing_ok=True)
+
+
+class _Adopted:
+    """A manager this node's previous agent started: not our child, so watched through a
+    pidfd (readable once the process has ended) rather than waited for."""
+
+    def __init__(self, pid: int, pidfd: int) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+
+    @classmethod
+    def find(cls, state_dir: Path) -> _Adopted | None:
+        """The manager the pid file names, if it runs `init` on this state dir."""
+        try:
+            pid = int((state_dir / PID_FILE).read_text().strip())
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            pidfd = os.pidfd_open(pid)
+        except (OSError, ValueError):
+            return None
+        mine = b"pyswarm.cli.main" in argv and b"init" in argv
+        if not mine or str(state_dir).encode() not in argv:
+            os.close(pidfd)  # the pid was reused by another process
+            return None
+        return cls(pid, pidfd)
+
+    def alive(self) -> bool:
+        ready, _, _ = select.select([self._pidfd], [], [], 0)
+        return not ready
+
+    def _wait(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self._pidfd], [], [], timeout)
+        return bool(ready)
+
+    def terminate(self) -> None:
+        """SIGTERM its session, SIGKILL what is left after the grace."""
+        try:
+            if self.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGTERM)
+                if not self._wait(STOP_GRACE):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.pid, signal.SIGKILL)
+                    self._wait(STOP_GRACE)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._pidfd)

@@ -3,7 +3,8 @@
 A manager started by `pyswarm init` with its embedded etcd, a real agent joined as a
 worker, the `pyswarm` CLI: promoted, the node's agent starts a manager under the node's
 id whose etcd member joins the first one's (node ls: Reachable); demoted, the member
-is removed first and the agent stops that manager; a node that is down is not promoted.
+is removed first and the agent stops that manager (one adopted after the agent was
+killed and started again, too); a node that is down is not promoted.
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ def test_promote_starts_a_manager_and_demote_stops_it(cluster: Cluster) -> None:
     # It is a manager in its own right: the CLI may talk to it instead.
     endpoint = json.loads((cluster.node_manager_dir() / "manager.json").read_text())
     assert endpoint["manager_id"].startswith(cluster.node_row()["ID"])
+
+    # The agent killed with -9 leaves its manager running; the agent that comes back
+    # adopts it (not a second one), and so stops it on demotion below.
+    pid = (cluster.node_manager_dir() / PID_FILE).read_text()
+    cluster.node.kill()
+    assert cluster.node_manager_running()
+    cluster.node.restart()
+    wait_for(
+        lambda: "adopted this node's manager" in (cluster.node.root / "agent.log").read_text(),
+        timeout=30,
+        what="the restarted agent to adopt the manager",
+    )
+    assert (cluster.node_manager_dir() / PID_FILE).read_text() == pid
 
     demoted = cluster.cli("node", "demote", name)
 
