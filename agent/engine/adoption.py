@@ -5,7 +5,9 @@ mode their VIPs and return paths follow the network view again too (cluster/mode
 adopt_endpoints, once the overlays exist). Those that exited while the agent was down
 get their exit recorded (and their host resources released); an auto_remove one that
 is not running is removed, as docker's AutoRemove would have done; a container the
-agent removed but the supervisor still remembers is forgotten.
+agent removed but the supervisor still remembers is forgotten. A start cut short by the
+agent's death is settled either way: carried through by the supervisor, the container
+is adopted as running; never run, what the start made on the host is released.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 
 from pyswarm.agent.engine.manager import ContainerEngine
+from pyswarm.agent.engine.spec import timestamp_of
 from pyswarm.proto import types_pb2
 
 # The exit code of a container whose process is gone without a trace (docker: killed).
@@ -30,18 +33,30 @@ async def adopt(manager: ContainerEngine) -> None:
                 await manager.supervisor.forget(cid)
     for container in manager.records:
         state = states.get(container.id)
+        if state is not None and state.running:
+            if container.state != types_pb2.Container.RUNNING:
+                # Its start was cut short by the agent's death, and the supervisor
+                # carried it through: it runs, and is this agent's to watch.
+                container.state = types_pb2.Container.RUNNING
+                container.exit_code = 0
+                container.error = ""
+                container.started_at.CopyFrom(timestamp_of(state.started_at))
+                container.ClearField("finished_at")
+            container.pid = state.pid
+            manager.records.save(container)
+            await manager.names.adopt(container)
+            manager.watch(container.id)
+            continue
         if container.state == types_pb2.Container.RUNNING:
-            if state is not None and state.running:
-                container.pid = state.pid
-                manager.records.save(container)
-                await manager.names.adopt(container)
-                manager.watch(container.id)
-                continue
             if state is None:
                 await manager.record_exit(container.id, EXIT_LOST, "lost: no process found")
             else:
                 await manager.record_exit(
                     container.id, state.exit_code, state.error, state.finished_at
                 )
+        elif container.state == types_pb2.Container.CREATED:
+            # A start cut short before the supervisor ran it (or ran to its end): what
+            # that start made on the host (sandbox, cgroups) goes; the record stays.
+            await manager.resources.release_leftovers(container.id)
         if container.auto_remove:
             await manager.remove(container.id, force=True)

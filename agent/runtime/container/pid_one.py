@@ -45,6 +45,9 @@ def run_as_init(
     exits), wait until it has exec'd or died, close our end of the init channel (the
     supervisor then hears the program runs, or has its failure already), and serve as
     init until the program exits."""
+    # Named before the fork: the program may read /proc/1/comm the moment it runs.
+    with contextlib.suppress(OSError):
+        sc.set_process_title(INIT_NAME, [INIT_NAME, "--", *argv])
     waited = _waited_signals()
     # Blocked before the fork: a signal sent meanwhile waits for sigwaitinfo (blocked
     # signals are queued even for a pid 1 without handlers).
@@ -67,13 +70,11 @@ def run_as_init(
     os.read(ready_r, 1)  # EOF once the program exec'd (CLOEXEC) or died
     os.close(ready_r)
     os.close(channel_fd)
-    serve(pid, waited, argv)
+    serve(pid, waited)
 
 
-def serve(pid: int, waited: set[signal.Signals], argv: list[str]) -> NoReturn:
+def serve(pid: int, waited: set[signal.Signals]) -> NoReturn:
     """Reap and forward until `pid` exits; exit with its code."""
-    with contextlib.suppress(OSError):
-        sc.set_process_title(INIT_NAME, [INIT_NAME, "--", *argv])
     while True:
         info = signal.sigwaitinfo(waited)
         if info.si_signo != signal.SIGCHLD:
