@@ -7,7 +7,9 @@ get their exit recorded (and their host resources released); an auto_remove one 
 is not running is removed, as docker's AutoRemove would have done; a container the
 agent removed but the supervisor still remembers is forgotten. A start cut short by the
 agent's death is settled either way: carried through by the supervisor, the container
-is adopted as running; never run, what the start made on the host is released.
+is adopted as running; never run, what the start made on the host is released - as is
+what any container not running still holds (an agent killed between recording an exit
+and releasing its cgroups left them for good).
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ async def adopt(manager: ContainerEngine) -> None:
                 await manager.record_exit(
                     container.id, state.exit_code, state.error, state.finished_at
                 )
-        elif container.state == types_pb2.Container.CREATED:
-            # A start cut short before the supervisor ran it (or ran to its end): what
-            # that start made on the host (sandbox, cgroups) goes; the record stays.
+        else:
+            # Not running: whatever it still holds on the host goes (a start cut short
+            # before the supervisor ran it, or an exit recorded by an agent killed before
+            # it released the sandbox and cgroups); the record stays.
             await manager.resources.release_leftovers(container.id)
         if container.auto_remove:
             await manager.remove(container.id, force=True)

@@ -281,35 +281,38 @@ def test_agent_restart_keeps_containers(agent: AgentProcess, tmp_path: Path) -> 
         agent.cli("rm", "-f", "survivor", "quitter", check=False)
 
 
-def test_a_start_cut_short_by_the_agents_death_is_settled_on_restart(
-    agent: AgentProcess,
-) -> None:
+def test_what_the_agents_death_cut_short_is_settled_on_restart(agent: AgentProcess) -> None:
     # Found by the fault suite: an agent killed -9 inside a start left the record
-    # CREATED while the supervisor ran the container, or left the sandbox and cgroups
-    # of a start that never ran; neither was ever cleaned.
+    # CREATED while the supervisor ran the container, or left the cgroups of a start
+    # that never ran, or of an exit it recorded but had not yet released; none was
+    # ever cleaned.
     agent.cli("run", "-d", "--name", "carried", "busybox", "sleep", "1000")
     agent.cli("run", "--name", "cut", "busybox", "true")
+    agent.cli("run", "--name", "ended", "busybox", "true")
     pid = _state(agent, "carried")["Pid"]
-    carried, cut = str(_inspect(agent, "carried")["Id"]), str(_inspect(agent, "cut")["Id"])
+    ids = {name: str(_inspect(agent, name)["Id"]) for name in ("carried", "cut", "ended")}
     agent.kill()
-    for cid in (carried, cut):  # both saved before the agent heard how the start went
-        record = agent.state_dir / "containers" / cid / "container.pb"
+    for name in ("carried", "cut"):  # saved before the agent heard how the start went
+        record = agent.state_dir / "containers" / ids[name] / "container.pb"
         written = types_pb2.Container.FromString(record.read_bytes())
         written.state = types_pb2.Container.CREATED
         written.pid = 0
         record.write_bytes(written.SerializeToString())
-    cgroup_dirs = CgroupManager(f"pyswarm-test-{agent.tag}").create(cut, types_pb2.Resources())
-    assert cgroup_dirs and all(Path(d).is_dir() for d in cgroup_dirs)  # as a start makes them
+    cgroups = CgroupManager(f"pyswarm-test-{agent.tag}")
+    none = types_pb2.Resources()
+    held = [d for name in ("cut", "ended") for d in cgroups.create(ids[name], none)]
+    assert held and all(Path(d).is_dir() for d in held)  # as a start makes them
     agent.start()
     try:
         state = _state(agent, "carried")
         assert state["Running"] is True and state["Pid"] == pid
         assert _state(agent, "cut")["Status"] == "created"
-        assert not any(Path(d).exists() for d in cgroup_dirs)
+        assert _state(agent, "ended")["Status"] == "exited"
+        assert not any(Path(d).exists() for d in held)
         agent.cli("stop", "-t", "1", "carried")  # watched again: its exit is heard
         assert _state(agent, "carried")["Status"] == "exited"
     finally:
-        agent.cli("rm", "-f", "carried", "cut", check=False)
+        agent.cli("rm", "-f", "carried", "cut", "ended", check=False)
 
 
 def test_rm_leaves_nothing_behind_even_when_the_agent_dies_midway(agent: AgentProcess) -> None:
