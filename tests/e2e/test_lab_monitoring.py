@@ -1,6 +1,7 @@
-"""`pyswarm lab up --monitoring` as an operator runs it: a real Prometheus in the lab,
-listening on node-1's lab address only, configured from deploy/prometheus.yml, finds
-the manager and every agent (through /sd) and scrapes them all; every query of
+"""`pyswarm lab up --managers 3 --monitoring` as an operator runs it: `node ls` shows the
+three managers, and a real Prometheus in the lab, listening on node-1's lab address only,
+configured from deploy/prometheus.yml, finds every manager and every agent (through /sd)
+and scrapes them all; every query of
 deploy/'s Grafana dashboard evaluates and, with services running (one of them
 crash-looping), returns series; `lab status` shows its URL; `lab down` leaves nothing.
 
@@ -21,10 +22,10 @@ from tests.waiting import wait_for
 
 
 def every_target_up(prometheus: str) -> list[dict[str, Any]] | None:
-    """The active targets once there are the manager and every agent, all up."""
+    """The active targets once there are every manager and every agent, all up."""
     found = targets(prometheus)
     jobs = sorted(str(target["labels"]["job"]) for target in found)
-    if jobs != ["pyswarm-agent"] * len(NODES) + ["pyswarm-manager"]:
+    if jobs != ["pyswarm-agent"] * len(NODES) + ["pyswarm-manager"] * len(NODES):
         return None
     return found if all(target["health"] == "up" for target in found) else None
 
@@ -55,7 +56,7 @@ def test_lab_up_monitoring_scrapes_every_node_and_serves_the_dashboard(tmp_path:
         )
 
     try:
-        up = lab("up", "--subnet", cluster.subnet, "--monitoring")
+        up = lab("up", "--subnet", cluster.subnet, "--managers", "3", "--monitoring")
         assert up.returncode == 0, up.stderr
         prometheus = cluster.state().prometheus_addr
         node_1 = cluster.node("node-1").address
@@ -65,6 +66,14 @@ def test_lab_up_monitoring_scrapes_every_node_and_serves_the_dashboard(tmp_path:
         status = lab("status")
         assert f"prometheus http://{prometheus}: running" in status.stdout
 
+        wait_for(
+            lambda: (
+                sorted(n["ManagerStatus"] for n in cluster.nodes().values())
+                == ["Leader", "Reachable", "Reachable"]
+            ),
+            timeout=120,
+            what="node ls: a leader and two reachable managers",
+        )
         web = ("--name", "web", "--replicas", "3", "busybox", "httpd", "-f")
         cluster.cli("service", "create", *web)
         cluster.cli("service", "create", "-d", "--name", "crashy", "busybox", "false")
@@ -94,11 +103,11 @@ def test_lab_up_monitoring_scrapes_every_node_and_serves_the_dashboard(tmp_path:
 
         wait_for(every_query_has_series, timeout=180, what="series for every dashboard query")
 
-        def web_running() -> list[float]:
+        def web_running() -> set[float]:
             answer = query(prometheus, 'pyswarm_service_replicas_running{service="web"}')
-            return [float(series["value"][1]) for series in answer["data"]["result"]]
+            return {float(series["value"][1]) for series in answer["data"]["result"]}
 
-        wait_for(lambda: web_running() == [3.0], timeout=60, what="web's 3 tasks in Prometheus")
+        wait_for(lambda: web_running() == {3.0}, timeout=60, what="web's 3 tasks in Prometheus")
     finally:
         down = lab("down")
         assert down.returncode == 0, down.stderr
