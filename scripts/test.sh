@@ -16,10 +16,12 @@ for d in common proto agent manager cli lab images stack; do ln -s "../../$d" ".
 MYPYPATH=.typecheck mypy -p pyswarm
 MYPYPATH=.typecheck mypy tests bench scripts
 
-# Two shards at once: the suite mostly waits (on processes, etcd, the lab's network),
-# so two sessions on two cores take little more than the longer one. No two tests of
-# one shard run at once, and the shards share no names: every lab, agent and manager a
-# test makes takes its own name, subnet, bridge, chain, cgroup parent and ports.
+# Two shards at once: the suite mostly waits (on processes, etcd, the lab's network), so
+# two sessions on two cores take little more than the longer one (one session took 23
+# min on CI's 2 cores). The lab's tests and the slowest process-level integration modules
+# in one, unit and the other integration tests in the other. No two tests of one shard
+# run at once, and the shards share no names: every lab, agent and manager a test makes
+# takes its own name, subnet, bridge, chain, cgroup parent and ports.
 # Given arguments (a module, -k ...), one session runs just those.
 if [[ $# -gt 0 ]]; then
     set +e
@@ -35,6 +37,10 @@ LAB_SHARD=(
     tests/integration/test_swarm_leave.py
     tests/integration/test_manager_recovery.py
     tests/integration/test_node_promote_manager.py
+    tests/integration/test_service_images.py
+    tests/integration/test_cli_containers.py
+    tests/integration/test_auto_remove.py
+    tests/integration/test_service_logs.py
 )
 ignored=()
 for path in "${LAB_SHARD[@]}"; do ignored+=("--ignore=$path"); done
