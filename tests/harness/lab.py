@@ -63,7 +63,35 @@ class Task:
         return self.desired == "Running" and self.current == "Running"
 
 
-class LabCluster:
+class ClusterCli:
+    """The `pyswarm` CLI against a lab, for the netns lab and the VM lab alike: `run`
+    is each lab's own (its environment and timeout), the rest is shared."""
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        raise NotImplementedError
+
+    def cli(self, *args: str) -> str:
+        """`pyswarm ARGS`'s stdout; a failed command fails the test with its output."""
+        result = self.run(*args)
+        if result.returncode != 0:
+            raise AssertionError(
+                f"pyswarm {' '.join(args)} exited {result.returncode}:"
+                f" {result.stdout!r} {result.stderr!r}"
+            )
+        return result.stdout
+
+    def json_lines(self, *args: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.cli(*args).splitlines() if line.strip()]
+
+    def tasks(self, service: str) -> list[Task]:
+        return [
+            Task(row["ID"], row["Name"].removeprefix(r" \_ "), row["Node"],
+                 row["DesiredState"], row["CurrentState"].split(" ")[0])
+            for row in self.json_lines("service", "ps", service, "--format", "json")
+        ]  # fmt: skip
+
+
+class LabCluster(ClusterCli):
     def __init__(self, config_dir: Path, *, managers: int = 1) -> None:
         self.name, self.subnet = unique_lab()
         self.lab = Lab(self.name, self.subnet)
@@ -149,27 +177,7 @@ class LabCluster:
             check=False,
         )
 
-    def cli(self, *args: str) -> str:
-        """`pyswarm ARGS`'s stdout; a failed command fails the test with its output."""
-        result = self.run(*args)
-        if result.returncode != 0:
-            raise AssertionError(
-                f"pyswarm {' '.join(args)} exited {result.returncode}:"
-                f" {result.stdout!r} {result.stderr!r}"
-            )
-        return result.stdout
-
-    def json_lines(self, *args: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.cli(*args).splitlines() if line.strip()]
-
     # -- what the cluster says
-
-    def tasks(self, service: str) -> list[Task]:
-        return [
-            Task(row["ID"], row["Name"].removeprefix(r" \_ "), row["Node"],
-                 row["DesiredState"], row["CurrentState"].split(" ")[0])
-            for row in self.json_lines("service", "ps", service, "--format", "json")
-        ]  # fmt: skip
 
     def running(self, service: str) -> dict[str, set[str]]:
         """node -> ids of the service's tasks that run there and are meant to."""

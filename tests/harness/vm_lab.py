@@ -12,12 +12,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from pyswarm.lab.vms.guest_agent import ExecResult
 from pyswarm.lab.vms.lab import VmLab
 from pyswarm.lab.vms.state import VmLabState
-from tests.harness.lab import Task
+from tests.harness.lab import ClusterCli
 
 NAME = "e2evm"
 SUBNET = "10.232.77.0/24"
@@ -26,7 +25,7 @@ UP_TIMEOUT = 1800.0  # a cold image build is part of the first `lab up`
 CLI_TIMEOUT = 180.0
 
 
-class VmLabCluster:
+class VmLabCluster(ClusterCli):
     def __init__(self, config_dir: Path) -> None:
         self.lab = VmLab(NAME, SUBNET)
         self.config_dir = config_dir
@@ -71,25 +70,6 @@ class VmLabCluster:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self._pyswarm(*args, timeout=CLI_TIMEOUT)
-
-    def cli(self, *args: str) -> str:
-        result = self.run(*args)
-        if result.returncode != 0:
-            raise AssertionError(
-                f"pyswarm {' '.join(args)} exited {result.returncode}:"
-                f" {result.stdout!r} {result.stderr!r}"
-            )
-        return result.stdout
-
-    def json_lines(self, *args: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.cli(*args).splitlines() if line.strip()]
-
-    def tasks(self, service: str) -> list[Task]:
-        return [
-            Task(row["ID"], row["Name"].removeprefix(r" \_ "), row["Node"],
-                 row["DesiredState"], row["CurrentState"].split(" ")[0])
-            for row in self.json_lines("service", "ps", service, "--format", "json")
-        ]  # fmt: skip
 
     def spread(self, service: str) -> dict[str, int]:
         counts = dict.fromkeys(VMS, 0)
