@@ -9,15 +9,21 @@ this loop (`embedded_config` + `running_manager`) or as `pyswarm init` processes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from pyswarm.common.join import join_cluster
+from pyswarm.common.node_identity import NodeIdentity
+from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.manager.config import ManagerConfig
 from pyswarm.manager.server import EndpointInfo, read_endpoint
 from tests.waiting import wait_for
@@ -110,6 +116,24 @@ class ManagerProcess:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @contextlib.asynccontextmanager
+    async def channel(self) -> AsyncIterator[grpc.aio.Channel]:
+        """A mutual-TLS channel to it with its own client identity (`init`'s)."""
+        identity = NodeIdentity.load(self.state_dir / "client")
+        credentials = identity_channel_credentials(identity)
+        async with manager_channel(self.address, credentials) as channel:
+            yield channel
+
+    async def join_others(self, others: list[ManagerProcess], manager_token: str) -> None:
+        """Start `others` as further managers of its cluster, each ready in turn."""
+        for manager in others:
+            manager.join = [self.address]
+            manager.node_cert_dir = await manager_node_identity(
+                self.join_address, manager_token, manager.root / "node"
+            )
+            manager.start()
+            await asyncio.to_thread(manager.wait_ready)
 
     def log_tail(self) -> str:
         try:

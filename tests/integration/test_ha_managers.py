@@ -109,13 +109,7 @@ def test_three_manager_processes_lose_the_leader_then_the_quorum(tmp_path: Path)
         first_endpoint = await asyncio.to_thread(first.wait_ready)
         async with _control_of(first) as control:
             token = (await control.GetJoinTokens(control_pb2.GetJoinTokensRequest())).manager
-        for manager in managers[1:]:
-            manager.join = [first.address]
-            manager.node_cert_dir = await manager_node_identity(
-                first.join_address, token, manager.root / "node"
-            )
-            manager.start()
-            await asyncio.to_thread(manager.wait_ready)
+        await first.join_others(managers[1:], token)
         async with _control_of(first) as control:
             await eventually(lambda: _leader(control), what="a leader")
             leader_id = await _leader(control)
@@ -165,9 +159,7 @@ def test_three_manager_processes_lose_the_leader_then_the_quorum(tmp_path: Path)
 
 @contextlib.asynccontextmanager
 async def _control_of(process: ManagerProcess) -> AsyncIterator[control_pb2_grpc.ControlAsyncStub]:
-    identity = NodeIdentity.load(process.state_dir / "client")
-    credentials = identity_channel_credentials(identity)
-    async with manager_channel(process.address, credentials) as channel:
+    async with process.channel() as channel:
         yield control_pb2_grpc.ControlStub(channel)
 
 

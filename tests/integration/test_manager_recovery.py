@@ -8,31 +8,20 @@ cluster of its own, with every service and task it held, and writes work again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 
-from pyswarm.common.node_identity import NodeIdentity
-from pyswarm.common.tls import identity_channel_credentials, manager_channel
 from pyswarm.proto import control_pb2, control_pb2_grpc, members_pb2, members_pb2_grpc
 from tests.harness.cluster_agent import free_port_pair
-from tests.harness.ha_managers import ManagerProcess, manager_node_identity
+from tests.harness.ha_managers import ManagerProcess
 from tests.harness.manager import replicated_spec
 from tests.waiting import eventually
 
 
-@contextlib.asynccontextmanager
-async def _channel(process: ManagerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    identity = NodeIdentity.load(process.state_dir / "client")
-    async with manager_channel(process.address, identity_channel_credentials(identity)) as ch:
-        yield ch
-
-
 async def _state(process: ManagerProcess) -> tuple[dict[str, bytes], set[str]]:
     """Every service's spec by id, and every task id."""
-    async with _channel(process) as channel:
+    async with process.channel() as channel:
         control = control_pb2_grpc.ControlStub(channel)
         services = await control.ListServices(control_pb2.ListServicesRequest(), timeout=10)
         tasks = await control.ListTasks(control_pb2.ListTasksRequest(), timeout=10)
@@ -41,7 +30,7 @@ async def _state(process: ManagerProcess) -> tuple[dict[str, bytes], set[str]]:
 
 
 async def _scaled(process: ManagerProcess, replicas: int) -> bool:
-    async with _channel(process) as channel:
+    async with process.channel() as channel:
         control = control_pb2_grpc.ControlStub(channel)
         try:
             await control.ScaleService(
@@ -55,7 +44,7 @@ async def _scaled(process: ManagerProcess, replicas: int) -> bool:
 
 
 async def _members(process: ManagerProcess) -> list[members_pb2.ManagerMember]:
-    async with _channel(process) as channel:
+    async with process.channel() as channel:
         stub = members_pb2_grpc.ManagerMembersStub(channel)
         answer = await stub.MemberList(members_pb2.MemberListRequest(), timeout=10)
     return list(answer.members)
@@ -68,7 +57,7 @@ def test_force_new_cluster_on_the_last_manager_keeps_every_service(tmp_path: Pat
     async def scenario() -> None:
         first.start()
         await asyncio.to_thread(first.wait_ready)
-        async with _channel(first) as channel:
+        async with first.channel() as channel:
             control = control_pb2_grpc.ControlStub(channel)
             token = (await control.GetJoinTokens(control_pb2.GetJoinTokensRequest())).manager
             await control.CreateService(
@@ -77,13 +66,7 @@ def test_force_new_cluster_on_the_last_manager_keeps_every_service(tmp_path: Pat
             await control.CreateService(
                 control_pb2.CreateServiceRequest(spec=replicated_spec("db", 1)), timeout=10
             )
-        for manager in managers[1:]:
-            manager.join = [first.address]
-            manager.node_cert_dir = await manager_node_identity(
-                first.join_address, token, manager.root / "node"
-            )
-            manager.start()
-            await asyncio.to_thread(manager.wait_ready)
+        await first.join_others(managers[1:], token)
         await eventually(lambda: _three_voters(first), timeout=60, what="three voting etcd members")
         before = await _state(last)
         assert len(before[0]) == 2 and len(before[1]) == 4
