@@ -19,7 +19,7 @@ import time
 from pyswarm.manager.orchestrator import restart_policy
 from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop
-from pyswarm.manager.orchestrator.slots import outdated_check, slot_key
+from pyswarm.manager.orchestrator.slots import is_live, outdated_check, slot_key
 from pyswarm.manager.scheduler import new_task
 from pyswarm.manager.store import SERVICES, TASKS, Create, StoreEvent, Update
 from pyswarm.proto import types_pb2
@@ -100,11 +100,7 @@ class RestartSupervisor(ReconcileLoop):
         key = slot_key(ended)
         is_outdated = outdated_check(service)
         return any(
-            t.id != ended.id
-            and slot_key(t) == key
-            and t.desired_state <= types_pb2.RUNNING
-            and not has_ended(t)
-            and not is_outdated(t)
+            t.id != ended.id and slot_key(t) == key and is_live(t) and not is_outdated(t)
             for t in self.tasks.of_service(ended.service_id)
         )
 

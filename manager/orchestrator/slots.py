@@ -46,7 +46,8 @@ def split_outdated(service: types_pb2.Service, tasks: list[Task]) -> tuple[list[
     return [t for t in tasks if t.id not in shadowed], outdated
 
 
-def _live(task: Task) -> bool:
+def is_live(task: Task) -> bool:
+    """Wanted (desired RUNNING or before) and not ended."""
     return task.desired_state <= types_pb2.RUNNING and task.status.state <= types_pb2.RUNNING
 
 
@@ -57,7 +58,7 @@ def surplus_in_slots(service: types_pb2.Service, tasks: list[Task]) -> list[Task
     is_outdated = outdated_check(service)
     by_slot: dict[SlotKey, list[Task]] = {}
     for task in tasks:
-        if _live(task) and not is_outdated(task):
+        if is_live(task) and not is_outdated(task):
             by_slot.setdefault(slot_key(task), []).append(task)
     surplus: list[Task] = []
     for live in by_slot.values():

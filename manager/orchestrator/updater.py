@@ -42,7 +42,6 @@ Service = types_pb2.Service
 Config = types_pb2.UpdateConfig
 Status = types_pb2.UpdateStatus
 
-
 #: Ends that count against an update within the monitor window (ORPHANED is the node's
 #: fault, SHUTDOWN the manager's own doing).
 _FAILED_ENDS = (types_pb2.FAILED, types_pb2.REJECTED, types_pb2.COMPLETE)
