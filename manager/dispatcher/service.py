@@ -9,7 +9,9 @@ a HeartbeatAck per heartbeat (which refreshes liveness and carries the node's
 desired role and the cluster's roots, so the agent renews its certificate after a
 promote or demote and onto a new root during `swarm ca --rotate`), and
 applies status reports (status.py). A session whose liveness is gone or was taken by
-a newer registration ends with FAILED_PRECONDITION: the agent registers again.
+a newer registration ends with FAILED_PRECONDITION: the agent registers again; one
+on a manager that has not reached etcd for a lease's length ends with UNAVAILABLE:
+the agent fails over to another manager.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from grpc import aio
 
-from pyswarm.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from pyswarm.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from pyswarm.common.node_identity import MANAGER, WORKER
 from pyswarm.common.tls import PeerIdentity, peer_certificate, require_role
 from pyswarm.manager.ca import NodeRemoved, new_id, removed_now
@@ -62,6 +70,11 @@ ACK_BACKLOG = 4
 class SessionInvalid(FailedPrecondition):
     def __init__(self, reason: str) -> None:
         super().__init__(f"session invalid: {reason}; register again")
+
+
+class StoreCutOff(Unavailable):
+    def __init__(self, err: StoreError) -> None:
+        super().__init__(f"this manager cannot reach the cluster store ({err}); try another")
 
 
 def _peer_host(context: Context) -> str:
@@ -190,9 +203,7 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
             which = message.WhichOneof("payload")
             if which == "heartbeat":
                 record = self._check_session(node_id, session_id)
-                with contextlib.suppress(StoreError):  # etcd away: the lease may run out
-                    if not await self._liveness.refresh(record):
-                        raise SessionInvalid("the node's heartbeat deadline passed")
+                await refresh(record)
                 ack = dispatcher_pb2.HeartbeatAck(
                     period_ms=self._period_ms, managers=await self._managers()
                 )
@@ -204,6 +215,24 @@ class DispatcherService(dispatcher_pb2_grpc.DispatcherServicer):
                 # Written by `write` below: a heartbeat never waits behind a batch of
                 # status writes (during a scale to hundreds, etcd may take seconds).
                 reports.add(message.statuses.updates)
+
+        refreshed = time.monotonic()
+
+        async def refresh(record: types_pb2.NodeLiveness) -> None:
+            """Extend the node's liveness. etcd away for a moment is borne (the lease
+            may outlast it); away for longer than the lease, this manager is cut off
+            from the cluster (its etcd member down or removed by a demotion): the
+            session ends UNAVAILABLE, and the agent goes to another manager."""
+            nonlocal refreshed
+            try:
+                alive = await self._liveness.refresh(record)
+            except StoreError as err:
+                if time.monotonic() - refreshed > self._liveness.ttl:
+                    raise StoreCutOff(err) from err
+                return
+            if not alive:
+                raise SessionInvalid("the node's heartbeat deadline passed")
+            refreshed = time.monotonic()
 
         async def read() -> None:
             await handle(first)
