@@ -239,6 +239,25 @@ def test_two_sandboxes_ping_each_other_and_the_gateway(net: Net) -> None:
     assert "default via " + a.gateway in _in_netns(a, "ip", "route").stdout
 
 
+@pytest.mark.skipif(not Path("/proc/sys/net/ipv6").is_dir(), reason="a kernel without IPv6")
+def test_the_veth_pair_comes_up_without_ipv6_and_lo_keeps_it(net: Net) -> None:
+    """No link-local address, so no DAD or multicast reports for the bridge to flood
+    to every other container (rtnl.up_without_ipv6); ::1 stays on lo."""
+    box = net.net.create_sandbox("quiet", "bridge")
+    host_end = veth_name("quiet", net.bridge)
+
+    def inet6(*argv: str) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+        return done.stdout
+
+    assert "UP" in inet6("ip", "-o", "link", "show", "dev", host_end)
+    assert inet6("ip", "-6", "-o", "addr", "show", "dev", host_end) == ""
+    inside = f"--net={box.netns_path}"
+    assert inet6("nsenter", inside, "ip", "-6", "-o", "addr", "show", "dev", "eth0") == ""
+    assert "::1/128" in inet6("nsenter", inside, "ip", "-6", "-o", "addr", "show", "dev", "lo")
+    assert _ping(box, net.net.gateway)  # IPv4 as ever
+
+
 def test_none_sandbox_has_only_loopback(net: Net) -> None:
     box = net.net.create_sandbox("lonely", "none")
     assert (box.ip_address, box.mac_address, box.gateway) == ("", "", "")

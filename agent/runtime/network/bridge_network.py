@@ -230,6 +230,7 @@ class BridgeNetwork:
         """
         with Rtnl() as host:
             netns.enter_new_netns(path)
+            links.no_ipv6_on_new_links()
             with Rtnl() as inside:
                 if record.mode != "bridge":
                     links.loopback_up(inside)

@@ -129,9 +129,11 @@ def create_veth(host: Rtnl, host_ifname: str, bridge_index: int, netns_fd: int, 
     """Create a veth pair: `host_ifname` on the bridge `bridge_index` and up, eth0 in the netns.
 
     `host` is a netlink socket in the host's namespace; `netns_fd` an open fd of the
-    sandbox's namespace. One message does it all: the peer is created directly inside
-    the namespace (no temporary name is ever visible on the host), and the host end
-    is enslaved and brought up as it is made. A bridge that is gone: BridgeMissing.
+    sandbox's namespace. One message makes both: the peer is created directly inside
+    the namespace (no temporary name is ever visible on the host), the host end
+    enslaved as it is made; it comes up without IPv6 (rtnl.up_without_ipv6), as the
+    peer does in a namespace quieted by `no_ipv6_on_new_links`. A bridge that is
+    gone: BridgeMissing.
     """
     with netlink_errors(f"create veth {host_ifname}"):
         try:
@@ -140,6 +142,7 @@ def create_veth(host: Rtnl, host_ifname: str, bridge_index: int, netns_fd: int, 
             if err.errno in _NO_MASTER and host.link_index(host_ifname) is None:
                 raise BridgeMissing(f"bridge index {bridge_index} is gone") from err
             raise
+        host.up_without_ipv6(host_ifname)
 
 
 def set_hairpin(ifname: str) -> None:
@@ -175,6 +178,16 @@ def loopback_up(inside: Rtnl) -> None:
     with netlink_errors("bring up lo"):
         # The kernel gives every namespace's loopback the index 1: no lookup needed.
         inside.set_up(LOOPBACK_INDEX)
+
+
+def no_ipv6_on_new_links() -> None:
+    """Links made in (or moved into) the calling thread's namespace from now on get no
+    IPv6: a sandbox's eth0 and overlay interfaces are IPv4, and IPv6 on them would only
+    add link-local addresses, duplicate address detection and multicast reports that
+    their bridge floods to every other container (see rtnl.up_without_ipv6). lo keeps
+    ::1. A kernel without IPv6 has nothing to turn off."""
+    if Path("/proc/sys/net/ipv6/conf/default").is_dir():
+        write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
 
 
 def write_sysctl(key: str, value: str) -> None:

@@ -29,6 +29,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_DUMP = 0x300
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_OIF, RTA_GATEWAY = 4, 5
@@ -115,13 +116,38 @@ class Rtnl(NetlinkSocket):
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, up=True))
 
+    def up_without_ipv6(self, ifname: str) -> None:
+        """Bring the (down) link `ifname` up with no IPv6 address of its own.
+
+        A link that comes up with IPv6 makes a link-local address, runs duplicate
+        address detection and reports its multicast groups: a few packets each, which
+        a bridge floods to every other port, so a burst of hundreds of containers on
+        one bridge pays for it quadratically. In `scale 0->1000` on the lab it was the
+        largest kernel cost (perf: addrconf, MLD, ND and their flooding in softirq);
+        without it the run takes about a tenth less CPU (bench/RESULTS.md). Container
+        networks are IPv4: the address generation mode goes to "none" while the link
+        is down, in a message of its own (in one message with IFF_UP the kernel would
+        change the flags first). A kernel without IPv6: just up.
+        """
+        mode = attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))
+        named = attr(IFLA_IFNAME, _name(ifname))
+        try:
+            self.request(
+                RTM_NEWLINK, 0, ifinfo() + named + attr(IFLA_AF_SPEC, attr(socket.AF_INET6, mode))
+            )
+        except OSError as err:
+            if err.errno != errno.EAFNOSUPPORT:
+                raise
+        self.request(RTM_NEWLINK, 0, ifinfo(up=True) + named)
+
     def delete_link(self, ifname: str) -> None:
         self.request(RTM_DELLINK, 0, ifinfo() + attr(IFLA_IFNAME, _name(ifname)))
 
     def add_veth(
         self, ifname: str, master: int, peer: str, peer_mac: str, peer_netns_fd: int
     ) -> None:
-        """A veth pair: `ifname` here, on bridge `master` and up; `peer` in the netns."""
+        """A veth pair: `ifname` here, on bridge `master` (down: see up_without_ipv6);
+        `peer` in the netns."""
         peer_body = (
             ifinfo()
             + attr(IFLA_IFNAME, _name(peer))
@@ -132,7 +158,7 @@ class Rtnl(NetlinkSocket):
             IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_body)
         )
         body = (
-            ifinfo(up=True)
+            ifinfo()
             + attr(IFLA_IFNAME, _name(ifname))
             + attr(IFLA_MASTER, _u32(master))
             + attr(IFLA_LINKINFO, linkinfo)

@@ -4,7 +4,8 @@ The sandbox end is named by the network's position in the task (eth1, eth2, ...;
 stays the host bridge and keeps the default route), carries the task's address with
 the overlay's prefix (so the kernel's connected route sends the whole overlay subnet
 through it) and a MAC derived from that address by the rule the manager uses for the
-peers it announces (links.mac_for). The host end is a port of the network's bridge.
+peers it announces (links.mac_for). The host end is a port of the network's bridge,
+up without IPv6 (rtnl.up_without_ipv6); the sandbox end has none either.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pyswarm.agent.runtime.network import links
 from pyswarm.agent.runtime.network.errors import NetworkError
 from pyswarm.agent.runtime.network.overlay.datapath import in_netns, index_of
 from pyswarm.agent.runtime.network.overlay.names import bridge_name, host_veth_name
+from pyswarm.agent.runtime.network.rtnl import Rtnl
 
 
 def attach(
@@ -57,7 +59,9 @@ def attach(
         index = index_of(ipr, host_end)
         if index is None:
             raise NetworkError(f"veth {host_end} vanished as it was made")
-        ipr.link("set", index=index, master=br, state="up")
+        ipr.link("set", index=index, master=br)
+        with Rtnl() as here:  # this thread's namespace, as ipr's
+            here.up_without_ipv6(host_end)
 
     def configure(ipr: Any) -> None:
         index = index_of(ipr, ifname)
