@@ -78,6 +78,7 @@ class NetworkAllocator(ReconcileLoop):
     def __init__(self, context: LoopContext) -> None:
         super().__init__(context)
         self._waiting: set[str] = set()  # tasks waiting for an address
+        self._placed: dict[str, tuple[str, bool]] = {}  # task: (its node, wanted there)
 
     def prime(self) -> None:
         self._waiting = {task.id for task in self.cache.list(TASKS) if _waiting(task)}
@@ -96,8 +97,8 @@ class NetworkAllocator(ReconcileLoop):
                     self._waiting.add(event.id)
                 else:
                     self._waiting.discard(event.id)
-            if isinstance(event.message, types_pb2.Task) and event.message.node_id:
-                self.mark(f"n:{event.message.node_id}")
+            if event.kind == TASKS.name:
+                self._mark_node_of(event)
         elif event.kind == NETWORKS.name:
             self.mark("ingress")
             self.mark(f"net:{event.id}")
@@ -107,6 +108,20 @@ class NetworkAllocator(ReconcileLoop):
         elif event.kind == ADDRESSES.name and event.message is None:
             # Freed: tasks waiting for an address may get one now.
             self.mark_all(f"t:{task_id}" for task_id in self._waiting)
+
+    def _mark_node_of(self, event: StoreEvent) -> None:
+        """A node's endpoints follow the networks of the tasks it is to run: looked at
+        again when a task lands on the node or stops being wanted there, not on every
+        status a task reports (most of the events of a scale-out; each look reads every
+        task of the cache)."""
+        task = event.message
+        if not isinstance(task, types_pb2.Task):
+            self._placed.pop(event.id, None)
+            return
+        placed = (task.node_id, task.desired_state <= types_pb2.RUNNING)
+        if task.node_id and self._placed.get(event.id) != placed:
+            self.mark(f"n:{task.node_id}")
+        self._placed[event.id] = placed
 
     async def reconcile(self, keys: set[str]) -> None:
         if "ingress" in keys:

@@ -69,3 +69,20 @@ def copy_task(task: Task) -> Task:
     copy = Task()
     copy.CopyFrom(task)
     return copy
+
+
+def plan_changed(before: Task | None, after: Task | None) -> bool:
+    """Whether a task event changes what the orchestrators plan with: the task came or
+    went, or its desired state, slot, node or liveness (ended or not) changed. A status
+    moving along ASSIGNED..RUNNING changes none of these, and those are most of the
+    events of a scale-out (four per task): reconciling the whole service on each of them
+    cost the manager most of its CPU in `scale 0->1000`."""
+    if before is None or after is None:
+        return True
+    ended = types_pb2.RUNNING
+    return (
+        before.desired_state != after.desired_state
+        or before.slot != after.slot
+        or before.node_id != after.node_id
+        or (before.status.state > ended) != (after.status.state > ended)
+    )

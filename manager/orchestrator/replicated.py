@@ -1,6 +1,7 @@
 """The replicated orchestrator: every replicated service has exactly its replicas.
 
-Keys are service ids, made dirty by a change to the service or to any of its tasks.
+Keys are service ids, made dirty by a change to the service or by a task change that
+alters the plan (index.plan_changed: not a status moving along towards RUNNING).
 For each, `plan_replicas` says which slots lack a runnable task (a new PENDING task
 is created) and which slots are too many (their tasks' desired state becomes
 SHUTDOWN); all of a pass's writes go out in batches, so scaling 0 -> 1000 is a
@@ -12,7 +13,7 @@ pace of the service's UpdateConfig. A slot holding two live up-to-date tasks kee
 
 from __future__ import annotations
 
-from pyswarm.manager.orchestrator.index import TaskIndex, copy_task
+from pyswarm.manager.orchestrator.index import TaskIndex, copy_task, plan_changed
 from pyswarm.manager.orchestrator.loop import LoopContext, ReconcileLoop, write_ops
 from pyswarm.manager.orchestrator.slots import split_outdated, surplus_in_slots
 from pyswarm.manager.scheduler import Plan, plan_replicas
@@ -47,6 +48,8 @@ class ReplicatedOrchestrator(ReconcileLoop):
             self.mark(event.id)
             return
         before, after = self.tasks.apply(event)
+        if not plan_changed(before, after):
+            return
         for task in (before, after):
             if task is not None:
                 self.mark(task.service_id)

@@ -94,8 +94,14 @@ class RollingUpdater(ReconcileLoop):
         else:
             self._note(after, self.clock())
         for task in (before, after):
-            if task is not None:
+            if task is not None and self._updating(task.service_id):
                 self.mark(task.service_id)
+
+    def _updating(self, service_id: str) -> bool:
+        """Tasks matter to a service's update while one is under way; otherwise only
+        the service's own changes (and the first pass, `prime`) are looked at."""
+        service = self.cache.get(SERVICES, service_id)
+        return service is not None and service.update_status.state in update_status.ACTIVE
 
     def _note(self, task: Task, now: float) -> None:
         if task.status.state == types_pb2.RUNNING:
