@@ -19,7 +19,7 @@ from pyswarm.agent.runtime.container.loop import Handler, Loop
 from pyswarm.proto import runtime_pb2
 
 if TYPE_CHECKING:
-    from pyswarm.agent.runtime.container.supervisor import ClientConnection
+    from pyswarm.agent.runtime.container.supervisor_io import ClientConnection
 
 # A client that falls this far behind is dropped rather than grow our memory.
 MAX_REPLAY = 64 * 1024
