@@ -25,12 +25,7 @@ from typing import Any
 
 from grpc import aio
 
-from pyswarm.common.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    PermissionDenied,
-    Unavailable,
-)
+from pyswarm.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from pyswarm.common.node_identity import MANAGER, WORKER
 from pyswarm.common.tls import PeerIdentity, peer_certificate, require_role
 from pyswarm.manager.ca import NodeRemoved, new_id, removed_now

@@ -76,13 +76,13 @@ def plan_changed(before: Task | None, after: Task | None) -> bool:
     went, or its desired state, slot, node or liveness (ended or not) changed. A status
     moving along ASSIGNED..RUNNING changes none of these, and those are most of the
     events of a scale-out (four per task): reconciling the whole service on each of them
-    cost the manager most of its CPU in `scale 0->1000`."""
+    cost the manager about a third of its CPU in `scale 0->1000`."""
     if before is None or after is None:
         return True
-    ended = types_pb2.RUNNING
+    running = types_pb2.RUNNING
     return (
         before.desired_state != after.desired_state
         or before.slot != after.slot
         or before.node_id != after.node_id
-        or (before.status.state > ended) != (after.status.state > ended)
+        or (before.status.state > running) != (after.status.state > running)
     )
