@@ -231,6 +231,13 @@ class AgentSession:
                     if helper is not None:
                         helper.cancel()
                         await asyncio.wait({helper})
+                # The first part to end says why (raised above); what the others ended
+                # with meanwhile (a receive cut short by the same loss) is retrieved
+                # here, never left for the loop to report as lost.
+                ended: list[asyncio.Task[None] | None] = [*parts, logs, attachments]
+                for part in ended:
+                    if part is not None and not part.cancelled() and part.exception():
+                        log.debug("session part %s ended: %s", part.get_name(), part.exception())
 
     def _registered(self, response: dispatcher_pb2.RegisterResponse, address: str) -> None:
         self.node_id = response.node_id or self.node_id
