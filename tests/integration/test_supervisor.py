@@ -16,6 +16,7 @@ import pytest
 
 from pyswarm.agent.runtime.container import StartError, SupervisorClient
 from pyswarm.agent.runtime.container.logs import follow_log, read_log
+from pyswarm.agent.runtime.container.supervisor import TERMINATE_GRACE_S
 from pyswarm.proto import runtime_pb2
 from tests.harness.supervisor import SupervisorHarness, collect
 from tests.waiting import wait_for
@@ -359,3 +360,32 @@ def test_a_killed_supervisor_is_started_again_by_its_client(
     assert run(run_to_exit(supervisor, spec)) == 0
     (again,) = _supervisor_pids(supervisor.socket_path)
     assert again != pid
+
+
+def test_sigterm_stops_every_container_as_docker_stop_does_then_the_supervisor_exits(
+    supervisor: SupervisorHarness,
+) -> None:
+    # A host shutting down: systemd's last sweep SIGTERMs every process left. Before, the
+    # supervisor died at once and a pid 1 that ignores TERM held the shutdown for
+    # systemd's 90 s (seen on the VM lab's reboot); now each container gets TERM, then
+    # KILL after the grace, and the supervisor exits once none runs.
+    script = "sleep 600 & pid=$!; trap 'kill $pid' TERM; echo ready; wait $pid"
+    handling = supervisor.spec("sh", "-c", script)
+    ignoring = supervisor.spec("sleep", "600")  # pid 1 with no handler: only KILL ends it
+
+    async def start() -> list[int]:
+        return [(await supervisor.client.create(spec)).pid for spec in (handling, ignoring)]
+
+    container_pids = run(start())
+    wait_for(lambda: log_text(handling) == "ready\n", what="the trap to be set")
+    (pid,) = _supervisor_pids(supervisor.socket_path)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not _supervisor_pids(supervisor.socket_path),
+             timeout=TERMINATE_GRACE_S + 30, what="the supervisor to exit")  # fmt: skip
+    for container_pid in container_pids:  # reaped by the supervisor before it exited
+        assert not Path(f"/proc/{container_pid}").exists()
+    # A new supervisor (the client starts one) reads what the old one recorded.
+    states = {state.id: state for state in run(supervisor.client.list())}
+    assert states[handling.id].exit_code == 128 + signal.SIGTERM
+    assert states[ignoring.id].exit_code == 128 + signal.SIGKILL
+    assert [states[s.id].error for s in (handling, ignoring)] == ["", ""]  # not "lost"

@@ -35,6 +35,10 @@ from pyswarm.proto import runtime_pb2
 # longer wait for it, so it counts as failed (255, as an unknown failure).
 EXIT_LOST = 255
 LOST_MESSAGE = "lost: supervisor restarted"
+# SIGTERM to the supervisor (a host shutting down: systemd's last sweep) stops every
+# container as `docker stop` does: SIGTERM, then SIGKILL after this grace. Without it a
+# pid 1 that ignores SIGTERM held the host's shutdown for systemd's 90 s timeout.
+TERMINATE_GRACE_S = 10.0
 
 
 class Container:
@@ -56,6 +60,8 @@ class Supervisor:
         self.by_pid: dict[int, Proc] = {}
         self.init_channels: dict[int, InitChannel] = {}
         self.shutdown_client: ClientConnection | None = None
+        self.terminate_requested = False
+        self.kill_at: float | None = None  # set once SIGTERM's stop has begun
         for record in self.records.load_all():
             if record.state.running:
                 record.state.running = False
@@ -69,7 +75,8 @@ class Supervisor:
     # requests ------------------------------------------------------------------------
     def handle(self, client: ClientConnection, request: runtime_pb2.SupervisorRequest) -> None:
         op = request.WhichOneof("op")
-        if self.shutdown_client is not None and op in ("create", "exec"):
+        stopping = self.shutdown_client is not None or self.terminate_requested
+        if stopping and op in ("create", "exec"):
             client.fail("the supervisor is shutting down", EXIT_RUNTIME_FAILURE)
             return
         if op == "create":
@@ -255,10 +262,27 @@ class Supervisor:
     def shutdown(self, client: ClientConnection, kill_containers: bool) -> None:
         self.shutdown_client = client
         if kill_containers:
-            for container in self.containers.values():
-                if container.proc is not None and container.record.state.running:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(container.proc.pid, signal.SIGKILL)
+            self._signal_all(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        """SIGTERM's handler: only a flag; the loop does the work (see _terminating)."""
+        self.terminate_requested = True
+
+    def _signal_all(self, number: int) -> None:
+        for container in self.containers.values():
+            if container.proc is not None and container.record.state.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(container.proc.pid, number)
+
+    def _terminating(self) -> bool:
+        """Drive SIGTERM's stop; whether the supervisor may now exit."""
+        now = time.monotonic()
+        if self.kill_at is None:
+            self.kill_at = now + TERMINATE_GRACE_S
+            self._signal_all(signal.SIGTERM)
+        elif now >= self.kill_at:
+            self._signal_all(signal.SIGKILL)
+        return not self.running()
 
     # exits ---------------------------------------------------------------------------
     def reap(self) -> None:
@@ -312,6 +336,8 @@ class Supervisor:
         while True:
             self.loop.run_once(1.0)
             self.reap()
+            if self.terminate_requested and self._terminating():
+                return
             if self.shutdown_client is not None and not self.running():
                 client = self.shutdown_client
                 client.sock.setblocking(True)

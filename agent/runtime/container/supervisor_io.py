@@ -28,6 +28,8 @@ class Served(Protocol):
 
     def reap(self) -> None: ...
 
+    def terminate(self) -> None: ...
+
 
 class ClientConnection(Handler):
     """One agent connection: a request, then a response or a stream of frames."""
@@ -123,13 +125,16 @@ class Listener(Handler):
 
 
 class SignalPipe(Handler):
-    """signal.set_wakeup_fd's pipe: a SIGCHLD byte means "reap now"."""
+    """signal.set_wakeup_fd's pipe: a SIGCHLD byte means "reap now"; SIGTERM asks the
+    supervisor to stop its containers and exit (its handler sets a flag the loop reads
+    once this pipe woke it)."""
 
     def __init__(self, supervisor: Served) -> None:
         self.supervisor = supervisor
         read_end, self.write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.write_end, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: supervisor.terminate())
         super().__init__(supervisor.loop, read_end)
 
     def on_readable(self) -> None:
