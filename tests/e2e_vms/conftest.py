@@ -4,17 +4,11 @@ at the end with a check that no process, tap, bridge or namespace of it is left.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.harness.vm_lab import VmLabCluster
-
-# Opt-in for now: a cold run builds the Debian image (8-12 min, from Debian's mirror)
-# before 13 min of tests under QEMU's software emulation, and it has not yet been run on
-# a CI machine. `PYSWARM_VM_TESTS=1 bash scripts/test.sh tests/e2e_vms` runs them.
-collect_ignore_glob = [] if os.environ.get("PYSWARM_VM_TESTS") == "1" else ["test_*.py"]
 
 
 @pytest.fixture(scope="package")
