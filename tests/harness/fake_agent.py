@@ -3,7 +3,8 @@
 A `FakeAgent` joins through the join port with the worker token (so its certificate
 comes from the cluster CA), registers, holds a session, heartbeats, and "runs" what
 it is assigned: it reports RUNNING for tasks it should run and SHUTDOWN for tasks it
-should stop, through the forward-only states.
+should stop, through the forward-only states, and every state it knows again at the
+start of each session, as the real agent does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class FakeAgent:
     node_id: str = ""
     tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
+    #: The error each ended task reported with, by task id.
+    errors: dict[str, str] = field(default_factory=dict)
     completes: int = 0
     #: Every NetworkView the manager sent, oldest first.
     network_views: list[dispatcher_pb2.NetworkView] = field(default_factory=list)
@@ -95,12 +98,8 @@ class FakeAgent:
         self._report_end(task_id, types_pb2.COMPLETE, "")
 
     def _report_end(self, task_id: str, state: types_pb2.TaskState.ValueType, err: str) -> None:
-        self.states[task_id] = state
         batch = dispatcher_pb2.TaskStatusBatch()
-        update = batch.updates.add(task_id=task_id)
-        update.status.state = state
-        update.status.err = err
-        update.status.timestamp.GetCurrentTime()
+        self._record(batch, task_id, state, err)
         self._outgoing.put_nowait(
             dispatcher_pb2.AgentMessage(session_id=self._session_id, statuses=batch)
         )
@@ -143,6 +142,13 @@ class FakeAgent:
                     session_id=session_id, heartbeat=dispatcher_pb2.Heartbeat()
                 )
             )
+            # As the real agent does: every status known again, since the manager may
+            # have missed what was sent on a session that ended.
+            known = self._known_statuses()
+            if known.updates:
+                outgoing.put_nowait(
+                    dispatcher_pb2.AgentMessage(session_id=session_id, statuses=known)
+                )
 
             async def messages() -> AsyncIterator[dispatcher_pb2.AgentMessage]:
                 while not ended.is_set():
@@ -182,6 +188,23 @@ class FakeAgent:
                 ended.set()
                 await asyncio.shield(end_call(call))
 
+    def _known_statuses(self) -> dispatcher_pb2.TaskStatusBatch:
+        batch = dispatcher_pb2.TaskStatusBatch()
+        for task_id, state in self.states.items():
+            _add_update(batch, task_id, state, self.errors.get(task_id, ""))
+        return batch
+
+    def _record(
+        self,
+        batch: dispatcher_pb2.TaskStatusBatch,
+        task_id: str,
+        state: types_pb2.TaskState.ValueType,
+        err: str,
+    ) -> None:
+        self.states[task_id] = state
+        self.errors[task_id] = err
+        _add_update(batch, task_id, state, err)
+
     def fails(self, task: types_pb2.Task) -> bool:
         """Whether `task` fails at once here (exit status 1); a failing fake overrides it."""
         return False
@@ -212,11 +235,14 @@ class FakeAgent:
                 new_state = types_pb2.SHUTDOWN
             else:
                 continue
-            self.states[task.id] = new_state
-            update = batch.updates.add(task_id=task.id)
-            update.status.state = new_state
-            update.status.message = "fake agent"
-            update.status.err = err
-            update.status.timestamp.GetCurrentTime()
+            self._record(batch, task.id, new_state, err)
         if batch.updates:
             outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
+
+
+def _add_update(batch: dispatcher_pb2.TaskStatusBatch, task_id: str, state: int, err: str) -> None:
+    update = batch.updates.add(task_id=task_id)
+    update.status.state = state  # type: ignore[assignment]
+    update.status.message = "fake agent"
+    update.status.err = err
+    update.status.timestamp.GetCurrentTime()
