@@ -7,6 +7,7 @@ stored Container into the supervisor's RuntimeSpec with host paths filled in.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -59,10 +60,17 @@ def _merge_env(base: list[str], override: list[str]) -> list[str]:
     return list(merged.values())
 
 
+@functools.cache
+def _host_cpus() -> int:
+    """The host's CPUs, counted once per process as docker's daemon does: under a burst
+    of starts, reading sysfs on every create cost more than the rest of the checks."""
+    return os.cpu_count() or 1
+
+
 def _validate_limits(limits: types_pb2.Resources) -> None:
     if limits.memory_bytes < 0 or 0 < limits.memory_bytes < MIN_MEMORY:
         raise BadSpec("Minimum memory limit allowed is 6MB", field="memory")
-    cpus = os.cpu_count() or 1
+    cpus = _host_cpus()
     if limits.nano_cpus < 0 or limits.nano_cpus > cpus * 1_000_000_000:
         raise BadSpec(
             f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available",
