@@ -12,39 +12,23 @@ T = TypeVar("T")
 
 
 def wait_for(
-    condition: Callable[[], T | None],
-    *,
-    timeout: float = 15.0,
-    what: str = "condition",
-    interval: float = 0.1,
+    condition: Callable[[], T | None], *, timeout: float = 15.0, what: str = "condition"
 ) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds.
-    The polls come quickly at first, then every `interval` seconds, and never closer
-    than one poll's own time apart (see `_pause`)."""
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     last_error: Exception | None = None
     while True:
-        polled = time.monotonic()
         try:
             value = condition()
             if value:
                 return value
         except Exception as err:  # the condition may not be checkable yet
             last_error = err
-        now = time.monotonic()
-        if now > deadline:
+        if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last_error}")
-        # Polling interval, not synchronisation: the loop checks the condition.
-        time.sleep(_pause(delay, now - polled))
-        delay = min(delay * 2, interval)
-
-
-def _pause(delay: float, spent: float) -> float:
-    """The pause before the next poll: at least as long as the last poll took, so a
-    costly condition (a CLI process, a listing of a thousand tasks) takes at most half
-    of the time it waits on, and leaves the rest to what it waits for."""
-    return max(delay, spent)
+        time.sleep(delay)  # polling interval, not synchronisation: the loop checks the condition
+        delay = min(delay * 2, 0.1)
 
 
 @overload
@@ -68,7 +52,6 @@ async def eventually(
     last: object = None
     delay = 0.01
     while True:
-        polled = time.monotonic()
         try:
             value = condition()
             if inspect.isawaitable(value):
@@ -78,13 +61,12 @@ async def eventually(
             last = value
         except Exception as err:  # not checkable yet (e.g. the manager restarting)
             last = err
-        now = time.monotonic()
-        if now > deadline:
+        if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: last {last!r}")
         # Polling interval; the condition is what synchronises. Backing off as `wait_for`
         # does: a condition that lists thousands of tasks must not starve the manager
         # sharing this loop.
-        await asyncio.sleep(_pause(delay, now - polled))
+        await asyncio.sleep(delay)
         delay = min(delay * 2, 0.1)
 
 

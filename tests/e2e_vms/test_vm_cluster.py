@@ -21,9 +21,6 @@ PORT = 8080
 CONVERGE = 300.0  # software-emulated VMs on a busy 2-core host
 NODE_DOWN = 120.0
 BOOT = 300.0
-#: Between polls: each is a CLI process on the host and a request the manager answers
-#: under software emulation; polled at the default 0.1 s they kept a core busy.
-POLL = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +60,15 @@ def test_the_context_lab_up_made_current_points_at_the_vm_manager(vm_lab: VmLabC
 
 
 def test_a_service_spreads_across_the_three_vms(vm_lab: VmLabCluster, web: str) -> None:
-    spread = wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, interval=POLL,
+    spread = wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE,
                       what=f"{REPLICAS} replicas running")  # fmt: skip
     assert spread == dict.fromkeys(VMS, REPLICAS // len(VMS))
 
 
 def test_the_published_port_answers_on_every_vm(vm_lab: VmLabCluster, web: str) -> None:
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, interval=POLL, what="the service")
+    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service")
     for node in VMS:
-        page = wait_for(lambda n=node: _page(vm_lab.address(n)), timeout=60, interval=POLL,  # type: ignore[misc]
+        page = wait_for(lambda n=node: _page(vm_lab.address(n)), timeout=60,  # type: ignore[misc]
                         what=f"port {PORT} on {node}")  # fmt: skip
         assert page.strip(), f"an empty page from {node}"
 
@@ -79,7 +76,7 @@ def test_the_published_port_answers_on_every_vm(vm_lab: VmLabCluster, web: str) 
 def test_an_agent_restarted_by_systemd_adopts_its_containers(
     vm_lab: VmLabCluster, web: str
 ) -> None:
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, interval=POLL, what="the service")
+    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service")
     before = vm_lab.containers("node-2", web)
     assert len(before) == REPLICAS // len(VMS)
     pid = vm_lab.check("node-2", "systemctl", "show", "-p", "MainPID", "--value", "pyswarm-agent")
@@ -87,24 +84,24 @@ def test_an_agent_restarted_by_systemd_adopts_its_containers(
     new_pid = vm_lab.check("node-2", "systemctl", "show", "-p", "MainPID", "--value",
                            "pyswarm-agent")  # fmt: skip
     assert new_pid.strip() not in ("0", pid.strip())
-    after = wait_for(lambda: vm_lab.containers("node-2", web), timeout=CONVERGE, interval=POLL,
+    after = wait_for(lambda: vm_lab.containers("node-2", web), timeout=CONVERGE,
                      what="the restarted agent to answer")  # fmt: skip
     assert after == before  # the same containers, still running: adopted, not replaced
-    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=NODE_DOWN, interval=POLL,
+    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=NODE_DOWN,
              what="node-2 ready again")  # fmt: skip
 
 
 def test_a_vm_powered_off_has_its_replicas_run_elsewhere(vm_lab: VmLabCluster, web: str) -> None:
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, interval=POLL, what="the service")
+    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service")
     vm_lab.lab.power_off("node-3")
-    wait_for(lambda: vm_lab.node_states()["node-3"] == "Down", timeout=NODE_DOWN, interval=POLL,
+    wait_for(lambda: vm_lab.node_states()["node-3"] == "Down", timeout=NODE_DOWN,
              what="node-3 down")  # fmt: skip
-    spread = wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, interval=POLL,
+    spread = wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE,
                       what=f"{REPLICAS} replicas on the two VMs left")  # fmt: skip
     assert spread["node-3"] == 0
     assert spread["node-1"] + spread["node-2"] == REPLICAS
     vm_lab.lab.power_on("node-3")  # the next test wants three VMs
-    wait_for(lambda: vm_lab.node_states()["node-3"] == "Ready", timeout=BOOT, interval=POLL,
+    wait_for(lambda: vm_lab.node_states()["node-3"] == "Ready", timeout=BOOT,
              what="node-3 back after power on")  # fmt: skip
 
 
@@ -115,15 +112,12 @@ def test_a_rebooted_vm_comes_back_with_its_agent_under_systemd(
     vm_lab.lab.reboot("node-2")
     assert vm_lab.check("node-2", "cat", "/proc/sys/kernel/random/boot_id") != before
     wait_for(lambda: vm_lab.check("node-2", "systemctl", "is-active", "pyswarm-agent").strip()
-             == "active", timeout=BOOT, interval=POLL,
-             what="the agent active after the reboot")  # fmt: skip
-    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=BOOT, interval=POLL,
+             == "active", timeout=BOOT, what="the agent active after the reboot")  # fmt: skip
+    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=BOOT,
              what="node-2 ready after its reboot")  # fmt: skip
     # Its own cluster state brought it back as the same node, not a new one.
     assert sorted(vm_lab.node_states()) == sorted(VMS)
-    wait_for(
-        lambda: _all_running(vm_lab, web), timeout=CONVERGE, interval=POLL, what="the service whole"
-    )
+    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service whole")
     # The agent answers for its containers again (none is left half-made by the reboot).
     out = vm_lab.check("node-2", "pyswarm", "ps", "-a", "--format", "json")
     listed = [json.loads(line) for line in out.splitlines() if line.strip()]
