@@ -135,12 +135,18 @@ def test_events_filters_and_system_info(tmp_path: Path, etcd: EmbeddedEtcd) -> N
             grpc.StatusCode.INVALID_ARGUMENT,
         )
         assert "invalid filter 'foo'" in (err.details() or "")
-        # db's one replica may land on either node: filter by the one it is on.
-        db_tasks = await control.ListTasks(
-            control_pb2.ListTasksRequest(service_id=other.id), timeout=10
-        )
-        wanted = [t for t in db_tasks.tasks if t.desired_state == types_pb2.RUNNING]
-        index = [agent.node_id for agent in fleet].index(wanted[0].node_id)
+        # db's one replica may land on either node: filter by the one it is on, once it
+        # is placed (its task exists, unassigned, for a moment after the create).
+
+        async def placed_on() -> str:
+            db_tasks = await control.ListTasks(
+                control_pb2.ListTasksRequest(service_id=other.id), timeout=10
+            )
+            wanted = [t for t in db_tasks.tasks if t.desired_state == types_pb2.RUNNING]
+            return wanted[0].node_id if wanted else ""
+
+        node_id = await eventually(placed_on, what="db's task placed on a node")
+        index = [agent.node_id for agent in fleet].index(node_id)
         on_node = await control.ListTasks(
             control_pb2.ListTasksRequest(
                 filters=[F(key="node", value=f"node{index}"),
