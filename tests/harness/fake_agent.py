@@ -33,9 +33,8 @@ class FakeAgent:
     heartbeat_period: float = 0.2
     node_id: str = ""
     tasks: dict[str, types_pb2.Task] = field(default_factory=dict)
-    states: dict[str, int] = field(default_factory=dict)
-    #: The error each ended task reported with, by task id.
-    errors: dict[str, str] = field(default_factory=dict)
+    #: The last status reported of each task, by id (sent again in each new session).
+    reported: dict[str, types_pb2.TaskStatus] = field(default_factory=dict)
     completes: int = 0
     #: Every NetworkView the manager sent, oldest first.
     network_views: list[dispatcher_pb2.NetworkView] = field(default_factory=list)
@@ -107,8 +106,8 @@ class FakeAgent:
     def running(self) -> set[str]:
         return {
             task_id
-            for task_id, state in self.states.items()
-            if state == types_pb2.RUNNING and task_id in self.tasks
+            for task_id, status in self.reported.items()
+            if status.state == types_pb2.RUNNING and task_id in self.tasks
         }
 
     async def _run(self) -> None:
@@ -190,8 +189,8 @@ class FakeAgent:
 
     def _known_statuses(self) -> dispatcher_pb2.TaskStatusBatch:
         batch = dispatcher_pb2.TaskStatusBatch()
-        for task_id, state in self.states.items():
-            _add_update(batch, task_id, state, self.errors.get(task_id, ""))
+        for task_id, status in self.reported.items():
+            batch.updates.add(task_id=task_id).status.CopyFrom(status)
         return batch
 
     def _record(
@@ -201,9 +200,10 @@ class FakeAgent:
         state: types_pb2.TaskState.ValueType,
         err: str,
     ) -> None:
-        self.states[task_id] = state
-        self.errors[task_id] = err
-        _add_update(batch, task_id, state, err)
+        status = types_pb2.TaskStatus(state=state, message="fake agent", err=err)
+        status.timestamp.GetCurrentTime()
+        self.reported[task_id] = status
+        batch.updates.add(task_id=task_id).status.CopyFrom(status)
 
     def fails(self, task: types_pb2.Task) -> bool:
         """Whether `task` fails at once here (exit status 1); a failing fake overrides it."""
@@ -225,9 +225,10 @@ class FakeAgent:
         batch = dispatcher_pb2.TaskStatusBatch()
         for task in assignments.updated:
             self.tasks[task.id] = task
-            current = self.states.get(task.id, task.status.state)
+            known = self.reported.get(task.id)
+            current = known.state if known is not None else task.status.state
             err = ""
-            if task.id not in self.states and self.fails(task):
+            if known is None and self.fails(task):
                 new_state, err = types_pb2.FAILED, "exit status 1"
             elif task.desired_state <= types_pb2.RUNNING and current < types_pb2.RUNNING:
                 new_state = types_pb2.RUNNING
@@ -238,11 +239,3 @@ class FakeAgent:
             self._record(batch, task.id, new_state, err)
         if batch.updates:
             outgoing.put_nowait(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
-
-
-def _add_update(batch: dispatcher_pb2.TaskStatusBatch, task_id: str, state: int, err: str) -> None:
-    update = batch.updates.add(task_id=task_id)
-    update.status.state = state  # type: ignore[assignment]
-    update.status.message = "fake agent"
-    update.status.err = err
-    update.status.timestamp.GetCurrentTime()

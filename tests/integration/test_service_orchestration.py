@@ -104,7 +104,7 @@ def test_replicated_job_runs_each_slot_to_completion_once(
 
 
 def _completed_now(fleet: list[FailingAgent]) -> set[str]:
-    return {t for a in fleet for t, s in a.states.items() if s == types_pb2.COMPLETE}
+    return {t for a in fleet for t, s in a.reported.items() if s.state == types_pb2.COMPLETE}
 
 
 def _sync_tasks(fleet: list[FailingAgent]) -> list[types_pb2.Task]:
