@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
+# One test run per machine at a time: labs, VM labs, bridges and ports are machine-wide
+# names, and a second run beside the first (another checkout's CI) would find them taken
+# ("lab 'e2evm' is already up"). A second run waits here for the first to end.
+exec 9>/run/lock/pyswarm-tests.lock
+if ! flock -n 9; then
+    echo "test.sh: another pyswarm test run holds /run/lock/pyswarm-tests.lock; waiting for it"
+    flock 9
+fi
+
 ruff check .
 ruff format --check .
 
