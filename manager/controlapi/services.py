@@ -36,11 +36,13 @@ from pyswarm.manager.controlapi.validation import MAX_REPLICAS, validate_service
 from pyswarm.manager.network.usage import check_published_ports, resolve_targets
 from pyswarm.manager.orchestrator.restart_policy import is_job
 from pyswarm.manager.orchestrator.update_status import after_spec_change
+from pyswarm.manager.scheduler import global_desired
 from pyswarm.manager.scheduler.job_planning import job_progress
 from pyswarm.manager.secrets.references import resolve_references
 from pyswarm.manager.store import (
     CONFIGS,
     NETWORKS,
+    NODES,
     SECRETS,
     SERVICES,
     TASKS,
@@ -54,9 +56,12 @@ from pyswarm.proto import control_pb2, types_pb2
 Service = types_pb2.Service
 
 
-def service_status(service: Service, tasks: list[types_pb2.Task]) -> control_pb2.ServiceStatus:
-    """Running tasks (running and wanted) and desired tasks of one service; for a job,
-    of its current iteration, with the tasks that completed."""
+def service_status(
+    service: Service, tasks: list[types_pb2.Task], nodes: list[types_pb2.Node]
+) -> control_pb2.ServiceStatus:
+    """Running tasks (running and wanted) and desired tasks of one service (for a global
+    one, a task per eligible node, also before they exist); for a job, of its current
+    iteration, with the tasks that completed."""
     if is_job(service):
         progress = job_progress(service, tasks)
         return control_pb2.ServiceStatus(
@@ -69,7 +74,7 @@ def service_status(service: Service, tasks: list[types_pb2.Task]) -> control_pb2
     if service.spec.WhichOneof("mode") == "replicated":
         desired = service.spec.replicated.replicas
     else:
-        desired = len(wanted)
+        desired = global_desired(service, nodes, wanted)
     return control_pb2.ServiceStatus(running_tasks=running, desired_tasks=desired)
 
 
@@ -133,9 +138,10 @@ class ServicesAPI(ControlBase):
         for task in cache.view(TASKS):  # read only: counted, never returned
             if task.service_id in wanted:
                 by_service.setdefault(task.service_id, []).append(task)
+        nodes = cache.list(NODES)
         return control_pb2.ListServicesResponse(
             services=[redact_service(s) for s in services],
-            statuses=[service_status(s, by_service.get(s.id, [])) for s in services],
+            statuses=[service_status(s, by_service.get(s.id, []), nodes) for s in services],
         )
 
     async def UpdateService(

@@ -29,7 +29,13 @@ from pyswarm.manager.scheduler.filters import (
     default_filters,
 )
 from pyswarm.manager.scheduler.nodeinfo import NodeInfo, NodeSet, TaskUsage
-from pyswarm.manager.scheduler.planning import Plan, new_task, plan_global, plan_replicas
+from pyswarm.manager.scheduler.planning import (
+    Plan,
+    global_desired,
+    new_task,
+    plan_global,
+    plan_replicas,
+)
 from pyswarm.manager.scheduler.scheduler import Scheduler, is_schedulable
 
 __all__ = [
@@ -52,6 +58,7 @@ __all__ = [
     "TaskUsage",
     "assigned_task",
     "default_filters",
+    "global_desired",
     "is_schedulable",
     "new_task",
     "parse_constraint",

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from google.protobuf import timestamp_pb2
 
 from pyswarm.manager.scheduler.constraints import Constraint, matches_all, parse_constraints
-from pyswarm.manager.scheduler.errors import WrongServiceMode
+from pyswarm.manager.scheduler.errors import InvalidConstraint, WrongServiceMode
 from pyswarm.proto import types_pb2
 
 IdFactory = Callable[[], str]
@@ -171,6 +171,25 @@ def node_is_eligible(node: types_pb2.Node, constraints: Sequence[Constraint]) ->
     if node.spec.availability == types_pb2.NodeSpec.DRAIN:
         return False
     return matches_all(constraints, node)
+
+
+def global_desired(
+    service: types_pb2.Service, nodes: Iterable[types_pb2.Node], tasks: Iterable[types_pb2.Task]
+) -> int:
+    """How many tasks a global service should run: one on every eligible node that is
+    active or already holds one (a paused node keeps its task), as `plan_global` has it,
+    also before the orchestrator made them. Constraints that do not parse count none."""
+    try:
+        constraints = parse_constraints(service.spec.task.placement.constraints)
+    except InvalidConstraint:
+        return 0
+    holding = {t.node_id for t in tasks if t.service_id == service.id and is_runnable(t)}
+    return sum(
+        1
+        for node in nodes
+        if node_is_eligible(node, constraints)
+        and (node.id in holding or node.spec.availability == types_pb2.NodeSpec.ACTIVE)
+    )
 
 
 def plan_global(

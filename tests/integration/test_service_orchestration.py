@@ -145,6 +145,25 @@ def test_global_job_runs_once_per_node_and_the_cli_waits_for_it(
     run(tmp_path, etcd, scenario)
 
 
+def test_create_of_a_global_service_waits_for_a_task_on_every_node(
+    tmp_path: Path, etcd: EmbeddedEtcd
+) -> None:
+    """Not "overall progress: 0 out of 0 tasks" the moment before the orchestrator
+    made the service's tasks: as docker, one per eligible node, all running."""
+
+    async def scenario(manager: RunningManager, cli: Cli, fleet: list[FailingAgent]) -> None:
+        code, _, err = await cli("service", "create", "--no-resolve-image", "--name", "agentd",
+                                 "--mode", "global", OLD)  # fmt: skip
+        assert code == 0, err
+        assert "overall progress: 2 out of 2 tasks" in err
+        assert "0 out of 0" not in err
+        tasks = await tasks_of(manager, "agentd")
+        assert len({t.node_id for t in running_on(fleet, tasks)}) == 2
+        assert "global" in (listing := await cli.ok("service", "ls")) and "2/2" in listing
+
+    run(tmp_path, etcd, scenario)
+
+
 def test_restart_attempts_are_counted_beyond_the_kept_history(
     tmp_path: Path, etcd: EmbeddedEtcd
 ) -> None:

@@ -86,5 +86,37 @@ def test_service_status_counts_running_and_desired() -> None:
     running = task("a", state=types_pb2.RUNNING)
     stopping = task("b", state=types_pb2.RUNNING)
     stopping.desired_state = types_pb2.SHUTDOWN
-    status = service_status(service, [running, stopping, task("c")])
+    status = service_status(service, [running, stopping, task("c")], [])
     assert (status.running_tasks, status.desired_tasks) == (1, 3)
+
+
+def _node(node_id: str, state: int, availability: int, role: str = "worker") -> types_pb2.Node:
+    node = types_pb2.Node(id=node_id)
+    node.status.state = state  # type: ignore[assignment]
+    node.spec.availability = availability  # type: ignore[assignment]
+    node.spec.annotations.labels["role"] = role
+    return node
+
+
+def test_a_global_service_wants_a_task_on_every_eligible_node_before_any_exists() -> None:
+    """`service create --mode global` waits for a task per node, not for "0 out of 0"."""
+    ready, down = types_pb2.NodeStatus.READY, types_pb2.NodeStatus.DOWN
+    active, pause = types_pb2.NodeSpec.ACTIVE, types_pb2.NodeSpec.PAUSE
+    drain = types_pb2.NodeSpec.DRAIN
+    nodes = [
+        _node("n1", ready, active),
+        _node("n2", ready, active),
+        _node("n3", down, active),  # down: none
+        _node("n4", ready, drain),  # drained: none
+        _node("n5", ready, pause),  # paused: none new, an existing one stays
+        _node("n6", ready, active, role="db"),  # fails the constraint
+    ]
+    service = types_pb2.Service(id="s")
+    getattr(service.spec, "global").SetInParent()
+    service.spec.task.placement.constraints.append("node.labels.role==worker")
+    assert service_status(service, [], nodes).desired_tasks == 2
+    on_paused = task("p", node="n5", state=types_pb2.RUNNING)
+    status = service_status(service, [on_paused], nodes)
+    assert (status.running_tasks, status.desired_tasks) == (1, 3)
+    service.spec.task.placement.constraints[:] = ["node.labels.role"]
+    assert service_status(service, [], nodes).desired_tasks == 0
