@@ -108,8 +108,8 @@ def record_result(
         health.failing_streak = 0
         health.status = HEALTHY
         return
-    if in_start_period:
-        return  # a container still starting may fail its checks for free
+    if in_start_period and health.status == STARTING:
+        return  # a container not yet healthy may fail its checks for free (docker's rule)
     health.failing_streak += 1
     if health.failing_streak >= (config.retries or DEFAULT_RETRIES):
         health.status = UNHEALTHY

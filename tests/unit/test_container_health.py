@@ -70,6 +70,13 @@ def test_failures_in_the_start_period_do_not_count_but_success_does() -> None:
     assert _fold([1, 0], retries=1, in_start_period=True).status == HEALTHY
 
 
+def test_once_healthy_failures_count_also_in_the_start_period() -> None:
+    """Docker gives free failures only while the status is still "starting"."""
+    assert _fold([0, 1], retries=1, in_start_period=True).status == UNHEALTHY
+    relapsed = _fold([1, 0, 1], retries=2, in_start_period=True)
+    assert (relapsed.status, relapsed.failing_streak) == (HEALTHY, 1)
+
+
 def test_recovery_from_unhealthy() -> None:
     assert _fold([1, 1, 0], retries=2).status == HEALTHY
 
