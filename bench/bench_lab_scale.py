@@ -44,7 +44,16 @@ from bench.machine import describe
 from pyswarm.proto import types_pb2
 
 DOCKER_SWARM_1_TO_50_S = 8.0
-GOAL_S = 2.0
+# The project's goals: 50 replicas "in a couple of seconds"; 1,000 on the 3-host lab
+# all running in <= 20 s (issue 11). Scales between take the larger one's.
+GOALS_S = ((50, 2.0), (1000, 20.0))
+
+
+def goal_for(replicas: int) -> str:
+    for most, seconds in GOALS_S:
+        if replicas <= most:
+            return f"goal <= {seconds:.0f} s"
+    return "no goal set"
 
 
 def _live(tasks: Tasks) -> list[types_pb2.Task]:
@@ -186,9 +195,9 @@ def main() -> None:
     down_median = median_of([r.times["all ended"] for r in downs])
     print(f"\n0 -> {n} all RUNNING, median of {len(ups)}: {fmt(up_median)}   "
           f"anchor: Docker Swarm 1 -> 50 on one node ~{DOCKER_SWARM_1_TO_50_S:.0f} s "
-          f"(published figure; {docker_note})   goal <= {GOAL_S:.0f} s")  # fmt: skip
+          f"(published figure; {docker_note})   {goal_for(n)}")  # fmt: skip
     print(f"{n} -> 0 all ended, median of {len(downs)}: {fmt(down_median)}   "
-          f"goal <= {GOAL_S:.0f} s")  # fmt: skip
+          f"{goal_for(n)}")  # fmt: skip
     print(f"spread per round: {' | '.join(spreads)}")
 
 
