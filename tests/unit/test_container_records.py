@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from pyswarm.agent.engine.records import REMOVED_PREFIX, ContainerRecords
+from pyswarm.agent.engine.records import (
+    REMOVED_PREFIX,
+    ContainerRecords,
+    spread_subdirectories,
+)
 from pyswarm.proto import types_pb2
 
 
@@ -85,3 +90,23 @@ def test_a_tasks_container_is_found_by_its_task_id(tmp_path: Path) -> None:
     assert ContainerRecords(tmp_path).of_task("t1") == older
     records.discard(older.id)
     assert records.of_task("t1") is None
+
+
+def test_the_records_root_spreads_container_directories_over_ext4_block_groups(
+    tmp_path: Path,
+) -> None:
+    """`chattr +T` on ext4 (see spread_subdirectories); elsewhere nothing is changed."""
+    root = tmp_path / "containers"
+    ContainerRecords(root)
+    kind = subprocess.run(["stat", "-f", "-c", "%T", str(root)], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    flags = subprocess.run(["lsattr", "-d", str(root)], capture_output=True, text=True,
+                           check=False)  # fmt: skip
+    if kind == "ext2/ext3":  # how stat names ext4 too
+        assert "T" in flags.stdout.split()[0], flags.stdout
+        assert spread_subdirectories(root)  # again: already set, still true
+        assert flags.stdout == subprocess.run(["lsattr", "-d", str(root)], capture_output=True,
+                                              text=True, check=False).stdout  # fmt: skip
+    else:
+        assert not spread_subdirectories(root), f"{kind} has no top-directory flag"
+    assert not spread_subdirectories(tmp_path / "missing")
