@@ -21,6 +21,7 @@ from functools import partial
 import pytest
 
 from tests.harness.lab import NODES, LabCluster
+from tests.harness.overlay_hosts import address_in
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -134,11 +135,9 @@ def resolved(
 
 def container_address(lab: LabCluster, node: str, container: str, subnet: str) -> str:
     out = in_container(lab, node, container, "busybox", "ip", "-o", "-4", "addr")
-    network = ipaddress.ip_network(subnet)
-    for address in re.findall(r"inet ([0-9.]+)/", out):
-        if ipaddress.ip_address(address) in network:
-            return str(address)
-    raise AssertionError(f"{container} on {node} has no address in {subnet}: {out!r}")
+    address = address_in(out, subnet)
+    assert address is not None, f"{container} on {node} has no address in {subnet}: {out!r}"
+    return address
 
 
 def vip_of(lab: LabCluster, service: str, subnet: str) -> str:

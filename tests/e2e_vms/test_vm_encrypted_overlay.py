@@ -8,7 +8,6 @@ kernel, which has it. Traffic stays on the VM lab's bridge, inside its own names
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import socket
@@ -19,7 +18,7 @@ import pytest
 
 from pyswarm.agent.runtime.network.netns import run_in_netns
 from pyswarm.lab.vms.network import VmNetwork
-from tests.harness.overlay_hosts import drain, vxlan_inner
+from tests.harness.overlay_hosts import address_in, drain, vxlan_inner
 from tests.harness.vm_lab import VMS, VmLabCluster
 from tests.waiting import wait_for
 
@@ -63,11 +62,9 @@ def _in_container(vm_lab: VmLabCluster, node: str, container: str, *command: str
 
 def _overlay_address(vm_lab: VmLabCluster, node: str, container: str) -> str:
     out = _in_container(vm_lab, node, container, "busybox", "ip", "-o", "-4", "addr")
-    network = ipaddress.ip_network(SUBNET)
-    for address in re.findall(r"inet ([0-9.]+)/", out):
-        if ipaddress.ip_address(address) in network:
-            return str(address)
-    raise AssertionError(f"{container} on {node} has no address in {SUBNET}: {out!r}")
+    address = address_in(out, SUBNET)
+    assert address is not None, f"{container} on {node} has no address in {SUBNET}: {out!r}"
+    return address
 
 
 def _capture(vm_lab: VmLabCluster, node: str) -> socket.socket:

@@ -9,6 +9,8 @@ addresses exist only inside these namespaces.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import re
 import socket
 import subprocess
 import uuid
@@ -130,3 +132,12 @@ def vxlan_inner(frame: bytes) -> tuple[str, str] | None:
     if kind == b"\x08\x00":
         return "ip", socket.inet_ntoa(frame[inner + 14 + 16 : inner + 14 + 20])
     return "other", ""
+
+
+def address_in(ip_addr_output: str, subnet: str) -> str | None:
+    """The first IPv4 address in `subnet` that `ip -o -4 addr` printed, if any."""
+    network = ipaddress.ip_network(subnet)
+    for address in re.findall(r"inet ([0-9.]+)/", ip_addr_output):
+        if ipaddress.ip_address(address) in network:
+            return str(address)
+    return None
