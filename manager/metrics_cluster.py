@@ -66,7 +66,7 @@ class ClusterStateCollector(Collector):
         by_service: dict[str, list[types_pb2.Task]] = {}
         for task in self._cache.list(TASKS):
             by_service.setdefault(task.service_id, []).append(task)
-        every_node = self._cache.list(NODES)
+        every_node = self._cache.view(NODES)  # read only
         for service in self._cache.list(SERVICES):
             status = service_status(service, by_service.get(service.id, []), every_node)
             name = service.spec.annotations.name

@@ -138,7 +138,7 @@ class ServicesAPI(ControlBase):
         for task in cache.view(TASKS):  # read only: counted, never returned
             if task.service_id in wanted:
                 by_service.setdefault(task.service_id, []).append(task)
-        nodes = cache.list(NODES)
+        nodes = cache.view(NODES)  # read only: counted for global services
         return control_pb2.ListServicesResponse(
             services=[redact_service(s) for s in services],
             statuses=[service_status(s, by_service.get(s.id, []), nodes) for s in services],

@@ -173,23 +173,27 @@ def node_is_eligible(node: types_pb2.Node, constraints: Sequence[Constraint]) ->
     return matches_all(constraints, node)
 
 
+def runs_global_task(
+    node: types_pb2.Node, constraints: Sequence[Constraint], holds_one: bool
+) -> bool:
+    """Whether a global service runs a task on `node`: it is eligible, and active or
+    already holding one (a paused node keeps its task but gets no new one)."""
+    return node_is_eligible(node, constraints) and (
+        holds_one or node.spec.availability == types_pb2.NodeSpec.ACTIVE
+    )
+
+
 def global_desired(
     service: types_pb2.Service, nodes: Iterable[types_pb2.Node], tasks: Iterable[types_pb2.Task]
 ) -> int:
-    """How many tasks a global service should run: one on every eligible node that is
-    active or already holds one (a paused node keeps its task), as `plan_global` has it,
-    also before the orchestrator made them. Constraints that do not parse count none."""
+    """How many tasks a global service should run (`plan_global`'s rule), also before
+    the orchestrator made them. Constraints that do not parse count none."""
     try:
         constraints = parse_constraints(service.spec.task.placement.constraints)
     except InvalidConstraint:
         return 0
     holding = {t.node_id for t in tasks if t.service_id == service.id and is_runnable(t)}
-    return sum(
-        1
-        for node in nodes
-        if node_is_eligible(node, constraints)
-        and (node.id in holding or node.spec.availability == types_pb2.NodeSpec.ACTIVE)
-    )
+    return sum(1 for node in nodes if runs_global_task(node, constraints, node.id in holding))
 
 
 def plan_global(
@@ -220,15 +224,14 @@ def plan_global(
     for node in nodes:
         known.add(node.id)
         present = by_node.get(node.id, [])
-        if not node_is_eligible(node, constraints):
+        if not runs_global_task(node, constraints, bool(present)):
             shut_down.extend(present)
-            continue
-        if present:
+        elif present:
             # Keep the most advanced live task (an ended one awaits its restart), drop
             # duplicates.
             present.sort(key=_live_first)
             shut_down.extend(present[1:])
-        elif node.spec.availability == types_pb2.NodeSpec.ACTIVE:
+        else:
             create.append(maker.make(node_id=node.id))
     for node_id, orphans in by_node.items():
         if node_id not in known:
