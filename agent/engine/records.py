@@ -41,7 +41,7 @@ def spread_subdirectories(directory: Path) -> bool:
     files share the parent's group, and ext4 without a journal skips, one inode-table
     read each, every inode of that group freed in the last minute before it reuses one:
     in a burst of starts (each makes about 15 inodes and frees some: record rewrites,
-    overlayfs's checks at mount) that scan took 11 % of all CPU of a 0 -> 1000 scale
+    overlayfs's checks at mount) that scan took 12.5 % of all CPU of a 0 -> 1000 scale
     (bench/RESULTS.md). False where the filesystem has no such flag (it changes nothing)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
