@@ -32,6 +32,23 @@ log = logging.getLogger(__name__)
 _SUPERVISOR_MODULE = "pyswarm.agent.runtime.container.supervisor"
 
 
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """The next payload of framing's format, or None at a clean end of stream."""
+    try:
+        header = await reader.readexactly(framing.HEADER.size)
+    except asyncio.IncompleteReadError as err:
+        if err.partial:
+            raise framing.FrameError("connection closed inside a frame header") from err
+        return None
+    (length,) = framing.HEADER.unpack(header)
+    if length > framing.MAX_FRAME:
+        raise framing.FrameError(f"frame of {length} bytes exceeds {framing.MAX_FRAME}")
+    try:
+        return await reader.readexactly(length)
+    except asyncio.IncompleteReadError as err:
+        raise framing.FrameError("connection closed inside a frame") from err
+
+
 def _raise_for(response: runtime_pb2.SupervisorResponse) -> None:
     if not response.error:
         return
@@ -71,7 +88,7 @@ class StreamSession:
         """Output frames; ends after the `exited` frame (or if the supervisor goes)."""
         while True:
             try:
-                payload = await framing.read_frame(self._reader)
+                payload = await read_frame(self._reader)
             except (framing.FrameError, ConnectionError):
                 return
             if payload is None:
@@ -124,7 +141,7 @@ class SupervisorClient:
         try:
             writer.write(framing.encode(request))
             await writer.drain()
-            payload = await framing.read_frame(reader)
+            payload = await read_frame(reader)
         except (OSError, framing.FrameError) as err:
             writer.close()
             raise SupervisorUnavailable(f"the container supervisor failed: {err}") from err
