@@ -68,6 +68,10 @@ class ContainerRecords:
         self._by_id: dict[str, types_pb2.Container] = {}
         # task id -> ids of its containers: the executor looks a task's up on every step.
         self._by_task: dict[str, set[str]] = {}
+        # name -> id, and id -> the name indexed for it: every create checks its name is
+        # free, which was a scan of every container (quadratic over a burst of starts).
+        self._by_name: dict[str, str] = {}
+        self._name_of: dict[str, str] = {}
         self._write_lock = threading.Lock()
         for entry in sorted(root.iterdir()):
             if entry.name.startswith(REMOVED_PREFIX):
@@ -103,10 +107,9 @@ class ContainerRecords:
         """Find by full id, name (with or without a leading /) or unique id prefix."""
         if ref in self._by_id:
             return self._by_id[ref]
-        name = ref.lstrip("/")
-        for container in self._by_id.values():
-            if container.name == name:
-                return container
+        by_name = self._by_name.get(ref.lstrip("/"))
+        if by_name is not None:
+            return self._by_id[by_name]
         matches = [c for c in self._by_id.values() if ref and c.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
@@ -115,9 +118,9 @@ class ContainerRecords:
         raise NoSuchContainer(ref)
 
     def check_name_free(self, name: str, *, exclude: str = "") -> None:
-        for container in self._by_id.values():
-            if container.name == name and container.id != exclude:
-                raise NameInUse(name, container.id)
+        holder = self._by_name.get(name)
+        if holder is not None and holder != exclude:
+            raise NameInUse(name, holder)
 
     def find(self, container_id: str) -> types_pb2.Container | None:
         return self._by_id.get(container_id)
@@ -136,8 +139,18 @@ class ContainerRecords:
     def put(self, container: types_pb2.Container) -> None:
         """Index the container without writing it (`write` follows, in a worker thread)."""
         self._by_id[container.id] = container
+        self._index_name(container.id, container.name)
         if container.task_id:
             self._by_task.setdefault(container.task_id, set()).add(container.id)
+
+    def _index_name(self, container_id: str, name: str) -> None:
+        """Index `name` for the container (a rename drops its old name; "" drops it)."""
+        old = self._name_of.pop(container_id, None)
+        if old is not None and self._by_name.get(old) == container_id:
+            del self._by_name[old]
+        if name:
+            self._by_name[name] = container_id
+            self._name_of[container_id] = name
 
     def write(self, container: types_pb2.Container, *, durable: bool = False) -> None:
         """Write the record of an indexed container (atomically; see `save`)."""
@@ -175,6 +188,7 @@ class ContainerRecords:
         (one rename, so a restarted agent never finds the record). Returns the renamed
         directory, for `purge`, or None if there was none."""
         container = self._by_id.pop(container_id, None)
+        self._index_name(container_id, "")
         if container is not None and container.task_id:
             ids = self._by_task.get(container.task_id, set())
             ids.discard(container_id)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from pyswarm.agent.engine.errors import NameInUse, NoSuchContainer
 from pyswarm.agent.engine.records import (
     REMOVED_PREFIX,
     ContainerRecords,
@@ -50,6 +53,27 @@ def test_a_removal_left_unfinished_is_finished_on_load(tmp_path: Path) -> None:
     reloaded = ContainerRecords(tmp_path)
     assert len(reloaded) == 0
     assert not aside.exists()
+
+
+def test_names_follow_renames_and_removals(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    first, second = "f" * 64, "0" * 64
+    records.save(_container(first, "web"))
+    records.save(_container(second, "db"), durable=False)
+    assert records.get("/web").id == first and records.get("db").id == second
+    with pytest.raises(NameInUse):
+        records.check_name_free("web")
+    records.check_name_free("web", exclude=first)  # its own name, as a rename to itself
+    renamed = records.get(first)
+    renamed.name = "api"
+    records.save(renamed, durable=False)
+    records.check_name_free("web")  # free again
+    assert records.get("api").id == first
+    with pytest.raises(NoSuchContainer):
+        records.get("web")
+    records.delete(second)
+    records.check_name_free("db")
+    assert {c.name for c in ContainerRecords(tmp_path)} == {"api"}
 
 
 def test_delete_removes_the_directory_now(tmp_path: Path) -> None:
