@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import os
 import time
 
 from bench.lab_bench import (
@@ -40,7 +41,7 @@ from bench.lab_bench import (
     median_of,
     wanted,
 )
-from bench.machine import describe
+from bench.machine import busy_cpu_seconds, describe
 from pyswarm.proto import types_pb2
 
 DOCKER_SWARM_1_TO_50_S = 8.0
@@ -78,7 +79,7 @@ def scale_up(bench: BenchLab, service_id: str, replicas: int, poller: TaskPoller
             replicas
         )
 
-    wall_start, start = time.time(), time.perf_counter()
+    wall_start, start, busy = time.time(), time.perf_counter(), busy_cpu_seconds()
     bench.scale(service_id, replicas)
     call = time.perf_counter() - start
     conditions = {
@@ -89,6 +90,9 @@ def scale_up(bench: BenchLab, service_id: str, replicas: int, poller: TaskPoller
         "all running": all_running,
     }
     result = poller.run(service_id, start, conditions)
+    # The machine's busy CPU until all ran (polls stop there): steadier than the wall
+    # time on a shared machine, and what a 2-core box runs out of first.
+    result.busy_cpu_s = busy_cpu_seconds() - busy
     result.times["ScaleService returned"] = call
     running = {t.id for t in result.last_tasks if wanted(t)}
     result.times["last RUNNING, agent clock"] = agent_clock_last(
@@ -167,8 +171,8 @@ def main() -> None:
             spreads.append(" ".join(f"{k}={v}" for k, v in sorted(per_node.items())))
             print(
                 f"round {round_ + 1}: 0 -> {args.replicas}: all running at "
-                f"{fmt(up.times['all running'])}; service ls {running}/{desired}; "
-                f"spread {spreads[-1]}",
+                f"{fmt(up.times['all running'])} (machine CPU busy {fmt(up.busy_cpu_s)}); "
+                f"service ls {running}/{desired}; spread {spreads[-1]}",
                 flush=True,
             )
             time.sleep(args.settle)
@@ -196,6 +200,9 @@ def main() -> None:
     print(f"\n0 -> {n} all RUNNING, median of {len(ups)}: {fmt(up_median)}   "
           f"anchor: Docker Swarm 1 -> 50 on one node ~{DOCKER_SWARM_1_TO_50_S:.0f} s "
           f"(published figure; {docker_note})   {goal_for(n)}")  # fmt: skip
+    busy = median_of([r.busy_cpu_s for r in ups])
+    print(f"machine CPU busy from the call until all ran, median: {fmt(busy)} "
+          f"(of {os.cpu_count()} CPUs)")  # fmt: skip
     print(f"{n} -> 0 all ended, median of {len(downs)}: {fmt(down_median)}   "
           f"{goal_for(n)}")  # fmt: skip
     print(f"spread per round: {' | '.join(spreads)}")

@@ -171,6 +171,7 @@ class PollResult:
     polls: int
     rtts: list[float] = field(default_factory=list)
     last_tasks: Tasks = field(default_factory=list)
+    busy_cpu_s: float | None = None  # the machine's, where the caller measured it
 
     @property
     def rtt_ms(self) -> float:

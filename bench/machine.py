@@ -19,6 +19,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot (every CPU, every process and
+    the kernel's own work; idle and iowait left out), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def cgroup_layout() -> str:
     mounts = parse_mounts(Path("/proc/self/mountinfo").read_text())
     v1 = [m for m in mounts if m.fstype == "cgroup"]
