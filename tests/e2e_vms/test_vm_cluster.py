@@ -1,7 +1,8 @@
 """pyswarm on three Debian VMs (own kernels, installed by deploy/, under systemd):
 a service spread across them, its published port on each, an agent restarted by
-systemd adopting its containers, a VM powered off, a VM rebooted. The tests run in
-file order on one lab and one service, each leaving it whole for the next."""
+systemd adopting its containers, a VM rebooted. The tests run in file order on one lab
+and one service, each leaving it whole for the next (a VM powered off is the last
+test on the lab: test_vm_power_loss.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.vm_lab import VMS, VmLabCluster
+from tests.harness.vm_lab import BOOT_S, CONVERGE_S, NODE_DOWN_S, VMS, VmLabCluster
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(1800)]  # the first test boots the lab
 
 REPLICAS = 6
 PORT = 8080
-CONVERGE = 300.0  # software-emulated VMs on a busy 2-core host
-NODE_DOWN = 120.0
-BOOT = 300.0
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +27,6 @@ def web(vm_lab: VmLabCluster) -> Iterator[str]:
                "-p", f"{PORT}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
     yield "web"
     vm_lab.run("service", "rm", "web")
-
-
-def _all_running(vm_lab: VmLabCluster, service: str) -> dict[str, int] | None:
-    spread = vm_lab.spread(service)
-    return spread if sum(spread.values()) == REPLICAS else None
 
 
 def _page(address: str) -> str:
@@ -60,13 +53,13 @@ def test_the_context_lab_up_made_current_points_at_the_vm_manager(vm_lab: VmLabC
 
 
 def test_a_service_spreads_across_the_three_vms(vm_lab: VmLabCluster, web: str) -> None:
-    spread = wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE,
+    spread = wait_for(lambda: vm_lab.running_spread(web, REPLICAS), timeout=CONVERGE_S,
                       what=f"{REPLICAS} replicas running")  # fmt: skip
     assert spread == dict.fromkeys(VMS, REPLICAS // len(VMS))
 
 
 def test_the_published_port_answers_on_every_vm(vm_lab: VmLabCluster, web: str) -> None:
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service")
+    wait_for(lambda: vm_lab.running_spread(web, REPLICAS), timeout=CONVERGE_S, what="the service")
     for node in VMS:
         page = wait_for(lambda n=node: _page(vm_lab.address(n)), timeout=60,  # type: ignore[misc]
                         what=f"port {PORT} on {node}")  # fmt: skip
@@ -76,7 +69,7 @@ def test_the_published_port_answers_on_every_vm(vm_lab: VmLabCluster, web: str) 
 def test_an_agent_restarted_by_systemd_adopts_its_containers(
     vm_lab: VmLabCluster, web: str
 ) -> None:
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service")
+    wait_for(lambda: vm_lab.running_spread(web, REPLICAS), timeout=CONVERGE_S, what="the service")
     before = vm_lab.containers("node-2", web)
     assert len(before) == REPLICAS // len(VMS)
     pid = vm_lab.check("node-2", "systemctl", "show", "-p", "MainPID", "--value", "pyswarm-agent")
@@ -84,25 +77,11 @@ def test_an_agent_restarted_by_systemd_adopts_its_containers(
     new_pid = vm_lab.check("node-2", "systemctl", "show", "-p", "MainPID", "--value",
                            "pyswarm-agent")  # fmt: skip
     assert new_pid.strip() not in ("0", pid.strip())
-    after = wait_for(lambda: vm_lab.containers("node-2", web), timeout=CONVERGE,
+    after = wait_for(lambda: vm_lab.containers("node-2", web), timeout=CONVERGE_S,
                      what="the restarted agent to answer")  # fmt: skip
     assert after == before  # the same containers, still running: adopted, not replaced
-    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=NODE_DOWN,
+    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=NODE_DOWN_S,
              what="node-2 ready again")  # fmt: skip
-
-
-def test_a_vm_powered_off_has_its_replicas_run_elsewhere(vm_lab: VmLabCluster, web: str) -> None:
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service")
-    vm_lab.lab.power_off("node-3")
-    wait_for(lambda: vm_lab.node_states()["node-3"] == "Down", timeout=NODE_DOWN,
-             what="node-3 down")  # fmt: skip
-    spread = wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE,
-                      what=f"{REPLICAS} replicas on the two VMs left")  # fmt: skip
-    assert spread["node-3"] == 0
-    assert spread["node-1"] + spread["node-2"] == REPLICAS
-    vm_lab.lab.power_on("node-3")  # the next test wants three VMs
-    wait_for(lambda: vm_lab.node_states()["node-3"] == "Ready", timeout=BOOT,
-             what="node-3 back after power on")  # fmt: skip
 
 
 def test_a_rebooted_vm_comes_back_with_its_agent_under_systemd(
@@ -112,12 +91,14 @@ def test_a_rebooted_vm_comes_back_with_its_agent_under_systemd(
     vm_lab.lab.reboot("node-2")
     assert vm_lab.check("node-2", "cat", "/proc/sys/kernel/random/boot_id") != before
     wait_for(lambda: vm_lab.check("node-2", "systemctl", "is-active", "pyswarm-agent").strip()
-             == "active", timeout=BOOT, what="the agent active after the reboot")  # fmt: skip
-    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=BOOT,
+             == "active", timeout=BOOT_S, what="the agent active after the reboot")  # fmt: skip
+    wait_for(lambda: vm_lab.node_states()["node-2"] == "Ready", timeout=BOOT_S,
              what="node-2 ready after its reboot")  # fmt: skip
     # Its own cluster state brought it back as the same node, not a new one.
     assert sorted(vm_lab.node_states()) == sorted(VMS)
-    wait_for(lambda: _all_running(vm_lab, web), timeout=CONVERGE, what="the service whole")
+    wait_for(
+        lambda: vm_lab.running_spread(web, REPLICAS), timeout=CONVERGE_S, what="the service whole"
+    )
     # The agent answers for its containers again (none is left half-made by the reboot).
     out = vm_lab.check("node-2", "pyswarm", "ps", "-a", "--format", "json")
     listed = [json.loads(line) for line in out.splitlines() if line.strip()]

@@ -23,6 +23,10 @@ SUBNET = "10.232.77.0/24"
 VMS = ("node-1", "node-2", "node-3")
 UP_TIMEOUT = 1800.0  # a cold image build is part of the first `lab up`
 CLI_TIMEOUT = 180.0
+# Waits of the VM tests: software-emulated VMs on a busy 2-core host.
+CONVERGE_S = 300.0
+NODE_DOWN_S = 120.0
+BOOT_S = 300.0
 
 
 class VmLabCluster(ClusterCli):
@@ -77,6 +81,11 @@ class VmLabCluster(ClusterCli):
             if task.running:
                 counts[task.node] = counts.get(task.node, 0) + 1
         return counts
+
+    def running_spread(self, service: str, replicas: int) -> dict[str, int] | None:
+        """Running tasks per VM once `replicas` of the service run (None until then)."""
+        spread = self.spread(service)
+        return spread if sum(spread.values()) == replicas else None
 
     def node_states(self) -> dict[str, str]:
         rows = self.json_lines("node", "ls", "--format", "json")
