@@ -194,11 +194,15 @@ class ContainerEngine:
         cid = container.id
         files = task_files(self.task_files, container.spec)  # before anything is made
         self.resources.taken(cid)
+        # A container created earlier (a task's: created, then started) has its record on
+        # disk and synced already: no write before the kernel work, no sync after.
+        durable = self.records.is_durable(cid)
         try:
             netns_path = ""
             if container.network_mode == Container.BRIDGE:
-                # On disk before any kernel work, so whatever a crash leaves is found.
-                await asyncio.to_thread(self.records.write, container)
+                if not durable:
+                    # On disk before any kernel work, so whatever a crash leaves is found.
+                    await asyncio.to_thread(self.records.write, container)
                 sandbox = await asyncio.to_thread(self.network.create_sandbox, cid, "bridge")
                 netns_path = sandbox.netns_path
                 container.ip_address = sandbox.ip_address
@@ -224,11 +228,14 @@ class ContainerEngine:
                 self._add_task_files(spec, *files)
             # The record's fsync runs while the supervisor starts the process; both
             # finish before the caller hears the container runs.
-            synced = asyncio.create_task(asyncio.to_thread(self.records.sync, cid))
+            synced = (
+                None if durable else asyncio.create_task(asyncio.to_thread(self.records.sync, cid))
+            )
             try:
                 state = await self.supervisor.create(spec)
             finally:
-                await synced
+                if synced is not None:
+                    await synced
         except StartError as err:
             await self.names.stop(cid)
             await self.resources.release(cid)

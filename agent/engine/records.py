@@ -72,6 +72,9 @@ class ContainerRecords:
         # free, which was a scan of every container (quadratic over a burst of starts).
         self._by_name: dict[str, str] = {}
         self._name_of: dict[str, str] = {}
+        # Ids whose record is on disk and synced: a start need not write and sync it
+        # again before its kernel work (the identity is what must survive a crash).
+        self._durable: set[str] = set()
         self._write_lock = threading.Lock()
         for entry in sorted(root.iterdir()):
             if entry.name.startswith(REMOVED_PREFIX):
@@ -83,6 +86,7 @@ class ContainerRecords:
                 container = types_pb2.Container()
                 container.ParseFromString(record.read_bytes())
                 self.put(container)
+                self._durable.add(container.id)
 
     def dir(self, container_id: str) -> Path:
         return self.root / container_id
@@ -168,6 +172,10 @@ class ContainerRecords:
         if durable:
             self.sync(container.id)
 
+    def is_durable(self, container_id: str) -> bool:
+        """Whether the container's record has been synced to disk (or was found there)."""
+        return container_id in self._durable
+
     def sync(self, container_id: str) -> None:
         """Make the record as last saved durable: the file, then the directory entries
         that lead to it (a new container's directory included)."""
@@ -182,6 +190,7 @@ class ContainerRecords:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        self._durable.add(container_id)
 
     def discard(self, container_id: str) -> Path | None:
         """Forget the container: drop it from the index and rename its directory aside
@@ -189,6 +198,7 @@ class ContainerRecords:
         directory, for `purge`, or None if there was none."""
         container = self._by_id.pop(container_id, None)
         self._index_name(container_id, "")
+        self._durable.discard(container_id)
         if container is not None and container.task_id:
             ids = self._by_task.get(container.task_id, set())
             ids.discard(container_id)

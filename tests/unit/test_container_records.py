@@ -76,6 +76,21 @@ def test_names_follow_renames_and_removals(tmp_path: Path) -> None:
     assert {c.name for c in ContainerRecords(tmp_path)} == {"api"}
 
 
+def test_durable_records_are_known_so_a_start_skips_writing_them_again(tmp_path: Path) -> None:
+    records = ContainerRecords(tmp_path)
+    created, run = "1" * 64, "2" * 64
+    records.save(_container(created, "created"))  # create: written and synced
+    records.put(_container(run, "run"))  # run: indexed, written during its start
+    assert records.is_durable(created) and not records.is_durable(run)
+    records.write(records.get(run))
+    assert not records.is_durable(run)  # written, not synced
+    records.sync(run)
+    assert records.is_durable(run)
+    assert ContainerRecords(tmp_path).is_durable(run)  # found on disk after a restart
+    records.discard(created)
+    assert not records.is_durable(created)
+
+
 def test_delete_removes_the_directory_now(tmp_path: Path) -> None:
     records = ContainerRecords(tmp_path)
     cid = "e" * 64
