@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,12 @@ import pytest
 from pyswarm.agent.runtime.network.errors import AddressPoolExhausted, InvalidNetworkArgument
 from pyswarm.agent.runtime.network.ipam import AddressPool
 from pyswarm.agent.runtime.network.state import (
+    SANDBOXES,
     NetworkState,
     Published,
     SandboxRecord,
     load_state,
-    save_state,
+    save_entry,
 )
 from pyswarm.common.errors import InvalidArgument, Unavailable
 from pyswarm.proto import types_pb2
@@ -61,21 +63,61 @@ def test_bad_subnets_are_refused(subnet: str) -> None:
     assert subnet in str(caught.value)
 
 
-def test_state_file_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "net" / "network.json"
-    assert load_state(path) == NetworkState()
+def _state_with_a_port() -> NetworkState:
     port = types_pb2.PortConfig(
         protocol=types_pb2.PortConfig.UDP, target_port=53, published_port=5353, host_ip="127.0.0.1"
     )
-    state = NetworkState(
+    return NetworkState(
         sandboxes={
             "a": SandboxRecord("bridge", "10.0.0.2", "02:42:0a:00:00:02"),
             "b": SandboxRecord("none"),
         },
-        published={"a": Published("10.0.0.2", [port])},
+        published={"a": Published("10.0.0.2", [port], group="web")},
     )
-    save_state(path, state)
-    again = load_state(path)
+
+
+def test_state_entries_round_trip_and_go_with_their_container(tmp_path: Path) -> None:
+    directory = tmp_path / "net"
+    assert load_state(directory) == NetworkState()
+    state = _state_with_a_port()
+    for cid in ("a", "b"):
+        save_entry(directory, state, cid)
+    again = load_state(directory)
     assert again == state
     assert again.addresses() == {"10.0.0.2"}
-    assert [p.name for p in path.parent.iterdir()] == ["network.json"]  # no temporary left
+    entries = directory / SANDBOXES
+    assert sorted(p.name for p in entries.iterdir()) == ["a.json", "b.json"]  # no temporary
+    del state.sandboxes["b"]
+    save_entry(directory, state, "b")  # nothing left of it: its entry goes
+    state.published["a"].ports.clear()
+    save_entry(directory, state, "a")  # the sandbox stays, its ports go
+    assert sorted(p.name for p in entries.iterdir()) == ["a.json"]
+    assert load_state(directory) == NetworkState(sandboxes={"a": state.sandboxes["a"]})
+
+
+def test_an_older_agents_single_state_file_is_split_into_entries(tmp_path: Path) -> None:
+    directory = tmp_path / "net"
+    directory.mkdir()
+    (directory / "network.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "sandboxes": {
+                    "a": {"mode": "bridge", "ip_address": "10.0.0.2",
+                          "mac_address": "02:42:0a:00:00:02"},
+                    "b": {"mode": "none", "ip_address": "", "mac_address": ""},
+                },
+                "published": {
+                    "a": {
+                        "ip_address": "10.0.0.2",
+                        "ports": [{"protocol": "udp", "target_port": 53, "published_port": 5353,
+                                   "host_ip": "127.0.0.1"}],
+                        "group": "web",
+                    }
+                },
+            }
+        )
+    )  # fmt: skip
+    assert load_state(directory) == _state_with_a_port()
+    assert not (directory / "network.json").exists()
+    assert load_state(directory) == _state_with_a_port()  # from the entries alone now

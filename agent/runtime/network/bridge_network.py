@@ -38,7 +38,7 @@ from pyswarm.agent.runtime.network.state import (
     Published,
     SandboxRecord,
     load_state,
-    save_state,
+    save_entry,
 )
 from pyswarm.proto import types_pb2
 
@@ -86,7 +86,6 @@ class BridgeNetwork:
         self.netns_dir = Path(netns_dir)
         self._pool = AddressPool(subnet)
         self._nat = NatRules(chain, bridge, str(self._pool.network))
-        self._state_path = self.state_dir / "network.json"
         self._state: NetworkState | None = None
         self._lock = threading.RLock()  # state file, port holds, iptables rewrites
         self._ensure_lock = threading.Lock()
@@ -205,7 +204,7 @@ class BridgeNetwork:
                     record.mac_address = links.mac_for(record.ip_address)
                 # Recorded before the kernel work, so a crash midway is found and cleaned.
                 state.sandboxes[container_id] = record
-                self._save(state)
+                self._save(state, container_id)
             try:
                 try:
                     netns.run_in_thread(lambda: self._build(container_id, path, record))
@@ -265,7 +264,7 @@ class BridgeNetwork:
             state = self._load()
             had_ports = state.published.pop(container_id, None) is not None
             state.sandboxes.pop(container_id, None)
-            self._save(state)
+            self._save(state, container_id)
             if had_ports:
                 self._nat.sync_ports(dnat_rules(state))
             self._holds.release(container_id)
@@ -347,7 +346,7 @@ class BridgeNetwork:
                     links.set_hairpin(veth_name(container_id, self.bridge))
                 state.published[container_id] = Published(ip_address, resolved, group)
                 self._nat.sync_ports(dnat_rules(state))
-                self._save(state)
+                self._save(state, container_id)
             except BaseException:
                 close_new(self._holds, container_id, held)
                 if previous is None:
@@ -366,7 +365,7 @@ class BridgeNetwork:
             state = self._load()
             if state.published.pop(container_id, None) is not None:
                 self._nat.sync_ports(dnat_rules(state))
-                self._save(state)
+                self._save(state, container_id)
             self._holds.release(container_id)
 
     def published(self, container_id: str) -> list[types_pb2.PortConfig]:
@@ -381,12 +380,13 @@ class BridgeNetwork:
         """The state, read from its file once: the file is this instance's alone (one
         agent per state dir) and every change goes through _save. Call under the lock."""
         if self._state is None:
-            self._state = load_state(self._state_path)
+            self._state = load_state(self.state_dir)
         return self._state
 
-    def _save(self, state: NetworkState) -> None:
+    def _save(self, state: NetworkState, container_id: str) -> None:
+        """Write the container's entry of `state` (the rest of it is on disk already)."""
         try:
-            save_state(self._state_path, state)
+            save_entry(self.state_dir, state, container_id)
         except BaseException:
             self._state = None  # read again what the disk holds
             raise
