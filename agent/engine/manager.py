@@ -398,15 +398,23 @@ class ContainerEngine:
             return container
         number, grace = stop_settings(container, timeout, DEFAULT_STOP_TIMEOUT)
         event = self._exited.setdefault(container.id, asyncio.Event())
-        with contextlib.suppress(Exception):
-            await self.supervisor.signal(container.id, number)
+        await self._signal_for_stop(container.id, number)
         try:
             await asyncio.wait_for(event.wait(), grace)
         except TimeoutError:
-            with contextlib.suppress(Exception):
-                await self.supervisor.signal(container.id, signals.SIGKILL)
+            await self._signal_for_stop(container.id, signals.SIGKILL)
             await event.wait()
         return self.records.get(container.id)
+
+    async def _signal_for_stop(self, cid: str, number: int) -> None:
+        """A stop's signal. The supervisor refusing it (the process ended meanwhile) is
+        fine: the exit is what the stop waits for; a signal lost on the way is said."""
+        try:
+            await self.supervisor.signal(cid, number)
+        except SupervisorUnavailable as err:
+            log.warning("stopping %s: signal %d not sent: %s", cid[:12], number, err)
+        except Exception as err:
+            log.debug("stopping %s: signal %d refused: %s", cid[:12], number, err)
 
     async def restart(self, ref: str, timeout: int) -> Container:
         # Held, as docker lifts AutoRemove for a restart: the stop is not the end.

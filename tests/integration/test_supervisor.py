@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -389,3 +390,37 @@ def test_sigterm_stops_every_container_as_docker_stop_does_then_the_supervisor_e
     assert states[handling.id].exit_code == 128 + signal.SIGTERM
     assert states[ignoring.id].exit_code == 128 + signal.SIGKILL
     assert [states[s.id].error for s in (handling, ignoring)] == ["", ""]  # not "lost"
+
+
+def _queued_connections(socket_path: Path) -> int:
+    """Connections waiting in the listening socket's accept queue (ss: Recv-Q)."""
+    out = subprocess.run(
+        ["ss", "-xlnH", "src", str(socket_path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(out[2]) if len(out) > 2 else 0
+
+
+def test_a_burst_of_requests_waits_for_a_busy_supervisor_instead_of_failing(
+    supervisor: SupervisorHarness,
+) -> None:
+    # Found in a 1000 -> 0 scale: an agent's 333 stops at once met its supervisor busy
+    # forking; past the listen backlog (it was 128) a connect failed ("connection lost")
+    # and that stop's SIGTERM was lost: the container sat out the 10 s grace.
+    (pid,) = _supervisor_pids(supervisor.socket_path)
+    clients = [SupervisorClient(supervisor.socket_path) for _ in range(10)]
+    burst = 300
+
+    async def requests() -> list[object]:
+        calls = [clients[i % len(clients)].list() for i in range(burst)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        os.kill(pid, signal.SIGSTOP)  # busy: accepts nothing for now
+        try:
+            results = pool.submit(asyncio.run, requests())
+            wait_for(lambda: _queued_connections(supervisor.socket_path) >= burst,
+                     what=f"{burst} connections queued")  # fmt: skip
+        finally:
+            os.kill(pid, signal.SIGCONT)  # before the pool waits for the requests
+        answers = results.result(timeout=60)
+    assert [a for a in answers if isinstance(a, BaseException)] == []

@@ -27,6 +27,10 @@ from pyswarm.agent.runtime.container.errors import (
 from pyswarm.proto import runtime_pb2
 
 START_DEADLINE_S = 15.0
+# Short requests (create, signal, list, forget) in flight at once per client: a burst of
+# a thousand must not open a thousand connections to the one-threaded supervisor at once.
+# Waits, attaches and execs hold their connection for long and are not counted.
+SHORT_REQUESTS_AT_ONCE = 32
 SHUTDOWN_DEADLINE_S = 30.0
 log = logging.getLogger(__name__)
 _SUPERVISOR_MODULE = "pyswarm.agent.runtime.container.supervisor"
@@ -113,6 +117,7 @@ class SupervisorClient:
         #: started again with it on the next call, as the agent's start did.
         self._started_with: tuple[Path, Path | None] | None = None
         self._restarting = asyncio.Lock()
+        self._short_requests = asyncio.Semaphore(SHORT_REQUESTS_AT_ONCE)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -156,6 +161,14 @@ class SupervisorClient:
         return response, reader, writer
 
     async def _call(self, request: runtime_pb2.SupervisorRequest) -> runtime_pb2.SupervisorResponse:
+        if request.WhichOneof("op") == "wait":  # held until the container exits
+            return await self._call_now(request)
+        async with self._short_requests:
+            return await self._call_now(request)
+
+    async def _call_now(
+        self, request: runtime_pb2.SupervisorRequest
+    ) -> runtime_pb2.SupervisorResponse:
         response, _reader, writer = await self._open(request)
         writer.close()
         with contextlib.suppress(Exception):

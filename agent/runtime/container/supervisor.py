@@ -39,6 +39,7 @@ LOST_MESSAGE = "lost: supervisor restarted"
 # container as `docker stop` does: SIGTERM, then SIGKILL after this grace. Without it a
 # pid 1 that ignores SIGTERM held the host's shutdown for systemd's 90 s timeout.
 TERMINATE_GRACE_S = 10.0
+LISTEN_BACKLOG = 4096
 
 
 class Container:
@@ -368,7 +369,11 @@ def _listen(socket_path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(socket_path))
     os.chmod(socket_path, 0o600)
-    sock.listen(128)
+    # A burst (an agent stopping 333 containers at once) connects faster than this
+    # single-threaded loop accepts between forks: past the backlog a connect fails
+    # ("connection lost"), and a stop's SIGTERM was lost with it. The kernel caps this
+    # at net.core.somaxconn (4096 since Linux 5.4).
+    sock.listen(LISTEN_BACKLOG)
     return sock
 
 
