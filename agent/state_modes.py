@@ -37,6 +37,9 @@ def secure_state_dir(config: AgentConfig) -> None:
     _chmod_file(config.state_dir / SUPERVISOR_LOG)
     for path in _entries(config.network_dir):
         _chmod_file(path)
+        if _chmod_dir(path):  # the per-container entries (network/state.py)
+            for entry in _entries(path):
+                _chmod_file(entry)
     for container_dir in _entries(config.containers_dir):
         if _chmod_dir(container_dir):
             for path in _entries(container_dir):

@@ -46,6 +46,9 @@ def test_state_dir_and_what_it_holds_are_private(agent: AgentProcess, container:
     assert _mode(state / "supervisor" / "containers") == 0o700
     assert _mode(state / "supervisor" / "containers" / f"{container}.pb") == 0o600
     assert _mode(state / "images" / "metadata.json") == 0o600
+    entries = state / "network" / "sandboxes"  # a run on the default bridge made one
+    assert _mode(entries) == 0o700
+    assert {_mode(entry) for entry in entries.iterdir()} <= {0o600}
     # Layers (and the blobs they came from) are unreachable by other host users...
     layers = state / "images" / "l"
     assert _mode(layers) == 0o700
@@ -66,17 +69,18 @@ def test_an_open_state_dir_is_made_private_at_start(agent: AgentProcess, contain
     record = directory / "container.pb"
     log = directory / f"{container}-json.log"
     etc_hosts = directory / "hosts"
+    entries = state / "network" / "sandboxes"
     agent.kill()
     try:
         # As an older agent left them.
-        for path in (state, state / "containers", directory, state / "images"):
+        for path in (state, state / "containers", directory, state / "images", entries):
             os.chmod(path, 0o755)
         for path in (record, log, state / "supervisor.log"):
             os.chmod(path, 0o644)
     finally:
         agent.start()
     wait_for(lambda: _mode(state) == 0o700, what="the state dir to be made private")
-    for path in (state / "containers", directory, state / "images"):
+    for path in (state / "containers", directory, state / "images", entries):
         assert _mode(path) == 0o700, path
     for path in (record, log, state / "supervisor.log"):
         assert _mode(path) == 0o600, path

@@ -161,7 +161,9 @@ def save_entry(directory: Path, state: NetworkState, container_id: str) -> None:
         }
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0700 each: mkdir's mode covers only the last of the parents it makes.
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(exist_ok=True, mode=0o700)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with open(fd, "w") as out:
             out.write(json.dumps(raw, separators=(",", ":")))
