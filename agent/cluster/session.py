@@ -44,6 +44,7 @@ from pyswarm.agent.cluster.description import node_description
 from pyswarm.agent.cluster.executor import TaskExecutor
 from pyswarm.agent.cluster.log_publisher import LogPublisher
 from pyswarm.agent.cluster.network_view import NetworkViewHolder
+from pyswarm.agent.cluster.report_pacing import ReportPacer
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
 from pyswarm.common.node_identity import NodeIdentity
@@ -56,10 +57,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_PERIOD_S = 5.0
 MISSED_ACKS = 3  # silent periods before the manager is given up on
-# Status reports go out at most this often: a burst of starts moves every task through
-# several states, and one write per handful of changes cost each agent ~15 % of its
-# Python time in a 0 -> 1,000 scale; a lone change after a quiet spell goes at once.
-REPORT_SPACING_S = 0.1
 REGISTER_TIMEOUT_S = 10.0
 
 
@@ -277,18 +274,18 @@ class AgentSession:
         await call.write(heartbeat)
         executor.report_all()
         next_beat = loop.time() + self._period
-        reported = -REPORT_SPACING_S
+        pacer = ReportPacer()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     executor.reports_pending.wait(), max(0.0, next_beat - loop.time())
                 )
             if executor.reports_pending.is_set():
-                # More changes arrive meanwhile and join this batch (the latest per task).
-                await asyncio.sleep(max(0.0, reported + REPORT_SPACING_S - loop.time()))
+                # Changes arriving meanwhile join this batch (the latest per task).
+                await asyncio.sleep(pacer.delay(loop.time()))
             updates = executor.take_reports()
             if updates:
-                reported = loop.time()
+                pacer.sent(loop.time())
                 batch = dispatcher_pb2.TaskStatusBatch(updates=updates)
                 await call.write(dispatcher_pb2.AgentMessage(session_id=session_id, statuses=batch))
             if loop.time() >= next_beat:
