@@ -4,25 +4,24 @@ It owns the records of this host's containers and drives, for each, the image st
 (rootfs layers), the network (sandbox, published ports), cgroups and the supervisor
 (processes). One asyncio lock per container serialises operations on it; blocking
 kernel work runs in worker threads. A watcher task per running container waits for
-its exit, records the code and releases its network and cgroups.
+its exit, records the code and releases its network and cgroups. A start's own work
+is starting.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import signal as signals
 from asyncio import Task
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pyswarm.agent.config import AgentConfig
 from pyswarm.agent.dns import ContainerResolver
-from pyswarm.agent.engine import hardening
 from pyswarm.agent.engine.attachment_port import AttachmentPort, join_networks
 from pyswarm.agent.engine.auto_remove import RemovalHolds
 from pyswarm.agent.engine.container_volumes import ContainerVolumes
@@ -37,28 +36,23 @@ from pyswarm.agent.engine.names import ContainerNames
 from pyswarm.agent.engine.records import ContainerRecords
 from pyswarm.agent.engine.spec import (
     build_container,
-    now_timestamp,
-    port_group,
-    runtime_spec,
     stop_settings,
     timestamp_of,
     validate_name,
-    write_etc_files,
 )
-from pyswarm.agent.engine.task_files import TaskFileSource, has_task_files, task_files
+from pyswarm.agent.engine.starting import ContainerStarter
+from pyswarm.agent.engine.task_files import TaskFileSource
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import (
-    StartError,
     SupervisorClient,
     SupervisorUnavailable,
-    userns,
 )
 from pyswarm.agent.runtime.network import BridgeNetwork
 from pyswarm.agent.volumes import VolumeStore
 from pyswarm.common import log_options
 from pyswarm.common.signals import parse_signal
 from pyswarm.images import ImageStore
-from pyswarm.proto import agent_pb2, runtime_pb2, types_pb2
+from pyswarm.proto import agent_pb2, types_pb2
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +85,11 @@ class ContainerEngine:
         self.volumes = ContainerVolumes(VolumeStore(config.volumes_dir), self.records)
         self.resources = HostResources(self.records, network, cgroups, self.volumes)
         self.names = ContainerNames(resolver, network)
+        self.starter = ContainerStarter(
+            config, images, network, cgroups, supervisor, self.records,
+            names=self.names, resources=self.resources, volumes=self.volumes,
+            task_files=lambda: self.task_files,
+        )  # fmt: skip
         #: Where a cluster task's secrets and configs come from (memory only), if any.
         self.task_files: TaskFileSource | None = None
         # Set by the cluster side of the agent: cluster networks for standalone containers.
@@ -191,130 +190,9 @@ class ContainerEngine:
             raise
 
     async def _start_locked(self, container: Container) -> None:
-        cid = container.id
-        files = task_files(self.task_files, container.spec)  # before anything is made
-        self.resources.taken(cid)
-        # A container created earlier (a task's: created, then started) has its record on
-        # disk and synced already: no write before the kernel work, no sync after.
-        durable = self.records.is_durable(cid)
-        try:
-            netns_path = ""
-            if container.network_mode == Container.BRIDGE:
-                if not durable:
-                    # On disk before any kernel work, so whatever a crash leaves is found.
-                    await asyncio.to_thread(self.records.write, container)
-                sandbox = await asyncio.to_thread(self.network.create_sandbox, cid, "bridge")
-                netns_path = sandbox.netns_path
-                container.ip_address = sandbox.ip_address
-                container.mac_address = sandbox.mac_address
-                if container.overlays:
-                    await self._attach_overlays(container, netns_path)
-                await self.names.serve(container, netns_path)
-                if container.ports:
-                    published = await asyncio.to_thread(
-                        functools.partial(
-                            self.network.publish,
-                            cid,
-                            sandbox.ip_address,
-                            list(container.ports),
-                            group=port_group(container),
-                        )
-                    )
-                    del container.ports[:]
-                    container.ports.extend(published)
-            # The rest of the host-side work is quick: one trip to a worker thread.
-            spec = await asyncio.to_thread(self._runtime_spec, container, netns_path)
-            if has_task_files(container.spec):
-                self._add_task_files(spec, *files)
-            # The record's fsync runs while the supervisor starts the process; both
-            # finish before the caller hears the container runs.
-            synced = (
-                None if durable else asyncio.create_task(asyncio.to_thread(self.records.sync, cid))
-            )
-            try:
-                state = await self.supervisor.create(spec)
-            finally:
-                if synced is not None:
-                    await synced
-        except StartError as err:
-            await self.names.stop(cid)
-            await self.resources.release(cid)
-            container.state = Container.EXITED
-            container.exit_code = err.exit_code
-            container.error = str(err)
-            container.finished_at.CopyFrom(now_timestamp())
-            self.records.save(container, durable=False)
-            raise ContainerStartFailed(str(err), err.exit_code) from err
-        except BaseException:
-            await self.names.stop(cid)
-            await self.resources.release(cid)
-            raise
-        container.state = Container.RUNNING
-        container.pid = state.pid
-        container.exit_code = 0
-        container.error = ""
-        container.started_at.CopyFrom(timestamp_of(state.started_at))
-        container.ClearField("finished_at")
-        # No fsync: the identity is durable already (above); see records.py.
-        self.records.save(container, durable=False)
-        self._exited[cid] = asyncio.Event()
-        self.watch(cid)
-
-    async def _attach_overlays(self, container: Container, netns_path: str) -> None:
-        port = self.resources.overlays
-        if port is None:
-            raise ContainerStartFailed("this agent runs no overlay networks (not in a swarm)", 1)
-        await port.attach(container.id, netns_path, list(container.overlays))
-
-    def _runtime_spec(self, container: Container, netns_path: str) -> runtime_pb2.RuntimeSpec:
-        """The record written, then dirs, cgroups, /etc files and bind sources made; the
-        supervisor's spec (blocking)."""
-        cid = container.id
-        self.records.write(container)
-        directory = self.records.dir(cid)
-        for sub in ("upper", "work", "rootfs"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
-        layers = self.images.layer_dirs(self.images.resolve(container.image_id))
-        cgroup_dirs = self.cgroups.create(
-            cid, container.limits, hardening.device_rules(container.spec)
-        )
-        rotation = log_options.rotation(container.spec.log_options, dict(self.config.log_options))
-        spec = runtime_spec(
-            container,
-            directory,
-            layers,
-            mounts=write_etc_files(
-                container, directory, embedded_resolver=self.names.served(container)
-            ),
-            netns_path=netns_path,
-            cgroup_dirs=cgroup_dirs,
-            log_path=self.records.log_path(cid),
-        )
-        spec.log_max_bytes, spec.log_max_files = rotation.max_bytes, rotation.max_files
-        spec.volume_mounts.extend(self.volumes.runtime_mounts(container, layers, directory))
-        if container.user_namespace:
-            spec.uid_map.extend(userns.default_id_map())
-            spec.gid_map.extend(userns.default_id_map())
-            userns.prepare_writable_layer(
-                spec.rootfs.upper_dir, spec.rootfs.work_dir, spec.uid_map, spec.gid_map
-            )
-        return spec
-
-    def _add_task_files(
-        self,
-        spec: runtime_pb2.RuntimeSpec,
-        secrets: Sequence[runtime_pb2.TaskFile],
-        configs: Sequence[runtime_pb2.TaskFile],
-    ) -> None:
-        """The bytes go into the spec only, never into the container's directory: the
-        configs' tmpfs is mounted over an empty `files` directory in the container's
-        own mount namespace (runtime/container/task_files.py)."""
-        spec.secret_files.extend(secrets)
-        spec.config_files.extend(configs)
-        if configs:
-            files_dir = self.records.dir(spec.id) / "files"
-            files_dir.mkdir(mode=0o700, exist_ok=True)
-            spec.files_dir = str(files_dir)
+        await self.starter.start(container)
+        self._exited[container.id] = asyncio.Event()
+        self.watch(container.id)
 
     def watch(self, cid: str) -> None:
         self._exited.setdefault(cid, asyncio.Event())
