@@ -145,7 +145,8 @@ class MetricsServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            async with asyncio.timeout(10):
+                request = await reader.readuntil(b"\r\n\r\n")
             method, path, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             if method != "GET" or path.split("?")[0] not in ("/metrics", "/"):
                 await _respond(writer, 404, b"not found\n", "text/plain")

@@ -77,9 +77,8 @@ async def fetch_pinned_root_ca(
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])  # offer what a gRPC client offers
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context), timeout
-        )
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port, ssl=context)
     except (OSError, TimeoutError) as err:
         raise Unavailable(f"cannot reach the manager at {address}: {err}") from err
     try:

@@ -32,4 +32,5 @@ async def run_until_stopped(work: Awaitable[None], stopping: asyncio.Event) -> N
 async def sleep_or_stop(delay: float, stopping: asyncio.Event) -> None:
     """Sleep `delay` seconds, waking early when `stopping` is set."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), delay)
+        async with asyncio.timeout(delay):
+            await stopping.wait()

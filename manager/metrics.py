@@ -187,9 +187,10 @@ class MetricsServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readline(), 10)
-            while (await asyncio.wait_for(reader.readline(), 10)).strip():
-                pass  # headers: nothing we need
+            async with asyncio.timeout(10):  # the request line and its headers
+                request = await reader.readline()
+                while (await reader.readline()).strip():
+                    pass  # headers: nothing we need
             parts = request.decode(errors="replace").split()
             path = parts[1].split("?")[0] if len(parts) > 1 else ""
             if path == "/metrics":

@@ -48,7 +48,8 @@ class QuorumProbe:
     async def probe(self) -> bool:
         """One linearizable read; True when it answered within the timeout."""
         try:
-            await asyncio.wait_for(self._client.range(LEADER_KEY), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._client.range(LEADER_KEY)
         except (StoreError, TimeoutError) as err:
             if self.has_quorum:
                 log.warning("etcd did not answer a linearizable read: %s", err)

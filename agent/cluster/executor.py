@@ -239,7 +239,8 @@ class TaskExecutor:
                     log.exception("task %s: reconcile failed; retrying", task_id)
                     step = _Next.IDLE
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), RETRY_DELAY_S)
+                        async with asyncio.timeout(RETRY_DELAY_S):
+                            await changed.wait()
                     changed.set()
                 if step is not _Next.AGAIN:
                     self._give_slot(task_id)  # kept only from create straight to start

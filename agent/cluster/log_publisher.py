@@ -133,8 +133,9 @@ class LogPublisher:
                     with contextlib.suppress(asyncio.CancelledError):
                         await sender
                     if not answered.done():
-                        with contextlib.suppress(asyncio.TimeoutError, grpc.RpcError):
-                            await asyncio.wait_for(asyncio.shield(answered), 5.0)
+                        with contextlib.suppress(TimeoutError, grpc.RpcError):
+                            async with asyncio.timeout(5.0):
+                                await asyncio.shield(answered)
                     await end_call(call)
                     await asyncio.wait({answered})
                     if not answered.cancelled():

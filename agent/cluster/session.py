@@ -277,9 +277,8 @@ class AgentSession:
         pacer = ReportPacer()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    executor.reports_pending.wait(), max(0.0, next_beat - loop.time())
-                )
+                async with asyncio.timeout(max(0.0, next_beat - loop.time())):
+                    await executor.reports_pending.wait()
             if executor.reports_pending.is_set():
                 # Changes arriving meanwhile join this batch (the latest per task).
                 await asyncio.sleep(pacer.delay(loop.time()))
@@ -300,7 +299,8 @@ class AgentSession:
         assert self.executor is not None
         while True:
             try:
-                message = await asyncio.wait_for(call.read(), self._period * MISSED_ACKS)
+                async with asyncio.timeout(self._period * MISSED_ACKS):
+                    message = await call.read()
             except TimeoutError:
                 raise ConnectionError(
                     f"nothing from the manager for {MISSED_ACKS} heartbeat periods"
@@ -369,7 +369,8 @@ class AgentSession:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
         if self._stopping.is_set():
             raise _Stopped()
 

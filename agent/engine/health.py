@@ -171,7 +171,8 @@ class HealthMonitor:
         started_ns = container.started_at.ToNanoseconds()
         while not exited.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(exited.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await exited.wait()
                 return
             start = Timestamp()
             start.GetCurrentTime()

@@ -278,7 +278,8 @@ class ContainerEngine:
         event = self._exited.setdefault(container.id, asyncio.Event())
         await self._signal_for_stop(container.id, number)
         try:
-            await asyncio.wait_for(event.wait(), grace)
+            async with asyncio.timeout(grace):
+                await event.wait()
         except TimeoutError:
             await self._signal_for_stop(container.id, signals.SIGKILL)
             await event.wait()

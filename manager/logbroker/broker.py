@@ -95,9 +95,8 @@ class LogBroker:
         pending = set(awaited)
         while True:
             try:
-                node_id, published = await asyncio.wait_for(
-                    queue.get(), None if follow else self._stall_timeout
-                )
+                async with asyncio.timeout(None if follow else self._stall_timeout):
+                    node_id, published = await queue.get()
             except TimeoutError:
                 for node_id in sorted(pending):
                     yield _warning(f"node {self._node_name(node_id)} did not send its logs")

@@ -198,9 +198,8 @@ async def member_status(
     async with EtcdClient(endpoint, tls=tls, timeout=timeout) as client:
         _, stub = await client.cluster_stubs()
         try:
-            response = await asyncio.wait_for(
-                stub.Status(rpc.StatusRequest(), timeout=timeout), timeout + 0.5
-            )
+            async with asyncio.timeout(timeout + 0.5):
+                response = await stub.Status(rpc.StatusRequest(), timeout=timeout)
         except (grpc.aio.AioRpcError, TimeoutError, OSError):
             return None
     return MemberStatus(
