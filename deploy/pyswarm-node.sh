@@ -79,9 +79,15 @@ init() {
     systemctl enable pyswarm-manager.service
     systemctl restart pyswarm-manager.service
     wait_for "the manager" test -f "$manager_dir/manager.json"
-    local token=""
-    wait_for "a worker join token" "$pyswarm" join-token -q worker
-    token=$("$pyswarm" join-token -q worker)
+    # One CLI call per try, kept when it answers: a Python start is seconds on a slow VM.
+    local token="" deadline=$((SECONDS + timeout))
+    until token=$("$pyswarm" join-token -q worker 2>/dev/null) && [[ -n $token ]]; do
+        if ((SECONDS >= deadline)); then
+            say "timed out waiting for a worker join token"
+            exit 1
+        fi
+        sleep 0.5
+    done
     PYSWARM_JOIN_TOKEN=$token join "$addr" "$addr:4243"
 }
 

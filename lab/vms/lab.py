@@ -158,24 +158,28 @@ class VmLab:
         guest(state, vm).wait(BOOT_TIMEOUT)
 
     def reboot(self, node: str) -> None:
-        """A clean reboot from inside the guest; returns once it is booting again."""
+        """A clean reboot: the guest shuts down in order (`systemctl poweroff`: units
+        stopped, disks synced), then the lab starts its QEMU again, so it boots cold.
+        Measured under TCG, a warm reset (the guest's own `systemctl reboot`, or QMP
+        system_reset) came back in 58-72 s, its kernel's part 29-42 s, where a cold boot
+        takes 33 s with 7 s in the kernel. Returns once the guest agent answers on a new
+        boot id."""
         state, vm = self.vm(node)
         agent = guest(state, vm)
         boot_id = agent.read_file("/proc/sys/kernel/random/boot_id")
         # Not qemu-ga's guest-shutdown: it schedules through logind, which a minimal
-        # system has no D-Bus for. The reboot's output never comes back: only started.
-        agent.call("guest-exec", {"path": "systemctl", "arg": ["reboot"]})
+        # system has no D-Bus for. The poweroff's output never comes back: only started.
+        agent.call("guest-exec", {"path": "systemctl", "arg": ["poweroff"]})
         deadline = time.monotonic() + BOOT_TIMEOUT
-        while True:
-            with contextlib.suppress(TimeoutError, LabError):
-                if (
-                    agent.answers()
-                    and agent.read_file("/proc/sys/kernel/random/boot_id") != boot_id
-                ):
-                    return
+        while qemu.running(vm.pid):  # QEMU ends with the guest's power-off
             if time.monotonic() > deadline:
-                raise LabError(f"{vm.name} did not come back from its reboot")
-            time.sleep(0.5)  # polling a VM that reboots: the condition decides
+                raise LabError(f"{vm.name} did not shut down for its reboot")
+            time.sleep(0.2)  # polling a VM that shuts down: the condition decides
+        vm.pid = qemu.start(state, vm, self.network)
+        state.save()
+        agent.wait(BOOT_TIMEOUT)
+        if agent.read_file("/proc/sys/kernel/random/boot_id") == boot_id:
+            raise LabError(f"{vm.name} came back with the boot id it had before its reboot")
 
     def running(self, vm: VmRecord) -> bool:
         return qemu.running(vm.pid)

@@ -3,7 +3,8 @@
 The kernel and initrd come from the cached image, given to QEMU directly, with the
 VM's name, address and MAC on the kernel command line (the guest's pyswarm-lab-net
 reads them); its disk is a qcow2 overlay on the image, so VMs share the image's bytes
-and the image is never written. QEMU keeps the command line across a guest reboot.
+and the image is never written. QEMU keeps the command line across a guest's own
+reboot; the lab's reboot is a clean power-off and a fresh start (lab.py).
 Power off is QMP `quit` (the plug pulled), then SIGKILL if QEMU lingers.
 """
 
