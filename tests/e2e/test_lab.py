@@ -16,7 +16,7 @@ from functools import partial
 
 import pytest
 
-from tests.harness.lab import NODES, LabCluster
+from tests.harness.lab import NODES, QUICK_STOP, LabCluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -24,12 +24,12 @@ pytestmark = pytest.mark.root
 HTTPD = ["busybox", "httpd", "-f", "-p", "80", "-h", "/var/www"]
 CONVERGE = 60.0  # deadline for the cluster to act (not a speed requirement)
 NODE_DOWN = 30.0  # 3 missed 1 s heartbeats, with room for a loaded CI machine
-STOPPED = 60.0  # busybox httpd as pid 1 ignores SIGTERM: stopping takes the 10 s grace
+STOPPED = 60.0  # busybox httpd as pid 1 ignores SIGTERM: a stop takes its grace (1 s here)
 
 
 def create(lab: LabCluster, names: list[str], name: str, *flags: str) -> None:
     names.append(name)
-    lab.cli("service", "create", "--name", name, *flags, *HTTPD)
+    lab.cli("service", "create", "--name", name, *QUICK_STOP, *flags, *HTTPD)
 
 
 def converged(lab: LabCluster, name: str, spread: dict[str, int]) -> None:
@@ -194,7 +194,7 @@ def test_bad_input_one_line_errors(lab: LabCluster, service: list[str]) -> None:
         assert "not found" in one_line_error(lab, *args)
 
     service.append("everywhere")
-    lab.cli("service", "create", "--name", "everywhere", "--mode", "global", *HTTPD)
+    lab.cli("service", "create", "--name", "everywhere", "--mode", "global", *QUICK_STOP, *HTTPD)
     converged(lab, "everywhere", {"node-1": 1, "node-2": 1, "node-3": 1})
     tasks = lab.running("everywhere")
     message = one_line_error(lab, "service", "scale", "everywhere=5")

@@ -20,7 +20,7 @@ from functools import partial
 
 import pytest
 
-from tests.harness.lab import NODES, LabCluster
+from tests.harness.lab import NODES, QUICK_STOP, LabCluster
 from tests.harness.overlay_hosts import address_in
 from tests.waiting import wait_for
 
@@ -58,7 +58,7 @@ class Made:
 
     def service(self, name: str, *flags_and_command: str) -> None:
         self.services.append(name)
-        self.lab.cli("service", "create", "--name", name, *flags_and_command)
+        self.lab.cli("service", "create", "--name", name, *QUICK_STOP, *flags_and_command)
 
     def remove(self) -> None:
         if self.services:

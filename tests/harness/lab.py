@@ -25,6 +25,10 @@ from pyswarm.lab.state import LAB_ROOT, RUN_ROOT, LabState, NodeRecord
 
 NODES = ("node-1", "node-2", "node-3")
 CLI_TIMEOUT = 120.0
+# For services whose stops a test waits for but does not test: busybox httpd or sleep as
+# pid 1 ignores SIGTERM, so each stop lasts its whole grace, docker's 10 s by default (the
+# lab shard spent ~4 minutes in them). Stop graces have tests of their own.
+QUICK_STOP = ("--stop-grace-period", "1s")
 
 
 def _used_subnet_octets() -> set[int]:
