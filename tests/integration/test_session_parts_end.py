@@ -51,9 +51,11 @@ def test_every_part_ends_with_the_session_and_a_new_session_begins(
             # One session per failure, then one that stays: a session stuck on its
             # sender never gets to the next.
             await eventually(
-                lambda: executor.failures == FAILED_SESSIONS
-                and session.sessions > FAILED_SESSIONS
-                and session.connected.is_set(),
+                lambda: (
+                    executor.failures == FAILED_SESSIONS
+                    and session.sessions > FAILED_SESSIONS
+                    and session.connected.is_set()
+                ),
                 timeout=60,
                 what=f"{FAILED_SESSIONS} failed sessions, then one in session",
             )
