@@ -54,6 +54,8 @@ LAB_SHARD=(
     tests/integration/test_cli_containers.py
     tests/integration/test_auto_remove.py
     tests/integration/test_service_logs.py
+    tests/integration/test_rolling_update.py
+    tests/integration/test_cli_rolling_update.py
 )
 VM_SHARD=(tests/e2e_vms)
 ignored=()

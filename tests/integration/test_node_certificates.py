@@ -6,15 +6,11 @@ refuses it), and `node rm` revokes every certificate of the removed node at once
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 
-from pyswarm.agent.cluster.session import AgentSession
-from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.join import join_cluster, renew_certificate
 from pyswarm.common.node_identity import (
     MANAGER,
@@ -35,49 +31,15 @@ from pyswarm.proto import (
     dispatcher_pb2_grpc,
     types_pb2,
 )
+from tests.harness.certificates import agent_session
 from tests.harness.manager import RunningManager, expect_error, manager_config, running_manager
 from tests.waiting import eventually
-
-
-class IdleExecutor:
-    """The executor side of a session for a node that is given no tasks: the
-    container runtime is not what these tests are about."""
-
-    def __init__(self) -> None:
-        self.reports_pending = asyncio.Event()
-
-    def assign(self, assignments: dispatcher_pb2.Assignments) -> None:
-        assert not assignments.updated, "no task was expected on this node"
-
-    def report_all(self) -> None:
-        pass
-
-    def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
-        self.reports_pending.clear()
-        return []
 
 
 async def list_nodes(address: str, identity: NodeIdentity) -> control_pb2.ListNodesResponse:
     async with manager_channel(address, identity_channel_credentials(identity)) as channel:
         control = control_pb2_grpc.ControlStub(channel)
         return await control.ListNodes(control_pb2.ListNodesRequest(), timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def agent_session(manager: RunningManager, cert_dir: Path) -> AsyncIterator[AgentSession]:
-    """A worker joined with a real token, in session through the real AgentSession."""
-    identity = await join_cluster(
-        manager.endpoint.join_address, await manager.worker_token(), cert_dir
-    )
-    state = ClusterState(cert_dir, managers=[manager.endpoint.address])
-    session = AgentSession(state, identity, IdleExecutor())  # type: ignore[arg-type]
-    runner = asyncio.create_task(session.run())
-    try:
-        await asyncio.wait_for(session.connected.wait(), 20)
-        yield session
-    finally:
-        session.stop()
-        await asyncio.wait_for(runner, 20)
 
 
 async def set_desired_role(manager: RunningManager, node_id: str, role: Role) -> None:

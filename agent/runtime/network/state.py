@@ -111,7 +111,8 @@ def load_state(directory: Path) -> NetworkState:
     agent's single state file into entries first."""
     state = NetworkState()
     legacy = directory / _LEGACY_FILE
-    if legacy.exists():
+    split_legacy = legacy.exists()
+    if split_legacy:
         raw = _read_json(legacy)
         for cid, rec in raw.get("sandboxes", {}).items():
             state.sandboxes[cid] = _sandbox_from_json(rec)
@@ -127,7 +128,7 @@ def load_state(directory: Path) -> NetworkState:
                 state.sandboxes[cid] = _sandbox_from_json(raw["sandbox"])
             if raw.get("published"):
                 state.published[cid] = _published_from_json(raw["published"])
-    if legacy.exists():
+    if split_legacy:
         for cid in set(state.sandboxes) | set(state.published):
             save_entry(directory, state, cid)
         legacy.unlink()
