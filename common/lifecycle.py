@@ -1,11 +1,17 @@
 """run()/stop() helpers for long-running parts (STYLE.md point 2): the store's cache and
-election, and the manager's control loops."""
+election, the manager's control loops, an agent session's parts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RECANCEL_S = 1.0  # how long a cancelled task may take to end before it is cancelled again
 
 
 async def run_until_stopped(work: Awaitable[None], stopping: asyncio.Event) -> None:
@@ -34,3 +40,19 @@ async def sleep_or_stop(delay: float, stopping: asyncio.Event) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(delay):
             await stopping.wait()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], owner: str) -> None:
+    """Cancel `tasks` and return once every one has ended. A task still running a second
+    after its cancel has swallowed it (Python 3.11's wait_for did, cancelled as what it
+    waited for ended: an agent's session hung so); that is said, and it is cancelled
+    again, so the owner never waits for ever."""
+    pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        for task in pending:
+            log.warning("%s: %s still runs after its cancel; cancelling it again",
+                        owner, task.get_name())  # fmt: skip
+            task.cancel()

@@ -47,6 +47,7 @@ from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.report_pacing import ReportPacer
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
+from pyswarm.common.lifecycle import cancel_and_wait
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import manager_channel
@@ -223,15 +224,10 @@ class AgentSession:
                     task.result()  # raise what ended the session
             finally:
                 # Also when this session is cancelled: no part outlives it.
-                for task in parts:
-                    task.cancel()
-                if parts:
-                    await asyncio.wait(parts)
+                await cancel_and_wait(parts, f"the session with {address}")
                 await end_call(call)
-                for helper in (logs, attachments):
-                    if helper is not None:
-                        helper.cancel()
-                        await asyncio.wait({helper})
+                helpers = [helper for helper in (logs, attachments) if helper is not None]
+                await cancel_and_wait(helpers, f"the session with {address}")
                 # The first part to end says why (raised above); what the others ended
                 # with meanwhile (a receive cut short by the same loss) is retrieved
                 # here, never left for the loop to report as lost.
