@@ -47,7 +47,7 @@ from pyswarm.agent.cluster.network_view import NetworkViewHolder
 from pyswarm.agent.cluster.report_pacing import ReportPacer
 from pyswarm.agent.cluster.state import ClusterState
 from pyswarm.common.clock import SYSTEM_CLOCK, Clock
-from pyswarm.common.lifecycle import cancel_and_wait
+from pyswarm.common.lifecycle import cancel_and_wait, sleep_or_stop
 from pyswarm.common.node_identity import NodeIdentity
 from pyswarm.common.rpc_calls import end_call
 from pyswarm.common.tls import manager_channel
@@ -364,9 +364,7 @@ class AgentSession:
         self.session_id = ""
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        await sleep_or_stop(seconds, self._stopping)
         if self._stopping.is_set():
             raise _Stopped()
 

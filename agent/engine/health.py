@@ -26,6 +26,7 @@ from pyswarm.agent.engine.errors import BadSpec
 from pyswarm.agent.runtime.container import SupervisorClient
 from pyswarm.agent.runtime.container.client import StreamSession
 from pyswarm.common.healthcheck import healthcheck_from_document
+from pyswarm.common.lifecycle import sleep_or_stop
 from pyswarm.images import ImageStore
 from pyswarm.proto import runtime_pb2, types_pb2
 
@@ -170,9 +171,8 @@ class HealthMonitor:
         timeout = (config.timeout_ns or DEFAULT_TIMEOUT_NS) / 1e9
         started_ns = container.started_at.ToNanoseconds()
         while not exited.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await exited.wait()
+            await sleep_or_stop(interval, exited)
+            if exited.is_set():
                 return
             start = Timestamp()
             start.GetCurrentTime()

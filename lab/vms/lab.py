@@ -175,9 +175,7 @@ class VmLab:
             if time.monotonic() > deadline:
                 raise LabError(f"{vm.name} did not shut down for its reboot")
             time.sleep(0.2)  # polling a VM that shuts down: the condition decides
-        vm.pid = qemu.start(state, vm, self.network)
-        state.save()
-        agent.wait(BOOT_TIMEOUT)
+        self.power_on(node)
         if agent.read_file("/proc/sys/kernel/random/boot_id") == boot_id:
             raise LabError(f"{vm.name} came back with the boot id it had before its reboot")
 
