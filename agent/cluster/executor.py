@@ -200,7 +200,7 @@ class TaskExecutor:
         err: str = "",
         container: Container | None = None,
         exit_code: int | None = None,
-        level: int = logging.INFO,
+        level: int | None = None,
     ) -> None:
         current = self._status.get(task_id)
         if current is not None and state < current.state:
@@ -220,6 +220,10 @@ class TaskExecutor:
         if task_id in self._tasks:
             self._outbox[task_id] = status
             self.reports_pending.set()
+        # A routine step is debug (as dockerd logs them): at a scale to thousands the
+        # formatted lines cost the agent more than the reports they describe.
+        if level is None:
+            level = logging.INFO if err else logging.DEBUG
         log.log(level, "task %s: %s %s", task_id, State.Name(state), err or message)
 
     def _container_of(self, task_id: str) -> Container | None:
@@ -353,7 +357,7 @@ class TaskExecutor:
         except PyswarmError as err:
             self._report(task.id, State.REJECTED, "preparing", err=err.message)
             return _Next.IDLE
-        log.info("task %s: created container %s", task.id, container_name(task))
+        log.debug("task %s: created container %s", task.id, container_name(task))
         self._report(task.id, State.STARTING, "starting")
         return _Next.AGAIN
 

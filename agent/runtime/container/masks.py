@@ -27,18 +27,23 @@ def _everything(path: str) -> bool:
     return True
 
 
+def _inside(root: str, path: str) -> str:
+    # Once "/" is the container's root, the kernel keeps every lookup inside it.
+    return path if root == "/" else secure_join(root, path)
+
+
 def mask_path(root: str, path: str) -> None:
-    target = secure_join(root, path)
+    target = _inside(root, path)
     if not os.path.lexists(target):
         return  # this kernel lacks it: nothing to hide
     if os.path.isdir(target):
         sc.mount("tmpfs", target, "tmpfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY, "size=0")
     else:
-        sc.mount(secure_join(root, "/dev/null"), target, None, sc.MS_BIND)
+        sc.mount(_inside(root, "/dev/null"), target, None, sc.MS_BIND)
 
 
 def make_read_only(root: str, path: str) -> None:
-    target = secure_join(root, path)
+    target = _inside(root, path)
     if not os.path.lexists(target):
         return
     sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)

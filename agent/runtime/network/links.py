@@ -180,14 +180,25 @@ def loopback_up(inside: Rtnl) -> None:
         inside.set_up(LOOPBACK_INDEX)
 
 
+_IPV6 = os.path.isdir("/proc/sys/net/ipv6/conf/default")
+
+
 def no_ipv6_on_new_links() -> None:
     """Links made in (or moved into) the calling thread's namespace from now on get no
     IPv6: a sandbox's eth0 and overlay interfaces are IPv4, and IPv6 on them would only
     add link-local addresses, duplicate address detection and multicast reports that
     their bridge floods to every other container (see rtnl.up_without_ipv6). lo keeps
     ::1. A kernel without IPv6 has nothing to turn off."""
-    if Path("/proc/sys/net/ipv6/conf/default").is_dir():
-        write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+    if not _IPV6:
+        return
+    # Written without a look first: a new namespace starts at 0 (and each lookup under
+    # /proc/sys/net walks one cached entry per namespace: at a thousand, that counts).
+    key = "net/ipv6/conf/default/disable_ipv6"
+    try:
+        with open(f"/proc/sys/{key}", "w") as control:
+            control.write("1\n")
+    except OSError as err:
+        raise NetworkError(f"set sysctl {key}=1: {err.strerror}") from err
 
 
 def write_sysctl(key: str, value: str) -> None:
