@@ -21,9 +21,8 @@ running container RUNNING with its pid, an exited one with its real exit code) w
 restarting anything. Containers of tasks the manager no longer assigns are removed once
 the first complete assignment has arrived.
 
-Status reports are coalesced per task (the latest wins: states only move forward) and
-collected by the session with `take_reports`; `report_all` queues every known status
-again for a new session, which may be talking to a manager that missed some.
+Status reports (task_reports.py) are collected by the session with `take_reports`;
+`report_all` queues every known status again for a new session.
 """
 
 from __future__ import annotations
@@ -32,14 +31,13 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
 
 from pyswarm.agent.cluster.engine_protocols import TaskContainers, TaskImages
 from pyswarm.agent.cluster.task_container import container_name, create_request, stop_grace_seconds
 from pyswarm.agent.cluster.task_files import TaskFiles
+from pyswarm.agent.cluster.task_reports import StatusObserver, TaskReports
 from pyswarm.agent.engine.errors import ContainerStartFailed, NoSuchContainer
 from pyswarm.agent.engine.health import STARTING, UNHEALTHY, UNHEALTHY_ERR
-from pyswarm.agent.engine.spec import now_timestamp
 from pyswarm.common.credentials import Credentials
 from pyswarm.common.errors import PyswarmError
 from pyswarm.proto import dispatcher_pb2, types_pb2
@@ -56,7 +54,6 @@ RETRY_DELAY_S = 1.0
 #: threads, so long that the session's heartbeats miss their deadline. A task keeps its
 #: slot from create to start, so the first containers run early instead of all at the end.
 START_CONCURRENCY = 8
-StatusObserver = Callable[[str, types_pb2.TaskStatus], None]
 
 
 class _Next(enum.Enum):
@@ -90,16 +87,14 @@ class TaskExecutor:
         self._starting = asyncio.Semaphore(start_concurrency)
         self._holding: set[str] = set()  # task ids holding a slot of _starting
         self._images = images
-        self._observer = observer
+        self._reports = TaskReports(observer)
+        self.reports_pending = self._reports.pending
         self._tasks: dict[str, types_pb2.Task] = {}
-        self._status: dict[str, types_pb2.TaskStatus] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._watching: dict[str, str] = {}  # task id -> container id observed this run
-        self._outbox: dict[str, types_pb2.TaskStatus] = {}
         self._stopping = asyncio.Event()
         self._running = False
-        self.reports_pending = asyncio.Event()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -143,28 +138,17 @@ class TaskExecutor:
 
     def take_reports(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
         """The status changes not yet sent, oldest task first; clears the queue."""
-        updates = [
-            dispatcher_pb2.TaskStatusUpdate(task_id=task_id, status=status)
-            for task_id, status in self._outbox.items()
-        ]
-        self._outbox.clear()
-        self.reports_pending.clear()
-        return updates
+        return self._reports.take()
 
     def report_all(self) -> None:
         """Queue again the last status of every assigned task this agent has moved."""
-        for task_id in self._tasks:
-            status = self._status.get(task_id)
-            if status is not None and status.state >= State.ACCEPTED:
-                self._outbox[task_id] = status
-        if self._outbox:
-            self.reports_pending.set()
+        self._reports.requeue(self._tasks)
 
     def tasks(self) -> dict[str, types_pb2.Task]:
         return dict(self._tasks)
 
     def status(self, task_id: str) -> types_pb2.TaskStatus | None:
-        return self._status.get(task_id)
+        return self._reports.status(task_id)
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -172,15 +156,12 @@ class TaskExecutor:
         copy = types_pb2.Task()
         copy.CopyFrom(task)
         self._tasks[task.id] = copy
-        known = self._status.get(task.id)
-        if known is None or task.status.state > known.state:
-            # The manager's record is the starting point after a restart.
-            self._status[task.id] = copy.status
+        self._reports.learn(task.id, copy.status)
         self._wake(task.id)
 
     def _forget(self, task_id: str) -> None:
         self._tasks.pop(task_id, None)
-        self._outbox.pop(task_id, None)
+        self._reports.unsent(task_id)
         self._wake(task_id)
 
     def _wake(self, task_id: str) -> None:
@@ -202,29 +183,16 @@ class TaskExecutor:
         exit_code: int | None = None,
         level: int | None = None,
     ) -> None:
-        current = self._status.get(task_id)
-        if current is not None and state < current.state:
-            return  # never backwards
-        status = types_pb2.TaskStatus(
-            timestamp=now_timestamp(), state=state, message=message, err=err
+        self._reports.report(
+            task_id,
+            state,
+            message,
+            send=task_id in self._tasks,
+            err=err,
+            container=container,
+            exit_code=exit_code,
+            level=level,
         )
-        if container is not None:
-            status.container.container_id = container.id
-            status.container.pid = container.pid
-            status.container.exit_code = container.exit_code
-        if exit_code is not None:
-            status.container.exit_code = exit_code
-        self._status[task_id] = status
-        if self._observer is not None:
-            self._observer(task_id, status)
-        if task_id in self._tasks:
-            self._outbox[task_id] = status
-            self.reports_pending.set()
-        # A routine step is debug (as dockerd logs them): at a scale to thousands the
-        # formatted lines cost the agent more than the reports they describe.
-        if level is None:
-            level = logging.INFO if err else logging.DEBUG
-        log.log(level, "task %s: %s %s", task_id, State.Name(state), err or message)
 
     def _container_of(self, task_id: str) -> Container | None:
         return self._containers.of_task(task_id)
@@ -260,7 +228,7 @@ class TaskExecutor:
             self._workers.pop(task_id, None)
             self._watching.pop(task_id, None)
             if task_id not in self._tasks:
-                self._status.pop(task_id, None)
+                self._reports.forget(task_id)
                 if not changed.is_set():
                     self._changed.pop(task_id, None)
                 elif self._running:  # woken while ending: look again
@@ -286,8 +254,7 @@ class TaskExecutor:
     async def _step(self, task_id: str) -> _Next:
         task = self._tasks.get(task_id)
         container = self._container_of(task_id)
-        status = self._status.get(task_id)
-        state = status.state if status is not None else State.NEW
+        state = self._reports.state(task_id)
 
         if task is None or task.desired_state >= State.REMOVE:
             if container is not None:

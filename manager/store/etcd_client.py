@@ -26,8 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 from aetcd import exceptions as aetcd_exceptions
@@ -38,6 +37,19 @@ from pyswarm.common.grpc_options import channel_options
 from pyswarm.common.rpc_calls import EOF, cancellation_pending, end_call
 from pyswarm.manager.store.errors import NoQuorum, StoreError, StoreUnavailable
 from pyswarm.manager.store.etcd_channel import TLSClient, parse_endpoints
+from pyswarm.manager.store.etcd_messages import (
+    Compare,
+    DeleteOp,
+    GetOp,
+    KeyValue,
+    PutOp,
+    RangeResult,
+    TxnOp,
+    TxnResult,
+    compare_message,
+    key_value,
+    request_op,
+)
 from pyswarm.manager.store.etcd_tls import EtcdClientTLS
 
 __all__ = [
@@ -48,6 +60,7 @@ __all__ = [
     "KeyValue",
     "PutOp",
     "RangeResult",
+    "TxnOp",
     "TxnResult",
     "key_value",
     "parse_endpoints",
@@ -70,63 +83,6 @@ _UNAVAILABLE_CODES = {
 
 # A watch response or a txn's probes can exceed gRPC's default 4 MiB (grpc_options.py).
 _CHANNEL_OPTIONS = dict(channel_options())
-
-
-@dataclass(frozen=True, slots=True)
-class KeyValue:
-    key: bytes
-    value: bytes
-    create_revision: int
-    mod_revision: int
-    lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RangeResult:
-    """Keys in one range, all read at `revision`."""
-
-    revision: int
-    kvs: list[KeyValue]
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    """`target(key) op value`; target "create" or "mod" revision, or "version"."""
-
-    key: bytes
-    target: Literal["create", "mod", "version"]
-    op: Literal["==", "!=", ">", "<"]
-    value: int
-
-
-@dataclass(frozen=True, slots=True)
-class PutOp:
-    key: bytes
-    value: bytes
-    lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOp:
-    key: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GetOp:
-    key: bytes
-
-
-TxnOp = PutOp | DeleteOp | GetOp
-
-
-@dataclass(frozen=True, slots=True)
-class TxnResult:
-    """`revision` is the store revision after the txn (the mod_revision of its puts).
-    `gets` holds, per GetOp of the branch that ran, the key's value or None."""
-
-    succeeded: bool
-    revision: int
-    gets: list[KeyValue | None] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -170,40 +126,6 @@ def _store_error(what: str, err: Exception) -> StoreError:
     if isinstance(err, TimeoutError):
         return StoreUnavailable(f"{what}: timed out")
     return StoreError(f"etcd refused {what}: {err}")
-
-
-def key_value(kv: Any) -> KeyValue:
-    """A KeyValue from etcd's mvccpb.KeyValue."""
-    return KeyValue(
-        key=bytes(kv.key),
-        value=bytes(kv.value),
-        create_revision=int(kv.create_revision),
-        mod_revision=int(kv.mod_revision),
-        lease=int(kv.lease),
-    )
-
-
-_TARGETS = {"create": "CREATE", "mod": "MOD", "version": "VERSION"}
-_RESULTS = {"==": "EQUAL", "!=": "NOT_EQUAL", ">": "GREATER", "<": "LESS"}
-
-
-def _compare_message(compare: Compare) -> Any:
-    message = rpc.Compare(
-        key=compare.key,
-        target=getattr(rpc.Compare, _TARGETS[compare.target]),
-        result=getattr(rpc.Compare, _RESULTS[compare.op]),
-    )
-    field_name = {"create": "create_revision", "mod": "mod_revision", "version": "version"}
-    setattr(message, field_name[compare.target], compare.value)
-    return message
-
-
-def _request_op(op: TxnOp) -> Any:
-    if isinstance(op, PutOp):
-        return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key, value=op.value, lease=op.lease))
-    if isinstance(op, DeleteOp):
-        return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key))
-    return rpc.RequestOp(request_range=rpc.RangeRequest(key=op.key))
 
 
 class EtcdClient:
@@ -341,9 +263,9 @@ class EtcdClient:
     ) -> TxnResult:
         """Run one transaction: if every compare holds, `success` runs, else `failure`."""
         request = rpc.TxnRequest(
-            compare=[_compare_message(c) for c in compares],
-            success=[_request_op(op) for op in success],
-            failure=[_request_op(op) for op in failure],
+            compare=[compare_message(c) for c in compares],
+            success=[request_op(op) for op in success],
+            failure=[request_op(op) for op in failure],
         )
 
         async def attempt() -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pyswarm.agent.runtime.container import userns
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
-from pyswarm.agent.runtime.container.init import MSG_ERROR, MSG_TTY
+from pyswarm.agent.runtime.container.init_steps import MSG_ERROR, MSG_TTY
 from pyswarm.agent.runtime.container.loop import Handler
 from pyswarm.agent.runtime.container.process import Proc
 from pyswarm.agent.runtime.container.spawn import Spawned

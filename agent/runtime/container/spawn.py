@@ -15,14 +15,8 @@ from dataclasses import dataclass
 
 from pyswarm.agent.runtime import syscalls as sc
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
-from pyswarm.agent.runtime.container.init import (
-    ChildStdio,
-    InitFailure,
-    report_failure,
-    run_container,
-    run_exec,
-    seal_child,
-)
+from pyswarm.agent.runtime.container.init import run_container, run_exec, seal_child
+from pyswarm.agent.runtime.container.init_steps import ChildStdio, InitFailure, report_failure
 from pyswarm.agent.runtime.container.userns import run_container_in_userns
 from pyswarm.proto import runtime_pb2
 

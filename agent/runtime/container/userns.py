@@ -30,17 +30,16 @@ from collections.abc import Iterable
 
 from pyswarm.agent.runtime import syscalls as sc
 from pyswarm.agent.runtime.container import masks, rootfs, task_files
+from pyswarm.agent.runtime.container.become import become_process
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init import (
-    ChildStdio,
-    become_process,
     enter_network,
     join_cgroups,
     reset_signals,
     setup_pipes,
     setup_tty,
-    step,
 )
+from pyswarm.agent.runtime.container.init_steps import ChildStdio, step
 from pyswarm.agent.runtime.container.process_settings import ProcessSettings, write_sysctls
 from pyswarm.common.scoped_paths import secure_join
 from pyswarm.common.sysctls import is_net
