@@ -84,14 +84,14 @@ class _CacheCollector(Collector):
         nodes = GaugeMetricFamily("pyswarm_nodes", "Nodes by state", labels=["state"])
         node_states = Counter(
             types_pb2.NodeStatus.State.Name(node.status.state).lower()
-            for node in self._cache.list(NODES)
+            for node in self._cache.view(NODES)
         )
         for state in list(types_pb2.NodeStatus.State.DESCRIPTOR.values_by_name):
             nodes.add_metric([state.lower()], node_states.get(state.lower(), 0))
         yield nodes
         tasks = GaugeMetricFamily("pyswarm_tasks", "Tasks by state", labels=["state"])
         task_states = Counter(
-            types_pb2.TaskState.Name(task.status.state).lower() for task in self._cache.list(TASKS)
+            types_pb2.TaskState.Name(task.status.state).lower() for task in self._cache.view(TASKS)
         )
         for state in list(types_pb2.TaskState.DESCRIPTOR.values_by_name):
             tasks.add_metric([state.lower()], task_states.get(state.lower(), 0))
@@ -103,7 +103,7 @@ def http_sd_targets(cache: Cache) -> list[dict[str, Any]]:
     """Prometheus http_sd: one group per node with a metrics address, labelled with the
     node's hostname and id (so dashboards and alerts name nodes, not addresses)."""
     nodes = sorted(
-        (node for node in cache.list(NODES) if node.metrics_addr), key=lambda n: n.metrics_addr
+        (node for node in cache.view(NODES) if node.metrics_addr), key=lambda n: n.metrics_addr
     )
     return [
         {

@@ -39,7 +39,8 @@ def _node_labels(node: types_pb2.Node) -> list[str]:
 
 
 class ClusterStateCollector(Collector):
-    """Per-node and per-service gauges computed from the cache."""
+    """Per-node and per-service gauges computed from the cache (its own objects, read
+    only: a scrape must not copy thousands of tasks)."""
 
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
@@ -50,7 +51,7 @@ class ClusterStateCollector(Collector):
             "One series per node, its labels saying what the node is and its state",
             labels=["node_id", "hostname", "role", "availability", "state"],
         )
-        for node in self._cache.list(NODES):
+        for node in self._cache.view(NODES):
             nodes.add_metric(_node_labels(node), 1)
         yield nodes
         desired = GaugeMetricFamily(
@@ -64,10 +65,10 @@ class ClusterStateCollector(Collector):
             labels=["service"],
         )
         by_service: dict[str, list[types_pb2.Task]] = {}
-        for task in self._cache.list(TASKS):
+        for task in self._cache.view(TASKS):
             by_service.setdefault(task.service_id, []).append(task)
-        every_node = self._cache.view(NODES)  # read only
-        for service in self._cache.list(SERVICES):
+        every_node = self._cache.view(NODES)
+        for service in self._cache.view(SERVICES):
             status = service_status(service, by_service.get(service.id, []), every_node)
             name = service.spec.annotations.name
             mode = service.spec.WhichOneof("mode") or "replicated"
