@@ -36,7 +36,7 @@ from pyswarm.agent.engine.manager import ContainerEngine
 from pyswarm.agent.metrics import MetricsServer
 from pyswarm.agent.runtime.cgroups import CgroupManager
 from pyswarm.agent.runtime.container import SupervisorClient
-from pyswarm.agent.runtime.network import BridgeNetwork
+from pyswarm.agent.runtime.network import BridgeNetwork, netns
 from pyswarm.agent.state_modes import secure_state_dir
 from pyswarm.agent.volumes import VolumeStore
 from pyswarm.common.grpc_options import server_options
@@ -92,6 +92,8 @@ async def serve(config: AgentConfig, *, ready: asyncio.Event | None = None) -> N
     await asyncio.to_thread(network.ensure)
     cgroups = CgroupManager(config.cgroup_parent)
     supervisor = SupervisorClient(config.supervisor_socket)
+    # Before the supervisor copies the mount namespace (container/mount_namespace.py).
+    await asyncio.to_thread(netns.keep_pins_private, config.netns_dir)
     await supervisor.ensure_started(
         config.supervisor_dir, log_path=config.state_dir / "supervisor.log"
     )
@@ -165,5 +167,6 @@ async def teardown(config: AgentConfig) -> None:
     # Only a swarm member makes overlays; the mesh goes either way (an earlier run's).
     await asyncio.to_thread(remove_cluster_networking if in_cluster else remove_mesh, config)
     await asyncio.to_thread(make_network(config).teardown)
+    await asyncio.to_thread(netns.release_pins_dir, config.netns_dir)
     with contextlib.suppress(Exception):  # their content stays, as the images do
         await asyncio.to_thread(VolumeStore(config.volumes_dir).unmount_all)

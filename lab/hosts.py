@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyswarm.agent.runtime.mountinfo import mount_points
 from pyswarm.lab.errors import LabError
 
 
@@ -131,14 +132,8 @@ def release_netns_dir() -> None:
     except FileNotFoundError:
         return
     for _ in range(4):  # `ip` may have stacked a bind mount on a shared one
-        if not _is_mount_point(netns_dir):
+        if str(netns_dir) not in mount_points():
             break
         subprocess.run(["umount", str(netns_dir)], capture_output=True, check=False)
     with contextlib.suppress(OSError):
         netns_dir.rmdir()
-
-
-def _is_mount_point(path: Path) -> bool:
-    # os.path.ismount misses a bind mount of a directory onto itself (same device).
-    with open("/proc/self/mountinfo") as mounts:
-        return any(line.split()[4] == str(path) for line in mounts)

@@ -342,7 +342,8 @@ class TaskExecutor:
                 return found
             auth = task.spec.container.registry_auth
             credentials = Credentials(auth.username, auth.password) if auth.username else None
-            self._report(task.id, State.PREPARING, f"pulling {reference}")
+            # A pull takes a while and an operator looks for it: not a routine step.
+            self._report(task.id, State.PREPARING, f"pulling {reference}", level=logging.INFO)
 
             def progress(line: str) -> None:
                 self._report(task.id, State.PREPARING, line, level=logging.DEBUG)

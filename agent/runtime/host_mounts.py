@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyswarm.agent.runtime import syscalls as sc
 from pyswarm.agent.runtime.container.rootfs import mount_overlay
+from pyswarm.agent.runtime.mountinfo import mount_points
 from pyswarm.proto import runtime_pb2
 
 # mount(8)'s option words that are flags, not filesystem data: (set, clear).
@@ -72,31 +73,6 @@ def unmount(path: Path) -> None:
     except OSError:
         if path.as_posix() in mount_points():
             raise
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    out = []
-    i = 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_points() -> set[str]:
-    """Every mount point of the agent's mount namespace."""
-    points = set()
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as info:
-        for line in info:
-            fields = line.split(" ")
-            if len(fields) > 4:
-                points.add(_unescape(fields[4]))
-    return points
 
 
 @contextlib.contextmanager

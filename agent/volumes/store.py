@@ -25,6 +25,7 @@ from pathlib import Path
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pyswarm.agent.runtime import host_mounts
+from pyswarm.agent.runtime.mountinfo import mount_points
 from pyswarm.agent.volumes.errors import NoSuchVolume, VolumeMountFailed
 from pyswarm.common.errors import FailedPrecondition
 from pyswarm.common.mounts import (
@@ -134,7 +135,7 @@ class VolumeStore:
             directory = self.root / name
             self._unmount(name)
             # Never delete through a mount: a bind of a host directory would go with it.
-            if any(p.startswith(f"{directory}/") for p in host_mounts.mount_points()):
+            if any(p.startswith(f"{directory}/") for p in mount_points()):
                 raise FailedPrecondition(
                     f"remove {name}: its filesystem is still mounted", field="volume"
                 )
@@ -156,7 +157,7 @@ class VolumeStore:
             data = self.data_dir(name)
             self._holders.setdefault(name, set()).add(holder)
             try:
-                if needs_mount(volume) and str(data) not in host_mounts.mount_points():
+                if needs_mount(volume) and str(data) not in mount_points():
                     self._mount(volume, data)
                 if not stat.S_ISDIR(os.lstat(data).st_mode):
                     raise FailedPrecondition(f"volume {name}: {data} is not a directory")
@@ -214,7 +215,7 @@ class VolumeStore:
     def _unmount(self, name: str) -> None:
         volume = self._volumes.get(name)
         data = self.data_dir(name)
-        if volume is not None and needs_mount(volume) and str(data) in host_mounts.mount_points():
+        if volume is not None and needs_mount(volume) and str(data) in mount_points():
             host_mounts.unmount(data)
 
     # ------------------------------------------------------------ usage

@@ -7,11 +7,11 @@ controllers at /sys/fs/cgroup/unified). We never assume; we parse the mount tabl
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyswarm.agent.runtime.cgroups.errors import CgroupsUnavailable
+from pyswarm.agent.runtime.mountinfo import unescape
 
 V1_REQUIRED = ("memory", "cpu", "cpuacct", "pids")
 V1_OPTIONAL = ("freezer", "devices")
@@ -21,7 +21,6 @@ V2_CONTROLLERS = ("memory", "cpu", "pids")
 _V1_FLAGS = frozenset(
     {"rw", "ro", "none", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"}
 )
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,6 @@ class CgroupLayout:
     unified: str
 
 
-def _unescape(text: str) -> str:
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), text)
-
-
 def parse_mounts(mountinfo: str) -> list[CgroupMount]:
     """The cgroup and cgroup2 mounts listed in mountinfo text."""
     mounts: list[CgroupMount] = []
@@ -65,9 +60,9 @@ def parse_mounts(mountinfo: str) -> list[CgroupMount]:
             controllers = frozenset(o for o in options if o not in _V1_FLAGS and "=" not in o)
         mounts.append(
             CgroupMount(
-                mount_point=_unescape(fields[4]),
+                mount_point=unescape(fields[4]),
                 fstype=tail[0],
-                root=_unescape(fields[3]),
+                root=unescape(fields[3]),
                 controllers=controllers,
             )
         )

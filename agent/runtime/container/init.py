@@ -22,6 +22,7 @@ from pyswarm.agent.runtime.container.init_steps import (
     MAX_FD,
     MSG_TTY,
     ChildStdio,
+    Namespaces,
     step,
 )
 from pyswarm.agent.runtime.container.process_settings import (
@@ -111,18 +112,27 @@ def setup_tty(ptmx: str, channel: socket.socket) -> None:
             os.close(slave)
 
 
-def enter_network(spec: runtime_pb2.RuntimeSpec) -> None:
-    """Join the sandbox the agent made, or make a private one with only lo (as runc
-    does for network "none": cheaper than a pinned namespace the agent must remove)."""
-    if spec.netns_path:
+def enter_network(spec: runtime_pb2.RuntimeSpec, namespaces: Namespaces) -> None:
+    """Join the sandbox the agent made (opened by the supervisor), or make a private one
+    with only lo (as runc does for network "none": cheaper than a pinned namespace the
+    agent must remove)."""
+    if namespaces.netns >= 0:
         with step(f"join network namespace {spec.netns_path}"):
-            fd = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            sc.setns(fd, sc.CLONE_NEWNET)
-            os.close(fd)
+            sc.setns(namespaces.netns, sc.CLONE_NEWNET)
+            os.close(namespaces.netns)
     elif spec.private_network:
         with step("make a private network namespace"):
             sc.unshare(sc.CLONE_NEWNET)
             loopback_up()
+
+
+def start_from_host_mounts(namespaces: Namespaces) -> None:
+    """For a container that mounts volumes or host paths: start from the host's mount
+    namespace, not the supervisor's copy (mount_namespace.py)."""
+    if namespaces.host_mounts >= 0:
+        with step("enter the host's mount namespace"):
+            sc.setns(namespaces.host_mounts, sc.CLONE_NEWNS)
+            os.close(namespaces.host_mounts)
 
 
 def loopback_up() -> None:
@@ -133,7 +143,12 @@ def loopback_up() -> None:
         fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
 
 
-def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: socket.socket) -> None:
+def run_container(
+    spec: runtime_pb2.RuntimeSpec,
+    stdio: ChildStdio,
+    channel: socket.socket,
+    namespaces: Namespaces,
+) -> None:
     """The container init checklist (the child is pid 1 of a new pid namespace)."""
     reset_signals()
     join_cgroups(spec.cgroup_dirs)
@@ -141,7 +156,8 @@ def run_container(spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: soc
         os.setsid()
     if not stdio.tty:
         setup_pipes(stdio)
-    enter_network(spec)
+    enter_network(spec, namespaces)
+    start_from_host_mounts(namespaces)
     with step("unshare mount, uts, ipc and cgroup namespaces"):
         sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
     root = spec.rootfs.merged_dir

@@ -29,6 +29,18 @@ class InitFailure(Exception):
 
 
 @dataclass(frozen=True)
+class Namespaces:
+    """What the supervisor opened for the child: the netns to join and, for a start from
+    the host's mount namespace (mount_namespace.py), that namespace; -1 = none."""
+
+    netns: int = -1
+    host_mounts: int = -1
+
+    def fds(self) -> list[int]:
+        return [fd for fd in (self.netns, self.host_mounts) if fd >= 0]
+
+
+@dataclass(frozen=True)
 class ChildStdio:
     """The child's ends of its stdio pipes; stdin -1 = /dev/null. Unused with a tty."""
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyswarm.agent.runtime import syscalls as sc
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init import run_container, run_exec, seal_child
-from pyswarm.agent.runtime.container.init_steps import ChildStdio, InitFailure, report_failure
+from pyswarm.agent.runtime.container.init_steps import (
+    ChildStdio,
+    InitFailure,
+    Namespaces,
+    report_failure,
+)
+from pyswarm.agent.runtime.container.mount_namespace import HostMounts, needs_host_mounts
 from pyswarm.agent.runtime.container.userns import run_container_in_userns
 from pyswarm.proto import runtime_pb2
 
@@ -34,25 +40,54 @@ class Spawned:
 
 
 class Spawner:
-    def __init__(self) -> None:
+    def __init__(self, host: HostMounts | None = None) -> None:
         self._own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self._host = host
 
     def spawn_container(self, spec: runtime_pb2.RuntimeSpec) -> Spawned:
-        if spec.uid_map or spec.gid_map:
-            # The child makes the user namespace, then the pid namespace (userns.py).
+        namespaces = self._namespaces(spec)
+        try:
+            if spec.uid_map or spec.gid_map:
+                # The child makes the user namespace, then the pid namespace (userns.py).
+                return self._fork(
+                    None,
+                    lambda stdio, ch: run_container_in_userns(spec, stdio, ch, namespaces),
+                    spec.tty,
+                    spec.open_stdin,
+                    keep=namespaces.fds(),
+                )
+
+            def enter() -> None:
+                sc.unshare(sc.CLONE_NEWPID)
+
             return self._fork(
-                None,
-                lambda stdio, ch: run_container_in_userns(spec, stdio, ch),
+                enter,
+                lambda stdio, ch: run_container(spec, stdio, ch, namespaces),
                 spec.tty,
                 spec.open_stdin,
+                keep=namespaces.fds(),
             )
+        finally:
+            if namespaces.netns >= 0:
+                os.close(namespaces.netns)
 
-        def enter() -> None:
-            sc.unshare(sc.CLONE_NEWPID)
-
-        return self._fork(
-            enter, lambda stdio, ch: run_container(spec, stdio, ch), spec.tty, spec.open_stdin
-        )
+    def _namespaces(self, spec: runtime_pb2.RuntimeSpec) -> Namespaces:
+        """The netns, opened here as the host sees it (the pins are not in our mount
+        namespace), and the host's mount namespace where the container needs it."""
+        netns = -1
+        if spec.netns_path:
+            try:
+                if self._host is not None:
+                    netns = self._host.open(spec.netns_path)
+                else:
+                    netns = os.open(spec.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as err:
+                reason = err.strerror or str(err)
+                message = f"join network namespace {spec.netns_path}: {reason}"
+                raise OSError(err.errno, message) from err
+        if self._host is None or not needs_host_mounts(spec):
+            return Namespaces(netns)
+        return Namespaces(netns, self._host.namespace)
 
     def spawn_exec(
         self, container_pid: int, cgroup_dirs: list[str], process: runtime_pb2.ExecProcess
@@ -77,6 +112,8 @@ class Spawner:
         child: Callable[[ChildStdio, socket.socket], None],
         tty: bool,
         open_stdin: bool,
+        *,
+        keep: Sequence[int] = (),
     ) -> Spawned:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pipes: list[tuple[int, int]] = []
@@ -90,7 +127,7 @@ class Spawner:
             try:
                 pid = os.fork()
                 if pid == 0:
-                    self._child(parent_end, child_end, pipes, tty, child)
+                    self._child(parent_end, child_end, pipes, tty, child, keep)
             finally:
                 # Only the parent gets here (the child never returns): go home.
                 if enter_pid_ns is not None:
@@ -118,6 +155,7 @@ class Spawner:
         pipes: list[tuple[int, int]],
         tty: bool,
         child: Callable[[ChildStdio, socket.socket], None],
+        keep: Sequence[int],
     ) -> None:
         """Never returns into the supervisor: exec, or _exit with docker's code."""
         try:
@@ -129,7 +167,7 @@ class Spawner:
             # Everything else the supervisor holds (the parent ends, other
             # containers' pipes, its sockets) is closed here, before any namespace.
             parent_end.detach()
-            seal_child([child_end.fileno(), stdio.stdin, stdio.stdout, stdio.stderr])
+            seal_child([child_end.fileno(), stdio.stdin, stdio.stdout, stdio.stderr, *keep])
             child(stdio, child_end)
             report_failure(child_end, EXIT_RUNTIME_FAILURE, "container init returned")
         except InitFailure as failure:

@@ -25,6 +25,7 @@ from pyswarm.agent.runtime.container import framing
 from pyswarm.agent.runtime.container.errors import EXIT_RUNTIME_FAILURE
 from pyswarm.agent.runtime.container.init_channel import InitChannel
 from pyswarm.agent.runtime.container.loop import Loop
+from pyswarm.agent.runtime.container.mount_namespace import HostMounts, leave_host_namespace
 from pyswarm.agent.runtime.container.process import Proc
 from pyswarm.agent.runtime.container.records import RecordStore
 from pyswarm.agent.runtime.container.spawn import Spawner
@@ -53,10 +54,10 @@ class Container:
 
 
 class Supervisor:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: HostMounts | None = None) -> None:
         self.loop = Loop()
         self.records = RecordStore(root)
-        self.spawner = Spawner()
+        self.spawner = Spawner(host)
         self.containers: dict[str, Container] = {}
         self.by_pid: dict[int, Proc] = {}
         self.init_channels: dict[int, InitChannel] = {}
@@ -397,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    supervisor = Supervisor(args.root)
+    supervisor = Supervisor(args.root, leave_host_namespace())
     supervisor.serve(_listen(args.socket))
     return 0
 

@@ -38,8 +38,9 @@ from pyswarm.agent.runtime.container.init import (
     reset_signals,
     setup_pipes,
     setup_tty,
+    start_from_host_mounts,
 )
-from pyswarm.agent.runtime.container.init_steps import ChildStdio, step
+from pyswarm.agent.runtime.container.init_steps import ChildStdio, Namespaces, step
 from pyswarm.agent.runtime.container.process_settings import ProcessSettings, write_sysctls
 from pyswarm.common.scoped_paths import secure_join
 from pyswarm.common.sysctls import is_net
@@ -174,14 +175,18 @@ def prepare_host_side(spec: runtime_pb2.RuntimeSpec) -> str:
 
 
 def run_container_in_userns(
-    spec: runtime_pb2.RuntimeSpec, stdio: ChildStdio, channel: socket.socket
+    spec: runtime_pb2.RuntimeSpec,
+    stdio: ChildStdio,
+    channel: socket.socket,
+    namespaces: Namespaces,
 ) -> None:
     """The userns container checklist: the intermediate's steps, then pid 1's."""
     reset_signals()
     join_cgroups(spec.cgroup_dirs)
     if not stdio.tty:
         setup_pipes(stdio)
-    enter_network(spec)
+    enter_network(spec, namespaces)
+    start_from_host_mounts(namespaces)
     with step("unshare the host-side mount namespace"):
         sc.unshare(sc.CLONE_NEWNS)
     with step("prepare the rootfs"):

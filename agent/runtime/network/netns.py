@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pyswarm.agent.runtime import syscalls
+from pyswarm.agent.runtime.mountinfo import mount_points
 
 T = TypeVar("T")
 
@@ -108,3 +109,29 @@ def remove_netns(path: Path) -> None:
             break
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def keep_pins_private(directory: Path) -> None:
+    """Make `directory` a mount of its own with private propagation, so the pins made
+    in it never reach another mount namespace (the supervisor's copy, where every
+    container would copy them again: container/mount_namespace.py). Left as it is when
+    it is a mount point already, or holds an older agent's pins."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if str(directory.resolve()) in mount_points() or any(
+        is_mounted(pin) for pin in directory.iterdir()
+    ):
+        return
+    syscalls.mount(str(directory), str(directory), None, syscalls.MS_BIND)
+    syscalls.mount(None, str(directory), None, syscalls.MS_PRIVATE)
+
+
+def release_pins_dir(directory: Path) -> None:
+    """Undo keep_pins_private once no pin is left in `directory`."""
+    try:
+        if any(is_mounted(pin) for pin in directory.iterdir()):
+            return
+    except FileNotFoundError:
+        return
+    if str(directory.resolve()) in mount_points():
+        with contextlib.suppress(OSError):
+            syscalls.umount2(str(directory), syscalls.MNT_DETACH)
