@@ -27,7 +27,7 @@ pytestmark = pytest.mark.root
 
 def supervisor_pid(harness: SupervisorHarness) -> int:
     out = subprocess.run(
-        ["pgrep", "-f", f"--socket {harness.socket_path}"], capture_output=True, text=True
+        ["pgrep", "-f", "--", f"--socket {harness.socket_path}"], capture_output=True, text=True
     ).stdout.split()
     assert out, "the supervisor is not running"
     return int(out[0])
