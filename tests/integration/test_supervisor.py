@@ -7,6 +7,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Coroutine
@@ -348,6 +349,17 @@ def _supervisor_pids(socket_path: Path) -> list[int]:
     return found
 
 
+def _refuses(socket_path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(socket_path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return True
+    finally:
+        probe.close()
+    return False
+
+
 def test_a_killed_supervisor_is_started_again_by_its_client(
     supervisor: SupervisorHarness,
 ) -> None:
@@ -355,8 +367,13 @@ def test_a_killed_supervisor_is_started_again_by_its_client(
     # every task ("does not answer ... Connection refused") until the agent restarted.
     (pid,) = _supervisor_pids(supervisor.socket_path)
     os.kill(pid, signal.SIGKILL)
-    # Dead, its socket closed (a zombie's cmdline is empty): no listener any more.
-    wait_for(lambda: not _supervisor_pids(supervisor.socket_path), what="the supervisor gone")
+    # Dead and its socket closed. A dying process's cmdline empties first; its listener
+    # closes later, after its mount namespace is gone (the supervisor has its own): a
+    # connect in between is reset, not refused, so wait for the refusal itself.
+    wait_for(
+        lambda: not _supervisor_pids(supervisor.socket_path) and _refuses(supervisor.socket_path),
+        what="the supervisor gone",
+    )
     spec = supervisor.spec("/bin/true")
     assert run(run_to_exit(supervisor, spec)) == 0
     (again,) = _supervisor_pids(supervisor.socket_path)
