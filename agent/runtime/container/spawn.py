@@ -46,23 +46,13 @@ class Spawner:
 
     def spawn_container(self, spec: runtime_pb2.RuntimeSpec) -> Spawned:
         namespaces = self._namespaces(spec)
+        # A userns child makes the user namespace, then the pid namespace (userns.py).
+        in_userns = bool(spec.uid_map or spec.gid_map)
+        init = run_container_in_userns if in_userns else run_container
         try:
-            if spec.uid_map or spec.gid_map:
-                # The child makes the user namespace, then the pid namespace (userns.py).
-                return self._fork(
-                    None,
-                    lambda stdio, ch: run_container_in_userns(spec, stdio, ch, namespaces),
-                    spec.tty,
-                    spec.open_stdin,
-                    keep=namespaces.fds(),
-                )
-
-            def enter() -> None:
-                sc.unshare(sc.CLONE_NEWPID)
-
             return self._fork(
-                enter,
-                lambda stdio, ch: run_container(spec, stdio, ch, namespaces),
+                None if in_userns else _new_pid_namespace,
+                lambda stdio, ch: init(spec, stdio, ch, namespaces),
                 spec.tty,
                 spec.open_stdin,
                 keep=namespaces.fds(),
@@ -176,6 +166,10 @@ class Spawner:
             report_failure(child_end, EXIT_RUNTIME_FAILURE, f"container init: {err}")
         finally:
             os._exit(EXIT_RUNTIME_FAILURE)
+
+
+def _new_pid_namespace() -> None:
+    sc.unshare(sc.CLONE_NEWPID)
 
 
 def _close(*fds: int) -> None:
